@@ -1,0 +1,87 @@
+package proto
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, machine-readable error code. Codes reach users next to a
+// readable message and never change meaning once released.
+type Code string
+
+// Error codes shared by signaling and the tunnel.
+const (
+	CodeBadMessage      Code = "bad_message"       // malformed, invalid or unknown message
+	CodeTooLarge        Code = "too_large"         // over a size limit
+	CodeUnsupported     Code = "unsupported"       // unknown version or message type
+	CodeUnauthorized    Code = "unauthorized"      // missing or wrong credentials
+	CodeForbidden       Code = "forbidden"         // authenticated but not allowed
+	CodeNotFound        Code = "not_found"         // no such device or session (also used instead of forbidden to avoid existence leaks)
+	CodeAgentOffline    Code = "agent_offline"     // the device's agent is not connected
+	CodeSessionNotFound Code = "session_not_found" // message for a session the connection does not belong to
+	CodeSessionEnded    Code = "session_ended"     // the session is over (expired or ended)
+	CodeDeviceNotFound  Code = "device_not_found"  // the agent declares no such device
+	CodePortNotAllowed  Code = "port_not_allowed"  // the device does not declare that port
+	CodeDeviceFailed    Code = "device_failed"     // the device could not be reached or answered badly
+	CodeDeviceTimeout   Code = "device_timeout"    // the device did not answer in time
+	CodeBadRequest      Code = "bad_request"       // a tunnelled request the agent refuses to forward
+	CodeCanceled        Code = "canceled"          // the peer cancelled the exchange
+	CodeRateLimited     Code = "rate_limited"      // too many requests or sessions
+	CodeUnavailable     Code = "unavailable"       // temporarily unable; retry later
+	CodeInternal        Code = "internal"          // a bug or unexpected failure
+)
+
+var knownCodes = map[Code]bool{
+	CodeBadMessage: true, CodeTooLarge: true, CodeUnsupported: true,
+	CodeUnauthorized: true, CodeForbidden: true, CodeNotFound: true,
+	CodeAgentOffline: true, CodeSessionNotFound: true, CodeSessionEnded: true,
+	CodeDeviceNotFound: true, CodePortNotAllowed: true, CodeDeviceFailed: true,
+	CodeDeviceTimeout: true, CodeBadRequest: true, CodeCanceled: true,
+	CodeRateLimited: true, CodeUnavailable: true, CodeInternal: true,
+}
+
+// Known reports whether c is one of the codes defined here.
+func (c Code) Known() bool { return knownCodes[c] }
+
+// Error is a coded error as carried on the wire ({code, message}).
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return string(e.Code)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Is makes errors.Is(err, &Error{Code: c}) match on the code alone.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	if !errors.As(target, &t) {
+		return false
+	}
+	return t.Code == e.Code && (t.Message == "" || t.Message == e.Message)
+}
+
+// Errorf builds a coded error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code carried by err, or CodeInternal if it carries none.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// Sentinel errors returned by the decoders, wrapped with detail.
+var (
+	ErrTooLarge    = &Error{Code: CodeTooLarge}
+	ErrBadMessage  = &Error{Code: CodeBadMessage}
+	ErrUnsupported = &Error{Code: CodeUnsupported}
+)

@@ -1,0 +1,439 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Version is the signaling protocol version this package speaks.
+const Version = 1
+
+// Limits on signaling messages. They are far above what honest peers send
+// (an SDP offer is a few KiB) and low enough that a hostile peer cannot make
+// a node buffer much.
+const (
+	MaxSignalMessage = 64 << 10 // bytes in one WebSocket message
+	MaxJSONDepth     = 16       // nesting of objects and arrays
+	MaxSDP           = 32 << 10
+	MaxCandidate     = 1 << 10
+	MaxDevices       = 1024 // devices one agent may declare
+	MaxPorts         = 64   // ports one device may declare
+	MaxICEServers    = 8
+	MaxText          = 512 // free text such as names, messages and reasons
+)
+
+// MsgType names a signaling message.
+type MsgType string
+
+// Signaling message types.
+const (
+	TypeHello        MsgType = "hello"         // first message of an agent or client
+	TypeWelcome      MsgType = "welcome"       // signaling's reply to hello
+	TypeSessionOpen  MsgType = "session.open"  // client asks for a session; signaling tells the agent
+	TypeSessionReady MsgType = "session.ready" // agent accepts; signaling tells the client
+	TypeSessionEnd   MsgType = "session.end"   // either side, or signaling, ends a session
+	TypeOffer        MsgType = "offer"         // SDP offer, client → agent
+	TypeAnswer       MsgType = "answer"        // SDP answer, agent → client
+	TypeCandidate    MsgType = "candidate"     // trickled ICE candidate, both ways
+	TypeError        MsgType = "error"         // a refusal, with a code
+)
+
+// Envelope is one signaling message.
+type Envelope struct {
+	V       int             `json:"v"`
+	Type    MsgType         `json:"type"`
+	Session string          `json:"session,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// Role says which kind of peer sent a hello.
+type Role string
+
+// Peer roles.
+const (
+	RoleAgent  Role = "agent"
+	RoleClient Role = "client"
+)
+
+// Hello is the first message on a signaling connection.
+type Hello struct {
+	Role     Role     `json:"role"`
+	Software string   `json:"software,omitempty"` // e.g. "porthole-agent/0.1.0"
+	Devices  []Device `json:"devices,omitempty"`  // agents only: the declared inventory
+}
+
+// Device is a device as an agent declares it: an ID the technician names,
+// never an address. Addresses stay in the agent's own configuration.
+type Device struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Ports    []int  `json:"ports,omitempty"`
+	HTTPPort int    `json:"httpPort,omitempty"` // the port whose web page "open" shows
+	Scheme   string `json:"scheme,omitempty"`   // "http" or "https" towards the device
+}
+
+// Welcome answers a hello.
+type Welcome struct {
+	ID      string   `json:"id"` // the connection's identity as signaling knows it (agent or user)
+	Node    string   `json:"node,omitempty"`
+	Devices []Device `json:"devices,omitempty"` // clients: devices they may open (with their agent's ID prefix)
+}
+
+// SessionOpen asks for a session (client → signaling) or announces one
+// (signaling → agent, with Session in the envelope and the other fields set).
+type SessionOpen struct {
+	Device     string      `json:"device"`
+	User       string      `json:"user,omitempty"`
+	Expires    time.Time   `json:"expires,omitzero"`
+	ICEServers []ICEServer `json:"iceServers,omitempty"`
+	Grant      string      `json:"grant,omitempty"` // signed session grant (identity issue)
+}
+
+// SessionReady tells the client that the agent accepted the session.
+type SessionReady struct {
+	Device     string      `json:"device,omitempty"`
+	Expires    time.Time   `json:"expires,omitzero"`
+	ICEServers []ICEServer `json:"iceServers,omitempty"`
+}
+
+// SessionEnd ends a session, saying why.
+type SessionEnd struct {
+	Reason  EndReason `json:"reason"`
+	Message string    `json:"message,omitempty"`
+}
+
+// EndReason says why a session ended.
+type EndReason string
+
+// Reasons a session ends.
+const (
+	EndByClient   EndReason = "client"
+	EndByAgent    EndReason = "agent"
+	EndExpired    EndReason = "expired"
+	EndAgentLost  EndReason = "agent_lost"
+	EndClientLost EndReason = "client_lost"
+	EndByAdmin    EndReason = "admin"
+	EndError      EndReason = "error"
+)
+
+// ICEServer has the shape of the browser's RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// SessionDescription has the shape of the browser's RTCSessionDescriptionInit.
+type SessionDescription struct {
+	Type string `json:"type"` // "offer" or "answer"
+	SDP  string `json:"sdp"`
+}
+
+// Candidate has the shape of the browser's RTCIceCandidateInit. An empty
+// Candidate marks the end of gathering.
+type Candidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+var (
+	idPattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+	sessionPattern = regexp.MustCompile(`^[a-z0-9]{8,64}$`)
+)
+
+// ValidID reports whether s is acceptable as an agent, device or user ID.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// ValidSessionID reports whether s is acceptable as a session ID. Session IDs
+// become DNS labels of the session origin, so they are lower-case
+// alphanumerics.
+func ValidSessionID(s string) bool { return sessionPattern.MatchString(s) }
+
+// Encode builds an envelope for typ with data marshalled from payload (which
+// may be nil).
+func Encode(typ MsgType, session string, payload any) ([]byte, error) {
+	env := Envelope{V: Version, Type: typ, Session: session}
+	if payload != nil {
+		raw, err := json.Marshal(payload)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", typ, err)
+		}
+		env.Data = raw
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	if len(b) > MaxSignalMessage {
+		return nil, Errorf(CodeTooLarge, "%s message is %d bytes, limit %d", typ, len(b), MaxSignalMessage)
+	}
+	return b, nil
+}
+
+// Decode parses and validates one signaling message. The payload stays raw;
+// use DecodeData for it. Errors are *Error values with a stable code.
+func Decode(b []byte) (*Envelope, error) {
+	if len(b) > MaxSignalMessage {
+		return nil, Errorf(CodeTooLarge, "message is %d bytes, limit %d", len(b), MaxSignalMessage)
+	}
+	if err := checkDepth(b, MaxJSONDepth); err != nil {
+		return nil, err
+	}
+	var env Envelope
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&env); err != nil {
+		return nil, Errorf(CodeBadMessage, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, Errorf(CodeBadMessage, "trailing data after message")
+	}
+	if env.V != Version {
+		return nil, Errorf(CodeUnsupported, "protocol version %d, want %d", env.V, Version)
+	}
+	if !knownTypes[env.Type] {
+		return nil, Errorf(CodeUnsupported, "unknown message type %.40q", env.Type)
+	}
+	if env.Session != "" && !ValidSessionID(env.Session) {
+		return nil, Errorf(CodeBadMessage, "malformed session id")
+	}
+	if needsSession[env.Type] && env.Session == "" {
+		return nil, Errorf(CodeBadMessage, "%s needs a session", env.Type)
+	}
+	return &env, nil
+}
+
+var knownTypes = map[MsgType]bool{
+	TypeHello: true, TypeWelcome: true, TypeSessionOpen: true, TypeSessionReady: true,
+	TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true, TypeError: true,
+}
+
+var needsSession = map[MsgType]bool{
+	TypeSessionReady: true, TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true,
+}
+
+// Validator is implemented by payloads that check their own fields.
+type Validator interface{ Validate() error }
+
+// DecodeData unmarshals env.Data into v, rejecting unknown fields, and runs
+// v's Validate method if it has one.
+func DecodeData(env *Envelope, v any) error {
+	if len(env.Data) == 0 {
+		return Errorf(CodeBadMessage, "%s without data", env.Type)
+	}
+	dec := json.NewDecoder(bytes.NewReader(env.Data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(CodeBadMessage, "%s: %v", env.Type, err)
+	}
+	if val, ok := v.(Validator); ok {
+		if err := val.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks a hello.
+func (h *Hello) Validate() error {
+	switch h.Role {
+	case RoleAgent, RoleClient:
+	default:
+		return Errorf(CodeBadMessage, "hello: unknown role %.20q", h.Role)
+	}
+	if len(h.Software) > MaxText {
+		return Errorf(CodeTooLarge, "hello: software string too long")
+	}
+	if h.Role == RoleClient && len(h.Devices) > 0 {
+		return Errorf(CodeBadMessage, "hello: clients declare no devices")
+	}
+	if len(h.Devices) > MaxDevices {
+		return Errorf(CodeTooLarge, "hello: %d devices, limit %d", len(h.Devices), MaxDevices)
+	}
+	seen := make(map[string]bool, len(h.Devices))
+	for i := range h.Devices {
+		if err := h.Devices[i].Validate(); err != nil {
+			return err
+		}
+		if seen[h.Devices[i].ID] {
+			return Errorf(CodeBadMessage, "hello: device %q declared twice", h.Devices[i].ID)
+		}
+		seen[h.Devices[i].ID] = true
+	}
+	return nil
+}
+
+// Validate checks a device declaration.
+func (d *Device) Validate() error {
+	if !ValidID(d.ID) {
+		return Errorf(CodeBadMessage, "device: malformed id %.40q", d.ID)
+	}
+	if len(d.Name) > MaxText {
+		return Errorf(CodeTooLarge, "device %s: name too long", d.ID)
+	}
+	if len(d.Ports) > MaxPorts {
+		return Errorf(CodeTooLarge, "device %s: %d ports, limit %d", d.ID, len(d.Ports), MaxPorts)
+	}
+	for _, p := range d.Ports {
+		if p < 1 || p > 65535 {
+			return Errorf(CodeBadMessage, "device %s: port %d out of range", d.ID, p)
+		}
+	}
+	if d.HTTPPort < 0 || d.HTTPPort > 65535 {
+		return Errorf(CodeBadMessage, "device %s: http port %d out of range", d.ID, d.HTTPPort)
+	}
+	switch d.Scheme {
+	case "", "http", "https":
+	default:
+		return Errorf(CodeBadMessage, "device %s: scheme must be http or https", d.ID)
+	}
+	return nil
+}
+
+// Validate checks a welcome.
+func (w *Welcome) Validate() error {
+	if len(w.ID) > MaxText || len(w.Node) > MaxText {
+		return Errorf(CodeTooLarge, "welcome: field too long")
+	}
+	if len(w.Devices) > MaxDevices {
+		return Errorf(CodeTooLarge, "welcome: too many devices")
+	}
+	for i := range w.Devices {
+		if err := w.Devices[i].Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks a session request or announcement.
+func (s *SessionOpen) Validate() error {
+	if !ValidID(s.Device) {
+		return Errorf(CodeBadMessage, "session.open: malformed device id")
+	}
+	if s.User != "" && !ValidID(s.User) {
+		return Errorf(CodeBadMessage, "session.open: malformed user id")
+	}
+	if len(s.Grant) > 4096 {
+		return Errorf(CodeTooLarge, "session.open: grant too long")
+	}
+	return validateICEServers(s.ICEServers)
+}
+
+// Validate checks a session.ready.
+func (s *SessionReady) Validate() error {
+	if s.Device != "" && !ValidID(s.Device) {
+		return Errorf(CodeBadMessage, "session.ready: malformed device id")
+	}
+	return validateICEServers(s.ICEServers)
+}
+
+func validateICEServers(servers []ICEServer) error {
+	if len(servers) > MaxICEServers {
+		return Errorf(CodeTooLarge, "too many ICE servers")
+	}
+	for _, s := range servers {
+		if len(s.URLs) == 0 || len(s.URLs) > MaxICEServers {
+			return Errorf(CodeBadMessage, "ICE server needs 1 to %d URLs", MaxICEServers)
+		}
+		for _, u := range s.URLs {
+			if len(u) > MaxText || !(hasPrefix(u, "stun:") || hasPrefix(u, "turn:") || hasPrefix(u, "turns:")) {
+				return Errorf(CodeBadMessage, "ICE server URL must be stun:, turn: or turns:")
+			}
+		}
+		if len(s.Username) > MaxText || len(s.Credential) > MaxText {
+			return Errorf(CodeTooLarge, "ICE server credential too long")
+		}
+	}
+	return nil
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// Validate checks a session end.
+func (s *SessionEnd) Validate() error {
+	switch s.Reason {
+	case EndByClient, EndByAgent, EndExpired, EndAgentLost, EndClientLost, EndByAdmin, EndError:
+	default:
+		return Errorf(CodeBadMessage, "session.end: unknown reason %.20q", s.Reason)
+	}
+	if len(s.Message) > MaxText {
+		return Errorf(CodeTooLarge, "session.end: message too long")
+	}
+	return nil
+}
+
+// Validate checks an offer or answer.
+func (d *SessionDescription) Validate() error {
+	if d.Type != "offer" && d.Type != "answer" {
+		return Errorf(CodeBadMessage, "description type must be offer or answer")
+	}
+	if d.SDP == "" {
+		return Errorf(CodeBadMessage, "empty SDP")
+	}
+	if len(d.SDP) > MaxSDP {
+		return Errorf(CodeTooLarge, "SDP is %d bytes, limit %d", len(d.SDP), MaxSDP)
+	}
+	return nil
+}
+
+// Validate checks a trickled candidate.
+func (c *Candidate) Validate() error {
+	if len(c.Candidate) > MaxCandidate {
+		return Errorf(CodeTooLarge, "candidate too long")
+	}
+	if c.SDPMid != nil && len(*c.SDPMid) > 64 {
+		return Errorf(CodeTooLarge, "sdpMid too long")
+	}
+	if c.UsernameFragment != nil && len(*c.UsernameFragment) > 256 {
+		return Errorf(CodeTooLarge, "usernameFragment too long")
+	}
+	return nil
+}
+
+// Validate checks an error message.
+func (e *Error) Validate() error {
+	if !e.Code.Known() {
+		return Errorf(CodeBadMessage, "unknown error code %.40q", e.Code)
+	}
+	if len(e.Message) > MaxText {
+		return Errorf(CodeTooLarge, "error message too long")
+	}
+	return nil
+}
+
+// checkDepth refuses JSON nested deeper than max without decoding it, so a
+// hostile peer cannot make the decoder recurse. It tracks strings so that
+// brackets inside them do not count.
+func checkDepth(b []byte, max int) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return Errorf(CodeBadMessage, "JSON nested deeper than %d", max)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}

@@ -1,0 +1,335 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// The tunnel protocol, carried on WebRTC data channels.
+//
+// A data channel carries one exchange at a time and is then reused for the
+// next, like an HTTP/1.1 keep-alive connection. Each data-channel message is
+// one frame:
+//
+//	+--------+------------------------------+
+//	| type   | payload                      |
+//	| 1 byte | 0 … MaxFramePayload bytes    |
+//	+--------+------------------------------+
+//
+// An exchange has two directions, each a sequence
+//
+//	open-or-head  Data*  (End | Abort)
+//
+// client → agent: FrameRequest (HTTP) or FrameTCPOpen (TCP), then body or
+// stream bytes as FrameData, then FrameEnd. agent → client: FrameResponse
+// (HTTP) or FrameTCPOpened (TCP), then FrameData, then FrameEnd. A side that
+// wants to stop early sends FrameAbort (with a coded error) in its own
+// direction; a side that receives FrameAbort ends its own direction with
+// FrameAbort too if it has not ended it yet. A refusal is a FrameAbort in
+// place of the response head. The exchange is over, and the channel idle
+// again, once both directions have ended; frames of one exchange can
+// therefore never leak into the next. For TCP, FrameEnd is a half-close: the
+// sender will send no more, but keeps reading.
+
+// FrameType is the first byte of every tunnel frame.
+type FrameType byte
+
+// Tunnel frame types.
+const (
+	FrameRequest   FrameType = 0x01 // JSON RequestHead, opens an HTTP exchange
+	FrameResponse  FrameType = 0x02 // JSON ResponseHead
+	FrameTCPOpen   FrameType = 0x03 // JSON TCPOpen, opens a TCP exchange
+	FrameTCPOpened FrameType = 0x04 // empty: the agent connected to the device
+	FrameData      FrameType = 0x10 // raw body or stream bytes, 1 … MaxChunk
+	FrameEnd       FrameType = 0x11 // empty: this direction is complete
+	FrameAbort     FrameType = 0x12 // JSON Error: this direction ended abnormally
+)
+
+func (t FrameType) String() string {
+	switch t {
+	case FrameRequest:
+		return "request"
+	case FrameResponse:
+		return "response"
+	case FrameTCPOpen:
+		return "tcp-open"
+	case FrameTCPOpened:
+		return "tcp-opened"
+	case FrameData:
+		return "data"
+	case FrameEnd:
+		return "end"
+	case FrameAbort:
+		return "abort"
+	}
+	return "unknown"
+}
+
+// Tunnel limits. MaxChunk keeps data-channel messages small enough that
+// SCTP interleaves streams fairly; MaxFrame is what a receiver must be able
+// to read in one call and what peers advertise as SCTP max message size.
+const (
+	MaxChunk        = 16 << 10
+	MaxHead         = 32 << 10
+	MaxFramePayload = MaxHead
+	MaxFrame        = 1 + MaxFramePayload
+	MaxHeaders      = 128  // header fields in one head
+	MaxTarget       = 8192 // request-target length
+)
+
+// Frame is one decoded tunnel frame. Payload aliases the buffer it was parsed
+// from.
+type Frame struct {
+	Type    FrameType
+	Payload []byte
+}
+
+// AppendFrame appends the encoding of a frame to dst.
+func AppendFrame(dst []byte, t FrameType, payload []byte) []byte {
+	dst = append(dst, byte(t))
+	return append(dst, payload...)
+}
+
+// ParseFrame decodes one data-channel message, checking the type and the
+// size rules of that type. The payload aliases msg.
+func ParseFrame(msg []byte) (Frame, error) {
+	if len(msg) == 0 {
+		return Frame{}, Errorf(CodeBadMessage, "empty tunnel frame")
+	}
+	if len(msg) > MaxFrame {
+		return Frame{}, Errorf(CodeTooLarge, "tunnel frame is %d bytes, limit %d", len(msg), MaxFrame)
+	}
+	f := Frame{Type: FrameType(msg[0]), Payload: msg[1:]}
+	switch f.Type {
+	case FrameRequest, FrameResponse, FrameTCPOpen, FrameAbort:
+		if len(f.Payload) == 0 {
+			return Frame{}, Errorf(CodeBadMessage, "%s frame without payload", f.Type)
+		}
+	case FrameData:
+		if len(f.Payload) == 0 || len(f.Payload) > MaxChunk {
+			return Frame{}, Errorf(CodeBadMessage, "data frame of %d bytes, want 1 to %d", len(f.Payload), MaxChunk)
+		}
+	case FrameTCPOpened, FrameEnd:
+		if len(f.Payload) != 0 {
+			return Frame{}, Errorf(CodeBadMessage, "%s frame with payload", f.Type)
+		}
+	default:
+		return Frame{}, Errorf(CodeBadMessage, "unknown tunnel frame type 0x%02x", msg[0])
+	}
+	return f, nil
+}
+
+// RequestHead opens an HTTP exchange. Target is the origin-form request
+// target ("/path?query"); the agent chooses the device address and Host
+// itself, never from the request.
+type RequestHead struct {
+	Method        string      `json:"method"`
+	Target        string      `json:"target"`
+	Header        http.Header `json:"header,omitempty"`
+	ContentLength int64       `json:"contentLength"`  // -1 unknown, 0 no body
+	Port          int         `json:"port,omitempty"` // 0: the device's web port
+}
+
+// ResponseHead answers a RequestHead.
+type ResponseHead struct {
+	Status int         `json:"status"`
+	Header http.Header `json:"header,omitempty"`
+	// Cookies the browser side may mirror into its own store (never
+	// HttpOnly ones, which stay in the agent's jar): "name=value" pairs.
+	Cookies []string `json:"cookies,omitempty"`
+}
+
+// TCPOpen opens a TCP exchange to a declared port of the session's device.
+type TCPOpen struct {
+	Port int `json:"port"`
+}
+
+// EncodeHead marshals a head or abort payload and checks its size.
+func EncodeHead(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, Errorf(CodeInternal, "encode head: %v", err)
+	}
+	if len(b) > MaxHead {
+		return nil, Errorf(CodeTooLarge, "head is %d bytes, limit %d", len(b), MaxHead)
+	}
+	return b, nil
+}
+
+func decodeStrict(b []byte, v any) error {
+	if err := checkDepth(b, MaxJSONDepth); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(CodeBadMessage, "malformed head: %v", err)
+	}
+	if dec.More() {
+		return Errorf(CodeBadMessage, "trailing data after head")
+	}
+	return nil
+}
+
+// DecodeRequestHead parses and validates a FrameRequest payload. It refuses
+// what an HTTP/1.1 proxy must refuse: invalid methods, CONNECT, targets that
+// are not origin-form, header injection, and conflicting framing headers.
+func DecodeRequestHead(b []byte) (*RequestHead, error) {
+	var h RequestHead
+	if err := decodeStrict(b, &h); err != nil {
+		return nil, err
+	}
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// Validate checks a request head.
+func (h *RequestHead) Validate() error {
+	if h.Method == "" || len(h.Method) > 32 || !isToken(h.Method) {
+		return Errorf(CodeBadRequest, "invalid method")
+	}
+	if h.Method == http.MethodConnect {
+		return Errorf(CodeBadRequest, "CONNECT is not forwarded")
+	}
+	if len(h.Target) > MaxTarget {
+		return Errorf(CodeTooLarge, "request target too long")
+	}
+	if !strings.HasPrefix(h.Target, "/") || strings.HasPrefix(h.Target, "//") {
+		return Errorf(CodeBadRequest, "request target must be an absolute path")
+	}
+	for i := 0; i < len(h.Target); i++ {
+		if c := h.Target[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return Errorf(CodeBadRequest, "request target contains a forbidden byte")
+		}
+	}
+	if h.ContentLength < -1 {
+		return Errorf(CodeBadRequest, "negative content length")
+	}
+	if h.Port < 0 || h.Port > 65535 {
+		return Errorf(CodeBadRequest, "port out of range")
+	}
+	hdr, err := normalizeHeader(h.Header)
+	if err != nil {
+		return err
+	}
+	h.Header = hdr
+	// Framing comes from the tunnel, not from these headers; a request that
+	// carries both or several is an attempt at smuggling.
+	if len(h.Header.Values("Content-Length")) > 1 {
+		return Errorf(CodeBadRequest, "duplicate Content-Length")
+	}
+	if h.Header.Get("Transfer-Encoding") != "" && h.Header.Get("Content-Length") != "" {
+		return Errorf(CodeBadRequest, "both Transfer-Encoding and Content-Length")
+	}
+	return nil
+}
+
+// DecodeResponseHead parses and validates a FrameResponse payload.
+func DecodeResponseHead(b []byte) (*ResponseHead, error) {
+	var h ResponseHead
+	if err := decodeStrict(b, &h); err != nil {
+		return nil, err
+	}
+	if h.Status < 100 || h.Status > 999 {
+		return nil, Errorf(CodeBadMessage, "status %d out of range", h.Status)
+	}
+	hdr, err := normalizeHeader(h.Header)
+	if err != nil {
+		return nil, err
+	}
+	h.Header = hdr
+	if len(h.Cookies) > MaxHeaders {
+		return nil, Errorf(CodeTooLarge, "too many cookies")
+	}
+	for _, c := range h.Cookies {
+		if !validFieldValue(c) {
+			return nil, Errorf(CodeBadMessage, "invalid cookie")
+		}
+	}
+	return &h, nil
+}
+
+// DecodeTCPOpen parses and validates a FrameTCPOpen payload.
+func DecodeTCPOpen(b []byte) (*TCPOpen, error) {
+	var o TCPOpen
+	if err := decodeStrict(b, &o); err != nil {
+		return nil, err
+	}
+	if o.Port < 1 || o.Port > 65535 {
+		return nil, Errorf(CodeBadRequest, "port %d out of range", o.Port)
+	}
+	return &o, nil
+}
+
+// DecodeAbort parses a FrameAbort payload. An abort with an unknown code is
+// still an abort: it decodes as CodeInternal rather than failing.
+func DecodeAbort(b []byte) *Error {
+	var e Error
+	if err := decodeStrict(b, &e); err != nil {
+		return &Error{Code: CodeBadMessage, Message: "malformed abort"}
+	}
+	if !e.Code.Known() {
+		e.Code = CodeInternal
+	}
+	if len(e.Message) > MaxText {
+		e.Message = e.Message[:MaxText]
+	}
+	return &e
+}
+
+// normalizeHeader validates names and values and returns the header with
+// canonical keys, merging fields that differ only in case so that checks on
+// one spelling cannot be bypassed with another.
+func normalizeHeader(h http.Header) (http.Header, error) {
+	if h == nil {
+		return nil, nil
+	}
+	out := make(http.Header, len(h))
+	n := 0
+	for k, vs := range h {
+		if k == "" || !isToken(k) {
+			return nil, Errorf(CodeBadRequest, "invalid header name %.40q", k)
+		}
+		ck := http.CanonicalHeaderKey(k)
+		for _, v := range vs {
+			n++
+			if n > MaxHeaders {
+				return nil, Errorf(CodeTooLarge, "over %d header fields", MaxHeaders)
+			}
+			if !validFieldValue(v) {
+				return nil, Errorf(CodeBadRequest, "invalid value for header %.40q", k)
+			}
+			out[ck] = append(out[ck], v)
+		}
+	}
+	return out, nil
+}
+
+// isToken reports whether s is an RFC 9110 token.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue reports whether v may appear as a field value: no control
+// bytes other than horizontal tab, so no CR or LF to inject headers with.
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
