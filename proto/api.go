@@ -1,0 +1,61 @@
+package proto
+
+import "time"
+
+// The HTTP API of signaling used by technician clients (the CLI and the web
+// app). Errors are answered as JSON Error bodies with a matching HTTP status.
+
+// API paths.
+const (
+	PathAgentSocket   = "/v1/agent"    // WebSocket, agents (agent credentials)
+	PathSessionSocket = "/v1/session"  // WebSocket, technician clients (session token)
+	PathDevices       = "/v1/devices"  // GET, technician credentials
+	PathSessions      = "/v1/sessions" // POST to create; DELETE /v1/sessions/{id} to end
+	PathHealth        = "/healthz"
+)
+
+// SessionTokenProtocolPrefix carries a session token in the WebSocket
+// subprotocol list, because browsers cannot set an Authorization header on a
+// WebSocket: Sec-WebSocket-Protocol: porthole.v1, porthole.token.<token>.
+// Signaling answers with SocketProtocol only, never echoing the token.
+const (
+	SocketProtocol             = "porthole.v1"
+	SessionTokenProtocolPrefix = "porthole.token."
+)
+
+// DeviceStatus is one device in a device list.
+type DeviceStatus struct {
+	Device
+	Agent  string `json:"agent"`
+	Online bool   `json:"online"`
+}
+
+// DeviceList answers GET /v1/devices.
+type DeviceList struct {
+	Devices []DeviceStatus `json:"devices"`
+}
+
+// CreateSession is the body of POST /v1/sessions.
+type CreateSession struct {
+	Device string `json:"device"`
+}
+
+// Validate checks a session request.
+func (c *CreateSession) Validate() error {
+	if !ValidID(c.Device) {
+		return Errorf(CodeBadMessage, "malformed device id")
+	}
+	return nil
+}
+
+// SessionInfo answers POST /v1/sessions. Token is good for this one session
+// only, on PathSessionSocket, until Expires.
+type SessionInfo struct {
+	Session string    `json:"session"`
+	Device  string    `json:"device"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+	// Origin is the session's own web origin for the browser
+	// (https://<session>.<sessions-domain>), empty if none is configured.
+	Origin string `json:"origin,omitempty"`
+}
