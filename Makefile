@@ -1,0 +1,51 @@
+# Porthole developer entry points. `make run` starts the demo; `make test` is what CI runs.
+SHELL := /bin/bash
+GO ?= go
+# staticcheck release that supports the Go version in go.mod (checked with go1.26).
+STATICCHECK_VERSION ?= v0.8.2
+TEST_TIMEOUT ?= 18m
+
+.PHONY: all build deps test vet bench bench-quick run lint clean
+
+all: build
+
+# Every main package in the module, wherever it lives, into bin/.
+build:
+	@mkdir -p bin
+	@mains="$$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)"; \
+	if [ -z "$$mains" ]; then echo "build: no commands yet"; exit 0; fi; \
+	echo "go build -o bin/ $$(echo $$mains | wc -w) commands"; \
+	$(GO) build -o bin/ $$mains
+
+# Debian packages the tests use (installs when root; otherwise reports what is missing).
+deps:
+	@bash .ci/install-deps
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	@if [ -d web ] && [ -n "$$(find web -name '*.test.js' -not -path '*/node_modules/*' -print -quit)" ]; then \
+		echo "node --test web/"; node --test web/; \
+	fi
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Placeholders until the benchmark suite lands.
+bench:
+	$(GO) test -run '^$$' -bench . ./...
+
+bench-quick:
+	$(GO) test -run '^$$' -bench . -benchtime 100ms ./...
+
+run: build
+	./bin/porthole-demo
+
+lint:
+	@unformatted="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+clean:
+	rm -rf bin artifacts
+	$(GO) clean -testcache

@@ -1,0 +1,145 @@
+package sigclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// APIError is a refusal from signaling's HTTP API.
+type APIError struct {
+	Status int
+	Err    *proto.Error
+}
+
+func (e *APIError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s (HTTP %d)", e.Err.Error(), e.Status)
+	}
+	return fmt.Sprintf("HTTP %d", e.Status)
+}
+
+func (e *APIError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
+}
+
+// responseError reads a bounded error body from resp.
+func responseError(resp *http.Response) error {
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	e := &APIError{Status: resp.StatusCode}
+	var pe proto.Error
+	if json.Unmarshal(body, &pe) == nil && pe.Code != "" {
+		e.Err = &pe
+	} else if msg := strings.TrimSpace(string(body)); msg != "" {
+		e.Err = &proto.Error{Code: codeForStatus(resp.StatusCode), Message: msg}
+	}
+	return e
+}
+
+func codeForStatus(status int) proto.Code {
+	switch status {
+	case http.StatusUnauthorized:
+		return proto.CodeUnauthorized
+	case http.StatusForbidden:
+		return proto.CodeForbidden
+	case http.StatusNotFound:
+		return proto.CodeNotFound
+	case http.StatusServiceUnavailable:
+		return proto.CodeUnavailable
+	}
+	return proto.CodeInternal
+}
+
+// API is a small client of signaling's HTTP API for technicians.
+type API struct {
+	Base   string // e.g. http://127.0.0.1:8080
+	Token  string // technician token
+	Client *http.Client
+}
+
+func (a *API) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.Base, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.Token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	c := a.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return responseError(resp)
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// Devices lists the devices the technician may open.
+func (a *API) Devices(ctx context.Context) (*proto.DeviceList, error) {
+	var l proto.DeviceList
+	if err := a.do(ctx, http.MethodGet, proto.PathDevices, nil, &l); err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return &l, nil
+}
+
+// CreateSession asks for a session to a device; it returns once the agent
+// accepted it.
+func (a *API) CreateSession(ctx context.Context, device string) (*proto.SessionInfo, error) {
+	var s proto.SessionInfo
+	if err := a.do(ctx, http.MethodPost, proto.PathSessions, &proto.CreateSession{Device: device}, &s); err != nil {
+		return nil, fmt.Errorf("open session to %s: %w", device, err)
+	}
+	return &s, nil
+}
+
+// EndSession ends a session.
+func (a *API) EndSession(ctx context.Context, session string) error {
+	if err := a.do(ctx, http.MethodDelete, proto.PathSessions+"/"+session, nil, nil); err != nil {
+		return fmt.Errorf("end session %s: %w", session, err)
+	}
+	return nil
+}
+
+// SocketURL turns an http(s) base URL into the ws(s) URL of path.
+func SocketURL(base, path string) string {
+	base = strings.TrimRight(base, "/")
+	switch {
+	case strings.HasPrefix(base, "https://"):
+		return "wss://" + strings.TrimPrefix(base, "https://") + path
+	case strings.HasPrefix(base, "http://"):
+		return "ws://" + strings.TrimPrefix(base, "http://") + path
+	}
+	return base + path
+}
