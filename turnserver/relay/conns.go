@@ -1,0 +1,253 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/turn/v4"
+)
+
+const (
+	// tlsHandshakeTimeout bounds how long an accepted TLS connection may take
+	// to finish its handshake; pion reads without deadlines otherwise.
+	tlsHandshakeTimeout = 10 * time.Second
+	// streamIdleTimeout closes a TCP/TLS client connection that sent nothing
+	// for this long. Every client with a live permission refreshes it at
+	// least every 5 minutes (RFC 8656 §9), so 10 minutes only drops dead or
+	// idle connections, which would otherwise hold a goroutine forever.
+	streamIdleTimeout = 10 * time.Minute
+)
+
+// readDone is closed when the goroutine reading a socket has been released:
+// its blocking read returned an error, or the socket was closed before any
+// read started. Run waits on these before returning.
+type readDone struct {
+	started atomic.Bool
+	once    sync.Once
+	ch      chan struct{}
+}
+
+func newReadDone() *readDone { return &readDone{ch: make(chan struct{})} }
+
+func (d *readDone) markDone() { d.once.Do(func() { close(d.ch) }) }
+
+// closed marks done if no reader ever started (pion closes probe sockets
+// for EVEN-PORT without reading them).
+func (d *readDone) closed() {
+	if !d.started.Load() {
+		d.markDone()
+	}
+}
+
+// listenerPacketConn is a TURN listener socket handed to pion.
+type listenerPacketConn struct {
+	net.PacketConn
+	done *readDone
+}
+
+func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	c.done.started.Store(true)
+	n, addr, err := c.PacketConn.ReadFrom(p)
+	if err != nil {
+		c.done.markDone()
+	}
+	return n, addr, err
+}
+
+func (c *listenerPacketConn) Close() error {
+	err := c.PacketConn.Close()
+	c.done.closed()
+	return err
+}
+
+// streamListener is a TCP (optionally TLS) listener handed to pion. It
+// tracks accepted connections so shutdown can close them (pion's
+// Server.Close closes only the listener), bounds the TLS handshake and
+// closes idle connections.
+type streamListener struct {
+	net.Listener
+	srv  *Server
+	tls  *tls.Config // nil for plain TCP
+	done *readDone
+}
+
+func (l *streamListener) Accept() (net.Conn, error) {
+	l.done.started.Store(true)
+	c, err := l.Listener.Accept()
+	if err != nil {
+		// pion's accept loop returns on any error, temporary or not.
+		l.done.markDone()
+		return nil, err
+	}
+	raw := &trackedConn{Conn: c, srv: l.srv}
+	if !l.srv.trackConn(raw) {
+		_ = c.Close()
+		l.done.markDone()
+		return nil, net.ErrClosed
+	}
+	sc := &streamConn{Conn: raw}
+	if l.tls != nil {
+		tc := tls.Server(raw, l.tls)
+		sc.Conn, sc.handshake = tc, tc.HandshakeContext
+	}
+	return sc, nil
+}
+
+func (l *streamListener) Close() error {
+	err := l.Listener.Close()
+	l.done.closed()
+	return err
+}
+
+// trackedConn is an accepted connection registered with the server.
+type trackedConn struct {
+	net.Conn
+	srv  *Server
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.srv.untrackConn(c) })
+	return c.Conn.Close()
+}
+
+// streamConn is what pion reads: it completes the TLS handshake under a
+// deadline on first read, then renews an idle deadline before every read.
+type streamConn struct {
+	net.Conn
+	handshake func(context.Context) error // nil once done, or for plain TCP
+}
+
+func (c *streamConn) Read(p []byte) (int, error) {
+	if c.handshake != nil {
+		// Only pion's per-connection goroutine reads, so no lock is needed.
+		hs := c.handshake
+		c.handshake = nil
+		ctx, cancel := context.WithTimeout(context.Background(), tlsHandshakeTimeout)
+		err := hs(ctx)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("tls handshake: %w", err)
+		}
+	}
+	if err := c.Conn.SetReadDeadline(time.Now().Add(streamIdleTimeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// relayGenerator hands pion the relay sockets: bound on RelayBindIP,
+// advertised on PublicIP, wrapped so every datagram is checked by the policy
+// and counted.
+type relayGenerator struct{ srv *Server }
+
+var _ turn.RelayAddressGenerator = relayGenerator{}
+
+func (relayGenerator) Validate() error { return nil }
+
+func (g relayGenerator) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+	s := g.srv
+	bind := net.JoinHostPort(s.cfg.RelayBindIP.String(), strconv.Itoa(requestedPort))
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(context.Background(), network, bind)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay socket %s: %w", bind, err)
+	}
+	ua, ok := pc.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		_ = pc.Close()
+		return nil, nil, fmt.Errorf("relay socket %s: unexpected address type %T", bind, pc.LocalAddr())
+	}
+	port := ua.AddrPort().Port()
+	rc := &relayConn{
+		PacketConn: pc,
+		srv:        s,
+		relayAddr:  netip.AddrPortFrom(s.cfg.PublicIP, port),
+		boundAddr:  netip.AddrPortFrom(ua.AddrPort().Addr().Unmap(), port),
+		done:       newReadDone(),
+	}
+	if !s.trackRelay(rc) {
+		_ = pc.Close()
+		return nil, nil, ErrShuttingDown
+	}
+	return rc, net.UDPAddrFromAddrPort(rc.relayAddr), nil
+}
+
+func (relayGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
+	return nil, nil, ErrTCPRelayUnsupported
+}
+
+// relayConn is one allocation's relayed socket.
+type relayConn struct {
+	net.PacketConn
+	srv       *Server
+	relayAddr netip.AddrPort // advertised to clients (PublicIP)
+	boundAddr netip.AddrPort // what the socket is bound to
+	done      *readDone
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// Guarded by srv.relayMu.
+	session string
+	expiry  *time.Timer
+	closed  bool
+}
+
+// WriteTo sends a client's datagram to a peer, unless the policy refuses the
+// peer. pion checks permissions per IP only; this is where ports (service
+// ports, other allocations) are decided, for Send indications and
+// ChannelData alike.
+func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, fmt.Errorf("relay: unexpected peer address type %T", addr)
+	}
+	peer := ua.AddrPort()
+	if err := c.srv.policy.Check(c.relayAddr.Addr(), peer); err != nil {
+		c.srv.refusedDatagram(c, peer, err)
+		// TURN drops such datagrams silently (RFC 8656 §11.3); an error here
+		// would only make pion log once per packet.
+		return len(p), nil
+	}
+	dst := netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	n, err := c.PacketConn.WriteTo(p, net.UDPAddrFromAddrPort(dst))
+	if err == nil {
+		c.srv.stats.packetsToPeers.Add(1)
+		c.srv.stats.bytesToPeers.Add(uint64(n))
+	}
+	return n, err
+}
+
+// ReadFrom receives a peer's datagram for the client. pion relays it only
+// if the client holds a permission for the source IP, which CheckIP granted.
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	c.done.started.Store(true)
+	n, addr, err := c.PacketConn.ReadFrom(p)
+	if err != nil {
+		c.done.markDone()
+		return n, addr, err
+	}
+	c.srv.stats.packetsFromPeers.Add(1)
+	c.srv.stats.bytesFromPeers.Add(uint64(n))
+	return n, addr, nil
+}
+
+// Close is idempotent: pion closes the socket when it deletes the
+// allocation, and so do credential expiry, CloseSession and shutdown.
+// Closing makes pion's read loop fail, which deletes the allocation.
+func (c *relayConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.srv.untrackRelay(c)
+		c.closeErr = c.PacketConn.Close()
+		c.done.closed()
+	})
+	return c.closeErr
+}
