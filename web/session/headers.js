@@ -1,0 +1,184 @@
+// Header rules between the device's page and the tunnel, in both directions.
+// Pure functions: the worker (sw.js) and the shell (tunnel.js) apply them, and
+// node --test checks them. The agent applies its own rules on its side too
+// (proto.RequestHead.Validate, its cookie jar); these are the browser's half.
+
+import { canonicalKey, isToken, validFieldValue, MAX_HEAD } from './frames.js';
+
+// Hop-by-hop fields (RFC 9110 7.6.1, plus the legacy ones httputil.ReverseProxy
+// removes): they describe one connection, and the tunnel is not that
+// connection.
+export const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'te', 'trailer', 'transfer-encoding', 'upgrade',
+]);
+
+// Request fields the browser side never forwards. Framing comes from the
+// tunnel (Content-Length is carried as contentLength), the agent chooses Host,
+// Origin and Referer for the device, and Cookie is rebuilt from the session
+// origin's cookie store.
+const REQUEST_DROP = new Set(['host', 'content-length', 'cookie', 'origin', 'referer', 'service-worker', 'service-worker-navigation-preload']);
+
+// Response fields the page never sees: Set-Cookie stays in the agent's jar
+// (the head's cookies list carries what may be mirrored), CORS grants and HSTS
+// are the device's business not the session origin's, and the frame-blocking
+// headers would stop the shell from showing the page at all. Content-Encoding
+// is dropped because a worker-built Response is never decoded by the browser:
+// the agent decodes bodies, and the header would then be a lie.
+const RESPONSE_DROP = new Set([
+  'set-cookie', 'set-cookie2', 'strict-transport-security', 'x-frame-options',
+  'content-encoding', 'public-key-pins', 'alt-svc', 'clear-site-data',
+]);
+
+/** Statuses whose Response must have a null body (fetch spec). */
+export const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * The policy every proxied response carries, in addition to the device's own
+ * (browsers enforce each policy, so the device's can only narrow this one).
+ * Device pages rely on inline scripts, styles and eval, so those stay allowed;
+ * what is refused is any other origin: no remote scripts, no exfiltration by
+ * fetch, forms or <base>, and the page may be framed only by the shell.
+ */
+export const DEVICE_CSP =
+  "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; " +
+  "connect-src 'self'; form-action 'self'; base-uri 'self'; frame-ancestors 'self'; " +
+  "object-src 'none'";
+
+/**
+ * Builds the proto.RequestHead for a request the page made.
+ *   method, target: from the Request (target is pathname + search)
+ *   headers: iterable of [name, value] pairs (a Headers object works)
+ *   cookie: the Cookie header value built from the session origin's store, or ''
+ *   contentLength: -1 unknown, 0 no body, else the exact length
+ */
+export function buildRequestHead({ method, target, headers, cookie, contentLength }) {
+  if (!isToken(method)) throw new TypeError('invalid method');
+  if (typeof target !== 'string' || !target.startsWith('/') || target.startsWith('//')) {
+    throw new TypeError('request target must be an absolute path');
+  }
+  const header = {};
+  let n = 0;
+  for (const [name, value] of headers || []) {
+    const lower = name.toLowerCase();
+    if (!isToken(name) || !validFieldValue(value)) continue;
+    if (HOP_BY_HOP.has(lower) || REQUEST_DROP.has(lower) || lower.startsWith('proxy-') || lower.startsWith('sec-')) continue;
+    if (++n > 100) break; // proto allows 128 fields; leave room for ours
+    const k = canonicalKey(name);
+    (header[k] ||= []).push(value);
+  }
+  if (cookie && validFieldValue(cookie)) header.Cookie = [cookie];
+  const head = { method, target, contentLength };
+  if (Object.keys(header).length) head.header = header;
+  return head;
+}
+
+/** The origin-form target of a URL: path and query, never the fragment. */
+export function targetOf(url) {
+  const u = new URL(url);
+  return u.pathname + u.search;
+}
+
+/**
+ * Filters a proto.ResponseHead header map ({Name: [values]}) into the
+ * [name, value] pairs of the Response the worker builds, and adds the
+ * session's policy. A device CSP keeps its restrictions except
+ * frame-ancestors, which would block the shell's frame.
+ */
+export function responseHeaders(header) {
+  const out = [];
+  for (const [name, values] of Object.entries(header || {})) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || RESPONSE_DROP.has(lower) || lower.startsWith('access-control-')) continue;
+    for (const v of values) {
+      if (lower === 'content-security-policy') {
+        const kept = withoutDirective(v, 'frame-ancestors');
+        if (kept) out.push([name, kept]);
+        continue;
+      }
+      out.push([name, v]);
+    }
+  }
+  out.push(['Content-Security-Policy', DEVICE_CSP]);
+  out.push(['X-Content-Type-Options', 'nosniff']);
+  out.push(['Referrer-Policy', 'no-referrer']);
+  return out;
+}
+
+/** Removes one directive from a CSP header value ("a; b; c"). */
+export function withoutDirective(policy, directive) {
+  return policy
+    .split(',') // a header value may hold several policies
+    .map((p) => p.split(';').map((d) => d.trim()).filter((d) => d && d.split(/\s+/)[0].toLowerCase() !== directive).join('; '))
+    .filter(Boolean)
+    .join(', ');
+}
+
+/**
+ * Decides what a 3xx with Location becomes. A Location on the session origin
+ * (the agent rewrites the device's own absolute URLs to paths) is passed
+ * through as a path; anything else would navigate the frame off the session
+ * and becomes a notice instead (SECURITY 15).
+ * Returns {location} or {offsite: url}.
+ */
+export function redirectTarget(location, selfOrigin, requestURL) {
+  let u;
+  try {
+    u = new URL(location, requestURL);
+  } catch {
+    return { offsite: String(location).slice(0, 200) };
+  }
+  if (u.origin !== selfOrigin) return { offsite: u.href.slice(0, 200) };
+  return { location: u.pathname + u.search + u.hash };
+}
+
+/**
+ * Parses a "name=value" pair of ResponseHead.cookies for cookieStore.set.
+ * Returns null for pairs the store would refuse.
+ */
+export function parseCookiePair(pair) {
+  const i = pair.indexOf('=');
+  if (i <= 0) return null;
+  const name = pair.slice(0, i).trim();
+  const value = pair.slice(i + 1).trim();
+  if (!isToken(name) || (/[;,\s]/.test(value) && !/^"[^"]*"$/.test(value))) return null;
+  return { name, value };
+}
+
+/** Builds a Cookie header value from cookieStore.getAll() entries. */
+export function cookieHeader(cookies) {
+  const parts = [];
+  let size = 0;
+  for (const c of cookies || []) {
+    if (!c || !isToken(c.name) || typeof c.value !== 'string' || /[;\r\n]/.test(c.value)) continue;
+    const part = `${c.name}=${c.value}`;
+    size += part.length + 2;
+    if (size > MAX_HEAD / 4) break; // keep the head well under its limit
+    parts.push(part);
+  }
+  return parts.join('; ');
+}
+
+/** Maps a tunnel error code to the HTTP status of the page the worker shows. */
+export function statusForCode(code) {
+  switch (code) {
+    case 'device_timeout':
+      return 504;
+    case 'bad_request':
+    case 'bad_message':
+      return 400;
+    case 'port_not_allowed':
+    case 'forbidden':
+      return 403;
+    case 'too_large':
+      return 413;
+    case 'session_ended':
+      return 410;
+    case 'unavailable':
+    case 'rate_limited':
+    case 'agent_offline':
+      return 503;
+    default:
+      return 502;
+  }
+}

@@ -1,0 +1,50 @@
+// The small pages the worker answers with in place of the device's: session
+// ended, the device or tunnel failed, a redirect off the device. They are
+// built here as strings with every dynamic part escaped, because messages can
+// come from the agent and the device. They load only the shell's stylesheet.
+
+const ESC = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Escapes text for HTML element content and quoted attributes. */
+export function escapeHTML(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ESC[c]);
+}
+
+/** A complete HTML page: title, a paragraph, and an optional code line. */
+export function noticePage({ title, text, code }) {
+  return (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+    `<title>${escapeHTML(title)}</title><link rel="stylesheet" href="/__t/notice.css"></head>` +
+    `<body><main class="notice"><h1>${escapeHTML(title)}</h1><p>${escapeHTML(text)}</p>` +
+    (code ? `<p class="code">Code: <code>${escapeHTML(code)}</code></p>` : '') +
+    '</main></body></html>'
+  );
+}
+
+/** The page every request gets once the session is over (SECURITY 14). */
+export function endedPage(reason) {
+  return noticePage({
+    title: 'Session ended',
+    text: 'This remote session is over; the device can no longer be reached from this page. Start a new session from Porthole to continue.',
+    code: reason || 'session_ended',
+  });
+}
+
+/** The page for a request the tunnel could not carry. */
+export function errorPage(code, message) {
+  return noticePage({
+    title: 'The device could not be reached',
+    text: message || 'The request could not be carried to the device.',
+    code,
+  });
+}
+
+/** The page for a redirect that would leave the session. */
+export function offsitePage(url) {
+  return noticePage({
+    title: 'Redirect outside the device',
+    text: `The device redirected to ${url}, which is not part of this session. Porthole does not follow it.`,
+    code: 'offsite_redirect',
+  });
+}

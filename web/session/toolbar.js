@@ -1,0 +1,149 @@
+// The slim bar above the device's page: device, time left, path (direct or
+// relayed, with round-trip time), notices, and "End session". Formatting and
+// stats parsing are pure and exported for node --test; the DOM part builds
+// elements and sets only textContent, because device names come from agents.
+
+/** Warning levels for the time left: 5 minutes, then 1 minute. */
+export function timerLevel(ms) {
+  if (ms <= 60_000) return 'critical';
+  if (ms <= 5 * 60_000) return 'warning';
+  return 'ok';
+}
+
+/** "29:59", "1:05:00", "0:00". */
+export function formatRemaining(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+/**
+ * Reads the selected candidate pair from an RTCStatsReport (or any iterable
+ * of [id, stats] / Map) and says whether the path is relayed. Returns
+ * {relay, local, remote, rttMs} or null before a pair is selected.
+ */
+export function pathFromStats(report) {
+  const byId = new Map();
+  for (const entry of report.values ? report.values() : report) {
+    const s = Array.isArray(entry) ? entry[1] : entry;
+    byId.set(s.id, s);
+  }
+  let pair = null;
+  for (const s of byId.values()) {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = byId.get(s.selectedCandidatePairId) || pair;
+  }
+  if (!pair) {
+    // Browsers without transport stats: the nominated, succeeded pair.
+    for (const s of byId.values()) {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+    }
+  }
+  if (!pair) return null;
+  const local = byId.get(pair.localCandidateId);
+  const remote = byId.get(pair.remoteCandidateId);
+  const relay = local?.candidateType === 'relay' || remote?.candidateType === 'relay';
+  const rtt = pair.currentRoundTripTime;
+  return {
+    relay,
+    local: local?.candidateType || '',
+    remote: remote?.candidateType || '',
+    rttMs: typeof rtt === 'number' ? Math.round(rtt * 1000) : null,
+  };
+}
+
+/** The label shown for a path. */
+export function pathLabel(p) {
+  if (!p) return 'connecting…';
+  const kind = p.relay ? 'relayed' : 'direct';
+  return p.rttMs === null ? kind : `${kind} · ${p.rttMs} ms`;
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/**
+ * Builds the toolbar into root. onEnd runs when the technician ends the
+ * session; onExpire when the countdown reaches zero.
+ */
+export function createToolbar(root, { onEnd, onExpire }) {
+  const bar = el('header', 'toolbar');
+  bar.setAttribute('role', 'banner');
+  const brand = el('span', 'brand', 'Porthole');
+  const device = el('span', 'device', '');
+  device.title = 'Device';
+  const timer = el('span', 'timer', '');
+  timer.title = 'Time left in this session';
+  const path = el('span', 'path', 'connecting…');
+  path.title = 'Network path to the agent';
+  const where = el('span', 'where', '');
+  where.title = 'Page in the device';
+  const notice = el('span', 'notice', '');
+  notice.setAttribute('role', 'status');
+  const end = el('button', 'end', 'End session');
+  end.type = 'button';
+  end.addEventListener('click', () => onEnd());
+  bar.append(brand, device, where, notice, path, timer, end);
+  root.prepend(bar);
+
+  let tick = null;
+  let expiresAt = 0;
+  let lastLevel = 'ok';
+  const update = () => {
+    const left = expiresAt - Date.now();
+    timer.textContent = formatRemaining(left);
+    const level = timerLevel(left);
+    timer.dataset.level = level;
+    if (level !== lastLevel) {
+      lastLevel = level;
+      if (level === 'warning') api.notify('The session ends in 5 minutes.', 'warning');
+      if (level === 'critical') api.notify('The session ends in 1 minute.', 'critical');
+    }
+    if (left <= 0) {
+      clearInterval(tick);
+      tick = null;
+      onExpire?.();
+    }
+  };
+
+  const api = {
+    setDevice(name) {
+      device.textContent = name;
+    },
+    setExpires(date) {
+      expiresAt = date.getTime();
+      if (!tick) tick = setInterval(update, 1000);
+      update();
+    },
+    setPath(p) {
+      path.textContent = pathLabel(p);
+      path.dataset.kind = p ? (p.relay ? 'relay' : 'direct') : '';
+      if (p) path.title = `Network path: ${p.local} → ${p.remote}`;
+    },
+    setLocation(text) {
+      where.textContent = text;
+      where.title = text;
+    },
+    notify(text, level = 'info') {
+      notice.textContent = text;
+      notice.dataset.level = level;
+    },
+    /** The session is over: no timer, no path, no button. */
+    stop() {
+      if (tick) clearInterval(tick);
+      tick = null;
+      end.disabled = true;
+      timer.textContent = '';
+      delete timer.dataset.level;
+      path.textContent = 'closed';
+      delete path.dataset.kind;
+      where.textContent = '';
+    },
+  };
+  return api;
+}

@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  buildRequestHead, targetOf, responseHeaders, withoutDirective, redirectTarget, parseCookiePair,
+  cookieHeader, statusForCode, DEVICE_CSP,
+} from '../session/headers.js';
+import { isToken, validFieldValue } from '../session/frames.js';
+
+test('request head has the proto.RequestHead shape', () => {
+  const head = buildRequestHead({
+    method: 'POST',
+    target: '/settings?a=1',
+    headers: [
+      ['content-type', 'application/x-www-form-urlencoded'],
+      ['accept', 'text/html'],
+      ['x-requested-with', 'XMLHttpRequest'],
+    ],
+    cookie: 'ui_lang=en',
+    contentLength: 12,
+  });
+  assert.equal(JSON.stringify(head),
+    '{"method":"POST","target":"/settings?a=1","contentLength":12,"header":{"Content-Type":["application/x-www-form-urlencoded"],"Accept":["text/html"],"X-Requested-With":["XMLHttpRequest"],"Cookie":["ui_lang=en"]}}');
+});
+
+test('request head drops what the tunnel or the agent owns', () => {
+  const head = buildRequestHead({
+    method: 'GET',
+    target: '/',
+    headers: [
+      ['Host', 'evil'], ['Connection', 'close'], ['Keep-Alive', '5'], ['Transfer-Encoding', 'chunked'],
+      ['Content-Length', '5'], ['Cookie', 'forged=1'], ['Upgrade', 'websocket'], ['TE', 'trailers'],
+      ['Proxy-Authorization', 'x'], ['Sec-Fetch-Mode', 'navigate'], ['Origin', 'http://x'], ['Referer', 'http://x/'],
+      ['Service-Worker-Navigation-Preload', 'true'], ['X-Bad', 'a\r\nb'], ['bad name', 'v'],
+      ['Accept', 'a'], ['accept', 'b'],
+    ],
+    cookie: '',
+    contentLength: 0,
+  });
+  assert.deepEqual(head, { method: 'GET', target: '/', contentLength: 0, header: { Accept: ['a', 'b'] } });
+  assert.deepEqual(buildRequestHead({ method: 'GET', target: '/', headers: [], cookie: '', contentLength: 0 }), { method: 'GET', target: '/', contentLength: 0 });
+});
+
+test('request head refuses what proto refuses', () => {
+  assert.throws(() => buildRequestHead({ method: 'GE T', target: '/', contentLength: 0 }));
+  assert.throws(() => buildRequestHead({ method: 'GET', target: 'http://10.0.0.1/', contentLength: 0 }));
+  assert.throws(() => buildRequestHead({ method: 'GET', target: '//evil/', contentLength: 0 }));
+});
+
+test('target is origin-form without the fragment', () => {
+  assert.equal(targetOf('http://s.localhost:8080/a/b?x=1&y=%20#frag'), '/a/b?x=1&y=%20');
+  assert.equal(targetOf('http://s.localhost:8080'), '/');
+});
+
+test('response headers drop what the page must not see and add the session policy', () => {
+  const out = responseHeaders({
+    'Content-Type': ['text/html'],
+    'Set-Cookie': ['sid=1; HttpOnly'],
+    Connection: ['keep-alive'],
+    'Transfer-Encoding': ['chunked'],
+    'X-Frame-Options': ['DENY'],
+    'Access-Control-Allow-Origin': ['*'],
+    'Strict-Transport-Security': ['max-age=1; includeSubDomains'],
+    'Content-Encoding': ['gzip'],
+    'Content-Security-Policy': ["default-src 'self'; frame-ancestors 'none'; img-src *"],
+    Location: ['/login'],
+    'Cache-Control': ['no-cache'],
+  });
+  assert.deepEqual(out, [
+    ['Content-Type', 'text/html'],
+    ['Content-Security-Policy', "default-src 'self'; img-src *"],
+    ['Location', '/login'],
+    ['Cache-Control', 'no-cache'],
+    ['Content-Security-Policy', DEVICE_CSP],
+    ['X-Content-Type-Options', 'nosniff'],
+    ['Referrer-Policy', 'no-referrer'],
+  ]);
+  for (const [k, v] of out) assert.ok(isToken(k) && validFieldValue(v));
+});
+
+test('session policy limits every fetch directive to the own origin', () => {
+  for (const d of ["connect-src 'self'", "form-action 'self'", "base-uri 'self'", "frame-ancestors 'self'"]) {
+    assert.ok(DEVICE_CSP.includes(d), d);
+  }
+  assert.ok(!/https?:|\*/.test(DEVICE_CSP), 'no remote origins');
+});
+
+test('withoutDirective', () => {
+  assert.equal(withoutDirective("frame-ancestors 'none'", 'frame-ancestors'), '');
+  assert.equal(withoutDirective("a x;  FRAME-ANCESTORS 'none' ;b y, frame-ancestors x; c", 'frame-ancestors'), 'a x; b y, c');
+});
+
+test('redirects stay on the session origin', () => {
+  const self = 'http://abcdefgh12345678.localhost:8080';
+  const req = `${self}/settings`;
+  assert.deepEqual(redirectTarget('/login?next=%2F', self, req), { location: '/login?next=%2F' });
+  assert.deepEqual(redirectTarget('admin#top', self, req), { location: '/admin#top' });
+  assert.deepEqual(redirectTarget(`${self}/x`, self, req), { location: '/x' });
+  assert.deepEqual(redirectTarget('http://example.invalid/', self, req), { offsite: 'http://example.invalid/' });
+  assert.deepEqual(redirectTarget('//evil.example/', self, req), { offsite: 'http://evil.example/' });
+  assert.deepEqual(redirectTarget('http://192.168.1.10/', self, req), { offsite: 'http://192.168.1.10/' });
+});
+
+test('cookies', () => {
+  assert.deepEqual(parseCookiePair('ui_lang=en'), { name: 'ui_lang', value: 'en' });
+  assert.deepEqual(parseCookiePair('a=b=c'), { name: 'a', value: 'b=c' });
+  assert.deepEqual(parseCookiePair('q="x y"'), { name: 'q', value: '"x y"' });
+  assert.equal(parseCookiePair('=x'), null);
+  assert.equal(parseCookiePair('noequals'), null);
+  assert.equal(parseCookiePair('a=b; Path=/'), null);
+  assert.equal(cookieHeader([{ name: 'a', value: '1' }, { name: 'b', value: '' }, { name: 'bad name', value: 'x' }, { name: 'c', value: 'x;y' }]), 'a=1; b=');
+  assert.equal(cookieHeader([]), '');
+});
+
+test('error codes map to statuses', () => {
+  assert.equal(statusForCode('device_timeout'), 504);
+  assert.equal(statusForCode('device_failed'), 502);
+  assert.equal(statusForCode('port_not_allowed'), 403);
+  assert.equal(statusForCode('session_ended'), 410);
+  assert.equal(statusForCode('whatever'), 502);
+});
