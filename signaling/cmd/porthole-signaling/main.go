@@ -1,0 +1,184 @@
+// Command porthole-signaling runs Porthole's signaling server: the
+// technician API and the WebSockets that agents and technician clients
+// meet on.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/porthole-dev/porthole/signaling/server"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "porthole-signaling:", err)
+		os.Exit(1)
+	}
+}
+
+// pairs is a repeatable name=value flag.
+type pairs map[string]string
+
+func (p pairs) String() string { return fmt.Sprintf("%d entries", len(p)) }
+func (p pairs) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" || val == "" {
+		return fmt.Errorf("want name=value, got %q", v)
+	}
+	p[k] = val
+	return nil
+}
+
+// list is a repeatable string flag.
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
+func run() error {
+	var (
+		listen        = flag.String("listen", "127.0.0.1:8080", "address to listen on (port 0 picks one)")
+		agentKeys     = pairs{}
+		agentKeysFile = flag.String("agent-keys-file", "", "file of id=key lines")
+		techTokens    = pairs{}
+		techFile      = flag.String("tech-tokens-file", "", "file of token=user lines")
+		turnFile      = flag.String("turn-secret-file", "", "file holding the TURN secret (or env PORTHOLE_TURN_SECRET)")
+		iceURLs       list
+		origins       list
+		sessDomain    = flag.String("sessions-domain", "", "domain of per-session origins, e.g. localhost:8080")
+		sessScheme    = flag.String("sessions-scheme", "", "scheme of session origins: https (default) or http")
+		node          = flag.String("node", "", "node name (default: host name)")
+		tlsCert       = flag.String("tls-cert", "", "TLS certificate file (serve HTTPS)")
+		tlsKey        = flag.String("tls-key", "", "TLS key file")
+		logLevel      = flag.String("log-level", "info", "debug, info, warn or error")
+	)
+	flag.Var(agentKeys, "agent-key", "agent credential id=key (repeatable)")
+	flag.Var(techTokens, "tech-token", "technician dev token token=user (repeatable)")
+	flag.Var(&iceURLs, "ice-url", "stun:, turn: or turns: URL handed to peers (repeatable)")
+	flag.Var(&origins, "allowed-origin", "exact browser origin allowed to call the API (repeatable)")
+	flag.Parse()
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := readPairs(*agentKeysFile, agentKeys); err != nil {
+		return err
+	}
+	if err := readPairs(*techFile, techTokens); err != nil {
+		return err
+	}
+	secret := []byte(os.Getenv("PORTHOLE_TURN_SECRET"))
+	if *turnFile != "" {
+		b, err := os.ReadFile(*turnFile)
+		if err != nil {
+			return err
+		}
+		secret = []byte(strings.TrimSpace(string(b)))
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if *node == "" {
+		*node, _ = os.Hostname()
+	}
+
+	srv, err := server.New(server.Config{
+		Logger:           log,
+		AgentKeys:        agentKeys,
+		TechnicianTokens: techTokens,
+		TURNSecret:       secret,
+		ICEURLs:          iceURLs,
+		AllowedOrigins:   origins,
+		SessionsDomain:   *sessDomain,
+		SessionsScheme:   *sessScheme,
+		Node:             *node,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second, // hijacked WebSockets set their own deadlines
+		WriteTimeout:      30 * time.Second, // POST /v1/sessions waits at most ReadyTimeout
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if *tlsCert != "" {
+		scheme = "https"
+	}
+	fmt.Printf("porthole-signaling listening on %s://%s\n", scheme, ln.Addr())
+
+	errc := make(chan error, 1)
+	go func() {
+		if *tlsCert != "" {
+			errc <- hs.ServeTLS(ln, *tlsCert, *tlsKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Close() // ends sessions and WebSockets, which Shutdown does not track
+	if err := hs.Shutdown(shutCtx); err != nil {
+		return err
+	}
+	<-errc
+	return nil
+}
+
+// readPairs adds the name=value lines of file (if named) to p. Blank lines
+// and lines starting with # are skipped.
+func readPairs(file string, p pairs) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if err := p.Set(line); err != nil {
+			return fmt.Errorf("%s:%d: %w", file, n, err)
+		}
+	}
+	return sc.Err()
+}

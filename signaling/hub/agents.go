@@ -1,0 +1,160 @@
+package hub
+
+import (
+	"sort"
+
+	"github.com/gorilla/websocket"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// deviceEntry records which agent declared a device, and how.
+type deviceEntry struct {
+	agent string
+	dev   proto.Device
+}
+
+// ServeAgent runs the signaling connection of agent agentID, whose identity
+// the caller has verified, until it closes or the hub closes. It returns at
+// once; the connection runs on goroutines the hub owns.
+func (h *Hub) ServeAgent(ws *websocket.Conn, agentID string) {
+	c := h.newConn(ws, proto.RoleAgent, agentID, h.log.With("agent", agentID))
+	c.sessions = make(map[string]*session)
+	h.start(c)
+}
+
+// agentHello registers c as agentID's connection (the newest wins) and its
+// devices (the newest declaration of a device ID wins), then welcomes it.
+func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old := h.agents[c.id]; old != nil && old != c {
+		old.log.Info("agent connection replaced by a newer one")
+		old.stop(websocket.CloseNormalClosure, "replaced by a newer connection")
+	}
+	h.agents[c.id] = c
+	declared := make(map[string]bool, len(hello.Devices))
+	for _, d := range hello.Devices {
+		declared[d.ID] = true
+	}
+	for id, e := range h.devices {
+		if e.agent == c.id && !declared[id] {
+			delete(h.devices, id)
+		}
+	}
+	for _, d := range hello.Devices {
+		if e, ok := h.devices[d.ID]; ok && e.agent != c.id {
+			c.log.Warn("device declared by two agents; the newest declaration wins",
+				"device", d.ID, "previous_agent", e.agent)
+		}
+		h.devices[d.ID] = deviceEntry{agent: c.id, dev: d}
+	}
+	c.log.Info("agent online", "devices", len(hello.Devices), "software", hello.Software)
+	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: c.id, Node: h.opt.Node})
+}
+
+// Devices lists every device an agent has declared, sorted by ID, with
+// whether its agent is connected.
+func (h *Hub) Devices() []proto.DeviceStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]proto.DeviceStatus, 0, len(h.devices))
+	for _, e := range h.devices {
+		out = append(out, proto.DeviceStatus{Device: e.dev, Agent: e.agent, Online: h.agents[e.agent] != nil})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// agentMessage routes one message from an agent that has said hello.
+func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
+	switch env.Type {
+	case proto.TypeSessionReady, proto.TypeAnswer, proto.TypeCandidate, proto.TypeSessionEnd, proto.TypeError:
+	default:
+		c.refuse(env.Session, proto.Errorf(proto.CodeBadMessage, "agents do not send %s", env.Type))
+		return
+	}
+	if env.Type == proto.TypeError && env.Session == "" {
+		var e proto.Error
+		if err := proto.DecodeData(env, &e); err != nil {
+			c.refuse("", err)
+			return
+		}
+		c.log.Info("agent reported an error", "code", e.Code, "msg", e.Message)
+		return
+	}
+	s := h.sessions[env.Session]
+	if s == nil || s.agent != c {
+		c.refuse(env.Session, proto.Errorf(proto.CodeSessionNotFound, "no session %s on this connection", env.Session))
+		return
+	}
+	if s.state == stateEnded {
+		c.reply(s.id, proto.Errorf(proto.CodeSessionEnded, "session %s has ended", s.id))
+		return
+	}
+	switch env.Type {
+	case proto.TypeSessionReady:
+		var r proto.SessionReady
+		if err := proto.DecodeData(env, &r); err != nil {
+			c.refuse(s.id, err)
+			return
+		}
+		if s.state == statePending {
+			s.state = stateReady
+			s.result <- nil
+			h.startGraceLocked(s)
+			s.log.Info("session ready")
+		}
+	case proto.TypeAnswer:
+		var d proto.SessionDescription
+		if err := proto.DecodeData(env, &d); err != nil {
+			c.refuse(s.id, err)
+			return
+		}
+		if d.Type != "answer" || s.state != stateReady {
+			c.refuse(s.id, proto.Errorf(proto.CodeBadMessage, "unexpected answer"))
+			return
+		}
+		h.toClientLocked(s, env.Type, &d)
+	case proto.TypeCandidate:
+		var cand proto.Candidate
+		if err := proto.DecodeData(env, &cand); err != nil {
+			c.refuse(s.id, err)
+			return
+		}
+		if s.state != stateReady {
+			c.refuse(s.id, proto.Errorf(proto.CodeBadMessage, "candidate before session.ready"))
+			return
+		}
+		h.toClientLocked(s, env.Type, &cand)
+	case proto.TypeSessionEnd:
+		var e proto.SessionEnd
+		if err := proto.DecodeData(env, &e); err != nil {
+			c.refuse(s.id, err)
+			return
+		}
+		h.endLocked(s, e.Reason, e.Message, c, proto.Errorf(proto.CodeDeviceFailed, "the agent ended the session: %s", e.Reason))
+	case proto.TypeError:
+		var e proto.Error
+		if err := proto.DecodeData(env, &e); err != nil {
+			c.refuse(s.id, err)
+			return
+		}
+		if s.state == statePending {
+			s.log.Info("agent refused the session", "code", e.Code, "msg", e.Message)
+			h.endLocked(s, proto.EndError, e.Message, c, &e)
+			return
+		}
+		h.toClientLocked(s, env.Type, &e)
+	}
+}
+
+// toClientLocked relays a message to the session's client. Without a
+// client (it is reloading) the message is dropped: the rejoining client
+// starts a fresh offer.
+func (h *Hub) toClientLocked(s *session, typ proto.MsgType, payload any) {
+	if s.client == nil {
+		s.log.Debug("no client connected; message dropped", "type", typ)
+		return
+	}
+	s.client.sendMsg(typ, s.id, payload)
+}

@@ -1,0 +1,272 @@
+package hub
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// conn is one WebSocket, agent or client, in the gorilla chat pattern: a
+// readPump that decodes and dispatches messages and a writePump that owns all
+// writes, joined by a bounded send queue.
+type conn struct {
+	h    *Hub
+	ws   *websocket.Conn
+	role proto.Role
+	id   string // agent ID for agents, user ID for clients
+	log  *slog.Logger
+
+	send     chan outMsg
+	done     chan struct{} // closed by stop
+	stopOnce sync.Once
+	stopCode int // close code writePump sends on stop; 0 sends none
+	stopText string
+
+	// Guarded by h.mu.
+	session  string              // clients: the one session this connection may speak for
+	sessions map[string]*session // agents: live sessions on this connection
+
+	// Owned by the read goroutine.
+	greeted bool
+	bad     int
+}
+
+// outMsg is a queued text message, or (closeCode != 0) a request to close
+// the connection after the messages queued before it.
+type outMsg struct {
+	data      []byte
+	closeCode int
+	closeText string
+}
+
+// start registers c and starts its pumps, or closes the socket if the hub
+// has closed.
+func (h *Hub) start(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		c.ws.Close()
+		return
+	}
+	h.conns[c] = struct{}{}
+	h.wg.Add(2)
+	go c.writePump()
+	go c.readPump()
+}
+
+func (h *Hub) newConn(ws *websocket.Conn, role proto.Role, id string, log *slog.Logger) *conn {
+	return &conn{
+		h:    h,
+		ws:   ws,
+		role: role,
+		id:   id,
+		log:  log,
+		send: make(chan outMsg, h.opt.MaxQueue),
+		done: make(chan struct{}),
+	}
+}
+
+// stop ends the connection: writePump sends a close frame with code (unless
+// code is 0) and closes the socket, which ends readPump. It never blocks.
+func (c *conn) stop(code int, text string) {
+	c.stopOnce.Do(func() {
+		c.stopCode, c.stopText = code, text
+		close(c.done)
+	})
+}
+
+// enqueue queues b without blocking. A full queue means the peer does not
+// read fast enough; signaling messages cannot be dropped, so the connection
+// is disconnected instead.
+func (c *conn) enqueue(b []byte) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.send <- outMsg{data: b}:
+		return true
+	default:
+		// Its writePump may be blocked writing to it: close the socket now
+		// rather than after the write deadline. What is queued is lost.
+		c.log.Info("send queue full; disconnecting slow peer", "queue", cap(c.send))
+		c.stop(0, "")
+		c.ws.Close()
+		return false
+	}
+}
+
+// closeAfterFlush closes the connection once the messages already queued
+// are written.
+func (c *conn) closeAfterFlush(code int, text string) {
+	select {
+	case c.send <- outMsg{closeCode: code, closeText: text}:
+	default:
+		c.stop(code, text)
+	}
+}
+
+// sendMsg encodes and queues one message.
+func (c *conn) sendMsg(typ proto.MsgType, session string, payload any) bool {
+	b, err := proto.Encode(typ, session, payload)
+	if err != nil {
+		c.log.Error("encode message", "type", typ, "err", err)
+		return false
+	}
+	return c.enqueue(b)
+}
+
+func (c *conn) writePump() {
+	defer c.h.wg.Done()
+	ticker := time.NewTicker(c.h.opt.PingInterval)
+	defer ticker.Stop()
+	defer c.ws.Close()
+	wait := c.h.opt.WriteWait
+	for {
+		select {
+		case m := <-c.send:
+			if m.closeCode != 0 {
+				c.writeClose(m.closeCode, m.closeText)
+				c.stop(0, "")
+				return
+			}
+			c.ws.SetWriteDeadline(time.Now().Add(wait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, m.data); err != nil {
+				c.log.Debug("write failed", "err", err)
+				c.stop(0, "")
+				return
+			}
+		case <-ticker.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(wait)); err != nil {
+				c.log.Debug("ping failed", "err", err)
+				c.stop(0, "")
+				return
+			}
+		case <-c.done:
+			if c.stopCode != 0 {
+				c.writeClose(c.stopCode, c.stopText)
+			}
+			return
+		}
+	}
+}
+
+func (c *conn) writeClose(code int, text string) {
+	msg := websocket.FormatCloseMessage(code, text)
+	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.h.opt.WriteWait))
+}
+
+func (c *conn) readPump() {
+	defer c.h.wg.Done()
+	defer c.h.connClosed(c)
+	defer c.stop(0, "") // gorilla answers a peer's close frame itself
+
+	opt := &c.h.opt
+	c.ws.SetReadLimit(proto.MaxSignalMessage)
+	c.ws.SetReadDeadline(time.Now().Add(opt.HelloTimeout))
+	c.ws.SetPongHandler(func(string) error {
+		if c.greeted { // before hello, pongs do not keep a connection alive
+			c.ws.SetReadDeadline(time.Now().Add(opt.PongWait))
+		}
+		return nil
+	})
+	for {
+		typ, b, err := c.ws.ReadMessage()
+		if err != nil {
+			// gorilla already sent 1009 for an oversize frame and answers
+			// close frames; a dead peer gets nothing.
+			c.logReadError(err)
+			return
+		}
+		if typ != websocket.TextMessage {
+			c.refuse("", proto.Errorf(proto.CodeBadMessage, "binary messages are not accepted"))
+			continue
+		}
+		env, err := proto.Decode(b)
+		if err != nil {
+			c.refuse("", err)
+			continue
+		}
+		if !c.greeted {
+			c.hello(env)
+			continue
+		}
+		c.h.dispatch(c, env)
+	}
+}
+
+func (c *conn) logReadError(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.log.Info("message over size limit; disconnected", "limit", proto.MaxSignalMessage)
+	case errors.As(err, &ne) && ne.Timeout():
+		if c.greeted {
+			c.log.Info("no pong in time; disconnected")
+		} else {
+			c.log.Info("no hello in time; disconnected")
+		}
+	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
+		c.log.Debug("peer closed", "err", err)
+	default:
+		c.log.Debug("read failed", "err", err)
+	}
+}
+
+// hello handles the first message, which must be a hello of c's role.
+func (c *conn) hello(env *proto.Envelope) {
+	if env.Type != proto.TypeHello {
+		c.refuse(env.Session, proto.Errorf(proto.CodeBadMessage, "the first message must be hello"))
+		return
+	}
+	var hello proto.Hello
+	if err := proto.DecodeData(env, &hello); err != nil {
+		c.refuse("", err)
+		return
+	}
+	if hello.Role != c.role {
+		c.refuse("", proto.Errorf(proto.CodeBadMessage, "hello: role %s on a %s socket", hello.Role, c.role))
+		return
+	}
+	c.greeted = true
+	c.ws.SetReadDeadline(time.Now().Add(c.h.opt.PongWait))
+	if c.role == proto.RoleAgent {
+		c.h.agentHello(c, &hello)
+	} else {
+		c.h.clientHello(c)
+	}
+}
+
+// refuse answers a bad message with an error carrying its code and counts
+// it; a peer that keeps sending bad messages is disconnected.
+func (c *conn) refuse(session string, err error) {
+	c.bad++
+	c.reply(session, err)
+	if c.bad > c.h.opt.MaxBadMessages {
+		c.log.Info("too many bad messages; disconnected", "count", c.bad)
+		c.stop(websocket.ClosePolicyViolation, "too many bad messages")
+	}
+}
+
+// reply sends err back to the sender without counting it against them.
+func (c *conn) reply(session string, err error) {
+	pe := &proto.Error{Code: proto.CodeOf(err), Message: err.Error()}
+	var e *proto.Error
+	if errors.As(err, &e) {
+		pe.Message = e.Message
+	}
+	if len(pe.Message) > proto.MaxText {
+		pe.Message = pe.Message[:proto.MaxText]
+	}
+	c.log.Info("message refused", "named_session", session, "code", pe.Code, "msg", pe.Message)
+	if session != "" && !proto.ValidSessionID(session) {
+		session = ""
+	}
+	c.sendMsg(proto.TypeError, session, pe)
+}

@@ -1,0 +1,154 @@
+// Package hub is signaling's in-memory switchboard: it keeps the registry of
+// connected agents and the devices they declare, the table of sessions with
+// their lifetimes, and one connection object per WebSocket that routes
+// validated messages between a session's client and its agent.
+//
+// The hub does not authenticate anybody and does not speak HTTP: the server
+// package checks credentials and Origin, upgrades the request, and hands the
+// WebSocket to ServeAgent or ServeClient with the identity it proved.
+//
+// All state lives under one mutex. Nothing blocks while holding it: messages
+// for other connections go into their bounded send queues, and a connection
+// whose queue is full is disconnected rather than waited for.
+package hub
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultSessionTTL     = 30 * time.Minute
+	DefaultReadyTimeout   = 10 * time.Second
+	DefaultClientGrace    = 30 * time.Second
+	DefaultPingInterval   = 20 * time.Second
+	DefaultPongWait       = 30 * time.Second
+	DefaultWriteWait      = 10 * time.Second
+	DefaultHelloTimeout   = 10 * time.Second
+	DefaultMaxQueue       = 64
+	DefaultMaxBadMessages = 8
+	// tombstoneTTL is how long an ended session is remembered so that
+	// messages still in flight for it are answered session_ended instead of
+	// counting against their sender as messages for a foreign session.
+	tombstoneTTL = time.Minute
+)
+
+// Options configure a Hub. Zero values mean the defaults above.
+type Options struct {
+	Logger         *slog.Logger
+	Now            func() time.Time // defaults to time.Now; timers always use real durations
+	Node           string           // this node's name, sent in welcome
+	SessionTTL     time.Duration
+	ReadyTimeout   time.Duration // how long OpenSession waits for the agent's session.ready
+	ClientGrace    time.Duration // how long a session survives without a client connection
+	PingInterval   time.Duration
+	PongWait       time.Duration
+	WriteWait      time.Duration
+	HelloTimeout   time.Duration // how long a new connection may take to send hello
+	MaxQueue       int           // messages queued per connection before it is disconnected
+	MaxBadMessages int           // refused messages a connection may send before it is disconnected
+	// ICEServers returns the ICE servers (with minted TURN credentials) for
+	// a session. Nil means none.
+	ICEServers func(session string, expires time.Time) []proto.ICEServer
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.SessionTTL, DefaultSessionTTL)
+	def(&o.ReadyTimeout, DefaultReadyTimeout)
+	def(&o.ClientGrace, DefaultClientGrace)
+	def(&o.PingInterval, DefaultPingInterval)
+	def(&o.PongWait, DefaultPongWait)
+	def(&o.WriteWait, DefaultWriteWait)
+	def(&o.HelloTimeout, DefaultHelloTimeout)
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = DefaultMaxQueue
+	}
+	if o.MaxBadMessages <= 0 {
+		o.MaxBadMessages = DefaultMaxBadMessages
+	}
+	if o.ICEServers == nil {
+		o.ICEServers = func(string, time.Time) []proto.ICEServer { return nil }
+	}
+}
+
+// Hub routes signaling messages. Create it with New; it is safe for
+// concurrent use.
+type Hub struct {
+	opt Options
+	log *slog.Logger
+
+	// wg counts every goroutine the hub started (connection pumps and
+	// running timer callbacks); Close waits for it.
+	wg sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	conns    map[*conn]struct{}     // every live connection
+	agents   map[string]*conn       // agent ID → its newest connection
+	devices  map[string]deviceEntry // device ID → the agent that declared it
+	sessions map[string]*session    // session ID → session (ended ones until their tombstone expires)
+	tokens   map[[32]byte]*session  // SHA-256 of a session token → live session
+}
+
+// New returns a hub. It does no I/O and starts no goroutines.
+func New(opt Options) *Hub {
+	opt.setDefaults()
+	return &Hub{
+		opt:      opt,
+		log:      opt.Logger,
+		conns:    make(map[*conn]struct{}),
+		agents:   make(map[string]*conn),
+		devices:  make(map[string]deviceEntry),
+		sessions: make(map[string]*session),
+		tokens:   make(map[[32]byte]*session),
+	}
+}
+
+// Close ends every session, disconnects every connection and returns once
+// all goroutines the hub started have returned. It is idempotent.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		for _, s := range h.sessions {
+			h.endLocked(s, proto.EndError, "signaling is shutting down", nil,
+				proto.Errorf(proto.CodeUnavailable, "signaling is shutting down"))
+			s.stopTimersLocked()
+		}
+		for c := range h.conns {
+			c.closeAfterFlush(1001, "signaling is shutting down") // websocket.CloseGoingAway
+		}
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// afterFunc runs f after d on its own goroutine, counted in h.wg, unless the
+// hub has closed by then. f runs with h.mu held.
+func (h *Hub) afterFunc(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.closed {
+			return
+		}
+		h.wg.Add(1) // under h.mu with closed false: Close's Wait cannot have started
+		defer h.wg.Done()
+		f()
+	})
+}

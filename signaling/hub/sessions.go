@@ -1,0 +1,247 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+type sessionState int
+
+const (
+	statePending sessionState = iota // announced to the agent, waiting for session.ready
+	stateReady                       // accepted; a client may join
+	stateEnded                       // over; kept as a tombstone for a minute
+)
+
+// session is one technician's session with one device. All fields are
+// guarded by h.mu.
+type session struct {
+	id, user, device string
+	tokenHash        [32]byte
+	expires          time.Time
+	state            sessionState
+	agent            *conn // the agent connection that accepted it
+	client           *conn // the current client connection, nil while none
+	log              *slog.Logger
+
+	// result receives exactly one value when the session leaves
+	// statePending: nil when the agent accepted, the refusal otherwise.
+	result chan error
+
+	timer    *time.Timer // expiry while live, tombstone removal once ended
+	grace    *time.Timer // running while live without a client
+	graceGen int         // invalidates grace callbacks that lost a race with Stop
+}
+
+func (s *session) stopTimersLocked() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	if s.grace != nil {
+		s.grace.Stop()
+		s.grace = nil
+	}
+	s.graceGen++
+}
+
+func hashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// OpenSession creates a session for user on device, announces it to the
+// device's agent with session.open and waits until the agent accepts or
+// refuses it, ReadyTimeout passes, or ctx ends. The returned token is the
+// only copy; the hub keeps its SHA-256.
+func (h *Hub) OpenSession(ctx context.Context, user, device string) (*proto.SessionInfo, error) {
+	s, token, err := h.createSession(user, device)
+	if err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(h.opt.ReadyTimeout)
+	defer t.Stop()
+	var cause *proto.Error
+	select {
+	case err := <-s.result:
+		return sessionInfo(s, token, err)
+	case <-t.C:
+		cause = ErrReadyTimeout
+	case <-ctx.Done():
+		cause = ErrCanceled
+	}
+	h.mu.Lock()
+	if s.state == statePending {
+		h.endLocked(s, proto.EndError, cause.Message, nil, cause)
+	}
+	h.mu.Unlock()
+	return sessionInfo(s, token, <-s.result)
+}
+
+func sessionInfo(s *session, token string, err error) (*proto.SessionInfo, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &proto.SessionInfo{Session: s.id, Device: s.device, Token: token, Expires: s.expires}, nil
+}
+
+func (h *Hub) createSession(user, device string) (*session, string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, "", ErrClosed
+	}
+	dev, ok := h.devices[device]
+	if !ok {
+		return nil, "", ErrNotFound
+	}
+	agent := h.agents[dev.agent]
+	if agent == nil {
+		return nil, "", ErrAgentOffline
+	}
+	id := newSessionID()
+	for h.sessions[id] != nil {
+		id = newSessionID()
+	}
+	var tok [32]byte
+	rand.Read(tok[:])
+	token := base64.RawURLEncoding.EncodeToString(tok[:])
+	s := &session{
+		id:        id,
+		user:      user,
+		device:    device,
+		tokenHash: hashToken(token),
+		expires:   h.opt.Now().Add(h.opt.SessionTTL),
+		agent:     agent,
+		result:    make(chan error, 1),
+		log:       h.log.With("session", id, "device", device, "user", user, "agent", dev.agent),
+	}
+	h.sessions[id] = s
+	h.tokens[s.tokenHash] = s
+	agent.sessions[id] = s
+	s.timer = h.afterFunc(h.opt.SessionTTL, func() {
+		if s.state != stateEnded {
+			h.endLocked(s, proto.EndExpired, "the session's time limit was reached", nil, nil)
+		}
+	})
+	s.log.Info("session requested", "expires", s.expires)
+	open := &proto.SessionOpen{
+		Device:     device,
+		User:       user,
+		Expires:    s.expires,
+		ICEServers: h.opt.ICEServers(id, s.expires),
+	}
+	if !agent.sendMsg(proto.TypeSessionOpen, id, open) {
+		h.endLocked(s, proto.EndError, "the agent is unreachable", nil, ErrAgentOffline)
+	}
+	return s, token, nil
+}
+
+// newSessionID returns 26 lower-case base32 characters (128 random bits).
+func newSessionID() string { return strings.ToLower(rand.Text()) }
+
+// endLocked ends s once: both sides that did not cause it (from) are told
+// with session.end, the client connection is closed, a waiting OpenSession
+// gets waitErr, the token stops working, and the session stays as a
+// tombstone for a while so late messages for it are answered session_ended.
+func (h *Hub) endLocked(s *session, reason proto.EndReason, msg string, from *conn, waitErr error) {
+	if s.state == stateEnded {
+		return
+	}
+	prev := s.state
+	s.state = stateEnded
+	delete(h.tokens, s.tokenHash)
+	s.stopTimersLocked()
+	end := &proto.SessionEnd{Reason: reason, Message: msg}
+	if a := s.agent; a != nil {
+		delete(a.sessions, s.id)
+		if a != from {
+			a.sendMsg(proto.TypeSessionEnd, s.id, end)
+		}
+	}
+	if c := s.client; c != nil {
+		if c != from {
+			c.sendMsg(proto.TypeSessionEnd, s.id, end)
+		}
+		c.closeAfterFlush(websocket.CloseNormalClosure, "session ended")
+		s.client = nil
+	}
+	if prev == statePending {
+		if waitErr == nil {
+			waitErr = proto.Errorf(proto.CodeSessionEnded, "session ended before the agent accepted it (%s)", reason)
+		}
+		s.result <- waitErr
+	}
+	s.log.Info("session ended", "reason", reason, "message", msg)
+	if h.closed {
+		delete(h.sessions, s.id)
+		return
+	}
+	s.timer = h.afterFunc(tombstoneTTL, func() {
+		if h.sessions[s.id] == s {
+			delete(h.sessions, s.id)
+		}
+	})
+}
+
+// startGraceLocked ends s with client_lost unless a client joins within
+// ClientGrace.
+func (h *Hub) startGraceLocked(s *session) {
+	if s.grace != nil {
+		s.grace.Stop()
+	}
+	s.graceGen++
+	gen := s.graceGen
+	s.grace = h.afterFunc(h.opt.ClientGrace, func() {
+		if s.graceGen == gen && s.state == stateReady && s.client == nil {
+			h.endLocked(s, proto.EndClientLost, "no client joined in time", nil, nil)
+		}
+	})
+}
+
+func (h *Hub) stopGraceLocked(s *session) {
+	if s.grace != nil {
+		s.grace.Stop()
+		s.grace = nil
+	}
+	s.graceGen++
+}
+
+// SessionForToken returns the ID of the live session that token opens.
+func (h *Hub) SessionForToken(token string) (string, bool) {
+	if token == "" {
+		return "", false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.tokens[hashToken(token)]
+	if s == nil || s.state != stateReady || !h.opt.Now().Before(s.expires) {
+		return "", false
+	}
+	return s.id, true
+}
+
+// SessionLive reports whether id names a session that has not ended.
+func (h *Hub) SessionLive(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.sessions[id]
+	return s != nil && s.state != stateEnded
+}
+
+// EndSession ends session id on behalf of user (reason client), telling
+// both sides. Another user's session is reported as not found.
+func (h *Hub) EndSession(id, user string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.sessions[id]
+	if s == nil || s.user != user || s.state == stateEnded {
+		return ErrNoSession
+	}
+	h.endLocked(s, proto.EndByClient, "ended by the technician", nil, ErrCanceled)
+	return nil
+}

@@ -1,0 +1,191 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+func TestOversizeFrameDisconnects(t *testing.T) {
+	e := newEnv(t, nil)
+	agent := e.agent(agentKey, "printer-1")
+	a := e.open(agent, techToken, "printer-1")
+	b := e.open(agent, techToken, "printer-1")
+	ca, _ := e.client(a.Token, dialOpts{})
+	cb, _ := e.client(b.Token, dialOpts{})
+
+	ca.sendRaw([]byte(`{"v":1,"type":"candidate","session":"` + a.Session + `","data":{"candidate":"` +
+		strings.Repeat("x", proto.MaxSignalMessage) + `"}}`))
+	if code := closeCode(ca.waitClosed()); code != websocket.CloseMessageTooBig {
+		t.Errorf("close code %d, want 1009", code)
+	}
+	e.waitLog("message over size limit")
+
+	// The other session is unaffected.
+	cb.send(proto.TypeOffer, b.Session, &proto.SessionDescription{Type: "offer", SDP: "v=0\r\n"})
+	if env := agent.next(proto.TypeOffer); env.Session != b.Session {
+		t.Fatalf("offer for %s", env.Session)
+	}
+}
+
+func TestBadMessagesAreRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	agent := e.agent(agentKey, "printer-1")
+	a := e.open(agent, techToken, "printer-1")
+	b := e.open(agent, techToken, "printer-1")
+	// Each client case uses a fresh connection (the newest replaces the
+	// last), so the cases do not add up to a persistent offender.
+	var ca *peer
+	const client = "client"
+
+	deep := strings.Repeat("[", proto.MaxJSONDepth+1) + strings.Repeat("]", proto.MaxJSONDepth+1)
+	tests := []struct {
+		name        string
+		from        any // client, or the agent peer
+		raw         string
+		wantCode    proto.Code
+		wantSession string
+	}{
+		{"malformed JSON", client, `{"v":1,"type":"offer",`, proto.CodeBadMessage, ""},
+		{"deep nesting", client, `{"v":1,"type":"offer","session":"` + a.Session + `","data":` + deep + `}`, proto.CodeBadMessage, ""},
+		{"unknown type", client, `{"v":1,"type":"teleport","session":"` + a.Session + `"}`, proto.CodeUnsupported, ""},
+		{"wrong version", client, `{"v":2,"type":"offer","session":"` + a.Session + `"}`, proto.CodeUnsupported, ""},
+		{"invalid payload", client, `{"v":1,"type":"offer","session":"` + a.Session + `","data":{"type":"offer","sdp":""}}`, proto.CodeBadMessage, a.Session},
+		{"unknown payload field", client, `{"v":1,"type":"candidate","session":"` + a.Session + `","data":{"candidate":"","evil":1}}`, proto.CodeBadMessage, a.Session},
+		{"another session (client)", client, `{"v":1,"type":"offer","session":"` + b.Session + `","data":{"type":"offer","sdp":"v=0"}}`, proto.CodeSessionNotFound, b.Session},
+		{"client sends an answer", client, `{"v":1,"type":"answer","session":"` + a.Session + `","data":{"type":"answer","sdp":"v=0"}}`, proto.CodeBadMessage, a.Session},
+		{"client opens a session", client, `{"v":1,"type":"session.open","data":{"device":"printer-1"}}`, proto.CodeUnsupported, ""},
+		{"hello twice", client, `{"v":1,"type":"hello","data":{"role":"client"}}`, proto.CodeBadMessage, ""},
+		{"binary-ish garbage", client, "\x00\xff", proto.CodeBadMessage, ""},
+		{"agent names an unknown session", agent, `{"v":1,"type":"answer","session":"zzzzzzzzzzzzzzzz","data":{"type":"answer","sdp":"v=0"}}`, proto.CodeSessionNotFound, "zzzzzzzzzzzzzzzz"},
+		{"agent sends an offer", agent, `{"v":1,"type":"offer","session":"` + a.Session + `","data":{"type":"offer","sdp":"v=0"}}`, proto.CodeBadMessage, a.Session},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			from := agent
+			if tt.from == client {
+				ca, _ = e.client(a.Token, dialOpts{})
+				from = ca
+			}
+			from.sendRaw([]byte(tt.raw))
+			env := from.nextError(tt.wantCode)
+			if env.Session != tt.wantSession {
+				t.Errorf("error envelope session %q, want %q", env.Session, tt.wantSession)
+			}
+			// The connection still works: a valid message is relayed.
+			if from == ca {
+				ca.send(proto.TypeCandidate, a.Session, &proto.Candidate{Candidate: ""})
+				agent.next(proto.TypeCandidate)
+			} else {
+				if ca == nil {
+					ca, _ = e.client(a.Token, dialOpts{})
+				}
+				agent.send(proto.TypeCandidate, a.Session, &proto.Candidate{Candidate: ""})
+				ca.next(proto.TypeCandidate)
+			}
+		})
+		if t.Failed() {
+			return
+		}
+	}
+	e.waitLog(`msg="message refused"`)
+}
+
+func TestPersistentOffenderDisconnected(t *testing.T) {
+	e := newEnv(t, nil)
+	agent := e.agent(agentKey, "printer-1")
+	a := e.open(agent, techToken, "printer-1")
+	b := e.open(agent, techToken, "printer-1")
+	ca, _ := e.client(a.Token, dialOpts{})
+	cb, _ := e.client(b.Token, dialOpts{})
+
+	for range 20 {
+		ca.sendRaw([]byte(`{"v":1,"type":"offer","session":"` + b.Session + `","data":{"type":"offer","sdp":"v=0"}}`))
+	}
+	if code := closeCode(ca.waitClosed()); code != websocket.ClosePolicyViolation {
+		t.Errorf("close code %d, want 1008", code)
+	}
+	e.waitLog("too many bad messages")
+
+	// Nothing reached session b's agent side, and b still works.
+	cb.send(proto.TypeOffer, b.Session, &proto.SessionDescription{Type: "offer", SDP: "v=0\r\nb"})
+	var d proto.SessionDescription
+	if env := agent.nextData(proto.TypeOffer, &d); env.Session != b.Session || d.SDP != "v=0\r\nb" {
+		t.Fatalf("agent got %s %+v first", env.Session, d)
+	}
+}
+
+func TestSlowReaderDoesNotBlockOthers(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxQueue = 4 })
+	agent := e.agent(agentKey, "printer-1")
+	a := e.open(agent, techToken, "printer-1")
+	b := e.open(agent, techToken, "printer-1")
+	// The slow client joins and then never reads again.
+	slow, _, err := e.dial(proto.PathSessionSocket, dialOpts{header: bearerHeader(a.Token), noRead: true, smallBuffer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.sendRaw([]byte(`{"v":1,"type":"hello","data":{"role":"client"}}`))
+	e.waitLog(`msg="client joined" session=` + a.Session)
+	cb, _ := e.client(b.Token, dialOpts{})
+
+	// Flood the slow client until signaling gives up on it; its small
+	// receive buffer keeps the flood short.
+	sdp := "v=0\r\n" + strings.Repeat("a=x\r\n", (proto.MaxSDP-10)/5)
+	const full = "send queue full; disconnecting slow peer"
+	for i := 0; !strings.Contains(e.logs.String(), full); i++ {
+		if i == 5000 {
+			t.Fatal("the slow client was never disconnected")
+		}
+		agent.send(proto.TypeAnswer, a.Session, &proto.SessionDescription{Type: "answer", SDP: sdp})
+	}
+	// Another session's client still gets its messages at once.
+	start := time.Now()
+	agent.send(proto.TypeCandidate, b.Session, &proto.Candidate{Candidate: ""})
+	cb.next(proto.TypeCandidate)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("delivery to another client took %v", d)
+	}
+	// Signaling dropped the slow connection (the session waits for a new one).
+	e.waitLog(`msg="client disconnected; waiting for it to rejoin" session=` + a.Session)
+}
+
+func TestPongDeadline(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.PingInterval = 20 * time.Millisecond
+		c.PongWait = 200 * time.Millisecond
+	})
+	agent := e.agent(agentKey, "printer-1")
+	info := e.open(agent, techToken, "printer-1")
+	mute, _ := e.client(info.Token, dialOpts{setup: func(ws *websocket.Conn) {
+		ws.SetPingHandler(func(string) error { return nil }) // never pong
+	}})
+	start := time.Now()
+	mute.waitClosed()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("closed after %v", d)
+	}
+	e.waitLog("no pong in time")
+
+	// The agent, which answers pings, has outlived a pong wait and still works.
+	c2, _ := e.client(info.Token, dialOpts{})
+	c2.send(proto.TypeCandidate, info.Session, &proto.Candidate{Candidate: ""})
+	agent.next(proto.TypeCandidate)
+}
+
+func TestHelloTimeout(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.PingInterval = 20 * time.Millisecond
+		c.PongWait = 200 * time.Millisecond
+	})
+	// Answering pings does not keep a connection that never says hello.
+	p, _, err := e.dial(proto.PathAgentSocket, dialOpts{header: bearerHeader(agentKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.waitClosed()
+	e.waitLog("no hello in time")
+}

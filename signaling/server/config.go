@@ -1,0 +1,179 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// MaxSessionTTL is the longest a session may last.
+const MaxSessionTTL = 30 * time.Minute
+
+// Config configures a Server. The zero value is a server that knows no
+// agents and no technicians and hands out no ICE servers: safe, and useless.
+type Config struct {
+	// Logger receives state changes and refusals at Info. Nil discards.
+	Logger *slog.Logger
+
+	// AgentKeys maps an agent ID to its pre-shared key, presented as
+	// "Authorization: Bearer <key>" on PathAgentSocket. Interim
+	// authentication until mTLS enrollment lands. Keys must be unique.
+	AgentKeys map[string]string
+
+	// TechnicianTokens maps a development bearer token to the user ID it
+	// authenticates on the HTTP API. Interim until OAuth lands.
+	TechnicianTokens map[string]string
+
+	// TURNSecret is the secret shared with porthole-turn for TURN REST API
+	// credentials. Required when ICEURLs contains turn: or turns: URLs.
+	TURNSecret []byte
+
+	// ICEURLs are the stun:, turn: and turns: URLs handed to both peers of
+	// every session. TURN URLs get credentials minted per session that
+	// expire with it.
+	ICEURLs []string
+
+	// SessionTTL is how long a session lasts. Zero means MaxSessionTTL
+	// (30 min); more than MaxSessionTTL is refused by New.
+	SessionTTL time.Duration
+
+	// ClientGrace is how long a session survives without a client
+	// connection (a browser reloading) before it ends with client_lost.
+	// Zero means 30 s.
+	ClientGrace time.Duration
+
+	// AllowedOrigins are the exact origins ("https://app.example.com")
+	// whose browser pages may open WebSockets and call the API. Requests
+	// without an Origin header come from non-browser clients and are
+	// allowed. The app's own origin belongs here if it calls the API.
+	AllowedOrigins []string
+
+	// SessionsDomain is the domain under which each session gets its own
+	// origin, <session>.<SessionsDomain> (e.g. "localhost:8080" or
+	// "s.example.net"). Empty means sessions have no web origin.
+	SessionsDomain string
+
+	// SessionsScheme is the scheme of session origins: "https" (default)
+	// or "http" for local demos.
+	SessionsScheme string
+
+	// ReadyTimeout is how long POST /v1/sessions waits for the agent to
+	// accept. Zero means 10 s.
+	ReadyTimeout time.Duration
+
+	// PingInterval and PongWait drive keepalive: a ping every
+	// PingInterval, and a connection that sends no pong within PongWait is
+	// closed. Zero means 20 s and 30 s; PingInterval must be shorter.
+	PingInterval time.Duration
+	PongWait     time.Duration
+
+	// MaxQueue is how many messages may wait for one connection before it
+	// is disconnected as too slow. Zero means 64.
+	MaxQueue int
+
+	// Now returns the current time. Nil means time.Now. Timers always run
+	// on real durations.
+	Now func() time.Time
+
+	// Node names this signaling node in welcome messages.
+	Node string
+
+	// Web, if set, serves the app host's non-API paths (the web UI). It is
+	// wrapped in cross-origin protection for state-changing requests.
+	Web http.Handler
+
+	// SessionWeb, if set, serves every request whose Host is
+	// <session>.<SessionsDomain> for a live session (the session shell),
+	// except PathSessionSocket, which is the session's WebSocket.
+	// Unknown or ended sessions get 404.
+	SessionWeb http.Handler
+}
+
+func (cfg *Config) check() error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	seenKeys := make(map[string]string, len(cfg.AgentKeys))
+	for id, key := range cfg.AgentKeys {
+		if !proto.ValidID(id) {
+			fail("agent ID %q is malformed", id)
+		}
+		if key == "" {
+			fail("agent %q has an empty key", id)
+		}
+		if other, dup := seenKeys[key]; dup {
+			fail("agents %q and %q share a key", other, id)
+		}
+		seenKeys[key] = id
+	}
+	for tok, user := range cfg.TechnicianTokens {
+		if tok == "" {
+			fail("empty technician token for user %q", user)
+		}
+		if !proto.ValidID(user) {
+			fail("user ID %q is malformed", user)
+		}
+	}
+	switch {
+	case cfg.SessionTTL < 0 || cfg.SessionTTL > MaxSessionTTL:
+		fail("session TTL %v outside (0, %v]", cfg.SessionTTL, MaxSessionTTL)
+	case cfg.SessionTTL == 0:
+		cfg.SessionTTL = MaxSessionTTL
+	}
+	for _, d := range []*time.Duration{&cfg.ClientGrace, &cfg.ReadyTimeout, &cfg.PingInterval, &cfg.PongWait} {
+		if *d < 0 {
+			fail("negative duration %v", *d)
+		}
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = 20 * time.Second
+	}
+	if cfg.PongWait == 0 {
+		cfg.PongWait = 30 * time.Second
+	}
+	if cfg.PingInterval >= cfg.PongWait {
+		fail("ping interval %v must be shorter than pong wait %v", cfg.PingInterval, cfg.PongWait)
+	}
+	if cfg.MaxQueue < 0 {
+		fail("negative MaxQueue")
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch cfg.SessionsScheme {
+	case "":
+		cfg.SessionsScheme = "https"
+	case "http", "https":
+	default:
+		fail("sessions scheme %q must be http or https", cfg.SessionsScheme)
+	}
+	cfg.SessionsDomain = strings.ToLower(cfg.SessionsDomain)
+	if d := cfg.SessionsDomain; d != "" {
+		if err := checkOrigin(cfg.SessionsScheme + "://x." + d); err != nil {
+			fail("sessions domain %q is not a host[:port]", d)
+		}
+	}
+	if len(cfg.Node) > proto.MaxText {
+		fail("node name too long")
+	}
+	return errors.Join(errs...)
+}
+
+// checkOrigin accepts exactly scheme://host[:port] in lower case.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" ||
+		u.Scheme+"://"+u.Host != o || strings.ToLower(o) != o {
+		return fmt.Errorf("origin %q must be exactly scheme://host[:port] in lower case", o)
+	}
+	return nil
+}

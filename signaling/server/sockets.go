@@ -1,0 +1,61 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// serveAgentSocket upgrades an agent's WebSocket after checking its key.
+func (s *Server) serveAgentSocket(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != "" && !s.allowed[origin] {
+		s.refuse(r, "origin not allowed on the agent socket")
+		writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "origin not allowed"))
+		return
+	}
+	agentID, ok := lookup(s.agents, bearer(r))
+	if !ok {
+		s.refuse(r, "agent key missing or wrong")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="porthole"`)
+		writeError(w, http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "a valid agent key is required"))
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Info("agent upgrade failed", "agent", agentID, "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s.log.Info("agent connected", "agent", agentID, "remote", r.RemoteAddr)
+	s.hub.ServeAgent(ws, agentID)
+}
+
+// serveSessionSocket upgrades a client's WebSocket for the one session its
+// token opens. Browsers (requests with an Origin) must come from the
+// session's own origin or an allowed origin: anything else is cross-site
+// WebSocket hijacking and is refused before the upgrade.
+func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.hub.SessionForToken(sessionToken(r))
+	if !ok {
+		s.refuse(r, "session token missing, wrong or expired")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="porthole"`)
+		writeError(w, http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "a valid session token is required"))
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !s.allowed[origin] &&
+		(s.sessionOrigin(id) == "" || origin != s.sessionOrigin(id)) {
+		s.refuse(r, "origin not allowed on the session socket", "session", id)
+		writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "origin not allowed"))
+		return
+	}
+	if label, onSessionHost := s.sessionHost(r.Host); onSessionHost && label != id {
+		s.refuse(r, "token for another session", "session", id)
+		writeError(w, http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "a valid session token is required"))
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Info("client upgrade failed", "session", id, "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s.hub.ServeClient(ws, id)
+}
