@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/signaling/server"
+	"github.com/porthole-dev/porthole/web"
 )
 
 func main() {
@@ -107,6 +108,10 @@ func run() error {
 		SessionsDomain:   *sessDomain,
 		SessionsScheme:   *sessScheme,
 		Node:             *node,
+		// The browser app and the per-session shell are embedded in this
+		// binary; the server itself knows nothing about them.
+		Web:        web.App(),
+		SessionWeb: web.Session(),
 	})
 	if err != nil {
 		return err
