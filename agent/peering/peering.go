@@ -53,6 +53,15 @@ func New(pc *webrtc.PeerConnection, send SendFunc) *Peer {
 	return p
 }
 
+// RemoteSet reports whether a remote description was applied. The agent
+// uses it to recognise a restarted client: a second offer on the same
+// session means a new browser page, which needs a new peer connection.
+func (p *Peer) RemoteSet() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.remoteSet
+}
+
 // Offer creates and sends an offer (the technician side offers).
 func (p *Peer) Offer() error {
 	offer, err := p.pc.CreateOffer(nil)

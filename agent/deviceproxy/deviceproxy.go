@@ -1,0 +1,374 @@
+// Package deviceproxy is the agent's HTTP and TCP access to one declared
+// device: a sibling of httputil.ReverseProxy that only ever reaches the
+// configured address and ports.
+//
+// Requests arrive from the tunnel in origin form ("/path?query"); the proxy
+// sends them to scheme://Host:port of the configuration with the configured
+// Host header, rewrites Origin and Referer to the device's origin (device
+// CSRF checks compare them), adds no X-Forwarded-* headers (the
+// technician's address never reaches the device), never follows redirects,
+// and streams bodies both ways with pooled 16 KiB buffers.
+//
+// A host name is resolved once, at the first connection, and the address
+// is pinned for the Proxy's lifetime, so a second lookup cannot send the
+// agent elsewhere (DNS rebinding).
+package deviceproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// Device is one declared device as the agent's configuration gives it.
+type Device struct {
+	ID     string
+	Scheme string // "http" or "https"; "" means http
+	// Host is the configured host name or IP address (no port).
+	Host string
+	// HTTPPort is the device's web port (tunnel port 0); 0 means the
+	// scheme's default.
+	HTTPPort int
+	// Ports are further declared ports, for HTTP or TCP. HTTPPort is
+	// always allowed.
+	Ports []int
+	// HostHeader is sent as Host (and used for Origin); "" means Host
+	// with the port when it is not the scheme's default.
+	HostHeader string
+	// InsecureSkipVerify accepts any TLS certificate from the device
+	// (self-signed embedded web servers).
+	InsecureSkipVerify bool
+}
+
+// Timeouts towards the device.
+const (
+	DialTimeout           = 10 * time.Second
+	TLSHandshakeTimeout   = 10 * time.Second
+	ResponseHeaderTimeout = 60 * time.Second
+	IdleConnTimeout       = 30 * time.Second
+	MaxResponseHeaderSize = proto.MaxHead
+)
+
+// StatusClientClosedRequest is sent (to nobody in practice) when the
+// technician cancelled the request; nginx's 499.
+const StatusClientClosedRequest = 499
+
+// Proxy reaches one device. It is safe for concurrent use by many
+// sessions.
+type Proxy struct {
+	d         Device
+	log       *slog.Logger
+	transport *http.Transport
+	handlers  map[int]http.Handler // by port; never modified after New
+
+	pinMu sync.Mutex
+	pin   netip.Addr
+}
+
+// New validates d and builds its proxy. It does no I/O.
+func New(d Device, logger *slog.Logger) (*Proxy, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	switch d.Scheme {
+	case "":
+		d.Scheme = "http"
+	case "http", "https":
+	default:
+		return nil, fmt.Errorf("deviceproxy: device %s: scheme %q is not http or https", d.ID, d.Scheme)
+	}
+	if d.Host == "" || strings.ContainsAny(d.Host, "/?#@ \t\r\n") {
+		return nil, fmt.Errorf("deviceproxy: device %s: invalid host %q", d.ID, d.Host)
+	}
+	if strings.HasPrefix(d.Host, "[") && strings.HasSuffix(d.Host, "]") {
+		d.Host = d.Host[1 : len(d.Host)-1]
+	}
+	if _, _, err := net.SplitHostPort(d.Host); err == nil {
+		return nil, fmt.Errorf("deviceproxy: device %s: host %q must not carry a port", d.ID, d.Host)
+	}
+	if d.HTTPPort == 0 {
+		d.HTTPPort = defaultPort(d.Scheme)
+	}
+	ports := []int{d.HTTPPort}
+	for _, p := range d.Ports {
+		if p < 1 || p > 65535 {
+			return nil, fmt.Errorf("deviceproxy: device %s: port %d out of range", d.ID, p)
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	if d.HTTPPort < 1 || d.HTTPPort > 65535 {
+		return nil, fmt.Errorf("deviceproxy: device %s: HTTP port %d out of range", d.ID, d.HTTPPort)
+	}
+	d.Ports = ports
+	if d.HostHeader != "" && strings.ContainsAny(d.HostHeader, "/?#@ \t\r\n") {
+		return nil, fmt.Errorf("deviceproxy: device %s: invalid host header %q", d.ID, d.HostHeader)
+	}
+	p := &Proxy{d: d, log: logger, handlers: map[int]http.Handler{}}
+	p.transport = &http.Transport{
+		Proxy:                  nil, // never a proxy from the environment
+		DialContext:            p.dialHTTP,
+		TLSClientConfig:        &tls.Config{InsecureSkipVerify: d.InsecureSkipVerify, ServerName: tlsServerName(d)}, //nolint:gosec // per-device opt-in
+		TLSHandshakeTimeout:    TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  ResponseHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		IdleConnTimeout:        IdleConnTimeout,
+		MaxIdleConns:           16,
+		MaxIdleConnsPerHost:    8,
+		MaxResponseHeaderBytes: MaxResponseHeaderSize,
+		DisableCompression:     true, // pass Content-Encoding through untouched
+		ForceAttemptHTTP2:      false,
+	}
+	pool := newBufferPool()
+	for _, port := range d.Ports {
+		p.handlers[port] = p.newHandler(port, pool)
+	}
+	return p, nil
+}
+
+func defaultPort(scheme string) int {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+func tlsServerName(d Device) string {
+	if d.HostHeader != "" {
+		if h, _, err := net.SplitHostPort(d.HostHeader); err == nil {
+			return h
+		}
+		return d.HostHeader
+	}
+	return d.Host
+}
+
+// allowed reports whether port is declared.
+func (p *Proxy) allowed(port int) bool { return slices.Contains(p.d.Ports, port) }
+
+func (p *Proxy) refusePort(port int) error {
+	p.log.Info("deviceproxy: undeclared port refused", "device", p.d.ID, "port", port)
+	return proto.Errorf(proto.CodePortNotAllowed, "port %d is not declared for device %s", port, p.d.ID)
+}
+
+// hostHeader is the Host sent to the device on port.
+func (p *Proxy) hostHeader(port int) string {
+	if p.d.HostHeader != "" {
+		return p.d.HostHeader
+	}
+	if port == defaultPort(p.d.Scheme) {
+		if strings.Contains(p.d.Host, ":") {
+			return "[" + p.d.Host + "]"
+		}
+		return p.d.Host
+	}
+	return net.JoinHostPort(p.d.Host, strconv.Itoa(port))
+}
+
+// Handler returns the handler for tunnelled HTTP requests to port (0: the
+// web port). An undeclared port is refused with a *proto.Error of code
+// port_not_allowed.
+func (p *Proxy) Handler(port int) (http.Handler, error) {
+	if port == 0 {
+		port = p.d.HTTPPort
+	}
+	h, ok := p.handlers[port]
+	if !ok {
+		return nil, p.refusePort(port)
+	}
+	return h, nil
+}
+
+func (p *Proxy) newHandler(port int, pool httputil.BufferPool) http.Handler {
+	target := &url.URL{Scheme: p.d.Scheme, Host: net.JoinHostPort(p.d.Host, strconv.Itoa(port))}
+	host := p.hostHeader(port)
+	origin := p.d.Scheme + "://" + host
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = target.Scheme
+			pr.Out.URL.Host = target.Host
+			pr.Out.URL.User = nil
+			pr.Out.Host = host
+			rewriteOrigin(pr.Out.Header, origin)
+			// Explicitly nil: ReverseProxy adds no X-Forwarded-For then.
+			pr.Out.Header["X-Forwarded-For"] = nil
+		},
+		Transport:     p.transport,
+		FlushInterval: -1,
+		BufferPool:    pool,
+		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ErrorHandler:  p.errorHandler,
+	}
+	return originForm{rp}
+}
+
+// originForm refuses anything but an origin-form request target: the
+// device address never comes from the request.
+type originForm struct{ rp *httputil.ReverseProxy }
+
+func (h originForm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL == nil || r.URL.IsAbs() || r.URL.Host != "" || !strings.HasPrefix(r.URL.Path, "/") ||
+		r.Method == http.MethodConnect {
+		http.Error(w, "porthole: request target must be an absolute path", http.StatusBadRequest)
+		return
+	}
+	h.rp.ServeHTTP(w, r)
+}
+
+// rewriteOrigin makes Origin and Referer look as if the page came from
+// the device itself.
+func rewriteOrigin(h http.Header, origin string) {
+	if len(h.Values("Origin")) > 0 {
+		h.Set("Origin", origin)
+	}
+	if refs := h.Values("Referer"); len(refs) > 0 {
+		u, err := url.Parse(refs[0])
+		if err != nil || u.Path == "" && u.Host == "" {
+			h.Del("Referer")
+			return
+		}
+		ref := origin + u.EscapedPath()
+		if ref == origin {
+			ref += "/"
+		}
+		if u.RawQuery != "" {
+			ref += "?" + u.RawQuery
+		}
+		h.Set("Referer", ref)
+	}
+}
+
+// errorHandler maps transport failures to 502, 504 or 499.
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := http.StatusBadGateway, "the device could not be reached"
+	switch {
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		status, msg = StatusClientClosedRequest, "request cancelled"
+	case isTimeout(err):
+		status, msg = http.StatusGatewayTimeout, "the device did not answer in time"
+	}
+	level := slog.LevelInfo
+	if status == StatusClientClosedRequest {
+		level = slog.LevelDebug
+	}
+	p.log.Log(r.Context(), level, "deviceproxy: request failed", "device", p.d.ID,
+		"method", r.Method, "target", r.URL.RequestURI(), "status", status, "err", err)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "porthole: %s (%d)\n", msg, status)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// DialTCP connects to a declared port of the device. An undeclared port
+// is refused with port_not_allowed; a failed connection is a *proto.Error
+// with device_timeout or device_failed.
+func (p *Proxy) DialTCP(ctx context.Context, port int) (net.Conn, error) {
+	if !p.allowed(port) {
+		return nil, p.refusePort(port)
+	}
+	conn, err := p.dial(ctx, port)
+	if err != nil {
+		code := proto.CodeDeviceFailed
+		if isTimeout(err) {
+			code = proto.CodeDeviceTimeout
+		}
+		p.log.Info("deviceproxy: tcp connection failed", "device", p.d.ID, "port", port, "err", err)
+		return nil, proto.Errorf(code, "connect to device port %d: %v", port, errors.Unwrap(err))
+	}
+	return conn, nil
+}
+
+// dialHTTP is the Transport's dialer: it ignores the host in addr (always
+// the configured one) and checks the port again.
+func (p *Proxy) dialHTTP(ctx context.Context, network, addr string) (net.Conn, error) {
+	_, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil || !p.allowed(port) {
+		return nil, p.refusePort(port)
+	}
+	return p.dial(ctx, port)
+}
+
+func (p *Proxy) dial(ctx context.Context, port int) (net.Conn, error) {
+	ip, err := p.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, uint16(port)).String()) //nolint:gosec // port checked
+	if err != nil {
+		return nil, fmt.Errorf("dial device: %w", err)
+	}
+	return conn, nil
+}
+
+// resolve returns the device's address, resolving a host name once and
+// pinning the answer.
+func (p *Proxy) resolve(ctx context.Context) (netip.Addr, error) {
+	if ip, err := netip.ParseAddr(p.d.Host); err == nil {
+		return ip.Unmap(), nil
+	}
+	p.pinMu.Lock()
+	defer p.pinMu.Unlock()
+	if p.pin.IsValid() {
+		return p.pin, nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", p.d.Host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("resolve device host: %w", err)
+	}
+	if len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve device host %s: %w", p.d.Host, syscall.EHOSTUNREACH)
+	}
+	p.pin = ips[0].Unmap()
+	p.log.Info("deviceproxy: device address pinned", "device", p.d.ID, "host", p.d.Host, "addr", p.pin)
+	return p.pin, nil
+}
+
+// CloseIdleConnections closes idle connections to the device.
+func (p *Proxy) CloseIdleConnections() { p.transport.CloseIdleConnections() }
+
+// bufferPool is httputil.BufferPool over sync.Pool with 16 KiB buffers.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, proto.MaxChunk); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte { return *(b.p.Get().(*[]byte)) }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) < proto.MaxChunk {
+		return
+	}
+	buf = buf[:proto.MaxChunk]
+	b.p.Put(&buf)
+}

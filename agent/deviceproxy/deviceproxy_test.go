@@ -1,0 +1,229 @@
+package deviceproxy_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(ps)
+	return p
+}
+
+func newProxy(t *testing.T, d deviceproxy.Device) *deviceproxy.Proxy {
+	t.Helper()
+	p, err := deviceproxy.New(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	return p
+}
+
+// serve runs one tunnelled-style request (origin-form, no host) through h.
+func serve(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func originFormRequest(ctx context.Context, method, target string, hdr http.Header) *http.Request {
+	req := httptest.NewRequestWithContext(ctx, method, target, nil)
+	req.Host = ""
+	req.URL.Host = ""
+	req.URL.Scheme = ""
+	req.RemoteAddr = "198.51.100.23:4444" // the technician: must not leak
+	if hdr != nil {
+		req.Header = hdr
+	}
+	return req
+}
+
+func TestRewriteHeadersAndTarget(t *testing.T) {
+	seen := make(chan *http.Request, 1)
+	dev := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Clone(context.Background())
+		w.Header().Set("Connection", "X-Device-Hop")
+		w.Header().Set("X-Device-Hop", "1")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		http.Redirect(w, r, "/next", http.StatusFound)
+	}))
+	defer dev.Close()
+	port := portOf(t, dev.Listener.Addr().String())
+
+	for _, tc := range []struct {
+		name, hostHeader, wantHost string
+	}{
+		{"configured host header", "printer.example", "printer.example"},
+		{"default host header", "", "127.0.0.1:" + strconv.Itoa(port)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProxy(t, deviceproxy.Device{ID: "d1", Host: "127.0.0.1", HTTPPort: port, HostHeader: tc.hostHeader})
+			h, err := p.Handler(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hdr := http.Header{
+				"Origin":              {"https://s1.sessions.example"},
+				"Referer":             {"https://s1.sessions.example/a/b?c=d"},
+				"X-Forwarded-For":     {"203.0.113.1"},
+				"X-Forwarded-Host":    {"evil"},
+				"Forwarded":           {"for=203.0.113.1"},
+				"Connection":          {"X-Client-Hop"},
+				"X-Client-Hop":        {"1"},
+				"Proxy-Authorization": {"Basic eA=="},
+			}
+			rec := serve(h, originFormRequest(context.Background(), "GET", "/cgi?x=1", hdr))
+			if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/next" {
+				t.Fatalf("got %d Location %q; the redirect must come back unfollowed", rec.Code, rec.Header().Get("Location"))
+			}
+			for _, h := range []string{"Connection", "X-Device-Hop", "Keep-Alive"} {
+				if v := rec.Header().Get(h); v != "" {
+					t.Errorf("response header %s = %q leaked", h, v)
+				}
+			}
+			r := <-seen
+			origin := "http://" + tc.wantHost
+			if r.Host != tc.wantHost || r.URL.RequestURI() != "/cgi?x=1" {
+				t.Errorf("device saw Host %q target %q", r.Host, r.URL.RequestURI())
+			}
+			if r.Header.Get("Origin") != origin || r.Header.Get("Referer") != origin+"/a/b?c=d" {
+				t.Errorf("Origin %q Referer %q", r.Header.Get("Origin"), r.Header.Get("Referer"))
+			}
+			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Client-Hop", "Proxy-Authorization"} {
+				if v := r.Header.Get(h); v != "" {
+					t.Errorf("device saw %s = %q", h, v)
+				}
+			}
+		})
+	}
+}
+
+func TestRefusesUndeclaredPortsAndAbsoluteForm(t *testing.T) {
+	p := newProxy(t, deviceproxy.Device{ID: "d1", Host: "127.0.0.1", HTTPPort: 8080, Ports: []int{22}})
+	for _, port := range []int{0, 8080, 22} {
+		if _, err := p.Handler(port); err != nil {
+			t.Errorf("Handler(%d): %v", port, err)
+		}
+	}
+	for _, port := range []int{80, 443, 8081, 65535} {
+		_, err := p.Handler(port)
+		if proto.CodeOf(err) != proto.CodePortNotAllowed {
+			t.Errorf("Handler(%d) = %v, want port_not_allowed", port, err)
+		}
+		_, err = p.DialTCP(context.Background(), port)
+		if proto.CodeOf(err) != proto.CodePortNotAllowed {
+			t.Errorf("DialTCP(%d) = %v, want port_not_allowed", port, err)
+		}
+	}
+	h, _ := p.Handler(0)
+	req := httptest.NewRequest("GET", "http://10.0.0.1:22/", nil) // absolute form
+	if rec := serve(h, req); rec.Code != http.StatusBadRequest {
+		t.Errorf("absolute-form request: %d, want 400", rec.Code)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, d := range []deviceproxy.Device{
+		{ID: "a", Host: ""},
+		{ID: "b", Host: "10.0.0.1:80"},
+		{ID: "c", Host: "x/y"},
+		{ID: "d", Host: "10.0.0.1", Scheme: "ftp"},
+		{ID: "e", Host: "10.0.0.1", Ports: []int{70000}},
+		{ID: "f", Host: "10.0.0.1", HostHeader: "a b"},
+	} {
+		if _, err := deviceproxy.New(d, nil); err == nil {
+			t.Errorf("New(%+v) accepted", d)
+		}
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	// A port with nothing listening: 502.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedPort := portOf(t, ln.Addr().String())
+	_ = ln.Close()
+	p := newProxy(t, deviceproxy.Device{ID: "d1", Host: "127.0.0.1", HTTPPort: closedPort})
+	h, _ := p.Handler(0)
+	if rec := serve(h, originFormRequest(context.Background(), "GET", "/", nil)); rec.Code != http.StatusBadGateway {
+		t.Errorf("refused connection: %d, want 502", rec.Code)
+	}
+	_, err := p.DialTCP(context.Background(), closedPort)
+	var pe *proto.Error
+	if !errors.As(err, &pe) || pe.Code != proto.CodeDeviceFailed {
+		t.Errorf("DialTCP to a closed port: %v, want device_failed", err)
+	}
+
+	// A device that never answers: 504 on a deadline, 499 on cancel.
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	p = newProxy(t, deviceproxy.Device{ID: "d2", Host: "127.0.0.1", HTTPPort: portOf(t, slow.Listener.Addr().String())})
+	h, _ = p.Handler(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if rec := serve(h, originFormRequest(ctx, "GET", "/", nil)); rec.Code != http.StatusGatewayTimeout {
+		t.Errorf("device timeout: %d, want 504", rec.Code)
+	}
+	ctx, cancel2 := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel2)
+	rec := serve(h, originFormRequest(ctx, "GET", "/", nil))
+	if rec.Code != deviceproxy.StatusClientClosedRequest {
+		t.Errorf("cancelled: %d, want 499", rec.Code)
+	}
+	body, _ := io.ReadAll(rec.Body)
+	if len(body) == 0 || len(body) > 200 {
+		t.Errorf("error body %q: want a short text", body)
+	}
+}
+
+func TestDialTCPDeclaredPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = io.WriteString(c, "SSH-2.0-device\r\n")
+			_ = c.Close()
+		}
+	}()
+	port := portOf(t, ln.Addr().String())
+	p := newProxy(t, deviceproxy.Device{ID: "d1", Host: "127.0.0.1", HTTPPort: 80, Ports: []int{port}})
+	c, err := p.DialTCP(context.Background(), port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, _ := io.ReadAll(c)
+	if string(b) != "SSH-2.0-device\r\n" {
+		t.Fatalf("got %q", b)
+	}
+}

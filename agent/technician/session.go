@@ -1,0 +1,268 @@
+// Package technician is the technician's side of a session outside the
+// browser: it opens a session through signaling, connects to the agent peer
+// to peer, and exposes the tunnel for local HTTP serving and TCP forwarding.
+// The porthole CLI is a thin layer over it; tests and benchmarks use it as
+// the Go technician peer.
+package technician
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/porthole-dev/porthole/agent/peering"
+	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/agent/webrtcpeer"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// Config says where and how to open a session.
+type Config struct {
+	Server string // signaling base URL
+	Token  string // technician token
+	Device string
+	// RelayOnly forces the TURN relay (ICE transport policy "relay").
+	RelayOnly bool
+	// LoopbackOnly restricts ICE to loopback (local demo and tests).
+	LoopbackOnly bool
+	Logger       *slog.Logger
+	// Progress, if set, is told what the session is waiting for, so a CLI
+	// can show it.
+	Progress func(msg string)
+	// HTTPClient for the API calls; nil uses a default with timeouts.
+	HTTPClient *http.Client
+	// MaxChannels caps concurrent data channels (tunnel default if 0).
+	MaxChannels int
+}
+
+// Session is an open, connected session.
+type Session struct {
+	Info   *proto.SessionInfo
+	Client *tunnel.Client
+
+	api  *sigclient.API
+	conn *sigclient.Conn
+	pc   *webrtc.PeerConnection
+	log  *slog.Logger
+
+	ended    chan struct{}
+	endOnce  sync.Once
+	endMu    sync.Mutex
+	endCause *proto.SessionEnd
+	wg       sync.WaitGroup
+}
+
+// Open creates a session and returns once the peer connection is up.
+func Open(ctx context.Context, cfg Config) (*Session, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	progress := cfg.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	api := &sigclient.API{Base: cfg.Server, Token: cfg.Token, Client: hc}
+
+	progress(fmt.Sprintf("asking signaling for a session to %s (the agent checks the device)…", cfg.Device))
+	info, err := api.CreateSession(ctx, cfg.Device)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{Info: info, api: api, log: cfg.Logger.With("session", info.Session, "device", info.Device), ended: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	progress("joining the session over signaling…")
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+info.Token)
+	s.conn, err = sigclient.Dial(ctx, sigclient.SocketURL(cfg.Server, proto.PathSessionSocket), sigclient.Options{Header: h, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.conn.Send(proto.TypeHello, "", &proto.Hello{Role: proto.RoleClient, Software: "porthole/dev"}); err != nil {
+		return nil, err
+	}
+	ready, err := s.waitReady(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	progress("connecting peer to peer (ICE)…")
+	s.pc, err = webrtcpeer.NewPeerConnection(webrtcpeer.Config{
+		ICEServers:   ready.ICEServers,
+		RelayOnly:    cfg.RelayOnly,
+		LoopbackOnly: cfg.LoopbackOnly,
+		Logger:       s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create peer connection: %w", err)
+	}
+	connected := make(chan webrtc.PeerConnectionState, 4)
+	s.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		s.log.Debug("peer connection state", "state", st)
+		select {
+		case connected <- st:
+		default:
+		}
+		if st == webrtc.PeerConnectionStateFailed {
+			s.end(&proto.SessionEnd{Reason: proto.EndError, Message: "peer connection failed"})
+		}
+	})
+	s.Client = tunnel.NewClient(s.pc, tunnel.ClientConfig{MaxChannels: cfg.MaxChannels, Logger: s.log})
+	peer := peering.New(s.pc, func(typ proto.MsgType, payload any) error {
+		return s.conn.Send(typ, info.Session, payload)
+	})
+	s.wg.Add(1)
+	go s.readLoop(peer)
+	if err := peer.Offer(); err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the peer connection: %w", context.Cause(ctx))
+		case <-s.ended:
+			return nil, s.endError()
+		case st := <-connected:
+			switch st {
+			case webrtc.PeerConnectionStateConnected:
+				ok = true
+				return s, nil
+			case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+				return nil, fmt.Errorf("peer connection %s: no working path between you and the agent", st)
+			}
+		}
+	}
+}
+
+func (s *Session) waitReady(ctx context.Context) (*proto.SessionReady, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for session.ready: %w", context.Cause(ctx))
+		case env, ok := <-s.conn.Incoming():
+			if !ok {
+				return nil, fmt.Errorf("signaling closed the connection: %w", s.conn.Err())
+			}
+			switch env.Type {
+			case proto.TypeWelcome:
+			case proto.TypeSessionReady:
+				var r proto.SessionReady
+				if err := proto.DecodeData(env, &r); err != nil {
+					return nil, err
+				}
+				return &r, nil
+			case proto.TypeSessionEnd:
+				var e proto.SessionEnd
+				_ = proto.DecodeData(env, &e)
+				return nil, fmt.Errorf("session ended before it started: %s %s", e.Reason, e.Message)
+			case proto.TypeError:
+				var e proto.Error
+				_ = proto.DecodeData(env, &e)
+				return nil, &e
+			}
+		}
+	}
+}
+
+func (s *Session) readLoop(peer *peering.Peer) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ended:
+			return
+		case env, ok := <-s.conn.Incoming():
+			if !ok {
+				// Established sessions keep working peer to peer without
+				// signaling; only the setup needs it.
+				s.log.Warn("signaling connection lost", "err", s.conn.Err())
+				return
+			}
+			switch env.Type {
+			case proto.TypeAnswer, proto.TypeCandidate:
+				if err := peer.Handle(env); err != nil {
+					s.log.Warn("peering message refused", "type", env.Type, "err", err)
+				}
+			case proto.TypeSessionEnd:
+				var e proto.SessionEnd
+				if err := proto.DecodeData(env, &e); err != nil {
+					e = proto.SessionEnd{Reason: proto.EndError, Message: err.Error()}
+				}
+				s.end(&e)
+				return
+			case proto.TypeError:
+				var e proto.Error
+				_ = proto.DecodeData(env, &e)
+				s.log.Warn("signaling reported an error", "code", e.Code, "message", e.Message)
+			}
+		}
+	}
+}
+
+func (s *Session) end(e *proto.SessionEnd) {
+	s.endOnce.Do(func() {
+		s.endMu.Lock()
+		s.endCause = e
+		s.endMu.Unlock()
+		close(s.ended)
+	})
+}
+
+// Ended is closed when the session ended (expired, ended by the agent or
+// signaling, or the peer connection failed).
+func (s *Session) Ended() <-chan struct{} { return s.ended }
+
+// EndReason says why the session ended; nil while it is running.
+func (s *Session) EndReason() *proto.SessionEnd {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.endCause
+}
+
+func (s *Session) endError() error {
+	if e := s.EndReason(); e != nil {
+		return fmt.Errorf("session ended: %s: %s", e.Reason, e.Message)
+	}
+	return errors.New("session ended")
+}
+
+// Path reports the selected ICE path.
+func (s *Session) Path() (webrtcpeer.Path, error) { return webrtcpeer.PathInfo(s.pc) }
+
+// PeerConnection exposes the underlying connection (tests, stats).
+func (s *Session) PeerConnection() *webrtc.PeerConnection { return s.pc }
+
+// Close ends the session: it tells signaling, closes the tunnel and the
+// peer connection, and waits for its goroutines.
+func (s *Session) Close() error {
+	s.end(&proto.SessionEnd{Reason: proto.EndByClient, Message: "ended by the technician"})
+	if s.conn != nil {
+		_ = s.conn.Send(proto.TypeSessionEnd, s.Info.Session, &proto.SessionEnd{Reason: proto.EndByClient})
+	}
+	if s.Client != nil {
+		_ = s.Client.Close()
+	}
+	if s.pc != nil {
+		_ = s.pc.Close()
+	}
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
+	s.wg.Wait()
+	return nil
+}

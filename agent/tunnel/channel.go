@@ -1,0 +1,249 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// Label is the data-channel label of tunnel channels; the agent refuses
+// channels with any other label.
+const Label = "porthole"
+
+// Flow-control marks of a channel's SCTP send buffer: a write waits while
+// more than HighWater bytes are queued and resumes once the queue drained
+// to LowWater.
+const (
+	HighWater = 1 << 20
+	LowWater  = 256 << 10
+)
+
+// ErrChannelClosed is returned by operations on a closed channel.
+var ErrChannelClosed = errors.New("tunnel: channel closed")
+
+// errStopped is returned by a write that was abandoned because its
+// exchange is being aborted.
+var errStopped = errors.New("tunnel: exchange aborted")
+
+// flowControl is what a detached pion data channel offers for flow control
+// (*datachannel.DataChannel implements it).
+type flowControl interface {
+	BufferedAmount() uint64
+	SetBufferedAmountLowThreshold(th uint64)
+	OnBufferedAmountLow(f func())
+}
+
+// Channel is one detached data channel speaking the tunnel frame protocol.
+// One goroutine at a time may call ReadFrame; WriteFrame is safe for
+// concurrent use.
+type Channel struct {
+	dc   *webrtc.DataChannel
+	rwc  datachannel.ReadWriteCloser
+	flow flowControl
+	rbuf []byte
+
+	lowMu  sync.Mutex
+	lowGen chan struct{} // closed and replaced each time the send buffer drains to LowWater
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Detach detaches an open data channel and wraps it. Call it from the
+// channel's OnOpen handler (or after it ran); it fails if the peer
+// connection's API was not built with detached data channels
+// (agent/webrtcpeer does that).
+func Detach(dc *webrtc.DataChannel) (*Channel, error) {
+	rwc, err := dc.DetachWithDeadline()
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: detach data channel: %w", err)
+	}
+	flow, ok := rwc.(flowControl)
+	if !ok {
+		_ = rwc.Close()
+		return nil, errors.New("tunnel: detached data channel has no buffered amount")
+	}
+	c := &Channel{
+		dc:     dc,
+		rwc:    rwc,
+		flow:   flow,
+		rbuf:   make([]byte, proto.MaxFrame),
+		lowGen: make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	flow.SetBufferedAmountLowThreshold(LowWater)
+	// Called on the SCTP association's goroutine: must not block.
+	flow.OnBufferedAmountLow(c.drained)
+	return c, nil
+}
+
+func (c *Channel) drained() {
+	c.lowMu.Lock()
+	close(c.lowGen)
+	c.lowGen = make(chan struct{})
+	c.lowMu.Unlock()
+}
+
+func (c *Channel) lowSignal() <-chan struct{} {
+	c.lowMu.Lock()
+	defer c.lowMu.Unlock()
+	return c.lowGen
+}
+
+// ID returns the SCTP stream id of the channel, for logs.
+func (c *Channel) ID() uint16 {
+	if id := c.dc.ID(); id != nil {
+		return *id
+	}
+	return 0
+}
+
+// ReadFrame reads and parses one frame. The payload aliases the channel's
+// read buffer and is valid until the next ReadFrame. A message larger than
+// proto.MaxFrame fails with an error wrapping both io.ErrShortBuffer and
+// proto.ErrTooLarge; the channel cannot be read any further after it.
+func (c *Channel) ReadFrame() (proto.Frame, error) {
+	n, err := c.rwc.Read(c.rbuf)
+	if err != nil {
+		if errors.Is(err, io.ErrShortBuffer) {
+			return proto.Frame{}, fmt.Errorf("%w: %w", io.ErrShortBuffer,
+				proto.Errorf(proto.CodeTooLarge, "tunnel message over %d bytes", proto.MaxFrame))
+		}
+		select {
+		case <-c.closed:
+			return proto.Frame{}, ErrChannelClosed
+		default:
+		}
+		return proto.Frame{}, err
+	}
+	return proto.ParseFrame(c.rbuf[:n])
+}
+
+// WriteFrame sends one frame, first waiting while the send buffer is above
+// HighWater. It returns early with ctx's error, or ErrChannelClosed.
+func (c *Channel) WriteFrame(ctx context.Context, t proto.FrameType, payload []byte) error {
+	return c.write(ctx, nil, t, payload, true)
+}
+
+// write sends a frame; with wait it first waits for the send buffer to
+// drain below HighWater, giving up on ctx, stop or close.
+func (c *Channel) write(ctx context.Context, stop <-chan struct{}, t proto.FrameType, payload []byte, wait bool) error {
+	if len(payload) > proto.MaxFramePayload {
+		return proto.Errorf(proto.CodeTooLarge, "frame payload of %d bytes", len(payload))
+	}
+	for wait && c.flow.BufferedAmount() > HighWater {
+		low := c.lowSignal()
+		if c.flow.BufferedAmount() <= HighWater {
+			break
+		}
+		select {
+		case <-low:
+		case <-stop:
+			return errStopped
+		case <-c.closed:
+			return ErrChannelClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-c.closed:
+		return ErrChannelClosed
+	default:
+	}
+	bp := framePool.Get().(*[]byte)
+	msg := proto.AppendFrame((*bp)[:0], t, payload)
+	_, err := c.rwc.Write(msg) // pion copies msg before returning
+	*bp = msg[:0]
+	framePool.Put(bp)
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("tunnel: write %s frame: %w", t, err)
+	}
+	return nil
+}
+
+// setReadDeadline bounds the next reads (zero: no bound).
+func (c *Channel) setReadDeadline(t time.Time) {
+	if d, ok := c.rwc.(datachannel.ReadDeadliner); ok {
+		_ = d.SetReadDeadline(t)
+	}
+}
+
+// Done is closed when the channel is closed.
+func (c *Channel) Done() <-chan struct{} { return c.closed }
+
+func (c *Channel) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close closes the channel (an SCTP stream reset, so frames already sent
+// are still delivered first) and unblocks its readers and writers.
+func (c *Channel) Close() {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		_ = c.dc.Close()
+		_ = c.rwc.Close()
+		c.setReadDeadline(time.Unix(1, 0))
+	})
+}
+
+// framePool holds buffers for assembling outgoing frames.
+var framePool = sync.Pool{New: func() any {
+	b := make([]byte, 0, proto.MaxFrame)
+	return &b
+}}
+
+// chunkPool holds proto.MaxChunk buffers for copying bodies and streams.
+var chunkPool = sync.Pool{New: func() any {
+	b := make([]byte, proto.MaxChunk)
+	return &b
+}}
+
+func getChunk() *[]byte  { return chunkPool.Get().(*[]byte) }
+func putChunk(b *[]byte) { chunkPool.Put(b) }
+
+// abortPayload encodes err as a FrameAbort payload: its proto code (or
+// internal) and a message cut to proto.MaxText.
+func abortPayload(err error) []byte {
+	var pe *proto.Error
+	e := &proto.Error{Code: proto.CodeInternal}
+	if errors.As(err, &pe) {
+		e.Code, e.Message = pe.Code, pe.Message
+	} else if err != nil {
+		e.Message = err.Error()
+	}
+	if !e.Code.Known() {
+		e.Code = proto.CodeInternal
+	}
+	if len(e.Message) > proto.MaxText {
+		e.Message = e.Message[:proto.MaxText]
+	}
+	b, mErr := proto.EncodeHead(e)
+	if mErr != nil {
+		b, _ = proto.EncodeHead(&proto.Error{Code: e.Code})
+	}
+	return b
+}
+
+// addrs for Stream's net.Conn-like methods.
+type tunnelAddr string
+
+func (a tunnelAddr) Network() string { return "porthole" }
+func (a tunnelAddr) String() string  { return string(a) }
+
+var _ net.Addr = tunnelAddr("")

@@ -1,0 +1,245 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// errHandlerDone closes the request body pipe once the handler returned.
+var errHandlerDone = errors.New("tunnel: handler returned")
+
+// httpExchange is the agent side of one HTTP exchange: the loop feeds the
+// request body into a pipe the handler reads; the handler's response goes
+// out as FrameResponse, FrameData… and FrameEnd.
+type httpExchange struct {
+	out  *outDir
+	log  *slog.Logger
+	pr   *io.PipeReader // nil when the request has no body
+	pw   *io.PipeWriter
+	want int64 // declared length, -1 unknown
+	got  int64
+	fin  chan struct{}
+}
+
+func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agentExchange {
+	head, err := proto.DecodeRequestHead(payload)
+	if err != nil {
+		return ss.refuse(ch, log, "request", err)
+	}
+	if ss.srv.HTTP == nil {
+		return ss.refuse(ch, log, "request", proto.Errorf(proto.CodePortNotAllowed, "no HTTP service"))
+	}
+	h, err := ss.srv.HTTP(head.Port)
+	if err != nil {
+		return ss.refuse(ch, log, "request", asRefusal(err, proto.CodeInternal))
+	}
+	u, err := url.ParseRequestURI(head.Target)
+	if err != nil || u.Host != "" || u.Scheme != "" {
+		return ss.refuse(ch, log, "request", proto.Errorf(proto.CodeBadRequest, "request target is not origin-form"))
+	}
+	x := &httpExchange{
+		out:  newOutDir(ss.ctx, ch),
+		log:  log,
+		want: head.ContentLength,
+		fin:  make(chan struct{}),
+	}
+	var body io.ReadCloser = http.NoBody
+	if head.ContentLength != 0 {
+		x.pr, x.pw = io.Pipe()
+		body = x.pr
+	}
+	hdr := head.Header
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	req := (&http.Request{
+		Method:        head.Method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        hdr,
+		Body:          body,
+		ContentLength: head.ContentLength,
+		RequestURI:    head.Target,
+	}).WithContext(x.out.ctx)
+	log.Debug("tunnel: request", "method", head.Method, "target", head.Target, "port", head.Port)
+	go x.serve(h, req)
+	return x
+}
+
+// serve runs the handler and ends the agent's direction.
+func (x *httpExchange) serve(h http.Handler, req *http.Request) {
+	defer close(x.fin)
+	defer x.out.stopFn()
+	rw := &responseWriter{x: x, header: http.Header{}}
+	panicked := x.runHandler(h, rw, req)
+	if x.pr != nil {
+		_ = x.pr.CloseWithError(errHandlerDone)
+	}
+	switch {
+	case panicked:
+		x.out.abort(proto.Errorf(proto.CodeDeviceFailed, "response from the device failed"))
+	case rw.err != nil:
+		x.out.abort(rw.err)
+	default:
+		if !rw.wroteHeader {
+			rw.WriteHeader(http.StatusOK)
+		}
+		if rw.err != nil {
+			x.out.abort(rw.err)
+		} else if err := x.out.send(proto.FrameEnd, nil); err != nil {
+			x.out.abort(err)
+		}
+	}
+}
+
+func (x *httpExchange) runHandler(h http.Handler, rw *responseWriter, req *http.Request) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = true
+			if r != http.ErrAbortHandler {
+				x.log.Error("tunnel: handler panic", "panic", r, "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	h.ServeHTTP(rw, req)
+	return false
+}
+
+func (x *httpExchange) data(p []byte) error {
+	if x.pw == nil {
+		return proto.Errorf(proto.CodeBadMessage, "data for a request without body")
+	}
+	x.got += int64(len(p))
+	if x.want >= 0 && x.got > x.want {
+		return proto.Errorf(proto.CodeBadMessage, "request body longer than its declared length %d", x.want)
+	}
+	// Blocks until the handler consumed p (flow control towards the
+	// client); fails once the handler is done, and the rest is discarded.
+	_, _ = x.pw.Write(p)
+	return nil
+}
+
+func (x *httpExchange) end() error {
+	if x.pw != nil {
+		if x.want >= 0 && x.got < x.want {
+			_ = x.pw.CloseWithError(io.ErrUnexpectedEOF)
+		} else {
+			_ = x.pw.Close()
+		}
+	}
+	return nil
+}
+
+func (x *httpExchange) aborted(e *proto.Error) {
+	if x.pw != nil {
+		_ = x.pw.CloseWithError(e)
+	}
+	x.out.abort(proto.Errorf(proto.CodeCanceled, "request aborted by the client"))
+}
+
+func (x *httpExchange) cancel(err error) {
+	if x.pw != nil {
+		_ = x.pw.CloseWithError(err)
+	}
+	x.out.abort(err)
+}
+
+func (x *httpExchange) done() <-chan struct{} { return x.fin }
+
+// responseWriter sends the handler's response as tunnel frames.
+type responseWriter struct {
+	x           *httpExchange
+	header      http.Header
+	wroteHeader bool
+	err         error
+}
+
+var _ http.Flusher = (*responseWriter)(nil)
+
+// hopResponseHeaders never cross the tunnel.
+var hopResponseHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader || w.err != nil {
+		return
+	}
+	if code >= 100 && code <= 199 {
+		return // informational responses are not forwarded; 101 cannot be served
+	}
+	if code < 200 || code > 999 {
+		w.err = proto.Errorf(proto.CodeDeviceFailed, "invalid status %d", code)
+		return
+	}
+	w.wroteHeader = true
+	hdr := w.header.Clone()
+	for _, f := range hdr.Values("Connection") {
+		for _, name := range strings.Split(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				hdr.Del(name)
+			}
+		}
+	}
+	for _, name := range hopResponseHeaders {
+		hdr.Del(name)
+	}
+	n := 0
+	for _, vs := range hdr {
+		n += len(vs)
+	}
+	if n > proto.MaxHeaders {
+		w.err = proto.Errorf(proto.CodeTooLarge, "device response has %d header fields, limit %d", n, proto.MaxHeaders)
+		return
+	}
+	if len(hdr) == 0 {
+		hdr = nil
+	}
+	payload, err := proto.EncodeHead(&proto.ResponseHead{Status: code, Header: hdr})
+	if err != nil {
+		w.err = fmt.Errorf("device response head: %w", err)
+		return
+	}
+	if err := w.x.out.send(proto.FrameResponse, payload); err != nil {
+		w.err = err
+	}
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := 0
+	for len(p) > 0 {
+		chunk := p
+		if len(chunk) > proto.MaxChunk {
+			chunk = chunk[:proto.MaxChunk]
+		}
+		if err := w.x.out.send(proto.FrameData, chunk); err != nil {
+			w.err = err
+			return n, err
+		}
+		n += len(chunk)
+		p = p[len(chunk):]
+	}
+	return n, nil
+}
+
+// Flush is a no-op: every Write is sent at once.
+func (w *responseWriter) Flush() {}

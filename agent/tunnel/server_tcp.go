@@ -1,0 +1,160 @@
+package tunnel
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// tcpExchange is the agent side of a TCP stream: the loop writes the
+// client's data to the device connection; a goroutine sends what the
+// device sends. FrameEnd from the client half-closes the device
+// connection; the device's EOF becomes our FrameEnd.
+type tcpExchange struct {
+	out  *outDir
+	log  *slog.Logger
+	conn net.Conn
+	fin  chan struct{}
+
+	mu       sync.Mutex
+	inDone   bool // the client's direction ended
+	outDone  bool // our direction ended
+	discard  bool // the device stopped accepting data
+	canceled bool
+}
+
+func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agentExchange {
+	o, err := proto.DecodeTCPOpen(payload)
+	if err != nil {
+		return ss.refuse(ch, log, "tcp stream", err)
+	}
+	if ss.srv.DialTCP == nil {
+		return ss.refuse(ch, log, "tcp stream", proto.Errorf(proto.CodePortNotAllowed, "no TCP forwarding"))
+	}
+	out := newOutDir(ss.ctx, ch)
+	conn, err := ss.srv.DialTCP(out.ctx, o.Port)
+	if err != nil {
+		out.stopFn()
+		return ss.refuse(ch, log, "tcp stream", asRefusal(err, proto.CodeDeviceFailed))
+	}
+	x := &tcpExchange{out: out, log: log, conn: conn, fin: make(chan struct{})}
+	if err := out.send(proto.FrameTCPOpened, nil); err != nil {
+		out.stopFn()
+		_ = conn.Close()
+		close(x.fin)
+		return x
+	}
+	log.Debug("tunnel: tcp stream", "port", o.Port)
+	go x.fromDevice()
+	return x
+}
+
+// fromDevice sends what the device sends, then our FrameEnd at its EOF.
+func (x *tcpExchange) fromDevice() {
+	defer close(x.fin)
+	bp := getChunk()
+	defer putChunk(bp)
+	buf := *bp
+	for {
+		n, err := x.conn.Read(buf)
+		if n > 0 {
+			if sErr := x.out.send(proto.FrameData, buf[:n]); sErr != nil {
+				x.out.abort(proto.Errorf(proto.CodeCanceled, "stream stopped"))
+				break
+			}
+		}
+		if err == io.EOF {
+			if sErr := x.out.send(proto.FrameEnd, nil); sErr != nil {
+				x.out.abort(sErr)
+			}
+			break
+		}
+		if err != nil {
+			x.mu.Lock()
+			canceled := x.canceled
+			x.mu.Unlock()
+			if canceled {
+				x.out.abort(proto.Errorf(proto.CodeCanceled, "stream cancelled"))
+			} else {
+				x.out.abort(proto.Errorf(proto.CodeDeviceFailed, "read from device: %v", err))
+			}
+			break
+		}
+	}
+	x.mu.Lock()
+	x.outDone = true
+	both := x.inDone
+	x.mu.Unlock()
+	if both {
+		x.close()
+	}
+}
+
+func (x *tcpExchange) close() {
+	_ = x.conn.Close()
+	x.out.stopFn()
+}
+
+func (x *tcpExchange) data(p []byte) error {
+	x.mu.Lock()
+	discard := x.discard
+	x.mu.Unlock()
+	if discard {
+		return nil
+	}
+	if _, err := x.conn.Write(p); err != nil {
+		x.mu.Lock()
+		x.discard = true
+		outDone := x.outDone
+		x.mu.Unlock()
+		if outDone {
+			// Our direction already ended, so it cannot carry the
+			// failure: closing the channel does.
+			return proto.Errorf(proto.CodeDeviceFailed, "write to device: %v", err)
+		}
+		x.stop(proto.Errorf(proto.CodeDeviceFailed, "write to device: %v", err))
+	}
+	return nil
+}
+
+func (x *tcpExchange) end() error {
+	x.mu.Lock()
+	x.inDone = true
+	both := x.outDone
+	x.mu.Unlock()
+	if both {
+		x.close()
+		return nil
+	}
+	if cw, ok := x.conn.(closeWriter); ok {
+		if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
+			x.log.Debug("tunnel: half-close device connection", "err", err)
+		}
+	}
+	return nil
+}
+
+func (x *tcpExchange) aborted(*proto.Error) {
+	x.mu.Lock()
+	x.inDone = true
+	x.mu.Unlock()
+	x.stop(proto.Errorf(proto.CodeCanceled, "stream aborted by the client"))
+}
+
+func (x *tcpExchange) cancel(err error) { x.stop(err) }
+
+// stop ends our direction with FrameAbort (if open) and closes the device
+// connection, which ends fromDevice.
+func (x *tcpExchange) stop(err error) {
+	x.mu.Lock()
+	x.canceled = true
+	x.mu.Unlock()
+	x.out.abort(err)
+	x.close()
+}
+
+func (x *tcpExchange) done() <-chan struct{} { return x.fin }

@@ -1,0 +1,213 @@
+// Package webrtcpeer builds the pion/webrtc API that every Porthole Go peer
+// uses — the on-site agent and the technician's CLI alike — so that the
+// settings that matter for security and speed live in one place:
+//
+//   - data channels are detached (io.ReadWriteCloser per channel, read with a
+//     buffer of proto.MaxFrame bytes) and advertise a small SCTP max message
+//     size, proto.MaxFrame;
+//   - an 8 MiB SCTP receive buffer (the default 1 MiB caps throughput at
+//     window/RTT);
+//   - remote candidates pointing at loopback, unspecified, link-local
+//     (cloud metadata included) or multicast addresses are dropped
+//     (AllowRemoteIP), remote TCP passive candidates are never dialed, and
+//     remote mDNS names are never resolved (browsers' mDNS host candidates
+//     still connect: pion learns them as peer-reflexive);
+//   - relay-only mode uses the relay ICE policy without pion's default 2 s
+//     relay acceptance wait.
+//
+// Typical use:
+//
+//	pc, err := webrtcpeer.NewPeerConnection(webrtcpeer.Config{ICEServers: ready.ICEServers, Logger: log})
+package webrtcpeer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// SCTPReceiveBuffer is the SCTP receive window each peer advertises.
+const SCTPReceiveBuffer = 8 << 20
+
+// Config configures a peer. The zero value is a safe default: STUN/TURN
+// servers none, all candidate types, loopback refused.
+type Config struct {
+	// ICEServers as handed out by signaling (STUN and TURN with
+	// short-lived credentials).
+	ICEServers []proto.ICEServer
+	// RelayOnly restricts ICE to relayed candidates (ICE transport policy
+	// "relay"), for sites where direct paths must not be tried.
+	RelayOnly bool
+	// LoopbackOnly is for tests and the demo: gather only on interface
+	// "lo", include loopback candidates, accept loopback remote candidates,
+	// no mDNS, UDP over IPv4 only.
+	LoopbackOnly bool
+	// Net replaces pion's network stack (pion/transport vnet in tests).
+	// Nil means the operating system's.
+	Net transport.Net
+	// Logger receives pion's log lines (trace and debug at Debug).
+	// Nil discards them.
+	Logger *slog.Logger
+}
+
+// NewAPI returns a pion API configured as described in the package comment.
+func NewAPI(cfg Config) (*webrtc.API, error) {
+	var se webrtc.SettingEngine
+	se.DetachDataChannels()
+	se.SetSCTPMaxMessageSize(proto.MaxFrame)
+	se.SetSCTPMaxReceiveBufferSize(SCTPReceiveBuffer)
+	se.DisableActiveTCP(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	allowLoopback := cfg.LoopbackOnly
+	se.SetRemoteIPFilter(func(ip net.IP) bool { return AllowRemoteIP(ip, allowLoopback) })
+	if cfg.RelayOnly {
+		se.SetRelayAcceptanceMinWait(0)
+	}
+	if cfg.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	if cfg.Net != nil {
+		se.SetNet(cfg.Net)
+	} else if n, err := newBufferedNet(); err == nil {
+		se.SetNet(n)
+	}
+	se.LoggerFactory = loggerFactory{cfg.Logger}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se)), nil
+}
+
+// NewPeerConnection returns a peer connection built by NewAPI(cfg) with
+// cfg's ICE servers and policy. The caller owns it and must Close it.
+func NewPeerConnection(cfg Config) (*webrtc.PeerConnection, error) {
+	api, err := NewAPI(cfg)
+	if err != nil {
+		return nil, err
+	}
+	servers, err := ICEServers(cfg.ICEServers)
+	if err != nil {
+		return nil, err
+	}
+	policy := webrtc.ICETransportPolicyAll
+	if cfg.RelayOnly {
+		policy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
+		ICEServers:         servers,
+		ICETransportPolicy: policy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection: %w", err)
+	}
+	return pc, nil
+}
+
+// ICEServers converts signaling's ICE servers to pion's. URLs must be
+// stun:, turn: or turns: URIs; credentials are passwords (TURN REST API
+// style), never OAuth.
+func ICEServers(in []proto.ICEServer) ([]webrtc.ICEServer, error) {
+	if len(in) > proto.MaxICEServers {
+		return nil, proto.Errorf(proto.CodeTooLarge, "%d ICE servers, limit %d", len(in), proto.MaxICEServers)
+	}
+	out := make([]webrtc.ICEServer, 0, len(in))
+	for _, s := range in {
+		if len(s.URLs) == 0 {
+			return nil, proto.Errorf(proto.CodeBadMessage, "ICE server without URLs")
+		}
+		for _, u := range s.URLs {
+			scheme, _, _ := strings.Cut(u, ":")
+			switch scheme {
+			case "stun", "stuns", "turn", "turns":
+			default:
+				return nil, proto.Errorf(proto.CodeBadMessage, "ICE server URL %.80q is not stun: or turn:", u)
+			}
+		}
+		ws := webrtc.ICEServer{URLs: append([]string(nil), s.URLs...), Username: s.Username}
+		if s.Credential != "" {
+			ws.Credential = s.Credential
+			ws.CredentialType = webrtc.ICECredentialTypePassword
+		}
+		out = append(out, ws)
+	}
+	return out, nil
+}
+
+// metadata is the cloud instance metadata address (inside 169.254/16, but
+// named separately because it is the classic target).
+var metadata = net.IPv4(169, 254, 169, 254)
+
+// AllowRemoteIP reports whether a remote ICE candidate at ip may be used
+// (SECURITY.md item 18). It refuses unspecified, link-local (unicast and
+// multicast, so 169.254.169.254 too), multicast, broadcast and — unless
+// allowLoopback — loopback addresses, including IPv4-mapped IPv6 forms.
+// Private LAN and public addresses are allowed: a technician on site is
+// legitimate, and connectivity checks carry only STUN and DTLS.
+func AllowRemoteIP(ip net.IP, allowLoopback bool) bool {
+	if ip == nil || (len(ip) != net.IPv4len && len(ip) != net.IPv6len) {
+		return false
+	}
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4 // ::ffff:a.b.c.d is judged as a.b.c.d
+		if v4.Equal(net.IPv4bcast) || v4[0] == 0 {
+			return false // 0.0.0.0/8 and broadcast
+		}
+	}
+	switch {
+	case ip.IsUnspecified(), ip.IsMulticast(),
+		ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(),
+		ip.Equal(metadata):
+		return false
+	case ip.IsLoopback():
+		return allowLoopback
+	}
+	return true
+}
+
+// Path describes the candidate pair a connected peer connection uses.
+type Path struct {
+	Relayed bool          // either end is a relay candidate
+	Local   string        // "host udp 127.0.0.1:50000"
+	Remote  string        // "relay udp 198.51.100.7:3478"
+	RTT     time.Duration // current round-trip time, 0 if unknown
+}
+
+// ErrNoPath is returned by PathInfo before ICE selected a candidate pair.
+var ErrNoPath = errors.New("webrtcpeer: no selected candidate pair")
+
+// PathInfo reports the selected candidate pair of pc.
+func PathInfo(pc *webrtc.PeerConnection) (Path, error) {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return Path{}, ErrNoPath
+	}
+	it := sctp.Transport().ICETransport()
+	pair, err := it.GetSelectedCandidatePair()
+	if err != nil {
+		return Path{}, fmt.Errorf("selected candidate pair: %w", err)
+	}
+	if pair == nil || pair.Local == nil || pair.Remote == nil {
+		return Path{}, ErrNoPath
+	}
+	p := Path{
+		Relayed: pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay,
+		Local:   describe(pair.Local),
+		Remote:  describe(pair.Remote),
+	}
+	if st, ok := it.GetSelectedCandidatePairStats(); ok && st.CurrentRoundTripTime > 0 {
+		p.RTT = time.Duration(st.CurrentRoundTripTime * float64(time.Second))
+	}
+	return p, nil
+}
+
+func describe(c *webrtc.ICECandidate) string {
+	return fmt.Sprintf("%s %s %s", c.Typ, c.Protocol, net.JoinHostPort(c.Address, fmt.Sprint(c.Port)))
+}

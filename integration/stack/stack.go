@@ -1,0 +1,218 @@
+// Package stack starts a complete Porthole on loopback from the project's
+// real binaries — demo device, porthole-turn, porthole-signaling and
+// porthole-agent — for end-to-end tests and benchmarks.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/porthole-dev/porthole/integration/proc"
+	"github.com/porthole-dev/porthole/internal/testenv"
+)
+
+// Binaries are the built commands, by name.
+type Binaries map[string]string
+
+var (
+	buildOnce sync.Once
+	built     Binaries
+	buildErr  error
+)
+
+// Build compiles the project's commands once per test process into a
+// temporary directory and returns their paths.
+func Build(t testing.TB) Binaries {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "porthole-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		root := testenv.RepoRoot(t)
+		pkgs := []string{
+			"./signaling/cmd/porthole-signaling",
+			"./turnserver/cmd/porthole-turn",
+			"./agent/cmd/porthole-agent",
+			"./agent/cmd/porthole",
+			"./integration/cmd/porthole-demo-device",
+		}
+		cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		built = Binaries{}
+		for _, p := range pkgs {
+			built[filepath.Base(p)] = filepath.Join(dir, filepath.Base(p))
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return built
+}
+
+// Options shape a stack.
+type Options struct {
+	// Devices beyond the demo device, as agent config entries.
+	ExtraDevices []map[string]any
+	// SignalingArgs are appended to porthole-signaling's flags.
+	SignalingArgs []string
+	// Verbose copies all process output to the test log.
+	Verbose bool
+}
+
+// Stack is a running local Porthole.
+type Stack struct {
+	Bin          Binaries
+	Dir          string
+	DeviceAddr   string // host:port of the demo device
+	DevicePort   int
+	TURNAddr     string
+	SignalingURL string // http://127.0.0.1:port
+	SessionsHost string // localhost:port
+	AgentKey     string
+	TechToken    string
+	TURNSecret   string
+	Procs        map[string]*proc.Proc
+}
+
+// DeviceID is the demo device's ID in every stack.
+const DeviceID = "printer-1"
+
+type testLogWriter struct{ t testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// Start brings up a stack and registers its teardown with t.Cleanup.
+func Start(t testing.TB, opts Options) *Stack {
+	t.Helper()
+	s := &Stack{
+		Bin: Build(t), Dir: t.TempDir(), Procs: map[string]*proc.Proc{},
+		AgentKey: randHex(16), TechToken: randHex(16), TURNSecret: randHex(32),
+	}
+	var out io.Writer
+	if opts.Verbose {
+		out = testLogWriter{t}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := func(name string, args []string, ready string) []string {
+		t.Helper()
+		p, err := proc.Start(name, s.Bin[name], args, proc.Options{Out: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Procs[name] = p
+		t.Cleanup(func() {
+			if err := p.Stop(10 * time.Second); err != nil {
+				t.Logf("%s: %v\n%s", name, err, p.Tail(30))
+			}
+		})
+		m, err := p.WaitLine(ctx, regexp.MustCompile(ready))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+
+	m := start("porthole-demo-device", []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
+	s.DeviceAddr = m[1]
+	_, portStr, _ := net.SplitHostPort(s.DeviceAddr)
+	s.DevicePort, _ = strconv.Atoi(portStr)
+
+	secretFile := filepath.Join(s.Dir, "turn.secret")
+	if err := os.WriteFile(secretFile, []byte(s.TURNSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	turnPort := testenv.FreePort(t)
+	s.TURNAddr = fmt.Sprintf("127.0.0.1:%d", turnPort)
+	start("porthole-turn", []string{
+		"--udp", s.TURNAddr, "--tcp", s.TURNAddr, "--public-ip", "127.0.0.1",
+		"--secret-file", secretFile, "--allow-peer", "127.0.0.0/8",
+	}, `listening`)
+
+	sigPort := testenv.FreePort(t)
+	s.SignalingURL = fmt.Sprintf("http://127.0.0.1:%d", sigPort)
+	s.SessionsHost = fmt.Sprintf("localhost:%d", sigPort)
+	args := []string{
+		"--listen", fmt.Sprintf("127.0.0.1:%d", sigPort),
+		"--agent-key", "test-agent=" + s.AgentKey,
+		"--tech-token", s.TechToken + "=tech",
+		"--turn-secret-file", secretFile,
+		"--ice-url", "stun:" + s.TURNAddr,
+		"--ice-url", "turn:" + s.TURNAddr + "?transport=udp",
+		"--ice-url", "turn:" + s.TURNAddr + "?transport=tcp",
+		"--sessions-scheme", "http",
+		"--sessions-domain", s.SessionsHost,
+		"--allowed-origin", "http://" + s.SessionsHost,
+	}
+	start("porthole-signaling", append(args, opts.SignalingArgs...), `listening on`)
+
+	devices := []map[string]any{{
+		"id": DeviceID, "name": "Demo printer", "scheme": "http",
+		"address": "127.0.0.1", "httpPort": s.DevicePort,
+	}}
+	devices = append(devices, opts.ExtraDevices...)
+	cfg, _ := json.Marshal(map[string]any{"server": s.SignalingURL, "key": s.AgentKey, "devices": devices})
+	cfgPath := filepath.Join(s.Dir, "agent.json")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start("porthole-agent", []string{"--config", cfgPath, "--loopback-only"}, `connected to signaling`)
+	s.WaitOnline(t, DeviceID)
+	return s
+}
+
+// WaitOnline waits until signaling lists device as online.
+func (s *Stack) WaitOnline(t testing.TB, device string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest(http.MethodGet, s.SignalingURL+"/v1/devices", nil)
+		req.Header.Set("Authorization", "Bearer "+s.TechToken)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			var l struct {
+				Devices []struct {
+					ID     string `json:"id"`
+					Online bool   `json:"online"`
+				} `json:"devices"`
+			}
+			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&l)
+			resp.Body.Close()
+			for _, d := range l.Devices {
+				if d.ID == device && d.Online {
+					return
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	t.Fatalf("device %s not online within 15 s", device)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
