@@ -32,6 +32,14 @@ import (
 // again, once both directions have ended; frames of one exchange can
 // therefore never leak into the next. For TCP, FrameEnd is a half-close: the
 // sender will send no more, but keeps reading.
+//
+// Cancelling after one's own direction ended: a client whose request
+// direction already ended (FrameEnd) may still send one FrameAbort to mean
+// "stop sending me the response". The agent then ends its own direction
+// with FrameAbort if it is still open, or ignores the stray abort if the
+// exchange is already over; it cannot be mistaken for part of the next
+// exchange, which always starts with a head frame. Otherwise neither side
+// sends anything after its own final frame.
 
 // FrameType is the first byte of every tunnel frame.
 type FrameType byte
