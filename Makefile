@@ -30,12 +30,18 @@ test: deps vet
 	fi
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-# Placeholders until the benchmark suite lands.
+# Benchmarks (integration/bench): every figure of PERF.md next to its
+# baseline measured in the same run; a table on stdout, JSON and markdown in
+# artifacts/bench/. BENCH_ONLY=stack,inproc,turn,signaling,path limits the
+# groups. Compare two runs with: go run ./integration/cmd/porthole-bench -compare old.json new.json
+BENCH_ONLY ?=
 bench:
-	$(GO) test -run '^$$' -bench . ./...
+	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 16m \
+		-args -suite=full -only='$(BENCH_ONLY)' -out $(CURDIR)/artifacts/bench/results.json
 
 bench-quick:
-	$(GO) test -run '^$$' -bench . -benchtime 100ms ./...
+	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 5m \
+		-args -suite=quick -only='$(BENCH_ONLY)' -out $(CURDIR)/artifacts/bench/results-quick.json
 
 run: build
 	./bin/porthole-demo

@@ -66,8 +66,11 @@ func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin s
 		"--ice-url", "stun:" + natRelayIP + ":3478",
 		"--ice-url", "turn:" + natRelayIP + ":3478?transport=udp",
 		"--ice-url", "turn:" + natRelayIP + ":443?transport=tcp",
-		"--sessions-domain", "sessions.example:443",
+		"--sessions-domain", natSessionsDomain, "--sessions-scheme", "http",
 		"--allowed-origin", "http://app.example:443",
+		// Development mode: dev technician tokens and #token= session links.
+		"--app-origin", "http://app.example:443", "--insecure-dev-tokens",
+		"--data-dir", filepath.Join(s.dir, "signaling"),
 	}, `listening on`, 15*time.Second)
 	return s
 }
@@ -90,32 +93,36 @@ func (s *natServices) startSite(t *testing.T, agentHost, deviceHost *netlab.Host
 	if err := os.WriteFile(path, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// DEBUG-4 lets pion's trace lines through, among them the selected
-	// candidate pair.
 	agent, _ = agentHost.StartAndWait("porthole-agent", s.bin["porthole-agent"],
-		[]string{"--config", path, "--log-level", "DEBUG-4"}, `connected to signaling`, 20*time.Second)
+		[]string{"--config", path, "--log-level", "info"}, `connected to signaling`, 20*time.Second)
 	return agent, "http://" + devAddr
 }
 
 // natResult is what one topology showed.
 type natResult struct {
 	topology  string
-	path      string        // "direct path" or "relayed through TURN"
-	pair      string        // the agent's selected candidate pair: agent's end <-> technician's end
-	agentCand string        // candidate type of the agent's end: host, srflx, prflx or relay
-	techCand  string        // candidate type of the technician's end, as the agent knows it
-	connected time.Duration // as the CLI measured it: session request to ICE connected
-	wall      time.Duration // CLI start to connected line
-	rtt       string
+	path      string // "direct path" or "relayed through TURN"
+	pair      string // the agent's selected candidate pair: agent's end <-> technician's end
+	cliPair   string // the CLI's selected pair: technician's end <-> agent's end
+	agentCand string // candidate type of the agent's end: host, srflx, prflx or relay
+	techCand  string // candidate type of the technician's end, as the agent knows it
+	// Candidate types the agent gathered and those the technician sent.
+	agentTypes, techTypes string
+	connected             time.Duration // as the CLI measured it: session request to ICE connected
+	wall                  time.Duration // CLI start to connected line
+	rtt                   string
+	proc                  *proc.Proc // the CLI
 }
 
 var (
 	cliConnected = regexp.MustCompile(`connected to \S+ in (\S+) \((direct path|relayed through TURN|unknown path)(?:, RTT (\S+))?\)`)
-	agentPair    = regexp.MustCompile(`Set selected candidate pair: (.*)`)
-	// pion prints a pair as "prio N (local, prio N) udp4 host ADDR (resolved: …) <-> udp4 prflx ADDR …".
-	// The relay's "related" address tells a TURN-over-TCP allocation (the
-	// agent's own TCP socket) from a UDP one (0.0.0.0).
-	pairEnds = regexp.MustCompile(`\(local, prio \d+\) (\S+ (\S+) \S+(?: related \S+)?).*<-> (\S+ (\S+) \S+)`)
+	cliPair      = regexp.MustCompile(`selected candidate pair: (.*) \(you\) <-> (.*) \(agent\)`)
+	// The agent's Info line when the technician connects: the selected
+	// pair's ends ("relay udp 203.0.113.30:40000 related 192.168.1.10:51000"
+	// — a relay's related address is 0.0.0.0 for TURN over UDP, the agent's
+	// own TCP socket for TURN over TCP) and the candidate types each side
+	// offered.
+	agentConnected = regexp.MustCompile(`msg="technician connected".* path=(\S+) local="([^"]*)" remote="([^"]*)" local_types=(\S*) remote_types=(\S*)`)
 )
 
 // connectCLI runs `porthole http` on techHost, waits until it is
@@ -132,17 +139,20 @@ func (s *natServices) connectCLI(t *testing.T, techHost *netlab.Host, agent *pro
 	if err != nil {
 		t.Fatalf("CLI did not connect: %v\nagent:\n%s", err, agent.Tail(30))
 	}
-	r := natResult{topology: topology, path: m[2], wall: time.Since(start), rtt: m[3]}
+	r := natResult{topology: topology, path: m[2], wall: time.Since(start), rtt: m[3], proc: cli}
 	r.connected, _ = time.ParseDuration(m[1])
 	if _, err := cli.WaitLine(ctx, regexp.MustCompile(`serving \S+ web page at http://127.0.0.1:8080/`)); err != nil {
 		t.Fatal(err)
 	}
-	if pm, err := agent.WaitLine(ctx, agentPair); err == nil {
-		r.pair = pm[1]
-		if e := pairEnds.FindStringSubmatch(pm[1]); e != nil {
-			r.pair = e[1] + " <-> " + e[3]
-			r.agentCand, r.techCand = e[2], e[4]
-		}
+	if pm, err := cli.WaitLine(ctx, cliPair); err == nil {
+		r.cliPair = pm[1] + " <-> " + pm[2]
+	} else {
+		t.Errorf("the CLI did not print its selected pair: %v", err)
+	}
+	if am, err := agent.WaitLine(ctx, agentConnected); err == nil {
+		r.pair = am[2] + " <-> " + am[3]
+		r.agentCand, r.techCand = firstField(am[2]), firstField(am[3])
+		r.agentTypes, r.techTypes = am[4], am[5]
 	} else {
 		t.Logf("agent did not log its selected pair: %v", err)
 	}
@@ -188,3 +198,8 @@ func natGet(t *testing.T, c *http.Client, u string) ([]byte, int) {
 }
 
 func randToken() string { return rand.Text() }
+
+func firstField(s string) string {
+	f, _, _ := strings.Cut(s, " ")
+	return f
+}

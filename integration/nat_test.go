@@ -224,7 +224,12 @@ type natTopology struct {
 	// agentTCP: the agent's relay candidate must be allocated over TCP
 	// (its related address is the agent's own TCP socket, not 0.0.0.0).
 	agentTCP bool
-	build    func(lab *netlab.Lab, inet *netlab.Segment) (tech, agent, device *netlab.Host)
+	// browser: TestNATBrowser runs the topology with Chromium as the
+	// technician too; browserReason is what its toolbar must say when
+	// the path is relayed.
+	browser       bool
+	browserReason string
+	build         func(lab *netlab.Lab, inet *netlab.Segment) (tech, agent, device *netlab.Host)
 }
 
 var natTopologies = []natTopology{
@@ -233,21 +238,21 @@ var natTopologies = []natTopology{
 			lab.Host("agent", inet, "203.0.113.50"),
 			lab.Host("device", inet, "203.0.113.51")
 	}},
-	{name: "2-eim-both", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+	{name: "2-eim-both", browser: true, build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
 		home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
 		site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent)
 		return lab.Host("tech", home.LAN(), "10.1.0.10"),
 			lab.Host("agent", site.LAN(), "192.168.1.10"),
 			lab.Host("device", site.LAN(), "192.168.1.20")
 	}},
-	{name: "3-symmetric-both", wantRelay: true, build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+	{name: "3-symmetric-both", wantRelay: true, browser: true, browserReason: "symmetric NAT", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
 		home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.Symmetric)
 		site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.Symmetric)
 		return lab.Host("tech", home.LAN(), "10.1.0.10"),
 			lab.Host("agent", site.LAN(), "192.168.1.10"),
 			lab.Host("device", site.LAN(), "192.168.1.20")
 	}},
-	{name: "4-site-tcp443-only", wantRelay: true, agentCand: "relay", agentTCP: true, build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+	{name: "4-site-tcp443-only", wantRelay: true, agentCand: "relay", agentTCP: true, browser: true, browserReason: "UDP blocked at the site", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
 		home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
 		site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent,
 			netlab.BlockOutboundUDP(), netlab.AllowOnlyTCP(natRelayIP, 443), netlab.AllowOnlyTCP(natSignalIP, 443))
@@ -309,9 +314,10 @@ func TestNATTopologies(t *testing.T) {
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-28s %-22s %-10s %-10s %s\n", "topology", "path", "connected", "CLI wall", "selected pair (agent side)")
+	fmt.Fprintf(&b, "\n%-26s %-21s %-9s %-9s %-24s %s\n", "topology", "path", "connected", "CLI wall", "candidates agent / tech", "selected pair (agent side)")
 	for _, r := range results {
-		fmt.Fprintf(&b, "%-28s %-22s %-10s %-10s %s\n", r.topology, r.path, r.connected, r.wall.Round(time.Millisecond), r.pair)
+		fmt.Fprintf(&b, "%-26s %-21s %-9s %-9s %-24s %s\n", r.topology, r.path, r.connected, r.wall.Round(time.Millisecond),
+			r.agentTypes+" / "+r.techTypes, r.pair)
 	}
 	t.Log(b.String())
 }

@@ -29,6 +29,7 @@ const (
 	CodeRateLimited     Code = "rate_limited"      // too many requests or sessions
 	CodeUnavailable     Code = "unavailable"       // temporarily unable; retry later
 	CodeInternal        Code = "internal"          // a bug or unexpected failure
+	CodeAuditBacklog    Code = "audit_backlog"     // the agent cannot record more (its access log is not acknowledged yet): nothing is served until it can
 )
 
 var knownCodes = map[Code]bool{
@@ -38,6 +39,7 @@ var knownCodes = map[Code]bool{
 	CodeDeviceNotFound: true, CodePortNotAllowed: true, CodeDeviceFailed: true,
 	CodeDeviceTimeout: true, CodeBadRequest: true, CodeCanceled: true,
 	CodeRateLimited: true, CodeUnavailable: true, CodeInternal: true,
+	CodeAuditBacklog: true,
 }
 
 // Known reports whether c is one of the codes defined here.

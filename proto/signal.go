@@ -73,6 +73,8 @@ type Device struct {
 	Ports    []int  `json:"ports,omitempty"`
 	HTTPPort int    `json:"httpPort,omitempty"` // the port whose web page "open" shows
 	Scheme   string `json:"scheme,omitempty"`   // "http" or "https" towards the device
+	// Health is the agent's last check of the device (inventory.go).
+	Health *DeviceHealth `json:"health,omitempty"`
 }
 
 // Welcome answers a hello.
@@ -210,10 +212,12 @@ func Decode(b []byte) (*Envelope, error) {
 var knownTypes = map[MsgType]bool{
 	TypeHello: true, TypeWelcome: true, TypeSessionOpen: true, TypeSessionReady: true,
 	TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true, TypeError: true,
+	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true, // accesslog.go
 }
 
 var needsSession = map[MsgType]bool{
 	TypeSessionReady: true, TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true,
+	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true,
 }
 
 // Validator is implemented by payloads that check their own fields.
@@ -290,6 +294,9 @@ func (d *Device) Validate() error {
 	case "", "http", "https":
 	default:
 		return Errorf(CodeBadMessage, "device %s: scheme must be http or https", d.ID)
+	}
+	if d.Health != nil {
+		return d.Health.Validate()
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 )
@@ -71,9 +72,26 @@ func App() http.Handler {
 	})
 }
 
+// SessionOptions configure the session handler.
+type SessionOptions struct {
+	// TokenEndpoint is the app origin's OAuth token endpoint
+	// (https://app.example.com/oauth/token), the one cross-origin URL the
+	// shell may fetch: it exchanges its authorization code there.
+	TokenEndpoint string
+}
+
 // Session returns the handler for session origins
 // (http://<session>.localhost:<port>, https://<session>.<sessions-domain>).
-func Session() http.Handler {
+func Session() http.Handler { return SessionWith(SessionOptions{}) }
+
+// SessionWith is Session with options.
+func SessionWith(opt SessionOptions) http.Handler {
+	extra := ""
+	if u, err := url.Parse(opt.TokenEndpoint); err == nil && (u.Scheme == "https" || u.Scheme == "http") &&
+		validHost(u.Host) && u.RawQuery == "" && !strings.ContainsAny(u.Path, " ;,'\"") {
+		extra = " " + u.Scheme + "://" + u.Host + u.EscapedPath()
+	}
+	shellCSP := func(r *http.Request) string { return shellCSPWith(r, extra) }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		strictHeaders(h)
@@ -135,11 +153,12 @@ func strictHeaders(h http.Header) {
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 }
 
-// shellCSP is the shell's policy: its own origin only. connect-src names the
+// shellCSPWith is the shell's policy: its own origin only (and the OAuth token
+// endpoint, extraConnect, if any). connect-src names the
 // signaling WebSocket's origin explicitly as well, for browsers that do not
 // let 'self' match ws: and wss:. The frame (the device page) is same-origin;
 // frame-ancestors 'none' keeps the shell itself from ever being framed.
-func shellCSP(r *http.Request) string {
+func shellCSPWith(r *http.Request, extraConnect string) string {
 	connect := "'self'"
 	if validHost(r.Host) {
 		scheme := "ws://"
@@ -148,6 +167,7 @@ func shellCSP(r *http.Request) string {
 		}
 		connect += " " + scheme + r.Host
 	}
+	connect += extraConnect
 	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"connect-src " + connect + "; frame-src 'self'; worker-src 'self'; object-src 'none'; " +
 		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/porthole-dev/porthole/agent/deviceid"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -18,7 +19,9 @@ import (
 //	  "keyFile": "/etc/porthole/agent.key",
 //	  "devices": [
 //	    {"id": "printer-1", "name": "Front desk printer", "scheme": "http",
-//	     "address": "192.168.1.20", "httpPort": 80, "ports": [80, 443, 9100]}
+//	     "address": "192.168.1.20", "httpPort": 80, "ports": [80, 443, 9100],
+//	     "mac": "00:1b:a9:12:34:56", "serial": "CNB1234567",
+//	     "snmp": {"version": "2c", "community": "public"}}
 //	  ]
 //	}
 type FileConfig struct {
@@ -26,6 +29,9 @@ type FileConfig struct {
 	Key     string         `json:"key,omitempty"`
 	KeyFile string         `json:"keyFile,omitempty"`
 	Devices []DeviceConfig `json:"devices"`
+	// StateDir holds the enrollment (porthole-agent enroll); when it has
+	// one, the agent uses it instead of Key.
+	StateDir string `json:"stateDir,omitempty"`
 }
 
 // DeviceConfig declares one device the agent may reach. Nothing else on the
@@ -39,6 +45,10 @@ type DeviceConfig struct {
 	Ports              []int  `json:"ports,omitempty"` // further TCP ports that may be forwarded
 	HostHeader         string `json:"hostHeader,omitempty"`
 	InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
+	// Expect is the identity checked before every session: mac, serial
+	// (with snmp or httpProbe) and tlsCertSha256, inline in the device's
+	// JSON object.
+	deviceid.Expect
 }
 
 // LoadFile reads and validates a configuration file.
@@ -97,6 +107,12 @@ func (d DeviceConfig) normalize() (DeviceConfig, error) {
 		}
 	}
 	d.Ports = ports
+	if err := d.Expect.Validate(); err != nil {
+		return d, fmt.Errorf("device %s: %w", d.ID, err)
+	}
+	if d.TLSCertSHA256 != "" && d.Scheme != "https" {
+		return d, fmt.Errorf("device %s: tlsCertSha256 needs scheme https", d.ID)
+	}
 	return d, nil
 }
 

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/accesslog"
+	"github.com/porthole-dev/porthole/agent/deviceid"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/enroll"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -42,6 +44,20 @@ type Config struct {
 	MaxSessionTTL time.Duration
 	// Software is announced in hello.
 	Software string
+	// Enrollment, if set, is the agent's enrollment (agent/enroll): the
+	// agent connects to its agent URL with mutual TLS instead of Server
+	// and Key, renews its certificate, and accepts only sessions whose
+	// grant verifies with its grant key.
+	Enrollment *enroll.State
+	// Checker verifies devices before every session; nil means a default
+	// deviceid.Checker (the system's resolver and neighbour table).
+	Checker *deviceid.Checker
+	// AccessLog records every exchange served and is shipped to
+	// signaling (accesslog.go); nil means one in memory with the default
+	// capacity. The agent stops serving while it is full.
+	AccessLog *accesslog.Log
+	// Clock times session lifetimes; nil means the real clock.
+	Clock Clock
 }
 
 // Agent is a running on-site agent.
@@ -52,9 +68,16 @@ type Agent struct {
 
 	conn      atomic.Pointer[sigclient.Conn]
 	connected atomic.Bool
+	pinging   atomic.Bool // checkSignaling running
+
+	alog  *accesslog.Log
+	clock Clock
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	granted  map[string]time.Time // session IDs of grants already used, until they expire
+
+	wg sync.WaitGroup // session openings in progress, certificate renewal
 }
 
 type device struct {
@@ -64,11 +87,14 @@ type device struct {
 
 // New validates cfg and builds an agent. It does no I/O.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Server == "" {
+	if cfg.Server == "" && cfg.Enrollment == nil {
 		return nil, errors.New("agent: server URL is required")
 	}
-	if cfg.Key == "" {
-		return nil, errors.New("agent: key is required")
+	if cfg.Key == "" && cfg.Enrollment == nil {
+		return nil, errors.New("agent: an enrollment or a key is required")
+	}
+	if cfg.Checker == nil {
+		cfg.Checker = &deviceid.Checker{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -88,7 +114,14 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Software == "" {
 		cfg.Software = "porthole-agent/dev"
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}, sessions: map[string]*session{}}
+	if cfg.AccessLog == nil {
+		cfg.AccessLog, _ = accesslog.Open(accesslog.Config{Logger: cfg.Logger}) // in memory: cannot fail
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}, sessions: map[string]*session{}, granted: map[string]time.Time{},
+		alog: cfg.AccessLog, clock: cfg.Clock}
 	for _, dc := range cfg.Devices {
 		d, err := dc.normalize()
 		if err != nil {
@@ -114,6 +147,11 @@ func (a *Agent) Connected() bool { return a.connected.Load() }
 // exponential backoff. It returns after every session and goroutine ended.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeAllSessions(proto.EndByAgent, "agent shutting down")
+	defer a.wg.Wait() // before closeAllSessions: openings in progress end first
+	if e := a.cfg.Enrollment; e != nil {
+		a.wg.Go(func() { e.RenewLoop(ctx, a.log, 0) })
+	}
+	a.wg.Go(func() { a.shipAccessLog(ctx) })
 	backoff := a.cfg.MinBackoff
 	for {
 		start := time.Now()
@@ -138,20 +176,14 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) runConn(ctx context.Context) error {
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+a.cfg.Key)
-	conn, err := sigclient.Dial(ctx, sigclient.SocketURL(a.cfg.Server, proto.PathAgentSocket), sigclient.Options{
-		Header: h,
-		Logger: a.log,
-	})
+	url, opts := a.dialOptions()
+	conn, err := sigclient.Dial(ctx, url, opts)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	hello := &proto.Hello{Role: proto.RoleAgent, Software: a.cfg.Software}
-	for _, d := range a.devices {
-		hello.Devices = append(hello.Devices, d.cfg.declaration())
-	}
+	// The inventory with each device's reachability and identity.
+	hello := &proto.Hello{Role: proto.RoleAgent, Software: a.cfg.Software, Devices: a.inventory(ctx)}
 	if err := conn.Send(proto.TypeHello, "", hello); err != nil {
 		return err
 	}
@@ -187,21 +219,33 @@ func (a *Agent) handle(ctx context.Context, env *proto.Envelope) {
 			a.log.Warn("bad welcome", "err", err)
 			return
 		}
+		a.alog.Rewind() // a new connection: ship what the last one did not get acknowledged
 		a.connected.Store(true)
 		a.log.Info("connected to signaling", "agent", w.ID, "node", w.Node, "devices", len(a.devices))
 	case proto.TypeSessionOpen:
-		a.openSession(ctx, env)
+		// The device check takes a moment: do not hold up other sessions'
+		// messages meanwhile.
+		a.wg.Go(func() { a.openSession(ctx, env) })
 	case proto.TypeSessionEnd:
 		var e proto.SessionEnd
 		_ = proto.DecodeData(env, &e)
 		if s := a.takeSession(env.Session); s != nil {
 			a.log.Info("session ended by signaling", "session", s.id, "reason", e.Reason)
 			s.close()
+			a.alog.End(s.id)
+		}
+	case proto.TypeAccessAck:
+		var ack proto.AccessAck
+		if err := proto.DecodeData(env, &ack); err == nil {
+			a.alog.Ack(env.Session, ack.Seq)
 		}
 	case proto.TypeOffer, proto.TypeCandidate:
 		s := a.session(env.Session)
 		if s == nil {
-			_ = a.send(proto.TypeError, env.Session, proto.Errorf(proto.CodeSessionNotFound, "no such session on this agent"))
+			// Signaling thinks this agent serves the session (after a
+			// restart of this process, say): end it rather than leave the
+			// technician waiting.
+			_ = a.send(proto.TypeSessionEnd, env.Session, &proto.SessionEnd{Reason: proto.EndByAgent, Message: "the agent does not know this session (it restarted)"})
 			return
 		}
 		if err := a.handlePeering(ctx, s, env); err != nil {
@@ -239,6 +283,7 @@ func (a *Agent) endSession(s *session, reason proto.EndReason, msg string) {
 	a.log.Info("session ended", "session", s.id, "device", s.device.cfg.ID, "reason", reason, "message", msg)
 	_ = a.send(proto.TypeSessionEnd, s.id, &proto.SessionEnd{Reason: reason, Message: msg})
 	s.close()
+	a.alog.End(s.id)
 }
 
 func (a *Agent) closeAllSessions(reason proto.EndReason, msg string) {

@@ -3,11 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/peering"
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/agent/webrtcpeer"
@@ -23,7 +25,13 @@ type session struct {
 	user    string
 	expires time.Time
 	ice     []proto.ICEServer
-	timer   *time.Timer
+	// proxy is the session's own access to the device: its cookie jar and
+	// credentials outlive a replaced peer connection (a reloaded shell
+	// stays logged in) and end with the session.
+	proxy *deviceproxy.SessionProxy
+	// pinned is the session's own proxy to the verified address.
+	pinned *deviceproxy.Proxy
+	stop   func() bool // stops the expiry timer
 
 	mu     sync.Mutex
 	rtc    *rtcPeer
@@ -62,9 +70,12 @@ func (s *session) close() {
 	r := s.rtc
 	s.rtc = nil
 	s.mu.Unlock()
-	s.timer.Stop()
+	s.stop()
 	if r != nil {
 		r.close()
+	}
+	if s.pinned != nil {
+		s.pinned.CloseIdleConnections()
 	}
 }
 
@@ -84,28 +95,41 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 		return a.send(typ, s.id, payload)
 	})
 	srv := &tunnel.Server{
-		HTTP:    s.device.proxy.Handler,
-		DialTCP: s.device.proxy.DialTCP,
+		HTTP:    s.proxy.Handler,
+		DialTCP: s.proxy.DialTCP,
 		Logger:  a.log.With("session", s.id, "device", s.device.cfg.ID),
+		Observe: a.observe(s),
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		a.log.Debug("peer connection state", "session", s.id, "state", st)
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
-			path := "unknown"
+			path, local, remote := "unknown", "", ""
 			if info, err := webrtcpeer.PathInfo(pc); err == nil {
-				path = "direct"
+				path, local, remote = "direct", info.Local, info.Remote
 				if info.Relayed {
 					path = "relay"
 				}
 			}
-			a.log.Info("technician connected", "session", s.id, "device", s.device.cfg.ID, "user", s.user, "path", path)
+			a.reportPath(s, path, local, remote)
+			lt, rt := r.peer.CandidateTypes()
+			a.log.Info("technician connected", "session", s.id, "device", s.device.cfg.ID, "user", s.user, "path", path,
+				"local", local, "remote", remote, "local_types", strings.Join(lt, ","), "remote_types", strings.Join(rt, ","))
+		case webrtc.PeerConnectionStateDisconnected:
+			// The path broke. If our own network changed, the signaling
+			// connection is dead too, and the technician's ICE restart
+			// offer can only reach us over a new one: check it now rather
+			// than when its idle timeout fires.
+			a.log.Info("connection to the technician interrupted; waiting for an ICE restart", "session", s.id)
+			go a.checkSignaling()
 		case webrtc.PeerConnectionStateFailed:
 			// Only the session's current peer may end it; a replaced one
-			// failing is expected.
-			if s.current() == r {
-				go a.endSession(s, proto.EndError, "peer connection failed")
-			}
+			// failing is expected. The technician may still restart ICE.
+			time.AfterFunc(restartGrace, func() {
+				if s.current() == r && pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+					a.endSession(s, proto.EndError, "peer connection failed")
+				}
+			})
 		}
 	})
 	tctx, cancel := context.WithCancel(ctx)
@@ -114,14 +138,46 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 	return r, nil
 }
 
-// handlePeering applies an offer or candidate to the session, replacing the
-// peer connection when a restarted client sends a fresh offer.
+// restartGrace is how long a failed peer connection waits for the
+// technician's ICE restart before its session ends.
+const restartGrace = 30 * time.Second
+
+// signalingPingTimeout bounds checkSignaling's wait for a pong.
+const signalingPingTimeout = 3 * time.Second
+
+// checkSignaling pings signaling once (concurrent calls share it); a
+// connection that does not answer is closed, and Run reconnects.
+func (a *Agent) checkSignaling() {
+	if !a.pinging.CompareAndSwap(false, true) {
+		return
+	}
+	defer a.pinging.Store(false)
+	c := a.conn.Load()
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), signalingPingTimeout)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		a.log.Warn("signaling connection dead; reconnecting", "err", err)
+	}
+}
+
+// handlePeering applies an offer or candidate to the session: an offer
+// from the same technician peer (an ICE restart) renegotiates the current
+// peer connection, and a fresh offer from a restarted client (a reloaded
+// page) replaces it.
 func (a *Agent) handlePeering(ctx context.Context, s *session, env *proto.Envelope) error {
 	r := s.current()
 	if r == nil {
 		return proto.Errorf(proto.CodeSessionEnded, "session is closing")
 	}
-	if env.Type == proto.TypeOffer && r.peer.RemoteSet() {
+	if env.Type == proto.TypeOffer && r.peer.RemoteSet() && r.peer.Renegotiates(env) {
+		// Same DTLS certificate: the technician's peer connection is the
+		// same one, restarting ICE after a network change. Answer on this
+		// connection; channels and requests in flight carry on.
+		a.log.Info("ICE restart offered by the technician", "session", s.id)
+	} else if env.Type == proto.TypeOffer && r.peer.RemoteSet() {
 		nr, err := a.newPeer(ctx, s)
 		if err != nil {
 			return err
@@ -162,13 +218,36 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 		}
 		return
 	}
+	// Nothing on the LAN is touched for a session without a valid grant.
+	grantExpires, perr := a.checkGrant(env.Session, &open)
+	if perr != nil {
+		refuse(perr.Code, "%s", perr.Message)
+		return
+	}
 	dev, ok := a.devices[open.Device]
 	if !ok {
 		refuse(proto.CodeDeviceNotFound, "this agent declares no device %q", open.Device)
 		return
 	}
-	now := time.Now()
+	checked, err := a.checkDevice(ctx, dev)
+	if err != nil {
+		var pe *proto.Error
+		if !errors.As(err, &pe) {
+			pe = proto.Errorf(proto.CodeDeviceFailed, "%v", err)
+		}
+		refuse(pe.Code, "%s", pe.Message)
+		return
+	}
+	pinned, err := a.sessionProxy(dev, checked.Addr)
+	if err != nil {
+		refuse(proto.CodeInternal, "device proxy: %v", err)
+		return
+	}
+	now := a.clock.Now()
 	expires := open.Expires
+	if !grantExpires.IsZero() {
+		expires = grantExpires // the signed expiry, not the envelope's
+	}
 	if expires.IsZero() || expires.After(now.Add(a.cfg.MaxSessionTTL)) {
 		// The agent enforces the limit itself, whatever signaling says.
 		expires = now.Add(a.cfg.MaxSessionTTL)
@@ -190,14 +269,14 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 		return
 	}
 
-	s := &session{id: env.Session, device: dev, user: open.User, expires: expires, ice: open.ICEServers}
+	s := &session{id: env.Session, device: dev, user: open.User, expires: expires, ice: open.ICEServers, proxy: pinned.Session(), pinned: pinned}
 	r, err := a.newPeer(ctx, s)
 	if err != nil {
 		refuse(proto.CodeInternal, "create peer connection: %v", err)
 		return
 	}
 	s.rtc = r
-	s.timer = time.AfterFunc(time.Until(expires), func() {
+	s.stop = a.clock.AfterFunc(expires.Sub(now), func() {
 		a.endSession(s, proto.EndExpired, "the session reached its time limit")
 	})
 	a.mu.Lock()

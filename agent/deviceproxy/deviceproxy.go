@@ -2,12 +2,29 @@
 // device: a sibling of httputil.ReverseProxy that only ever reaches the
 // configured address and ports.
 //
-// Requests arrive from the tunnel in origin form ("/path?query"); the proxy
-// sends them to scheme://Host:port of the configuration with the configured
-// Host header, rewrites Origin and Referer to the device's origin (device
-// CSRF checks compare them), adds no X-Forwarded-* headers (the
-// technician's address never reaches the device), never follows redirects,
-// and streams bodies both ways with pooled 16 KiB buffers.
+// A Proxy holds what all sessions share (the transport, the pinned
+// address); a SessionProxy, from Proxy.Session, holds what belongs to one
+// technician session: the device's cookies and the technician's
+// credentials for the device.
+//
+// The request path (request.go), top to bottom: requests arrive from the
+// tunnel in origin form ("/path?query") and go to scheme://Host:port of the
+// configuration with the configured Host header; Origin and Referer are
+// rewritten to the device's origin (device CSRF checks compare them), and
+// set to it on state-changing requests that carry none, as a browser on the
+// device's own origin would; the session's cookie jar is merged with the
+// Cookie header the page sent; credentials are applied to the device's
+// Basic or Digest challenges; gzip and deflate are offered; a body of
+// unknown length is spooled to learn it; no X-Forwarded-* headers are added
+// (the technician's address never reaches the device).
+//
+// The response path (response.go): redirects are never followed, and a
+// Location on the device's own origin becomes a path; Set-Cookie goes into
+// the jar, never further, and the non-HttpOnly cookies are handed to the
+// tunnel to be mirrored by the browser; gzip and deflate bodies are decoded;
+// the device's CORS, HSTS, frame-blocking and reporting headers are
+// dropped and the session's policy (DeviceCSP, nosniff, no-referrer) is set.
+// Bodies stream both ways with pooled 16 KiB buffers.
 //
 // A host name is resolved once, at the first connection, and the address
 // is pinned for the Proxy's lifetime, so a second lookup cannot send the
@@ -24,7 +41,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -54,6 +70,16 @@ type Device struct {
 	// InsecureSkipVerify accepts any TLS certificate from the device
 	// (self-signed embedded web servers).
 	InsecureSkipVerify bool
+	// VerifyConnection, if set, is tls.Config.VerifyConnection towards
+	// the device: the agent's certificate pin (agent/deviceid).
+	VerifyConnection func(tls.ConnectionState) error
+	// UploadSpoolLimit bounds a request body of unknown length that the
+	// agent spools to learn its length before sending it to the device
+	// (see spool.go): 0 means DefaultUploadSpoolLimit; a negative value
+	// never spools and streams such bodies chunked.
+	UploadSpoolLimit int64
+	// SpoolDir is where spooled bodies go; "" means os.TempDir().
+	SpoolDir string
 }
 
 // Timeouts towards the device.
@@ -75,7 +101,8 @@ type Proxy struct {
 	d         Device
 	log       *slog.Logger
 	transport *http.Transport
-	handlers  map[int]http.Handler // by port; never modified after New
+	pool      httputil.BufferPool
+	shared    *SessionProxy // behind Handler
 
 	pinMu sync.Mutex
 	pin   netip.Addr
@@ -121,11 +148,14 @@ func New(d Device, logger *slog.Logger) (*Proxy, error) {
 	if d.HostHeader != "" && strings.ContainsAny(d.HostHeader, "/?#@ \t\r\n") {
 		return nil, fmt.Errorf("deviceproxy: device %s: invalid host header %q", d.ID, d.HostHeader)
 	}
-	p := &Proxy{d: d, log: logger, handlers: map[int]http.Handler{}}
+	if d.UploadSpoolLimit == 0 {
+		d.UploadSpoolLimit = DefaultUploadSpoolLimit
+	}
+	p := &Proxy{d: d, log: logger, pool: newBufferPool()}
 	p.transport = &http.Transport{
 		Proxy:                  nil, // never a proxy from the environment
 		DialContext:            p.dialHTTP,
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: d.InsecureSkipVerify, ServerName: tlsServerName(d)}, //nolint:gosec // per-device opt-in
+		TLSClientConfig:        &tls.Config{InsecureSkipVerify: d.InsecureSkipVerify, ServerName: tlsServerName(d), VerifyConnection: d.VerifyConnection}, //nolint:gosec // per-device opt-in
 		TLSHandshakeTimeout:    TLSHandshakeTimeout,
 		ResponseHeaderTimeout:  ResponseHeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
@@ -133,13 +163,13 @@ func New(d Device, logger *slog.Logger) (*Proxy, error) {
 		MaxIdleConns:           16,
 		MaxIdleConnsPerHost:    8,
 		MaxResponseHeaderBytes: MaxResponseHeaderSize,
-		DisableCompression:     true, // pass Content-Encoding through untouched
-		ForceAttemptHTTP2:      false,
+		// Compression is negotiated and decoded by the response path
+		// (decode.go): a response built by a service worker is never
+		// decoded by the browser.
+		DisableCompression: true,
+		ForceAttemptHTTP2:  false,
 	}
-	pool := newBufferPool()
-	for _, port := range d.Ports {
-		p.handlers[port] = p.newHandler(port, pool)
-	}
+	p.shared = p.Session()
 	return p, nil
 }
 
@@ -183,77 +213,11 @@ func (p *Proxy) hostHeader(port int) string {
 }
 
 // Handler returns the handler for tunnelled HTTP requests to port (0: the
-// web port). An undeclared port is refused with a *proto.Error of code
+// web port) of one session that every caller of Handler shares: one cookie
+// jar, one set of credentials. Give each technician session its own with
+// Session. An undeclared port is refused with a *proto.Error of code
 // port_not_allowed.
-func (p *Proxy) Handler(port int) (http.Handler, error) {
-	if port == 0 {
-		port = p.d.HTTPPort
-	}
-	h, ok := p.handlers[port]
-	if !ok {
-		return nil, p.refusePort(port)
-	}
-	return h, nil
-}
-
-func (p *Proxy) newHandler(port int, pool httputil.BufferPool) http.Handler {
-	target := &url.URL{Scheme: p.d.Scheme, Host: net.JoinHostPort(p.d.Host, strconv.Itoa(port))}
-	host := p.hostHeader(port)
-	origin := p.d.Scheme + "://" + host
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = target.Scheme
-			pr.Out.URL.Host = target.Host
-			pr.Out.URL.User = nil
-			pr.Out.Host = host
-			rewriteOrigin(pr.Out.Header, origin)
-			// Explicitly nil: ReverseProxy adds no X-Forwarded-For then.
-			pr.Out.Header["X-Forwarded-For"] = nil
-		},
-		Transport:     p.transport,
-		FlushInterval: -1,
-		BufferPool:    pool,
-		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		ErrorHandler:  p.errorHandler,
-	}
-	return originForm{rp}
-}
-
-// originForm refuses anything but an origin-form request target: the
-// device address never comes from the request.
-type originForm struct{ rp *httputil.ReverseProxy }
-
-func (h originForm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL == nil || r.URL.IsAbs() || r.URL.Host != "" || !strings.HasPrefix(r.URL.Path, "/") ||
-		r.Method == http.MethodConnect {
-		http.Error(w, "porthole: request target must be an absolute path", http.StatusBadRequest)
-		return
-	}
-	h.rp.ServeHTTP(w, r)
-}
-
-// rewriteOrigin makes Origin and Referer look as if the page came from
-// the device itself.
-func rewriteOrigin(h http.Header, origin string) {
-	if len(h.Values("Origin")) > 0 {
-		h.Set("Origin", origin)
-	}
-	if refs := h.Values("Referer"); len(refs) > 0 {
-		u, err := url.Parse(refs[0])
-		if err != nil || u.Path == "" && u.Host == "" {
-			h.Del("Referer")
-			return
-		}
-		ref := origin + u.EscapedPath()
-		if ref == origin {
-			ref += "/"
-		}
-		if u.RawQuery != "" {
-			ref += "?" + u.RawQuery
-		}
-		h.Set("Referer", ref)
-	}
-}
+func (p *Proxy) Handler(port int) (http.Handler, error) { return p.shared.Handler(port) }
 
 // errorHandler maps transport failures to 502, 504 or 499.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -27,21 +29,26 @@ type Peer struct {
 	pc   *webrtc.PeerConnection
 	send SendFunc
 
-	mu        sync.Mutex
-	remoteSet bool
-	pending   []webrtc.ICECandidateInit
+	mu          sync.Mutex
+	remoteSet   bool
+	pending     []webrtc.ICECandidateInit
+	localTypes  map[string]bool // candidate types gathered here
+	remoteTypes map[string]bool // candidate types the other side sent
 }
 
 // New wires pc's local candidates to send and returns the Peer. Call it
 // before creating an offer or answer so no candidate is missed.
 func New(pc *webrtc.PeerConnection, send SendFunc) *Peer {
-	p := &Peer{pc: pc, send: send}
+	p := &Peer{pc: pc, send: send, localTypes: map[string]bool{}, remoteTypes: map[string]bool{}}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			// End of gathering: an empty candidate, as browsers send it.
 			_ = send(proto.TypeCandidate, &proto.Candidate{})
 			return
 		}
+		p.mu.Lock()
+		p.localTypes[c.Typ.String()] = true
+		p.mu.Unlock()
 		init := c.ToJSON()
 		_ = send(proto.TypeCandidate, &proto.Candidate{
 			Candidate:        init.Candidate,
@@ -54,17 +61,68 @@ func New(pc *webrtc.PeerConnection, send SendFunc) *Peer {
 }
 
 // RemoteSet reports whether a remote description was applied. The agent
-// uses it to recognise a restarted client: a second offer on the same
-// session means a new browser page, which needs a new peer connection.
+// uses it, with Renegotiates, to recognise a restarted client: a second
+// offer from a new browser page needs a new peer connection.
 func (p *Peer) RemoteSet() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.remoteSet
 }
 
+// CandidateTypes lists the ICE candidate types gathered here and those
+// the other side sent (host, srflx, prflx, relay), sorted: what ICE had to
+// work with, for logs and for explaining a relayed path.
+func (p *Peer) CandidateTypes() (local, remote []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys := func(m map[string]bool) []string {
+		out := make([]string, 0, len(m))
+		for k := range m {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return keys(p.localTypes), keys(p.remoteTypes)
+}
+
+// candidateType is the "typ" field of an SDP candidate attribute.
+func candidateType(c string) string {
+	f := strings.Fields(c)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "typ" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
 // Offer creates and sends an offer (the technician side offers).
-func (p *Peer) Offer() error {
-	offer, err := p.pc.CreateOffer(nil)
+func (p *Peer) Offer() error { return p.offer(nil) }
+
+// Restart sends an offer with new ICE credentials (an ICE restart) on the
+// established connection: both sides gather afresh and check new pairs,
+// while DTLS, SCTP and every data channel carry on. Candidates that arrive
+// before the answer wait for it, as at the start.
+//
+// While an earlier restart offer is still unanswered (it may have been
+// lost, say while the agent itself reconnected to signaling), Restart sends
+// that offer again, with the candidates gathered for it since, instead of
+// a new one.
+func (p *Peer) Restart() error {
+	p.mu.Lock()
+	p.remoteSet = false
+	p.mu.Unlock()
+	if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		if d := p.pc.LocalDescription(); d != nil {
+			return p.send(proto.TypeOffer, &proto.SessionDescription{Type: "offer", SDP: d.SDP})
+		}
+	}
+	return p.offer(&webrtc.OfferOptions{ICERestart: true})
+}
+
+func (p *Peer) offer(opts *webrtc.OfferOptions) error {
+	offer, err := p.pc.CreateOffer(opts)
 	if err != nil {
 		return fmt.Errorf("create offer: %w", err)
 	}
@@ -113,6 +171,11 @@ func (p *Peer) Handle(env *proto.Envelope) error {
 		}
 		if c.Candidate == "" {
 			return nil // end of the peer's gathering; pion needs no marker
+		}
+		if t := candidateType(c.Candidate); t != "" {
+			p.mu.Lock()
+			p.remoteTypes[t] = true
+			p.mu.Unlock()
 		}
 		init := webrtc.ICECandidateInit{
 			Candidate:        c.Candidate,
@@ -184,4 +247,36 @@ func WaitConnected(ctx context.Context, pc *webrtc.PeerConnection) error {
 			}
 		}
 	}
+}
+
+// Renegotiates reports whether env, an offer, comes from the same peer as
+// the remote description already applied — the same DTLS certificate
+// fingerprint — so it renegotiates this connection (an ICE restart after a
+// network change). A reloaded page or a restarted client has a new
+// certificate and so a new fingerprint: it needs a new peer connection.
+func (p *Peer) Renegotiates(env *proto.Envelope) bool {
+	var d proto.SessionDescription
+	if env.Type != proto.TypeOffer || proto.DecodeData(env, &d) != nil {
+		return false
+	}
+	cur := p.pc.RemoteDescription()
+	if cur == nil {
+		return false
+	}
+	a, b := Fingerprints(cur.SDP), Fingerprints(d.SDP)
+	return len(a) > 0 && slices.Equal(a, b)
+}
+
+// Fingerprints returns the DTLS certificate fingerprints of an SDP
+// ("a=fingerprint:" lines, session or media level), normalised and sorted.
+func Fingerprints(sdp string) []string {
+	var out []string
+	for line := range strings.Lines(sdp) {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fingerprint:")
+		if ok {
+			out = append(out, strings.ToLower(strings.Join(strings.Fields(v), " ")))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

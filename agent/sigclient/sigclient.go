@@ -61,6 +61,8 @@ type Conn struct {
 	mu          sync.Mutex
 	err         error
 	closed      bool
+	pongs       map[string]chan struct{} // Ping's waiters, by payload
+	pingSeq     uint64
 }
 
 // Dial connects to a signaling WebSocket URL (ws:// or wss://) and starts
@@ -154,6 +156,51 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Ping checks that the connection still carries data both ways: it sends
+// a WebSocket ping and waits for signaling's pong until ctx ends. A
+// connection that gets no pong in time is dead (say, its local address
+// went away with a network change, so TCP cannot even report it yet): Ping
+// closes it, so the owner reconnects, and returns the error.
+func (c *Conn) Ping(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.pongs == nil {
+		c.pongs = map[string]chan struct{}{}
+	}
+	c.pingSeq++
+	token := fmt.Sprintf("p%d", c.pingSeq)
+	ch := make(chan struct{})
+	c.pongs[token] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pongs, token)
+		c.mu.Unlock()
+	}()
+	deadline := time.Now().Add(writeWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.ws.WriteControl(websocket.PingMessage, []byte(token), deadline); err != nil {
+		err = fmt.Errorf("ping: %w", err)
+		c.closeWith(err)
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-c.done:
+		return ErrClosed
+	case <-ctx.Done():
+		err := fmt.Errorf("no pong from signaling: %w", context.Cause(ctx))
+		c.closeWith(err)
+		return err
+	}
+}
+
 func (c *Conn) closeWith(err error) {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -178,6 +225,16 @@ func (c *Conn) readLoop() {
 			return nil
 		}
 		return err
+	})
+	c.ws.SetPongHandler(func(data string) error {
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.idle))
+		c.mu.Lock()
+		if ch := c.pongs[data]; ch != nil {
+			close(ch)
+			delete(c.pongs, data)
+		}
+		c.mu.Unlock()
+		return nil
 	})
 	for {
 		mt, b, err := c.ws.ReadMessage()

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -51,6 +52,16 @@ type Session struct {
 	conn *sigclient.Conn
 	pc   *webrtc.PeerConnection
 	log  *slog.Logger
+
+	peer     *peering.Peer
+	progress func(string)
+	// established is set once the first connection is up; from then on a
+	// broken path starts recover. restored is signalled on each return to
+	// connected.
+	established atomic.Bool
+	recovering  atomic.Bool
+	restored    chan struct{}
+	restarts    atomic.Int64
 
 	ended    chan struct{}
 	endOnce  sync.Once
@@ -113,8 +124,25 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
 	connected := make(chan webrtc.PeerConnectionState, 4)
+	s.progress = progress
+	s.restored = make(chan struct{}, 1)
 	s.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Debug("peer connection state", "state", st)
+		if s.established.Load() {
+			// After the first connection, a broken path is repaired with
+			// an ICE restart rather than ending the session.
+			switch st {
+			case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed:
+				s.wg.Add(1)
+				go s.recover()
+			case webrtc.PeerConnectionStateConnected:
+				select {
+				case s.restored <- struct{}{}:
+				default:
+				}
+			}
+			return
+		}
 		select {
 		case connected <- st:
 		default:
@@ -127,6 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	peer := peering.New(s.pc, func(typ proto.MsgType, payload any) error {
 		return s.conn.Send(typ, info.Session, payload)
 	})
+	s.peer = peer
 	s.wg.Add(1)
 	go s.readLoop(peer)
 	if err := peer.Offer(); err != nil {
@@ -142,6 +171,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 			switch st {
 			case webrtc.PeerConnectionStateConnected:
 				ok = true
+				s.established.Store(true)
 				return s, nil
 			case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 				return nil, fmt.Errorf("peer connection %s: no working path between you and the agent", st)
@@ -189,8 +219,12 @@ func (s *Session) readLoop(peer *peering.Peer) {
 		case env, ok := <-s.conn.Incoming():
 			if !ok {
 				// Established sessions keep working peer to peer without
-				// signaling; only the setup needs it.
+				// signaling; only the setup needs it, and fails without it
+				// (a signaling node that died, say) rather than hang.
 				s.log.Warn("signaling connection lost", "err", s.conn.Err())
+				if !s.established.Load() {
+					s.end(&proto.SessionEnd{Reason: proto.EndError, Message: fmt.Sprintf("signaling connection lost while connecting (%v); open the session again", s.conn.Err())})
+				}
 				return
 			}
 			switch env.Type {
@@ -240,6 +274,70 @@ func (s *Session) endError() error {
 	}
 	return errors.New("session ended")
 }
+
+// RecoveryTimeout is how long a session whose path broke keeps restarting
+// ICE before it ends; RestartRetry is how long one restart may take before
+// the next (its offer may have been lost while the agent itself was
+// reconnecting to signaling).
+const (
+	RecoveryTimeout = 60 * time.Second
+	RestartRetry    = 4 * time.Second
+)
+
+// recover repairs a broken path with ICE restarts: a new offer with new ICE
+// credentials, over signaling, until the connection is back, RecoveryTimeout
+// passes (the session ends) or the session ends. The DTLS and SCTP
+// associations and every data channel survive, so requests in flight
+// complete once SCTP retransmits over the new path. Only one runs at a time.
+func (s *Session) recover() {
+	defer s.wg.Done()
+	if !s.recovering.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.recovering.Store(false)
+	select {
+	case <-s.restored: // a stale signal from before the break
+	default:
+	}
+	start := time.Now()
+	deadline := time.NewTimer(RecoveryTimeout)
+	defer deadline.Stop()
+	for attempt := 1; ; attempt++ {
+		if st := s.pc.ConnectionState(); st == webrtc.PeerConnectionStateConnected || st == webrtc.PeerConnectionStateClosed {
+			return
+		}
+		s.restarts.Add(1)
+		s.log.Info("connection to the agent interrupted; restarting ICE", "attempt", attempt)
+		s.progress(fmt.Sprintf("connection to the agent interrupted; restarting ICE (attempt %d)…", attempt))
+		if err := s.peer.Restart(); err != nil {
+			s.log.Warn("ICE restart failed", "err", err)
+		}
+		retry := time.NewTimer(RestartRetry)
+		select {
+		case <-s.restored:
+			retry.Stop()
+			took := time.Since(start).Round(time.Millisecond)
+			path := "unknown path"
+			if p, err := s.Path(); err == nil {
+				path = p.String()
+			}
+			s.log.Info("connection to the agent restored", "after", took, "restarts", attempt, "path", path)
+			s.progress(fmt.Sprintf("connection restored in %s after %d ICE restart(s): %s", took, attempt, path))
+			return
+		case <-retry.C:
+		case <-deadline.C:
+			retry.Stop()
+			s.end(&proto.SessionEnd{Reason: proto.EndError, Message: "the connection to the agent broke and ICE restarts did not restore it"})
+			return
+		case <-s.ended:
+			retry.Stop()
+			return
+		}
+	}
+}
+
+// Restarts counts the ICE restarts this session has made.
+func (s *Session) Restarts() int64 { return s.restarts.Load() }
 
 // Path reports the selected ICE path.
 func (s *Session) Path() (webrtcpeer.Path, error) { return webrtcpeer.PathInfo(s.pc) }

@@ -23,8 +23,8 @@ const Label = "porthole"
 // more than HighWater bytes are queued and resumes once the queue drained
 // to LowWater.
 const (
-	HighWater = 1 << 20
-	LowWater  = 256 << 10
+	HighWater = 4 << 20
+	LowWater  = 1 << 20
 )
 
 // ErrChannelClosed is returned by operations on a closed channel.

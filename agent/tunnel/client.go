@@ -537,6 +537,11 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		if hdr == nil {
 			hdr = http.Header{}
 		}
+		// Cookies the agent mirrors (its jar keeps the device's Set-Cookie)
+		// reach an HTTP client as cookies of the whole local origin.
+		for _, c := range rh.Cookies {
+			hdr.Add("Set-Cookie", c+"; Path=/")
+		}
 		cl := int64(-1)
 		if v := hdr.Get("Content-Length"); v != "" {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {

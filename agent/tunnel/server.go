@@ -42,6 +42,12 @@ type Server struct {
 	// MaxChannels caps the data channels a peer may have open at once; 0
 	// means DefaultServerMaxChannels.
 	MaxChannels int
+	// Observe, if set, is called before each exchange is served (after
+	// its request was checked). An error refuses the exchange with its
+	// code (the agent's access log is full, say: nothing is served that
+	// cannot be recorded); otherwise the returned function, if not nil,
+	// is called once with the outcome when the exchange ended.
+	Observe func(Exchange) (func(ExchangeResult), error)
 }
 
 // Serve serves pc's tunnel channels until ctx ends, then closes them and

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -27,6 +29,10 @@ type httpExchange struct {
 	want int64 // declared length, -1 unknown
 	got  int64
 	fin  chan struct{}
+
+	start    time.Time
+	observed func(ExchangeResult) // Server.Observe's, or nil
+	gotN     atomic.Int64         // got, for the observer on the handler's goroutine
 }
 
 func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agentExchange {
@@ -45,11 +51,18 @@ func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agen
 	if err != nil || u.Host != "" || u.Scheme != "" {
 		return ss.refuse(ch, log, "request", proto.Errorf(proto.CodeBadRequest, "request target is not origin-form"))
 	}
+	start := time.Now()
+	observed, err := ss.observe(Exchange{Kind: "http", Stream: int(ch.ID()), Method: head.Method, Target: head.Target, Port: head.Port, Start: start})
+	if err != nil {
+		return ss.refuse(ch, log, "request", asRefusal(err, proto.CodeInternal))
+	}
 	x := &httpExchange{
-		out:  newOutDir(ss.ctx, ch),
-		log:  log,
-		want: head.ContentLength,
-		fin:  make(chan struct{}),
+		out:      newOutDir(ss.ctx, ch),
+		log:      log,
+		want:     head.ContentLength,
+		fin:      make(chan struct{}),
+		start:    start,
+		observed: observed,
 	}
 	var body io.ReadCloser = http.NoBody
 	if head.ContentLength != 0 {
@@ -81,7 +94,16 @@ func (x *httpExchange) serve(h http.Handler, req *http.Request) {
 	defer close(x.fin)
 	defer x.out.stopFn()
 	rw := &responseWriter{x: x, header: http.Header{}}
+	if x.observed != nil {
+		defer func() {
+			x.observed(ExchangeResult{Status: rw.status, ReqBytes: x.gotN.Load(), RespBytes: rw.written,
+				Duration: time.Since(x.start), Err: rw.err})
+		}()
+	}
 	panicked := x.runHandler(h, rw, req)
+	if panicked && rw.err == nil {
+		rw.err = proto.Errorf(proto.CodeDeviceFailed, "response from the device failed")
+	}
 	if x.pr != nil {
 		_ = x.pr.CloseWithError(errHandlerDone)
 	}
@@ -120,6 +142,7 @@ func (x *httpExchange) data(p []byte) error {
 		return proto.Errorf(proto.CodeBadMessage, "data for a request without body")
 	}
 	x.got += int64(len(p))
+	x.gotN.Store(x.got)
 	if x.want >= 0 && x.got > x.want {
 		return proto.Errorf(proto.CodeBadMessage, "request body longer than its declared length %d", x.want)
 	}
@@ -160,11 +183,29 @@ func (x *httpExchange) done() <-chan struct{} { return x.fin }
 type responseWriter struct {
 	x           *httpExchange
 	header      http.Header
+	cookies     []string // for ResponseHead.Cookies
 	wroteHeader bool
 	err         error
+	status      int   // the status sent
+	written     int64 // response body bytes sent
 }
 
 var _ http.Flusher = (*responseWriter)(nil)
+
+// MirrorCookies adds "name=value" pairs to the response head's cookies,
+// which the browser side mirrors into its own store (the device's
+// Set-Cookie stays in the agent's jar). It implements
+// deviceproxy.CookieMirror; calls after the header was written are lost.
+func (w *responseWriter) MirrorCookies(pairs []string) {
+	if w.wroteHeader {
+		return
+	}
+	for _, c := range pairs {
+		if len(w.cookies) < proto.MaxHeaders {
+			w.cookies = append(w.cookies, c)
+		}
+	}
+}
 
 // hopResponseHeaders never cross the tunnel.
 var hopResponseHeaders = []string{
@@ -208,14 +249,16 @@ func (w *responseWriter) WriteHeader(code int) {
 	if len(hdr) == 0 {
 		hdr = nil
 	}
-	payload, err := proto.EncodeHead(&proto.ResponseHead{Status: code, Header: hdr})
+	payload, err := proto.EncodeHead(&proto.ResponseHead{Status: code, Header: hdr, Cookies: w.cookies})
 	if err != nil {
 		w.err = fmt.Errorf("device response head: %w", err)
 		return
 	}
 	if err := w.x.out.send(proto.FrameResponse, payload); err != nil {
 		w.err = err
+		return
 	}
+	w.status = code
 }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
@@ -236,6 +279,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			return n, err
 		}
 		n += len(chunk)
+		w.written += int64(len(chunk))
 		p = p[len(chunk):]
 	}
 	return n, nil

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -19,6 +21,12 @@ type tcpExchange struct {
 	log  *slog.Logger
 	conn net.Conn
 	fin  chan struct{}
+
+	start     time.Time
+	observed  func(ExchangeResult) // Server.Observe's, or nil
+	toDevice  atomic.Int64
+	fromDev   atomic.Int64
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	inDone   bool // the client's direction ended
@@ -35,15 +43,25 @@ func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agent
 	if ss.srv.DialTCP == nil {
 		return ss.refuse(ch, log, "tcp stream", proto.Errorf(proto.CodePortNotAllowed, "no TCP forwarding"))
 	}
+	start := time.Now()
+	observed, err := ss.observe(Exchange{Kind: "tcp", Stream: int(ch.ID()), Port: o.Port, Start: start})
+	if err != nil {
+		return ss.refuse(ch, log, "tcp stream", asRefusal(err, proto.CodeInternal))
+	}
 	out := newOutDir(ss.ctx, ch)
 	conn, err := ss.srv.DialTCP(out.ctx, o.Port)
 	if err != nil {
 		out.stopFn()
-		return ss.refuse(ch, log, "tcp stream", asRefusal(err, proto.CodeDeviceFailed))
+		err = asRefusal(err, proto.CodeDeviceFailed)
+		if observed != nil {
+			observed(ExchangeResult{Duration: time.Since(start), Err: err})
+		}
+		return ss.refuse(ch, log, "tcp stream", err)
 	}
-	x := &tcpExchange{out: out, log: log, conn: conn, fin: make(chan struct{})}
+	x := &tcpExchange{out: out, log: log, conn: conn, fin: make(chan struct{}), start: start, observed: observed}
 	if err := out.send(proto.FrameTCPOpened, nil); err != nil {
 		out.stopFn()
+		x.closeOnce.Do(func() { x.record(err) })
 		_ = conn.Close()
 		close(x.fin)
 		return x
@@ -61,6 +79,7 @@ func (x *tcpExchange) fromDevice() {
 	buf := *bp
 	for {
 		n, err := x.conn.Read(buf)
+		x.fromDev.Add(int64(n))
 		if n > 0 {
 			if sErr := x.out.send(proto.FrameData, buf[:n]); sErr != nil {
 				x.out.abort(proto.Errorf(proto.CodeCanceled, "stream stopped"))
@@ -97,6 +116,22 @@ func (x *tcpExchange) fromDevice() {
 func (x *tcpExchange) close() {
 	_ = x.conn.Close()
 	x.out.stopFn()
+	x.closeOnce.Do(func() {
+		x.mu.Lock()
+		var err error
+		if x.canceled {
+			err = proto.Errorf(proto.CodeCanceled, "stream stopped")
+		}
+		x.mu.Unlock()
+		x.record(err)
+	})
+}
+
+// record reports the stream's outcome to the observer, once.
+func (x *tcpExchange) record(err error) {
+	if x.observed != nil {
+		x.observed(ExchangeResult{ReqBytes: x.toDevice.Load(), RespBytes: x.fromDev.Load(), Duration: time.Since(x.start), Err: err})
+	}
 }
 
 func (x *tcpExchange) data(p []byte) error {
@@ -106,7 +141,9 @@ func (x *tcpExchange) data(p []byte) error {
 	if discard {
 		return nil
 	}
-	if _, err := x.conn.Write(p); err != nil {
+	n, err := x.conn.Write(p)
+	x.toDevice.Add(int64(n))
+	if err != nil {
 		x.mu.Lock()
 		x.discard = true
 		outDone := x.outDone

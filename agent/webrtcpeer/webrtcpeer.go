@@ -38,6 +38,18 @@ import (
 // SCTPReceiveBuffer is the SCTP receive window each peer advertises.
 const SCTPReceiveBuffer = 8 << 20
 
+// SCTPCwndCAStep is the SCTP congestion window growth per round trip in
+// congestion avoidance (pion's default: one MTU).
+const SCTPCwndCAStep = 64 << 10
+
+// ICE acceptance waits: how long the controlling peer lets checks run
+// before it may nominate a pair of each type (host pairs: at once).
+const (
+	SrflxAcceptanceWait = 100 * time.Millisecond
+	PrflxAcceptanceWait = 200 * time.Millisecond
+	RelayAcceptanceWait = 500 * time.Millisecond
+)
+
 // Config configures a peer. The zero value is a safe default: STUN/TURN
 // servers none, all candidate types, loopback refused.
 type Config struct {
@@ -65,6 +77,25 @@ func NewAPI(cfg Config) (*webrtc.API, error) {
 	se.DetachDataChannels()
 	se.SetSCTPMaxMessageSize(proto.MaxFrame)
 	se.SetSCTPMaxReceiveBufferSize(SCTPReceiveBuffer)
+	// Congestion avoidance grows the window by SCTPCwndCAStep per round
+	// trip instead of one MTU, so one loss at 50 ms RTT does not cost
+	// seconds of throughput (measured: 87 → 127 Mbps tunnel, 90 → 179
+	// Mbps bare channel at 50 ms RTT).
+	se.SetSCTPCwndCAStep(SCTPCwndCAStep)
+	// SCTP SNAP (sctp-init in the SDP) skips the 2-RTT INIT handshake
+	// when both peers offer it and falls back silently otherwise.
+	se.EnableSctpSnap(true)
+	// No HelloVerifyRequest when we are the DTLS server: ICE's
+	// credentialed connectivity check already proved the peer's address,
+	// so the cookie round trip protects nothing (browsers skip it too).
+	se.SetDTLSInsecureSkipHelloVerify(true)
+	// ICE acceptance waits: pion's defaults (srflx 0.5 s, prflx 1 s,
+	// relay 2 s) delay every NAT-traversing session by a second or two.
+	// Shorter waits keep the order of preference — a direct pair that
+	// validates within the wait still wins over a relayed one.
+	se.SetSrflxAcceptanceMinWait(SrflxAcceptanceWait)
+	se.SetPrflxAcceptanceMinWait(PrflxAcceptanceWait)
+	se.SetRelayAcceptanceMinWait(RelayAcceptanceWait)
 	se.DisableActiveTCP(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	allowLoopback := cfg.LoopbackOnly
@@ -175,9 +206,19 @@ func AllowRemoteIP(ip net.IP, allowLoopback bool) bool {
 // Path describes the candidate pair a connected peer connection uses.
 type Path struct {
 	Relayed bool          // either end is a relay candidate
-	Local   string        // "host udp 127.0.0.1:50000"
+	Local   string        // "host udp 127.0.0.1:50000", "relay udp 203.0.113.30:40000 related 192.168.1.10:51000"
 	Remote  string        // "relay udp 198.51.100.7:3478"
 	RTT     time.Duration // current round-trip time, 0 if unknown
+}
+
+// String describes the path on one line: "direct (host udp A <-> srflx
+// udp B)" or "relayed (…)".
+func (p Path) String() string {
+	kind := "direct"
+	if p.Relayed {
+		kind = "relayed"
+	}
+	return fmt.Sprintf("%s (%s <-> %s)", kind, p.Local, p.Remote)
 }
 
 // ErrNoPath is returned by PathInfo before ICE selected a candidate pair.
@@ -209,5 +250,11 @@ func PathInfo(pc *webrtc.PeerConnection) (Path, error) {
 }
 
 func describe(c *webrtc.ICECandidate) string {
-	return fmt.Sprintf("%s %s %s", c.Typ, c.Protocol, net.JoinHostPort(c.Address, fmt.Sprint(c.Port)))
+	d := fmt.Sprintf("%s %s %s", c.Typ, c.Protocol, net.JoinHostPort(c.Address, fmt.Sprint(c.Port)))
+	if c.RelatedAddress != "" && c.Typ != webrtc.ICECandidateTypeHost {
+		// For a relay candidate, the local socket that reached the relay:
+		// 0.0.0.0 for TURN over UDP, the TCP connection's address otherwise.
+		d += " related " + net.JoinHostPort(c.RelatedAddress, fmt.Sprint(c.RelatedPort))
+	}
+	return d
 }

@@ -33,6 +33,8 @@
 //	GET  /gzip                  event log page, gzip-encoded when the client accepts it
 //	GET  /xfo                   page sent with X-Frame-Options: DENY and frame-ancestors 'none'
 //	GET  /redirect-external     302 to http://example.invalid/
+//	GET  /evil                  a page that tries to escape its session (hostile.go)
+//	GET  /websocket             a page that opens a WebSocket (hostile.go)
 package demodevice
 
 import (
@@ -278,6 +280,8 @@ func (d *Device) routes() http.Handler {
 	mux.HandleFunc("/basic/", d.handleBasic)
 	mux.HandleFunc("GET /gzip", d.handleGzip)
 	mux.HandleFunc("GET /xfo", d.handleXFO)
+	mux.HandleFunc("GET /evil", d.handleEvil)
+	mux.HandleFunc("GET /websocket", d.handleWebSocketPage)
 	mux.HandleFunc("GET /redirect-external", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "http://example.invalid/", http.StatusFound)
 	})

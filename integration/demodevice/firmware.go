@@ -159,10 +159,27 @@ func (d *Device) handleFirmware(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", `attachment; filename="porthole-lj4000-fw.bin"`)
 	h.Set("Cache-Control", "no-store")
 	// ServeContent streams with io.CopyN, sets Content-Length and answers Range requests.
-	http.ServeContent(w, r, "", zeroTime, NewFirmwareImage(size))
-	if r.Context().Err() != nil {
+	ew := &errWriter{ResponseWriter: w}
+	http.ServeContent(ew, r, "", zeroTime, NewFirmwareImage(size))
+	// A write error and the request's context are two views of the client
+	// going away; either may be seen first.
+	if ew.failed || r.Context().Err() != nil {
 		d.stats.Aborted.Add(1)
 	}
+}
+
+// errWriter remembers whether a write to the client failed.
+type errWriter struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	if err != nil {
+		w.failed = true
+	}
+	return n, err
 }
 
 func (d *Device) handleFirmwareSHA(w http.ResponseWriter, r *http.Request) {

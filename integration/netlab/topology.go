@@ -356,3 +356,33 @@ func (n *NAT) LAN() *Segment { return n.lan }
 
 // Mapping is the NAT's mapping behaviour.
 func (n *NAT) Mapping() Mapping { return n.cfg.mapping }
+
+// Readdress moves the host's eth0 to addr, another address on its segment
+// — a DHCP lease that changed: the old address disappears at once, and
+// with it every socket bound to it (UDP and TCP alike, whose peers learn
+// nothing), and the default route is put back through the same gateway.
+// It returns the old address.
+func (h *Host) Readdress(addr string) netip.Addr {
+	l := h.lab
+	l.t.Helper()
+	a := l.addr(addr)
+	gw, p, ok := h.seg.Gateway(a)
+	if !ok || !p.Contains(h.addr) {
+		l.t.Fatalf("netlab: %s is not on %s's subnet %v", a, h.name, p)
+	}
+	if h.seg.used[a] {
+		l.t.Fatalf("netlab: %s is already used on %s", a, h.seg.name)
+	}
+	old := h.addr
+	// Delete first: deleting a primary address would take a secondary
+	// one of the same subnet with it.
+	l.must("ip", "-n", h.ns, "addr", "del", fmt.Sprintf("%s/%d", old, p.Bits()), "dev", "eth0")
+	l.must("ip", "-n", h.ns, "addr", "add", fmt.Sprintf("%s/%d", a, p.Bits()), "dev", "eth0")
+	if gw.IsValid() {
+		l.must("ip", "-n", h.ns, "route", "replace", "default", "via", gw.String())
+	}
+	h.seg.used[a] = true
+	delete(h.seg.used, old)
+	h.addr = a
+	return old
+}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,7 +78,34 @@ type Options struct {
 	SignalingArgs []string
 	// Verbose copies all process output to the test log.
 	Verbose bool
+	// AgentArgs are appended to porthole-agent's flags (e.g.
+	// "--debug-addr", "127.0.0.1:0"; read the address from
+	// Procs["porthole-agent"] with WaitLine).
+	AgentArgs []string
+	// DeviceArgs are appended to porthole-demo-device's flags (e.g.
+	// "--strict-origin").
+	DeviceArgs []string
+	// Users are created (with `porthole-signaling admin`) before
+	// signaling starts. The agent is always in site SiteID.
+	Users []User
+	// AgentRelay puts a TCP relay between the agent and signaling's agent
+	// listener, so a test can cut the agent's signaling connection
+	// (CutAgentLink) while everything else stays up (restart.go).
+	AgentRelay bool
 }
+
+// User is an account a stack creates.
+type User struct {
+	Name, Password string
+	Admin          bool
+	Roles          []string // roles on SiteID: "configurer", "user"
+}
+
+// SiteID is the site the stack's agent belongs to.
+const SiteID = "lab"
+
+// AgentID is the stack's agent.
+const AgentID = "test-agent"
 
 // Stack is a running local Porthole.
 type Stack struct {
@@ -87,11 +115,19 @@ type Stack struct {
 	DevicePort   int
 	TURNAddr     string
 	SignalingURL string // http://127.0.0.1:port
+	AppURL       string // http://localhost:port, the app origin browsers use
 	SessionsHost string // localhost:port
-	AgentKey     string
-	TechToken    string
-	TURNSecret   string
-	Procs        map[string]*proc.Proc
+	DataDir      string // signaling's store
+	// AgentStateDir is the agent's enrollment (key, certificate, CA).
+	AgentStateDir string
+	AgentKey      string
+	TechToken     string
+	TURNSecret    string
+	Procs         map[string]*proc.Proc
+
+	sigArgs []string    // porthole-signaling's flags, for RestartSignaling
+	out     io.Writer   // process output, nil unless Verbose
+	relay   *agentRelay // with Options.AgentRelay
 }
 
 // DeviceID is the demo device's ID in every stack.
@@ -136,7 +172,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		return m
 	}
 
-	m := start("porthole-demo-device", []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
+	m := start("porthole-demo-device", append([]string{"--listen", "127.0.0.1:0"}, opts.DeviceArgs...), `listening on http://(\S+)`)
 	s.DeviceAddr = m[1]
 	_, portStr, _ := net.SplitHostPort(s.DeviceAddr)
 	s.DevicePort, _ = strconv.Atoi(portStr)
@@ -155,9 +191,39 @@ func Start(t testing.TB, opts Options) *Stack {
 	sigPort := testenv.FreePort(t)
 	s.SignalingURL = fmt.Sprintf("http://127.0.0.1:%d", sigPort)
 	s.SessionsHost = fmt.Sprintf("localhost:%d", sigPort)
+	s.AppURL = "http://" + s.SessionsHost
+	s.DataDir = filepath.Join(s.Dir, "signaling-data")
+	s.admin(t, "site", "--id", SiteID, "--name", "Lab")
+	s.admin(t, "agent", "--id", AgentID, "--site", SiteID)
+	enrollToken, err := EnrollToken(s.Bin["porthole-signaling"], s.DataDir, SiteID, AgentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range opts.Users {
+		pwFile := filepath.Join(s.Dir, "pw-"+u.Name)
+		if err := os.WriteFile(pwFile, []byte(u.Password), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := "user"
+		if u.Admin {
+			cmd = "create"
+		}
+		args := []string{cmd, "--name", u.Name, "--password-file", pwFile}
+		if len(u.Roles) > 0 {
+			args = append(args, "--role", SiteID+"="+strings.Join(u.Roles, ","))
+		}
+		s.admin(t, args...)
+	}
 	args := []string{
 		"--listen", fmt.Sprintf("127.0.0.1:%d", sigPort),
-		"--agent-key", "test-agent=" + s.AgentKey,
+		"--data-dir", s.DataDir,
+		"--agent-listen", "127.0.0.1:0", // agents enroll and connect with mutual TLS
+		"--app-origin", s.AppURL,
+		// The dev technician token opens printer-1 at once, whether or not
+		// remote access is enabled for it: the tests of the data path need
+		// no accounts. Tests of identity and access use Users.
+		"--insecure-dev-tokens",
+		"--agent-key", AgentID + "=" + s.AgentKey,
 		"--tech-token", s.TechToken + "=tech",
 		"--turn-secret-file", secretFile,
 		"--ice-url", "stun:" + s.TURNAddr,
@@ -167,7 +233,19 @@ func Start(t testing.TB, opts Options) *Stack {
 		"--sessions-domain", s.SessionsHost,
 		"--allowed-origin", "http://" + s.SessionsHost,
 	}
-	start("porthole-signaling", append(args, opts.SignalingArgs...), `listening on`)
+	if opts.AgentRelay {
+		agentPort := testenv.FreePort(t)
+		s.relay = startAgentRelay(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+		for i := range args {
+			if args[i] == "--agent-listen" {
+				args[i+1] = fmt.Sprintf("127.0.0.1:%d", agentPort)
+			}
+		}
+		args = append(args, "--agent-url", "wss://"+s.relay.addr)
+	}
+	s.sigArgs = append(args, opts.SignalingArgs...)
+	s.out = out
+	start("porthole-signaling", s.sigArgs, `listening on`)
 
 	devices := []map[string]any{{
 		"id": DeviceID, "name": "Demo printer", "scheme": "http",
@@ -179,9 +257,22 @@ func Start(t testing.TB, opts Options) *Stack {
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start("porthole-agent", []string{"--config", cfgPath, "--loopback-only"}, `connected to signaling`)
+	s.AgentStateDir = filepath.Join(s.Dir, "agent-state")
+	if err := Enroll(s.Bin["porthole-agent"], s.SignalingURL, enrollToken, s.AgentStateDir); err != nil {
+		t.Fatal(err)
+	}
+	start("porthole-agent", append([]string{"--config", cfgPath, "--state-dir", s.AgentStateDir, "--loopback-only"}, opts.AgentArgs...), `connected to signaling`)
 	s.WaitOnline(t, DeviceID)
 	return s
+}
+
+// admin runs `porthole-signaling admin ARGS --data-dir DataDir`.
+func (s *Stack) admin(t testing.TB, args ...string) {
+	t.Helper()
+	cmd := exec.Command(s.Bin["porthole-signaling"], append(append([]string{"admin"}, args...), "--data-dir", s.DataDir)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("porthole-signaling admin %v: %v\n%s", args, err, out)
+	}
 }
 
 // WaitOnline waits until signaling lists device as online.

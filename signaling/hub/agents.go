@@ -28,8 +28,21 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if old := h.agents[c.id]; old != nil && old != c {
-		old.log.Info("agent connection replaced by a newer one")
+		// The agent reconnected (its network changed, say) before this
+		// node noticed the old connection die: its live sessions move to
+		// the new connection instead of ending with agent_lost, so the
+		// technician's ICE restart reaches it. An agent process that
+		// restarted knows none of them and ends each on its next message.
+		for id, s := range old.sessions {
+			s.agent = c
+			c.sessions[id] = s
+			delete(old.sessions, id)
+		}
+		old.log.Info("agent connection replaced by a newer one", "sessions_moved", len(c.sessions))
 		old.stop(websocket.CloseNormalClosure, "replaced by a newer connection")
+	}
+	if n := h.adoptLocked(c); n > 0 {
+		c.log.Info("agent reconnected within its grace; sessions resumed", "sessions", n)
 	}
 	h.agents[c.id] = c
 	declared := make(map[string]bool, len(hello.Devices))
@@ -49,6 +62,9 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 		h.devices[d.ID] = deviceEntry{agent: c.id, dev: d}
 	}
 	c.log.Info("agent online", "devices", len(hello.Devices), "software", hello.Software)
+	if h.opt.Presence != nil {
+		h.opt.Presence(c.id, hello.Devices, true)
+	}
 	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: c.id, Node: h.opt.Node})
 }
 
@@ -68,7 +84,7 @@ func (h *Hub) Devices() []proto.DeviceStatus {
 // agentMessage routes one message from an agent that has said hello.
 func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 	switch env.Type {
-	case proto.TypeSessionReady, proto.TypeAnswer, proto.TypeCandidate, proto.TypeSessionEnd, proto.TypeError:
+	case proto.TypeSessionReady, proto.TypeAnswer, proto.TypeCandidate, proto.TypeSessionEnd, proto.TypeError, proto.TypeSessionPath:
 	default:
 		c.refuse(env.Session, proto.Errorf(proto.CodeBadMessage, "agents do not send %s", env.Type))
 		return
@@ -83,6 +99,9 @@ func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 		return
 	}
 	s := h.sessions[env.Session]
+	if s == nil && h.orphanEndLocked(c, env) {
+		return
+	}
 	if s == nil || s.agent != c {
 		c.refuse(env.Session, proto.Errorf(proto.CodeSessionNotFound, "no session %s on this connection", env.Session))
 		return
@@ -103,6 +122,17 @@ func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 			s.result <- nil
 			h.startGraceLocked(s)
 			s.log.Info("session ready")
+			h.emitLocked(s, Event{State: EventReady})
+		}
+	case proto.TypeSessionPath:
+		var p proto.SessionPath
+		if err := proto.DecodeData(env, &p); err != nil {
+			c.refuse(s.id, err)
+			return
+		}
+		if s.state == stateReady {
+			s.log.Info("technician connected", "path", p.Path, "local", p.Local, "remote", p.Remote)
+			h.emitLocked(s, Event{State: EventConnected, Path: p.Path, Local: p.Local, Remote: p.Remote})
 		}
 	case proto.TypeAnswer:
 		var d proto.SessionDescription
@@ -141,6 +171,10 @@ func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 		}
 		if s.state == statePending {
 			s.log.Info("agent refused the session", "code", e.Code, "msg", e.Message)
+			switch e.Code {
+			case proto.CodeDeviceFailed, proto.CodeDeviceTimeout, proto.CodeDeviceNotFound:
+				s.jobReason = ReasonVerificationFailed
+			}
 			h.endLocked(s, proto.EndError, e.Message, c, &e)
 			return
 		}
@@ -157,4 +191,16 @@ func (h *Hub) toClientLocked(s *session, typ proto.MsgType, payload any) {
 		return
 	}
 	s.client.sendMsg(typ, s.id, payload)
+}
+
+// OnlineAgents lists the IDs of the agents connected now.
+func (h *Hub) OnlineAgents() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.agents))
+	for id := range h.agents {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
 }

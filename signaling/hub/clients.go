@@ -10,6 +10,12 @@ import (
 // one session only. It returns at once; the connection runs on goroutines
 // the hub owns.
 func (h *Hub) ServeClient(ws *websocket.Conn, sessionID string) {
+	h.ServeClientToken(ws, sessionID, [32]byte{})
+}
+
+// ServeClientToken is ServeClient for a connection opened with the token
+// whose SHA-256 is tokenHash: RevokeToken of that token closes it.
+func (h *Hub) ServeClientToken(ws *websocket.Conn, sessionID string, tokenHash [32]byte) {
 	h.mu.Lock()
 	user := ""
 	if s := h.sessions[sessionID]; s != nil {
@@ -18,6 +24,7 @@ func (h *Hub) ServeClient(ws *websocket.Conn, sessionID string) {
 	h.mu.Unlock()
 	c := h.newConn(ws, proto.RoleClient, user, h.log.With("session", sessionID, "user", user))
 	c.session = sessionID
+	c.tokenHash = tokenHash
 	h.start(c)
 }
 

@@ -28,8 +28,10 @@ type conn struct {
 	stopText string
 
 	// Guarded by h.mu.
-	session  string              // clients: the one session this connection may speak for
-	sessions map[string]*session // agents: live sessions on this connection
+	session   string              // clients: the one session this connection may speak for
+	tokenHash [32]byte            // clients: SHA-256 of the token that opened it
+	sessions  map[string]*session // agents: live sessions on this connection
+	revoked   bool                // agents: dropped on purpose; its sessions end at once
 
 	// Owned by the read goroutine.
 	greeted bool

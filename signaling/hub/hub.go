@@ -13,6 +13,7 @@
 package hub
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -54,6 +55,26 @@ type Options struct {
 	// ICEServers returns the ICE servers (with minted TURN credentials) for
 	// a session. Nil means none.
 	ICEServers func(session string, expires time.Time) []proto.ICEServer
+	// Grant signs the session grant sent to the agent with session.open
+	// (package enroll). Nil sends none; an error refuses the session.
+	Grant func(session, agent, device, user string, expires time.Time) (string, error)
+	// AgentGrace is how long a live session waits for its agent to
+	// reconnect after its connection dropped before it ends with
+	// agent_lost; zero ends it at once.
+	AgentGrace time.Duration
+	// Events, if set, is told every step of every session's life, in
+	// order (events.go). It is called with the hub's lock held and must
+	// not block.
+	Events func(Event)
+	// AccessLog, if set, stores a batch of an agent's access log for
+	// session (package jobs) and returns the highest sequence number
+	// stored, which the agent gets as log.ack. Nil refuses access logs.
+	AccessLog func(ctx context.Context, agent, session string, l *proto.AccessLog) (uint64, error)
+	// Presence, if set, is told when an agent comes online on this hub
+	// (with the devices it declares) and when its connection goes, so a
+	// cluster can publish which node holds which agent (package bus). It
+	// is called with the hub's lock held, in order, and must not block.
+	Presence func(agent string, devices []proto.Device, online bool)
 }
 
 func (o *Options) setDefaults() {

@@ -5,6 +5,10 @@ import "github.com/porthole-dev/porthole/proto"
 // dispatch routes one decoded message from a connection that has said
 // hello. It runs on c's read goroutine.
 func (h *Hub) dispatch(c *conn, env *proto.Envelope) {
+	if c.role == proto.RoleAgent && env.Type == proto.TypeAccessLog {
+		h.agentAccessLog(c, env) // store I/O: not under h.mu
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -33,10 +37,11 @@ func (h *Hub) connClosed(c *conn) {
 		if h.agents[c.id] == c {
 			delete(h.agents, c.id)
 			c.log.Info("agent offline")
+			if h.opt.Presence != nil {
+				h.opt.Presence(c.id, nil, false)
+			}
 		}
-		for _, s := range c.sessions {
-			h.endLocked(s, proto.EndAgentLost, "the agent disconnected", c, ErrAgentLost)
-		}
+		h.agentGoneLocked(c)
 	case proto.RoleClient:
 		s := h.sessions[c.session]
 		if s == nil || s.client != c {

@@ -25,7 +25,11 @@ const (
 // guarded by h.mu.
 type session struct {
 	id, user, device string
+	agentID          string // the agent that serves it
+	endedBy          string // the admin who terminated it
+	jobReason        string // the end reason for its job when it differs from the proto one
 	tokenHash        [32]byte
+	extraTokens      [][32]byte // tokens added later (OAuth), all ending with the session
 	expires          time.Time
 	state            sessionState
 	agent            *conn // the agent connection that accepted it
@@ -39,6 +43,9 @@ type session struct {
 	timer    *time.Timer // expiry while live, tombstone removal once ended
 	grace    *time.Timer // running while live without a client
 	graceGen int         // invalidates grace callbacks that lost a race with Stop
+
+	agentWait *time.Timer // running while its agent is away (AgentGrace)
+	agentGen  int         // invalidates agentWait callbacks
 }
 
 func (s *session) stopTimersLocked() {
@@ -50,6 +57,11 @@ func (s *session) stopTimersLocked() {
 		s.grace = nil
 	}
 	s.graceGen++
+	if s.agentWait != nil {
+		s.agentWait.Stop()
+		s.agentWait = nil
+	}
+	s.agentGen++
 }
 
 func hashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
@@ -59,7 +71,14 @@ func hashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 // refuses it, ReadyTimeout passes, or ctx ends. The returned token is the
 // only copy; the hub keeps its SHA-256.
 func (h *Hub) OpenSession(ctx context.Context, user, device string) (*proto.SessionInfo, error) {
-	s, token, err := h.createSession(user, device)
+	return h.OpenAgentSession(ctx, user, "", device)
+}
+
+// OpenAgentSession is OpenSession for a device that must still be declared
+// by agent (any agent if agent is empty): a caller that checked the
+// agent's site before does not open a device another agent declared since.
+func (h *Hub) OpenAgentSession(ctx context.Context, user, agent, device string) (*proto.SessionInfo, error) {
+	s, token, err := h.createSession(user, agent, device)
 	if err != nil {
 		return nil, err
 	}
@@ -89,14 +108,14 @@ func sessionInfo(s *session, token string, err error) (*proto.SessionInfo, error
 	return &proto.SessionInfo{Session: s.id, Device: s.device, Token: token, Expires: s.expires}, nil
 }
 
-func (h *Hub) createSession(user, device string) (*session, string, error) {
+func (h *Hub) createSession(user, wantAgent, device string) (*session, string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, "", ErrClosed
 	}
 	dev, ok := h.devices[device]
-	if !ok {
+	if !ok || (wantAgent != "" && dev.agent != wantAgent) {
 		return nil, "", ErrNotFound
 	}
 	agent := h.agents[dev.agent]
@@ -114,6 +133,7 @@ func (h *Hub) createSession(user, device string) (*session, string, error) {
 		id:        id,
 		user:      user,
 		device:    device,
+		agentID:   dev.agent,
 		tokenHash: hashToken(token),
 		expires:   h.opt.Now().Add(h.opt.SessionTTL),
 		agent:     agent,
@@ -129,15 +149,27 @@ func (h *Hub) createSession(user, device string) (*session, string, error) {
 		}
 	})
 	s.log.Info("session requested", "expires", s.expires)
+	h.emitLocked(s, Event{State: EventRequested})
 	open := &proto.SessionOpen{
 		Device:     device,
 		User:       user,
 		Expires:    s.expires,
 		ICEServers: h.opt.ICEServers(id, s.expires),
 	}
+	if h.opt.Grant != nil {
+		g, err := h.opt.Grant(id, dev.agent, device, user, s.expires)
+		if err != nil {
+			s.log.Error("sign session grant", "err", err)
+			h.endLocked(s, proto.EndError, "the session grant could not be signed", nil, proto.Errorf(proto.CodeInternal, "session grant"))
+			return s, token, nil
+		}
+		open.Grant = g
+	}
 	if !agent.sendMsg(proto.TypeSessionOpen, id, open) {
 		h.endLocked(s, proto.EndError, "the agent is unreachable", nil, ErrAgentOffline)
+		return s, token, nil
 	}
+	h.emitLocked(s, Event{State: EventVerifying})
 	return s, token, nil
 }
 
@@ -155,6 +187,10 @@ func (h *Hub) endLocked(s *session, reason proto.EndReason, msg string, from *co
 	prev := s.state
 	s.state = stateEnded
 	delete(h.tokens, s.tokenHash)
+	for _, t := range s.extraTokens {
+		delete(h.tokens, t)
+	}
+	s.extraTokens = nil
 	s.stopTimersLocked()
 	end := &proto.SessionEnd{Reason: reason, Message: msg}
 	if a := s.agent; a != nil {
@@ -177,6 +213,11 @@ func (h *Hub) endLocked(s *session, reason proto.EndReason, msg string, from *co
 		s.result <- waitErr
 	}
 	s.log.Info("session ended", "reason", reason, "message", msg)
+	jobReason := string(reason)
+	if s.jobReason != "" {
+		jobReason = s.jobReason
+	}
+	h.emitLocked(s, Event{State: EventEnded, Reason: jobReason, Message: msg, By: s.endedBy})
 	if h.closed {
 		delete(h.sessions, s.id)
 		return
@@ -244,4 +285,55 @@ func (h *Hub) EndSession(id, user string) error {
 	}
 	h.endLocked(s, proto.EndByClient, "ended by the technician", nil, ErrCanceled)
 	return nil
+}
+
+// SessionOwner returns the user and expiry of session id while it is live
+// and accepted by its agent.
+func (h *Hub) SessionOwner(id string) (user string, expires time.Time, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.sessions[id]
+	if s == nil || s.state != stateReady || !h.opt.Now().Before(s.expires) {
+		return "", time.Time{}, false
+	}
+	return s.user, s.expires, true
+}
+
+// AddToken makes the token whose SHA-256 is hash open session id too, until
+// the session ends or RevokeToken. The session must be live.
+func (h *Hub) AddToken(id string, hash [32]byte) (expires time.Time, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.sessions[id]
+	if s == nil || s.state != stateReady || !h.opt.Now().Before(s.expires) {
+		return time.Time{}, ErrNoSession
+	}
+	if _, taken := h.tokens[hash]; taken {
+		return time.Time{}, proto.Errorf(proto.CodeBadMessage, "token already in use")
+	}
+	h.tokens[hash] = s
+	s.extraTokens = append(s.extraTokens, hash)
+	return s.expires, nil
+}
+
+// RevokeToken makes a token added with AddToken useless. Connections it
+// opened are closed.
+func (h *Hub) RevokeToken(hash [32]byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.tokens[hash]
+	if s == nil || hash == s.tokenHash {
+		return
+	}
+	delete(h.tokens, hash)
+	for i, t := range s.extraTokens {
+		if t == hash {
+			s.extraTokens = append(s.extraTokens[:i], s.extraTokens[i+1:]...)
+			break
+		}
+	}
+	if c := s.client; c != nil && c.tokenHash == hash {
+		s.log.Info("client token revoked; disconnecting the client")
+		c.closeAfterFlush(websocket.ClosePolicyViolation, "token revoked")
+	}
 }

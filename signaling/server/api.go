@@ -3,16 +3,25 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
+	"strings"
 
 	"github.com/porthole-dev/porthole/proto"
 )
 
 const maxRequestBody = 4 << 10
 
-// api wraps an API endpoint answering method: browsers may call it only
-// from AllowedOrigins (with CORS for those exact origins, preflight
-// included); requests without an Origin header come from other clients.
-func (s *Server) api(method string, h http.HandlerFunc) http.Handler {
+// api wraps an API endpoint answering the given methods: browsers may call
+// it only from AllowedOrigins and the app origin (with CORS for those exact
+// origins, preflight included, never for session origins); requests without
+// an Origin header come from other clients.
+func (s *Server) api(handlers map[string]http.HandlerFunc) http.Handler {
+	var allow []string
+	for m := range handlers {
+		allow = append(allow, m)
+	}
+	sortStrings(allow)
+	methods := strings.Join(allow, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" {
 			if !s.allowed[origin] {
@@ -23,36 +32,26 @@ func (s *Server) api(method string, h http.HandlerFunc) http.Handler {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Add("Vary", "Origin")
 		}
-		switch r.Method {
-		case method:
+		if h, ok := handlers[r.Method]; ok {
 			h(w, r)
-		case http.MethodOptions:
-			w.Header().Set("Access-Control-Allow-Methods", method)
+			return
+		}
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Access-Control-Allow-Methods", methods)
 			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 			w.Header().Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
-		default:
-			w.Header().Set("Allow", method+", OPTIONS")
-			writeError(w, http.StatusMethodNotAllowed, proto.Errorf(proto.CodeBadMessage, "method %s not allowed", r.Method))
+			return
 		}
+		w.Header().Set("Allow", methods+", OPTIONS")
+		writeError(w, http.StatusMethodNotAllowed, proto.Errorf(proto.CodeBadMessage, "method %s not allowed", r.Method))
 	})
-}
-
-// listDevices answers GET /v1/devices.
-func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.technician(w, r); !ok {
-		return
-	}
-	writeJSON(w, http.StatusOK, &proto.DeviceList{Devices: s.hub.Devices()})
 }
 
 // createSession answers POST /v1/sessions: it opens a session on the named
 // device and waits for its agent to accept.
-func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
-	user, ok := s.technician(w, r)
-	if !ok {
-		return
-	}
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request, p *principal) {
+	user := p.id()
 	var req proto.CreateSession
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	dec.DisallowUnknownFields()
@@ -64,7 +63,11 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, httpStatus(err), err)
 		return
 	}
-	info, err := s.hub.OpenSession(r.Context(), user, req.Device)
+	agent, ok := s.mayOpen(w, r, p, req.Device)
+	if !ok {
+		return
+	}
+	info, err := s.openSession(r.Context(), user, agent, req.Device)
 	if err != nil {
 		s.log.Info("session not opened", "user", user, "device", req.Device, "code", proto.CodeOf(err), "err", err)
 		writeError(w, httpStatus(err), err)
@@ -76,19 +79,18 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 
 // deleteSession answers DELETE /v1/sessions/{id}: the session's own user
 // ends it. Anybody else's session is not found.
-func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
-	user, ok := s.technician(w, r)
-	if !ok {
-		return
-	}
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, p *principal) {
+	user := p.id()
 	id := r.PathValue("id")
 	if !proto.ValidSessionID(id) {
 		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "no such session"))
 		return
 	}
-	if err := s.hub.EndSession(id, user); err != nil {
+	if err := s.endSession(r.Context(), id, user); err != nil {
 		writeError(w, httpStatus(err), err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+func sortStrings(s []string) { sort.Strings(s) }

@@ -81,19 +81,6 @@ func websocketProtocols(r *http.Request) []string {
 	return out
 }
 
-// technician authenticates an API request, answering 401 itself when it
-// fails.
-func (s *Server) technician(w http.ResponseWriter, r *http.Request) (string, bool) {
-	user, ok := lookup(s.techs, bearer(r))
-	if !ok {
-		s.refuse(r, "technician token missing or wrong")
-		w.Header().Set("WWW-Authenticate", `Bearer realm="porthole"`)
-		writeError(w, http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "a valid technician token is required"))
-		return "", false
-	}
-	return user, true
-}
-
 // refuse logs a refused request.
 func (s *Server) refuse(r *http.Request, why string, args ...any) {
 	s.log.Info("request refused", append([]any{"why", why, "method", r.Method, "path", r.URL.Path,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,13 +11,18 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/authn"
+	"github.com/porthole-dev/porthole/signaling/bus"
+	"github.com/porthole-dev/porthole/signaling/enroll"
+	"github.com/porthole-dev/porthole/signaling/store"
 )
 
 // MaxSessionTTL is the longest a session may last.
 const MaxSessionTTL = 30 * time.Minute
 
-// Config configures a Server. The zero value is a server that knows no
-// agents and no technicians and hands out no ICE servers: safe, and useless.
+// Config configures a Server. The zero value with a Store is a server that
+// knows no agents and no technicians and hands out no ICE servers: safe,
+// and useless.
 type Config struct {
 	// Logger receives state changes and refusals at Info. Nil discards.
 	Logger *slog.Logger
@@ -26,9 +32,55 @@ type Config struct {
 	// authentication until mTLS enrollment lands. Keys must be unique.
 	AgentKeys map[string]string
 
+	// Enroll, if set, enrolls agents and authenticates them by client
+	// certificate on the agent listener (AgentHandler, served with
+	// Enroll.AgentTLSConfig); it also signs every session's grant.
+	// AgentKeys keep working beside it on the app listener.
+	Enroll *enroll.Service
+
+	// Store keeps users, sites, agents, device settings, tokens, OAuth
+	// codes and the administration audit log. Required.
+	Store store.Store
+
+	// AppOrigin is the app's own origin (https://app.example.com): where
+	// the login cookie lives, the OAuth issuer for session origins and the
+	// CLI. It is added to AllowedOrigins. Required with SessionsDomain.
+	AppOrigin string
+
 	// TechnicianTokens maps a development bearer token to the user ID it
-	// authenticates on the HTTP API. Interim until OAuth lands.
+	// authenticates on the HTTP API, as an admin-equivalent technician
+	// that may open any device whether or not remote access is enabled
+	// for it. Accepted only with InsecureDevTokens.
 	TechnicianTokens map[string]string
+
+	// InsecureDevTokens turns on development mode: TechnicianTokens work,
+	// and session shells accept a session token in the URL fragment
+	// instead of running the OAuth flow. For tests and the local demo
+	// only; never in production.
+	InsecureDevTokens bool
+
+	// PasswordParams are the argon2id parameters for new password hashes.
+	// Zero means authn.DefaultParams.
+	PasswordParams authn.Params
+
+	// LoginTTL is how long a browser login lasts. Zero means 12 h.
+	LoginTTL time.Duration
+
+	// CodeTTL is how long an OAuth authorization code is valid. Zero
+	// means 60 s, the most allowed.
+	CodeTTL time.Duration
+
+	// CLITokenTTL is how long the API token that `porthole login` gets
+	// lasts. Zero means 30 days.
+	CLITokenTTL time.Duration
+
+	// MaxAccountFailures and MaxAddressFailures are how many failed login
+	// steps one account name or one client address may make within
+	// LoginWindow before further attempts are refused (429) until the
+	// window ends. Zero means 5, 20 and 15 min.
+	MaxAccountFailures int
+	MaxAddressFailures int
+	LoginWindow        time.Duration
 
 	// TURNSecret is the secret shared with porthole-turn for TURN REST API
 	// credentials. Required when ICEURLs contains turn: or turns: URLs.
@@ -42,6 +94,17 @@ type Config struct {
 	// SessionTTL is how long a session lasts. Zero means MaxSessionTTL
 	// (30 min); more than MaxSessionTTL is refused by New.
 	SessionTTL time.Duration
+
+	// AgentGrace is how long a live session waits for its agent to
+	// reconnect when the agent's connection drops (its data path does not
+	// need it) before it ends with agent_lost. Zero means 30 s; negative
+	// ends sessions at once.
+	AgentGrace time.Duration
+
+	// AuditKey signs the checkpoints of audit logs (package auditlog).
+	// Nil means a key that dies with the process: `audit verify` cannot
+	// check those checkpoints later.
+	AuditKey ed25519.PrivateKey
 
 	// ClientGrace is how long a session survives without a client
 	// connection (a browser reloading) before it ends with client_lost.
@@ -93,6 +156,13 @@ type Config struct {
 	// except PathSessionSocket, which is the session's WebSocket.
 	// Unknown or ended sessions get 404.
 	SessionWeb http.Handler
+
+	// Bus, if set, joins this server to a cluster of signaling nodes
+	// (package bus; Redis in production, bus.Network in tests): agents on
+	// other nodes are reachable, and sessions they own are served here by
+	// asking their node (cluster.go). Node must be unique in the cluster.
+	// The caller closes the bus after Close. Nil is a single node.
+	Bus bus.Bus
 }
 
 func (cfg *Config) check() error {
@@ -111,6 +181,42 @@ func (cfg *Config) check() error {
 			fail("agents %q and %q share a key", other, id)
 		}
 		seenKeys[key] = id
+	}
+	if cfg.Store == nil {
+		fail("a Store is required")
+	}
+	if len(cfg.TechnicianTokens) > 0 && !cfg.InsecureDevTokens {
+		fail("technician dev tokens need InsecureDevTokens (development mode)")
+	}
+	if cfg.AppOrigin != "" {
+		if err := checkOrigin(cfg.AppOrigin); err != nil {
+			fail("app origin: %v", err)
+		}
+	}
+	if cfg.PasswordParams == (authn.Params{}) {
+		cfg.PasswordParams = authn.DefaultParams
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.LoginTTL, 12*time.Hour)
+	def(&cfg.CodeTTL, 60*time.Second)
+	def(&cfg.CLITokenTTL, 30*24*time.Hour)
+	def(&cfg.LoginWindow, 15*time.Minute)
+	def(&cfg.AgentGrace, 30*time.Second)
+	if cfg.CodeTTL < 0 || cfg.CodeTTL > 60*time.Second {
+		fail("OAuth code TTL %v outside (0, 60s]", cfg.CodeTTL)
+	}
+	if cfg.LoginTTL < 0 || cfg.CLITokenTTL < 0 || cfg.LoginWindow < 0 {
+		fail("negative duration")
+	}
+	if cfg.MaxAccountFailures == 0 {
+		cfg.MaxAccountFailures = 5
+	}
+	if cfg.MaxAddressFailures == 0 {
+		cfg.MaxAddressFailures = 20
 	}
 	for tok, user := range cfg.TechnicianTokens {
 		if tok == "" {
@@ -159,6 +265,9 @@ func (cfg *Config) check() error {
 	if d := cfg.SessionsDomain; d != "" {
 		if err := checkOrigin(cfg.SessionsScheme + "://x." + d); err != nil {
 			fail("sessions domain %q is not a host[:port]", d)
+		}
+		if cfg.AppOrigin == "" {
+			fail("an app origin is required with a sessions domain: it authorizes the session origins")
 		}
 	}
 	if len(cfg.Node) > proto.MaxText {

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/porthole-dev/porthole/signaling/authn"
+	"github.com/porthole-dev/porthole/signaling/store/boltstore"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -11,7 +15,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		cfg  Config
 		ok   bool
 	}{
-		{"zero value", Config{}, true},
+		{"zero value but a store", Config{}, true},
 		{"max TTL", Config{SessionTTL: 30 * time.Minute}, true},
 		{"TTL over 30 min", Config{SessionTTL: 31 * time.Minute}, false},
 		{"negative TTL", Config{SessionTTL: -time.Second}, false},
@@ -27,10 +31,26 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"bad agent id", Config{AgentKeys: map[string]string{"a b": "k"}}, false},
 		{"empty agent key", Config{AgentKeys: map[string]string{"a": ""}}, false},
 		{"shared agent key", Config{AgentKeys: map[string]string{"a": "k", "b": "k"}}, false},
-		{"bad user id", Config{TechnicianTokens: map[string]string{"t": "bad user"}}, false},
+		{"bad user id", Config{InsecureDevTokens: true, TechnicianTokens: map[string]string{"t": "bad user"}}, false},
+		{"dev tokens in dev mode", Config{InsecureDevTokens: true, TechnicianTokens: map[string]string{"t": "alice"}}, true},
+		{"dev tokens without dev mode", Config{TechnicianTokens: map[string]string{"t": "alice"}}, false},
+		{"sessions domain without app origin", Config{SessionsDomain: "s.example.net"}, false},
+		{"sessions domain with app origin", Config{SessionsDomain: "s.example.net", AppOrigin: "https://app.example.com"}, true},
+		{"bad app origin", Config{AppOrigin: "https://app.example.com/x"}, false},
+		{"code TTL over 60 s", Config{CodeTTL: 61 * time.Second}, false},
+		{"no store", Config{Store: nil}, false},
 	}
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.name != "no store" {
+				tt.cfg.Store = st
+			}
+			tt.cfg.PasswordParams = authn.FastParams
 			s, err := New(tt.cfg)
 			if (err == nil) != tt.ok {
 				t.Fatalf("New err = %v, want ok=%v", err, tt.ok)

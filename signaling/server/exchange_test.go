@@ -271,6 +271,8 @@ func TestDevices(t *testing.T) {
 	}
 }
 
+// TestNewestAgentWins: a second connection of the same agent replaces the
+// first, and the first one's live sessions move to it.
 func TestNewestAgentWins(t *testing.T) {
 	e := newEnv(t, nil)
 	old := e.agent(agentKey, "printer-1")
@@ -279,11 +281,20 @@ func TestNewestAgentWins(t *testing.T) {
 
 	newer := e.agent(agentKey, "printer-1")
 	old.waitClosed()
-	// The old connection's session is gone with it.
+	// The agent reconnected (after a network change, say): its session
+	// moved to the newer connection, so the client's ICE restart offer
+	// reaches the agent there.
+	client.send(proto.TypeOffer, info.Session, &proto.SessionDescription{Type: "offer", SDP: "v=0\r\no=restart\r\n"})
+	var offer proto.SessionDescription
+	if env := newer.nextData(proto.TypeOffer, &offer); env.Session != info.Session || offer.SDP != "v=0\r\no=restart\r\n" {
+		t.Errorf("newer connection got %+v for session %s", offer, env.Session)
+	}
+	// An agent that does not know the session (a restarted process) ends it.
+	newer.send(proto.TypeSessionEnd, info.Session, &proto.SessionEnd{Reason: proto.EndByAgent, Message: "unknown session"})
 	var end proto.SessionEnd
 	client.nextData(proto.TypeSessionEnd, &end)
-	if end.Reason != proto.EndAgentLost {
-		t.Errorf("end reason %s, want agent_lost", end.Reason)
+	if end.Reason != proto.EndByAgent {
+		t.Errorf("end reason %s, want agent", end.Reason)
 	}
 	// The newer connection serves new sessions and stays registered.
 	e.open(newer, techToken, "printer-1")

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/authn"
+	"github.com/porthole-dev/porthole/signaling/store/boltstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -64,19 +67,30 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
 	logs := &logBuffer{}
 	cfg := Config{
-		Logger:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		AgentKeys:        map[string]string{"agent-1": agentKey, "agent-2": agentKey2},
-		TechnicianTokens: map[string]string{techToken: "alice", bobToken: "bob"},
-		TURNSecret:       []byte(turnSecret),
-		ICEURLs:          []string{"stun:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"},
-		SessionsDomain:   domain,
-		SessionsScheme:   "http",
-		AllowedOrigins:   []string{appOrigin},
-		ReadyTimeout:     wait,
-		Node:             "node-test",
+		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		AppOrigin:         appOrigin,
+		PasswordParams:    authn.FastParams,
+		AgentKeys:         map[string]string{"agent-1": agentKey, "agent-2": agentKey2},
+		InsecureDevTokens: true,
+		TechnicianTokens:  map[string]string{techToken: "alice", bobToken: "bob"},
+		TURNSecret:        []byte(turnSecret),
+		ICEURLs:           []string{"stun:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"},
+		SessionsDomain:    domain,
+		SessionsScheme:    "http",
+		AllowedOrigins:    []string{appOrigin},
+		ReadyTimeout:      wait,
+		Node:              "node-test",
 	}
 	if mod != nil {
 		mod(&cfg)
+	}
+	if cfg.Store == nil {
+		st, err := boltstore.Open(filepath.Join(t.TempDir(), "porthole.db"), boltstore.Options{Now: cfg.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		cfg.Store = st
 	}
 	srv, err := New(cfg)
 	if err != nil {
@@ -126,6 +140,9 @@ func (e *env) request(method, path, token string, body any, hdr http.Header, out
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
+	}
+	if h := hdr.Get("Host"); h != "" {
+		req.Host = h
 	}
 	resp, err := e.ts.Client().Do(req)
 	if err != nil {

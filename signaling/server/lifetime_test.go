@@ -36,7 +36,7 @@ func TestSessionExpires(t *testing.T) {
 }
 
 func TestAgentLostEndsSessions(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *Config) { c.AgentGrace = -1 })
 	agent := e.agent(agentKey, "printer-1")
 	a := e.open(agent, techToken, "printer-1")
 	b := e.open(agent, techToken, "printer-1")

@@ -10,6 +10,8 @@
 package server
 
 import (
+	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,7 +20,12 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/accounts"
+	"github.com/porthole-dev/porthole/signaling/auditlog"
+	"github.com/porthole-dev/porthole/signaling/authn"
 	"github.com/porthole-dev/porthole/signaling/hub"
+	"github.com/porthole-dev/porthole/signaling/jobs"
+	"github.com/porthole-dev/porthole/signaling/store"
 	"github.com/porthole-dev/porthole/signaling/turncred"
 )
 
@@ -32,6 +39,17 @@ type Server struct {
 	allowed  map[string]bool
 	upgrader websocket.Upgrader
 	handler  http.Handler
+
+	store     store.Store
+	accounts  *accounts.Manager
+	cop       *http.CrossOriginProtection // checks state-changing browser requests
+	dummyHash string                      // verified for unknown users, so they cost as much as known ones
+	now       func() time.Time
+
+	auditSigner *auditlog.Signer // signs the checkpoints of audit logs
+	recorder    *jobs.Recorder   // sessions as jobs, and their access logs
+
+	cluster *cluster // nil on a single node
 }
 
 // New checks cfg and builds a server. It does no I/O and starts no
@@ -58,6 +76,27 @@ func New(cfg Config) (*Server, error) {
 	for _, o := range cfg.AllowedOrigins {
 		s.allowed[o] = true
 	}
+	if cfg.AppOrigin != "" {
+		s.allowed[cfg.AppOrigin] = true
+	}
+	s.now = cfg.Now
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.store = cfg.Store
+	s.accounts = &accounts.Manager{Store: cfg.Store, Params: cfg.PasswordParams, Now: s.now}
+	s.cop = http.NewCrossOriginProtection()
+	s.dummyHash = authn.DummyHash(cfg.PasswordParams)
+	auditKey := cfg.AuditKey
+	if auditKey == nil {
+		_, auditKey, _ = ed25519.GenerateKey(nil)
+		log.Warn("no audit key configured: access-log checkpoints are signed with a key that dies with this process")
+	}
+	s.auditSigner = auditlog.NewSigner(auditKey)
+	s.recorder, err = jobs.New(jobs.Config{Store: cfg.Store, Signer: s.auditSigner, Logger: log, Node: cfg.Node, Now: s.now})
+	if err != nil {
+		return nil, fmt.Errorf("signaling config: %w", err)
+	}
 	s.hub = hub.New(hub.Options{
 		Logger:       log,
 		Now:          cfg.Now,
@@ -71,7 +110,15 @@ func New(cfg Config) (*Server, error) {
 		HelloTimeout: min(hub.DefaultHelloTimeout, cfg.PongWait),
 		MaxQueue:     cfg.MaxQueue,
 		ICEServers:   ice.ForSession,
+		Grant:        grantSigner(cfg.Enroll),
+		AgentGrace:   max(cfg.AgentGrace, 0),
+		Events:       s.recorder.Event,
+		AccessLog:    s.recorder.AccessLog,
+		Presence:     presenceHook(cfg.Bus),
 	})
+	if cfg.Bus != nil {
+		s.cluster = newCluster(s, cfg.Bus)
+	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4096,
@@ -93,7 +140,17 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Close ends every session (telling both sides), closes every WebSocket
 // and returns once the server's goroutines have stopped. Pending
 // POST /v1/sessions requests are answered 504 unavailable.
-func (s *Server) Close() { s.hub.Close() }
+func (s *Server) Close() {
+	s.hub.Close()
+	if s.cluster != nil {
+		s.cluster.close()
+	}
+	s.recorder.Close() // after the hub: its last events are written
+}
+
+// RecoverJobs ends the jobs a previous run left open whose time is up, and
+// reports how many. Call it once at startup.
+func (s *Server) RecoverJobs(ctx context.Context) (int, error) { return s.recorder.SweepExpired(ctx) }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -103,9 +160,42 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET "+proto.PathAgentSocket, s.serveAgentSocket)
 	mux.HandleFunc("GET "+proto.PathSessionSocket, s.serveSessionSocket)
-	mux.Handle(proto.PathDevices, s.api(http.MethodGet, s.listDevices))
-	mux.Handle(proto.PathSessions, s.api(http.MethodPost, s.createSession))
-	mux.Handle(proto.PathSessions+"/{id}", s.api(http.MethodDelete, s.deleteSession))
+	get := func(h func(http.ResponseWriter, *http.Request, *principal)) http.HandlerFunc {
+		return s.authed(proto.ScopeRead, h)
+	}
+	manage := func(h func(http.ResponseWriter, *http.Request, *principal)) http.HandlerFunc {
+		return s.authed(proto.ScopeManage, h)
+	}
+	type methods = map[string]http.HandlerFunc
+	mux.Handle(proto.PathDevices, s.api(methods{"GET": get(s.listDevices)}))
+	mux.Handle(proto.PathSessions, s.api(methods{"POST": s.authed(proto.ScopeSessions, s.createSession)}))
+	mux.Handle(proto.PathSessions+"/{id}", s.api(methods{"DELETE": s.authed(proto.ScopeSessions, s.deleteSession)}))
+
+	mux.Handle(proto.PathLogin, s.api(methods{"POST": s.login}))
+	mux.Handle(proto.PathLoginMFA, s.api(methods{"POST": s.loginMFA}))
+	mux.Handle(proto.PathLogout, s.api(methods{"POST": get(s.logout)}))
+	mux.Handle(proto.PathMe, s.api(methods{"GET": get(s.getMe)}))
+	mux.Handle(proto.PathPassword, s.api(methods{"POST": manage(s.changePassword)}))
+	mux.Handle(proto.PathTOTP, s.api(methods{"POST": manage(s.startTOTP), "DELETE": manage(s.deleteTOTP)}))
+	mux.Handle(proto.PathTOTPConf, s.api(methods{"POST": manage(s.verifyTOTP)}))
+	mux.Handle(proto.PathTokens, s.api(methods{"GET": get(s.listTokens), "POST": manage(s.createToken)}))
+	mux.Handle(proto.PathTokens+"/{id}", s.api(methods{"DELETE": get(s.deleteToken)}))
+	mux.Handle(proto.PathOverview, s.api(methods{"GET": get(s.overview)}))
+	mux.Handle(proto.PathDevice, s.api(methods{"PATCH": manage(s.patchDevice)}))
+
+	mux.Handle(proto.PathUsers, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.listUsers), "POST": s.adminOnly(proto.ScopeManage, s.createUser)}))
+	mux.Handle(proto.PathUser, s.api(methods{"PATCH": s.adminOnly(proto.ScopeManage, s.updateUser), "DELETE": s.adminOnly(proto.ScopeManage, s.deleteUser)}))
+	mux.Handle(proto.PathUserRole, s.api(methods{"PUT": s.adminOnly(proto.ScopeManage, s.setRoles)}))
+	mux.Handle(proto.PathSites, s.api(methods{"GET": get(s.listSites), "POST": manage(s.createSite)}))
+	mux.Handle(proto.PathSite, s.api(methods{"DELETE": s.adminOnly(proto.ScopeManage, s.deleteSite)}))
+	mux.Handle(proto.PathAgents, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.listAgents)}))
+	mux.Handle(proto.PathAgent, s.api(methods{"PUT": s.adminOnly(proto.ScopeManage, s.putAgent)}))
+	mux.Handle(proto.PathAudit, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.listAudit)}))
+	s.jobRoutes(mux)
+
+	s.enrollRoutes(mux)
+	mux.HandleFunc(proto.PathAuthorize, s.authorize)
+	mux.HandleFunc(proto.PathToken, s.token)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "no such API path"))
 	})
@@ -146,15 +236,34 @@ func (s *Server) sessionOrigin(id string) string {
 // serveSessionHost serves a session origin: its WebSocket, and the
 // session shell for live sessions.
 func (s *Server) serveSessionHost(w http.ResponseWriter, r *http.Request, label string) {
-	if !proto.ValidSessionID(label) || !s.hub.SessionLive(label) {
+	if !proto.ValidSessionID(label) || !s.sessionLive(r.Context(), label) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintln(w, "No such session. It may have ended or expired.")
 		return
 	}
-	if r.URL.Path == proto.PathSessionSocket {
+	switch r.URL.Path {
+	case proto.PathSessionSocket:
 		s.serveSessionSocket(w, r)
+		return
+	case proto.PathSessionAuth:
+		if r.Method != http.MethodGet {
+			writeError(w, http.StatusMethodNotAllowed, proto.Errorf(proto.CodeBadMessage, "GET only"))
+			return
+		}
+		s.sessionAuth(w, label)
+		return
+	case proto.PathSessionCallback:
+		// The OAuth redirect lands on the shell page, which reads the code
+		// from its own URL.
+		if s.cfg.SessionWeb == nil {
+			http.NotFound(w, r)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/", ""
+		s.cfg.SessionWeb.ServeHTTP(w, r2)
 		return
 	}
 	if s.cfg.SessionWeb == nil {

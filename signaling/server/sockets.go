@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"net/http"
 
 	"github.com/porthole-dev/porthole/proto"
@@ -34,7 +35,7 @@ func (s *Server) serveAgentSocket(w http.ResponseWriter, r *http.Request) {
 // session's own origin or an allowed origin: anything else is cross-site
 // WebSocket hijacking and is refused before the upgrade.
 func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.hub.SessionForToken(sessionToken(r))
+	id, node, ok := s.tokenSession(r.Context(), sessionToken(r))
 	if !ok {
 		s.refuse(r, "session token missing, wrong or expired")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="porthole"`)
@@ -57,5 +58,10 @@ func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("client upgrade failed", "session", id, "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	s.hub.ServeClient(ws, id)
+	if node != "" {
+		// The session lives on another node: bridge the socket there.
+		s.cluster.serveEdge(ws, id, node, sha256.Sum256([]byte(sessionToken(r))))
+		return
+	}
+	s.hub.ServeClientToken(ws, id, sha256.Sum256([]byte(sessionToken(r))))
 }

@@ -165,6 +165,7 @@ func (g relayGenerator) AllocatePacketConn(network string, requestedPort int) (n
 		_ = pc.Close()
 		return nil, nil, fmt.Errorf("relay socket %s: unexpected address type %T", bind, pc.LocalAddr())
 	}
+	growBuffers(pc)
 	port := ua.AddrPort().Port()
 	rc := &relayConn{
 		PacketConn: pc,
@@ -250,4 +251,20 @@ func (c *relayConn) Close() error {
 		c.done.closed()
 	})
 	return c.closeErr
+}
+
+// SocketBuffer is the receive and send buffer size requested for the UDP
+// listener and every relay socket (the kernel caps it at rmem_max /
+// wmem_max). With the default (about 208 KiB) a burst of SCTP data from
+// one peer overflows the socket the single pion read loop drains, and each
+// loss costs the peers' congestion window.
+const SocketBuffer = 4 << 20
+
+// growBuffers enlarges a UDP socket's buffers; errors are ignored (the
+// kernel's limits apply).
+func growBuffers(pc net.PacketConn) {
+	if u, ok := pc.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(SocketBuffer)
+		_ = u.SetWriteBuffer(SocketBuffer)
+	}
 }

@@ -319,6 +319,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fail(fmt.Errorf("listen udp %s: %w", s.cfg.UDPListen, err))
 		}
+		growBuffers(pc)
 		lpc := &listenerPacketConn{PacketConn: pc, done: newReadDone()}
 		closers, waits = append(closers, lpc.Close), append(waits, lpc.done)
 		addrs.UDP = pc.LocalAddr().(*net.UDPAddr).AddrPort()

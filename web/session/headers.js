@@ -25,10 +25,23 @@ const REQUEST_DROP = new Set(['host', 'content-length', 'cookie', 'origin', 'ref
 // headers would stop the shell from showing the page at all. Content-Encoding
 // is dropped because a worker-built Response is never decoded by the browser:
 // the agent decodes bodies, and the header would then be a lie.
+// Reporting headers would send reports off the session; Clear-Site-Data would
+// wipe the session origin's worker; nosniff and the referrer policy are
+// replaced by the session's own. The agent drops the same (agent/deviceproxy,
+// response.go); this is the browser's half of that defence in depth.
 const RESPONSE_DROP = new Set([
   'set-cookie', 'set-cookie2', 'strict-transport-security', 'x-frame-options',
-  'content-encoding', 'public-key-pins', 'alt-svc', 'clear-site-data',
+  'content-encoding', 'public-key-pins', 'public-key-pins-report-only', 'alt-svc', 'clear-site-data',
+  'report-to', 'reporting-endpoints', 'nel', 'x-content-type-options', 'referrer-policy',
+  'content-security-policy-report-only',
 ]);
+
+/**
+ * The request header that carries the technician's credentials for a device
+ * that asked for Basic or Digest authentication (agent/deviceproxy
+ * CredentialsHeader). Only the shell sets it; the page's own are dropped.
+ */
+export const CREDENTIALS_HEADER = 'X-Porthole-Credentials';
 
 /** Statuses whose Response must have a null body (fetch spec). */
 export const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
@@ -51,8 +64,9 @@ export const DEVICE_CSP =
  *   headers: iterable of [name, value] pairs (a Headers object works)
  *   cookie: the Cookie header value built from the session origin's store, or ''
  *   contentLength: -1 unknown, 0 no body, else the exact length
+ *   credentials: base64("user:password") from the shell's dialog, or absent
  */
-export function buildRequestHead({ method, target, headers, cookie, contentLength }) {
+export function buildRequestHead({ method, target, headers, cookie, contentLength, credentials }) {
   if (!isToken(method)) throw new TypeError('invalid method');
   if (typeof target !== 'string' || !target.startsWith('/') || target.startsWith('//')) {
     throw new TypeError('request target must be an absolute path');
@@ -62,12 +76,13 @@ export function buildRequestHead({ method, target, headers, cookie, contentLengt
   for (const [name, value] of headers || []) {
     const lower = name.toLowerCase();
     if (!isToken(name) || !validFieldValue(value)) continue;
-    if (HOP_BY_HOP.has(lower) || REQUEST_DROP.has(lower) || lower.startsWith('proxy-') || lower.startsWith('sec-')) continue;
+    if (HOP_BY_HOP.has(lower) || REQUEST_DROP.has(lower) || lower.startsWith('proxy-') || lower.startsWith('sec-') || lower.startsWith('x-porthole-')) continue;
     if (++n > 100) break; // proto allows 128 fields; leave room for ours
     const k = canonicalKey(name);
     (header[k] ||= []).push(value);
   }
   if (cookie && validFieldValue(cookie)) header.Cookie = [cookie];
+  if (credentials && /^[A-Za-z0-9+/]+=*$/.test(credentials)) header[CREDENTIALS_HEADER] = [credentials];
   const head = { method, target, contentLength };
   if (Object.keys(header).length) head.header = header;
   return head;
@@ -92,7 +107,9 @@ export function responseHeaders(header) {
     if (HOP_BY_HOP.has(lower) || RESPONSE_DROP.has(lower) || lower.startsWith('access-control-')) continue;
     for (const v of values) {
       if (lower === 'content-security-policy') {
-        const kept = withoutDirective(v, 'frame-ancestors');
+        // The agent already added the session's policy: once is enough.
+        if (v === DEVICE_CSP) continue;
+        const kept = ['frame-ancestors', 'report-uri', 'report-to'].reduce(withoutDirective, v);
         if (kept) out.push([name, kept]);
         continue;
       }
@@ -145,12 +162,18 @@ export function parseCookiePair(pair) {
   return { name, value };
 }
 
-/** Builds a Cookie header value from cookieStore.getAll() entries. */
+/**
+ * Builds a Cookie header value from cookieStore.getAll() entries. Only
+ * host-only cookies of the session origin count: a cookie with a Domain was
+ * set for the parent domain, by another session's page tossing cookies at
+ * its siblings, and never reaches this session's device.
+ */
 export function cookieHeader(cookies) {
   const parts = [];
   let size = 0;
   for (const c of cookies || []) {
     if (!c || !isToken(c.name) || typeof c.value !== 'string' || /[;\r\n]/.test(c.value)) continue;
+    if (c.domain !== undefined && c.domain !== null) continue;
     const part = `${c.name}=${c.value}`;
     size += part.length + 2;
     if (size > MAX_HEAD / 4) break; // keep the head well under its limit

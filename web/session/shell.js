@@ -5,7 +5,8 @@
 
 import { Signaling, candidateData, sessionFromHost } from './signaling.js';
 import { Tunnel } from './tunnel.js';
-import { createToolbar, pathFromStats } from './toolbar.js';
+import { createToolbar, explainPath, pathFromStats } from './toolbar.js';
+import { authChallenge, askCredentials } from './credentials.js';
 
 const TOKEN_KEY = 'porthole.session-token';
 const WORKER_URL = '/__t/sw.js';
@@ -40,31 +41,118 @@ const state = {
   endReason: '',
 };
 
-/** Takes the token from #token=… (dropping it from the URL) or sessionStorage. */
-function takeToken() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const fromHash = params.get('token');
-  if (fromHash) {
-    sessionStorage.setItem(TOKEN_KEY, fromHash);
-    // The token must not stay in the address bar, the history or a bookmark.
-    history.replaceState(null, '', location.pathname + location.search);
-    return fromHash;
-  }
-  return sessionStorage.getItem(TOKEN_KEY) || '';
+const AUTH_KEY = 'porthole.session-oauth'; // {state, verifier, back} while the authorization runs
+const AUTH_CONFIG = '/__t/auth.json';
+const CALLBACK_PATH = '/__t/callback';
+
+/** Base64url without padding, as PKCE wants it. */
+function b64url(bytes) {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-function main() {
+/**
+ * Obtains this session's access token. The app origin is an OAuth 2.1
+ * authorization server and this origin one of its clients: the shell runs
+ * the authorization-code flow with PKCE (S256), where the technician's login
+ * cookie lives, and exchanges the code for a token good for this session
+ * only. Resolves never when it navigates away to authorize.
+ */
+async function obtainToken() {
+  const res = await fetch(AUTH_CONFIG, { cache: 'no-store', credentials: 'omit' });
+  if (!res.ok) throw coded(res.status === 404 ? 'session_ended' : 'unavailable', 'This session is not available; open the device again from Porthole.');
+  const cfg = await res.json();
+  // Development mode only: a session token handed over in the fragment.
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromHash) {
+    // The token must not stay in the address bar, the history or a bookmark.
+    history.replaceState(null, '', location.pathname + location.search);
+    if (cfg.fragmentTokens) {
+      sessionStorage.setItem(TOKEN_KEY, fromHash);
+      return fromHash;
+    }
+  }
+  if (location.pathname === CALLBACK_PATH) return finishAuthorization(cfg);
+  const stored = sessionStorage.getItem(TOKEN_KEY);
+  if (stored) return stored;
+  await startAuthorization(cfg);
+  return new Promise(() => {});
+}
+
+async function startAuthorization(cfg) {
+  const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+  const state = b64url(crypto.getRandomValues(new Uint8Array(16)));
+  sessionStorage.setItem(AUTH_KEY, JSON.stringify({ state, verifier, back: location.pathname + location.search }));
+  const url = new URL(cfg.authorizationEndpoint);
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: cfg.clientId,
+    redirect_uri: cfg.redirectUri,
+    code_challenge: b64url(new Uint8Array(digest)),
+    code_challenge_method: 'S256',
+    state,
+  }).toString();
+  setStatus('Signing in…');
+  location.replace(url.href);
+}
+
+async function finishAuthorization(cfg) {
+  const params = new URLSearchParams(location.search);
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(AUTH_KEY) || 'null');
+  } catch {
+    saved = null;
+  }
+  sessionStorage.removeItem(AUTH_KEY);
+  // The code must not stay in the address bar or the history.
+  history.replaceState(null, '', saved?.back || '/');
+  if (!saved || params.get('state') !== saved.state) {
+    throw coded('unauthorized', 'The sign-in answer does not belong to this window. Open the device again from Porthole.');
+  }
+  if (params.get('error')) throw coded('unauthorized', params.get('error_description') || params.get('error'));
+  const res = await fetch(cfg.tokenEndpoint, {
+    method: 'POST',
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: params.get('code') || '',
+      redirect_uri: cfg.redirectUri,
+      client_id: cfg.clientId,
+      code_verifier: saved.verifier,
+    }),
+    credentials: 'omit',
+    cache: 'no-store',
+    referrerPolicy: 'no-referrer',
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok || typeof body.access_token !== 'string') {
+    throw coded('unauthorized', body.error_description || body.error || `token request failed (HTTP ${res.status})`);
+  }
+  sessionStorage.setItem(TOKEN_KEY, body.access_token);
+  return body.access_token;
+}
+
+async function main() {
   const stage = document.getElementById('stage');
   state.toolbar = createToolbar(document.body, {
     onEnd: () => endSession('client', '', true),
     onExpire: () => endSession('expired', '', false),
   });
-  const token = takeToken();
+  setStatus('Connecting…');
+  let token;
+  try {
+    token = await obtainToken();
+  } catch (err) {
+    const e = err?.code ? err : coded('unauthorized', err?.message || String(err));
+    showEnded('Could not join the session', e.detail || e.message || 'Open the device again from Porthole.', e.code);
+    return;
+  }
   if (!token) {
     showEnded('No session', 'This page needs a session. Open the device from Porthole to start one.', 'unauthorized');
     return;
   }
-  setStatus('Connecting…');
   listenToWorker();
   const worker = registerWorker();
   connect(token, worker).catch((err) => fail(err));
@@ -184,7 +272,8 @@ function pollStats() {
   const poll = async () => {
     if (!state.pc || state.ended) return;
     try {
-      state.toolbar.setPath(pathFromStats(await state.pc.getStats()));
+      const report = await state.pc.getStats();
+      state.toolbar.setPath(pathFromStats(report), explainPath(report));
     } catch {
       // stats are decoration
     }
@@ -216,14 +305,17 @@ function onFrameLoad(frame) {
   } catch {
     return; // not same-origin: an error page of the browser
   }
+  auth.declined = false;
   hookWebSocket(w);
 }
 
 /**
  * A service worker cannot carry WebSockets, so a device page that opens one
  * would fail silently. The frame is same-origin, so wrap its constructor and
- * say so in the toolbar. Sockets opened before the frame's load event are
- * not seen; the server answers their upgrade with 501.
+ * say so in the toolbar. The hook is set again whenever the frame's page
+ * asks for something (serve) and at its load event, so a script the page
+ * loads sees it; a socket opened by an inline script before the page's
+ * first subresource is not seen, and the server answers its upgrade with 501.
  */
 function hookWebSocket(w) {
   if (!w.WebSocket || w.WebSocket.__porthole) return;
@@ -267,19 +359,76 @@ async function serve(m, port) {
   };
   try {
     if (typeof m.method !== 'string' || typeof m.target !== 'string' || !Array.isArray(m.headers)) throw coded('bad_request', 'malformed request from the worker');
+    hookFrame();
     const body = m.body instanceof ReadableStream ? m.body : null;
-    const { head, body: resBody } = await state.tunnel.fetch({
+    const req = {
       method: m.method,
       target: m.target,
       headers: m.headers,
       cookie: typeof m.cookie === 'string' ? m.cookie : '',
       body,
       signal: ac.signal,
-    });
+    };
+    const first = await state.tunnel.fetch({ ...req, credentials: takeCredentials() });
+    const { head, body: resBody } = await authenticate(req, first.head, first.body);
     const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, body: resBody };
     port.postMessage(reply, resBody ? [resBody] : []);
   } catch (err) {
     port.postMessage({ type: 'error', code: err.code || 'internal', message: err.detail || err.message || '' });
+  }
+}
+
+// Device authentication (credentials.js): one dialog at a time, shared by
+// the requests that meet a 401 meanwhile; after a cancel, no more dialogs
+// until the frame loads another page.
+const auth = { asking: null, declined: false, pending: '' };
+
+/** Credentials waiting for a request to carry them to the agent. */
+function takeCredentials() {
+  const c = auth.pending;
+  auth.pending = '';
+  return c || undefined;
+}
+
+/**
+ * Answers a Basic or Digest 401: asks for credentials and repeats the
+ * request with them (GET and HEAD; another method's body is gone, so its
+ * credentials go with the next request). Returns the response to give the
+ * page: the device's 401 as it is if the technician cancels.
+ */
+async function authenticate(req, head, body) {
+  let challenge = head.status === 401 ? authChallenge(head.header) : null;
+  const replayable = (req.method === 'GET' || req.method === 'HEAD') && !req.body;
+  for (let retry = false, i = 0; challenge && i < 3 && !auth.declined && !state.ended; i++, retry = true) {
+    auth.asking ||= askCredentials(document, {
+      realm: challenge.realm,
+      device: document.querySelector('.toolbar .device')?.textContent || '',
+      retry,
+    }).finally(() => {
+      auth.asking = null;
+    });
+    const creds = await auth.asking;
+    if (!creds) {
+      auth.declined = true;
+      break;
+    }
+    if (!replayable) {
+      auth.pending = creds;
+      break;
+    }
+    body?.cancel().catch(() => {});
+    ({ head, body } = await state.tunnel.fetch({ ...req, credentials: creds }));
+    challenge = head.status === 401 ? authChallenge(head.header) : null;
+  }
+  return { head, body };
+}
+
+/** Hooks the frame's current document (see hookWebSocket). */
+function hookFrame() {
+  try {
+    if (state.frame?.contentWindow) hookWebSocket(state.frame.contentWindow);
+  } catch {
+    // not same-origin: a browser error page
   }
 }
 
@@ -365,4 +514,4 @@ function showEnded(title, text, code) {
   state.frame = null;
 }
 
-main();
+main().catch((err) => fail(err));

@@ -3,6 +3,10 @@
 // stats parsing are pure and exported for node --test; the DOM part builds
 // elements and sets only textContent, because device names come from agents.
 
+import { explainPath } from './pathreason.js';
+
+export { explainPath };
+
 /** Warning levels for the time left: 5 minutes, then 1 minute. */
 export function timerLevel(ms) {
   if (ms <= 60_000) return 'critical';
@@ -81,6 +85,9 @@ export function createToolbar(root, { onEnd, onExpire }) {
   timer.title = 'Time left in this session';
   const path = el('span', 'path', 'connecting…');
   path.title = 'Network path to the agent';
+  const reason = el('span', 'path-reason', '');
+  reason.title = 'Why the session is relayed';
+  reason.hidden = true;
   const where = el('span', 'where', '');
   where.title = 'Page in the device';
   const notice = el('span', 'notice', '');
@@ -88,7 +95,7 @@ export function createToolbar(root, { onEnd, onExpire }) {
   const end = el('button', 'end', 'End session');
   end.type = 'button';
   end.addEventListener('click', () => onEnd());
-  bar.append(brand, device, where, notice, path, timer, end);
+  bar.append(brand, device, where, notice, path, reason, timer, end);
   root.prepend(bar);
 
   let tick = null;
@@ -120,10 +127,14 @@ export function createToolbar(root, { onEnd, onExpire }) {
       if (!tick) tick = setInterval(update, 1000);
       update();
     },
-    setPath(p) {
+    /** p from pathFromStats; why, if given, from explainPath (pathreason.js). */
+    setPath(p, why) {
       path.textContent = pathLabel(p);
       path.dataset.kind = p ? (p.relay ? 'relay' : 'direct') : '';
-      if (p) path.title = `Network path: ${p.local} → ${p.remote}`;
+      if (p) path.title = `Network path: ${why?.local || p.local} → ${why?.remote || p.remote}`;
+      if (why) path.title += ` (candidates here: ${why.localTypes.join(', ')}; at the site: ${why.remoteTypes.join(', ')})`;
+      reason.textContent = p?.relay && why?.reason ? why.reason : '';
+      reason.hidden = !reason.textContent;
     },
     setLocation(text) {
       where.textContent = text;
@@ -142,6 +153,8 @@ export function createToolbar(root, { onEnd, onExpire }) {
       delete timer.dataset.level;
       path.textContent = 'closed';
       delete path.dataset.kind;
+      reason.textContent = '';
+      reason.hidden = true;
       where.textContent = '';
     },
   };

@@ -231,6 +231,7 @@ class Exchange {
         target: this.req.target,
         headers: this.req.headers,
         cookie: this.req.cookie,
+        credentials: this.req.credentials,
         contentLength: body ? (done ? total : -1) : 0,
       });
       if (!this.ch.send(encodeJSONFrame(FrameType.Request, head))) throw new TunnelError('unavailable', 'data channel closed');
@@ -338,7 +339,8 @@ export class Tunnel {
 
   /**
    * Runs one HTTP exchange. req: {method, target, headers, cookie, body
-   * (ReadableStream or null), signal (AbortSignal, optional)}. Resolves with
+   * (ReadableStream or null), signal (AbortSignal, optional), credentials
+   * (optional, see headers.js CREDENTIALS_HEADER)}. Resolves with
    * {head: {status, header, cookies}, body: ReadableStream or null} once the
    * response head arrives; rejects with a TunnelError.
    */

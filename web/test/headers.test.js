@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   buildRequestHead, targetOf, responseHeaders, withoutDirective, redirectTarget, parseCookiePair,
-  cookieHeader, statusForCode, DEVICE_CSP,
+  cookieHeader, statusForCode, DEVICE_CSP, CREDENTIALS_HEADER,
 } from '../session/headers.js';
 import { isToken, validFieldValue } from '../session/frames.js';
 
@@ -117,4 +117,42 @@ test('error codes map to statuses', () => {
   assert.equal(statusForCode('port_not_allowed'), 403);
   assert.equal(statusForCode('session_ended'), 410);
   assert.equal(statusForCode('whatever'), 502);
+});
+
+test('credentials come from the shell only', () => {
+  const head = buildRequestHead({
+    method: 'GET', target: '/basic/', contentLength: 0,
+    headers: [['X-Porthole-Credentials', 'ZXZpbDpldmls'], ['x-porthole-other', '1']],
+    credentials: 'c2VydmljZTpzZXJ2aWNl',
+  });
+  assert.deepEqual(head.header, { [CREDENTIALS_HEADER]: ['c2VydmljZTpzZXJ2aWNl'] });
+  const page = buildRequestHead({ method: 'GET', target: '/', contentLength: 0, headers: [['X-Porthole-Credentials', 'ZXZpbDpldmls']] });
+  assert.equal(page.header, undefined);
+  const bad = buildRequestHead({ method: 'GET', target: '/', contentLength: 0, headers: [], credentials: 'a\r\nb' });
+  assert.equal(bad.header, undefined);
+});
+
+test('the session policy appears once, and device reporting is dropped', () => {
+  const out = responseHeaders({
+    'Content-Security-Policy': [DEVICE_CSP, "img-src 'self'; report-uri https://evil.example/r"],
+    'X-Content-Type-Options': ['nosniff'],
+    'Referrer-Policy': ['unsafe-url'],
+    'Report-To': ['{"group":"x"}'],
+    NEL: ['{}'],
+    'Clear-Site-Data': ['"*"'],
+  });
+  assert.deepEqual(out, [
+    ['Content-Security-Policy', "img-src 'self'"],
+    ['Content-Security-Policy', DEVICE_CSP],
+    ['X-Content-Type-Options', 'nosniff'],
+    ['Referrer-Policy', 'no-referrer'],
+  ]);
+});
+
+test('cookies tossed at the parent domain are not sent to the device', () => {
+  assert.equal(cookieHeader([
+    { name: 'sid', value: '1', domain: null },
+    { name: 'tossed', value: 'x', domain: 'localhost' },
+    { name: 'ui_lang', value: 'en' },
+  ]), 'sid=1; ui_lang=en');
 });

@@ -10,13 +10,33 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
+	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/daemon"
 )
 
 func main() {
+	// The data path allocates per SCTP packet; a larger GC target trades
+	// a few MiB of heap for throughput (integration/bench). GOGC in the
+	// environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	// porthole-agent enroll …, porthole-agent run …; bare flags mean run.
+	if len(os.Args) > 1 && os.Args[1] == "enroll" {
+		if err := enrollCmd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "porthole-agent enroll:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		os.Args = append(os.Args[:1], os.Args[2:]...)
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "porthole-agent:", err)
 		os.Exit(1)
@@ -29,6 +49,9 @@ func run() error {
 		server     = flag.String("server", "", "signaling base URL; overrides the config file")
 		loopback   = flag.Bool("loopback-only", false, "use only loopback ICE candidates (local demo and tests)")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
+		debugAddr  = flag.String("debug-addr", "", "serve expvar, pprof and /debug/heap on this loopback address (host:port; port 0 picks one)")
+		stateDir   = flag.String("state-dir", "", "enrollment state directory (default: the config's stateDir, else "+defaultStateDir+")")
+		logCap     = flag.Int("access-log-capacity", 0, "access-log entries kept until signaling acknowledges them; serving stops while full (default 4096)")
 	)
 	flag.Parse()
 	var level slog.Level
@@ -47,7 +70,20 @@ func run() error {
 	if k := strings.TrimSpace(os.Getenv("PORTHOLE_AGENT_KEY")); k != "" {
 		fc.Key = k
 	}
+	enrollment, err := loadEnrollment(*stateDir, fc, logger)
+	if err != nil {
+		return err
+	}
+	// The access log's spool lives beside the enrollment, so entries not
+	// yet acknowledged survive a restart of the agent.
+	alog, err := accesslog.Open(accesslog.Config{Dir: filepath.Join(stateDirOf(*stateDir, fc), "accesslog"), Capacity: *logCap, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer alog.Close()
 	agent, err := daemon.New(daemon.Config{
+		AccessLog:    alog,
+		Enrollment:   enrollment,
 		Server:       fc.Server,
 		Key:          fc.Key,
 		Devices:      fc.Devices,
@@ -59,6 +95,11 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *debugAddr != "" {
+		if err := serveDebug(ctx, *debugAddr, logger); err != nil {
+			return err
+		}
+	}
 	logger.Info("porthole-agent starting", "server", fc.Server, "devices", len(fc.Devices))
 	return agent.Run(ctx)
 }

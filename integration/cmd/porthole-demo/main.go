@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -107,8 +108,24 @@ func run() error {
 
 	sigAddr := fmt.Sprintf("127.0.0.1:%d", *port)
 	appOrigin := fmt.Sprintf("http://localhost:%d", *port)
+	dataDir := filepath.Join(dir, "signaling")
+	creds, err := seedAccounts(bin("porthole-signaling"), dataDir)
+	if err != nil {
+		return err
+	}
+	// The agent enrolls like a real one: a one-time token, then mutual TLS.
+	enrollToken, err := EnrollToken(bin("porthole-signaling"), dataDir, "demo", "demo-agent")
+	if err != nil {
+		return err
+	}
 	if _, err := startWait("porthole-signaling", []string{
 		"--listen", sigAddr,
+		"--data-dir", dataDir,
+		"--agent-listen", "127.0.0.1:0",
+		"--app-origin", appOrigin,
+		// Development mode keeps the terminal example below working with a
+		// dev token that may open the printer whatever its setting.
+		"--insecure-dev-tokens",
 		"--agent-key", "demo-agent=" + agentKey,
 		"--tech-token", techToken + "=demo-technician",
 		"--turn-secret-file", turnSecretFile,
@@ -136,7 +153,11 @@ func run() error {
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 		return err
 	}
-	if _, err := startWait("porthole-agent", []string{"--config", cfgPath, "--loopback-only"}, `connected to signaling`); err != nil {
+	agentState := filepath.Join(dir, "agent-state")
+	if err := Enroll(bin("porthole-agent"), "http://"+sigAddr, enrollToken, agentState); err != nil {
+		return err
+	}
+	if _, err := startWait("porthole-agent", []string{"--config", cfgPath, "--state-dir", agentState, "--loopback-only"}, `connected to signaling`); err != nil {
 		return err
 	}
 	if err := waitOnline(ctx, "http://"+sigAddr, techToken); err != nil {
@@ -146,10 +167,18 @@ func run() error {
 	fmt.Printf(`
 Porthole demo is running (all on loopback; logs with -v).
 
-  In Chromium, open the app and click Open on the printer:
-      %s/#token=%s
+  In Chromium, open the app and sign in:
+      %s/
 
-  Or from a terminal, serve the printer's page on a local port:
+  Accounts (passwords are new every run):
+      admin       %-22s  users, sites, roles, agents
+      configurer  %-22s  turns "Remote access enabled" on for the printer
+      technician  %-22s  opens the printer once it is enabled
+
+  The printer starts with remote access disabled: sign in as configurer,
+  enable it, then sign in as technician and click Open.
+
+  Or from a terminal (development token, ignores the setting), serve the printer's page on a local port:
       PORTHOLE_SERVER=http://%s PORTHOLE_TOKEN=%s \
         %s --loopback-only http printer-1 --listen 127.0.0.1:8090
       then open http://127.0.0.1:8090/  (login: admin / admin)
@@ -158,7 +187,7 @@ Porthole demo is running (all on loopback; logs with -v).
       ... %s --loopback-only forward printer-1 %d --listen 127.0.0.1:9100
 
 Press Ctrl-C to stop everything.
-`, appOrigin, techToken, sigAddr, techToken, bin("porthole"), bin("porthole"), devPort)
+`, appOrigin, creds["admin"], creds["configurer"], creds["technician"], sigAddr, techToken, bin("porthole"), bin("porthole"), devPort)
 
 	select {
 	case <-ctx.Done():
@@ -173,6 +202,46 @@ Press Ctrl-C to stop everything.
 	}
 	fmt.Println("\nstopping…")
 	return nil
+}
+
+// seedAccounts creates the demo's site, puts its agent there, and creates
+// an admin, a configurer and a technician with fresh passwords, before
+// signaling starts. It returns name → password.
+func seedAccounts(signaling, dataDir string) (map[string]string, error) {
+	adminCmd := func(args ...string) error {
+		out, err := exec.Command(signaling, append(append([]string{"admin"}, args...), "--data-dir", dataDir)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("porthole-signaling admin %s: %v\n%s", args[0], err, out)
+		}
+		return nil
+	}
+	if err := adminCmd("site", "--id", "demo", "--name", "Demo site"); err != nil {
+		return nil, err
+	}
+	if err := adminCmd("agent", "--id", "demo-agent", "--site", "demo"); err != nil {
+		return nil, err
+	}
+	creds := map[string]string{}
+	for _, u := range []struct{ name, cmd, role string }{
+		{"admin", "create", ""}, {"configurer", "user", "configurer"}, {"technician", "user", "user"},
+	} {
+		pw := randHex(8)
+		creds[u.name] = pw
+		f := filepath.Join(dataDir, "pw")
+		if err := os.WriteFile(f, []byte(pw), 0o600); err != nil {
+			return nil, err
+		}
+		args := []string{u.cmd, "--name", u.name, "--password-file", f}
+		if u.role != "" {
+			args = append(args, "--role", "demo="+u.role)
+		}
+		err := adminCmd(args...)
+		os.Remove(f)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return creds, nil
 }
 
 func anyExited(ps []*proc.Proc) <-chan struct{} {

@@ -1,6 +1,7 @@
 // Command porthole-signaling runs Porthole's signaling server: the
 // technician API and the WebSockets that agents and technician clients
-// meet on.
+// meet on. `porthole-signaling admin …` manages accounts in the data
+// directory while the server is stopped (see admin.go).
 package main
 
 import (
@@ -18,11 +19,26 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/server"
 	"github.com/porthole-dev/porthole/web"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "admin" {
+		if err := admin(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "porthole-signaling admin:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "audit" {
+		if err := audit(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "porthole-signaling audit:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "porthole-signaling:", err)
 		os.Exit(1)
@@ -51,6 +67,9 @@ func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 func run() error {
 	var (
 		listen        = flag.String("listen", "127.0.0.1:8080", "address to listen on (port 0 picks one)")
+		dataDir       = flag.String("data-dir", "", "directory of the embedded store (required)")
+		appOrigin     = flag.String("app-origin", "", "the app's own origin, e.g. https://app.example.com (OAuth issuer)")
+		devTokens     = flag.Bool("insecure-dev-tokens", false, "development mode: accept --tech-token dev tokens and #token= session links")
 		agentKeys     = pairs{}
 		agentKeysFile = flag.String("agent-keys-file", "", "file of id=key lines")
 		techTokens    = pairs{}
@@ -64,6 +83,9 @@ func run() error {
 		tlsCert       = flag.String("tls-cert", "", "TLS certificate file (serve HTTPS)")
 		tlsKey        = flag.String("tls-key", "", "TLS key file")
 		logLevel      = flag.String("log-level", "info", "debug, info, warn or error")
+		agentListen   = flag.String("agent-listen", "", "address of the agents' mutual-TLS listener (enables enrollment; port 0 picks one)")
+		agentURL      = flag.String("agent-url", "", "wss://host:port agents are told to use (default: from --agent-listen)")
+		redisURL      = flag.String("redis", "", "redis://host:port[/db]: keep state in Redis and join the cluster of nodes sharing it (node names must differ)")
 	)
 	flag.Var(agentKeys, "agent-key", "agent credential id=key (repeatable)")
 	flag.Var(techTokens, "tech-token", "technician dev token token=user (repeatable)")
@@ -98,25 +120,69 @@ func run() error {
 		*node, _ = os.Hostname()
 	}
 
+	if *dataDir == "" {
+		return errors.New("--data-dir is required: it holds users, sites and device settings (with --redis: the agents' CA)")
+	}
+	st, err := openStore(*dataDir, *redisURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	clusterBus, err := clusterBus(st, *node, log)
+	if err != nil {
+		return err
+	}
+	if clusterBus != nil {
+		log.Info("cluster mode: state and routing in Redis", "node", *node)
+		defer clusterBus.Close() // after the server: releases this node's agents at once
+	}
+	// The key that signs audit checkpoints lives in the data directory
+	// (every node of a cluster needs the same one).
+	signer, err := auditKey(*dataDir, true)
+	if err != nil {
+		return err
+	}
+	if *devTokens {
+		log.Warn("development mode: dev technician tokens and fragment session tokens are accepted")
+	}
+
+	var agents *agentListener
+	if *agentListen != "" {
+		if agents, err = setupAgentListener(*agentListen, *agentURL, *dataDir, st, log); err != nil {
+			return err
+		}
+	}
+
 	srv, err := server.New(server.Config{
-		Logger:           log,
-		AgentKeys:        agentKeys,
-		TechnicianTokens: techTokens,
-		TURNSecret:       secret,
-		ICEURLs:          iceURLs,
-		AllowedOrigins:   origins,
-		SessionsDomain:   *sessDomain,
-		SessionsScheme:   *sessScheme,
-		Node:             *node,
+		Enroll:            agents.service(),
+		Logger:            log,
+		AuditKey:          signer.Key(),
+		Store:             st,
+		AppOrigin:         *appOrigin,
+		InsecureDevTokens: *devTokens,
+		AgentKeys:         agentKeys,
+		TechnicianTokens:  techTokens,
+		TURNSecret:        secret,
+		ICEURLs:           iceURLs,
+		AllowedOrigins:    origins,
+		SessionsDomain:    *sessDomain,
+		SessionsScheme:    *sessScheme,
+		Node:              *node,
+		Bus:               clusterBus,
 		// The browser app and the per-session shell are embedded in this
 		// binary; the server itself knows nothing about them.
 		Web:        web.App(),
-		SessionWeb: web.Session(),
+		SessionWeb: web.SessionWith(web.SessionOptions{TokenEndpoint: tokenEndpoint(*appOrigin)}),
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	if n, err := srv.RecoverJobs(context.Background()); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("jobs left open by an earlier run ended at their expiry", "jobs", n)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -148,6 +214,10 @@ func run() error {
 			errc <- hs.Serve(ln)
 		}
 	}()
+	var agentHS *http.Server
+	if agents != nil {
+		agentHS = agents.serve(srv, log, errc)
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -157,11 +227,21 @@ func run() error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv.Close() // ends sessions and WebSockets, which Shutdown does not track
+	if agentHS != nil {
+		_ = agentHS.Shutdown(shutCtx)
+	}
 	if err := hs.Shutdown(shutCtx); err != nil {
 		return err
 	}
 	<-errc
 	return nil
+}
+
+func tokenEndpoint(appOrigin string) string {
+	if appOrigin == "" {
+		return ""
+	}
+	return appOrigin + proto.PathToken
 }
 
 // readPairs adds the name=value lines of file (if named) to p. Blank lines

@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// Clock is the agent's time for session lifetimes. Tests inject a fake to
+// end a session at an exact instant; nil means the real clock.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc runs f on its own goroutine after d; the returned
+	// function stops it.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
+	return time.AfterFunc(d, f).Stop
+}
+
+// Access-log shipping.
+const (
+	// shipEvery re-checks for entries to ship and batches to resend.
+	shipEvery = time.Second
+	// resendAfter re-sends a batch that got no acknowledgement.
+	resendAfter = 10 * time.Second
+)
+
+// observe is the tunnel's Observe for session s: every exchange takes
+// room in the access log before it is served (fail-closed) and records
+// its entry when it ends.
+func (a *Agent) observe(s *session) func(tunnel.Exchange) (func(tunnel.ExchangeResult), error) {
+	return func(x tunnel.Exchange) (func(tunnel.ExchangeResult), error) {
+		slot, err := a.alog.Begin(s.id)
+		if err != nil {
+			a.log.Warn("exchange refused: the access log is full", "session", s.id, "stats", a.alog.Stats())
+			return nil, err
+		}
+		port := x.Port
+		if port == 0 {
+			port = s.device.cfg.HTTPPort
+		}
+		return func(r tunnel.ExchangeResult) {
+			e := proto.AccessEntry{Kind: x.Kind, Time: x.Start.UTC(), Method: x.Method, URL: x.Target, Port: port,
+				Status: r.Status, ReqBytes: r.ReqBytes, RespBytes: r.RespBytes,
+				DurationUS: r.Duration.Microseconds(), Stream: x.Stream}
+			if r.Err != nil {
+				e.Error = proto.CodeOf(r.Err)
+			}
+			slot.Commit(e)
+		}, nil
+	}
+}
+
+// shipAccessLog sends the access log's due batches on the signaling
+// connection whenever there are any, until ctx ends.
+func (a *Agent) shipAccessLog(ctx context.Context) {
+	t := time.NewTicker(shipEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.alog.Notify():
+		case <-t.C:
+		}
+		if !a.connected.Load() {
+			continue
+		}
+		for _, b := range a.alog.Due(time.Now(), resendAfter) {
+			if err := a.send(proto.TypeAccessLog, b.Session, &b.Log); err != nil {
+				a.log.Debug("access log not sent; it is sent again after reconnecting", "session", b.Session, "err", err)
+				a.alog.Rewind()
+				break
+			}
+		}
+	}
+}
+
+// reportPath tells signaling how the technician is connected.
+func (a *Agent) reportPath(s *session, path, local, remote string) {
+	if path != proto.PathDirect && path != proto.PathRelay {
+		return
+	}
+	_ = a.send(proto.TypeSessionPath, s.id, &proto.SessionPath{Path: path, Local: candType(local), Remote: candType(remote)})
+}
+
+// candType is the type word that starts a webrtcpeer.Path description
+// ("relay udp 203.0.113.30:40000 …").
+func candType(desc string) string {
+	t, _, _ := strings.Cut(desc, " ")
+	if len(t) > 16 {
+		return ""
+	}
+	return t
+}

@@ -1,0 +1,179 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/porthole-dev/porthole/agent/deviceid"
+	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// maxGranted bounds the replay memory: more live grants than this at once
+// means something is wrong, and sessions are refused until old ones expire.
+const maxGranted = 10000
+
+// inventoryTimeout bounds the device checks before hello.
+const inventoryTimeout = 3 * time.Second
+
+// dialOptions says how to reach signaling: with mutual TLS to the agent
+// URL of the enrollment, or (demo and tests without enrollment) with the
+// pre-shared key to the server.
+func (a *Agent) dialOptions() (string, sigclient.Options) {
+	if e := a.cfg.Enrollment; e != nil {
+		return e.Info().AgentURL + proto.PathAgentSocket, sigclient.Options{TLS: e.TLSConfig(), Logger: a.log}
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+a.cfg.Key)
+	return sigclient.SocketURL(a.cfg.Server, proto.PathAgentSocket), sigclient.Options{Header: h, Logger: a.log}
+}
+
+// inventory declares every device with what a check of it finds now.
+func (a *Agent) inventory(ctx context.Context) []proto.Device {
+	ctx, cancel := context.WithTimeout(ctx, inventoryTimeout)
+	defer cancel()
+	ids := make([]string, 0, len(a.devices))
+	for id := range a.devices {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]proto.Device, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		d := a.devices[id]
+		out[i] = d.cfg.declaration()
+		wg.Go(func() {
+			_, err := a.checkDevice(ctx, d)
+			h := &proto.DeviceHealth{Reachable: err == nil, Checked: time.Now().UTC().Truncate(time.Second)}
+			var m *deviceid.Mismatch
+			if errors.As(err, &m) {
+				h.Reachable = true // it answered, as somebody else
+			}
+			if err != nil {
+				msg := err.Error()
+				var pe *proto.Error
+				if errors.As(err, &pe) {
+					msg = pe.Message
+				}
+				h.Problem = truncate(msg, proto.MaxText)
+				a.log.Warn("device check failed", "device", id, "err", err)
+			}
+			out[i].Health = h
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// checkDevice resolves d's address once and verifies its identity there.
+func (a *Agent) checkDevice(ctx context.Context, d *device) (*deviceid.Result, error) {
+	return a.cfg.Checker.Check(ctx, deviceid.Target{
+		Device: d.cfg.ID, Host: d.cfg.Address, Scheme: d.cfg.Scheme, Port: d.cfg.HTTPPort,
+		ServerName: serverName(d.cfg),
+	}, d.cfg.Expect)
+}
+
+func serverName(d DeviceConfig) string {
+	if d.HostHeader == "" {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(d.HostHeader); err == nil {
+		return h
+	}
+	return d.HostHeader
+}
+
+// checkGrant verifies the session's grant when the agent is enrolled: the
+// signature, that it is for this session, agent, device and user, that it
+// has not expired and was not used before. It returns the expiry the grant
+// sets (zero without enrollment).
+func (a *Agent) checkGrant(session string, open *proto.SessionOpen) (time.Time, *proto.Error) {
+	e := a.cfg.Enrollment
+	if e == nil {
+		return time.Time{}, nil
+	}
+	if open.Grant == "" {
+		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "session.open without a grant")
+	}
+	g, err := proto.VerifyGrant(open.Grant, e.GrantKey())
+	if err != nil {
+		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "session grant refused: %v", err)
+	}
+	switch {
+	case g.Session != session:
+		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant is for another session")
+	case g.Agent != e.Info().Agent:
+		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant is for another agent")
+	case g.Device != open.Device:
+		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant is for another device")
+	case g.User != open.User:
+		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant is for another user")
+	}
+	now := a.clock.Now()
+	exp := g.ExpiresAt()
+	if !now.Before(exp) {
+		return time.Time{}, proto.Errorf(proto.CodeSessionEnded, "the grant expired at %s", exp.UTC().Format(time.RFC3339))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, until := range a.granted {
+		if !now.Before(until) {
+			delete(a.granted, id)
+		}
+	}
+	if _, seen := a.granted[g.Session]; seen {
+		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant was already used (replay)")
+	}
+	if len(a.granted) >= maxGranted {
+		return time.Time{}, proto.Errorf(proto.CodeRateLimited, "too many live grants")
+	}
+	a.granted[g.Session] = exp
+	return exp, nil
+}
+
+// sessionProxy builds the session's own proxy to d, pinned to addr, the
+// address the identity check verified: a host name is not looked up again
+// during the session, so DNS cannot move it elsewhere.
+func (a *Agent) sessionProxy(d *device, addr netip.Addr) (*deviceproxy.Proxy, error) {
+	pd := d.cfg.proxyDevice()
+	if pd.HostHeader == "" {
+		if _, err := netip.ParseAddr(pd.Host); err != nil {
+			// A host name: the device still sees it in Host (and SNI).
+			pd.HostHeader = pd.Host
+			if pd.HTTPPort != defaultPort(pd.Scheme) {
+				pd.HostHeader = net.JoinHostPort(pd.Host, strconv.Itoa(pd.HTTPPort))
+			}
+		}
+	}
+	pd.Host = addr.String()
+	if fp := d.cfg.TLSCertSHA256; fp != "" {
+		verify, err := deviceid.PinVerifier(d.cfg.ID, fp)
+		if err != nil {
+			return nil, err
+		}
+		pd.InsecureSkipVerify, pd.VerifyConnection = true, verify // the pin replaces CA checks
+	}
+	return deviceproxy.New(pd, a.log.With("device", d.cfg.ID))
+}
+
+func defaultPort(scheme string) int {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}

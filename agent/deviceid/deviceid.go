@@ -1,0 +1,339 @@
+// Package deviceid checks, before every session, that the device at a
+// configured address is still the device the agent declared: its host name
+// resolved once and the address pinned for the session, the address
+// contacted (which also fills the neighbour table), then its MAC address
+// read from the neighbour table, its serial number read over SNMP
+// (Printer-MIB prtGeneralSerialNumber, v2c or v3) or from an HTTP probe
+// with a pattern, and the SHA-256 of its TLS certificate compared with a
+// pin. Any mismatch refuses the session with a reason a technician can act
+// on — this is what protects a customer when DHCP hands a printer's
+// address to another machine.
+package deviceid
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// PrtGeneralSerialNumber is Printer-MIB's prtGeneralSerialNumber for the
+// first printer (RFC 3805).
+const PrtGeneralSerialNumber = "1.3.6.1.2.1.43.5.1.1.17.1"
+
+// Expect is the identity a device must show. Zero fields are not checked.
+type Expect struct {
+	// MAC is the expected hardware address ("02:00:5e:10:00:01"). The
+	// device must be on a link the agent shares (no router between them).
+	MAC string `json:"mac,omitempty"`
+	// Serial is the expected serial number, read with SNMP or HTTPProbe.
+	Serial string `json:"serial,omitempty"`
+	// SNMP reads the serial over SNMP.
+	SNMP *SNMP `json:"snmp,omitempty"`
+	// HTTPProbe reads the serial from a page of the device.
+	HTTPProbe *HTTPProbe `json:"httpProbe,omitempty"`
+	// TLSCertSHA256 is the hex SHA-256 of the DER certificate an https
+	// device presents ("AB:CD:…" or "abcd…").
+	TLSCertSHA256 string `json:"tlsCertSha256,omitempty"`
+}
+
+// SNMP says how to ask a device for its serial.
+type SNMP struct {
+	Port    int    `json:"port,omitempty"`    // default 161
+	Version string `json:"version,omitempty"` // "2c" (default) or "3"
+	// Community for v2c; default "public".
+	Community string `json:"community,omitempty"`
+	// v3 user-based security: AuthProtocol MD5, SHA, SHA224, SHA256,
+	// SHA384, SHA512 or "" (noAuthNoPriv); PrivProtocol DES, AES,
+	// AES192, AES256 or "" (authNoPriv).
+	User         string `json:"user,omitempty"`
+	AuthProtocol string `json:"authProtocol,omitempty"`
+	AuthPass     string `json:"authPass,omitempty"`
+	PrivProtocol string `json:"privProtocol,omitempty"`
+	PrivPass     string `json:"privPass,omitempty"`
+	// OID of the serial; default PrtGeneralSerialNumber.
+	OID string `json:"oid,omitempty"`
+}
+
+// HTTPProbe reads the serial from a page: the first submatch of Pattern
+// (or the whole match without a group) is the serial.
+type HTTPProbe struct {
+	Path    string `json:"path"`    // e.g. "/api/status"
+	Pattern string `json:"pattern"` // e.g. `"serial":"([^"]+)"`
+}
+
+// Validate checks an expectation's own fields.
+func (e *Expect) Validate() error {
+	if e.MAC != "" {
+		if _, err := net.ParseMAC(e.MAC); err != nil {
+			return fmt.Errorf("mac %q: %w", e.MAC, err)
+		}
+	}
+	if e.Serial != "" && e.SNMP == nil && e.HTTPProbe == nil {
+		return errors.New("serial needs snmp or httpProbe to read it")
+	}
+	if e.Serial == "" && (e.SNMP != nil || e.HTTPProbe != nil) {
+		return errors.New("snmp and httpProbe need the expected serial")
+	}
+	if e.SNMP != nil && e.HTTPProbe != nil {
+		return errors.New("serial through snmp or httpProbe, not both")
+	}
+	if s := e.SNMP; s != nil {
+		if s.Port < 0 || s.Port > 65535 {
+			return fmt.Errorf("snmp port %d out of range", s.Port)
+		}
+		if _, err := s.params("192.0.2.1"); err != nil {
+			return err
+		}
+	}
+	if p := e.HTTPProbe; p != nil {
+		if !strings.HasPrefix(p.Path, "/") {
+			return fmt.Errorf("httpProbe path %q must start with /", p.Path)
+		}
+		if _, err := regexp.Compile(p.Pattern); err != nil || p.Pattern == "" {
+			return fmt.Errorf("httpProbe pattern: %v", err)
+		}
+	}
+	if e.TLSCertSHA256 != "" {
+		if _, err := parseFingerprint(e.TLSCertSHA256); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseFingerprint(s string) ([]byte, error) {
+	b, err := hex.DecodeString(strings.ReplaceAll(s, ":", ""))
+	if err != nil || len(b) != sha256.Size {
+		return nil, fmt.Errorf("tlsCertSha256 %q is not a hex SHA-256", s)
+	}
+	return b, nil
+}
+
+// Target is where a device is configured to be.
+type Target struct {
+	Device string
+	Host   string // IP address or host name, no port
+	Scheme string // "http" or "https"
+	Port   int    // the port contacted to check reachability (the web port)
+	// ServerName is the TLS server name for https; "" means Host.
+	ServerName string
+}
+
+// Checker runs the checks. Its zero value uses the system's resolver,
+// neighbour table and network.
+type Checker struct {
+	// Lookup resolves a host name; nil means net.DefaultResolver.
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Neighbor returns the hardware address the neighbour table holds for
+	// ip; nil means the kernel's (NeighborMAC).
+	Neighbor func(ip netip.Addr) (net.HardwareAddr, error)
+	// Timeout bounds each step (contact, SNMP, HTTP probe); 0 means 5 s.
+	Timeout time.Duration
+	// Dial opens TCP connections to the device (contact, HTTP probe); nil
+	// means a net.Dialer. SNMP uses its own UDP socket.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (c *Checker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c.Dial != nil {
+		return c.Dial(ctx, network, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// Result is what a check found.
+type Result struct {
+	Addr       netip.Addr // the pinned address: connect to nothing else this session
+	MAC        string
+	Serial     string
+	CertSHA256 string
+}
+
+// Mismatch is a device that answered but is not the one declared.
+type Mismatch struct {
+	Device, What, Got, Want string
+	Addr                    netip.Addr
+}
+
+func (m *Mismatch) Error() string {
+	return fmt.Sprintf("device %s at %s failed its identity check: %s is %q, expected %q — another machine may have this address",
+		m.Device, m.Addr, m.What, m.Got, m.Want)
+}
+
+// Resolve returns the address of t.Host: itself if it is an IP address
+// (IPv4-mapped IPv6 unmapped), otherwise the first answer of one lookup.
+func (c *Checker) Resolve(ctx context.Context, host string) (netip.Addr, error) {
+	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return ip.Unmap().WithZone(""), nil
+	}
+	lookup := c.Lookup
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	ips, err := lookup(ctx, host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve %s: no address", host)
+	}
+	return ips[0].Unmap(), nil
+}
+
+func (c *Checker) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 5 * time.Second
+}
+
+// Check resolves t once, contacts it and verifies e. Every failure is a
+// *proto.Error with code device_failed (device_timeout when it did not
+// answer) whose message says why; a wrong identity wraps a *Mismatch.
+func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error) {
+	addr, err := c.Resolve(ctx, t.Host)
+	if err != nil {
+		return nil, fail(t.Device, err)
+	}
+	res := &Result{Addr: addr}
+	// Contact the device: proves reachability and makes the kernel learn
+	// its hardware address.
+	cert, err := c.contact(ctx, t, addr)
+	if err != nil {
+		return res, fail(t.Device, err)
+	}
+	if cert != nil {
+		sum := sha256.Sum256(cert.Raw)
+		res.CertSHA256 = hex.EncodeToString(sum[:])
+	}
+	if e.TLSCertSHA256 != "" {
+		want, _ := parseFingerprint(e.TLSCertSHA256)
+		if res.CertSHA256 != hex.EncodeToString(want) {
+			return res, mismatch(&Mismatch{Device: t.Device, Addr: addr, What: "TLS certificate SHA-256", Got: res.CertSHA256, Want: hex.EncodeToString(want)})
+		}
+	}
+	if e.MAC != "" {
+		want, _ := net.ParseMAC(e.MAC)
+		neighbor := c.Neighbor
+		if neighbor == nil {
+			neighbor = NeighborMAC
+		}
+		got, err := neighbor(addr)
+		if err != nil {
+			return res, fail(t.Device, fmt.Errorf("read the MAC address of %s: %w", addr, err))
+		}
+		res.MAC = got.String()
+		if !strings.EqualFold(got.String(), want.String()) {
+			return res, mismatch(&Mismatch{Device: t.Device, Addr: addr, What: "MAC address", Got: got.String(), Want: want.String()})
+		}
+	}
+	if e.Serial != "" {
+		sctx, cancel := context.WithTimeout(ctx, c.timeout())
+		defer cancel()
+		var serial string
+		switch {
+		case e.SNMP != nil:
+			serial, err = SNMPSerial(sctx, addr, e.SNMP)
+		case e.HTTPProbe != nil:
+			serial, err = probeSerial(sctx, c.dial, t, addr, e.HTTPProbe)
+		}
+		if err != nil {
+			return res, fail(t.Device, fmt.Errorf("read the serial number: %w", err))
+		}
+		res.Serial = serial
+		if serial != e.Serial {
+			return res, mismatch(&Mismatch{Device: t.Device, Addr: addr, What: "serial number", Got: serial, Want: e.Serial})
+		}
+	}
+	return res, nil
+}
+
+// contact connects to the device's web port (with TLS for https, returning
+// the leaf certificate, which is verified by pin, not by CA).
+func (c *Checker) contact(ctx context.Context, t Target, addr netip.Addr) (*tlsLeaf, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	conn, err := c.dial(ctx, "tcp", netip.AddrPortFrom(addr, uint16(t.Port)).String()) //nolint:gosec // port validated by config
+	if err != nil {
+		return nil, fmt.Errorf("contact %s port %d: %w", addr, t.Port, err)
+	}
+	defer conn.Close()
+	if t.Scheme != "https" {
+		return nil, nil
+	}
+	name := t.ServerName
+	if name == "" {
+		name = t.Host
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: name, InsecureSkipVerify: true}) //nolint:gosec // checked by pin
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("TLS with %s: %w", addr, err)
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("TLS with %s: no certificate", addr)
+	}
+	return &tlsLeaf{Raw: certs[0].Raw}, nil
+}
+
+type tlsLeaf struct{ Raw []byte }
+
+func fail(device string, err error) error {
+	code := proto.CodeDeviceFailed
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		code = proto.CodeDeviceTimeout
+	}
+	return &checkError{pe: proto.Errorf(code, "device %s: %v", device, err), err: err}
+}
+
+func mismatch(m *Mismatch) error {
+	return &checkError{pe: proto.Errorf(proto.CodeDeviceFailed, "%s", m.Error()), err: m}
+}
+
+// checkError is a *proto.Error for the wire that still unwraps to its
+// cause (a *Mismatch, a net error).
+type checkError struct {
+	pe  *proto.Error
+	err error
+}
+
+func (e *checkError) Error() string { return e.pe.Error() }
+func (e *checkError) Unwrap() []error {
+	return []error{e.pe, e.err}
+}
+
+// PinVerifier returns a tls.Config.VerifyConnection that accepts only a
+// leaf certificate whose SHA-256 is fingerprint (hex).
+func PinVerifier(device, fingerprint string) (func(tls.ConnectionState) error, error) {
+	want, err := parseFingerprint(fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("device presented no certificate")
+		}
+		got := sha256.Sum256(cs.PeerCertificates[0].Raw)
+		if hex.EncodeToString(got[:]) != hex.EncodeToString(want) {
+			return fmt.Errorf("device %s: TLS certificate changed (SHA-256 %x, pinned %x)", device, got, want)
+		}
+		return nil
+	}, nil
+}
+
+func portString(p int) string { return strconv.Itoa(p) }

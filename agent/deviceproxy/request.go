@@ -1,0 +1,166 @@
+package deviceproxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// exchangeKey carries the inbound ResponseWriter to the response path, for
+// CookieMirror.
+type exchangeKey struct{}
+
+// ServeHTTP is the request path of one tunnelled request, top to bottom.
+func (h *portHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The device address never comes from the request: origin form only.
+	if r.URL == nil || r.URL.IsAbs() || r.URL.Host != "" || !strings.HasPrefix(r.URL.Path, "/") ||
+		r.Method == http.MethodConnect {
+		http.Error(w, "porthole: request target must be an absolute path", http.StatusBadRequest)
+		return
+	}
+	// Credentials from the session shell: kept for the session, never
+	// forwarded as they are.
+	if vs := r.Header.Values(CredentialsHeader); len(vs) > 0 {
+		r.Header.Del(CredentialsHeader)
+		if len(vs) != 1 || !h.auth.setCredentials(vs[0]) {
+			http.Error(w, "porthole: malformed credentials", http.StatusBadRequest)
+			return
+		}
+		h.log.Info("deviceproxy: credentials set for the session", "device", h.p.d.ID, "port", h.port)
+	}
+	// A body of unknown length is spooled (within the limit) so that the
+	// device gets a Content-Length; see spool.go.
+	if r.ContentLength < 0 && h.p.d.UploadSpoolLimit > 0 {
+		cleanup, status, err := h.p.spool(r)
+		defer cleanup()
+		if err != nil {
+			level := slogLevelFor(status)
+			h.log.Log(r.Context(), level, "deviceproxy: request body refused", "device", h.p.d.ID,
+				"target", r.URL.RequestURI(), "status", status, "err", err)
+			http.Error(w, "porthole: "+err.Error(), status)
+			return
+		}
+	}
+	ctx := context.WithValue(r.Context(), exchangeKey{}, w)
+	h.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// rewrite builds the request the device gets.
+func (h *portHandler) rewrite(pr *httputil.ProxyRequest) {
+	out := pr.Out
+	out.URL.Scheme = h.target.Scheme
+	out.URL.Host = h.target.Host
+	out.URL.User = nil
+	out.Host = h.host
+	// Explicitly nil: ReverseProxy adds no X-Forwarded-For then.
+	out.Header["X-Forwarded-For"] = nil
+	rewriteOrigin(out.Header, h.origin, out.Method)
+
+	// The jar's cookies and the page's own, merged (cookies.go).
+	page := strings.Join(pr.In.Header.Values("Cookie"), "; ")
+	if c := h.s.jar.header(out.URL.Path, page, time.Now()); c != "" {
+		out.Header.Set("Cookie", c)
+	} else {
+		out.Header.Del("Cookie")
+	}
+
+	// Offer only what the response path can decode. A range of an encoded
+	// representation cannot be decoded on its own: ask for identity then.
+	if out.Header.Get("Range") != "" {
+		out.Header.Set("Accept-Encoding", "identity")
+	} else {
+		out.Header.Set("Accept-Encoding", "gzip, deflate")
+	}
+}
+
+// rewriteOrigin makes Origin and Referer look as if the page came from
+// the device itself. A state-changing request that carries neither (the
+// browser side sends none: the page's are on the session origin) gets the
+// device's origin, as a browser on the device's own origin would send.
+func rewriteOrigin(h http.Header, origin, method string) {
+	if len(h.Values("Origin")) > 0 {
+		h.Set("Origin", origin)
+	}
+	if refs := h.Values("Referer"); len(refs) > 0 {
+		u, err := url.Parse(refs[0])
+		if err != nil || u.Path == "" && u.Host == "" {
+			h.Del("Referer")
+		} else {
+			ref := origin + u.EscapedPath()
+			if ref == origin {
+				ref += "/"
+			}
+			if u.RawQuery != "" {
+				ref += "?" + u.RawQuery
+			}
+			h.Set("Referer", ref)
+		}
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return
+	}
+	if len(h.Values("Origin")) == 0 {
+		h.Set("Origin", origin)
+	}
+	if len(h.Values("Referer")) == 0 {
+		h.Set("Referer", origin+"/")
+	}
+}
+
+// authTransport answers the device's Basic and Digest challenges with the
+// session's credentials (auth.go). A request the page sent with its own
+// Authorization is left alone.
+type authTransport struct {
+	auth *authState
+	base http.RoundTripper
+}
+
+func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("Authorization") != "" {
+		return t.base.RoundTrip(req)
+	}
+	sent := t.auth.authorize(req.Method, req.URL.RequestURI())
+	if sent != "" {
+		req.Header.Set("Authorization", sent)
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	if !t.auth.observe(resp.Header, sent) || !replayable(req) {
+		return resp, nil
+	}
+	// A fresh Digest nonce, or credentials that came with this very
+	// request: once more with the right answer.
+	again := req.Clone(req.Context())
+	if req.GetBody != nil {
+		if again.Body, err = req.GetBody(); err != nil {
+			return resp, nil
+		}
+	}
+	a := t.auth.authorize(req.Method, req.URL.RequestURI())
+	if a == "" {
+		return resp, nil
+	}
+	again.Header.Set("Authorization", a)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	return t.base.RoundTrip(again)
+}
+
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+func slogLevelFor(status int) slog.Level {
+	if status == StatusClientClosedRequest {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}

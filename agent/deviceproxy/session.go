@@ -1,0 +1,101 @@
+package deviceproxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+)
+
+// SessionProxy is one technician session's access to the device: it
+// shares the Proxy's transport and keeps the session's own cookie jar and
+// credentials, which end with it (drop the SessionProxy with the session).
+// It is safe for concurrent use.
+type SessionProxy struct {
+	p        *Proxy
+	jar      *jar
+	handlers map[int]*portHandler // by port; never modified after Session
+}
+
+// CookieMirror is implemented by a ResponseWriter that can hand cookies to
+// the browser side without Set-Cookie (the tunnel puts them in
+// proto.ResponseHead.Cookies). The response path calls it before the
+// header is written, with the "name=value" pairs of the non-HttpOnly
+// cookies the response set.
+type CookieMirror interface {
+	MirrorCookies(pairs []string)
+}
+
+// Session returns a new session on the device with an empty jar and no
+// credentials.
+func (p *Proxy) Session() *SessionProxy {
+	s := &SessionProxy{
+		p:        p,
+		jar:      newJar(tlsServerName(p.d), p.d.Scheme == "https"),
+		handlers: make(map[int]*portHandler, len(p.d.Ports)),
+	}
+	for _, port := range p.d.Ports {
+		s.handlers[port] = s.newPortHandler(port)
+	}
+	return s
+}
+
+// Handler returns the session's handler for tunnelled HTTP requests to
+// port (0: the web port). An undeclared port is refused with a
+// *proto.Error of code port_not_allowed.
+func (s *SessionProxy) Handler(port int) (http.Handler, error) {
+	if port == 0 {
+		port = s.p.d.HTTPPort
+	}
+	h, ok := s.handlers[port]
+	if !ok {
+		return nil, s.p.refusePort(port)
+	}
+	return h, nil
+}
+
+// DialTCP is the Proxy's DialTCP: TCP streams keep no session state.
+func (s *SessionProxy) DialTCP(ctx context.Context, port int) (net.Conn, error) {
+	return s.p.DialTCP(ctx, port)
+}
+
+// portHandler serves one session's requests to one port.
+type portHandler struct {
+	s      *SessionProxy
+	p      *Proxy
+	log    *slog.Logger
+	port   int
+	target *url.URL
+	host   string // Host header sent to the device
+	origin string // scheme://host, what the device believes its origin is
+	auth   *authState
+	rp     *httputil.ReverseProxy
+}
+
+func (s *SessionProxy) newPortHandler(port int) *portHandler {
+	p := s.p
+	host := p.hostHeader(port)
+	h := &portHandler{
+		s:      s,
+		p:      p,
+		log:    p.log,
+		port:   port,
+		target: &url.URL{Scheme: p.d.Scheme, Host: net.JoinHostPort(p.d.Host, strconv.Itoa(port))},
+		host:   host,
+		origin: p.d.Scheme + "://" + host,
+		auth:   &authState{},
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      &authTransport{auth: h.auth, base: p.transport},
+		FlushInterval:  -1,
+		BufferPool:     p.pool,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ErrorHandler:   p.errorHandler,
+		ModifyResponse: h.modifyResponse,
+	}
+	return h
+}

@@ -1,0 +1,31 @@
+package tunnel
+
+import "time"
+
+// Exchange describes an exchange about to be served, for Server.Observe.
+type Exchange struct {
+	Kind   string // "http" or "tcp" (proto.AccessHTTP, proto.AccessTCP)
+	Stream int    // the data channel's ID
+	Method string // HTTP only
+	Target string // HTTP only: the origin-form request target
+	Port   int    // the device port (0: its web port)
+	Start  time.Time
+}
+
+// ExchangeResult is how an exchange ended.
+type ExchangeResult struct {
+	Status    int   // HTTP status sent; 0 if none
+	ReqBytes  int64 // request body, or bytes to the device for TCP
+	RespBytes int64 // response body, or bytes from the device
+	Duration  time.Duration
+	Err       error // non-nil when it did not complete
+}
+
+// observe asks srv.Observe about x: it returns the function to call with
+// the outcome (nil without an observer) or the refusal.
+func (ss *Session) observe(x Exchange) (func(ExchangeResult), error) {
+	if ss.srv.Observe == nil {
+		return nil, nil
+	}
+	return ss.srv.Observe(x)
+}

@@ -1,0 +1,144 @@
+package proto
+
+import (
+	"strings"
+	"time"
+)
+
+// The access log.
+//
+// The agent records every exchange it serves in a session — each HTTP
+// request and each TCP stream — as an AccessEntry numbered from 1 without
+// gaps per session. It ships them to signaling over its signaling
+// connection in log.entries batches (session in the envelope); signaling
+// stores each entry whose Seq is the next one of the session's log, skips
+// any it already has (a batch re-sent after a reconnect), and answers
+// log.ack with the highest Seq stored. The agent keeps every entry until it
+// is acknowledged, and refuses new exchanges while its buffer of
+// unacknowledged entries is full (CodeAuditBacklog): no log, no serving.
+//
+// session.path tells signaling how the technician is connected (the job's
+// "connected (direct)" or "connected (relayed)" state).
+
+// Access-log message types.
+const (
+	TypeAccessLog   MsgType = "log.entries"  // agent → signaling: AccessLog
+	TypeAccessAck   MsgType = "log.ack"      // signaling → agent: AccessAck
+	TypeSessionPath MsgType = "session.path" // agent → signaling: SessionPath
+)
+
+// Limits of the access log.
+const (
+	MaxAccessBatch = 256 // entries in one log.entries message
+)
+
+// Kinds of access-log entries.
+const (
+	AccessHTTP = "http"
+	AccessTCP  = "tcp"
+)
+
+// Path types of a connected session.
+const (
+	PathDirect = "direct"
+	PathRelay  = "relay"
+)
+
+// AccessEntry is one exchange the agent served.
+type AccessEntry struct {
+	Seq    uint64    `json:"seq"`
+	Kind   string    `json:"kind"` // AccessHTTP or AccessTCP
+	Time   time.Time `json:"time"` // when the exchange started
+	Method string    `json:"method,omitempty"`
+	URL    string    `json:"url,omitempty"` // the origin-form request target
+	Port   int       `json:"port,omitempty"`
+	// Status is the HTTP status the device answered; 0 when it did not.
+	Status    int   `json:"status,omitempty"`
+	ReqBytes  int64 `json:"reqBytes"`  // request body, or bytes to the device for TCP
+	RespBytes int64 `json:"respBytes"` // response body, or bytes from the device
+	// DurationUS is how long the exchange lasted, in microseconds.
+	DurationUS int64 `json:"durationUs"`
+	// Stream is the data channel that carried it.
+	Stream int `json:"stream"`
+	// Error is the code the exchange ended with when it did not complete.
+	Error Code `json:"error,omitempty"`
+}
+
+// AccessLog is the body of log.entries: consecutive entries of the
+// envelope's session, in order.
+type AccessLog struct {
+	Entries []AccessEntry `json:"entries"`
+}
+
+// AccessAck is the body of log.ack: every entry of the envelope's session up
+// to and including Seq is stored.
+type AccessAck struct {
+	Seq uint64 `json:"seq"`
+}
+
+// SessionPath is the body of session.path.
+type SessionPath struct {
+	Path string `json:"path"` // PathDirect or PathRelay
+	// Local and Remote are the candidate types of the selected pair
+	// ("host", "srflx", "prflx", "relay").
+	Local  string `json:"local,omitempty"`
+	Remote string `json:"remote,omitempty"`
+}
+
+// Validate checks one entry.
+func (e *AccessEntry) Validate() error {
+	switch {
+	case e.Seq == 0:
+		return Errorf(CodeBadMessage, "access entry: seq starts at 1")
+	case e.Kind != AccessHTTP && e.Kind != AccessTCP:
+		return Errorf(CodeBadMessage, "access entry %d: unknown kind %.20q", e.Seq, e.Kind)
+	case e.Time.IsZero():
+		return Errorf(CodeBadMessage, "access entry %d: no time", e.Seq)
+	case len(e.Method) > 32 || strings.ContainsAny(e.Method, " \r\n\t"):
+		return Errorf(CodeBadMessage, "access entry %d: malformed method", e.Seq)
+	case len(e.URL) > MaxTarget:
+		return Errorf(CodeTooLarge, "access entry %d: URL too long", e.Seq)
+	case e.Port < 0 || e.Port > 65535:
+		return Errorf(CodeBadMessage, "access entry %d: port out of range", e.Seq)
+	case e.Status < 0 || e.Status > 999:
+		return Errorf(CodeBadMessage, "access entry %d: status out of range", e.Seq)
+	case e.ReqBytes < 0 || e.RespBytes < 0 || e.DurationUS < 0:
+		return Errorf(CodeBadMessage, "access entry %d: negative count", e.Seq)
+	case e.Stream < 0 || e.Stream > 65535:
+		return Errorf(CodeBadMessage, "access entry %d: stream out of range", e.Seq)
+	case e.Error != "" && !e.Error.Known():
+		return Errorf(CodeBadMessage, "access entry %d: unknown error code", e.Seq)
+	}
+	return nil
+}
+
+// Validate checks a batch: 1 to MaxAccessBatch valid entries with
+// consecutive sequence numbers.
+func (l *AccessLog) Validate() error {
+	if len(l.Entries) == 0 || len(l.Entries) > MaxAccessBatch {
+		return Errorf(CodeBadMessage, "log.entries: 1 to %d entries", MaxAccessBatch)
+	}
+	for i := range l.Entries {
+		if err := l.Entries[i].Validate(); err != nil {
+			return err
+		}
+		if i > 0 && l.Entries[i].Seq != l.Entries[i-1].Seq+1 {
+			return Errorf(CodeBadMessage, "log.entries: sequence numbers must be consecutive")
+		}
+	}
+	return nil
+}
+
+// Validate checks an acknowledgement.
+func (a *AccessAck) Validate() error { return nil }
+
+// Validate checks a path report.
+func (p *SessionPath) Validate() error {
+	if p.Path != PathDirect && p.Path != PathRelay {
+		return Errorf(CodeBadMessage, "session.path: path must be direct or relay")
+	}
+	if len(p.Local) > 16 || len(p.Remote) > 16 {
+		return Errorf(CodeTooLarge, "session.path: candidate type too long")
+	}
+	return nil
+}

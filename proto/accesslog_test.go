@@ -1,0 +1,152 @@
+package proto
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var accessTime = time.Date(2026, 11, 23, 18, 1, 2, 345000000, time.UTC)
+
+// goldenAccessMessages freezes the wire shape of the access-log messages.
+var goldenAccessMessages = []struct {
+	name    string
+	typ     MsgType
+	payload any
+	fresh   func() any
+}{
+	{"log-entries", TypeAccessLog, &AccessLog{Entries: []AccessEntry{
+		{Seq: 7, Kind: AccessHTTP, Time: accessTime, Method: "GET", URL: "/supplies?tray=2", Port: 80, Status: 200, ReqBytes: 0, RespBytes: 5120, DurationUS: 12500, Stream: 3},
+		{Seq: 8, Kind: AccessTCP, Time: accessTime.Add(time.Second), Port: 22, ReqBytes: 2048, RespBytes: 4096, DurationUS: 60000000, Stream: 5},
+		{Seq: 9, Kind: AccessHTTP, Time: accessTime.Add(2 * time.Second), Method: "POST", URL: "/settings", Port: 80, ReqBytes: 300, DurationUS: 800, Stream: 3, Error: CodeCanceled},
+	}}, func() any { return &AccessLog{} }},
+	{"log-ack", TypeAccessAck, &AccessAck{Seq: 9}, func() any { return &AccessAck{} }},
+	{"session-path", TypeSessionPath, &SessionPath{Path: PathRelay, Local: "relay", Remote: "srflx"}, func() any { return &SessionPath{} }},
+}
+
+func TestGoldenAccessMessages(t *testing.T) {
+	for _, tc := range goldenAccessMessages {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Encode(tc.typ, "abcdefgh12345678", tc.payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", "golden", tc.name+".json")
+			if *update {
+				if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden (run with -update to create): %v", err)
+			}
+			if got := string(b) + "\n"; got != string(want) {
+				t.Fatalf("wire shape changed:\n got %s\nwant %s", got, want)
+			}
+			env, err := Decode(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh := tc.fresh()
+			if err := DecodeData(env, fresh); err != nil {
+				t.Fatal(err)
+			}
+			a, _ := json.Marshal(fresh)
+			c, _ := json.Marshal(tc.payload)
+			if string(a) != string(c) {
+				t.Fatalf("round trip:\n got %s\nwant %s", a, c)
+			}
+		})
+	}
+}
+
+func TestAccessLogRefusesBadBatches(t *testing.T) {
+	ok := func() AccessEntry {
+		return AccessEntry{Seq: 1, Kind: AccessHTTP, Time: accessTime, Method: "GET", URL: "/", Port: 80, Status: 200}
+	}
+	tests := []struct {
+		name string
+		mod  func(l *AccessLog)
+		code Code
+	}{
+		{"empty", func(l *AccessLog) { l.Entries = nil }, CodeBadMessage},
+		{"too many", func(l *AccessLog) {
+			for i := range MaxAccessBatch {
+				e := ok()
+				e.Seq = uint64(i + 2)
+				l.Entries = append(l.Entries, e)
+			}
+		}, CodeBadMessage},
+		{"seq zero", func(l *AccessLog) { l.Entries[0].Seq = 0 }, CodeBadMessage},
+		{"gap", func(l *AccessLog) { e := ok(); e.Seq = 3; l.Entries = append(l.Entries, e) }, CodeBadMessage},
+		{"reordered", func(l *AccessLog) { e := ok(); e.Seq = 2; l.Entries = append([]AccessEntry{e}, l.Entries...) }, CodeBadMessage},
+		{"kind", func(l *AccessLog) { l.Entries[0].Kind = "udp" }, CodeBadMessage},
+		{"no time", func(l *AccessLog) { l.Entries[0].Time = time.Time{} }, CodeBadMessage},
+		{"method", func(l *AccessLog) { l.Entries[0].Method = "GET /x HTTP/1.1\r\n" }, CodeBadMessage},
+		{"url", func(l *AccessLog) { l.Entries[0].URL = "/" + strings.Repeat("a", MaxTarget) }, CodeTooLarge},
+		{"status", func(l *AccessLog) { l.Entries[0].Status = 1000 }, CodeBadMessage},
+		{"bytes", func(l *AccessLog) { l.Entries[0].RespBytes = -1 }, CodeBadMessage},
+		{"error code", func(l *AccessLog) { l.Entries[0].Error = "boom" }, CodeBadMessage},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &AccessLog{Entries: []AccessEntry{ok()}}
+			tc.mod(l)
+			err := l.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if CodeOf(err) != tc.code {
+				t.Fatalf("code %s, want %s (%v)", CodeOf(err), tc.code, err)
+			}
+		})
+	}
+	if err := (&SessionPath{Path: "carrier-pigeon"}).Validate(); CodeOf(err) != CodeBadMessage {
+		t.Fatalf("bad path accepted: %v", err)
+	}
+}
+
+func FuzzDecodeAccessLog(f *testing.F) {
+	for _, tc := range goldenAccessMessages {
+		b, _ := Encode(tc.typ, "abcdefgh12345678", tc.payload)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"v":1,"type":"log.entries","session":"abcdefgh","data":{"entries":[{"seq":18446744073709551615,"kind":"http","time":"2026-01-01T00:00:00Z"},{"seq":0,"kind":"http","time":"2026-01-01T00:00:00Z"}]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := Decode(b)
+		if err != nil {
+			return
+		}
+		var v any
+		switch env.Type {
+		case TypeAccessLog:
+			v = &AccessLog{}
+		case TypeAccessAck:
+			v = &AccessAck{}
+		case TypeSessionPath:
+			v = &SessionPath{}
+		default:
+			return
+		}
+		if err := DecodeData(env, v); err != nil {
+			if !CodeOf(err).Known() {
+				t.Fatalf("error without a known code: %v", err)
+			}
+			return
+		}
+		if l, ok := v.(*AccessLog); ok {
+			for i := 1; i < len(l.Entries); i++ {
+				if l.Entries[i].Seq != l.Entries[i-1].Seq+1 {
+					t.Fatal("accepted a batch with a gap")
+				}
+			}
+		}
+		if _, err := Encode(env.Type, env.Session, v); err != nil && CodeOf(err) != CodeTooLarge {
+			t.Fatalf("re-encode: %v", err)
+		}
+	})
+}

@@ -1,0 +1,308 @@
+package proto
+
+import "time"
+
+// The identity and access API of signaling: login with an optional second
+// factor, the caller's own account and API tokens, the device overview by
+// site, device settings, administration, and the OAuth 2.1 endpoints that
+// session origins and the CLI use. Browsers authenticate with the app's
+// login cookie, other clients with "Authorization: Bearer <API token>".
+
+// API paths.
+const (
+	PathLogin    = "/v1/login"                   // POST Login → LoginResult (sets the login cookie unless a second factor is due)
+	PathLoginMFA = "/v1/login/mfa"               // POST LoginMFA → LoginResult
+	PathLogout   = "/v1/logout"                  // POST; ends the login
+	PathMe       = "/v1/me"                      // GET → Me
+	PathPassword = "/v1/me/password"             // POST PasswordChange
+	PathTOTP     = "/v1/me/totp"                 // POST → TOTPEnrollment; DELETE with PasswordConfirm
+	PathTOTPConf = "/v1/me/totp/verify"          // POST TOTPVerify → RecoveryCodes (second factor on)
+	PathTokens   = "/v1/me/tokens"               // GET → TokenList; POST NewToken → CreatedToken; DELETE /v1/me/tokens/{id}
+	PathOverview = "/v1/overview"                // GET → Overview: the caller's sites and their devices
+	PathDevice   = "/v1/devices/{id}"            // PATCH DeviceUpdate → DeviceView (configurers and admins)
+	PathUsers    = "/v1/users"                   // admin: GET → UserList; POST NewUser → UserView
+	PathUser     = "/v1/users/{id}"              // admin: PATCH UserUpdate → UserView; DELETE
+	PathUserRole = "/v1/users/{id}/roles/{site}" // admin: PUT RoleUpdate → UserView
+	PathSites    = "/v1/sites"                   // GET → SiteList (admin: all; others: their own); admin POST NewSite → SiteView
+	PathSite     = "/v1/sites/{id}"              // admin: DELETE
+	PathAgents   = "/v1/agents"                  // admin: GET → AgentList
+	PathAgent    = "/v1/agents/{id}"             // admin: PUT AgentUpdate → AgentView
+	PathAudit    = "/v1/audit"                   // admin: GET ?after=N&limit=M → AuditList
+
+	PathAuthorize = "/oauth/authorize" // OAuth 2.1 authorization endpoint (GET, and POST for consent)
+	PathToken     = "/oauth/token"     // OAuth 2.1 token endpoint (POST, form-encoded)
+
+	// On each session origin: the shell's OAuth client configuration
+	// (GET → SessionAuth) and its redirect URI.
+	PathSessionAuth     = "/__t/auth.json"
+	PathSessionCallback = "/__t/callback"
+)
+
+// CLIClientID is the OAuth client ID of the `porthole` CLI, a native app
+// whose redirect URI is a loopback address on any port (RFC 8252):
+// http://127.0.0.1:<port>/callback or http://[::1]:<port>/callback.
+const CLIClientID = "porthole-cli"
+
+// Roles on a site.
+const (
+	RoleConfigurer = "configurer" // Remote Technician Configurer: sees devices, changes "Remote access enabled"
+	RoleUser       = "user"       // Remote Technician User: opens sessions to enabled devices
+)
+
+// Login is the body of POST /v1/login.
+type Login struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// LoginResult answers a login step. With MFARequired, MFAToken goes with
+// the code to PathLoginMFA (within a few minutes); otherwise the login
+// cookie is set and User is the account.
+type LoginResult struct {
+	MFARequired bool   `json:"mfaRequired,omitempty"`
+	MFAToken    string `json:"mfaToken,omitempty"`
+	User        *Me    `json:"user,omitempty"`
+}
+
+// LoginMFA is the second login step: a TOTP code or a recovery code.
+type LoginMFA struct {
+	MFAToken     string `json:"mfaToken"`
+	Code         string `json:"code,omitempty"`
+	RecoveryCode string `json:"recoveryCode,omitempty"`
+}
+
+// Me describes the caller.
+type Me struct {
+	ID            string              `json:"id"`
+	Name          string              `json:"name"`
+	DisplayName   string              `json:"displayName,omitempty"`
+	Admin         bool                `json:"admin"`
+	TOTP          bool                `json:"totp"`
+	RecoveryCodes int                 `json:"recoveryCodes"`
+	Roles         map[string][]string `json:"roles"`
+}
+
+// PasswordChange is the body of POST /v1/me/password. Every other login of
+// the user ends.
+type PasswordChange struct {
+	Current string `json:"current"`
+	New     string `json:"new"`
+}
+
+// PasswordConfirm confirms a sensitive change with the current password.
+type PasswordConfirm struct {
+	Password string `json:"password"`
+}
+
+// TOTPEnrollment starts second-factor enrolment: the secret is pending
+// until a code from it is verified.
+type TOTPEnrollment struct {
+	Secret string `json:"secret"`
+	URL    string `json:"url"` // otpauth://totp/…
+}
+
+// TOTPVerify completes enrolment.
+type TOTPVerify struct {
+	Code string `json:"code"`
+}
+
+// RecoveryCodes are shown once; each signs in once instead of a TOTP code.
+type RecoveryCodes struct {
+	Codes []string `json:"codes"`
+}
+
+// Scopes of API tokens.
+const (
+	ScopeRead     = "read"     // GET endpoints
+	ScopeSessions = "sessions" // open and end sessions
+	ScopeManage   = "manage"   // changes: device settings, administration (as far as the user's roles allow)
+)
+
+// NewToken asks for a personal API token.
+type NewToken struct {
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes"`
+	ExpiresIn int64    `json:"expiresIn,omitempty"` // seconds; 0 means never
+}
+
+// TokenView describes an API token without its secret. ID is the token's
+// hash prefix, enough to revoke it.
+type TokenView struct {
+	ID      string     `json:"id"`
+	Name    string     `json:"name"`
+	Scopes  []string   `json:"scopes"`
+	Created time.Time  `json:"created"`
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// CreatedToken carries the secret once.
+type CreatedToken struct {
+	TokenView
+	Token string `json:"token"`
+}
+
+// TokenList answers GET /v1/me/tokens.
+type TokenList struct {
+	Tokens []TokenView `json:"tokens"`
+}
+
+// DeviceView is a device as the caller may see it.
+type DeviceView struct {
+	DeviceStatus
+	Site         string `json:"site,omitempty"`
+	Enabled      bool   `json:"enabled"`      // "Remote access enabled"
+	CanOpen      bool   `json:"canOpen"`      // the caller may open a session now (enabled, online, role)
+	CanConfigure bool   `json:"canConfigure"` // the caller may change Enabled
+}
+
+// SiteView is a site with the caller's roles on it and, in an overview,
+// its devices.
+type SiteView struct {
+	ID      string       `json:"id"`
+	Name    string       `json:"name"`
+	Roles   []string     `json:"roles,omitempty"`
+	Devices []DeviceView `json:"devices,omitempty"`
+}
+
+// Overview answers GET /v1/overview: the caller's sites with their devices.
+// Devices whose agent belongs to no site are listed, for admins, under a
+// site with an empty ID.
+type Overview struct {
+	User  Me         `json:"user"`
+	Sites []SiteView `json:"sites"`
+}
+
+// DeviceUpdate is the body of PATCH /v1/devices/{id}.
+type DeviceUpdate struct {
+	Enabled *bool `json:"enabled"`
+}
+
+// SiteList answers GET /v1/sites.
+type SiteList struct {
+	Sites []SiteView `json:"sites"`
+}
+
+// NewSite is the body of POST /v1/sites. An empty ID is derived.
+type NewSite struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name"`
+}
+
+// UserView describes an account to admins.
+type UserView struct {
+	ID          string              `json:"id"`
+	Name        string              `json:"name"`
+	DisplayName string              `json:"displayName,omitempty"`
+	Admin       bool                `json:"admin"`
+	Disabled    bool                `json:"disabled"`
+	TOTP        bool                `json:"totp"`
+	Roles       map[string][]string `json:"roles"`
+}
+
+// UserList answers GET /v1/users.
+type UserList struct {
+	Users []UserView `json:"users"`
+}
+
+// NewUser is the body of POST /v1/users.
+type NewUser struct {
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName,omitempty"`
+	Password    string `json:"password"`
+	Admin       bool   `json:"admin,omitempty"`
+}
+
+// UserUpdate is the body of PATCH /v1/users/{id}; absent fields stay.
+// Setting Password ends the user's logins; ResetTOTP turns their second
+// factor off.
+type UserUpdate struct {
+	DisplayName *string `json:"displayName,omitempty"`
+	Admin       *bool   `json:"admin,omitempty"`
+	Disabled    *bool   `json:"disabled,omitempty"`
+	Password    *string `json:"password,omitempty"`
+	ResetTOTP   bool    `json:"resetTotp,omitempty"`
+}
+
+// RoleUpdate is the body of PUT /v1/users/{id}/roles/{site}: the user's
+// complete set of roles there (empty removes the user from the site).
+type RoleUpdate struct {
+	Roles []string `json:"roles"`
+}
+
+// AgentView describes an agent to admins.
+type AgentView struct {
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Site    string `json:"site,omitempty"`
+	Online  bool   `json:"online"`
+	Devices int    `json:"devices"`
+}
+
+// AgentList answers GET /v1/agents.
+type AgentList struct {
+	Agents []AgentView `json:"agents"`
+}
+
+// AgentUpdate is the body of PUT /v1/agents/{id}.
+type AgentUpdate struct {
+	Name string `json:"name,omitempty"`
+	Site string `json:"site"` // "" takes the agent out of every site
+}
+
+// AuditEntry is one entry of the administration log (who, what, when),
+// hash-chained: Hash covers the entry and Prev.
+type AuditEntry struct {
+	Seq    uint64            `json:"seq"`
+	Time   time.Time         `json:"time"`
+	Actor  string            `json:"actor"`
+	Action string            `json:"action"`
+	Target string            `json:"target,omitempty"`
+	Site   string            `json:"site,omitempty"`
+	Detail map[string]string `json:"detail,omitempty"`
+	Prev   string            `json:"prev"`
+	Hash   string            `json:"hash"`
+}
+
+// AuditList answers GET /v1/audit.
+type AuditList struct {
+	Entries []AuditEntry `json:"entries"`
+}
+
+// SessionAuth answers GET PathSessionAuth on a session origin: how the
+// shell obtains its access token.
+type SessionAuth struct {
+	AuthorizationEndpoint string `json:"authorizationEndpoint"`
+	TokenEndpoint         string `json:"tokenEndpoint"`
+	ClientID              string `json:"clientId"`
+	RedirectURI           string `json:"redirectUri"`
+	// FragmentTokens says the server runs in development mode, where a
+	// session token handed over in the URL fragment (#token=…) is accepted
+	// instead of the OAuth flow.
+	FragmentTokens bool `json:"fragmentTokens,omitempty"`
+}
+
+// TokenResponse answers a successful token request (RFC 6749 §5.1).
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"` // "Bearer"
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+	Session     string `json:"session,omitempty"`
+}
+
+// OAuthError answers a failed OAuth request (RFC 6749 §5.2).
+type OAuthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// OAuth error codes (RFC 6749).
+const (
+	OAuthInvalidRequest          = "invalid_request"
+	OAuthInvalidClient           = "invalid_client"
+	OAuthInvalidGrant            = "invalid_grant"
+	OAuthUnsupportedGrantType    = "unsupported_grant_type"
+	OAuthUnsupportedResponseType = "unsupported_response_type"
+	OAuthAccessDenied            = "access_denied"
+	OAuthLoginRequired           = "login_required"
+)

@@ -1,0 +1,22 @@
+package proto
+
+import "time"
+
+// DeviceHealth is what an agent found when it last contacted a device: at
+// connect time, for its inventory in hello, and later when it changes.
+// Devices omit it when the agent has not checked.
+type DeviceHealth struct {
+	Reachable bool      `json:"reachable"`
+	Checked   time.Time `json:"checked,omitzero"`
+	// Problem says, for people, why the device is unreachable or failed its
+	// identity check ("MAC address is 02:00:00:00:00:02, expected …").
+	Problem string `json:"problem,omitempty"`
+}
+
+// Validate checks a health report.
+func (h *DeviceHealth) Validate() error {
+	if len(h.Problem) > MaxText {
+		return Errorf(CodeTooLarge, "device health: problem too long")
+	}
+	return nil
+}

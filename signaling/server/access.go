@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sort"
+
+	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/accounts"
+	"github.com/porthole-dev/porthole/signaling/store"
+)
+
+// asProto turns store and accounts errors into coded API errors.
+func asProto(err error) error {
+	var pe *proto.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
+		return pe
+	case errors.Is(err, store.ErrNotFound):
+		return proto.Errorf(proto.CodeNotFound, "not found")
+	case errors.Is(err, store.ErrExists):
+		return proto.Errorf(proto.CodeBadMessage, "already exists")
+	case errors.Is(err, accounts.ErrInvalid), errors.Is(err, store.ErrConflict):
+		return proto.Errorf(proto.CodeBadMessage, "%v", err)
+	}
+	return proto.Errorf(proto.CodeInternal, "%v", err)
+}
+
+func accountsChange(newPassword string) accounts.UserChange {
+	return accounts.UserChange{Password: &newPassword}
+}
+
+func accountsResetTOTP() accounts.UserChange { return accounts.UserChange{ResetTOTP: true} }
+
+// access is what a caller may do with one device.
+type access struct {
+	status       proto.DeviceStatus
+	site         string
+	enabled      bool
+	visible      bool
+	canOpen      bool // role and setting allow it (online or not)
+	canConfigure bool
+}
+
+func (a *access) view() proto.DeviceView {
+	return proto.DeviceView{DeviceStatus: a.status, Site: a.site, Enabled: a.enabled,
+		CanOpen: a.canOpen && a.status.Online, CanConfigure: a.canConfigure}
+}
+
+// agentSites maps agent ID → site from the store.
+func (s *Server) agentSites(ctx context.Context) (map[string]string, error) {
+	agents, err := s.store.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(agents))
+	for _, a := range agents {
+		m[a.ID] = a.Site
+	}
+	return m, nil
+}
+
+// decide works out p's access to one declared device.
+func (s *Server) decide(ctx context.Context, p *principal, d proto.DeviceStatus, site string) (*access, error) {
+	a := &access{status: d, site: site}
+	settings, err := s.store.Device(ctx, d.Agent, d.ID)
+	switch {
+	case err == nil:
+		a.enabled = settings.Enabled
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	member := site != "" && len(p.user.Roles[site]) > 0
+	a.visible = p.admin() || member
+	a.canConfigure = p.admin() || (site != "" && p.user.HasRole(site, store.RoleConfigurer))
+	a.canOpen = p.dev || (site != "" && p.user.HasRole(site, store.RoleUser) && a.enabled)
+	return a, nil
+}
+
+// devicesFor lists the devices p may see, with what p may do to each.
+func (s *Server) devicesFor(ctx context.Context, p *principal) ([]*access, error) {
+	sites, err := s.agentSites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*access
+	for _, d := range s.devices(ctx) {
+		a, err := s.decide(ctx, p, d, sites[d.Agent])
+		if err != nil {
+			return nil, err
+		}
+		if a.visible {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// deviceFor returns p's access to device id, or not_found when p may not
+// see it (another site's device does not exist for p).
+func (s *Server) deviceFor(ctx context.Context, p *principal, id string) (*access, error) {
+	for _, d := range s.devices(ctx) {
+		if d.ID != id {
+			continue
+		}
+		site := ""
+		if ag, err := s.store.Agent(ctx, d.Agent); err == nil {
+			site = ag.Site
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		a, err := s.decide(ctx, p, d, site)
+		if err != nil {
+			return nil, err
+		}
+		if a.visible {
+			return a, nil
+		}
+		break
+	}
+	return nil, proto.Errorf(proto.CodeNotFound, "no such device")
+}
+
+// listDevices answers GET /v1/devices with the devices the caller may see.
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, p *principal) {
+	list, err := s.devicesFor(r.Context(), p)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, asProto(err))
+		return
+	}
+	out := proto.DeviceList{Devices: make([]proto.DeviceStatus, 0, len(list))}
+	for _, a := range list {
+		out.Devices = append(out.Devices, a.status)
+	}
+	writeJSON(w, http.StatusOK, &out)
+}
+
+// overview answers GET /v1/overview: the caller's sites and devices.
+func (s *Server) overview(w http.ResponseWriter, r *http.Request, p *principal) {
+	ctx := r.Context()
+	list, err := s.devicesFor(ctx, p)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, asProto(err))
+		return
+	}
+	sites, err := s.store.Sites(ctx)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, asProto(err))
+		return
+	}
+	bySite := map[string]*proto.SiteView{}
+	var order []string
+	add := func(id, name string) *proto.SiteView {
+		if v := bySite[id]; v != nil {
+			return v
+		}
+		v := &proto.SiteView{ID: id, Name: name, Devices: []proto.DeviceView{}}
+		for _, role := range p.user.Roles[id] {
+			v.Roles = append(v.Roles, string(role))
+		}
+		bySite[id] = v
+		order = append(order, id)
+		return v
+	}
+	for _, site := range sites {
+		if p.admin() || len(p.user.Roles[site.ID]) > 0 {
+			add(site.ID, site.Name)
+		}
+	}
+	for _, a := range list {
+		v := bySite[a.site]
+		if v == nil {
+			v = add(a.site, "Unassigned agents")
+		}
+		v.Devices = append(v.Devices, a.view())
+	}
+	out := proto.Overview{User: *me(p.user), Sites: make([]proto.SiteView, 0, len(order))}
+	sort.Strings(order)
+	for _, id := range order {
+		v := bySite[id]
+		sort.Slice(v.Devices, func(i, j int) bool { return v.Devices[i].ID < v.Devices[j].ID })
+		out.Sites = append(out.Sites, *v)
+	}
+	writeJSON(w, http.StatusOK, &out)
+}
+
+// patchDevice answers PATCH /v1/devices/{id}: configurers (and admins)
+// turn remote access on or off.
+func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request, p *principal) {
+	id := r.PathValue("id")
+	if !proto.ValidID(id) {
+		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "no such device"))
+		return
+	}
+	var req proto.DeviceUpdate
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	ctx := r.Context()
+	a, err := s.deviceFor(ctx, p, id)
+	if err != nil {
+		s.refuse(r, "device not visible", "user", p.id(), "device", id)
+		writeError(w, httpStatus(asProto(err)), asProto(err))
+		return
+	}
+	if !a.canConfigure {
+		s.refuse(r, "not a configurer of the device's site", "user", p.id(), "device", id)
+		writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "only configurers of the site may change this device"))
+		return
+	}
+	if req.Enabled == nil {
+		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "nothing to change"))
+		return
+	}
+	if _, err := s.accounts.SetDeviceEnabled(ctx, p.id(), a.status.Agent, id, a.site, *req.Enabled); err != nil {
+		writeError(w, httpStatus(asProto(err)), asProto(err))
+		return
+	}
+	s.log.Info("device setting changed", "user", p.id(), "device", id, "agent", a.status.Agent, "enabled", *req.Enabled)
+	a, err = s.deviceFor(ctx, p, id)
+	if err != nil {
+		writeError(w, httpStatus(asProto(err)), asProto(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, a.view())
+}
+
+// mayOpen checks p may open a session on device id, answering itself if
+// not. It returns the agent that must still declare the device.
+func (s *Server) mayOpen(w http.ResponseWriter, r *http.Request, p *principal, id string) (string, bool) {
+	a, err := s.deviceFor(r.Context(), p, id)
+	if err != nil {
+		s.refuse(r, "device not visible", "user", p.id(), "device", id)
+		writeError(w, httpStatus(asProto(err)), asProto(err))
+		return "", false
+	}
+	if !a.canOpen {
+		msg := "you may not open devices of this site"
+		if slices.Contains(p.user.Roles[a.site], store.RoleUser) && !a.enabled {
+			msg = "remote access is not enabled for this device"
+		}
+		s.refuse(r, msg, "user", p.id(), "device", id)
+		writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "%s", msg))
+		return "", false
+	}
+	return a.status.Agent, true
+}

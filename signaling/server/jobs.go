@@ -1,0 +1,465 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/auditlog"
+	"github.com/porthole-dev/porthole/signaling/jobs"
+	"github.com/porthole-dev/porthole/signaling/store"
+)
+
+// The Jobs API: sessions as audited jobs (package jobs records them).
+
+func (s *Server) jobRoutes(mux *http.ServeMux) {
+	type methods = map[string]http.HandlerFunc
+	get := func(h func(http.ResponseWriter, *http.Request, *principal)) http.HandlerFunc {
+		return s.authed(proto.ScopeRead, h)
+	}
+	mux.Handle(proto.PathJobs, s.api(methods{"GET": get(s.listJobs)}))
+	mux.Handle(proto.PathJob, s.api(methods{"GET": get(s.getJob)}))
+	mux.Handle(proto.PathJobLog, s.api(methods{"GET": get(s.getJobLog)}))
+	mux.Handle(proto.PathJobExport, s.api(methods{"GET": get(s.exportJob)}))
+	mux.Handle(proto.PathJobVerify, s.api(methods{"GET": get(s.verifyJob)}))
+	mux.Handle(proto.PathJobTerminate, s.api(methods{"POST": s.adminOnly(proto.ScopeSessions, s.terminateJob)}))
+	mux.Handle(proto.PathAuditVerify, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.verifyStream)}))
+}
+
+// maySeeJob: admins see every job; a user sees their own and, as a
+// configurer, those of their sites.
+func maySeeJob(p *principal, j *store.Job) bool {
+	return p.admin() || j.User == p.id() || (j.Site != "" && p.user.HasRole(j.Site, store.RoleConfigurer))
+}
+
+// jobView presents j as of now: a job signaling never saw end (it
+// restarted meanwhile) is over once its time is up.
+func (s *Server) jobView(j *store.Job, names map[string]string) proto.JobView {
+	now := s.now()
+	v := proto.JobView{ID: j.ID, Type: j.Type, User: j.User, UserName: names[j.User], Agent: j.Agent, Device: j.Device,
+		Site: j.Site, State: string(j.State), Path: j.Path, Start: j.Created, End: j.Ended, Expires: j.Expires,
+		EndReason: j.EndReason, EndMessage: j.EndMessage, EndedBy: j.EndedBy, Requests: j.Requests, TCPStreams: j.TCP,
+		ReqBytes: j.ReqBytes, RespBytes: j.RespBytes, Bytes: j.ReqBytes + j.RespBytes, LogEntries: j.LogSeq}
+	if j.State != store.JobEnded && !now.Before(j.Expires) {
+		v.State, v.End, v.EndReason = string(store.JobEnded), j.Expires, string(proto.EndExpired)
+	}
+	v.Live = v.State != string(store.JobEnded) && s.hub.SessionLive(j.ID)
+	end := v.End
+	if end.IsZero() {
+		end = now
+	}
+	v.DurationMS = end.Sub(j.Created).Milliseconds()
+	for _, t := range j.States {
+		v.States = append(v.States, proto.JobTransition{State: string(t.State), Time: t.Time, Detail: t.Detail})
+	}
+	return v
+}
+
+func (s *Server) userNames(ctx context.Context) map[string]string {
+	m := map[string]string{}
+	if users, err := s.store.Users(ctx); err == nil {
+		for _, u := range users {
+			m[u.ID] = u.Name
+		}
+	}
+	return m
+}
+
+// maxJobList bounds one page of the job list.
+const maxJobList = 500
+
+// listJobs answers GET PathJobs with filters.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p *principal) {
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 || limit > maxJobList {
+		limit = maxJobList
+	}
+	parseTime := func(k string) (time.Time, bool) {
+		v := q.Get(k)
+		if v == "" {
+			return time.Time{}, true
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "%s: want RFC 3339 time", k))
+			return time.Time{}, false
+		}
+		return t, true
+	}
+	from, ok := parseTime("from")
+	if !ok {
+		return
+	}
+	to, ok := parseTime("to")
+	if !ok {
+		return
+	}
+	parseDur := func(k string) (time.Duration, bool) {
+		v := q.Get(k)
+		if v == "" {
+			return 0, true
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "%s: want a duration such as 5m", k))
+			return 0, false
+		}
+		return d, true
+	}
+	minDur, ok := parseDur("minDuration")
+	if !ok {
+		return
+	}
+	maxDur, ok := parseDur("maxDuration")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	names := s.userNames(ctx)
+	before := time.Time{}
+	if !to.IsZero() {
+		before = to.Add(time.Nanosecond)
+	}
+	out := proto.JobList{Jobs: []proto.JobView{}}
+	// Scan newest first in pages until limit matches are found or the
+	// jobs are older than from.
+	const page = 500
+	for len(out.Jobs) < limit {
+		list, err := s.store.Jobs(ctx, before, page)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		for _, j := range list {
+			before = j.Created
+			if !from.IsZero() && j.Created.Before(from) {
+				list = nil
+				break
+			}
+			if !maySeeJob(p, j) {
+				continue
+			}
+			v := s.jobView(j, names)
+			if !matchJob(q, &v, minDur, maxDur) {
+				continue
+			}
+			out.Jobs = append(out.Jobs, v)
+			if len(out.Jobs) >= limit {
+				break
+			}
+		}
+		if len(list) < page {
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, &out)
+}
+
+func matchJob(q map[string][]string, v *proto.JobView, minDur, maxDur time.Duration) bool {
+	eq := func(k, val string, alt ...string) bool {
+		want := ""
+		if vs := q[k]; len(vs) > 0 {
+			want = vs[0]
+		}
+		if want == "" || strings.EqualFold(want, val) {
+			return true
+		}
+		for _, a := range alt {
+			if strings.EqualFold(want, a) {
+				return true
+			}
+		}
+		return false
+	}
+	d := time.Duration(v.DurationMS) * time.Millisecond
+	return eq("user", v.User, v.UserName) && eq("device", v.Device) && eq("site", v.Site) &&
+		eq("path", v.Path) && eq("reason", v.EndReason) && eq("state", v.State) && eq("type", v.Type) &&
+		(minDur == 0 || d >= minDur) && (maxDur == 0 || d <= maxDur)
+}
+
+// jobFor loads job id for p, answering itself when p may not see it.
+func (s *Server) jobFor(w http.ResponseWriter, r *http.Request, p *principal) (*store.Job, bool) {
+	id := r.PathValue("id")
+	notFound := proto.Errorf(proto.CodeNotFound, "no such job")
+	if !proto.ValidSessionID(id) {
+		writeError(w, http.StatusNotFound, notFound)
+		return nil, false
+	}
+	j, err := s.store.Job(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !maySeeJob(p, j)) {
+		writeError(w, http.StatusNotFound, notFound)
+		return nil, false
+	}
+	if err != nil {
+		s.fail(w, err)
+		return nil, false
+	}
+	return j, true
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p *principal) {
+	if j, ok := s.jobFor(w, r, p); ok {
+		writeJSON(w, http.StatusOK, s.jobView(j, s.userNames(r.Context())))
+	}
+}
+
+// maxLogPage bounds one page of a job's log.
+const maxLogPage = 5000
+
+func (s *Server) getJobLog(w http.ResponseWriter, r *http.Request, p *principal) {
+	j, ok := s.jobFor(w, r, p)
+	if !ok {
+		return
+	}
+	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > maxLogPage {
+		limit = maxLogPage
+	}
+	entries, err := s.store.Audit(r.Context(), store.SessionStream(j.ID), after, limit+1)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := proto.JobLog{Job: j.ID, Entries: []proto.LoggedAccess{}}
+	if len(entries) > limit {
+		entries, out.More = entries[:limit], true
+	}
+	for _, e := range entries {
+		out.Entries = append(out.Entries, proto.LoggedAccess{AccessEntry: jobs.FromAudit(e), Prev: e.Prev, Hash: e.Hash})
+	}
+	writeJSON(w, http.StatusOK, &out)
+}
+
+// exportJob answers GET PathJobExport: the job and its whole access log as
+// JSON, or the HTTP requests as a HAR 1.2 archive (TCP streams in the
+// custom _tcpStreams field).
+func (s *Server) exportJob(w http.ResponseWriter, r *http.Request, p *principal) {
+	j, ok := s.jobFor(w, r, p)
+	if !ok {
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "har" {
+		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "format must be json or har"))
+		return
+	}
+	entries, err := s.store.Audit(r.Context(), store.SessionStream(j.ID), 0, 0)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	view := s.jobView(j, s.userNames(r.Context()))
+	var body any
+	if format == "json" {
+		log := make([]proto.LoggedAccess, 0, len(entries))
+		for _, e := range entries {
+			log = append(log, proto.LoggedAccess{AccessEntry: jobs.FromAudit(e), Prev: e.Prev, Hash: e.Hash})
+		}
+		body = struct {
+			Job proto.JobView        `json:"job"`
+			Log []proto.LoggedAccess `json:"log"`
+		}{view, log}
+	} else {
+		body = harOf(&view, entries)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if format == "har" {
+		w.Header().Set("Content-Type", "application/har+json")
+	}
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="porthole-job-%s.%s"`, j.ID, format))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(body)
+}
+
+func (s *Server) verifyJob(w http.ResponseWriter, r *http.Request, p *principal) {
+	j, ok := s.jobFor(w, r, p)
+	if !ok {
+		return
+	}
+	s.writeVerification(w, r, store.SessionStream(j.ID))
+}
+
+// verifyStream answers GET PathAuditVerify?stream=… (admins).
+func (s *Server) verifyStream(w http.ResponseWriter, r *http.Request, _ *principal) {
+	stream := r.URL.Query().Get("stream")
+	if id, ok := strings.CutPrefix(stream, "session/"); !(stream == "admin" || ok && proto.ValidSessionID(id)) {
+		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "stream must be admin or session/<id>"))
+		return
+	}
+	s.writeVerification(w, r, stream)
+}
+
+func (s *Server) writeVerification(w http.ResponseWriter, r *http.Request, stream string) {
+	rep, err := auditlog.Verify(r.Context(), s.store, s.auditSigner.Public(), stream)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if !rep.OK {
+		s.log.Warn("audit log verification failed", "stream", stream, "broken", rep.Broken, "problem", rep.Problem)
+	}
+	writeJSON(w, http.StatusOK, &proto.AuditVerification{Stream: rep.Stream, OK: rep.OK, Entries: rep.Entries,
+		Attested: rep.Attested, Broken: rep.Broken, Problem: rep.Problem})
+}
+
+// terminateJob answers POST PathJobTerminate (admins): the live session
+// ends with reason admin, and the termination is in the admin audit log.
+func (s *Server) terminateJob(w http.ResponseWriter, r *http.Request, p *principal) {
+	j, ok := s.jobFor(w, r, p)
+	if !ok {
+		return
+	}
+	if err := s.terminateSession(r.Context(), j.ID, p.id()); err != nil {
+		writeError(w, http.StatusConflict, proto.Errorf(proto.CodeSessionEnded, "the session is not live"))
+		return
+	}
+	s.log.Info("session terminated by an admin", "session", j.ID, "user", j.User, "device", j.Device, "by", p.id())
+	if err := s.accounts.Audit(r.Context(), p.id(), "session.terminate", j.ID, j.Site,
+		map[string]string{"user": j.User, "device": j.Device, "agent": j.Agent}); err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.recorder.Flush()
+	if j2, err := s.store.Job(r.Context(), j.ID); err == nil {
+		j = j2
+	}
+	writeJSON(w, http.StatusOK, s.jobView(j, s.userNames(r.Context())))
+}
+
+// har is a HAR 1.2 archive (http://www.softwareishard.com/blog/har-12-spec/).
+type har struct {
+	Log harLog `json:"log"`
+}
+
+type harLog struct {
+	Version string         `json:"version"`
+	Creator harCreator     `json:"creator"`
+	Comment string         `json:"comment,omitempty"`
+	Entries []harEntry     `json:"entries"`
+	TCP     []harTCP       `json:"_tcpStreams,omitempty"`
+	Job     *proto.JobView `json:"_job,omitempty"`
+}
+
+type harCreator struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+type harEntry struct {
+	Started  string      `json:"startedDateTime"`
+	Time     float64     `json:"time"`
+	Request  harRequest  `json:"request"`
+	Response harResponse `json:"response"`
+	Cache    struct{}    `json:"cache"`
+	Timings  harTimings  `json:"timings"`
+	Seq      uint64      `json:"_seq"`
+	Stream   int         `json:"_stream"`
+	Error    string      `json:"_error,omitempty"`
+	Hash     string      `json:"_hash"`
+}
+
+type harRequest struct {
+	Method      string   `json:"method"`
+	URL         string   `json:"url"`
+	HTTPVersion string   `json:"httpVersion"`
+	Cookies     []string `json:"cookies"`
+	Headers     []string `json:"headers"`
+	QueryString []harNV  `json:"queryString"`
+	HeadersSize int      `json:"headersSize"`
+	BodySize    int64    `json:"bodySize"`
+}
+
+type harNV struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type harResponse struct {
+	Status      int        `json:"status"`
+	StatusText  string     `json:"statusText"`
+	HTTPVersion string     `json:"httpVersion"`
+	Cookies     []string   `json:"cookies"`
+	Headers     []string   `json:"headers"`
+	Content     harContent `json:"content"`
+	RedirectURL string     `json:"redirectURL"`
+	HeadersSize int        `json:"headersSize"`
+	BodySize    int64      `json:"bodySize"`
+}
+
+type harContent struct {
+	Size     int64  `json:"size"`
+	MimeType string `json:"mimeType"`
+}
+
+type harTimings struct {
+	Send    float64 `json:"send"`
+	Wait    float64 `json:"wait"`
+	Receive float64 `json:"receive"`
+}
+
+type harTCP struct {
+	Started  string  `json:"startedDateTime"`
+	Time     float64 `json:"time"`
+	Port     int     `json:"port"`
+	BytesOut int64   `json:"bytesToDevice"`
+	BytesIn  int64   `json:"bytesFromDevice"`
+	Seq      uint64  `json:"_seq"`
+	Stream   int     `json:"_stream"`
+	Error    string  `json:"_error,omitempty"`
+	Hash     string  `json:"_hash"`
+}
+
+func harOf(job *proto.JobView, entries []*store.AuditEntry) *har {
+	h := &har{Log: harLog{Version: "1.2", Creator: harCreator{Name: "Porthole", Version: "1"},
+		Comment: fmt.Sprintf("%s: %s on %s by %s", job.Type, job.ID, job.Device, job.User), Entries: []harEntry{}, Job: job}}
+	for _, a := range entries {
+		e := jobs.FromAudit(a)
+		ms := float64(e.DurationUS) / 1000
+		started := e.Time.UTC().Format(time.RFC3339Nano)
+		if e.Kind == proto.AccessTCP {
+			h.Log.TCP = append(h.Log.TCP, harTCP{Started: started, Time: ms, Port: e.Port, BytesOut: e.ReqBytes,
+				BytesIn: e.RespBytes, Seq: e.Seq, Stream: e.Stream, Error: string(e.Error), Hash: a.Hash})
+			continue
+		}
+		u := "http://" + job.Device
+		if e.Port != 0 {
+			u += ":" + strconv.Itoa(e.Port)
+		}
+		u += e.URL
+		var qs []harNV
+		if _, raw, ok := strings.Cut(e.URL, "?"); ok {
+			for _, kv := range strings.Split(raw, "&") {
+				k, v, _ := strings.Cut(kv, "=")
+				qs = append(qs, harNV{Name: k, Value: v})
+			}
+		}
+		if qs == nil {
+			qs = []harNV{}
+		}
+		h.Log.Entries = append(h.Log.Entries, harEntry{
+			Started: started, Time: ms,
+			Request: harRequest{Method: e.Method, URL: u, HTTPVersion: "HTTP/1.1", Cookies: []string{}, Headers: []string{},
+				QueryString: qs, HeadersSize: -1, BodySize: e.ReqBytes},
+			Response: harResponse{Status: e.Status, StatusText: http.StatusText(e.Status), HTTPVersion: "HTTP/1.1",
+				Cookies: []string{}, Headers: []string{}, Content: harContent{Size: e.RespBytes, MimeType: ""},
+				HeadersSize: -1, BodySize: e.RespBytes},
+			Timings: harTimings{Wait: ms},
+			Seq:     e.Seq, Stream: e.Stream, Error: string(e.Error), Hash: a.Hash,
+		})
+	}
+	return h
+}

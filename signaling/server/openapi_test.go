@@ -1,0 +1,29 @@
+package server
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// TestOpenAPIDocumentsEveryPath keeps openapi.yaml in step with the routes.
+func TestOpenAPIDocumentsEveryPath(t *testing.T) {
+	b, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, p := range []string{
+		proto.PathLogin, proto.PathLoginMFA, proto.PathLogout, proto.PathMe, proto.PathPassword, proto.PathTOTP,
+		proto.PathTOTPConf, proto.PathTokens, proto.PathTokens + "/{id}", proto.PathOverview, proto.PathDevices,
+		proto.PathDevice, proto.PathSessions, proto.PathSessions + "/{id}", proto.PathUsers, proto.PathUser,
+		proto.PathUserRole, proto.PathSites, proto.PathSite, proto.PathAgents, proto.PathAgent, proto.PathAudit,
+		proto.PathAuthorize, proto.PathToken,
+	} {
+		if !strings.Contains(doc, "\n  "+p+":\n") {
+			t.Errorf("openapi.yaml does not document %s", p)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/porthole-dev/porthole/signaling/store"
+)
+
+func jobTimeKey(created time.Time, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(created.UnixNano())), id...)
+}
+
+// PutJob implements store.Store.
+func (s *Store) PutJob(ctx context.Context, j *store.Job) error {
+	if j.ID == "" {
+		return fmt.Errorf("put job: %w: empty ID", store.ErrBadRecord)
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bJobs)
+		if b.Get([]byte(j.ID)) != nil {
+			return fmt.Errorf("job %q: %w", j.ID, store.ErrExists)
+		}
+		if err := tx.Bucket(bJobsByTime).Put(jobTimeKey(j.Created, j.ID), nil); err != nil {
+			return err
+		}
+		return put(b, []byte(j.ID), j)
+	})
+}
+
+// Job implements store.Store.
+func (s *Store) Job(ctx context.Context, id string) (j *store.Job, err error) {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		j, err = get[store.Job](tx.Bucket(bJobs), []byte(id), "job")
+		return err
+	})
+	return j, err
+}
+
+// UpdateJob implements store.Store.
+func (s *Store) UpdateJob(ctx context.Context, id string, fn func(*store.Job) error) (j *store.Job, err error) {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		j, err = get[store.Job](tx.Bucket(bJobs), []byte(id), "job")
+		if err != nil {
+			return err
+		}
+		created := j.Created
+		if err := fn(j); err != nil {
+			return err
+		}
+		if j.ID != id {
+			return fmt.Errorf("update job %q: %w: the ID is fixed", id, store.ErrConflict)
+		}
+		if !j.Created.Equal(created) {
+			idx := tx.Bucket(bJobsByTime)
+			if err := idx.Delete(jobTimeKey(created, id)); err != nil {
+				return err
+			}
+			if err := idx.Put(jobTimeKey(j.Created, id), nil); err != nil {
+				return err
+			}
+		}
+		return put(tx.Bucket(bJobs), []byte(id), j)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Jobs implements store.Store.
+func (s *Store) Jobs(ctx context.Context, before time.Time, limit int) (out []*store.Job, err error) {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		jobs := tx.Bucket(bJobs)
+		c := tx.Bucket(bJobsByTime).Cursor()
+		var k []byte
+		if before.IsZero() {
+			k, _ = c.Last()
+		} else {
+			seek := binary.BigEndian.AppendUint64(nil, uint64(before.UnixNano()))
+			k, _ = c.Seek(seek)
+			if k == nil {
+				k, _ = c.Last()
+			}
+			for k != nil && bytes.Compare(k[:8], seek) >= 0 {
+				k, _ = c.Prev()
+			}
+		}
+		for ; k != nil; k, _ = c.Prev() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			j, err := get[store.Job](jobs, k[8:], "job")
+			if err != nil {
+				return err
+			}
+			out = append(out, j)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AppendAuditAt implements store.Store.
+func (s *Store) AppendAuditAt(ctx context.Context, stream string, e *store.AuditEntry) (out *store.AuditEntry, err error) {
+	if stream == "" || e.Seq == 0 {
+		return nil, fmt.Errorf("append audit: %w: empty stream or seq 0", store.ErrBadRecord)
+	}
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bAudit).CreateBucketIfNotExists([]byte(stream))
+		if err != nil {
+			return err
+		}
+		entry := *e
+		var last store.AuditEntry
+		if k, raw := b.Cursor().Last(); k != nil {
+			if err := json.Unmarshal(raw, &last); err != nil {
+				return fmt.Errorf("audit %q tail: %w: %v", stream, store.ErrBadRecord, err)
+			}
+		}
+		switch {
+		case e.Seq <= last.Seq:
+			return fmt.Errorf("audit %q entry %d: %w", stream, e.Seq, store.ErrExists)
+		case e.Seq > last.Seq+1:
+			return fmt.Errorf("audit %q entry %d after %d: %w (gap)", stream, e.Seq, last.Seq, store.ErrConflict)
+		}
+		entry.Prev = last.Hash
+		if entry.Time.IsZero() {
+			entry.Time = s.now()
+		}
+		entry.Time = entry.Time.UTC()
+		entry.Hash = store.ChainHash(entry.Prev, &entry)
+		out = &entry
+		return put(b, seqKey(entry.Seq), &entry)
+	})
+	return out, err
+}
+
+// PutCheckpoint implements store.Store.
+func (s *Store) PutCheckpoint(ctx context.Context, c *store.Checkpoint) error {
+	if c.Stream == "" {
+		return fmt.Errorf("put checkpoint: %w: empty stream", store.ErrBadRecord)
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCheckpoints)
+		old, err := get[store.Checkpoint](b, []byte(c.Stream), "checkpoint")
+		if err == nil && old.Seq > c.Seq {
+			return fmt.Errorf("checkpoint %q at %d behind %d: %w", c.Stream, c.Seq, old.Seq, store.ErrConflict)
+		}
+		return put(b, []byte(c.Stream), c)
+	})
+}
+
+// Checkpoint implements store.Store.
+func (s *Store) Checkpoint(ctx context.Context, stream string) (c *store.Checkpoint, err error) {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		c, err = get[store.Checkpoint](tx.Bucket(bCheckpoints), []byte(stream), "checkpoint")
+		return err
+	})
+	return c, err
+}

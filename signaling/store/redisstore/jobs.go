@@ -1,0 +1,201 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/porthole-dev/porthole/signaling/store"
+)
+
+func (s *Store) kJob(id string) string            { return s.k("job", id) }
+func (s *Store) kJobsByTime() string              { return s.k("jobs") }
+func (s *Store) kCheckpoint(stream string) string { return s.k("checkpoint", stream) }
+
+// jobMember orders jobs by creation time in a sorted set of equal scores:
+// 16 hex digits of the Unix nanoseconds, then the ID.
+func jobMember(created time.Time, id string) string {
+	return fmt.Sprintf("%016x", uint64(created.UnixNano())) + id
+}
+
+// PutJob implements store.Store.
+func (s *Store) PutJob(ctx context.Context, j *store.Job) error {
+	if j.ID == "" {
+		return fmt.Errorf("put job: %w: empty ID", store.ErrBadRecord)
+	}
+	ok, err := s.rdb.SetNX(ctx, s.kJob(j.ID), enc(j), 0).Result()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("job %q: %w", j.ID, store.ErrExists)
+	}
+	return s.rdb.ZAdd(ctx, s.kJobsByTime(), redis.Z{Member: jobMember(j.Created, j.ID)}).Err()
+}
+
+// Job implements store.Store.
+func (s *Store) Job(ctx context.Context, id string) (*store.Job, error) {
+	return get[store.Job](ctx, s.rdb, s.kJob(id), "job", id)
+}
+
+// UpdateJob implements store.Store.
+func (s *Store) UpdateJob(ctx context.Context, id string, fn func(*store.Job) error) (j *store.Job, err error) {
+	k := s.kJob(id)
+	err = s.tx(ctx, func(tx *redis.Tx) error {
+		j, err = get[store.Job](ctx, tx, k, "job", id)
+		if err != nil {
+			return err
+		}
+		created := j.Created
+		if err := fn(j); err != nil {
+			return err
+		}
+		if j.ID != id {
+			return fmt.Errorf("update job %q: %w: the ID is fixed", id, store.ErrConflict)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if !j.Created.Equal(created) {
+				p.ZRem(ctx, s.kJobsByTime(), jobMember(created, id))
+				p.ZAdd(ctx, s.kJobsByTime(), redis.Z{Member: jobMember(j.Created, id)})
+			}
+			p.Set(ctx, k, enc(j), 0)
+			return nil
+		})
+		return err
+	}, k)
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Jobs implements store.Store.
+func (s *Store) Jobs(ctx context.Context, before time.Time, limit int) ([]*store.Job, error) {
+	maxLex := "+"
+	if !before.IsZero() {
+		maxLex = "(" + fmt.Sprintf("%016x", uint64(before.UnixNano()))
+	}
+	by := &redis.ZRangeBy{Max: maxLex, Min: "-"}
+	if limit > 0 {
+		by.Count = int64(limit)
+	}
+	members, err := s.rdb.ZRevRangeByLex(ctx, s.kJobsByTime(), by).Result()
+	if err != nil || len(members) == 0 {
+		return nil, err
+	}
+	keys := make([]string, len(members))
+	for i, m := range members {
+		keys[i] = s.kJob(m[16:])
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Job, 0, len(vals))
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue
+		}
+		j := new(store.Job)
+		if err := json.Unmarshal([]byte(raw), j); err != nil {
+			return nil, fmt.Errorf("job %q: %w: %v", members[i][16:], store.ErrBadRecord, err)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// AppendAuditAt implements store.Store: the stream's tail decides between
+// next, duplicate and gap, and XADD with the explicit ID "<seq>-1" settles a
+// race between two writers of the same entry.
+func (s *Store) AppendAuditAt(ctx context.Context, stream string, e *store.AuditEntry) (*store.AuditEntry, error) {
+	if stream == "" || e.Seq == 0 {
+		return nil, fmt.Errorf("append audit: %w: empty stream or seq 0", store.ErrBadRecord)
+	}
+	k := s.kAudit(stream)
+	for range maxAppendRetries {
+		var last store.AuditEntry
+		tail, err := s.rdb.XRevRangeN(ctx, k, "+", "-", 1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("audit %q tail: %w", stream, err)
+		}
+		if len(tail) == 1 {
+			l, err := decodeEntry(tail[0])
+			if err != nil {
+				return nil, fmt.Errorf("audit %q tail: %w", stream, err)
+			}
+			last = *l
+		}
+		switch {
+		case e.Seq <= last.Seq:
+			return nil, fmt.Errorf("audit %q entry %d: %w", stream, e.Seq, store.ErrExists)
+		case e.Seq > last.Seq+1:
+			return nil, fmt.Errorf("audit %q entry %d after %d: %w (gap)", stream, e.Seq, last.Seq, store.ErrConflict)
+		}
+		entry := *e
+		entry.Prev = last.Hash
+		if entry.Time.IsZero() {
+			entry.Time = s.now()
+		}
+		entry.Time = entry.Time.UTC()
+		entry.Hash = store.ChainHash(entry.Prev, &entry)
+		err = s.rdb.XAdd(ctx, &redis.XAddArgs{
+			Stream: k,
+			ID:     strconv.FormatUint(entry.Seq, 10) + "-1",
+			Values: []string{"e", enc(&entry)},
+		}).Err()
+		if err == nil {
+			return &entry, nil
+		}
+		if !strings.Contains(err.Error(), "equal or smaller") {
+			return nil, fmt.Errorf("append audit %q: %w", stream, err)
+		}
+	}
+	return nil, fmt.Errorf("append audit %q: %w: too much contention", stream, store.ErrConflict)
+}
+
+// putCheckpoint moves a checkpoint forward only.
+var putCheckpoint = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], 'seq')
+if old and tonumber(old) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'rec', ARGV[2])
+return 1
+`)
+
+// PutCheckpoint implements store.Store.
+func (s *Store) PutCheckpoint(ctx context.Context, c *store.Checkpoint) error {
+	if c.Stream == "" {
+		return fmt.Errorf("put checkpoint: %w: empty stream", store.ErrBadRecord)
+	}
+	ok, err := putCheckpoint.Run(ctx, s.rdb, []string{s.kCheckpoint(c.Stream)}, strconv.FormatUint(c.Seq, 10), enc(c)).Int()
+	if err != nil {
+		return err
+	}
+	if ok == 0 {
+		return fmt.Errorf("checkpoint %q at %d: %w: a longer log is checkpointed", c.Stream, c.Seq, store.ErrConflict)
+	}
+	return nil
+}
+
+// Checkpoint implements store.Store.
+func (s *Store) Checkpoint(ctx context.Context, stream string) (*store.Checkpoint, error) {
+	raw, err := s.rdb.HGet(ctx, s.kCheckpoint(stream), "rec").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("checkpoint %q: %w", stream, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := new(store.Checkpoint)
+	if err := json.Unmarshal(raw, c); err != nil {
+		return nil, fmt.Errorf("checkpoint %q: %w: %v", stream, store.ErrBadRecord, err)
+	}
+	return c, nil
+}

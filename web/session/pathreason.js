@@ -1,0 +1,117 @@
+// Why a session is relayed, in plain language, from what ICE gathered and
+// tried as RTCPeerConnection.getStats() reports it. Pure: it reads a stats
+// report (RTCStatsReport, a Map, or any iterable of stats or [id, stats])
+// and never touches the DOM, so node --test covers it.
+//
+// What each side's candidates say:
+//   - no srflx candidate but a relay one: UDP to the STUN server got no
+//     answer, so UDP is blocked there (the relay was reached over TCP/TLS);
+//   - only relay candidates locally: direct paths are turned off (relay
+//     policy);
+//   - a peer-reflexive candidate with the same public address as that
+//     side's srflx but another port: its NAT gives each destination its own
+//     port (a symmetric NAT), so the port learned from STUN is useless to
+//     the other side;
+//   - srflx on both sides and no direct pair succeeded: neither NAT lets
+//     the other side's packets in.
+
+/** The relay reasons, so callers and tests can compare. */
+export const REASONS = Object.freeze({
+  policy: 'relay forced by policy: direct connections are turned off',
+  udpBlockedBoth: 'UDP blocked on both networks',
+  udpBlockedSite: 'UDP blocked at the site',
+  udpBlockedHere: 'UDP blocked on your network',
+  symmetricBoth: 'symmetric NAT on both sides',
+  symmetricSite: 'symmetric NAT at the site',
+  symmetricHere: 'symmetric NAT on your network',
+  strictNATs: 'the NATs on both sides refuse direct connections',
+  noDirect: 'no direct path worked',
+});
+
+function statsList(report) {
+  const out = [];
+  if (!report) return out;
+  for (const entry of report.values ? report.values() : report) {
+    out.push(Array.isArray(entry) ? entry[1] : entry);
+  }
+  return out;
+}
+
+const hostOf = (c) => c.address || c.ip || '';
+
+/** Whether cands has a prflx candidate on a srflx's address but another port. */
+function symmetricEvidence(cands) {
+  const srflx = cands.filter((c) => c.candidateType === 'srflx');
+  return cands.some(
+    (c) => c.candidateType === 'prflx' && srflx.some((s) => hostOf(s) === hostOf(c) && hostOf(c) !== '' && s.port !== c.port),
+  );
+}
+
+/**
+ * Explains the selected path of a stats report. Returns null before ICE
+ * selected a pair, otherwise {relay, local, remote, localTypes,
+ * remoteTypes, reason}: local and remote are the selected pair's candidate
+ * types (with the relay's transport, e.g. "relay/tcp"), the *Types lists
+ * are what each side offered or revealed, sorted, and reason is '' for a
+ * direct path and a short sentence for a relayed one.
+ */
+export function explainPath(report) {
+  const all = statsList(report);
+  const byId = new Map(all.map((s) => [s.id, s]));
+  let pair = null;
+  for (const s of all) {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = byId.get(s.selectedCandidatePairId) || pair;
+  }
+  if (!pair) {
+    for (const s of all) {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+    }
+  }
+  if (!pair) return null;
+  const local = byId.get(pair.localCandidateId) || {};
+  const remote = byId.get(pair.remoteCandidateId) || {};
+  const locals = all.filter((s) => s.type === 'local-candidate');
+  const remotes = all.filter((s) => s.type === 'remote-candidate');
+  const types = (cands) => [...new Set(cands.map((c) => c.candidateType).filter(Boolean))].sort();
+  const relay = local.candidateType === 'relay' || remote.candidateType === 'relay';
+  const describe = (c) => (c.candidateType === 'relay' && c.relayProtocol ? `relay/${c.relayProtocol}` : c.candidateType || '');
+  return {
+    relay,
+    local: describe(local),
+    remote: describe(remote),
+    localTypes: types(locals),
+    remoteTypes: types(remotes),
+    reason: relay ? relayReason(locals, remotes, all) : '',
+  };
+}
+
+function relayReason(locals, remotes, all) {
+  const has = (cands, t) => cands.some((c) => c.candidateType === t);
+  if (locals.length > 0 && locals.every((c) => c.candidateType === 'relay')) return REASONS.policy;
+  // A side without srflx had no UDP answer from the STUN server. The
+  // agent's relay candidate over TCP shows up as a relay with no srflx.
+  const siteBlocked = !has(remotes, 'srflx') && has(remotes, 'relay');
+  const hereBlocked = !has(locals, 'srflx') && has(locals, 'relay');
+  if (siteBlocked && hereBlocked) return REASONS.udpBlockedBoth;
+  if (siteBlocked) return REASONS.udpBlockedSite;
+  if (hereBlocked) return REASONS.udpBlockedHere;
+  const directWorked = all.some((s) => {
+    if (s.type !== 'candidate-pair' || s.state !== 'succeeded') return false;
+    const l = all.find((c) => c.id === s.localCandidateId);
+    const r = all.find((c) => c.id === s.remoteCandidateId);
+    return l && r && l.candidateType !== 'relay' && r.candidateType !== 'relay';
+  });
+  if (directWorked) return REASONS.noDirect;
+  const symSite = symmetricEvidence(remotes);
+  const symHere = symmetricEvidence(locals);
+  if (symSite && symHere) return REASONS.symmetricBoth;
+  if (has(locals, 'srflx') && has(remotes, 'srflx')) {
+    // Both sides reach STUN over UDP, yet every direct check failed. With
+    // evidence for one side only, name it; with none, both NATs map per
+    // destination or filter strictly, which in practice is symmetric NAT.
+    if (symSite) return `${REASONS.symmetricSite}; your NAT accepts only hosts it contacted`;
+    if (symHere) return `${REASONS.symmetricHere}; the site's NAT accepts only hosts it contacted`;
+    return `${REASONS.strictNATs} (symmetric NAT on both sides, or strict firewalls)`;
+  }
+  return REASONS.noDirect;
+}

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { explainPath, REASONS } from '../session/pathreason.js';
+
+// cand(id, side, type, address, port, relayProtocol)
+function cand(id, side, candidateType, address, port, relayProtocol) {
+  const c = { id, type: side === 'local' ? 'local-candidate' : 'remote-candidate', candidateType, address, port, protocol: 'udp' };
+  if (relayProtocol) c.relayProtocol = relayProtocol;
+  return c;
+}
+
+function pair(id, local, remote, state = 'succeeded') {
+  return { id, type: 'candidate-pair', localCandidateId: local, remoteCandidateId: remote, state, nominated: state === 'succeeded' };
+}
+
+// report builds a Map-shaped report with the pair `selected` chosen.
+function report(selected, ...stats) {
+  const all = [...stats, { id: 'T', type: 'transport', selectedCandidatePairId: selected }];
+  return new Map(all.map((s) => [s.id, s]));
+}
+
+const techHost = cand('Lh', 'local', 'host', '10.1.0.10', 50000);
+const techSrflx = cand('Ls', 'local', 'srflx', '198.51.100.20', 50000);
+const techRelayUDP = cand('Lr', 'local', 'relay', '203.0.113.30', 40000, 'udp');
+const agentHost = cand('Rh', 'remote', 'host', '192.168.1.10', 40000);
+const agentSrflx = cand('Rs', 'remote', 'srflx', '203.0.113.20', 40000);
+const agentRelay = cand('Rr', 'remote', 'relay', '203.0.113.30', 41000);
+
+test('a direct path has no reason', () => {
+  const r = report('P', techHost, techSrflx, techRelayUDP, agentHost, agentSrflx, agentRelay, pair('P', 'Ls', 'Rs'));
+  assert.deepEqual(explainPath(r), {
+    relay: false,
+    local: 'srflx',
+    remote: 'srflx',
+    localTypes: ['host', 'relay', 'srflx'],
+    remoteTypes: ['host', 'relay', 'srflx'],
+    reason: '',
+  });
+});
+
+test('no pair selected yet', () => {
+  assert.equal(explainPath(new Map()), null);
+  assert.equal(explainPath(report('missing', techHost)), null);
+  assert.equal(explainPath(null), null);
+});
+
+test('UDP blocked at the site: the agent offers no srflx, only a relay over TCP', () => {
+  const r = report('P', techHost, techSrflx, techRelayUDP, agentHost, agentRelay, pair('P', 'Ls', 'Rr'), pair('Q', 'Ls', 'Rh', 'failed'));
+  const p = explainPath(r);
+  assert.equal(p.relay, true);
+  assert.equal(p.remote, 'relay');
+  assert.equal(p.reason, REASONS.udpBlockedSite);
+});
+
+test('UDP blocked on the technician side', () => {
+  const tcpRelay = cand('Lt', 'local', 'relay', '203.0.113.30', 40001, 'tcp');
+  const p = explainPath(report('P', techHost, tcpRelay, agentHost, agentSrflx, agentRelay, pair('P', 'Lt', 'Rs')));
+  assert.equal(p.local, 'relay/tcp');
+  assert.equal(p.reason, REASONS.udpBlockedHere);
+  const both = explainPath(report('P', techHost, tcpRelay, agentHost, agentRelay, pair('P', 'Lt', 'Rr')));
+  assert.equal(both.reason, REASONS.udpBlockedBoth);
+});
+
+test('relay-only policy', () => {
+  const p = explainPath(report('P', techRelayUDP, agentHost, agentSrflx, agentRelay, pair('P', 'Lr', 'Rs')));
+  assert.equal(p.reason, REASONS.policy);
+});
+
+test('symmetric NAT evidence: a prflx on a srflx address with another port', () => {
+  // The agent's check reached our relay from a port its srflx does not show.
+  const agentPrflx = cand('Rp', 'remote', 'prflx', '203.0.113.20', 51234);
+  const techPrflx = cand('Lp', 'local', 'prflx', '198.51.100.20', 61234);
+  const base = [techHost, techSrflx, techRelayUDP, agentHost, agentSrflx, agentRelay, pair('Q', 'Ls', 'Rs', 'failed')];
+  assert.equal(explainPath(report('P', ...base, agentPrflx, techPrflx, pair('P', 'Lr', 'Rp'))).reason, REASONS.symmetricBoth);
+  assert.match(explainPath(report('P', ...base, agentPrflx, pair('P', 'Lr', 'Rp'))).reason, /^symmetric NAT at the site/);
+  assert.match(explainPath(report('P', ...base, techPrflx, pair('P', 'Lp', 'Rr'))).reason, /^symmetric NAT on your network/);
+  // Same port as the srflx: an endpoint-independent mapping, no evidence.
+  const eimPrflx = cand('Re', 'remote', 'prflx', '203.0.113.20', 40000);
+  const none = explainPath(report('P', ...base, eimPrflx, pair('P', 'Lr', 'Re'))).reason;
+  assert.match(none, /symmetric NAT on both sides, or strict firewalls/);
+});
+
+test('a direct pair that worked but was not selected', () => {
+  const p = explainPath(report('P', techHost, techSrflx, techRelayUDP, agentHost, agentSrflx, agentRelay, pair('P', 'Lr', 'Rs'), pair('Q', 'Ls', 'Rs')));
+  assert.equal(p.reason, REASONS.noDirect);
+});
+
+test('iterables of stats and of [id, stats] pairs', () => {
+  const stats = [techSrflx, agentRelay, pair('P', 'Ls', 'Rr'), { id: 'T', type: 'transport', selectedCandidatePairId: 'P' }];
+  assert.equal(explainPath(stats).relay, true);
+  assert.equal(explainPath(stats.map((s) => [s.id, s])).remote, 'relay');
+});
