@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -82,7 +83,11 @@ func run() error {
 		procs = append(procs, p)
 		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		return p.WaitLine(wctx, regexp.MustCompile(ready))
+		m, err := p.WaitLine(wctx, regexp.MustCompile(ready))
+		if err != nil && strings.Contains(err.Error(), "address already in use") {
+			return nil, fmt.Errorf("%w\nhint: another demo (or program) holds the port; stop it, or choose other ports with --port and --turn-port", err)
+		}
+		return m, err
 	}
 
 	m, err := startWait("porthole-demo-device", []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
