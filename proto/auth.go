@@ -31,6 +31,11 @@ const (
 
 	PathAuthorize = "/oauth/authorize" // OAuth 2.1 authorization endpoint (GET, and POST for consent)
 	PathToken     = "/oauth/token"     // OAuth 2.1 token endpoint (POST, form-encoded)
+	PathRevoke    = "/oauth/revoke"    // token revocation (RFC 7009; POST, form-encoded): API tokens the CLI got
+
+	// PathOAuthMetadata is the authorization server's metadata (RFC 8414):
+	// GET → AuthServerMetadata. The CLI starts `porthole login` from it.
+	PathOAuthMetadata = "/.well-known/oauth-authorization-server"
 
 	// On each session origin: the shell's OAuth client configuration
 	// (GET → SessionAuth) and its redirect URI.
@@ -288,6 +293,22 @@ type TokenResponse struct {
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope,omitempty"`
 	Session     string `json:"session,omitempty"`
+}
+
+// AuthServerMetadata describes the authorization server (RFC 8414). The
+// endpoints are on the app origin, which may differ from the URL a client
+// reached signaling by.
+type AuthServerMetadata struct {
+	Issuer                        string   `json:"issuer"`
+	AuthorizationEndpoint         string   `json:"authorization_endpoint"`
+	TokenEndpoint                 string   `json:"token_endpoint"`
+	RevocationEndpoint            string   `json:"revocation_endpoint,omitempty"`
+	ResponseTypes                 []string `json:"response_types_supported"`
+	GrantTypes                    []string `json:"grant_types_supported"`
+	CodeChallengeMethods          []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethods []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	Scopes                        []string `json:"scopes_supported,omitempty"`
 }
 
 // OAuthError answers a failed OAuth request (RFC 6749 §5.2).

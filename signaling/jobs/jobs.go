@@ -216,7 +216,7 @@ func (r *Recorder) SweepExpired(ctx context.Context) (int, error) {
 // stored, which the agent takes as acknowledged.
 func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *proto.AccessLog) (uint64, error) {
 	st := r.cfg.Store
-	j, err := st.Job(ctx, session)
+	j, err := r.Job(ctx, session)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, proto.Errorf(proto.CodeSessionNotFound, "no session %s", session)
 	}
@@ -288,6 +288,17 @@ entries:
 		}
 		ack = more[len(more)-1].Seq
 	}
+}
+
+// Job returns job id; one whose session's events are still queued is
+// written first.
+func (r *Recorder) Job(ctx context.Context, id string) (*store.Job, error) {
+	j, err := r.cfg.Store.Job(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		r.Flush()
+		j, err = r.cfg.Store.Job(ctx, id)
+	}
+	return j, err
 }
 
 // ToAudit turns an access entry of job j into its stored form.

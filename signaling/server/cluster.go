@@ -533,24 +533,28 @@ func (s *Server) onlineAgents(ctx context.Context) []string {
 }
 
 // tokenSession returns the session a session token opens, and the node
-// that owns it ("" for this one).
-func (s *Server) tokenSession(ctx context.Context, token string) (id, node string, ok bool) {
+// that owns it ("" for this one). err says why a session known to the
+// cluster cannot be reached (its node went away).
+func (s *Server) tokenSession(ctx context.Context, token string) (id, node string, ok bool, err error) {
 	if id, ok := s.hub.SessionForToken(token); ok {
-		return id, "", true
+		return id, "", true, nil
 	}
 	c := s.cluster
 	if c == nil || token == "" {
-		return "", "", false
+		return "", "", false, nil
 	}
 	sid, owner, found, err := c.bus.TokenSession(ctx, sha256.Sum256([]byte(token)))
 	if err != nil || !found || owner == c.bus.Node() {
-		return "", "", false
+		return "", "", false, nil
 	}
 	r, err := c.call(ctx, owner, &busMsg{Kind: kindCheck, Token: token}, 0)
-	if err != nil || !r.OK || r.Session != sid {
-		return "", "", false
+	if err != nil {
+		return "", "", false, proto.Errorf(proto.CodeUnavailable, "the signaling node that owns this session went away; open a new session")
 	}
-	return sid, owner, true
+	if !r.OK || r.Session != sid {
+		return "", "", false, nil
+	}
+	return sid, owner, true, nil
 }
 
 // presenceHook tells the bus which agents this node holds.

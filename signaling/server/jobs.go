@@ -192,7 +192,7 @@ func (s *Server) jobFor(w http.ResponseWriter, r *http.Request, p *principal) (*
 		writeError(w, http.StatusNotFound, notFound)
 		return nil, false
 	}
-	j, err := s.store.Job(r.Context(), id)
+	j, err := s.recorder.Job(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !maySeeJob(p, j)) {
 		writeError(w, http.StatusNotFound, notFound)
 		return nil, false

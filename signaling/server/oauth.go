@@ -360,3 +360,64 @@ func (s *Server) revokeIssued(r *http.Request, c *store.Code) {
 	}
 	_ = s.store.DeleteToken(r.Context(), c.Issued)
 }
+
+// metadata answers GET PathOAuthMetadata (RFC 8414): where the CLI sends
+// the user to approve, and where it exchanges and revokes.
+func (s *Server) metadata(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.AppOrigin == "" {
+		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "this signaling server has no app origin configured"))
+		return
+	}
+	o := s.cfg.AppOrigin
+	writeJSON(w, http.StatusOK, &proto.AuthServerMetadata{
+		Issuer:                        o,
+		AuthorizationEndpoint:         o + proto.PathAuthorize,
+		TokenEndpoint:                 o + proto.PathToken,
+		RevocationEndpoint:            o + proto.PathRevoke,
+		ResponseTypes:                 []string{"code"},
+		GrantTypes:                    []string{"authorization_code"},
+		CodeChallengeMethods:          []string{"S256"},
+		TokenEndpointAuthMethods:      []string{"none"},
+		RevocationEndpointAuthMethods: []string{"none"},
+		Scopes:                        []string{proto.ScopeRead, proto.ScopeSessions},
+	})
+}
+
+// revoke answers POST PathRevoke (RFC 7009) for `porthole logout`: the
+// presented API token stops working. Possession is the authority, as for
+// DELETE /v1/me/tokens/{id}; the answer is 200 whether or not the token
+// was valid. Login secrets and session tokens are not revoked here, and
+// browsers are refused (no CORS, no cross-site form posts).
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		oauthError(w, http.StatusMethodNotAllowed, proto.OAuthInvalidRequest, "POST only")
+		return
+	}
+	if r.Header.Get("Origin") != "" {
+		s.refuse(r, "revocation endpoint: browser origin")
+		oauthError(w, http.StatusForbidden, proto.OAuthInvalidClient, "origin not allowed")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+	if err := r.ParseForm(); err != nil || len(r.URL.RawQuery) > 0 {
+		oauthError(w, http.StatusBadRequest, proto.OAuthInvalidRequest, "send the parameters form-encoded in the body")
+		return
+	}
+	tok := r.PostForm.Get("token")
+	if tok == "" {
+		oauthError(w, http.StatusBadRequest, proto.OAuthInvalidRequest, "token is required")
+		return
+	}
+	ctx := r.Context()
+	if t, err := s.store.Token(ctx, authn.HashSecret(tok)); err == nil && t.Kind == store.TokenAPI {
+		if err := s.store.DeleteToken(ctx, t.Hash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+			return
+		}
+		_ = s.accounts.Audit(ctx, t.User, "token.revoke", t.Hash[:16], "", map[string]string{"via": "oauth revoke"})
+		s.log.Info("API token revoked", "user", t.User, "client", r.PostForm.Get("client_id"))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}

@@ -20,7 +20,8 @@ func TestOpenAPIDocumentsEveryPath(t *testing.T) {
 		proto.PathTOTPConf, proto.PathTokens, proto.PathTokens + "/{id}", proto.PathOverview, proto.PathDevices,
 		proto.PathDevice, proto.PathSessions, proto.PathSessions + "/{id}", proto.PathUsers, proto.PathUser,
 		proto.PathUserRole, proto.PathSites, proto.PathSite, proto.PathAgents, proto.PathAgent, proto.PathAudit,
-		proto.PathAuthorize, proto.PathToken,
+		proto.PathAuthorize, proto.PathToken, proto.PathAuditVerify, proto.PathJobs, proto.PathJob, proto.PathJobLog,
+		proto.PathJobExport, proto.PathJobVerify, proto.PathJobTerminate,
 	} {
 		if !strings.Contains(doc, "\n  "+p+":\n") {
 			t.Errorf("openapi.yaml does not document %s", p)

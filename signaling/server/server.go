@@ -196,6 +196,8 @@ func (s *Server) routes() http.Handler {
 	s.enrollRoutes(mux)
 	mux.HandleFunc(proto.PathAuthorize, s.authorize)
 	mux.HandleFunc(proto.PathToken, s.token)
+	mux.HandleFunc(proto.PathRevoke, s.revoke)
+	mux.HandleFunc("GET "+proto.PathOAuthMetadata, s.metadata)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "no such API path"))
 	})

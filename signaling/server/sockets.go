@@ -35,7 +35,11 @@ func (s *Server) serveAgentSocket(w http.ResponseWriter, r *http.Request) {
 // session's own origin or an allowed origin: anything else is cross-site
 // WebSocket hijacking and is refused before the upgrade.
 func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
-	id, node, ok := s.tokenSession(r.Context(), sessionToken(r))
+	id, node, ok, cerr := s.tokenSession(r.Context(), sessionToken(r))
+	if cerr != nil {
+		writeError(w, httpStatus(cerr), cerr)
+		return
+	}
 	if !ok {
 		s.refuse(r, "session token missing, wrong or expired")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="porthole"`)

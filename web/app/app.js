@@ -7,8 +7,10 @@
 // The login lives in an HttpOnly cookie the page never sees; every request
 // is same-origin. Every value from the server is set as text, never HTML.
 
+import { showJobs } from './jobs.js';
+
 const POLL_EVERY = 5_000;
-const VIEWS = ['devices', 'account', 'admin'];
+const VIEWS = ['devices', 'jobs', 'account', 'admin'];
 
 let me = null;
 let pollTimer = null;
@@ -182,6 +184,8 @@ function route() {
   if (view === 'devices') {
     refreshDevices();
     pollTimer = setInterval(refreshDevices, POLL_EVERY);
+  } else if (view === 'jobs') {
+    showJobs({ api, el, $, me, showMessage, describe });
   } else if (view === 'account') {
     refreshAccount();
   } else {

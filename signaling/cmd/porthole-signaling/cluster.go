@@ -24,6 +24,11 @@ type fullStore interface {
 // openStore opens the Redis store when redisURL is set (a cluster node),
 // otherwise the embedded store in dir, creating dir if needed.
 func openStore(dir, redisURL string) (fullStore, error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
 	if redisURL != "" {
 		st, err := redisstore.Open(redisURL, redisstore.Options{})
 		if err != nil {
@@ -36,9 +41,6 @@ func openStore(dir, redisURL string) (fullStore, error) {
 			return nil, fmt.Errorf("redis %s: %w", redisURL, err)
 		}
 		return st, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
 	}
 	return boltstore.Open(filepath.Join(dir, "porthole.db"), boltstore.Options{})
 }
