@@ -63,6 +63,9 @@ type Hello struct {
 	Role     Role     `json:"role"`
 	Software string   `json:"software,omitempty"` // e.g. "porthole-agent/0.1.0"
 	Devices  []Device `json:"devices,omitempty"`  // agents only: the declared inventory
+	// Region is the agent's configured region, e.g. "eu-west": signaling
+	// hands its sessions the TURN relays of that region first (relays.go).
+	Region string `json:"region,omitempty"`
 }
 
 // Device is a device as an agent declares it: an ID the technician names,
@@ -82,6 +85,9 @@ type Welcome struct {
 	ID      string   `json:"id"` // the connection's identity as signaling knows it (agent or user)
 	Node    string   `json:"node,omitempty"`
 	Devices []Device `json:"devices,omitempty"` // clients: devices they may open (with their agent's ID prefix)
+	// Relays are, for agents, the TURN relay URLs to measure and report
+	// with relay.rtt (relays.go).
+	Relays []string `json:"relays,omitempty"`
 }
 
 // SessionOpen asks for a session (client → signaling) or announces one
@@ -213,6 +219,7 @@ var knownTypes = map[MsgType]bool{
 	TypeHello: true, TypeWelcome: true, TypeSessionOpen: true, TypeSessionReady: true,
 	TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true, TypeError: true,
 	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true, // accesslog.go
+	TypeRelayRTT: true, // relays.go
 }
 
 var needsSession = map[MsgType]bool{
@@ -257,6 +264,9 @@ func (h *Hello) Validate() error {
 	}
 	if len(h.Devices) > MaxDevices {
 		return Errorf(CodeTooLarge, "hello: %d devices, limit %d", len(h.Devices), MaxDevices)
+	}
+	if h.Region != "" && !ValidRegion(h.Region) {
+		return Errorf(CodeBadMessage, "hello: malformed region %.40q", h.Region)
 	}
 	seen := make(map[string]bool, len(h.Devices))
 	for i := range h.Devices {
@@ -308,6 +318,9 @@ func (w *Welcome) Validate() error {
 	}
 	if len(w.Devices) > MaxDevices {
 		return Errorf(CodeTooLarge, "welcome: too many devices")
+	}
+	if err := validateRelayURLs(w.Relays); err != nil {
+		return err
 	}
 	for i := range w.Devices {
 		if err := w.Devices[i].Validate(); err != nil {

@@ -32,6 +32,9 @@ type FileConfig struct {
 	// StateDir holds the enrollment (porthole-agent enroll); when it has
 	// one, the agent uses it instead of Key.
 	StateDir string `json:"stateDir,omitempty"`
+	// Region names where the site is (e.g. "eu-west"), to get the TURN
+	// relays of that region first.
+	Region string `json:"region,omitempty"`
 }
 
 // DeviceConfig declares one device the agent may reach. Nothing else on the

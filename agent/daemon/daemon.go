@@ -58,6 +58,10 @@ type Config struct {
 	AccessLog *accesslog.Log
 	// Clock times session lifetimes; nil means the real clock.
 	Clock Clock
+	// Region names where the agent is (e.g. "eu-west"), announced in
+	// hello: signaling hands its sessions the TURN relays of that region
+	// first. Empty leaves the choice to measured round trips (relays.go).
+	Region string
 }
 
 // Agent is a running on-site agent.
@@ -92,6 +96,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Key == "" && cfg.Enrollment == nil {
 		return nil, errors.New("agent: an enrollment or a key is required")
+	}
+	if cfg.Region != "" && !proto.ValidRegion(cfg.Region) {
+		return nil, fmt.Errorf("agent: region %q: want lower-case letters, digits, '.', '_' or '-'", cfg.Region)
 	}
 	if cfg.Checker == nil {
 		cfg.Checker = &deviceid.Checker{}
@@ -183,7 +190,7 @@ func (a *Agent) runConn(ctx context.Context) error {
 	}
 	defer conn.Close()
 	// The inventory with each device's reachability and identity.
-	hello := &proto.Hello{Role: proto.RoleAgent, Software: a.cfg.Software, Devices: a.inventory(ctx)}
+	hello := &proto.Hello{Role: proto.RoleAgent, Software: a.cfg.Software, Devices: a.inventory(ctx), Region: a.cfg.Region}
 	if err := conn.Send(proto.TypeHello, "", hello); err != nil {
 		return err
 	}
@@ -222,6 +229,9 @@ func (a *Agent) handle(ctx context.Context, env *proto.Envelope) {
 		a.alog.Rewind() // a new connection: ship what the last one did not get acknowledged
 		a.connected.Store(true)
 		a.log.Info("connected to signaling", "agent", w.ID, "node", w.Node, "devices", len(a.devices))
+		if len(w.Relays) > 0 {
+			a.wg.Go(func() { a.measureRelays(ctx, w.Relays) })
+		}
 	case proto.TypeSessionOpen:
 		// The device check takes a moment: do not hold up other sessions'
 		// messages meanwhile.

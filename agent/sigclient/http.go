@@ -114,6 +114,15 @@ func (a *API) Devices(ctx context.Context) (*proto.DeviceList, error) {
 	return &l, nil
 }
 
+// Me describes the account the token belongs to.
+func (a *API) Me(ctx context.Context) (*proto.Me, error) {
+	var m proto.Me
+	if err := a.do(ctx, http.MethodGet, proto.PathMe, nil, &m); err != nil {
+		return nil, fmt.Errorf("who am I: %w", err)
+	}
+	return &m, nil
+}
+
 // CreateSession asks for a session to a device; it returns once the agent
 // accepted it.
 func (a *API) CreateSession(ctx context.Context, device string) (*proto.SessionInfo, error) {

@@ -61,11 +61,12 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 		}
 		h.devices[d.ID] = deviceEntry{agent: c.id, dev: d}
 	}
-	c.log.Info("agent online", "devices", len(hello.Devices), "software", hello.Software)
+	c.place = AgentPlace{Region: hello.Region}
+	c.log.Info("agent online", "devices", len(hello.Devices), "software", hello.Software, "region", hello.Region)
 	if h.opt.Presence != nil {
 		h.opt.Presence(c.id, hello.Devices, true)
 	}
-	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: c.id, Node: h.opt.Node})
+	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: c.id, Node: h.opt.Node, Relays: h.opt.Relays})
 }
 
 // Devices lists every device an agent has declared, sorted by ID, with
@@ -85,6 +86,9 @@ func (h *Hub) Devices() []proto.DeviceStatus {
 func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 	switch env.Type {
 	case proto.TypeSessionReady, proto.TypeAnswer, proto.TypeCandidate, proto.TypeSessionEnd, proto.TypeError, proto.TypeSessionPath:
+	case proto.TypeRelayRTT:
+		h.agentRelayRTTLocked(c, env)
+		return
 	default:
 		c.refuse(env.Session, proto.Errorf(proto.CodeBadMessage, "agents do not send %s", env.Type))
 		return

@@ -49,7 +49,7 @@ func (h *Hub) clientHello(c *conn) {
 	c.sendMsg(proto.TypeSessionReady, s.id, &proto.SessionReady{
 		Device:     s.device,
 		Expires:    s.expires,
-		ICEServers: h.opt.ICEServers(s.id, s.expires),
+		ICEServers: h.opt.ICEServers(s.id, s.expires, s.agent.place),
 	})
 	s.log.Info("client joined")
 }

@@ -32,6 +32,7 @@ type conn struct {
 	tokenHash [32]byte            // clients: SHA-256 of the token that opened it
 	sessions  map[string]*session // agents: live sessions on this connection
 	revoked   bool                // agents: dropped on purpose; its sessions end at once
+	place     AgentPlace          // agents: where it is, for choosing relays (relays.go)
 
 	// Owned by the read goroutine.
 	greeted bool

@@ -53,8 +53,11 @@ type Options struct {
 	MaxQueue       int           // messages queued per connection before it is disconnected
 	MaxBadMessages int           // refused messages a connection may send before it is disconnected
 	// ICEServers returns the ICE servers (with minted TURN credentials) for
-	// a session. Nil means none.
-	ICEServers func(session string, expires time.Time) []proto.ICEServer
+	// a session whose agent is at agent (relays.go). Nil means none.
+	ICEServers func(session string, expires time.Time, agent AgentPlace) []proto.ICEServer
+	// Relays are the relay URLs agents are asked to measure in their
+	// welcome (proto.TypeRelayRTT). Nil asks for none.
+	Relays []string
 	// Grant signs the session grant sent to the agent with session.open
 	// (package enroll). Nil sends none; an error refuses the session.
 	Grant func(session, agent, device, user string, expires time.Time) (string, error)
@@ -103,7 +106,7 @@ func (o *Options) setDefaults() {
 		o.MaxBadMessages = DefaultMaxBadMessages
 	}
 	if o.ICEServers == nil {
-		o.ICEServers = func(string, time.Time) []proto.ICEServer { return nil }
+		o.ICEServers = func(string, time.Time, AgentPlace) []proto.ICEServer { return nil }
 	}
 }
 

@@ -154,7 +154,7 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 		Device:     device,
 		User:       user,
 		Expires:    s.expires,
-		ICEServers: h.opt.ICEServers(id, s.expires),
+		ICEServers: h.opt.ICEServers(id, s.expires, agent.place),
 	}
 	if h.opt.Grant != nil {
 		g, err := h.opt.Grant(id, dev.agent, device, user, s.expires)

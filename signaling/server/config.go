@@ -10,11 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/authn"
 	"github.com/porthole-dev/porthole/signaling/bus"
 	"github.com/porthole-dev/porthole/signaling/enroll"
 	"github.com/porthole-dev/porthole/signaling/store"
+	"github.com/porthole-dev/porthole/signaling/turncred"
 )
 
 // MaxSessionTTL is the longest a session may last.
@@ -91,6 +94,11 @@ type Config struct {
 	// expire with it.
 	ICEURLs []string
 
+	// TURNRelays are TURN relays in regions: each session is handed the
+	// one or two nearest to its agent, by the agent's configured region
+	// and the round trips it measured (turncred.Select). Needs TURNSecret.
+	TURNRelays []turncred.Relay
+
 	// SessionTTL is how long a session lasts. Zero means MaxSessionTTL
 	// (30 min); more than MaxSessionTTL is refused by New.
 	SessionTTL time.Duration
@@ -163,6 +171,11 @@ type Config struct {
 	// asking their node (cluster.go). Node must be unique in the cluster.
 	// The caller closes the bus after Close. Nil is a single node.
 	Bus bus.Bus
+
+	// Metrics, if set, gets signaling's Prometheus metrics (package
+	// metrics): agents, sessions by state and path, setup times, access-log
+	// bytes and HTTP requests by route. Nil exports none.
+	Metrics prometheus.Registerer
 }
 
 func (cfg *Config) check() error {

@@ -25,6 +25,7 @@ import (
 	"github.com/porthole-dev/porthole/signaling/authn"
 	"github.com/porthole-dev/porthole/signaling/hub"
 	"github.com/porthole-dev/porthole/signaling/jobs"
+	"github.com/porthole-dev/porthole/signaling/metrics"
 	"github.com/porthole-dev/porthole/signaling/store"
 	"github.com/porthole-dev/porthole/signaling/turncred"
 )
@@ -50,6 +51,8 @@ type Server struct {
 	recorder    *jobs.Recorder   // sessions as jobs, and their access logs
 
 	cluster *cluster // nil on a single node
+
+	metrics *metrics.Metrics // nil without Config.Metrics (metrics.go)
 }
 
 // New checks cfg and builds a server. It does no I/O and starts no
@@ -59,6 +62,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("signaling config: %w", err)
 	}
 	ice, err := turncred.NewServers(cfg.ICEURLs, cfg.TURNSecret)
+	if err == nil {
+		ice, err = ice.WithRelays(cfg.TURNRelays)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("signaling config: %w", err)
 	}
@@ -97,6 +103,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signaling config: %w", err)
 	}
+	if cfg.Metrics != nil {
+		if s.metrics, err = metrics.New(cfg.Metrics, s.connectedAgents); err != nil {
+			return nil, fmt.Errorf("signaling metrics: %w", err)
+		}
+	}
 	s.hub = hub.New(hub.Options{
 		Logger:       log,
 		Now:          cfg.Now,
@@ -109,11 +120,12 @@ func New(cfg Config) (*Server, error) {
 		WriteWait:    min(hub.DefaultWriteWait, cfg.PongWait),
 		HelloTimeout: min(hub.DefaultHelloTimeout, cfg.PongWait),
 		MaxQueue:     cfg.MaxQueue,
-		ICEServers:   ice.ForSession,
+		ICEServers:   iceServers(ice),
+		Relays:       ice.ProbeURLs(),
 		Grant:        grantSigner(cfg.Enroll),
 		AgentGrace:   max(cfg.AgentGrace, 0),
-		Events:       s.recorder.Event,
-		AccessLog:    s.recorder.AccessLog,
+		Events:       s.sessionEvent,
+		AccessLog:    s.storeAccessLog,
 		Presence:     presenceHook(cfg.Bus),
 	})
 	if cfg.Bus != nil {
@@ -129,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 			writeError(w, status, proto.Errorf(proto.CodeBadMessage, "websocket: %v", reason))
 		},
 	}
-	s.handler = s.routes()
+	s.handler = s.metrics.Instrument(s.routes(), s.routeLabel)
 	return s, nil
 }
 

@@ -103,6 +103,7 @@ func ParseURL(raw string) (URL, error) {
 type Servers struct {
 	stun, turn []string
 	secret     []byte
+	relays     []Relay // chosen per session (relays.go)
 }
 
 // NewServers checks urls and returns the list. TURN URLs need a secret.

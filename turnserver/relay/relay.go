@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/pion/turn/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/porthole-dev/porthole/turnserver/credential"
 	"github.com/porthole-dev/porthole/turnserver/policy"
@@ -101,6 +102,10 @@ type Config struct {
 
 	// Now is the clock for credential checks. Default time.Now.
 	Now func() time.Time
+
+	// Metrics, if set, gets the relay's metrics (porthole_turn_…, read
+	// from Stats at scrape time; metrics.go). Nil exports none.
+	Metrics prometheus.Registerer
 }
 
 // Addrs are the bound listener addresses; a zero field is a listener that is
@@ -166,7 +171,7 @@ func New(cfg Config) (*Server, error) {
 	if _, err := policy.New(policy.Config{Allow: cfg.Allow, ServicePorts: cfg.ServicePorts}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		quota:    newQuota(cfg.MaxAllocationsPerCredential),
@@ -175,7 +180,11 @@ func New(cfg Config) (*Server, error) {
 		relayBy:  map[netip.AddrPort]*relayConn{},
 		sessions: map[string]string{},
 		conns:    map[*trackedConn]struct{}{},
-	}, nil
+	}
+	if err := s.registerMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func normalize(cfg *Config) error {

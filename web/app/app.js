@@ -2,11 +2,12 @@
 // devices of the technician's sites with live status, the "Remote access
 // enabled" toggle for configurers, the Open button for users, the account
 // page (password, two-factor login, API tokens) and, for admins, users,
-// roles, sites, agents and the audit log.
+// roles, sites, agents (enrollment tokens, revocation) and the audit log.
 //
 // The login lives in an HttpOnly cookie the page never sees; every request
 // is same-origin. Every value from the server is set as text, never HTML.
 
+import { healthView, renderEnrollSites, revokeButton, setupAgentAdmin } from './agents.js';
 import { showJobs } from './jobs.js';
 
 const POLL_EVERY = 5_000;
@@ -226,7 +227,7 @@ function renderOverview(ov) {
           ? el(
               'table',
               { className: 'devices' },
-              el('thead', {}, el('tr', {}, ...['Status', 'Device', 'ID', 'Remote access', ''].map((h) => el('th', { textContent: h })))),
+              el('thead', {}, el('tr', {}, ...['Status', 'Device', 'ID', 'Reachability', 'Remote access', ''].map((h) => el('th', { textContent: h })))),
               el('tbody', {}, ...devices.map((d) => deviceRow(d, (site.roles || []).includes('user')))),
             )
           : el('p', { className: 'empty', textContent: 'No devices connected in this site.' }),
@@ -246,6 +247,8 @@ function deviceRow(d, technician) {
   } else {
     setting = el('span', { className: d.enabled ? 'badge on' : 'badge', textContent: d.enabled ? 'enabled' : 'disabled' });
   }
+  const hv = healthView(d);
+  const health = el('td', { className: `health ${hv.kind}`, title: hv.title, dataset: { health: hv.kind } }, hv.text);
   const action = el('td');
   if (technician || d.canOpen) {
     const open = el('button', { type: 'button', textContent: 'Open', className: 'open', dataset: { device: d.id } });
@@ -260,6 +263,7 @@ function deviceRow(d, technician) {
     status,
     el('td', { textContent: d.name || d.id }),
     el('td', { className: 'id', textContent: d.id }),
+    health,
     el('td', {}, setting),
     action,
   );
@@ -432,6 +436,7 @@ async function refreshAdmin() {
     renderUsers(users.users);
     renderSites(sites.sites);
     renderAgents(agents.agents, sites.sites);
+    renderEnrollSites({ $, el }, sites.sites);
     renderAudit(audit.entries);
     renderRoleForm();
   } catch (err) {
@@ -494,11 +499,12 @@ function renderAgents(agents, sites) {
       sel.addEventListener('change', () => adminCall('PUT', `/v1/agents/${encodeURIComponent(a.id)}`, { site: sel.value }));
       return el(
         'tr',
-        {},
+        { dataset: { agent: a.id } },
         el('td', { textContent: a.name || a.id }),
         el('td', {}, el('span', { className: a.online ? 'dot online' : 'dot' }), a.online ? 'online' : 'offline'),
         el('td', { textContent: String(a.devices) }),
         el('td', {}, sel),
+        el('td', {}, revokeButton({ api, el, showMessage, describe, refresh: refreshAdmin }, a)),
       );
     }),
   );
@@ -580,6 +586,8 @@ async function adminCall(method, path, body) {
   }
   refreshAdmin();
 }
+
+setupAgentAdmin({ api, el, $, showMessage, describe, refresh: refreshAdmin });
 
 // ---- start ----
 

@@ -26,7 +26,7 @@ export const CODES = new Set([
   'bad_message', 'too_large', 'unsupported', 'unauthorized', 'forbidden', 'not_found',
   'agent_offline', 'session_not_found', 'session_ended', 'device_not_found',
   'port_not_allowed', 'device_failed', 'device_timeout', 'bad_request', 'canceled',
-  'rate_limited', 'unavailable', 'internal',
+  'rate_limited', 'unavailable', 'internal', 'audit_backlog',
 ]);
 
 /** A coded error, shaped like proto.Error on the wire. */

@@ -200,6 +200,7 @@ export function statusForCode(code) {
     case 'unavailable':
     case 'rate_limited':
     case 'agent_offline':
+    case 'audit_backlog': // the agent serves nothing it cannot record; it resumes once its log drains
       return 503;
     default:
       return 502;

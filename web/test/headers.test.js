@@ -116,6 +116,7 @@ test('error codes map to statuses', () => {
   assert.equal(statusForCode('device_failed'), 502);
   assert.equal(statusForCode('port_not_allowed'), 403);
   assert.equal(statusForCode('session_ended'), 410);
+  assert.equal(statusForCode('audit_backlog'), 503);
   assert.equal(statusForCode('whatever'), 502);
 });
 

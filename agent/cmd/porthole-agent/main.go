@@ -89,6 +89,7 @@ func run() error {
 		Devices:      fc.Devices,
 		Logger:       logger,
 		LoopbackOnly: *loopback,
+		Region:       fc.Region,
 	})
 	if err != nil {
 		return err

@@ -13,12 +13,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/login"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/agent/technician"
 	"github.com/porthole-dev/porthole/proto"
@@ -27,6 +29,10 @@ import (
 const usage = `usage: porthole [global flags] COMMAND [args]
 
 Commands:
+  login [--no-browser] [--timeout D]
+                                   sign in through your browser (OAuth with PKCE); the
+                                   token is kept in your config directory for --server
+  logout                           revoke and forget the token of --server
   devices                          list the devices you may open
   http DEVICE [--listen ADDR]      serve DEVICE's web page on ADDR (default 127.0.0.1:8080)
   forward DEVICE PORT --listen ADDR
@@ -34,7 +40,7 @@ Commands:
 
 Global flags (also as environment variables):
   --server URL    signaling URL (PORTHOLE_SERVER, default http://127.0.0.1:8080)
-  --token TOKEN   technician token (PORTHOLE_TOKEN)
+  --token TOKEN   API token (PORTHOLE_TOKEN); without it, the one 'porthole login' keeps
   --relay         force the TURN relay (for testing relayed paths)
   --loopback-only use only loopback ICE candidates (local demo and tests)
   -v              verbose logs
@@ -43,6 +49,7 @@ Global flags (also as environment variables):
 type globals struct {
 	server, token      string
 	relay, loopback, v bool
+	creds              login.Credentials // where `porthole login` keeps tokens
 }
 
 func main() {
@@ -67,7 +74,7 @@ func main() {
 func hint(c proto.Code) string {
 	switch c {
 	case proto.CodeUnauthorized:
-		return "hint: check --token / PORTHOLE_TOKEN."
+		return "hint: run 'porthole login' (or check --token / PORTHOLE_TOKEN)."
 	case proto.CodeAgentOffline:
 		return "hint: the site's agent is not connected; check that porthole-agent runs and reaches signaling."
 	case proto.CodeNotFound, proto.CodeDeviceNotFound:
@@ -103,7 +110,40 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	if dir, err := os.UserConfigDir(); err == nil {
+		g.creds.Path = filepath.Join(dir, "porthole", "credentials.json")
+	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	switch cmd {
+	case "login":
+		sub := flag.NewFlagSet("login", flag.ContinueOnError)
+		sub.SetOutput(stderr)
+		noBrowser := sub.Bool("no-browser", false, "only print the address to open")
+		timeout := sub.Duration("timeout", 5*time.Minute, "how long to wait for the approval")
+		if err := sub.Parse(rest); err != nil {
+			return err
+		}
+		if sub.NArg() != 0 {
+			return errors.New("usage: porthole login [--no-browser] [--timeout D]")
+		}
+		var open func(string)
+		// Without a display, xdg-open may start a text browser in this
+		// terminal: then only print the address.
+		if !*noBrowser && (os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "") {
+			open = openBrowser
+		}
+		return loginCmd(ctx, g, open, *timeout, stdout)
+	case "logout":
+		if len(rest) != 0 {
+			return errors.New("usage: porthole logout")
+		}
+		return logoutCmd(ctx, g, stdout)
+	}
+	if cmd == "devices" || cmd == "http" || cmd == "forward" {
+		if err := g.resolveToken(time.Now()); err != nil {
+			return err
+		}
+	}
 	switch cmd {
 	case "devices":
 		return devices(ctx, g, stdout)

@@ -19,8 +19,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/porthole-dev/porthole/internal/promserve"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/server"
+	"github.com/porthole-dev/porthole/signaling/turncred"
 	"github.com/porthole-dev/porthole/web"
 )
 
@@ -76,6 +80,7 @@ func run() error {
 		techFile      = flag.String("tech-tokens-file", "", "file of token=user lines")
 		turnFile      = flag.String("turn-secret-file", "", "file holding the TURN secret (or env PORTHOLE_TURN_SECRET)")
 		iceURLs       list
+		turnRelays    list
 		origins       list
 		sessDomain    = flag.String("sessions-domain", "", "domain of per-session origins, e.g. localhost:8080")
 		sessScheme    = flag.String("sessions-scheme", "", "scheme of session origins: https (default) or http")
@@ -85,11 +90,13 @@ func run() error {
 		logLevel      = flag.String("log-level", "info", "debug, info, warn or error")
 		agentListen   = flag.String("agent-listen", "", "address of the agents' mutual-TLS listener (enables enrollment; port 0 picks one)")
 		agentURL      = flag.String("agent-url", "", "wss://host:port agents are told to use (default: from --agent-listen)")
+		metricsAddr   = flag.String("metrics-listen", "", "address serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9640 (default off)")
 		redisURL      = flag.String("redis", "", "redis://host:port[/db]: keep state in Redis and join the cluster of nodes sharing it (node names must differ)")
 	)
 	flag.Var(agentKeys, "agent-key", "agent credential id=key (repeatable)")
 	flag.Var(techTokens, "tech-token", "technician dev token token=user (repeatable)")
 	flag.Var(&iceURLs, "ice-url", "stun:, turn: or turns: URL handed to peers (repeatable)")
+	flag.Var(&turnRelays, "turn-relay", "region=turn:URL[,URL…]: a TURN relay in a region; sessions get the nearest to their agent (repeatable)")
 	flag.Var(&origins, "allowed-origin", "exact browser origin allowed to call the API (repeatable)")
 	flag.Parse()
 
@@ -112,6 +119,14 @@ func run() error {
 			return err
 		}
 		secret = []byte(strings.TrimSpace(string(b)))
+	}
+	relays := make([]turncred.Relay, 0, len(turnRelays))
+	for _, v := range turnRelays {
+		r, err := turncred.ParseRelay(v)
+		if err != nil {
+			return fmt.Errorf("--turn-relay: %w", err)
+		}
+		relays = append(relays, r)
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -153,6 +168,13 @@ func run() error {
 		}
 	}
 
+	var reg *prometheus.Registry
+	if *metricsAddr != "" {
+		reg = prometheus.NewRegistry()
+		if err := promserve.RegisterRuntime(reg); err != nil {
+			return err
+		}
+	}
 	srv, err := server.New(server.Config{
 		Enroll:            agents.service(),
 		Logger:            log,
@@ -164,11 +186,13 @@ func run() error {
 		TechnicianTokens:  techTokens,
 		TURNSecret:        secret,
 		ICEURLs:           iceURLs,
+		TURNRelays:        relays,
 		AllowedOrigins:    origins,
 		SessionsDomain:    *sessDomain,
 		SessionsScheme:    *sessScheme,
 		Node:              *node,
 		Bus:               clusterBus,
+		Metrics:           registerer(reg),
 		// The browser app and the per-session shell are embedded in this
 		// binary; the server itself knows nothing about them.
 		Web:        web.App(),
@@ -190,6 +214,14 @@ func run() error {
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
+	}
+	if reg != nil {
+		ms, err := promserve.Start(*metricsAddr, reg, log)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer ms.Shutdown(context.Background())
+		fmt.Printf("porthole-signaling metrics on http://%s%s\n", ms.Addr(), promserve.Path)
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
@@ -235,6 +267,15 @@ func run() error {
 	}
 	<-errc
 	return nil
+}
+
+// registerer is reg as a prometheus.Registerer, nil (no metrics) when reg
+// is nil.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
 }
 
 func tokenEndpoint(appOrigin string) string {

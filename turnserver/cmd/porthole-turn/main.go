@@ -19,6 +19,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/porthole-dev/porthole/internal/promserve"
 	"github.com/porthole-dev/porthole/turnserver/relay"
 )
 
@@ -49,6 +52,7 @@ func run() error {
 		maxLife    = flag.Duration("max-credential-lifetime", relay.DefaultMaxCredentialLifetime, "refuse credentials expiring further ahead than this")
 		maxAllocs  = flag.Int("max-allocations", relay.DefaultMaxAllocationsPerCredential, "live allocations allowed per credential")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
+		metrics    = flag.String("metrics-listen", "", "address serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9641 (default off)")
 		allowPeers listFlag
 		services   listFlag
 	)
@@ -108,6 +112,32 @@ func run() error {
 		cfg.ServicePorts = append(cfg.ServicePorts, ap)
 	}
 
+	reg := prometheus.NewRegistry()
+	if *metrics != "" {
+		cfg.Metrics = reg
+		if err := promserve.RegisterRuntime(reg); err != nil {
+			return err
+		}
+		ms, err := promserve.Start(*metrics, reg, logger)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer ms.Shutdown(context.Background())
+		// Never reachable through the relay; a wildcard listener on the
+		// loopback and relay addresses, as the TURN listeners are.
+		if ap, err := netip.ParseAddrPort(ms.Addr().String()); err == nil {
+			ips := []netip.Addr{ap.Addr()}
+			if ap.Addr().IsUnspecified() {
+				ips = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback(), cfg.PublicIP, cfg.RelayBindIP}
+			}
+			for _, ip := range ips {
+				if ip.IsValid() && !ip.IsUnspecified() {
+					cfg.ServicePorts = append(cfg.ServicePorts, netip.AddrPortFrom(ip, ap.Port()))
+				}
+			}
+		}
+		fmt.Printf("porthole-turn metrics on http://%s%s\n", ms.Addr(), promserve.Path)
+	}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		return err

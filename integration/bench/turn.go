@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/porthole-dev/porthole/integration/proc"
+	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
+)
+
+// turnSecret is the TURN REST API secret of the relay comparison.
+const turnSecret = "bench-turn-secret-0123456789abcdef"
+
+// uclientResult is what one turnutils_uclient run reports.
+type uclientResult struct {
+	sent, recv int64
+	wall       time.Duration
+	cpu        time.Duration // the relay's CPU over the run
+}
+
+var (
+	reTotals = regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`)
+)
+
+// runUclient drives a TURN server at port with turnutils_uclient.
+func runUclient(t testing.TB, port, peerPort, sessions, packets int, serverPid int) (uclientResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "turnutils_uclient", "-m", strconv.Itoa(sessions), "-n", strconv.Itoa(packets),
+		"-l", "100", "-z", "1", "-c", "-X", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
+		"-p", strconv.Itoa(port), "-W", turnSecret, "-u", "bench", "127.0.0.1")
+	cpu0, err := procCPU(serverPid)
+	if err != nil {
+		return uclientResult{}, err
+	}
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	wall := time.Since(t0)
+	cpu1, _ := procCPU(serverPid)
+	if err != nil {
+		return uclientResult{}, fmt.Errorf("turnutils_uclient: %v\n%s", err, tail(out, 2000))
+	}
+	m := reTotals.FindAllSubmatch(out, -1)
+	if len(m) == 0 {
+		return uclientResult{}, fmt.Errorf("turnutils_uclient: no totals\n%s", tail(out, 2000))
+	}
+	last := m[len(m)-1]
+	sent, _ := strconv.ParseInt(string(last[1]), 10, 64)
+	recv, _ := strconv.ParseInt(string(last[2]), 10, 64)
+	return uclientResult{sent: sent, recv: recv, wall: wall, cpu: cpu1 - cpu0}, nil
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// waitSTUN waits until a STUN server answers on port.
+func waitSTUN(port int) error {
+	for range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := exec.CommandContext(ctx, "turnutils_stunclient", "-p", strconv.Itoa(port), "127.0.0.1").Run()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("no STUN answer on port %d within 10 s", port)
+}
+
+// freeUDPPort returns a UDP port that was free a moment ago.
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		p := testenv.FreePort(t) // a free TCP port is usually a free UDP port
+		if c, err := listenUDPPort(p); err == nil {
+			c.Close()
+			return p
+		}
+	}
+	t.Fatal("no free UDP port")
+	return 0
+}
+
+// TURNFigures compares porthole-turn with coturn under turnutils_uclient.
+func TURNFigures(t testing.TB, r *Report, cfg Config) {
+	testenv.NeedBinary(t, "turnutils_uclient")
+	testenv.NeedBinary(t, "turnutils_peer")
+	testenv.NeedBinary(t, "turnserver")
+	bins := stack.Build(t)
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte(turnSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	peerPort := freeUDPPort(t)
+	peer, err := proc.Start("turnutils_peer", "turnutils_peer", []string{"-p", strconv.Itoa(peerPort), "-L", "127.0.0.1"}, proc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Stop(5 * time.Second)
+
+	type server struct {
+		name string
+		bin  string
+		args func(port int) []string
+	}
+	servers := []server{
+		{"porthole-turn", bins["porthole-turn"], func(port int) []string {
+			return []string{"--udp", fmt.Sprintf("127.0.0.1:%d", port), "--tcp", "", "--public-ip", "127.0.0.1",
+				"--secret-file", secretFile, "--allow-peer", "127.0.0.0/8", "--max-allocations", "1000",
+				"--max-credential-lifetime", "48h", "--log-level", "warn"}
+		}},
+		{"coturn", "turnserver", func(port int) []string {
+			return []string{"-n", "--listening-ip=127.0.0.1", fmt.Sprintf("--listening-port=%d", port),
+				"--relay-ip=127.0.0.1", "--use-auth-secret", "--static-auth-secret=" + turnSecret, "--realm=porthole",
+				"--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp", "--log-file=stdout",
+				"--pidfile=" + filepath.Join(dir, "coturn.pid"), "--min-port=40000", "--max-port=60000"}
+		}},
+	}
+	for _, sessions := range cfg.TURNSessions {
+		for _, s := range servers {
+			port := freeUDPPort(t)
+			p, err := proc.Start(s.name, s.bin, s.args(port), proc.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := waitSTUN(port); err != nil {
+				p.Stop(5 * time.Second)
+				t.Fatalf("%s: %v\n%s", s.name, err, p.Tail(20))
+			}
+			var pps, loss, cpu []float64
+			for range max(1, cfg.Runs/2) {
+				res, err := runUclient(t, port, peerPort, sessions, cfg.TURNPackets, p.Pid())
+				if err != nil {
+					p.Stop(5 * time.Second)
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				relayed := 2 * res.recv
+				pps = append(pps, float64(relayed)/res.wall.Seconds())
+				loss = append(loss, 100*float64(res.sent-res.recv)/float64(max(1, res.sent)))
+				cpu = append(cpu, float64(res.cpu)/float64(time.Microsecond)/float64(max(1, relayed)))
+				logf(t, "%s, %d sessions: sent %d, received %d, relay CPU %v, wall %v", s.name, sessions, res.sent, res.recv, res.cpu, res.wall.Round(time.Millisecond))
+			}
+			_ = p.Stop(5 * time.Second)
+			prefix := fmt.Sprintf("%s, %d uclient sessions", s.name, sessions)
+			r.Add(prefix+", relayed packets/s", "pkt/s", pps).Annotate("100-byte packets every 1 ms per session; wall time includes allocation")
+			r.Add(prefix+", loss", "%", loss)
+			r.Add(prefix+", CPU per relayed packet", "µs", cpu)
+		}
+		pt := fmt.Sprintf("porthole-turn, %d uclient sessions", sessions)
+		ct := fmt.Sprintf("coturn, %d uclient sessions", sessions)
+		r.Against(r.Get(pt+", relayed packets/s"), ct+", relayed packets/s")
+		l := r.Against(r.Get(pt+", loss"), ct+", loss")
+		c := r.Against(r.Get(pt+", CPU per relayed packet"), ct+", CPU per relayed packet")
+		if sessions >= 100 {
+			l.Check("loss ≤ coturn's", l.Median <= l.BaselineMedian)
+			c.Check("CPU per packet ≤ coturn's", c.Median <= c.BaselineMedian)
+		}
+	}
+}
