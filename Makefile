@@ -32,7 +32,7 @@ test: deps vet
 
 # Benchmarks (integration/bench): every figure of PERF.md next to its
 # baseline measured in the same run; a table on stdout, JSON and markdown in
-# artifacts/bench/. BENCH_ONLY=stack,inproc,turn,signaling,path limits the
+# artifacts/bench/. BENCH_ONLY=stack,inproc,turn,signaling,path,browser limits the
 # groups. Compare two runs with: go run ./integration/cmd/porthole-bench -compare old.json new.json
 BENCH_ONLY ?=
 bench:

@@ -13,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/porthole-dev/porthole/integration/netlab"
+	"github.com/porthole-dev/porthole/integration/proc"
 	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
 )
 
 var (
@@ -35,21 +39,8 @@ func TestNATICERestart(t *testing.T) {
 	netlab.Require(t)
 	bin := stack.Build(t)
 	const name = "2-eim-both, agent re-addressed"
-	lab := netlab.New(t)
-	inet := lab.Internet("203.0.113.0/24", "198.51.100.0/24")
-	svc := startNATServices(t, lab, inet, bin)
-	// Topology 2, with the device on a segment of its own behind the
-	// agent (a gateway box with an uplink and a device port): only the
-	// uplink changes address, so the agent's connections to the device
-	// stay up and requests in flight can complete.
-	home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
-	site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent)
-	tech := lab.Host("tech", home.LAN(), "10.1.0.10")
-	agentHost := lab.Host("agent", site.LAN(), "192.168.1.10")
-	devices := lab.Switch("devices", "10.9.0.0/24")
-	agentHost.Attach(devices, "10.9.0.1")
-	deviceHost := lab.Host("device", devices, "10.9.0.2")
-	agent, deviceURL := svc.startSite(t, agentHost, deviceHost)
+	rl := newRestartLab(t, bin)
+	svc, tech, agentHost, deviceHost, agent, deviceURL := rl.svc, rl.tech, rl.agentHost, rl.deviceHost, rl.agent, rl.deviceURL
 	base, r := svc.connectCLI(t, tech, agent, name)
 	cli := r.proc
 	t.Logf("connected: %s (%s)", r.path, r.pair)
@@ -135,6 +126,34 @@ func TestNATICERestart(t *testing.T) {
 	t.Log(restartResult)
 }
 
+// restartLab is the lab of the ICE restart tests: topology 2, with the
+// device on a segment of its own behind the agent (a gateway box with an
+// uplink and a device port): only the uplink changes address, so the
+// agent's connections to the device stay up and requests in flight can
+// complete.
+type restartLab struct {
+	svc                         *natServices
+	tech, agentHost, deviceHost *netlab.Host
+	agent                       *proc.Proc
+	deviceURL                   string
+}
+
+func newRestartLab(t *testing.T, bin stack.Binaries) *restartLab {
+	t.Helper()
+	lab := netlab.New(t)
+	inet := lab.Internet("203.0.113.0/24", "198.51.100.0/24")
+	rl := &restartLab{svc: startNATServices(t, lab, inet, bin)}
+	home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
+	site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent)
+	rl.tech = lab.Host("tech", home.LAN(), "10.1.0.10")
+	rl.agentHost = lab.Host("agent", site.LAN(), "192.168.1.10")
+	devices := lab.Switch("devices", "10.9.0.0/24")
+	rl.agentHost.Attach(devices, "10.9.0.1")
+	rl.deviceHost = lab.Host("device", devices, "10.9.0.2")
+	rl.agent, rl.deviceURL = rl.svc.startSite(t, rl.agentHost, rl.deviceHost)
+	return rl
+}
+
 // restartResult is TestNATICERestart's one-line summary.
 var restartResult string
 
@@ -170,4 +189,142 @@ func deviceRequests(t *testing.T, c *http.Client, deviceURL string) int64 {
 		t.Fatalf("device stats: %v", err)
 	}
 	return s.Requests
+}
+
+// TestNATICERestartBrowser is TestNATICERestart with real headless
+// Chromium as the technician, in the technician's namespace: the device's
+// page in the shell's frame sends numbered non-idempotent requests and
+// reads one long streaming response while the agent's address changes.
+// The shell notices the broken path, restarts ICE on the same peer
+// connection (the agent answers it on the existing one: same DTLS
+// fingerprint), shows "reconnecting…" meanwhile, and every request is
+// answered exactly once.
+func TestNATICERestartBrowser(t *testing.T) {
+	netlab.Require(t)
+	testenv.NeedBinary(t, netlab.ChromiumPath)
+	bin := stack.Build(t)
+	const name = "2-eim-both, agent re-addressed (Chromium)"
+	rl := newRestartLab(t, bin)
+	info := rl.svc.createSession(t, rl.tech)
+	ctx := rl.tech.Chromium(chromedp.Flag("host-resolver-rules", browserResolverRules))
+	if _, err := chromedp.Run(ctx, addInitScript(pcSpy)); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	// A page of the device without scripts of its own (the status page
+	// polls the device, which would spoil its count): a JSON echo.
+	if err := chromedp.Do(wctx, chromedp.Navigate(info.Origin+"/echo?seq=0#token="+info.Token)); err != nil {
+		t.Fatalf("open the shell: %v", err)
+	}
+	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](`(() => {
+		const f = document.querySelector('iframe.device');
+		const d = f && f.contentDocument;
+		return !!d && d.readyState === 'complete' && d.body && d.body.innerText.includes('"seq"') || null;
+	})()`, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+		t.Fatalf("the device's echo did not show in the frame: %v\nagent:\n%s", err, rl.agent.Tail(20))
+	}
+	first, err := chromedp.Run(wctx, chromedp.Evaluate[pathSettle](`window.__portholeSettle(false, 0)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("connected: %s", first.First)
+
+	dc := rl.deviceHost.HTTPClient(10 * time.Second)
+	defer dc.CloseIdleConnections()
+	before := deviceRequests(t, dc, rl.deviceURL)
+
+	// The page's requests, from the frame, through the worker and the
+	// tunnel; the toolbar's notices, as the shell shows them.
+	const total, chunks = 30, 40
+	start := fmt.Sprintf(`(() => {
+		const notice = document.querySelector('.toolbar .notice');
+		const notices = window.__notices = [];
+		new MutationObserver(() => notices.push(notice.textContent)).observe(notice, {childList: true, characterData: true, subtree: true});
+		const w = document.querySelector('iframe.device').contentWindow;
+		const r = window.__seq = {done: 0, errs: [], stream: -1, streamErr: ''};
+		w.fetch('/slow?ms=150&chunks=%[2]d').then((res) => res.text()).then((t) => { r.stream = t.split('\n').length - 1; },
+			(e) => { r.streamErr = String(e); r.stream = 0; });
+		(async () => {
+			for (let i = 1; i <= %[1]d; i++) {
+				try {
+					const res = await w.fetch('/echo?seq=' + i, {method: 'POST', body: 'request ' + i});
+					const j = await res.json();
+					const seq = j.query && j.query.seq;
+					if (res.status !== 200 || !seq || seq.length !== 1 || seq[0] !== String(i)) r.errs.push(i + ': status ' + res.status + ' ' + JSON.stringify(j).slice(0, 200));
+				} catch (e) {
+					r.errs.push(i + ': ' + e);
+				}
+				r.done = i;
+			}
+		})();
+		return true;
+	})()`, total, chunks)
+	if _, err := chromedp.Run(wctx, chromedp.Evaluate[bool](start)); err != nil {
+		t.Fatal(err)
+	}
+	// The address changes after the fifth request.
+	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](`window.__seq.done >= 5 || null`, chromedp.WithPollingInterval(5*time.Millisecond))); err != nil {
+		t.Fatalf("the first requests did not complete: %v", err)
+	}
+	changed := time.Now()
+	old := rl.agentHost.Readdress("192.168.1.11")
+	t.Logf("agent re-addressed from %s to %s", old, rl.agentHost.Addr())
+
+	type outcome struct {
+		Done, Stream      int
+		Errs, Notices     []string
+		StreamErr, Ending string
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 80*time.Second)
+	defer rcancel()
+	// Restored once the toolbar says so; then every request must have an
+	// answer (or the session ended, which fails below).
+	_, err = chromedp.Run(rctx, chromedp.Poll[float64](`(() => {
+		const n = window.__notices || [];
+		return n.some((s) => s.startsWith('Connection to the agent restored')) || document.querySelector('section.ended') ? performance.now() : null;
+	})()`, chromedp.WithPollingInterval(20*time.Millisecond)))
+	recovered := time.Since(changed)
+	if err != nil {
+		t.Fatalf("the session did not recover: %v\nagent:\n%s", err, rl.agent.Tail(30))
+	}
+	res, err := chromedp.Run(rctx, chromedp.Poll[outcome](`(() => {
+		const r = window.__seq, ended = document.querySelector('section.ended');
+		if (!ended && (r.done < 30 || r.stream < 0)) return null;
+		return {done: r.done, stream: r.stream, errs: r.errs, notices: window.__notices, streamErr: r.streamErr,
+			ending: ended ? ended.innerText : ''};
+	})()`, chromedp.WithPollingInterval(20*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("the requests did not complete: %v\nagent:\n%s", err, rl.agent.Tail(30))
+	}
+	if res.Ending != "" {
+		t.Fatalf("the session ended: %q (notices %q)\nagent:\n%s", res.Ending, res.Notices, rl.agent.Tail(30))
+	}
+	t.Logf("toolbar notices: %q", res.Notices)
+	if len(res.Notices) == 0 || !strings.Contains(res.Notices[0], "reconnecting…") {
+		t.Errorf("the toolbar did not say reconnecting…: %q", res.Notices)
+	}
+	if _, err := rl.agent.WaitLine(rctx, agentRestarted); err != nil {
+		t.Errorf("the agent did not see an ICE restart: %v", err)
+	}
+	if tail := rl.agent.Tail(400); strings.Contains(tail, "replacing the peer connection") {
+		t.Errorf("the agent replaced the peer connection instead of restarting ICE on it")
+	}
+	for _, e := range res.Errs {
+		t.Errorf("request %s", e)
+	}
+	if res.Stream != chunks {
+		t.Errorf("streaming response across the change: %d of %d chunks %s", res.Stream, chunks, res.StreamErr)
+	}
+	after, err := chromedp.Run(wctx, chromedp.Evaluate[pathSettle](`window.__portholeSettle(false, 0)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The device served each request exactly once: the numbered ones, the
+	// stream, and the second stats request itself.
+	if got, want := deviceRequests(t, dc, rl.deviceURL)-before, int64(total+1+1); got != want {
+		t.Errorf("the device served %d requests during the test, want %d (lost or duplicated requests)", got, want)
+	}
+	t.Logf("%s: recovered %s after the agent's address changed; notices %q; browser's pair now %s",
+		name, recovered.Round(time.Millisecond), res.Notices, after.First)
 }

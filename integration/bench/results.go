@@ -18,7 +18,9 @@ import (
 // Figure is one measured quantity: the summary of its runs, its same-run
 // baseline and the target it is held to.
 type Figure struct {
-	Name    string    `json:"name"`
+	Name string `json:"name"`
+	// Group is the suite group that measured it (BENCH_ONLY selects groups).
+	Group   string    `json:"group,omitempty"`
 	Unit    string    `json:"unit"`
 	Median  float64   `json:"median"`
 	Min     float64   `json:"min"`
@@ -50,6 +52,14 @@ type Report struct {
 
 	mu     sync.Mutex
 	byName map[string]*Figure
+	group  string // the group now running, recorded on its figures
+}
+
+// SetGroup names the group whose figures are added next.
+func (r *Report) SetGroup(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.group = name
 }
 
 // NewReport starts a report.
@@ -68,6 +78,7 @@ func (r *Report) Add(name, unit string, samples []float64) *Figure {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	f.Group = r.group
 	if old, ok := r.byName[name]; ok {
 		*old = *f
 		return old

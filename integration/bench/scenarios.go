@@ -26,16 +26,20 @@ type Config struct {
 	TURNSessions []int // turnutils_uclient -m values
 	TURNPackets  int   // packets per session
 	Agents       int   // idle agents connected to signaling
+	BrowserRuns  int   // Chromium runs (a fresh profile each: cold, warm, direct)
 }
 
 // Quick is the one-minute subset; Full is make bench.
 var (
 	Quick = Config{Name: "quick", SetupRuns: 3, Runs: 2, BulkBytes: 16 << 20, DelayBytes: 8 << 20,
-		LatencyRuns: 2, Requests: 300, HeapRequests: 2000, TURNSessions: []int{10}, TURNPackets: 500, Agents: 1000}
+		LatencyRuns: 2, Requests: 300, HeapRequests: 2000, TURNSessions: []int{10}, TURNPackets: 500, Agents: 1000,
+		BrowserRuns: 3}
 	Full = Config{Name: "full", SetupRuns: 11, Runs: 5, BulkBytes: 64 << 20, DelayBytes: 48 << 20,
-		LatencyRuns: 5, Requests: 2000, HeapRequests: 20000, TURNSessions: []int{10, 100}, TURNPackets: 2000, Agents: 10000}
+		LatencyRuns: 5, Requests: 2000, HeapRequests: 20000, TURNSessions: []int{10, 100}, TURNPackets: 2000, Agents: 10000,
+		BrowserRuns: 9}
 	Smoke = Config{Name: "smoke", SetupRuns: 1, Runs: 1, BulkBytes: 1 << 20, DelayBytes: 1 << 20,
-		LatencyRuns: 1, Requests: 20, HeapRequests: 100, TURNSessions: nil, Agents: 20}
+		LatencyRuns: 1, Requests: 20, HeapRequests: 100, TURNSessions: nil, Agents: 20,
+		BrowserRuns: 1}
 )
 
 func logf(t testing.TB, format string, args ...any) {
@@ -226,7 +230,9 @@ func StackFigures(t testing.TB, r *Report, cfg Config) {
 	}
 
 	AgentMemory(t, r, cfg, st, tunD)
-	if n := backlogWaits.Load(); n > 0 {
+	n := backlogWaits.Load()
+	r.Add("requests the agent refused with audit_backlog (whole stack run)", "requests", []float64{float64(n)})
+	if n > 0 {
 		logf(t, "the agent refused %d requests with audit_backlog (retried)", n)
 		if f := r.Get("HTTP 2 KiB GET, tunnelled direct p99"); f != nil {
 			f.Annotate("agent refused %d requests of this run with audit_backlog (retried after 5 ms, not timed)", n)
@@ -267,7 +273,11 @@ func AgentMemory(t testing.TB, r *Report, cfg Config, st *stack.Stack, hc *http.
 	if err != nil {
 		t.Fatal(err)
 	}
+	t0 := time.Now()
 	run(n - warm)
+	rate := float64(n-warm) / time.Since(t0).Seconds()
+	r.Add(fmt.Sprintf("small GETs through one session, %d workers", workers), "req/s", []float64{rate}).
+		Annotate("over %d requests, audit_backlog refusals retried after 5 ms", n-warm)
 	time.Sleep(200 * time.Millisecond)
 	rss1, err := procRSS(pid)
 	if err != nil {

@@ -7,11 +7,13 @@ import { Signaling, candidateData, sessionFromHost } from './signaling.js';
 import { Tunnel } from './tunnel.js';
 import { createToolbar, explainPath, pathFromStats } from './toolbar.js';
 import { authChallenge, askCredentials } from './credentials.js';
+import { Recovery } from './recovery.js';
 
 const TOKEN_KEY = 'porthole.session-token';
 const WORKER_URL = '/__t/sw.js';
 const CONNECT_TIMEOUT = 30_000; // from session.ready to a connected peer
 const STATS_EVERY = 2_000;
+const RESTORED_NOTICE = 10_000; // how long "restored" stays in the toolbar
 // The sandbox keeps the device's page from navigating the shell away (no
 // allow-top-navigation) while leaving it same-origin, so the worker controls
 // it and its scripts, forms and downloads work.
@@ -39,6 +41,8 @@ const state = {
   pendingCandidates: [], // remote candidates that arrived before the answer
   haveAnswer: false,
   endReason: '',
+  recovery: null, // ICE restarts after the first connection (recovery.js)
+  noticeTimer: null,
 };
 
 const AUTH_KEY = 'porthole.session-oauth'; // {state, verifier, back} while the authorization runs
@@ -197,7 +201,16 @@ async function onSignal(env, workerReady) {
       return startPeer(d, workerReady).catch((err) => fail(err));
     case 'answer':
       if (!state.pc || d.type !== 'answer' || typeof d.sdp !== 'string') return;
-      await state.pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
+      // An ICE restart's offer may have been sent twice (resent after a
+      // retry); the second answer finds the connection stable already.
+      if (state.pc.signalingState !== 'have-local-offer') return;
+      try {
+        await state.pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
+      } catch (err) {
+        if (!state.recovery?.recovering) throw err;
+        console.warn('porthole: answer refused during an ICE restart:', err.message);
+        return;
+      }
       state.haveAnswer = true;
       for (const c of state.pendingCandidates.splice(0)) await addCandidate(c);
       return;
@@ -243,18 +256,29 @@ async function startPeer(ready, workerReady) {
   state.tunnel.prime();
   wakeReadyWaiters();
   pc.onicecandidate = (e) => state.signaling.send('candidate', candidateData(e.candidate));
+  state.recovery = new Recovery({
+    restart: () => restartIce(pc),
+    notice: (text, level) => {
+      clearTimeout(state.noticeTimer);
+      state.toolbar.notify(text, level);
+      document.body.dataset.recovery = level === 'warning' ? 'reconnecting' : '';
+      // "Restored" goes away after a while; "reconnecting…" stays.
+      if (text && level !== 'warning') state.noticeTimer = setTimeout(() => state.toolbar.notify(''), RESTORED_NOTICE);
+    },
+    giveUp: (message) => endSession('error', message, true),
+  });
   pc.onconnectionstatechange = () => {
-    switch (pc.connectionState) {
+    const st = pc.connectionState;
+    state.recovery.update(st);
+    switch (st) {
       case 'connected':
         clearTimeout(state.connectTimer);
         setStatus('');
         pollStats();
         break;
-      case 'disconnected':
-        state.toolbar.notify('Connection to the agent interrupted; trying to recover…', 'warning');
-        break;
       case 'failed':
-        endSession('error', 'The connection to the agent failed.', true);
+        // After the first connection, recovery restarts ICE instead.
+        if (!state.recovery.established) endSession('error', 'The connection to the agent failed.', true);
         break;
       default:
     }
@@ -263,6 +287,27 @@ async function startPeer(ready, workerReady) {
     if (pc.connectionState !== 'connected') endSession('error', 'No network path to the agent could be established.', true);
   }, CONNECT_TIMEOUT);
   const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  state.signaling.send('offer', { type: 'offer', sdp: pc.localDescription.sdp });
+}
+
+/**
+ * One ICE restart: new ICE credentials in a new offer, on the same peer
+ * connection (same DTLS certificate, so the agent renegotiates rather than
+ * replacing it). An offer still unanswered from the previous attempt is sent
+ * again as it is (it may have been lost while the agent reconnected to
+ * signaling); its SDP carries the candidates gathered so far.
+ */
+async function restartIce(pc) {
+  if (state.ended || pc !== state.pc || pc.connectionState === 'closed') return;
+  state.haveAnswer = false;
+  state.pendingCandidates.length = 0;
+  if (pc.signalingState === 'have-local-offer' && pc.localDescription) {
+    state.signaling.send('offer', { type: 'offer', sdp: pc.localDescription.sdp });
+    return;
+  }
+  pc.restartIce();
+  const offer = await pc.createOffer({ iceRestart: true });
   await pc.setLocalDescription(offer);
   state.signaling.send('offer', { type: 'offer', sdp: pc.localDescription.sdp });
 }
@@ -480,6 +525,8 @@ function endSession(reason, message, tellSignaling, code) {
   navigator.serviceWorker?.ready.then((reg) => reg.active?.postMessage({ type: 'porthole.ended', reason })).catch(() => {});
   clearInterval(state.statsTimer);
   clearTimeout(state.connectTimer);
+  clearTimeout(state.noticeTimer);
+  state.recovery?.stop();
   state.tunnel?.close();
   state.pc?.close();
   // Let session.end leave before the socket closes.

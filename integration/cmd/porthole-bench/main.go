@@ -6,6 +6,11 @@
 //
 //	porthole-bench artifacts/bench/results.json
 //	porthole-bench -compare old.json new.json
+//	porthole-bench -only browser artifacts/bench/results.json
+//
+// -only keeps the figures of the named groups (stack, inproc, turn,
+// signaling, path, browser: BENCH_ONLY's names); figures of reports written
+// before groups were recorded have none and are kept.
 package main
 
 import (
@@ -13,11 +18,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 )
 
 type figure struct {
 	Name           string    `json:"name"`
+	Group          string    `json:"group"`
 	Unit           string    `json:"unit"`
 	Median         float64   `json:"median"`
 	Min            float64   `json:"min"`
@@ -61,14 +68,33 @@ func verdict(f *figure) string {
 
 func main() {
 	compare := flag.Bool("compare", false, "compare two reports: porthole-bench -compare old.json new.json")
+	only := flag.String("only", "", "comma-separated groups to show (stack,inproc,turn,signaling,path,browser; empty: all)")
 	flag.Parse()
-	if err := run(*compare, flag.Args()); err != nil {
+	if err := run(*compare, *only, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "porthole-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(compare bool, args []string) error {
+// keep filters r's figures to the comma-separated groups (empty: all).
+func keep(r *report, groups string) {
+	if groups == "" {
+		return
+	}
+	want := map[string]bool{}
+	for _, g := range strings.Split(groups, ",") {
+		want[strings.TrimSpace(g)] = true
+	}
+	var out []*figure
+	for _, f := range r.Figures {
+		if f.Group == "" || want[f.Group] {
+			out = append(out, f)
+		}
+	}
+	r.Figures = out
+}
+
+func run(compare bool, only string, args []string) error {
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	defer tw.Flush()
 	if !compare {
@@ -79,6 +105,7 @@ func run(compare bool, args []string) error {
 		if err != nil {
 			return err
 		}
+		keep(r, only)
 		fmt.Fprintf(tw, "figure\tmedian\tmin–max\truns\tbaseline\tratio\ttarget\t\n")
 		for _, f := range r.Figures {
 			ratio := ""
@@ -101,6 +128,7 @@ func run(compare bool, args []string) error {
 	if err != nil {
 		return err
 	}
+	keep(b, only)
 	old := map[string]*figure{}
 	for _, f := range a.Figures {
 		old[f.Name] = f

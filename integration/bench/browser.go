@@ -1,0 +1,224 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// ChromiumPath is the browser the browser group drives.
+const ChromiumPath = "/usr/bin/chromium"
+
+// browserWait bounds every wait for a page in the browser group.
+const browserWait = 30 * time.Second
+
+// Figure names of the browser group.
+const (
+	figBrowserDirect = "device page, Chromium direct, navigation→first contentful paint"
+	figBrowserCold   = "session setup, Chromium, cold, navigation→device page first paint"
+	figBrowserWarm   = "session setup, Chromium, warm, navigation→device page first paint"
+)
+
+// BrowserFigures measures session setup in headless Chromium against the
+// real binaries, from the shell's navigation start to the first contentful
+// paint of the device's page in the shell's frame (both clocks in the
+// browser: the frame's FCP mapped onto the shell's time origin):
+//   - cold: a fresh profile (a new browser) and a new session: the service
+//     worker installs, signaling, the peer connection, then the page;
+//   - warm: the same profile, another new session (another origin, so the
+//     worker installs again; the browser's process, HTTP cache and
+//     connections are warm).
+//
+// The same-run baseline is the device's page opened directly in the same
+// browser (navigation start to its first contentful paint).
+func BrowserFigures(t testing.TB, r *Report, cfg Config) {
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		t.Skipf("browser group: no Chromium at %s", ChromiumPath)
+	}
+	st := stack.Start(t, stack.Options{})
+	var direct []float64
+	var cold, warm shellTimes
+	for i := range cfg.BrowserRuns {
+		c, w, d := browserRun(t, st)
+		cold.add(c)
+		warm.add(w)
+		direct = append(direct, d)
+		logf(t, "browser run %d: cold %.0f ms (worker %.0f, peer %.0f), warm %.0f ms (worker %.0f, peer %.0f), direct %.0f ms",
+			i, c.Paint, c.Worker, c.Connected, w.Paint, w.Worker, w.Connected, d)
+	}
+	r.Add(figBrowserDirect, "ms", direct)
+	f := r.Against(r.Add(figBrowserCold, "ms", cold.paint), figBrowserDirect)
+	f.Check("p50 ≤ 600 ms", f.Median <= 600)
+	cold.annotate(f)
+	f = r.Against(r.Add(figBrowserWarm, "ms", warm.paint), figBrowserDirect)
+	f.Check("p50 ≤ 300 ms", f.Median <= 300)
+	warm.annotate(f)
+}
+
+// shellTime is one session setup in the browser, in milliseconds from the
+// shell's navigation start: the service worker active, the peer connection
+// connected, the device page's first contentful paint.
+type shellTime struct {
+	Worker, Connected, Paint float64
+}
+
+type shellTimes struct{ worker, connected, paint []float64 }
+
+func (s *shellTimes) add(t shellTime) {
+	s.worker = append(s.worker, t.Worker)
+	s.connected = append(s.connected, t.Connected)
+	s.paint = append(s.paint, t.Paint)
+}
+
+// annotate notes where the time went (medians of the steps).
+func (s *shellTimes) annotate(f *Figure) {
+	med := func(xs []float64) float64 {
+		ys := slices.Clone(xs)
+		slices.Sort(ys)
+		return median(ys)
+	}
+	f.Annotate("medians from navigation start: service worker active %.0f ms, peer connection connected %.0f ms",
+		med(s.worker), med(s.connected))
+}
+
+// stepSpy runs in every document before its scripts and records, in the
+// shell, when the service worker is active and when the peer connection
+// connects (performance.now, from navigation start).
+const stepSpy = `(() => {
+	if (window.__benchSteps || window.top !== window) return;
+	const T = window.__benchSteps = {worker: 0, connected: 0};
+	navigator.serviceWorker?.ready.then(() => { T.worker = performance.now(); });
+	const Native = window.RTCPeerConnection;
+	if (!Native) return;
+	window.RTCPeerConnection = class extends Native {
+		constructor(...args) {
+			super(...args);
+			this.addEventListener('connectionstatechange', () => {
+				if (this.connectionState === 'connected' && !T.connected) T.connected = performance.now();
+			});
+		}
+	};
+})()`
+
+// browserRun starts a browser with a fresh profile and returns the cold
+// and warm session setup and the direct page load, in milliseconds. The
+// browser is gone when it returns.
+func browserRun(t testing.TB, st *stack.Stack) (cold, warm shellTime, direct float64) {
+	dir, err := os.MkdirTemp("", "porthole-bench-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(ChromiumPath),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1280, 800),
+	)
+	defer acancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	if err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: stepSpy})
+		return chromedp.Void{}, err
+	}); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	cold = openShell(t, ctx, st)
+	warm = openShell(t, ctx, st)
+	direct = openDirect(t, ctx, "http://"+st.DeviceAddr+"/")
+	return cold, warm, direct
+}
+
+// openShell creates a session, opens its shell in the tab and returns the
+// time from the shell's navigation start to the device page's first
+// contentful paint in the frame, and to the steps before it. It ends the
+// session afterwards.
+func openShell(t testing.TB, ctx context.Context, st *stack.Stack) shellTime {
+	info := benchSession(t, st)
+	if err := chromedp.Do(ctx, chromedp.Navigate(info.Origin+"/#token="+info.Token)); err != nil {
+		t.Fatalf("open the shell: %v", err)
+	}
+	ms := pollPositive(t, ctx, fmt.Sprintf(`(() => {
+		if (location.origin !== %q) return 0;
+		const f = document.querySelector('iframe.device');
+		const w = f && f.contentWindow;
+		if (!w || !f.contentDocument || f.contentDocument.readyState !== 'complete') return 0;
+		const p = w.performance.getEntriesByName('first-contentful-paint')[0];
+		if (!p) return 0;
+		return w.performance.timeOrigin + p.startTime - performance.timeOrigin;
+	})()`, info.Origin))
+	steps, err := chromedp.Run(ctx, chromedp.Evaluate[shellTime](`({worker: window.__benchSteps?.worker || 0, connected: window.__benchSteps?.connected || 0})`))
+	if err != nil {
+		t.Fatalf("read the setup steps: %v", err)
+	}
+	steps.Paint = ms
+	// End the session as the toolbar's button does; the next navigation
+	// would end it too, a little later.
+	_, _ = chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const b = document.querySelector('.toolbar button.end'); b?.click(); return true; })()`))
+	return steps
+}
+
+// openDirect opens url in the tab and returns navigation start to its
+// first contentful paint.
+func openDirect(t testing.TB, ctx context.Context, url string) float64 {
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	return pollPositive(t, ctx, fmt.Sprintf(`(() => {
+		if (location.href !== %q || document.readyState !== 'complete') return 0;
+		const p = performance.getEntriesByName('first-contentful-paint')[0];
+		return p ? p.startTime : 0;
+	})()`, url))
+}
+
+// pollPositive evaluates expr until it returns a positive number.
+func pollPositive(t testing.TB, ctx context.Context, expr string) float64 {
+	pctx, cancel := context.WithTimeout(ctx, browserWait)
+	defer cancel()
+	v, err := chromedp.Run(pctx, chromedp.Poll[float64](`(() => { const v = `+expr+`; return v > 0 ? v : null; })()`,
+		chromedp.WithPollingInterval(10*time.Millisecond)))
+	if err != nil {
+		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' | ' + document.body.innerText.slice(0, 300)`))
+		t.Fatalf("no first contentful paint within %s: %v; page: %s", browserWait, err, page)
+	}
+	return v
+}
+
+// benchSession creates a session on the demo device, as the app's Open
+// button does.
+func benchSession(t testing.TB, st *stack.Stack) *proto.SessionInfo {
+	body, _ := json.Marshal(map[string]string{"device": stack.DeviceID})
+	req, _ := http.NewRequest(http.MethodPost, st.SignalingURL+proto.PathSessions, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+st.TechToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", proto.PathSessions, err)
+	}
+	defer resp.Body.Close()
+	var info proto.SessionInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != http.StatusCreated || info.Origin == "" {
+		t.Fatalf("POST %s: status %d, %+v, %v", proto.PathSessions, resp.StatusCode, info, err)
+	}
+	return &info
+}
