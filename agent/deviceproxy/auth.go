@@ -57,12 +57,6 @@ func (a *authState) setCredentials(v string) bool {
 	return true
 }
 
-func (a *authState) forget() {
-	a.mu.Lock()
-	a.user, a.pass, a.have = "", "", false
-	a.mu.Unlock()
-}
-
 // authorize returns the Authorization value for req under the known
 // challenge, or "" when the session has no credentials yet.
 func (a *authState) authorize(method, uri string) string {

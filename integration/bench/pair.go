@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pion/datachannel"
@@ -166,18 +165,6 @@ func rewriteCandidate(sdp, from, to string) string {
 		out = append(out, l)
 	}
 	return strings.Join(out, "\r\n")
-}
-
-// waitConnected waits for pc to reach connected.
-func connectedPromise(pc *webrtc.PeerConnection) <-chan struct{} {
-	ch := make(chan struct{})
-	var once sync.Once
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
-			once.Do(func() { close(ch) })
-		}
-	})
-	return ch
 }
 
 // Close closes both peers and the relay.
