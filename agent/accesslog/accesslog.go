@@ -63,10 +63,16 @@ type stream struct {
 	next    uint64              // the sequence number of the next entry
 	acked   uint64              // every entry up to here is acknowledged
 	sent    uint64              // every entry up to here was handed out on this connection
-	sentAt  time.Time           // when the last batch was handed out
+	flights []flight            // batches handed out and not yet acknowledged, oldest first
 	entries []proto.AccessEntry // unacknowledged, in order
 	file    *os.File            // spool, nil without Dir
 	ended   bool                // the session is over: forget the stream once drained
+}
+
+// flight is a batch handed out and not yet acknowledged.
+type flight struct {
+	last uint64    // its last entry
+	at   time.Time // when it was handed out
 }
 
 // Open opens the log, reading back what an earlier run left in the spool:
@@ -258,6 +264,11 @@ func (l *Log) Ack(session string, seq uint64) {
 	l.unacked -= n
 	st.acked = seq
 	st.sent = max(st.sent, seq)
+	f := 0
+	for f < len(st.flights) && st.flights[f].last <= seq {
+		f++
+	}
+	st.flights = st.flights[f:]
 	l.dropIfDrainedLocked(st)
 	l.mu.Unlock()
 	l.wake()
@@ -268,7 +279,7 @@ func (l *Log) Ack(session string, seq uint64) {
 func (l *Log) Rewind() {
 	l.mu.Lock()
 	for _, st := range l.streams {
-		st.sent = st.acked
+		st.sent, st.flights = st.acked, nil
 	}
 	l.mu.Unlock()
 	l.wake()
@@ -284,19 +295,24 @@ type Batch struct {
 // message limit.
 const maxBatchBytes = proto.MaxSignalMessage / 2
 
+// MaxInFlight is how many batches of one session may await their
+// acknowledgement: signaling stores a connection's batches one after the
+// other, so the next one waits there, not for the round trip.
+const MaxInFlight = 2
+
 // Due hands out the next batch of every session that has entries not yet
-// handed out and none in flight (one batch per session at a time), and
-// re-arms sessions whose batch got no acknowledgement within resend.
+// handed out and fewer than MaxInFlight batches in flight, and re-arms
+// sessions whose oldest batch got no acknowledgement within resend.
 func (l *Log) Due(now time.Time, resend time.Duration) []Batch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Batch
 	for _, st := range l.streams {
-		if st.sent > st.acked {
-			if now.Sub(st.sentAt) < resend {
-				continue // in flight
-			}
-			st.sent = st.acked
+		if len(st.flights) > 0 && now.Sub(st.flights[0].at) >= resend {
+			st.sent, st.flights = st.acked, nil
+		}
+		if len(st.flights) >= MaxInFlight {
+			continue
 		}
 		i := 0
 		for i < len(st.entries) && st.entries[i].Seq <= st.sent {
@@ -316,7 +332,7 @@ func (l *Log) Due(now time.Time, resend time.Duration) []Batch {
 			b.Log.Entries = append(b.Log.Entries, st.entries[i])
 		}
 		st.sent = b.Log.Entries[len(b.Log.Entries)-1].Seq
-		st.sentAt = now
+		st.flights = append(st.flights, flight{last: st.sent, at: now})
 		out = append(out, b)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Session < out[j].Session })

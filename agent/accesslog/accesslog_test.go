@@ -51,31 +51,44 @@ func TestFullBufferRefusesUntilAcknowledged(t *testing.T) {
 	}
 }
 
-func TestOneBatchInFlightAndResend(t *testing.T) {
+func TestBatchesInFlightAndResend(t *testing.T) {
 	l, _ := Open(Config{})
 	now := time.Now()
 	serve(t, l, "sessionb1", "/1")
 	if b := l.Due(now, time.Minute); len(b) != 1 {
 		t.Fatalf("due %d", len(b))
 	}
-	serve(t, l, "sessionb1", "/2")
-	if b := l.Due(now, time.Minute); len(b) != 0 {
-		t.Fatal("a second batch while the first is in flight")
+	// Up to MaxInFlight batches await their acknowledgement, no more.
+	for i := 2; i <= MaxInFlight; i++ {
+		serve(t, l, "sessionb1", "/n")
+		if b := l.Due(now, time.Minute); len(b) != 1 || b[0].Log.Entries[0].Seq != uint64(i) {
+			t.Fatalf("batch %d while %d in flight: %+v", i, i-1, b)
+		}
 	}
+	serve(t, l, "sessionb1", "/2")
+	next := uint64(MaxInFlight + 1)
+	if b := l.Due(now, time.Minute); len(b) != 0 {
+		t.Fatal("a batch beyond MaxInFlight")
+	}
+	// An acknowledgement of part of the batches makes room for one more.
 	l.Ack("sessionb1", 1)
 	b := l.Due(now, time.Minute)
-	if len(b) != 1 || b[0].Log.Entries[0].Seq != 2 {
+	if len(b) != 1 || b[0].Log.Entries[0].Seq != next {
 		t.Fatalf("after ack: %+v", b)
 	}
-	// No ack: resent after the resend time, or at once after Rewind.
-	if b := l.Due(now.Add(2*time.Minute), time.Minute); len(b) != 1 || b[0].Log.Entries[0].Seq != 2 {
+	// No ack: resent from the acknowledged head after the resend time, or
+	// at once after Rewind.
+	if b := l.Due(now.Add(2*time.Minute), time.Minute); len(b) != 1 || b[0].Log.Entries[0].Seq != 2 || len(b[0].Log.Entries) != int(next-1) {
 		t.Fatalf("resend: %+v", b)
 	}
 	l.Rewind()
 	if b := l.Due(now.Add(2*time.Minute), time.Minute); len(b) != 1 || b[0].Log.Entries[0].Seq != 2 {
 		t.Fatalf("after rewind: %+v", b)
 	}
-	l.Ack("sessionb1", 2)
+	l.Ack("sessionb1", next)
+	if b := l.Due(now.Add(2*time.Minute), time.Minute); len(b) != 0 {
+		t.Fatalf("after the last ack: %+v", b)
+	}
 	l.End("sessionb1")
 	if st := l.Stats(); st.Sessions != 0 || st.Unacked != 0 {
 		t.Fatalf("drained and ended session kept: %+v", st)

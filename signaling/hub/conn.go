@@ -21,7 +21,7 @@ type conn struct {
 	id   string // agent ID for agents, user ID for clients
 	log  *slog.Logger
 
-	send     chan outMsg
+	send     chan *outMsg  // pointers: an idle connection's queue is 8 bytes a slot
 	done     chan struct{} // closed by stop
 	stopOnce sync.Once
 	stopCode int // close code writePump sends on stop; 0 sends none
@@ -69,7 +69,7 @@ func (h *Hub) newConn(ws *websocket.Conn, role proto.Role, id string, log *slog.
 		role: role,
 		id:   id,
 		log:  log,
-		send: make(chan outMsg, h.opt.MaxQueue),
+		send: make(chan *outMsg, h.opt.MaxQueue),
 		done: make(chan struct{}),
 	}
 }
@@ -93,7 +93,7 @@ func (c *conn) enqueue(b []byte) bool {
 	default:
 	}
 	select {
-	case c.send <- outMsg{data: b}:
+	case c.send <- &outMsg{data: b}:
 		return true
 	default:
 		// Its writePump may be blocked writing to it: close the socket now
@@ -109,7 +109,7 @@ func (c *conn) enqueue(b []byte) bool {
 // are written.
 func (c *conn) closeAfterFlush(code int, text string) {
 	select {
-	case c.send <- outMsg{closeCode: code, closeText: text}:
+	case c.send <- &outMsg{closeCode: code, closeText: text}:
 	default:
 		c.stop(code, text)
 	}

@@ -227,32 +227,39 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 		return 0, proto.Errorf(proto.CodeSessionNotFound, "no session %s for this agent", session)
 	}
 	stream := store.SessionStream(session)
+	batch := make([]*store.AuditEntry, len(l.Entries))
+	for i := range l.Entries {
+		batch[i] = ToAudit(j, &l.Entries[i])
+	}
+	// One store transaction for the whole batch: entries already stored
+	// (re-sent after a reconnect) are skipped, and a gap stops the batch
+	// (the agent re-sends from what we acknowledge).
+	stored, err := st.AppendAuditBatch(ctx, stream, batch)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrConflict):
+		r.log.Warn("access log gap", "session", session, "agent", agent, "stored", len(stored))
+	default:
+		return 0, proto.Errorf(proto.CodeUnavailable, "access log: %v", err)
+	}
 	var head *store.AuditEntry
 	var add store.Job // totals of the entries stored now
-entries:
+	k := 0
 	for i := range l.Entries {
 		e := &l.Entries[i]
-		stored, err := st.AppendAuditAt(ctx, stream, ToAudit(j, e))
-		switch {
-		case err == nil:
-			head = stored
-			if e.Kind == proto.AccessTCP {
-				add.TCP++
-			} else {
-				add.Requests++
-			}
-			add.ReqBytes += e.ReqBytes
-			add.RespBytes += e.RespBytes
-			add.LogSeq = e.Seq
-		case errors.Is(err, store.ErrExists):
-			// Re-sent after a reconnect: stored already.
-		case errors.Is(err, store.ErrConflict):
-			// A gap: the agent re-sends from what we acknowledge.
-			r.log.Warn("access log gap", "session", session, "agent", agent, "seq", e.Seq)
-			break entries
-		default:
-			return 0, proto.Errorf(proto.CodeUnavailable, "access log: %v", err)
+		if k == len(stored) || stored[k].Seq != e.Seq {
+			continue // not stored now
 		}
+		head = stored[k]
+		k++
+		if e.Kind == proto.AccessTCP {
+			add.TCP++
+		} else {
+			add.Requests++
+		}
+		add.ReqBytes += e.ReqBytes
+		add.RespBytes += e.RespBytes
+		add.LogSeq = e.Seq
 	}
 	if head != nil {
 		if err := r.cfg.Signer.Checkpoint(ctx, st, stream, head, r.cfg.Now()); err != nil {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -133,10 +134,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
-		Subprotocols:     []string{proto.SocketProtocol},           // never the token protocol
-		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade is called
+		// An idle connection holds only a small read buffer; a write
+		// buffer is borrowed from the pool for each message. Signaling
+		// messages are small, and a large one is read through.
+		ReadBufferSize:  wsReadBuffer,
+		WriteBufferSize: wsWriteBuffer,
+		WriteBufferPool: wsWritePool,
+		Subprotocols:    []string{proto.SocketProtocol},           // never the token protocol
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked before Upgrade is called
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			writeError(w, status, proto.Errorf(proto.CodeBadMessage, "websocket: %v", reason))
 		},
@@ -144,6 +149,15 @@ func New(cfg Config) (*Server, error) {
 	s.handler = s.metrics.Instrument(s.routes(), s.routeLabel)
 	return s, nil
 }
+
+// WebSocket buffers: see the Upgrader in New.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 4096
+)
+
+// wsWritePool holds the write buffers of every WebSocket between writes.
+var wsWritePool = &sync.Pool{}
 
 // Handler returns the HTTP handler serving the API, the WebSockets, the web
 // UI (Config.Web) and the session origins (Config.SessionWeb).

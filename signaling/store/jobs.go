@@ -94,6 +94,15 @@ type JobStore interface {
 	// stored gives ErrExists (a duplicate, the stored one is kept), and one
 	// past the next gives ErrConflict (a gap).
 	AppendAuditAt(ctx context.Context, stream string, e *AuditEntry) (*AuditEntry, error)
+	// AppendAuditBatch appends entries to stream in one atomic step, as
+	// AppendAuditAt would one after the other: an entry whose Seq is
+	// already stored is skipped (the stored one is kept), and the first one
+	// past the next sequence number (a gap) stops the batch with
+	// ErrConflict; the entries before it are stored all the same. It
+	// returns the entries it stored, in order, with Prev and Hash set (also
+	// alongside ErrConflict). An entry with Seq 0 or an empty stream is
+	// ErrBadRecord and stores nothing.
+	AppendAuditBatch(ctx context.Context, stream string, entries []*AuditEntry) ([]*AuditEntry, error)
 
 	// PutCheckpoint stores c as the stream's checkpoint unless the stored
 	// one is for a longer log (ErrConflict): checkpoints only move forward.

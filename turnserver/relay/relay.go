@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,12 @@ type Config struct {
 	UDPListen string
 	TCPListen string
 	TLSListen string
+
+	// UDPSockets is how many UDP sockets share UDPListen with SO_REUSEPORT,
+	// each read by its own pion loop: the kernel spreads clients over them
+	// by address, so one busy socket no longer drops what a single read
+	// loop cannot keep up with. 0 means GOMAXPROCS; 1 is a plain socket.
+	UDPSockets int
 
 	// TLS is the server configuration for TLSListen (required with it). It is
 	// cloned and its MinVersion raised to TLS 1.2 if lower.
@@ -324,19 +331,37 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	gen := relayGenerator{srv: s}
 	if s.cfg.UDPListen != "" {
-		pc, err := lc.ListenPacket(ctx, "udp", s.cfg.UDPListen)
-		if err != nil {
-			return fail(fmt.Errorf("listen udp %s: %w", s.cfg.UDPListen, err))
+		n := s.cfg.UDPSockets
+		if n <= 0 {
+			n = runtime.GOMAXPROCS(0)
 		}
-		growBuffers(pc)
-		lpc := &listenerPacketConn{PacketConn: pc, done: newReadDone()}
-		closers, waits = append(closers, lpc.Close), append(waits, lpc.done)
-		addrs.UDP = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn:            lpc,
-			RelayAddressGenerator: gen,
-			PermissionHandler:     s.permissionHandler(pc.LocalAddr()),
-		})
+		if reusePort == nil {
+			n = 1
+		}
+		ulc := lc
+		if n > 1 {
+			ulc.Control = reusePort
+		}
+		addr := s.cfg.UDPListen
+		for i := range n {
+			pc, err := ulc.ListenPacket(ctx, "udp", addr)
+			if err != nil {
+				return fail(fmt.Errorf("listen udp %s: %w", addr, err))
+			}
+			growBuffers(pc)
+			lpc := &listenerPacketConn{PacketConn: pc, done: newReadDone()}
+			closers, waits = append(closers, lpc.Close), append(waits, lpc.done)
+			if i == 0 {
+				// The others join the port the first one got (port 0).
+				addrs.UDP = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+				addr = addrs.UDP.String()
+			}
+			sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
+				PacketConn:            lpc,
+				RelayAddressGenerator: gen,
+				PermissionHandler:     s.permissionHandler(pc.LocalAddr()),
+			})
+		}
 	}
 	for _, l := range []struct {
 		addr string

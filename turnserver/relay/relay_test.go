@@ -478,3 +478,28 @@ func TestRunFailsWhenAddressInUseAndRunsOnce(t *testing.T) {
 		t.Fatalf("second Run = %v, want ErrAlreadyRunning", err)
 	}
 }
+
+// TestTURNServesOnSeveralReusePortSockets: with several SO_REUSEPORT
+// sockets on one address, clients spread over them by the kernel each get
+// their allocation and relay through it, and every socket answers on the
+// one advertised port.
+func TestTURNServesOnSeveralReusePortSockets(t *testing.T) {
+	if reusePort == nil {
+		t.Skip("no SO_REUSEPORT here")
+	}
+	srv := startServer(t, Config{UDPListen: "127.0.0.1:0", UDPSockets: 4, Allow: []netip.Prefix{loopback8}})
+	target := newSink(t, "127.0.0.1:0")
+	for i := range 16 {
+		user, pass := validCreds(fmt.Sprintf("s_reuse%d", i))
+		c := newRawClient(t, srv.Addrs().UDP, user, pass)
+		relayed := c.allocate()
+		if res := c.createPermission(target.addr); res.Type.Class != stun.ClassSuccessResponse {
+			t.Fatalf("client %d CreatePermission: %v code %d", i, res.Type, errorCode(res))
+		}
+		msg := []byte(fmt.Sprint("from client ", i))
+		c.send(target.addr, msg)
+		if from := target.expect(t, msg); from != relayed {
+			t.Fatalf("client %d: datagram came from %v, want its relayed address %v", i, from, relayed)
+		}
+	}
+}

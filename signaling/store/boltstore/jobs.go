@@ -142,6 +142,62 @@ func (s *Store) AppendAuditAt(ctx context.Context, stream string, e *store.Audit
 	return out, err
 }
 
+// AppendAuditBatch implements store.Store: one transaction, so one sync
+// to disk, for the whole batch.
+func (s *Store) AppendAuditBatch(ctx context.Context, stream string, entries []*store.AuditEntry) (out []*store.AuditEntry, err error) {
+	if stream == "" {
+		return nil, fmt.Errorf("append audit: %w: empty stream", store.ErrBadRecord)
+	}
+	for _, e := range entries {
+		if e.Seq == 0 {
+			return nil, fmt.Errorf("append audit %q: %w: seq 0", stream, store.ErrBadRecord)
+		}
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	var gap error
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		out, gap = nil, nil // fn may run again
+		b, err := tx.Bucket(bAudit).CreateBucketIfNotExists([]byte(stream))
+		if err != nil {
+			return err
+		}
+		var last store.AuditEntry
+		if k, raw := b.Cursor().Last(); k != nil {
+			if err := json.Unmarshal(raw, &last); err != nil {
+				return fmt.Errorf("audit %q tail: %w: %v", stream, store.ErrBadRecord, err)
+			}
+		}
+		for _, e := range entries {
+			if e.Seq <= last.Seq {
+				continue // a duplicate
+			}
+			if e.Seq > last.Seq+1 {
+				gap = fmt.Errorf("audit %q entry %d after %d: %w (gap)", stream, e.Seq, last.Seq, store.ErrConflict)
+				break
+			}
+			entry := *e
+			entry.Prev = last.Hash
+			if entry.Time.IsZero() {
+				entry.Time = s.now()
+			}
+			entry.Time = entry.Time.UTC()
+			entry.Hash = store.ChainHash(entry.Prev, &entry)
+			if err := put(b, seqKey(entry.Seq), &entry); err != nil {
+				return err
+			}
+			out = append(out, &entry)
+			last = entry
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, gap
+}
+
 // PutCheckpoint implements store.Store.
 func (s *Store) PutCheckpoint(ctx context.Context, c *store.Checkpoint) error {
 	if c.Stream == "" {

@@ -161,6 +161,130 @@ func testAppendAuditAtRace(t *testing.T, open Factory) {
 	}
 }
 
+func batch(from, to uint64, url string) []*store.AuditEntry {
+	var out []*store.AuditEntry
+	for seq := from; seq <= to; seq++ {
+		out = append(out, &store.AuditEntry{Seq: seq, Actor: "agent", Action: "http",
+			Time: time.Date(2025, 1, 2, 3, 4, 5, int(seq), time.UTC), Detail: map[string]string{"url": fmt.Sprint(url, seq)}})
+	}
+	return out
+}
+
+func seqs(es []*store.AuditEntry) []uint64 {
+	var out []uint64
+	for _, e := range es {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+func testAppendAuditBatch(t *testing.T, open Factory) {
+	s := newStore(t, open)
+	const stream = "session/batch"
+	if out, err := s.AppendAuditBatch(ctx, stream, nil); err != nil || len(out) != 0 {
+		t.Fatalf("empty batch = %v, %v", out, err)
+	}
+	out, err := s.AppendAuditBatch(ctx, stream, batch(1, 3, "/"))
+	must(t, err)
+	if fmt.Sprint(seqs(out)) != "[1 2 3]" || out[0].Prev != "" || out[1].Prev != out[0].Hash || out[2].Hash == "" {
+		t.Fatalf("first batch stored %+v", out)
+	}
+	// A re-sent batch overlapping the stored entries: only the new ones
+	// count, the stored ones are kept whatever the re-sent ones say.
+	out, err = s.AppendAuditBatch(ctx, stream, append(batch(2, 3, "/other"), batch(4, 5, "/")...))
+	must(t, err)
+	if fmt.Sprint(seqs(out)) != "[4 5]" || out[0].Prev == "" {
+		t.Fatalf("overlapping batch stored %v", seqs(out))
+	}
+	// Entirely stored already: nothing, no error.
+	out, err = s.AppendAuditBatch(ctx, stream, batch(1, 5, "/"))
+	if err != nil || len(out) != 0 {
+		t.Fatalf("duplicate batch = %v, %v", seqs(out), err)
+	}
+	// A gap stops the batch; what comes before it is stored.
+	b := append(batch(6, 7, "/"), batch(9, 10, "/")...)
+	out, err = s.AppendAuditBatch(ctx, stream, b)
+	wantErr(t, err, store.ErrConflict)
+	if fmt.Sprint(seqs(out)) != "[6 7]" {
+		t.Fatalf("batch with a gap stored %v", seqs(out))
+	}
+	out, err = s.AppendAuditBatch(ctx, stream, batch(12, 13, "/"))
+	wantErr(t, err, store.ErrConflict)
+	if len(out) != 0 {
+		t.Fatalf("batch after a gap stored %v", seqs(out))
+	}
+	// Seq 0 or no stream refuses the whole batch.
+	_, err = s.AppendAuditBatch(ctx, stream, append(batch(8, 8, "/"), &store.AuditEntry{Actor: "agent", Action: "http"}))
+	wantErr(t, err, store.ErrBadRecord)
+	_, err = s.AppendAuditBatch(ctx, "", batch(1, 1, "/"))
+	wantErr(t, err, store.ErrBadRecord)
+
+	all, err := s.Audit(ctx, stream, 0, 0)
+	must(t, err)
+	if fmt.Sprint(seqs(all)) != "[1 2 3 4 5 6 7]" || all[1].Detail["url"] != "/2" {
+		t.Fatalf("stream = %v, second %v", seqs(all), all[1].Detail)
+	}
+	if i := store.VerifyChain("", 1, all); i >= 0 {
+		t.Fatalf("chain broken at %d", i)
+	}
+	// The same entries stored one by one chain to the same hashes.
+	for _, e := range batch(1, 7, "/") {
+		one, err := s.AppendAuditAt(ctx, "session/one", e)
+		must(t, err)
+		if one.Hash != all[e.Seq-1].Hash {
+			t.Fatalf("entry %d: hash %s one by one, %s in a batch", e.Seq, one.Hash, all[e.Seq-1].Hash)
+		}
+	}
+	// The single-entry appends continue the batch's chain, and the other way round.
+	e, err := s.AppendAuditAt(ctx, stream, batch(8, 8, "/")[0])
+	must(t, err)
+	if e.Prev != all[6].Hash {
+		t.Fatalf("AppendAuditAt after a batch = %+v", e)
+	}
+	e, err = s.AppendAudit(ctx, stream, &store.AuditEntry{Actor: "system", Action: "end"})
+	must(t, err)
+	out, err = s.AppendAuditBatch(ctx, stream, batch(9, 10, "/"))
+	must(t, err)
+	if fmt.Sprint(seqs(out)) != "[10]" || out[0].Prev != e.Hash {
+		t.Fatalf("batch after AppendAudit stored %+v", out)
+	}
+	all, err = s.Audit(ctx, stream, 0, 0)
+	must(t, err)
+	if len(all) != 10 || store.VerifyChain("", 1, all) >= 0 {
+		t.Fatalf("%d entries or broken chain", len(all))
+	}
+}
+
+func testAppendAuditBatchRace(t *testing.T, open Factory) {
+	s := newStore(t, open)
+	const stream = "session/batchrace"
+	// Three shippers send the same 60 entries at once in batches of
+	// different sizes: each entry is stored once and the chain holds.
+	var stored atomic.Int64
+	var wg sync.WaitGroup
+	for _, size := range []uint64{1, 7, 20} {
+		wg.Go(func() {
+			for from := uint64(1); from <= 60; from += size {
+				out, err := s.AppendAuditBatch(ctx, stream, batch(from, min(from+size-1, 60), "/"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				stored.Add(int64(len(out)))
+			}
+		})
+	}
+	wg.Wait()
+	if stored.Load() != 60 {
+		t.Fatalf("stored %d entries, want 60", stored.Load())
+	}
+	all, err := s.Audit(ctx, stream, 0, 0)
+	must(t, err)
+	if len(all) != 60 || store.VerifyChain("", 1, all) >= 0 {
+		t.Fatalf("%d entries or broken chain", len(all))
+	}
+}
+
 func testCheckpoints(t *testing.T, open Factory) {
 	s := newStore(t, open)
 	_, err := s.Checkpoint(ctx, "session/x")

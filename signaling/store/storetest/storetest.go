@@ -39,6 +39,8 @@ func Run(t *testing.T, open Factory) {
 		{"JobUpdateIsAtomic", testJobUpdateAtomic},
 		{"AppendAuditAtDeduplicates", testAppendAuditAt},
 		{"AppendAuditAtUnderRace", testAppendAuditAtRace},
+		{"AppendAuditBatch", testAppendAuditBatch},
+		{"AppendAuditBatchUnderRace", testAppendAuditBatchRace},
 		{"CheckpointsOnlyMoveForward", testCheckpoints},
 		{"JobsSurviveRestart", testJobsRestart},
 	}

@@ -41,6 +41,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 func run() error {
 	var (
 		udp        = flag.String("udp", "0.0.0.0:3478", "UDP listen address (empty to disable)")
+		udpSockets = flag.Int("udp-sockets", 0, "UDP sockets sharing the UDP address with SO_REUSEPORT, each with its own read loop (0: one per CPU)")
 		tcp        = flag.String("tcp", "0.0.0.0:3478", "TCP listen address (empty to disable)")
 		tlsAddr    = flag.String("tls", "", "TLS listen address, e.g. 0.0.0.0:5349 (needs --cert and --key)")
 		certFile   = flag.String("cert", "", "TLS certificate chain (PEM)")
@@ -74,6 +75,7 @@ func run() error {
 		Realm:                       *realm,
 		Secret:                      secret,
 		UDPListen:                   *udp,
+		UDPSockets:                  *udpSockets,
 		TCPListen:                   *tcp,
 		TLSListen:                   *tlsAddr,
 		MaxCredentialLifetime:       *maxLife,
