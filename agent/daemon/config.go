@@ -30,7 +30,9 @@ type FileConfig struct {
 	KeyFile string         `json:"keyFile,omitempty"`
 	Devices []DeviceConfig `json:"devices"`
 	// StateDir holds the enrollment (porthole-agent enroll); when it has
-	// one, the agent uses it instead of Key.
+	// one, the agent uses it instead of Key. It also holds the access
+	// log's spool and, in tls-pins/, the certificates of https devices
+	// pinned at first use.
 	StateDir string `json:"stateDir,omitempty"`
 	// Region names where the site is (e.g. "eu-west"), to get the TURN
 	// relays of that region first.
@@ -40,14 +42,18 @@ type FileConfig struct {
 // DeviceConfig declares one device the agent may reach. Nothing else on the
 // site's network is reachable through the agent.
 type DeviceConfig struct {
-	ID                 string `json:"id"`
-	Name               string `json:"name,omitempty"`
-	Scheme             string `json:"scheme,omitempty"` // http (default) or https
-	Address            string `json:"address"`          // IP address or host name
-	HTTPPort           int    `json:"httpPort,omitempty"`
-	Ports              []int  `json:"ports,omitempty"` // further TCP ports that may be forwarded
-	HostHeader         string `json:"hostHeader,omitempty"`
-	InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Scheme     string `json:"scheme,omitempty"` // http (default) or https
+	Address    string `json:"address"`          // IP address or host name
+	HTTPPort   int    `json:"httpPort,omitempty"`
+	Ports      []int  `json:"ports,omitempty"` // further TCP ports that may be forwarded
+	HostHeader string `json:"hostHeader,omitempty"`
+	// InsecureSkipVerify accepts any TLS certificate from an https device
+	// and pins none. Without it (and without tlsCertSha256), a
+	// certificate that does not verify with the system's CAs is pinned at
+	// first use (checkDevice).
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
 	// Expect is the identity checked before every session: mac, serial
 	// (with snmp or httpProbe) and tlsCertSha256, inline in the device's
 	// JSON object.

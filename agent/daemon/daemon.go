@@ -52,6 +52,10 @@ type Config struct {
 	// Checker verifies devices before every session; nil means a default
 	// deviceid.Checker (the system's resolver and neighbour table).
 	Checker *deviceid.Checker
+	// Pins holds the TLS certificates of https devices pinned at first
+	// use (identity.go); nil keeps them in memory for the process's life.
+	// porthole-agent keeps them in its state directory.
+	Pins *deviceid.PinStore
 	// AccessLog records every exchange served and is shipped to
 	// signaling (accesslog.go); nil means one in memory with the default
 	// capacity. The agent stops serving while it is full.
@@ -102,6 +106,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Checker == nil {
 		cfg.Checker = &deviceid.Checker{}
+	}
+	if cfg.Pins == nil {
+		cfg.Pins = &deviceid.PinStore{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -426,7 +426,7 @@ func TestNoPivotIntoTheLAN(t *testing.T) {
 	if checked.Addr != r.first || r.calls.Load() != 1 {
 		t.Fatalf("checked %v after %d lookups", checked.Addr, r.calls.Load())
 	}
-	pinned, err := a.sessionProxy(d, checked.Addr)
+	pinned, err := a.sessionProxy(d, checked.Addr, checked.TLSPin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,8 @@ func (a *Agent) inventory(ctx context.Context) []proto.Device {
 			_, err := a.checkDevice(ctx, d)
 			h := &proto.DeviceHealth{Reachable: err == nil, Checked: time.Now().UTC().Truncate(time.Second)}
 			var m *deviceid.Mismatch
-			if errors.As(err, &m) {
+			var cc *deviceid.CertChanged
+			if errors.As(err, &m) || errors.As(err, &cc) {
 				h.Reachable = true // it answered, as somebody else
 			}
 			if err != nil {
@@ -81,11 +82,34 @@ func truncate(s string, n int) string {
 }
 
 // checkDevice resolves d's address once and verifies its identity there.
+//
+// An https device without a configured tlsCertSha256 and without
+// insecureSkipVerify is trusted on first use: the first successful check
+// that finds a certificate whose chain does not verify with the system's
+// CAs (a self-signed one) pins its SHA-256 in cfg.Pins, and every later
+// check and every connection of a session must present that certificate
+// again; another one refuses the session (device_failed, naming both
+// fingerprints and the porthole-agent trust command that accepts it) and
+// shows in the device's health. A device whose chain verifies with the
+// CAs is left to CA verification (its certificate may be renewed), unless
+// it was pinned before. insecureSkipVerify opts out of both, for devices
+// that make a new certificate at every boot.
 func (a *Agent) checkDevice(ctx context.Context, d *device) (*deviceid.Result, error) {
-	return a.cfg.Checker.Check(ctx, deviceid.Target{
+	res, err := a.cfg.Checker.Check(ctx, deviceid.Target{
 		Device: d.cfg.ID, Host: d.cfg.Address, Scheme: d.cfg.Scheme, Port: d.cfg.HTTPPort,
 		ServerName: serverName(d.cfg),
 	}, d.cfg.Expect)
+	if err != nil || d.cfg.Scheme != "https" || d.cfg.TLSCertSHA256 != "" || d.cfg.InsecureSkipVerify {
+		return res, err
+	}
+	first, err := a.cfg.Pins.Apply(d.cfg.ID, res)
+	if err != nil {
+		return res, err
+	}
+	if first {
+		a.log.Info("device TLS certificate pinned at first use", "device", d.cfg.ID, "sha256", res.TLSPin)
+	}
+	return res, nil
 }
 
 func serverName(d DeviceConfig) string {
@@ -148,8 +172,10 @@ func (a *Agent) checkGrant(session string, open *proto.SessionOpen) (time.Time, 
 
 // sessionProxy builds the session's own proxy to d, pinned to addr, the
 // address the identity check verified: a host name is not looked up again
-// during the session, so DNS cannot move it elsewhere.
-func (a *Agent) sessionProxy(d *device, addr netip.Addr) (*deviceproxy.Proxy, error) {
+// during the session, so DNS cannot move it elsewhere. tlsPin, if set, is
+// the certificate fingerprint every TLS connection to the device must
+// present (the check's Result.TLSPin).
+func (a *Agent) sessionProxy(d *device, addr netip.Addr, tlsPin string) (*deviceproxy.Proxy, error) {
 	pd := d.cfg.proxyDevice()
 	if pd.HostHeader == "" {
 		if _, err := netip.ParseAddr(pd.Host); err != nil {
@@ -161,7 +187,7 @@ func (a *Agent) sessionProxy(d *device, addr netip.Addr) (*deviceproxy.Proxy, er
 		}
 	}
 	pd.Host = addr.String()
-	if fp := d.cfg.TLSCertSHA256; fp != "" {
+	if fp := tlsPin; fp != "" {
 		verify, err := deviceid.PinVerifier(d.cfg.ID, fp)
 		if err != nil {
 			return nil, err

@@ -238,7 +238,7 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 		refuse(pe.Code, "%s", pe.Message)
 		return
 	}
-	pinned, err := a.sessionProxy(dev, checked.Addr)
+	pinned, err := a.sessionProxy(dev, checked.Addr, checked.TLSPin)
 	if err != nil {
 		refuse(proto.CodeInternal, "device proxy: %v", err)
 		return

@@ -5,7 +5,7 @@
 // read from the neighbour table, its serial number read over SNMP
 // (Printer-MIB prtGeneralSerialNumber, v2c or v3) or from an HTTP probe
 // with a pattern, and the SHA-256 of its TLS certificate compared with a
-// pin. Any mismatch refuses the session with a reason a technician can act
+// pin: the configured one, or the one recorded at first use (tofu.go). Any mismatch refuses the session with a reason a technician can act
 // on — this is what protects a customer when DHCP hands a printer's
 // address to another machine.
 package deviceid
@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -143,6 +144,9 @@ type Checker struct {
 	// Dial opens TCP connections to the device (contact, HTTP probe); nil
 	// means a net.Dialer. SNMP uses its own UDP socket.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Roots are the CAs an https device's chain is verified with to set
+	// Result.CertVerified; nil means the system's.
+	Roots *x509.CertPool
 }
 
 func (c *Checker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -155,10 +159,20 @@ func (c *Checker) dial(ctx context.Context, network, addr string) (net.Conn, err
 
 // Result is what a check found.
 type Result struct {
-	Addr       netip.Addr // the pinned address: connect to nothing else this session
-	MAC        string
-	Serial     string
+	Addr   netip.Addr // the pinned address: connect to nothing else this session
+	MAC    string
+	Serial string
+	// CertSHA256 is the hex SHA-256 of the DER leaf certificate an https
+	// device presented.
 	CertSHA256 string
+	// CertVerified says the https device's chain verifies with
+	// Checker.Roots for its server name (a public or company CA): such a
+	// device is not pinned at first use.
+	CertVerified bool
+	// TLSPin is the fingerprint every connection of the session must
+	// present: the configured tlsCertSha256, or the one pinned at first
+	// use (PinStore.Apply); "" leaves TLS to CA verification.
+	TLSPin string
 }
 
 // Mismatch is a device that answered but is not the one declared.
@@ -219,12 +233,14 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 	if cert != nil {
 		sum := sha256.Sum256(cert.Raw)
 		res.CertSHA256 = hex.EncodeToString(sum[:])
+		res.CertVerified = cert.Verified
 	}
 	if e.TLSCertSHA256 != "" {
 		want, _ := parseFingerprint(e.TLSCertSHA256)
 		if res.CertSHA256 != hex.EncodeToString(want) {
 			return res, mismatch(&Mismatch{Device: t.Device, Addr: addr, What: "TLS certificate SHA-256", Got: res.CertSHA256, Want: hex.EncodeToString(want)})
 		}
+		res.TLSPin = res.CertSHA256
 	}
 	if e.MAC != "" {
 		want, _ := net.ParseMAC(e.MAC)
@@ -249,7 +265,7 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 		case e.SNMP != nil:
 			serial, err = SNMPSerial(sctx, addr, e.SNMP)
 		case e.HTTPProbe != nil:
-			serial, err = probeSerial(sctx, c.dial, t, addr, e.HTTPProbe)
+			serial, err = probeSerial(sctx, c.dial, t, addr, e.HTTPProbe, res.CertSHA256)
 		}
 		if err != nil {
 			return res, fail(t.Device, fmt.Errorf("read the serial number: %w", err))
@@ -263,7 +279,8 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 }
 
 // contact connects to the device's web port (with TLS for https, returning
-// the leaf certificate, which is verified by pin, not by CA).
+// the leaf certificate, which is verified by pin; whether its chain also
+// verifies with the CAs is noted).
 func (c *Checker) contact(ctx context.Context, t Target, addr netip.Addr) (*tlsLeaf, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
@@ -287,10 +304,24 @@ func (c *Checker) contact(ctx context.Context, t Target, addr netip.Addr) (*tlsL
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("TLS with %s: no certificate", addr)
 	}
-	return &tlsLeaf{Raw: certs[0].Raw}, nil
+	return &tlsLeaf{Raw: certs[0].Raw, Verified: c.verifyChain(certs, name)}, nil
 }
 
-type tlsLeaf struct{ Raw []byte }
+type tlsLeaf struct {
+	Raw      []byte
+	Verified bool
+}
+
+// verifyChain reports whether certs (leaf first) verify with c.Roots for
+// name.
+func (c *Checker) verifyChain(certs []*x509.Certificate, name string) bool {
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, DNSName: strings.Trim(name, "[]")})
+	return err == nil
+}
 
 func fail(device string, err error) error {
 	code := proto.CodeDeviceFailed

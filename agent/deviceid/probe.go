@@ -16,8 +16,10 @@ import (
 const maxProbeBody = 256 << 10
 
 // probeSerial fetches p.Path from the pinned address and returns the
-// serial the pattern finds. Redirects are not followed.
-func probeSerial(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addr netip.Addr, p *HTTPProbe) (string, error) {
+// serial the pattern finds. Redirects are not followed. Over https the
+// device must present the certificate whose SHA-256 is cert, the one the
+// contact saw.
+func probeSerial(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addr netip.Addr, p *HTTPProbe, cert string) (string, error) {
 	re, err := regexp.Compile(p.Pattern)
 	if err != nil {
 		return "", err
@@ -27,12 +29,18 @@ func probeSerial(ctx context.Context, dial func(context.Context, string, string)
 	if name == "" {
 		name = t.Host
 	}
+	tc := &tls.Config{ServerName: name, InsecureSkipVerify: true} //nolint:gosec // identity is the pin and serial
+	if cert != "" {
+		if tc.VerifyConnection, err = PinVerifier(t.Device, cert); err != nil {
+			return "", err
+		}
+	}
 	tr := &http.Transport{
 		Proxy: nil,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dial(ctx, network, pinned) // never where the URL says
 		},
-		TLSClientConfig:   &tls.Config{ServerName: name, InsecureSkipVerify: true}, //nolint:gosec // identity is the pin and serial
+		TLSClientConfig:   tc,
 		DisableKeepAlives: true,
 	}
 	defer tr.CloseIdleConnections()

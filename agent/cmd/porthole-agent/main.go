@@ -17,6 +17,7 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/daemon"
+	"github.com/porthole-dev/porthole/agent/deviceid"
 )
 
 func main() {
@@ -26,10 +27,18 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	// porthole-agent enroll …, porthole-agent run …; bare flags mean run.
+	// porthole-agent enroll …, porthole-agent trust …, porthole-agent
+	// run …; bare flags mean run.
 	if len(os.Args) > 1 && os.Args[1] == "enroll" {
 		if err := enrollCmd(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "porthole-agent enroll:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "trust" {
+		if err := trustCmd(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "porthole-agent trust:", err)
 			os.Exit(1)
 		}
 		return
@@ -90,6 +99,7 @@ func run() error {
 		Logger:       logger,
 		LoopbackOnly: *loopback,
 		Region:       fc.Region,
+		Pins:         &deviceid.PinStore{Dir: tlsPinDir(stateDirOf(*stateDir, fc))},
 	})
 	if err != nil {
 		return err
