@@ -1,8 +1,6 @@
 package proto
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,38 +28,9 @@ var goldenAccessMessages = []struct {
 func TestGoldenAccessMessages(t *testing.T) {
 	for _, tc := range goldenAccessMessages {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := Encode(tc.typ, "abcdefgh12345678", tc.payload)
-			if err != nil {
-				t.Fatal(err)
-			}
 			// Under agent/: messages between agents and signaling only, which
 			// the browser's tests (reading golden/*.json) do not speak.
-			path := filepath.Join("testdata", "golden", "agent", tc.name+".json")
-			if *update {
-				if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden (run with -update to create): %v", err)
-			}
-			if got := string(b) + "\n"; got != string(want) {
-				t.Fatalf("wire shape changed:\n got %s\nwant %s", got, want)
-			}
-			env, err := Decode(want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fresh := tc.fresh()
-			if err := DecodeData(env, fresh); err != nil {
-				t.Fatal(err)
-			}
-			a, _ := json.Marshal(fresh)
-			c, _ := json.Marshal(tc.payload)
-			if string(a) != string(c) {
-				t.Fatalf("round trip:\n got %s\nwant %s", a, c)
-			}
+			checkGolden(t, filepath.Join("testdata", "golden", "agent", tc.name+".json"), tc.typ, "abcdefgh12345678", tc.payload, tc.fresh())
 		})
 	}
 }

@@ -40,42 +40,46 @@ var goldenMessages = []struct {
 func TestGoldenSignalMessages(t *testing.T) {
 	for _, tc := range goldenMessages {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := Encode(tc.typ, tc.session, tc.payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join("testdata", "golden", tc.name+".json")
-			if *update {
-				if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden (run with -update to create): %v", err)
-			}
-			if got := string(b) + "\n"; got != string(want) {
-				t.Fatalf("wire shape changed:\n got %s\nwant %s", got, want)
-			}
-			env, err := Decode(want)
-			if err != nil {
-				t.Fatalf("golden does not decode: %v", err)
-			}
-			if env.Type != tc.typ || env.Session != tc.session {
-				t.Fatalf("decoded %s/%s, want %s/%s", env.Type, env.Session, tc.typ, tc.session)
-			}
-			// Decode the payload back into a fresh value of the same type and
-			// compare re-encodings.
-			fresh := newPayload(tc.typ)
-			if err := DecodeData(env, fresh); err != nil {
-				t.Fatalf("payload does not decode: %v", err)
-			}
-			a, _ := json.Marshal(fresh)
-			c, _ := json.Marshal(tc.payload)
-			if string(a) != string(c) {
-				t.Fatalf("payload round trip:\n got %s\nwant %s", a, c)
-			}
+			checkGolden(t, filepath.Join("testdata", "golden", tc.name+".json"), tc.typ, tc.session, tc.payload, newPayload(tc.typ))
 		})
+	}
+}
+
+// checkGolden encodes payload as a typ message, compares it with the golden
+// file at path (rewritten with -update), decodes the golden file back into
+// fresh and checks the round trip re-encodes to the same payload.
+func checkGolden(t *testing.T, path string, typ MsgType, session string, payload, fresh any) {
+	t.Helper()
+	b, err := Encode(typ, session, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create): %v", err)
+	}
+	if got := string(b) + "\n"; got != string(want) {
+		t.Fatalf("wire shape changed:\n got %s\nwant %s", got, want)
+	}
+	env, err := Decode(want)
+	if err != nil {
+		t.Fatalf("golden does not decode: %v", err)
+	}
+	if env.Type != typ || env.Session != session {
+		t.Fatalf("decoded %s/%s, want %s/%s", env.Type, env.Session, typ, session)
+	}
+	if err := DecodeData(env, fresh); err != nil {
+		t.Fatalf("payload does not decode: %v", err)
+	}
+	a, _ := json.Marshal(fresh)
+	c, _ := json.Marshal(payload)
+	if string(a) != string(c) {
+		t.Fatalf("payload round trip:\n got %s\nwant %s", a, c)
 	}
 }
 
