@@ -248,24 +248,24 @@ func open(ctx context.Context, g globals, logger *slog.Logger, device string, ou
 }
 
 func serveHTTP(ctx context.Context, g globals, logger *slog.Logger, device, listen string, out io.Writer) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (choose another address with --listen)", listen, err)
-	}
-	defer ln.Close()
-	s, err := open(ctx, g, logger, device, out)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	fmt.Fprintf(out, "serving %s's web page at http://%s/ — press Ctrl-C to end the session\n", device, ln.Addr())
-	if err := s.ServeHTTP(ctx, ln); err != nil {
-		return err
-	}
-	return reportEnd(s, out)
+	return listenAndServe(ctx, g, logger, device, listen, out, func(s *technician.Session, ln net.Listener) error {
+		fmt.Fprintf(out, "serving %s's web page at http://%s/ — press Ctrl-C to end the session\n", device, ln.Addr())
+		return s.ServeHTTP(ctx, ln)
+	})
 }
 
 func forward(ctx context.Context, g globals, logger *slog.Logger, device string, port int, listen string, out io.Writer) error {
+	return listenAndServe(ctx, g, logger, device, listen, out, func(s *technician.Session, ln net.Listener) error {
+		fmt.Fprintf(out, "forwarding %s to %s port %d — press Ctrl-C to end the session\n", ln.Addr(), device, port)
+		return s.Forward(ctx, ln, port)
+	})
+}
+
+// listenAndServe listens first (so a busy address fails before a session is
+// opened), opens the session, runs serve until the session or ctx ends, and
+// reports how the session ended.
+func listenAndServe(ctx context.Context, g globals, logger *slog.Logger, device, listen string, out io.Writer,
+	serve func(*technician.Session, net.Listener) error) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (choose another address with --listen)", listen, err)
@@ -276,8 +276,7 @@ func forward(ctx context.Context, g globals, logger *slog.Logger, device string,
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintf(out, "forwarding %s to %s port %d — press Ctrl-C to end the session\n", ln.Addr(), device, port)
-	if err := s.Forward(ctx, ln, port); err != nil {
+	if err := serve(s, ln); err != nil {
 		return err
 	}
 	return reportEnd(s, out)
