@@ -377,38 +377,34 @@ func (s *Server) openSession(ctx context.Context, user, agent, device string) (*
 
 // endSession is hub.EndSession on the session's node.
 func (s *Server) endSession(ctx context.Context, id, user string) error {
-	err := s.hub.EndSession(id, user)
-	if c := s.cluster; c != nil && errors.Is(err, hub.ErrNoSession) {
-		if node := c.sessionNode(ctx, id); node != "" {
-			r, cerr := c.call(ctx, node, &busMsg{Kind: kindEnd, Session: id, User: user}, 0)
-			if cerr != nil {
-				return cerr
-			}
-			if r.Err != nil {
-				return r.Err
-			}
-			return nil
-		}
-	}
-	return err
+	return s.onSessionNode(ctx, id, s.hub.EndSession(id, user), &busMsg{Kind: kindEnd, Session: id, User: user})
 }
 
 // terminateSession is hub.TerminateSession on the session's node.
 func (s *Server) terminateSession(ctx context.Context, id, admin string) error {
-	err := s.hub.TerminateSession(id, admin)
-	if c := s.cluster; c != nil && errors.Is(err, hub.ErrNoSession) {
-		if node := c.sessionNode(ctx, id); node != "" {
-			r, cerr := c.call(ctx, node, &busMsg{Kind: kindTerminate, Session: id, User: admin}, 0)
-			if cerr != nil {
-				return cerr
-			}
-			if r.Err != nil {
-				return r.Err
-			}
-			return nil
-		}
+	return s.onSessionNode(ctx, id, s.hub.TerminateSession(id, admin), &busMsg{Kind: kindTerminate, Session: id, User: admin})
+}
+
+// onSessionNode returns local, the result of an operation on this node's
+// hub, unless this node does not hold the session and another node of the
+// cluster does: then it asks that node to do m and returns its answer.
+func (s *Server) onSessionNode(ctx context.Context, id string, local error, m *busMsg) error {
+	c := s.cluster
+	if c == nil || !errors.Is(local, hub.ErrNoSession) {
+		return local
 	}
-	return err
+	node := c.sessionNode(ctx, id)
+	if node == "" {
+		return local
+	}
+	r, err := c.call(ctx, node, m, 0)
+	if err != nil {
+		return err
+	}
+	if r.Err != nil {
+		return r.Err
+	}
+	return nil
 }
 
 // sessionLive is hub.SessionLive on the session's node.
