@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/porthole-dev/porthole/proto"
@@ -185,7 +186,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request, _ *principal
 		get(id).Online = true
 	}
 	out := proto.AgentList{Agents: make([]proto.AgentView, 0, len(order))}
-	sortStrings(order)
+	slices.Sort(order)
 	for _, id := range order {
 		out.Agents = append(out.Agents, *views[id])
 	}

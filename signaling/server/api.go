@@ -3,7 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/porthole-dev/porthole/proto"
@@ -20,7 +20,7 @@ func (s *Server) api(handlers map[string]http.HandlerFunc) http.Handler {
 	for m := range handlers {
 		allow = append(allow, m)
 	}
-	sortStrings(allow)
+	slices.Sort(allow)
 	methods := strings.Join(allow, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" {
@@ -92,5 +92,3 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, p *princi
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
-
-func sortStrings(s []string) { sort.Strings(s) }
