@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
@@ -66,20 +66,12 @@ func brBrowser(t testing.TB) context.Context {
 // button does.
 func brSession(t testing.TB, s *stack.Stack) *proto.SessionInfo {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"device": stack.DeviceID})
-	req, _ := http.NewRequest(http.MethodPost, s.SignalingURL+proto.PathSessions, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+s.TechToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", proto.PathSessions, err)
+	api := &sigclient.API{Base: s.SignalingURL, Token: s.TechToken}
+	info, err := api.CreateSession(context.Background(), stack.DeviceID)
+	if err != nil || info.Origin == "" {
+		t.Fatalf("create session: %+v, %v", info, err)
 	}
-	defer resp.Body.Close()
-	var info proto.SessionInfo
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != http.StatusCreated || info.Origin == "" {
-		t.Fatalf("POST %s: status %d, %+v, %v", proto.PathSessions, resp.StatusCode, info, err)
-	}
-	return &info
+	return info
 }
 
 // brFrame wraps a JavaScript expression so that it runs in the shell with

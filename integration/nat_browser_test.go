@@ -1,11 +1,8 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/integration/netlab"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
@@ -235,28 +233,17 @@ func TestNATBrowser(t *testing.T) {
 // token, from techHost, as the web app does (POST /v1/sessions).
 func (s *natServices) createSession(t *testing.T, techHost *netlab.Host) *proto.SessionInfo {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"device": natDeviceID})
-	req, err := http.NewRequest(http.MethodPost, s.signalURL+proto.PathSessions, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.techToken)
-	req.Header.Set("Content-Type", "application/json")
 	c := techHost.HTTPClient(30 * time.Second)
 	defer c.CloseIdleConnections()
-	resp, err := c.Do(req)
+	api := &sigclient.API{Base: s.signalURL, Token: s.techToken, Client: c}
+	info, err := api.CreateSession(context.Background(), natDeviceID)
 	if err != nil {
-		t.Fatalf("POST %s: %v", proto.PathSessions, err)
-	}
-	defer resp.Body.Close()
-	var info proto.SessionInfo
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %s: status %d, %v", proto.PathSessions, resp.StatusCode, err)
+		t.Fatal(err)
 	}
 	if info.Origin == "" || info.Token == "" {
 		t.Fatalf("session without origin or token: %+v", info)
 	}
-	return &info
+	return info
 }
 
 var h1Pattern = regexp.MustCompile(`<h1>([^<]*)</h1>`)

@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -207,18 +205,10 @@ func pollPositive(t testing.TB, ctx context.Context, expr string) float64 {
 // benchSession creates a session on the demo device, as the app's Open
 // button does.
 func benchSession(t testing.TB, st *stack.Stack) *proto.SessionInfo {
-	body, _ := json.Marshal(map[string]string{"device": stack.DeviceID})
-	req, _ := http.NewRequest(http.MethodPost, st.SignalingURL+proto.PathSessions, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+st.TechToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", proto.PathSessions, err)
+	api := &sigclient.API{Base: st.SignalingURL, Token: st.TechToken}
+	info, err := api.CreateSession(context.Background(), stack.DeviceID)
+	if err != nil || info.Origin == "" {
+		t.Fatalf("create session: %+v, %v", info, err)
 	}
-	defer resp.Body.Close()
-	var info proto.SessionInfo
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != http.StatusCreated || info.Origin == "" {
-		t.Fatalf("POST %s: status %d, %+v, %v", proto.PathSessions, resp.StatusCode, info, err)
-	}
-	return &info
+	return info
 }
