@@ -116,6 +116,16 @@ func list[T any](b *bolt.Bucket, what string) ([]*T, error) {
 	return out, err
 }
 
+// viewGet reads the record under key in bucket in a read transaction;
+// what names the record in errors (store.ErrNotFound when it is missing).
+func viewGet[T any](ctx context.Context, s *Store, bucket, key []byte, what string) (v *T, err error) {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		v, err = get[T](tx.Bucket(bucket), key, what)
+		return err
+	})
+	return v, err
+}
+
 func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -152,11 +162,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 
 // User implements store.Store.
 func (s *Store) User(ctx context.Context, id string) (u *store.User, err error) {
-	err = s.view(ctx, func(tx *bolt.Tx) error {
-		u, err = get[store.User](tx.Bucket(bUsers), []byte(id), "user")
-		return err
-	})
-	return u, err
+	return viewGet[store.User](ctx, s, bUsers, []byte(id), "user")
 }
 
 // UserByName implements store.Store.
@@ -237,11 +243,7 @@ func (s *Store) CreateSite(ctx context.Context, site *store.Site) error {
 
 // Site implements store.Store.
 func (s *Store) Site(ctx context.Context, id string) (site *store.Site, err error) {
-	err = s.view(ctx, func(tx *bolt.Tx) error {
-		site, err = get[store.Site](tx.Bucket(bSites), []byte(id), "site")
-		return err
-	})
-	return site, err
+	return viewGet[store.Site](ctx, s, bSites, []byte(id), "site")
 }
 
 // Sites implements store.Store.
@@ -288,11 +290,7 @@ func (s *Store) PutAgent(ctx context.Context, a *store.Agent) error {
 
 // Agent implements store.Store.
 func (s *Store) Agent(ctx context.Context, id string) (a *store.Agent, err error) {
-	err = s.view(ctx, func(tx *bolt.Tx) error {
-		a, err = get[store.Agent](tx.Bucket(bAgents), []byte(id), "agent")
-		return err
-	})
-	return a, err
+	return viewGet[store.Agent](ctx, s, bAgents, []byte(id), "agent")
 }
 
 // Agents implements store.Store.
@@ -308,11 +306,7 @@ func deviceKey(agent, id string) []byte { return []byte(agent + "\x00" + id) }
 
 // Device implements store.Store.
 func (s *Store) Device(ctx context.Context, agent, id string) (d *store.Device, err error) {
-	err = s.view(ctx, func(tx *bolt.Tx) error {
-		d, err = get[store.Device](tx.Bucket(bDevices), deviceKey(agent, id), "device")
-		return err
-	})
-	return d, err
+	return viewGet[store.Device](ctx, s, bDevices, deviceKey(agent, id), "device")
 }
 
 // UpdateDevice implements store.Store.
@@ -559,6 +553,17 @@ func (s *Store) ResetAttempts(ctx context.Context, key string) error {
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
+// lastAudit returns the tail of an audit stream's bucket, or the zero entry
+// for an empty stream.
+func lastAudit(b *bolt.Bucket, stream string) (last store.AuditEntry, err error) {
+	if k, raw := b.Cursor().Last(); k != nil {
+		if err := json.Unmarshal(raw, &last); err != nil {
+			return last, fmt.Errorf("audit %q tail: %w: %v", stream, store.ErrBadRecord, err)
+		}
+	}
+	return last, nil
+}
+
 // AppendAudit implements store.Store.
 func (s *Store) AppendAudit(ctx context.Context, stream string, e *store.AuditEntry) (out *store.AuditEntry, err error) {
 	if stream == "" {
@@ -569,20 +574,13 @@ func (s *Store) AppendAudit(ctx context.Context, stream string, e *store.AuditEn
 		if err != nil {
 			return err
 		}
+		last, err := lastAudit(b, stream)
+		if err != nil {
+			return err
+		}
 		entry := *e
-		entry.Seq, entry.Prev = 1, ""
-		if k, raw := b.Cursor().Last(); k != nil {
-			var last store.AuditEntry
-			if err := json.Unmarshal(raw, &last); err != nil {
-				return fmt.Errorf("audit %q tail: %w: %v", stream, store.ErrBadRecord, err)
-			}
-			entry.Seq, entry.Prev = last.Seq+1, last.Hash
-		}
-		if entry.Time.IsZero() {
-			entry.Time = s.now()
-		}
-		entry.Time = entry.Time.UTC()
-		entry.Hash = store.ChainHash(entry.Prev, &entry)
+		entry.Seq = last.Seq + 1
+		store.ChainAuditEntry(&entry, last.Hash, s.now)
 		out = &entry
 		return put(b, seqKey(entry.Seq), &entry)
 	})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -36,11 +35,7 @@ func (s *Store) PutJob(ctx context.Context, j *store.Job) error {
 
 // Job implements store.Store.
 func (s *Store) Job(ctx context.Context, id string) (j *store.Job, err error) {
-	err = s.view(ctx, func(tx *bolt.Tx) error {
-		j, err = get[store.Job](tx.Bucket(bJobs), []byte(id), "job")
-		return err
-	})
-	return j, err
+	return viewGet[store.Job](ctx, s, bJobs, []byte(id), "job")
 }
 
 // UpdateJob implements store.Store.
@@ -117,25 +112,15 @@ func (s *Store) AppendAuditAt(ctx context.Context, stream string, e *store.Audit
 		if err != nil {
 			return err
 		}
+		last, err := lastAudit(b, stream)
+		if err != nil {
+			return err
+		}
+		if err := store.CheckAuditNext(stream, e.Seq, last.Seq); err != nil {
+			return err
+		}
 		entry := *e
-		var last store.AuditEntry
-		if k, raw := b.Cursor().Last(); k != nil {
-			if err := json.Unmarshal(raw, &last); err != nil {
-				return fmt.Errorf("audit %q tail: %w: %v", stream, store.ErrBadRecord, err)
-			}
-		}
-		switch {
-		case e.Seq <= last.Seq:
-			return fmt.Errorf("audit %q entry %d: %w", stream, e.Seq, store.ErrExists)
-		case e.Seq > last.Seq+1:
-			return fmt.Errorf("audit %q entry %d after %d: %w (gap)", stream, e.Seq, last.Seq, store.ErrConflict)
-		}
-		entry.Prev = last.Hash
-		if entry.Time.IsZero() {
-			entry.Time = s.now()
-		}
-		entry.Time = entry.Time.UTC()
-		entry.Hash = store.ChainHash(entry.Prev, &entry)
+		store.ChainAuditEntry(&entry, last.Hash, s.now)
 		out = &entry
 		return put(b, seqKey(entry.Seq), &entry)
 	})
@@ -145,13 +130,8 @@ func (s *Store) AppendAuditAt(ctx context.Context, stream string, e *store.Audit
 // AppendAuditBatch implements store.Store: one transaction, so one sync
 // to disk, for the whole batch.
 func (s *Store) AppendAuditBatch(ctx context.Context, stream string, entries []*store.AuditEntry) (out []*store.AuditEntry, err error) {
-	if stream == "" {
-		return nil, fmt.Errorf("append audit: %w: empty stream", store.ErrBadRecord)
-	}
-	for _, e := range entries {
-		if e.Seq == 0 {
-			return nil, fmt.Errorf("append audit %q: %w: seq 0", stream, store.ErrBadRecord)
-		}
+	if err := store.ValidateAuditBatch(stream, entries); err != nil {
+		return nil, err
 	}
 	if len(entries) == 0 {
 		return nil, nil
@@ -163,27 +143,20 @@ func (s *Store) AppendAuditBatch(ctx context.Context, stream string, entries []*
 		if err != nil {
 			return err
 		}
-		var last store.AuditEntry
-		if k, raw := b.Cursor().Last(); k != nil {
-			if err := json.Unmarshal(raw, &last); err != nil {
-				return fmt.Errorf("audit %q tail: %w: %v", stream, store.ErrBadRecord, err)
-			}
+		last, err := lastAudit(b, stream)
+		if err != nil {
+			return err
 		}
 		for _, e := range entries {
 			if e.Seq <= last.Seq {
 				continue // a duplicate
 			}
 			if e.Seq > last.Seq+1 {
-				gap = fmt.Errorf("audit %q entry %d after %d: %w (gap)", stream, e.Seq, last.Seq, store.ErrConflict)
+				gap = store.AuditGap(stream, e.Seq, last.Seq)
 				break
 			}
 			entry := *e
-			entry.Prev = last.Hash
-			if entry.Time.IsZero() {
-				entry.Time = s.now()
-			}
-			entry.Time = entry.Time.UTC()
-			entry.Hash = store.ChainHash(entry.Prev, &entry)
+			store.ChainAuditEntry(&entry, last.Hash, s.now)
 			if err := put(b, seqKey(entry.Seq), &entry); err != nil {
 				return err
 			}
@@ -215,9 +188,5 @@ func (s *Store) PutCheckpoint(ctx context.Context, c *store.Checkpoint) error {
 
 // Checkpoint implements store.Store.
 func (s *Store) Checkpoint(ctx context.Context, stream string) (c *store.Checkpoint, err error) {
-	err = s.view(ctx, func(tx *bolt.Tx) error {
-		c, err = get[store.Checkpoint](tx.Bucket(bCheckpoints), []byte(stream), "checkpoint")
-		return err
-	})
-	return c, err
+	return viewGet[store.Checkpoint](ctx, s, bCheckpoints, []byte(stream), "checkpoint")
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -121,41 +120,19 @@ func (s *Store) AppendAuditAt(ctx context.Context, stream string, e *store.Audit
 	}
 	k := s.kAudit(stream)
 	for range maxAppendRetries {
-		var last store.AuditEntry
-		tail, err := s.rdb.XRevRangeN(ctx, k, "+", "-", 1).Result()
+		last, err := s.lastAudit(ctx, k, stream)
 		if err != nil {
-			return nil, fmt.Errorf("audit %q tail: %w", stream, err)
+			return nil, err
 		}
-		if len(tail) == 1 {
-			l, err := decodeEntry(tail[0])
-			if err != nil {
-				return nil, fmt.Errorf("audit %q tail: %w", stream, err)
-			}
-			last = *l
-		}
-		switch {
-		case e.Seq <= last.Seq:
-			return nil, fmt.Errorf("audit %q entry %d: %w", stream, e.Seq, store.ErrExists)
-		case e.Seq > last.Seq+1:
-			return nil, fmt.Errorf("audit %q entry %d after %d: %w (gap)", stream, e.Seq, last.Seq, store.ErrConflict)
+		if err := store.CheckAuditNext(stream, e.Seq, last.Seq); err != nil {
+			return nil, err
 		}
 		entry := *e
-		entry.Prev = last.Hash
-		if entry.Time.IsZero() {
-			entry.Time = s.now()
-		}
-		entry.Time = entry.Time.UTC()
-		entry.Hash = store.ChainHash(entry.Prev, &entry)
-		err = s.rdb.XAdd(ctx, &redis.XAddArgs{
-			Stream: k,
-			ID:     strconv.FormatUint(entry.Seq, 10) + "-1",
-			Values: []string{"e", enc(&entry)},
-		}).Err()
-		if err == nil {
+		store.ChainAuditEntry(&entry, last.Hash, s.now)
+		if added, err := s.addAudit(ctx, k, stream, &entry); err != nil {
+			return nil, err
+		} else if added {
 			return &entry, nil
-		}
-		if !strings.Contains(err.Error(), "equal or smaller") {
-			return nil, fmt.Errorf("append audit %q: %w", stream, err)
 		}
 	}
 	return nil, fmt.Errorf("append audit %q: %w: too much contention", stream, store.ErrConflict)
@@ -182,30 +159,17 @@ return (#ARGV - 1) / 2
 // that checks the tail did not move meanwhile (else it reads it again), so
 // the whole batch costs about two round trips.
 func (s *Store) AppendAuditBatch(ctx context.Context, stream string, entries []*store.AuditEntry) ([]*store.AuditEntry, error) {
-	if stream == "" {
-		return nil, fmt.Errorf("append audit: %w: empty stream", store.ErrBadRecord)
-	}
-	for _, e := range entries {
-		if e.Seq == 0 {
-			return nil, fmt.Errorf("append audit %q: %w: seq 0", stream, store.ErrBadRecord)
-		}
+	if err := store.ValidateAuditBatch(stream, entries); err != nil {
+		return nil, err
 	}
 	if len(entries) == 0 {
 		return nil, nil
 	}
 	k := s.kAudit(stream)
 	for range maxAppendRetries {
-		var last store.AuditEntry
-		tail, err := s.rdb.XRevRangeN(ctx, k, "+", "-", 1).Result()
+		last, err := s.lastAudit(ctx, k, stream)
 		if err != nil {
-			return nil, fmt.Errorf("audit %q tail: %w", stream, err)
-		}
-		if len(tail) == 1 {
-			l, err := decodeEntry(tail[0])
-			if err != nil {
-				return nil, fmt.Errorf("audit %q tail: %w", stream, err)
-			}
-			last = *l
+			return nil, err
 		}
 		from := strconv.FormatUint(last.Seq, 10)
 		var (
@@ -218,16 +182,11 @@ func (s *Store) AppendAuditBatch(ctx context.Context, stream string, entries []*
 				continue // a duplicate
 			}
 			if e.Seq > last.Seq+1 {
-				gap = fmt.Errorf("audit %q entry %d after %d: %w (gap)", stream, e.Seq, last.Seq, store.ErrConflict)
+				gap = store.AuditGap(stream, e.Seq, last.Seq)
 				break
 			}
 			entry := *e
-			entry.Prev = last.Hash
-			if entry.Time.IsZero() {
-				entry.Time = s.now()
-			}
-			entry.Time = entry.Time.UTC()
-			entry.Hash = store.ChainHash(entry.Prev, &entry)
+			store.ChainAuditEntry(&entry, last.Hash, s.now)
 			args = append(args, strconv.FormatUint(entry.Seq, 10)+"-1", enc(&entry))
 			out = append(out, &entry)
 			last = entry

@@ -662,40 +662,58 @@ func (s *Store) AppendAudit(ctx context.Context, stream string, e *store.AuditEn
 	}
 	k := s.kAudit(stream)
 	for range maxAppendRetries {
-		entry := *e
-		entry.Seq, entry.Prev = 1, ""
-		tail, err := s.rdb.XRevRangeN(ctx, k, "+", "-", 1).Result()
+		last, err := s.lastAudit(ctx, k, stream)
 		if err != nil {
-			return nil, fmt.Errorf("audit %q tail: %w", stream, err)
+			return nil, err
 		}
-		if len(tail) == 1 {
-			last, err := decodeEntry(tail[0])
-			if err != nil {
-				return nil, fmt.Errorf("audit %q tail: %w", stream, err)
-			}
-			entry.Seq, entry.Prev = last.Seq+1, last.Hash
-		}
-		if entry.Time.IsZero() {
-			entry.Time = s.now()
-		}
-		entry.Time = entry.Time.UTC()
-		entry.Hash = store.ChainHash(entry.Prev, &entry)
-		err = s.rdb.XAdd(ctx, &redis.XAddArgs{
-			Stream: k,
-			ID:     strconv.FormatUint(entry.Seq, 10) + "-1",
-			Values: []string{"e", enc(&entry)},
-		}).Err()
-		if err == nil {
+		entry := *e
+		entry.Seq = last.Seq + 1
+		store.ChainAuditEntry(&entry, last.Hash, s.now)
+		if added, err := s.addAudit(ctx, k, stream, &entry); err != nil {
+			return nil, err
+		} else if added {
 			return &entry, nil
-		}
-		if !strings.Contains(err.Error(), "equal or smaller") {
-			return nil, fmt.Errorf("append audit %q: %w", stream, err)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("append audit %q: %w: too much contention", stream, store.ErrConflict)
+}
+
+// lastAudit returns the tail of the audit stream at key k, or the zero
+// entry for an empty stream.
+func (s *Store) lastAudit(ctx context.Context, k, stream string) (store.AuditEntry, error) {
+	tail, err := s.rdb.XRevRangeN(ctx, k, "+", "-", 1).Result()
+	if err != nil {
+		return store.AuditEntry{}, fmt.Errorf("audit %q tail: %w", stream, err)
+	}
+	if len(tail) == 0 {
+		return store.AuditEntry{}, nil
+	}
+	last, err := decodeEntry(tail[0])
+	if err != nil {
+		return store.AuditEntry{}, fmt.Errorf("audit %q tail: %w", stream, err)
+	}
+	return *last, nil
+}
+
+// addAudit adds the chained entry e to the audit stream at key k with the
+// ID "<seq>-1". It reports false, with no error, when XADD refused the ID
+// because another writer took that sequence number or a later one first.
+func (s *Store) addAudit(ctx context.Context, k, stream string, e *store.AuditEntry) (bool, error) {
+	err := s.rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: k,
+		ID:     strconv.FormatUint(e.Seq, 10) + "-1",
+		Values: []string{"e", enc(e)},
+	}).Err()
+	if err == nil {
+		return true, nil
+	}
+	if !strings.Contains(err.Error(), "equal or smaller") {
+		return false, fmt.Errorf("append audit %q: %w", stream, err)
+	}
+	return false, nil
 }
 
 func decodeEntry(m redis.XMessage) (*store.AuditEntry, error) {
