@@ -125,7 +125,8 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Header.Get("Authorization") != "" {
 		return t.base.RoundTrip(req)
 	}
-	sent := t.auth.authorize(req.Method, req.URL.RequestURI())
+	uri := req.URL.RequestURI()
+	sent := t.auth.authorize(req.Method, uri)
 	if sent != "" {
 		req.Header.Set("Authorization", sent)
 	}
@@ -144,7 +145,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 	}
-	a := t.auth.authorize(req.Method, req.URL.RequestURI())
+	a := t.auth.authorize(req.Method, uri)
 	if a == "" {
 		return resp, nil
 	}

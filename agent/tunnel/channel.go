@@ -202,6 +202,23 @@ func (c *Channel) Close() {
 	})
 }
 
+// channelList returns the channels of set; the caller holds the lock
+// guarding it.
+func channelList(set map[*Channel]struct{}) []*Channel {
+	chans := make([]*Channel, 0, len(set))
+	for ch := range set {
+		chans = append(chans, ch)
+	}
+	return chans
+}
+
+// closeChannels closes every channel of chans.
+func closeChannels(chans []*Channel) {
+	for _, ch := range chans {
+		ch.Close()
+	}
+}
+
 // framePool holds buffers for assembling outgoing frames.
 var framePool = sync.Pool{New: func() any {
 	b := make([]byte, 0, proto.MaxFrame)

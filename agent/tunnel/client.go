@@ -159,11 +159,10 @@ func (c *Client) get(ctx context.Context) (*Channel, error) {
 		changed := c.changedSignal()
 		select {
 		case ch := <-c.idle:
-			if ch.isClosed() {
-				c.drop(ch)
-				continue
+			if c.usable(ch) {
+				return ch, nil
 			}
-			return ch, nil
+			continue
 		default:
 		}
 		if c.opening.Load() < c.waiting.Load() {
@@ -181,11 +180,10 @@ func (c *Client) get(ctx context.Context) (*Channel, error) {
 		}
 		select {
 		case ch := <-c.idle:
-			if ch.isClosed() {
-				c.drop(ch)
-				continue
+			if c.usable(ch) {
+				return ch, nil
 			}
-			return ch, nil
+			continue
 		case <-changed:
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -193,6 +191,16 @@ func (c *Client) get(ctx context.Context) (*Channel, error) {
 			return nil, ErrClientClosed
 		}
 	}
+}
+
+// usable reports whether an idle channel taken from the pool is still
+// open; a closed one is dropped.
+func (c *Client) usable(ch *Channel) bool {
+	if ch.isClosed() {
+		c.drop(ch)
+		return false
+	}
+	return true
 }
 
 // changedSignal returns a channel closed at the next change of the pool
@@ -242,14 +250,9 @@ func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		close(c.closed)
-		chans := make([]*Channel, 0, len(c.live))
-		for ch := range c.live {
-			chans = append(chans, ch)
-		}
+		chans := channelList(c.live)
 		c.mu.Unlock()
-		for _, ch := range chans {
-			ch.Close()
-		}
+		closeChannels(chans)
 	})
 	return nil
 }
@@ -425,11 +428,9 @@ var hopHeaders = []string{
 	"Content-Length", "Host",
 }
 
-func requestHead(req *http.Request) (*proto.RequestHead, error) {
-	h := req.Header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
+// stripHop deletes from h the fields its Connection header names, then the
+// fields in names.
+func stripHop(h http.Header, names []string) {
 	for _, f := range h.Values("Connection") {
 		for _, name := range strings.Split(f, ",") {
 			if name = strings.TrimSpace(name); name != "" {
@@ -437,9 +438,17 @@ func requestHead(req *http.Request) (*proto.RequestHead, error) {
 			}
 		}
 	}
-	for _, name := range hopHeaders {
+	for _, name := range names {
 		h.Del(name)
 	}
+}
+
+func requestHead(req *http.Request) (*proto.RequestHead, error) {
+	h := req.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	stripHop(h, hopHeaders)
 	if len(h) == 0 {
 		h = nil
 	}

@@ -124,14 +124,9 @@ func (ss *Session) Wait() {
 func (ss *Session) shutdown() {
 	ss.mu.Lock()
 	ss.closed = true
-	chans := make([]*Channel, 0, len(ss.chans))
-	for ch := range ss.chans {
-		chans = append(chans, ch)
-	}
+	chans := channelList(ss.chans)
 	ss.mu.Unlock()
-	for _, ch := range chans {
-		ch.Close()
-	}
+	closeChannels(chans)
 }
 
 // onDataChannel runs on pion's accept goroutine, which waits for it: it

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,12 +26,11 @@ type httpExchange struct {
 	pr   *io.PipeReader // nil when the request has no body
 	pw   *io.PipeWriter
 	want int64 // declared length, -1 unknown
-	got  int64
 	fin  chan struct{}
 
 	start    time.Time
 	observed func(ExchangeResult) // Server.Observe's, or nil
-	gotN     atomic.Int64         // got, for the observer on the handler's goroutine
+	gotN     atomic.Int64         // request body bytes received; read by the observer on the handler's goroutine
 }
 
 func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agentExchange {
@@ -141,9 +139,7 @@ func (x *httpExchange) data(p []byte) error {
 	if x.pw == nil {
 		return proto.Errorf(proto.CodeBadMessage, "data for a request without body")
 	}
-	x.got += int64(len(p))
-	x.gotN.Store(x.got)
-	if x.want >= 0 && x.got > x.want {
+	if got := x.gotN.Add(int64(len(p))); x.want >= 0 && got > x.want {
 		return proto.Errorf(proto.CodeBadMessage, "request body longer than its declared length %d", x.want)
 	}
 	// Blocks until the handler consumed p (flow control towards the
@@ -154,7 +150,7 @@ func (x *httpExchange) data(p []byte) error {
 
 func (x *httpExchange) end() error {
 	if x.pw != nil {
-		if x.want >= 0 && x.got < x.want {
+		if x.want >= 0 && x.gotN.Load() < x.want {
 			_ = x.pw.CloseWithError(io.ErrUnexpectedEOF)
 		} else {
 			_ = x.pw.Close()
@@ -228,16 +224,7 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	hdr := w.header.Clone()
-	for _, f := range hdr.Values("Connection") {
-		for _, name := range strings.Split(f, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				hdr.Del(name)
-			}
-		}
-	}
-	for _, name := range hopResponseHeaders {
-		hdr.Del(name)
-	}
+	stripHop(hdr, hopResponseHeaders)
 	n := 0
 	for _, vs := range hdr {
 		n += len(vs)
