@@ -49,6 +49,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/bufpool"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -151,7 +152,7 @@ func New(d Device, logger *slog.Logger) (*Proxy, error) {
 	if d.UploadSpoolLimit == 0 {
 		d.UploadSpoolLimit = DefaultUploadSpoolLimit
 	}
-	p := &Proxy{d: d, log: logger, pool: newBufferPool()}
+	p := &Proxy{d: d, log: logger, pool: bufpool.New()}
 	p.transport = &http.Transport{
 		Proxy:                  nil, // never a proxy from the environment
 		DialContext:            p.dialHTTP,
@@ -319,20 +320,3 @@ func (p *Proxy) resolve(ctx context.Context) (netip.Addr, error) {
 
 // CloseIdleConnections closes idle connections to the device.
 func (p *Proxy) CloseIdleConnections() { p.transport.CloseIdleConnections() }
-
-// bufferPool is httputil.BufferPool over sync.Pool with 16 KiB buffers.
-type bufferPool struct{ p sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, proto.MaxChunk); return &b }}}
-}
-
-func (b *bufferPool) Get() []byte { return *(b.p.Get().(*[]byte)) }
-
-func (b *bufferPool) Put(buf []byte) {
-	if cap(buf) < proto.MaxChunk {
-		return
-	}
-	buf = buf[:proto.MaxChunk]
-	b.p.Put(&buf)
-}

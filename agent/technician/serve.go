@@ -27,6 +27,7 @@ func (s *Session) HTTPHandler() http.Handler {
 			r.Out.Header.Del("X-Forwarded-For")
 		},
 		Transport:     s.Client,
+		BufferPool:    s.bufs,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Info("tunnelled request failed", "method", r.Method, "target", r.URL.RequestURI(), "err", err)

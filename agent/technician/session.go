@@ -17,6 +17,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/porthole-dev/porthole/agent/bufpool"
 	"github.com/porthole-dev/porthole/agent/peering"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/agent/tunnel"
@@ -49,6 +50,7 @@ type Session struct {
 	Client *tunnel.Client
 
 	api  *sigclient.API
+	bufs *bufpool.Pool // body-copy buffers for HTTPHandler
 	conn *sigclient.Conn
 	pc   *webrtc.PeerConnection
 	log  *slog.Logger
@@ -90,7 +92,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{Info: info, api: api, log: cfg.Logger.With("session", info.Session, "device", info.Device), ended: make(chan struct{})}
+	s := &Session{Info: info, api: api, bufs: bufpool.New(), log: cfg.Logger.With("session", info.Session, "device", info.Device), ended: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
