@@ -251,16 +251,21 @@ func TestClusterThreeNodes(t *testing.T) {
 			onVictim = append(onVictim, i)
 		}
 	}
-	waitRequests := func(min int64) {
-		deadline := time.Now().Add(20 * time.Second)
-		for _, l := range longs {
-			for l.ok.Load() < min && time.Now().Before(deadline) && l.bad.Load() == 0 {
-				time.Sleep(20 * time.Millisecond) // polling a counter, bounded by the deadline
+	// waitRequests waits until every established session has served min
+	// requests, or has seen a failed one (which the checks below report).
+	waitRequests := func(min func(*long) int64, what string) {
+		t.Helper()
+		testenv.Eventually(t, 20*time.Second, what, func() bool {
+			for _, l := range longs {
+				if l.ok.Load() < min(l) && l.bad.Load() == 0 {
+					return false
+				}
 			}
-		}
+			return true
+		})
 	}
-	waitRequests(5)
-	waitCount(&setupOK, 6)
+	waitRequests(func(*long) int64 { return 5 }, "every established session to serve 5 requests")
+	waitCount(t, &setupOK, 6)
 	killAt := time.Now()
 	killed.Store(true)
 	if err := syscall.Kill(nodes[victim].proc.Pid(), syscall.SIGKILL); err != nil {
@@ -270,8 +275,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	// Bound: every agent of the dead node connected to another node, its
 	// device listed online there, and a new session to it set up.
 	back := map[int]time.Duration{}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(back) < len(onVictim) && time.Now().Before(deadline) {
+	testenv.Eventually(t, 60*time.Second, fmt.Sprintf("all %d agent(s) of the killed node to come back", len(onVictim)), func() bool {
 		for _, i := range onVictim {
 			if _, done := back[i]; done {
 				continue
@@ -294,11 +298,8 @@ func TestClusterThreeNodes(t *testing.T) {
 			sess.Close()
 			back[i] = time.Since(killAt)
 		}
-		time.Sleep(25 * time.Millisecond) // polling interval, bounded by the deadline
-	}
-	if len(back) < len(onVictim) {
-		t.Fatalf("agents of the killed node back: %d of %d within 60 s", len(back), len(onVictim))
-	}
+		return len(back) == len(onVictim)
+	})
 	var worst time.Duration
 	for _, d := range back {
 		worst = max(worst, d)
@@ -309,17 +310,12 @@ func TestClusterThreeNodes(t *testing.T) {
 		t.Errorf("agents took %s to come back; the bound is 10 s", worst)
 	}
 	okAtBack := setupOK.Load()
-	waitCount(&setupOK, okAtBack+12)
+	waitCount(t, &setupOK, okAtBack+12)
 	before := map[*long]int64{}
 	for _, l := range longs {
 		before[l] = l.ok.Load()
 	}
-	waitMore := time.Now().Add(20 * time.Second)
-	for _, l := range longs {
-		for l.ok.Load() < before[l]+20 && time.Now().Before(waitMore) && l.bad.Load() == 0 {
-			time.Sleep(20 * time.Millisecond) // polling a counter, bounded by the deadline
-		}
-	}
+	waitRequests(func(l *long) int64 { return before[l] + 20 }, "every established session to serve 20 more requests")
 	tstop()
 	twg.Wait()
 	for _, l := range longs {
@@ -365,8 +361,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	// 3. Restart Redis; signaling recovers on its own.
 	rs.restart(t)
 	restartAt := time.Now()
-	recovered := false
-	for time.Now().Before(restartAt.Add(60 * time.Second)) {
+	testenv.Eventually(t, 60*time.Second, "signaling to recover from a Redis restart", func() bool {
 		ok := 0
 		for i := range clusterAgents {
 			n := nodeOf(i)
@@ -386,24 +381,18 @@ func TestClusterThreeNodes(t *testing.T) {
 			}
 			sess.Close()
 		}
-		if ok == clusterAgents {
-			recovered = true
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // retry interval, bounded by the deadline
-	}
-	if !recovered {
-		t.Fatal("signaling did not recover within 60 s of a Redis restart")
-	}
+		return ok == clusterAgents
+	})
 	t.Logf("Redis restarted: cross-node sessions to all %d agents work again after %s", clusterAgents, time.Since(restartAt).Round(time.Millisecond))
 }
 
-// waitCount waits (at most 30 s) until n reaches min.
-func waitCount(n *atomic.Int64, min int64) {
-	deadline := time.Now().Add(30 * time.Second)
-	for n.Load() < min && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond) // polling a counter, bounded by the deadline
-	}
+// waitCount waits (at most 30 s) until n reaches min, and fails the test if
+// it does not.
+func waitCount(t *testing.T, n *atomic.Int64, min int64) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("a counter to reach %d (it was at %d)", min, n.Load()), func() bool {
+		return n.Load() >= min
+	})
 }
 
 func agentName(i int) string  { return fmt.Sprintf("agent-%d", i) }
@@ -543,22 +532,25 @@ func deviceOnline(ctx context.Context, url, token, device string) bool {
 
 func waitDevices(t *testing.T, ctx context.Context, url, token string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		m, err := listDevices(ctx, url, token)
+	var m map[string]bool
+	done := false
+	defer func() { // runs as Eventually's t.Fatalf unwinds
+		if !done {
+			t.Logf("%s lists %v", url, m)
+		}
+	}()
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%s to list %d devices online", url, n), func() bool {
+		var err error
+		m, err = listDevices(ctx, url, token)
 		online := 0
 		for _, on := range m {
 			if on {
 				online++
 			}
 		}
-		if err == nil && online >= n {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
-	}
-	m, _ := listDevices(ctx, url, token)
-	t.Fatalf("%s lists %v; want %d devices online", url, m, n)
+		return err == nil && online >= n
+	})
+	done = true
 }
 
 // forwarder is a TCP load balancer with a fixed preference order: each

@@ -41,18 +41,20 @@ func techGet(t *testing.T, s *stack.Stack, path string, out any) int {
 // entries stored and returns it.
 func waitJobEntries(t *testing.T, s *stack.Stack, n uint64) proto.JobView {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
 	var last proto.JobList
-	for time.Now().Before(deadline) {
+	reached := false
+	defer func() { // runs as Eventually's t.Fatalf unwinds
+		if !reached {
+			t.Logf("last job list: %+v", last.Jobs)
+		}
+	}()
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("the job to reach %d log entries", n), func() bool {
 		last = proto.JobList{}
 		techGet(t, s, proto.PathJobs, &last)
-		if len(last.Jobs) == 1 && last.Jobs[0].LogEntries >= n {
-			return last.Jobs[0]
-		}
-		time.Sleep(100 * time.Millisecond) // polling the API, bounded by the deadline
-	}
-	t.Fatalf("job did not reach %d log entries in 30 s: %+v", n, last.Jobs)
-	return proto.JobView{}
+		return len(last.Jobs) == 1 && last.Jobs[0].LogEntries >= n
+	})
+	reached = true
+	return last.Jobs[0]
 }
 
 // TestAccessLogIsCompleteAcrossCutsAndRestarts: N requests through the
@@ -160,18 +162,21 @@ func TestJobsTabShowsAFinishedSessionWithItsLog(t *testing.T) {
 	if err := cli.Stop(10 * time.Second); err != nil {
 		t.Logf("porthole: %v", err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	func() {
 		var l proto.JobList
-		techGet(t, s, proto.PathJobs, &l)
-		if len(l.Jobs) == 1 && l.Jobs[0].State == "ended" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the job did not end: %+v", l.Jobs)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the API, bounded by the deadline
-	}
+		ended := false
+		defer func() { // runs as Eventually's t.Fatalf unwinds
+			if !ended {
+				t.Logf("last job list: %+v", l.Jobs)
+			}
+		}()
+		testenv.Eventually(t, 15*time.Second, "the job to end", func() bool {
+			l = proto.JobList{}
+			techGet(t, s, proto.PathJobs, &l)
+			return len(l.Jobs) == 1 && l.Jobs[0].State == "ended"
+		})
+		ended = true
+	}()
 
 	ctx := brBrowser(t)
 	art := testenv.ArtifactsDir(t)

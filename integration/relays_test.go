@@ -153,18 +153,12 @@ func TestRelayedSessionTakesTheNearestRelay(t *testing.T) {
 		t.Errorf("eu relay: %v allocations, want none", eu["porthole_turn_allocations_total"])
 	}
 	// The agent reports the path once the technician's peer connected.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s := scrape(sigMetrics)
-		if s[`porthole_signaling_connected_sessions{path="relay"}`] == 1 {
-			if s[`porthole_signaling_session_setup_seconds_count{stage="connected"}`] != 1 || s[`porthole_signaling_sessions{state="connected"}`] != 1 {
-				t.Errorf("signaling metrics after connecting: %v", s)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("signaling never counted a relayed session")
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
+	var s promserve.Samples
+	testenv.Eventually(t, 10*time.Second, "signaling to count a relayed session", func() bool {
+		s = scrape(sigMetrics)
+		return s[`porthole_signaling_connected_sessions{path="relay"}`] == 1
+	})
+	if s[`porthole_signaling_session_setup_seconds_count{stage="connected"}`] != 1 || s[`porthole_signaling_sessions{state="connected"}`] != 1 {
+		t.Errorf("signaling metrics after connecting: %v", s)
 	}
 }

@@ -124,23 +124,21 @@ func TestUIDeviceHealthEnrollAndRevoke(t *testing.T) {
 // waitNotOnline waits until signaling no longer lists device as online.
 func waitNotOnline(t *testing.T, s *stack.Stack, device string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	testenv.Eventually(t, 15*time.Second, fmt.Sprintf("device %s to go offline after its agent was revoked", device), func() bool {
 		req, _ := http.NewRequest(http.MethodGet, s.SignalingURL+proto.PathDevices, nil)
 		req.Header.Set("Authorization", "Bearer "+s.TechToken)
 		var l proto.DeviceList
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_ = json.NewDecoder(resp.Body).Decode(&l)
-			resp.Body.Close()
-			online := false
-			for _, d := range l.Devices {
-				online = online || (d.ID == device && d.Online)
-			}
-			if !online {
-				return
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&l)
+		resp.Body.Close()
+		for _, d := range l.Devices {
+			if d.ID == device && d.Online {
+				return false
 			}
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
-	}
-	t.Fatalf("device %s still online 15 s after its agent was revoked", device)
+		return true
+	})
 }

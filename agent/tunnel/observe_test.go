@@ -16,6 +16,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/agent/tunnel/tunneltest"
+	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -120,11 +121,5 @@ func TestEveryExchangeIsObservedAndFullLogRefuses(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10 s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling a counter, bounded by the deadline
-	}
+	testenv.Eventually(t, 10*time.Second, "the condition", cond)
 }

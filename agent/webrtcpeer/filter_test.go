@@ -8,6 +8,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/porthole-dev/porthole/agent/webrtcpeer"
+	"github.com/porthole-dev/porthole/internal/testenv"
 )
 
 // remoteCandidateIPs lists the addresses of the remote candidates pc knows.
@@ -83,13 +84,9 @@ func TestPeerDropsRemoteCandidatesOnForbiddenAddresses(t *testing.T) {
 	// Control: with loopback allowed, the loopback candidate is taken.
 	control := answeringPeer(t, webrtcpeer.Config{LoopbackOnly: true})
 	add(control, forbidden[0])
-	deadline := time.Now().Add(5 * time.Second)
-	for !remoteCandidateIPs(control)["127.0.0.1"] {
-		if time.Now().After(deadline) {
-			t.Fatal("control: loopback candidate never became a remote candidate; the check below would prove nothing")
-		}
-		time.Sleep(10 * time.Millisecond) // polling a bounded window
-	}
+	testenv.Eventually(t, 5*time.Second,
+		"control: the loopback candidate to become a remote candidate (else the check below would prove nothing)",
+		func() bool { return remoteCandidateIPs(control)["127.0.0.1"] })
 
 	pc := answeringPeer(t, webrtcpeer.Config{})
 	for _, c := range forbidden {
@@ -97,7 +94,7 @@ func TestPeerDropsRemoteCandidatesOnForbiddenAddresses(t *testing.T) {
 	}
 	// Candidates are added asynchronously; the control showed how fast
 	// that is, so a window many times longer is conclusive.
-	deadline = time.Now().Add(500 * time.Millisecond)
+	deadline := time.Now().Add(500 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		for ip := range remoteCandidateIPs(pc) {
 			for _, c := range forbidden {

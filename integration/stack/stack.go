@@ -278,28 +278,28 @@ func (s *Stack) admin(t testing.TB, args ...string) {
 // WaitOnline waits until signaling lists device as online.
 func (s *Stack) WaitOnline(t testing.TB, device string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	testenv.Eventually(t, 15*time.Second, fmt.Sprintf("device %s to come online", device), func() bool {
 		req, _ := http.NewRequest(http.MethodGet, s.SignalingURL+"/v1/devices", nil)
 		req.Header.Set("Authorization", "Bearer "+s.TechToken)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			var l struct {
-				Devices []struct {
-					ID     string `json:"id"`
-					Online bool   `json:"online"`
-				} `json:"devices"`
-			}
-			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&l)
-			resp.Body.Close()
-			for _, d := range l.Devices {
-				if d.ID == device && d.Online {
-					return
-				}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		var l struct {
+			Devices []struct {
+				ID     string `json:"id"`
+				Online bool   `json:"online"`
+			} `json:"devices"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&l)
+		resp.Body.Close()
+		for _, d := range l.Devices {
+			if d.ID == device && d.Online {
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
-	}
-	t.Fatalf("device %s not online within 15 s", device)
+		return false
+	})
 }
 
 func randHex(n int) string {

@@ -227,3 +227,35 @@ func ping(addr string) error {
 	}
 	return nil
 }
+
+// pollInterval is how often Eventually re-checks its condition.
+const pollInterval = 10 * time.Millisecond
+
+// Eventually polls cond (at once, then every 10 ms) until it returns true, and fails the test
+// with "timed out after <within> waiting for <what>" if it has not by the time within has
+// passed. cond runs one last time at the deadline. Use it for state the test can only observe
+// by polling, not to synchronise with I/O the test itself drives.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if cond() {
+		return
+	}
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if cond() {
+				return
+			}
+		case <-deadline.C:
+			if cond() {
+				return
+			}
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+			return // for a testing.TB whose Fatalf does not stop the goroutine
+		}
+	}
+}

@@ -141,3 +141,38 @@ func TestStartRedisTwiceGivesTwoServers(t *testing.T) {
 		t.Fatalf("same address twice: %s", a)
 	}
 }
+
+func TestEventually(t *testing.T) {
+	t.Run("holds at once", func(t *testing.T) {
+		r := &recorder{TB: t}
+		calls := 0
+		Eventually(r, time.Second, "x", func() bool { calls++; return true })
+		if r.failed != "" || calls != 1 {
+			t.Fatalf("failed %q after %d calls", r.failed, calls)
+		}
+	})
+	t.Run("holds later", func(t *testing.T) {
+		r := &recorder{TB: t}
+		calls := 0
+		Eventually(r, 5*time.Second, "x", func() bool { calls++; return calls >= 3 })
+		if r.failed != "" || calls != 3 {
+			t.Fatalf("failed %q after %d calls", r.failed, calls)
+		}
+	})
+	t.Run("fails on timeout", func(t *testing.T) {
+		r := &recorder{TB: t}
+		calls := 0
+		start := time.Now()
+		Eventually(r, 100*time.Millisecond, "the moon", func() bool { calls++; return false })
+		took := time.Since(start)
+		if want := "timed out after 100ms waiting for the moon"; r.failed != want {
+			t.Fatalf("failed %q, want %q", r.failed, want)
+		}
+		if took < 100*time.Millisecond || took > 2*time.Second {
+			t.Fatalf("gave up after %s, want about 100ms", took)
+		}
+		if calls < 3 {
+			t.Fatalf("cond polled %d times in 100ms, want it polled repeatedly", calls)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/authn"
 	"github.com/porthole-dev/porthole/signaling/store/boltstore"
@@ -113,13 +115,9 @@ func (e *env) wsURL(path string) string { return "ws" + strings.TrimPrefix(e.ts.
 // waitLog waits until the server log contains s.
 func (e *env) waitLog(s string) {
 	e.t.Helper()
-	deadline := time.Now().Add(wait)
-	for !strings.Contains(e.logs.String(), s) {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("log never contained %q", s)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(e.t, wait, fmt.Sprintf("the log to contain %q", s), func() bool {
+		return strings.Contains(e.logs.String(), s)
+	})
 }
 
 // request sends an API request with a bearer token and decodes the JSON

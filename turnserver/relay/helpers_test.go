@@ -23,6 +23,7 @@ import (
 	"github.com/pion/turn/v4"
 	"go.uber.org/goleak"
 
+	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/turnserver/credential"
 )
 
@@ -230,13 +231,7 @@ func (s *sink) expect(t *testing.T, want []byte) netip.AddrPort {
 // that only the server's counters reveal, not for synchronising I/O.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(ioTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, ioTimeout, what, cond)
 }
 
 // rawClient speaks TURN over UDP message by message, so tests can send what
