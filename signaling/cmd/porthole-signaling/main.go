@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/porthole-dev/porthole/internal/logflag"
 	"github.com/porthole-dev/porthole/internal/promserve"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/server"
@@ -100,11 +101,10 @@ func run() error {
 	flag.Var(&origins, "allowed-origin", "exact browser origin allowed to call the API (repeatable)")
 	flag.Parse()
 
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := logflag.New(*logLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	if err := readPairs(*agentKeysFile, agentKeys); err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/porthole-dev/porthole/internal/logflag"
 	"github.com/porthole-dev/porthole/internal/promserve"
 	"github.com/porthole-dev/porthole/turnserver/relay"
 )
@@ -61,11 +61,10 @@ func run() error {
 	flag.Var(&services, "service-port", "further local ip:port peers must never reach, e.g. metrics (repeatable)")
 	flag.Parse()
 
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	logger, err := logflag.New(*logLevel)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	secret, err := loadSecret(*secretFile, os.Getenv("PORTHOLE_TURN_SECRET"))
 	if err != nil {
