@@ -5,12 +5,25 @@ GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 18m
 
-.PHONY: all build deps test vet bench bench-quick run lint clean
+.PHONY: all build deps test vet bench bench-quick run lint clean web
 
 all: build
 
+# The web app's CSS foundation and the tests' accessibility checker come from
+# npm at the versions pinned in web/package-lock.json. `npm ci` installs
+# exactly those; the foundation's dist file is copied into web/ui/vendor/
+# (git-ignored), which the signaling binary embeds. A build without this
+# step still compiles and runs, unstyled, and says so when it starts.
+WEB_VENDOR := web/ui/vendor/pico.min.css
+web: $(WEB_VENDOR)
+
+$(WEB_VENDOR): web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@mkdir -p web/ui/vendor
+	cp web/node_modules/@picocss/pico/css/pico.min.css $(WEB_VENDOR)
+
 # Every main package in the module, wherever it lives, into bin/.
-build:
+build: web
 	@mkdir -p bin
 	@mains="$$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)"; \
 	if [ -z "$$mains" ]; then echo "build: no commands yet"; exit 0; fi; \
@@ -24,7 +37,7 @@ deps:
 vet:
 	$(GO) vet ./...
 
-test: deps vet
+test: deps web vet
 	@if [ -d web ] && [ -n "$$(find web -name '*.test.js' -not -path '*/node_modules/*' -print -quit)" ]; then \
 		echo "node --test web/"; node --test web/; \
 	fi
@@ -53,5 +66,5 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 clean:
-	rm -rf bin artifacts
+	rm -rf bin artifacts web/ui/vendor web/node_modules
 	$(GO) clean -testcache

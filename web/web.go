@@ -2,12 +2,22 @@
 // the signaling binary: the app UI on the app origin and the session shell on
 // each per-session origin.
 //
-// The browser code is plain ES modules with no build step (see app/ and
-// session/). This package only serves it, with the headers that make the
+// The browser code is plain ES modules (see app/ and session/). The one
+// build step is `make web`: npm installs the CSS foundation (Pico CSS) at
+// the version pinned in package-lock.json and its dist file is copied into
+// ui/vendor/ (git-ignored). ui/ holds what both windows share: the
+// foundation, Porthole's own tokens and components on top of it
+// (ui/porthole.css). A build without the step still compiles and serves
+// everything but the foundation (MissingAssets names it, and signaling
+// warns at start), so `go build ./...` and `go vet` work without Node.
+//
+// This package only serves the files, with the headers that make the
 // session origin safe to host an untrusted device page:
 //
 //   - App serves the app UI on the app origin (signaling mounts it for every
-//     path that is not an API path).
+//     path that is not an API path), the shared ui/ files under /ui/, and
+//     the operator's branding (brand.go) at /brand.css, /brand.json and
+//     /brand-logo.
 //   - Session serves every request whose Host is a session host: the shell
 //     page for any top-level navigation (so reloading any device URL brings the
 //     shell back), the shell's own modules under ShellPrefix, the service
@@ -15,8 +25,9 @@
 //     /favicon.ico. Requests for device content normally never reach it: the
 //     service worker carries them over WebRTC to the agent.
 //
-// Neither handler needs configuration: the only origin-dependent value, the
-// WebSocket origin in the shell's CSP, comes from the request itself.
+// Neither handler needs configuration beyond the optional Brand: the only
+// origin-dependent value, the WebSocket origin in the shell's CSP, comes
+// from the request itself.
 package web
 
 import (
@@ -32,8 +43,27 @@ import (
 // origin. The service worker never sends a path under it to the device.
 const ShellPrefix = "/__t/"
 
-//go:embed app/*.html app/*.js app/*.css session/*.html session/*.js session/*.css favicon.ico
+//go:embed app/*.html app/*.js app/*.css session/*.html session/*.js session/*.css favicon.ico ui
 var files embed.FS
+
+// UIPrefix is the path prefix of the shared ui/ files on the app origin
+// (ShellPrefix+"ui/" on a session origin).
+const UIPrefix = "/ui/"
+
+// foundation lists the files `make web` copies from npm into ui/.
+var foundation = []string{"ui/vendor/pico.min.css"}
+
+// MissingAssets names the files of `make web` that this build lacks: the
+// binary was built without the step, and the app is unstyled.
+func MissingAssets() []string {
+	var out []string
+	for _, name := range foundation {
+		if _, err := fs.Stat(files, name); err != nil {
+			out = append(out, name)
+		}
+	}
+	return out
+}
 
 // contentTypes are set explicitly: module scripts and service workers are
 // refused by the browser unless served as JavaScript, and the platform's mime
@@ -45,31 +75,69 @@ var contentTypes = map[string]string{
 	".ico":  "image/x-icon",
 }
 
+// AppOptions configure the app handler.
+type AppOptions struct {
+	// Brand is the operator's product name, logo and colours; nil is
+	// Porthole's own.
+	Brand *Brand
+}
+
 // App returns the handler for the app origin: the device list and the
 // "Open" button that creates a session and opens its origin.
-func App() http.Handler {
+func App() http.Handler { return AppWith(AppOptions{}) }
+
+// appCSP is the app's policy: its own origin only, no inline script or
+// style (the branding is a stylesheet of its own, /brand.css).
+const appCSP = "default-src 'self'; script-src 'self'; style-src 'self'; " +
+	"img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; " +
+	"form-action 'self'; frame-ancestors 'none'"
+
+// AppWith is App with options.
+func AppWith(opt AppOptions) http.Handler {
+	brand := opt.Brand
+	if brand == nil {
+		brand = DefaultBrand()
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !getOrHead(w, r) {
 			return
 		}
+		h := w.Header()
+		h.Set("Content-Security-Policy", appCSP)
+		strictHeaders(h)
+		if brand.serve(w, r, r.URL.Path) {
+			return
+		}
 		name := ""
-		switch r.URL.Path {
-		case "/", "/index.html":
+		switch p := r.URL.Path; {
+		case p == "/", p == "/index.html":
 			name = "app/index.html"
-		case "/favicon.ico":
+		case p == "/favicon.ico":
 			name = "favicon.ico"
+		case strings.HasPrefix(p, UIPrefix):
+			name = uiFile(strings.TrimPrefix(p, UIPrefix))
 		default:
-			if p := strings.TrimPrefix(r.URL.Path, "/"); !strings.Contains(p, "/") {
+			if p := strings.TrimPrefix(p, "/"); !strings.Contains(p, "/") {
 				name = "app/" + p
 			}
 		}
-		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; "+
-			"img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "+
-			"form-action 'self'; frame-ancestors 'none'")
-		strictHeaders(h)
 		serveFile(w, r, name)
 	})
+}
+
+// uiFile maps a path under UIPrefix to an embedded ui/ file: one level of
+// folder at most (vendor/), no dot files.
+func uiFile(rest string) string {
+	parts := strings.Split(rest, "/")
+	if len(parts) > 2 {
+		return ""
+	}
+	for _, p := range parts {
+		if p == "" || strings.HasPrefix(p, ".") {
+			return ""
+		}
+	}
+	return "ui/" + rest
 }
 
 // SessionOptions configure the session handler.
@@ -78,6 +146,10 @@ type SessionOptions struct {
 	// (https://app.example.com/oauth/token), the one cross-origin URL the
 	// shell may fetch: it exchanges its authorization code there.
 	TokenEndpoint string
+	// Brand is the operator's branding, served to the shell as on the app
+	// origin under ShellPrefix (brand.css, brand.json, brand-logo); nil is
+	// Porthole's own.
+	Brand *Brand
 }
 
 // Session returns the handler for session origins
@@ -92,6 +164,10 @@ func SessionWith(opt SessionOptions) http.Handler {
 		extra = " " + u.Scheme + "://" + u.Host + u.EscapedPath()
 	}
 	shellCSP := func(r *http.Request) string { return shellCSPWith(r, extra) }
+	brand := opt.Brand
+	if brand == nil {
+		brand = DefaultBrand()
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		strictHeaders(h)
@@ -112,6 +188,15 @@ func SessionWith(opt SessionOptions) http.Handler {
 			serveFile(w, r, "favicon.ico")
 		case strings.HasPrefix(p, ShellPrefix):
 			name := strings.TrimPrefix(p, ShellPrefix)
+			// The shared foundation and the branding, as on the app origin.
+			if rest, ok := strings.CutPrefix(name, "ui/"); ok {
+				h.Set("Content-Security-Policy", shellCSP(r))
+				serveFile(w, r, uiFile(rest))
+				return
+			}
+			if brand.serve(w, r, "/"+name) {
+				return
+			}
 			if name == "" || strings.Contains(name, "/") || path.Ext(name) == ".html" {
 				http.NotFound(w, r)
 				return

@@ -93,6 +93,7 @@ func run() error {
 		agentURL      = flag.String("agent-url", "", "wss://host:port agents are told to use (default: from --agent-listen)")
 		metricsAddr   = flag.String("metrics-listen", "", "address serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9640 (default off)")
 		redisURL      = flag.String("redis", "", "redis://host:port[/db]: keep state in Redis and join the cluster of nodes sharing it (node names must differ)")
+		brandFile     = flag.String("brand", "", "JSON file of the app's product name, logo and colours (see README, Branding)")
 	)
 	flag.Var(agentKeys, "agent-key", "agent credential id=key (repeatable)")
 	flag.Var(techTokens, "tech-token", "technician dev token token=user (repeatable)")
@@ -104,6 +105,17 @@ func run() error {
 	log, err := logflag.New(*logLevel)
 	if err != nil {
 		return err
+	}
+
+	if missing := web.MissingAssets(); len(missing) > 0 {
+		log.Warn("this binary was built without `make web`: the app is unstyled", "missing", missing)
+	}
+	brand := web.DefaultBrand()
+	if *brandFile != "" {
+		if brand, err = web.LoadBrand(*brandFile); err != nil {
+			return fmt.Errorf("--brand: %w", err)
+		}
+		log.Info("branding loaded", "file", *brandFile, "name", brand.Name())
 	}
 
 	if err := readPairs(*agentKeysFile, agentKeys); err != nil {
@@ -195,8 +207,8 @@ func run() error {
 		Metrics:           registerer(reg),
 		// The browser app and the per-session shell are embedded in this
 		// binary; the server itself knows nothing about them.
-		Web:        web.App(),
-		SessionWeb: web.SessionWith(web.SessionOptions{TokenEndpoint: tokenEndpoint(*appOrigin)}),
+		Web:        web.AppWith(web.AppOptions{Brand: brand}),
+		SessionWeb: web.SessionWith(web.SessionOptions{TokenEndpoint: tokenEndpoint(*appOrigin), Brand: brand}),
 	})
 	if err != nil {
 		return err
