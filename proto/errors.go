@@ -30,6 +30,7 @@ const (
 	CodeUnavailable     Code = "unavailable"       // temporarily unable; retry later
 	CodeInternal        Code = "internal"          // a bug or unexpected failure
 	CodeAuditBacklog    Code = "audit_backlog"     // the agent cannot record more (its access log is not acknowledged yet): nothing is served until it can
+	CodeExists          Code = "exists"            // a user, site or token with that name or ID exists already
 )
 
 var knownCodes = map[Code]bool{
@@ -39,7 +40,7 @@ var knownCodes = map[Code]bool{
 	CodeDeviceNotFound: true, CodePortNotAllowed: true, CodeDeviceFailed: true,
 	CodeDeviceTimeout: true, CodeBadRequest: true, CodeCanceled: true,
 	CodeRateLimited: true, CodeUnavailable: true, CodeInternal: true,
-	CodeAuditBacklog: true,
+	CodeAuditBacklog: true, CodeExists: true,
 }
 
 // Known reports whether c is one of the codes defined here.

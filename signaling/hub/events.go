@@ -30,7 +30,9 @@ type Event struct {
 	User    string
 	Agent   string
 	Device  string
-	Expires time.Time
+	// DeviceName is the name the device's agent declared for it.
+	DeviceName string
+	Expires    time.Time
 	// Connected: the path ("direct" or "relay") and candidate types.
 	Path, Local, Remote string
 	// Ended: a proto.EndReason or ReasonVerificationFailed, a message, and
@@ -47,7 +49,7 @@ func (h *Hub) emitLocked(s *session, e Event) {
 		return
 	}
 	e.Session, e.Time = s.id, h.opt.Now()
-	e.User, e.Agent, e.Device, e.Expires = s.user, s.agentID, s.device, s.expires
+	e.User, e.Agent, e.Device, e.DeviceName, e.Expires = s.user, s.agentID, s.device, s.deviceName, s.expires
 	h.opt.Events(e)
 }
 

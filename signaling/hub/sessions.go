@@ -25,6 +25,7 @@ const (
 // guarded by h.mu.
 type session struct {
 	id, user, device string
+	deviceName       string // as the agent declared it at creation
 	agentID          string // the agent that serves it
 	endedBy          string // the admin who terminated it
 	jobReason        string // the end reason for its job when it differs from the proto one
@@ -130,15 +131,16 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 	rand.Read(tok[:])
 	token := base64.RawURLEncoding.EncodeToString(tok[:])
 	s := &session{
-		id:        id,
-		user:      user,
-		device:    device,
-		agentID:   dev.agent,
-		tokenHash: hashToken(token),
-		expires:   h.opt.Now().Add(h.opt.SessionTTL),
-		agent:     agent,
-		result:    make(chan error, 1),
-		log:       h.log.With("session", id, "device", device, "user", user, "agent", dev.agent),
+		id:         id,
+		user:       user,
+		device:     device,
+		deviceName: dev.dev.Name,
+		agentID:    dev.agent,
+		tokenHash:  hashToken(token),
+		expires:    h.opt.Now().Add(h.opt.SessionTTL),
+		agent:      agent,
+		result:     make(chan error, 1),
+		log:        h.log.With("session", id, "device", device, "user", user, "agent", dev.agent),
 	}
 	h.sessions[id] = s
 	h.tokens[s.tokenHash] = s

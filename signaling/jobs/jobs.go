@@ -127,7 +127,7 @@ func (r *Recorder) apply(e hub.Event) {
 			site = a.Site
 		}
 		j := &store.Job{ID: e.Session, Type: store.JobWebpage, User: e.User, Agent: e.Agent, Device: e.Device,
-			Site: site, Node: r.cfg.Node, State: store.JobRequested, Created: e.Time.UTC(), Expires: e.Expires.UTC(),
+			DeviceName: e.DeviceName, Site: site, Node: r.cfg.Node, State: store.JobRequested, Created: e.Time.UTC(), Expires: e.Expires.UTC(),
 			States: []store.JobTransition{{State: store.JobRequested, Time: e.Time.UTC()}}}
 		if err := st.PutJob(ctx, j); err != nil {
 			r.log.Error("record job", "session", e.Session, "err", err)

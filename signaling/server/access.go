@@ -23,7 +23,7 @@ func asProto(err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return proto.Errorf(proto.CodeNotFound, "not found")
 	case errors.Is(err, store.ErrExists):
-		return proto.Errorf(proto.CodeBadMessage, "already exists")
+		return proto.Errorf(proto.CodeExists, "already exists")
 	case errors.Is(err, accounts.ErrInvalid), errors.Is(err, store.ErrConflict):
 		return proto.Errorf(proto.CodeBadMessage, "%v", err)
 	}

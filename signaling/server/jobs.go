@@ -40,10 +40,10 @@ func maySeeJob(p *principal, j *store.Job) bool {
 
 // jobView presents j as of now: a job signaling never saw end (it
 // restarted meanwhile) is over once its time is up.
-func (s *Server) jobView(j *store.Job, names map[string]string) proto.JobView {
+func (s *Server) jobView(j *store.Job, names jobNames) proto.JobView {
 	now := s.now()
-	v := proto.JobView{ID: j.ID, Type: j.Type, User: j.User, UserName: names[j.User], Agent: j.Agent, Device: j.Device,
-		Site: j.Site, State: string(j.State), Path: j.Path, Start: j.Created, End: j.Ended, Expires: j.Expires,
+	v := proto.JobView{ID: j.ID, Type: j.Type, User: j.User, UserName: names.users[j.User], Agent: j.Agent, Device: j.Device,
+		DeviceName: j.DeviceName, Site: j.Site, SiteName: names.sites[j.Site], EndedByName: names.users[j.EndedBy], State: string(j.State), Path: j.Path, Start: j.Created, End: j.Ended, Expires: j.Expires,
 		EndReason: j.EndReason, EndMessage: j.EndMessage, EndedBy: j.EndedBy, Requests: j.Requests, TCPStreams: j.TCP,
 		ReqBytes: j.ReqBytes, RespBytes: j.RespBytes, Bytes: j.ReqBytes + j.RespBytes, LogEntries: j.LogSeq}
 	if j.State != store.JobEnded && !now.Before(j.Expires) {
@@ -61,14 +61,22 @@ func (s *Server) jobView(j *store.Job, names map[string]string) proto.JobView {
 	return v
 }
 
-func (s *Server) userNames(ctx context.Context) map[string]string {
-	m := map[string]string{}
+// jobNames are the names people read in a job instead of IDs.
+type jobNames struct{ users, sites map[string]string }
+
+func (s *Server) jobNames(ctx context.Context) jobNames {
+	n := jobNames{users: map[string]string{}, sites: map[string]string{}}
 	if users, err := s.store.Users(ctx); err == nil {
 		for _, u := range users {
-			m[u.ID] = u.Name
+			n.users[u.ID] = u.Name
 		}
 	}
-	return m
+	if sites, err := s.store.Sites(ctx); err == nil {
+		for _, site := range sites {
+			n.sites[site.ID] = site.Name
+		}
+	}
+	return n
 }
 
 // maxJobList bounds one page of the job list.
@@ -122,7 +130,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p *principal) 
 		return
 	}
 	ctx := r.Context()
-	names := s.userNames(ctx)
+	names := s.jobNames(ctx)
 	before := time.Time{}
 	if !to.IsZero() {
 		before = to.Add(time.Nanosecond)
@@ -179,7 +187,7 @@ func matchJob(q map[string][]string, v *proto.JobView, minDur, maxDur time.Durat
 		return false
 	}
 	d := time.Duration(v.DurationMS) * time.Millisecond
-	return eq("user", v.User, v.UserName) && eq("device", v.Device) && eq("site", v.Site) &&
+	return eq("user", v.User, v.UserName) && eq("device", v.Device, v.DeviceName) && eq("site", v.Site, v.SiteName) &&
 		eq("path", v.Path) && eq("reason", v.EndReason) && eq("state", v.State) && eq("type", v.Type) &&
 		(minDur == 0 || d >= minDur) && (maxDur == 0 || d <= maxDur)
 }
@@ -206,7 +214,7 @@ func (s *Server) jobFor(w http.ResponseWriter, r *http.Request, p *principal) (*
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p *principal) {
 	if j, ok := s.jobFor(w, r, p); ok {
-		writeJSON(w, http.StatusOK, s.jobView(j, s.userNames(r.Context())))
+		writeJSON(w, http.StatusOK, s.jobView(j, s.jobNames(r.Context())))
 	}
 }
 
@@ -259,7 +267,7 @@ func (s *Server) exportJob(w http.ResponseWriter, r *http.Request, p *principal)
 		s.fail(w, err)
 		return
 	}
-	view := s.jobView(j, s.userNames(r.Context()))
+	view := s.jobView(j, s.jobNames(r.Context()))
 	var body any
 	if format == "json" {
 		log := make([]proto.LoggedAccess, 0, len(entries))
@@ -337,7 +345,7 @@ func (s *Server) terminateJob(w http.ResponseWriter, r *http.Request, p *princip
 	if j2, err := s.store.Job(r.Context(), j.ID); err == nil {
 		j = j2
 	}
-	writeJSON(w, http.StatusOK, s.jobView(j, s.userNames(r.Context())))
+	writeJSON(w, http.StatusOK, s.jobView(j, s.jobNames(r.Context())))
 }
 
 // har is a HAR 1.2 archive (http://www.softwareishard.com/blog/har-12-spec/).

@@ -201,3 +201,24 @@ func (e *authEnv) openAs(agent *peer, secret, device string) proto.SessionInfo {
 	}
 	return r.info
 }
+
+// TestDuplicatesAreRefusedWithExists: a name or ID that is taken is its own
+// stable code (409 exists), so the app can say which field to change
+// instead of showing a generic bad_message.
+func TestDuplicatesAreRefusedWithExists(t *testing.T) {
+	e := newAuthEnv(t, nil)
+	admin := e.login("admin")
+	for _, c := range []struct {
+		name, path string
+		body       any
+	}{
+		{"user", proto.PathUsers, &proto.NewUser{Name: "user-a", Password: password}},
+		{"site", proto.PathSites, &proto.NewSite{ID: "site-a", Name: "Again"}},
+	} {
+		var pe proto.Error
+		resp := e.as(admin, http.MethodPost, c.path, c.body, &pe)
+		if resp.StatusCode != http.StatusConflict || pe.Code != proto.CodeExists {
+			t.Errorf("duplicate %s: %d %+v, want 409 exists", c.name, resp.StatusCode, pe)
+		}
+	}
+}

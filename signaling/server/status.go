@@ -28,6 +28,7 @@ var statusOf = map[proto.Code]int{
 	proto.CodeRateLimited:     http.StatusTooManyRequests,
 	proto.CodeUnavailable:     http.StatusGatewayTimeout, // signaling waited for a peer that did not answer
 	proto.CodeInternal:        http.StatusInternalServerError,
+	proto.CodeExists:          http.StatusConflict,
 }
 
 // httpStatus returns the status for err's code.

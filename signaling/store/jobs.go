@@ -34,18 +34,21 @@ type JobTransition struct {
 // it was connected, how it ended, and totals of its access log (the
 // "session/<ID>" audit stream, see SessionStream).
 type Job struct {
-	ID      string    `json:"id"` // the session ID
-	Type    string    `json:"type"`
-	User    string    `json:"user"`
-	Agent   string    `json:"agent"`
-	Device  string    `json:"device"`
-	Site    string    `json:"site,omitempty"`
-	Node    string    `json:"node,omitempty"`
-	State   JobState  `json:"state"`
-	Path    string    `json:"path,omitempty"` // "direct" or "relay" once connected
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	Ended   time.Time `json:"ended,omitzero"`
+	ID     string `json:"id"` // the session ID
+	Type   string `json:"type"`
+	User   string `json:"user"`
+	Agent  string `json:"agent"`
+	Device string `json:"device"`
+	// DeviceName is the device's name as its agent declared it when the
+	// session was requested (people read names; IDs stay for the CLI).
+	DeviceName string    `json:"deviceName,omitempty"`
+	Site       string    `json:"site,omitempty"`
+	Node       string    `json:"node,omitempty"`
+	State      JobState  `json:"state"`
+	Path       string    `json:"path,omitempty"` // "direct" or "relay" once connected
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
+	Ended      time.Time `json:"ended,omitzero"`
 	// EndReason is a proto.EndReason, or "device_verification_failed".
 	EndReason  string          `json:"endReason,omitempty"`
 	EndMessage string          `json:"endMessage,omitempty"`
