@@ -1,16 +1,22 @@
-// The Jobs tab: every session as a job — who opened which device, when, for
-// how long, on which path, how it ended — with filters, and one job's
-// complete access log, its verification, export as JSON or HAR, and (for
-// admins) terminating a live session. Every value is set as text.
+// The Jobs view: every session as a job — who opened which device at which
+// site, when, for how long, on which path, how it ended — with filters;
+// and at #jobs/<id> one job's complete access log, its verification,
+// export as JSON or HAR, and (for admins) terminating a live session.
+// Names, never IDs, where people read who and what (IDs stay beside device
+// names, for the CLI). Every value is set as text.
 
-let ctx = null;
+import { knownDevices } from './devices.js';
+import { errorText, has, t } from './messages.js';
+import { $, api, busy, clock, el, note, when } from './ui.js';
+
+let me = null;
 let selected = '';
 
 /** formatBytes(1536) → "1.5 KiB". */
 export function formatBytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
   let i = 0;
-  let v = n;
+  let v = Number(n) || 0;
   while (v >= 1024 && i < units.length - 1) {
     v /= 1024;
     i++;
@@ -37,6 +43,23 @@ export function filterQuery(f) {
   return s ? `?${s}` : '';
 }
 
+const TYPES = { 'Open Device Webpage': 'jobs.type.webpage', 'Open Device Port': 'jobs.type.port' };
+
+/** jobWords(job, devices) → the names and words a job row shows. */
+export function jobWords(j, devices = new Map()) {
+  const known = devices.get(j.device);
+  const reasonKey = `jobs.reason.${j.endReason}`;
+  return {
+    type: TYPES[j.type] ? t(TYPES[j.type]) : j.type,
+    user: j.userName || j.user,
+    device: j.deviceName || known?.name || j.device,
+    site: j.siteName || known?.siteName || j.site || '',
+    path: j.path === 'relay' ? t('jobs.path.relay') : j.path === 'direct' ? t('jobs.path.direct') : '',
+    reason: j.live ? t('jobs.live') : j.endReason && has(reasonKey) ? t(reasonKey) : has(`jobs.state.${j.state}`) ? t(`jobs.state.${j.state}`) : j.endReason || j.state,
+    endedBy: j.endedByName || '',
+  };
+}
+
 function localToRFC3339(v) {
   if (!v) return '';
   const d = new Date(v);
@@ -44,7 +67,6 @@ function localToRFC3339(v) {
 }
 
 function filters() {
-  const { $ } = ctx;
   return {
     user: $('jf-user').value.trim(),
     device: $('jf-device').value.trim(),
@@ -57,124 +79,146 @@ function filters() {
   };
 }
 
-export async function showJobs(c) {
-  ctx = c;
+/** showJobs(user, id): the list, and job id's detail when given. */
+export async function showJobs(user, id) {
+  me = user;
+  selected = id || '';
+  if (!selected) $('job-detail').hidden = true;
   await refreshJobs();
   if (selected) openJob(selected);
 }
 
 async function refreshJobs() {
-  const { api, el, $, showMessage, describe } = ctx;
   let list;
   try {
     list = await api('GET', `/v1/jobs${filterQuery(filters())}`);
   } catch (err) {
-    showMessage(`Could not load jobs: ${describe(err)}`);
+    if (err.status !== 401) note('jobs', 'error', errorText('jobs.load', err));
     return;
   }
-  $('jobs-empty').hidden = list.jobs.length > 0;
+  note('jobs', '', '');
+  const jobs = Array.isArray(list?.jobs) ? list.jobs : [];
+  $('jobs-empty').hidden = jobs.length > 0;
+  $('job-table').hidden = jobs.length === 0;
   $('job-rows').replaceChildren(
-    ...list.jobs.map((j) =>
-      el(
+    ...jobs.map((j) => {
+      const w = jobWords(j, knownDevices);
+      return el(
         'tr',
-        { dataset: { job: j.id }, onclick: () => openJob(j.id), ariaSelected: String(j.id === selected) },
-        el('td', { textContent: j.type, title: j.id }),
-        el('td', { textContent: j.userName || j.user }),
-        el('td', { textContent: j.device }),
-        el('td', { textContent: j.site || '' }),
-        el('td', { textContent: new Date(j.start).toLocaleString() }),
-        el('td', { textContent: j.live ? 'live' : j.end ? new Date(j.end).toLocaleString() : '' }),
+        { dataset: { job: j.id }, onclick: (e) => e.target.closest('a') || (location.hash = `#jobs/${j.id}`), attrs: { 'aria-current': String(j.id === selected) } },
+        el('td', {}, el('a', { href: `#jobs/${j.id}`, textContent: w.type })),
+        el('td', { textContent: w.user }),
+        el('td', {}, el('span', { className: 'cell-name', textContent: w.device }), w.device !== j.device ? el('span', { className: 'cell-id', textContent: j.device }) : null),
+        el('td', { textContent: w.site }),
+        el('td', { textContent: when(j.start) }),
         el('td', { textContent: formatDuration(j.durationMs) }),
-        el('td', { textContent: j.path === 'relay' ? 'relayed' : j.path || '' }),
-        el('td', { className: 'requests', textContent: String(j.requests + j.tcpStreams) }),
-        el('td', { textContent: formatBytes(j.bytes) }),
-        el('td', { className: 'reason', textContent: j.endReason || j.state }),
-      ),
-    ),
+        el('td', { textContent: w.path }),
+        el('td', { className: 'requests num', textContent: String(j.requests + j.tcpStreams) }),
+        el('td', { className: 'num', textContent: formatBytes(j.bytes) }),
+        el('td', { className: 'reason', dataset: { reason: j.live ? 'live' : j.endReason || j.state }, textContent: w.reason }),
+      );
+    }),
   );
 }
 
 async function openJob(id) {
-  const { api, el, $, me, showMessage, describe } = ctx;
   selected = id;
-  for (const tr of $('job-rows').children) tr.ariaSelected = String(tr.dataset.job === id);
+  for (const tr of $('job-rows').children) tr.setAttribute('aria-current', String(tr.dataset.job === id));
   const path = `/v1/jobs/${encodeURIComponent(id)}`;
   let job;
   let log;
   try {
     [job, log] = await Promise.all([api('GET', path), api('GET', `${path}/log`)]);
   } catch (err) {
-    showMessage(`Could not load the job: ${describe(err)}`);
+    if (err.status !== 401) note('jobs', 'error', errorText('job.load', err));
     return;
   }
-  $('job-detail').hidden = false;
-  $('job-detail').dataset.job = id;
-  $('job-title').textContent = `${job.type}: ${job.device}`;
-  const who = job.userName || job.user;
-  const ended = job.live ? 'still live' : `ended ${job.end ? new Date(job.end).toLocaleString() : ''} (${job.endReason || job.state}${job.endedBy ? ` by ${job.endedBy}` : ''})`;
-  $('job-summary').textContent = `${who} · started ${new Date(job.start).toLocaleString()} · ${ended} · ${job.logEntries} log entries · ${formatBytes(job.bytes)}`;
-  $('job-states').textContent = (job.states || [])
-    .map((s) => `${s.state}${s.detail ? ` (${s.detail})` : ''} ${new Date(s.time).toLocaleTimeString()}`)
-    .join(' → ');
-  $('job-export-json').href = `${path}/export?format=json`;
-  $('job-export-har').href = `${path}/export?format=har`;
-  $('job-verified').textContent = '';
-  $('job-verified').className = '';
-  $('job-terminate').hidden = !(me.admin && job.live);
-  $('log-rows').replaceChildren(
-    ...log.entries.map((e) =>
-      el(
-        'tr',
-        { dataset: { seq: String(e.seq) } },
-        el('td', { textContent: String(e.seq) }),
-        el('td', { textContent: new Date(e.time).toLocaleTimeString() }),
-        el('td', { textContent: e.kind }),
-        el('td', { textContent: e.method || '' }),
-        el('td', { textContent: e.kind === 'tcp' ? `port ${e.port}` : e.url }),
-        el('td', { textContent: e.status ? String(e.status) : e.error || '' }),
-        el('td', { textContent: formatBytes(e.reqBytes) }),
-        el('td', { textContent: formatBytes(e.respBytes) }),
-        el('td', { textContent: `${(e.durationUs / 1000).toFixed(1)} ms` }),
-        el('td', { textContent: String(e.stream) }),
-      ),
+  if (selected !== id) return; // the user moved on meanwhile
+  const w = jobWords(job, knownDevices);
+  const detail = $('job-detail');
+  detail.hidden = false;
+  detail.dataset.job = id;
+  $('job-title').textContent = t('jobs.detail.title', { type: w.type, device: w.device });
+  const ended = job.live
+    ? t('jobs.detail.stillLive')
+    : t(w.endedBy ? 'jobs.detail.endedBy' : 'jobs.detail.ended', { time: when(job.end), reason: w.reason, name: w.endedBy });
+  $('job-summary').textContent = [
+    t('jobs.detail.by', { user: w.user }),
+    w.site,
+    t('jobs.detail.started', { time: when(job.start) }),
+    ended,
+    t('jobs.detail.entries', { count: job.logEntries, bytes: formatBytes(job.bytes) }),
+  ]
+    .filter(Boolean)
+    .join(' · ');
+  $('job-states').replaceChildren(
+    ...(job.states || []).map((s) =>
+      el('li', {}, el('span', { textContent: has(`jobs.state.${s.state}`) ? t(`jobs.state.${s.state}`) : s.state }), ' ', el('time', { className: 'muted', textContent: clock(s.time) })),
     ),
   );
-  if (log.more) showMessage('The log is longer than one page; export it to see every entry.', 'info');
+  $('job-export-json').href = `${path}/export?format=json`;
+  $('job-export-har').href = `${path}/export?format=har`;
+  note('job-verify', '', '');
+  note('job-detail', log.more ? 'ok' : '', log.more ? t('jobs.detail.more') : '');
+  $('job-terminate').hidden = !(me?.admin && job.live);
+  const entries = Array.isArray(log.entries) ? log.entries : [];
+  $('log-rows').replaceChildren(
+    ...(entries.length
+      ? entries.map((e) =>
+          el(
+            'tr',
+            { dataset: { seq: String(e.seq) } },
+            el('td', { className: 'num', textContent: String(e.seq) }),
+            el('td', { textContent: clock(e.time) }),
+            el('td', { textContent: has(`jobs.log.kind.${e.kind}`) ? t(`jobs.log.kind.${e.kind}`) : e.kind }),
+            el('td', { textContent: e.method || '' }),
+            el('td', { className: 'url', textContent: e.kind === 'tcp' ? t('jobs.log.port', { port: e.port }) : e.url }),
+            el('td', { textContent: e.status ? String(e.status) : e.error ? t('jobs.log.failed') : '' }),
+            el('td', { className: 'num', textContent: formatBytes(e.reqBytes) }),
+            el('td', { className: 'num', textContent: formatBytes(e.respBytes) }),
+            el('td', { className: 'num', textContent: `${(e.durationUs / 1000).toFixed(1)} ms` }),
+            el('td', { className: 'num', textContent: String(e.stream) }),
+          ),
+        )
+      : [el('tr', {}, el('td', { colSpan: 10, className: 'empty', textContent: t('jobs.detail.logEmpty') }))]),
+  );
+  detail.scrollIntoView({ block: 'start' });
+  $('job-title').focus({ preventScroll: true });
 }
 
-async function verify() {
-  const { api, $, describe } = ctx;
-  const out = $('job-verified');
-  try {
-    const r = await api('GET', `/v1/jobs/${encodeURIComponent(selected)}/verify`);
-    out.className = r.ok ? 'verified-ok' : 'verified-bad';
-    out.textContent = r.ok
-      ? `Untouched: ${r.entries} entries, ${r.attested} attested by the signed checkpoint.`
-      : `Tampered: first broken entry ${r.broken}: ${r.problem}`;
-  } catch (err) {
-    out.className = 'verified-bad';
-    out.textContent = `Could not verify: ${describe(err)}`;
-  }
-}
-
-async function terminate() {
-  const { api, showMessage, describe } = ctx;
-  if (!window.confirm('End this live session now? The technician is disconnected.')) return;
-  try {
-    await api('POST', `/v1/jobs/${encodeURIComponent(selected)}/terminate`);
-    showMessage('Session terminated.', 'info');
-  } catch (err) {
-    showMessage(`Could not terminate: ${describe(err)}`);
-  }
-  await refreshJobs();
-  openJob(selected);
-}
-
-if (typeof document !== 'undefined' && document.getElementById('job-filter')) {
-  document.getElementById('job-filter').addEventListener('submit', (e) => {
-    e.preventDefault();
-    refreshJobs();
+async function verify(e) {
+  await busy(e.currentTarget, async () => {
+    try {
+      const r = await api('GET', `/v1/jobs/${encodeURIComponent(selected)}/verify`);
+      note('job-verify', r.ok ? 'ok' : 'error', r.ok ? t('jobs.verify.ok', { entries: r.entries, attested: r.attested }) : t('jobs.verify.bad', { broken: r.broken }));
+    } catch (err) {
+      note('job-verify', 'error', errorText('job.verify', err));
+    }
   });
-  document.getElementById('job-verify').addEventListener('click', verify);
-  document.getElementById('job-terminate').addEventListener('click', terminate);
+}
+
+async function terminate(e) {
+  if (!window.confirm(t('jobs.detail.terminateConfirm'))) return;
+  const id = selected;
+  await busy(e.currentTarget, async () => {
+    try {
+      await api('POST', `/v1/jobs/${encodeURIComponent(id)}/terminate`);
+      note('job-detail', 'ok', t('jobs.detail.terminated'));
+    } catch (err) {
+      note('job-detail', 'error', errorText('job.terminate', err));
+    }
+  });
+  await refreshJobs();
+  openJob(id);
+}
+
+/** setupJobs wires the view's controls once. */
+export function setupJobs() {
+  $('job-filter').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    await busy(e.submitter || $('job-filter-submit'), refreshJobs);
+  });
+  $('job-filter').addEventListener('reset', () => setTimeout(refreshJobs));
+  $('job-verify').addEventListener('click', verify);
+  $('job-terminate').addEventListener('click', terminate);
 }

@@ -1,0 +1,189 @@
+// The Devices view: the devices of the caller's sites, grouped by site
+// (the customer), each with its status in words, the "Remote access"
+// switch for configurers and Open for technicians. It refreshes every few
+// seconds in place: rows that did not change keep focus and open details.
+
+import { healthView, openBlocker } from './agents.js';
+import { errorText, t } from './messages.js';
+import { $, api, APIError, busy, el, note, noteSlot, reconcile, when } from './ui.js';
+
+const POLL_EVERY = 5_000;
+let timer = null;
+let me = null;
+
+/** The devices seen last, by ID: other views read names from it. */
+export const knownDevices = new Map();
+
+export function showDevices(user) {
+  me = user;
+  stopDevices();
+  refresh();
+  timer = setInterval(refresh, POLL_EVERY);
+}
+
+export function stopDevices() {
+  clearInterval(timer);
+  timer = null;
+}
+
+async function refresh() {
+  try {
+    render(await api('GET', '/v1/overview'));
+    note('devices', '', '');
+  } catch (err) {
+    if (err.status !== 401) note('devices', 'error', errorText('devices.load', err));
+  }
+}
+
+function render(ov) {
+  const sites = Array.isArray(ov?.sites) ? ov.sites : [];
+  let count = 0;
+  const box = $('sites');
+  reconcile(
+    box,
+    sites,
+    (s) => `site:${s.id}`,
+    (s) => JSON.stringify([s.name, s.roles, (s.devices || []).length]),
+    renderSite,
+  );
+  for (const site of sites) {
+    const devices = Array.isArray(site.devices) ? site.devices : [];
+    count += devices.length;
+    for (const d of devices) knownDevices.set(d.id, { name: d.name, site: site.id, siteName: site.name });
+    const list = box.querySelector(`[data-key="site:${CSS.escape(site.id)}"] .device-list`);
+    if (!list) continue;
+    const technician = (site.roles || []).includes('user');
+    reconcile(
+      list,
+      devices,
+      (d) => d.id,
+      (d) => JSON.stringify([d, technician]),
+      (d) => deviceItem(d, technician),
+    );
+  }
+  $('empty').hidden = count > 0 || sites.length > 0;
+}
+
+function renderSite(site) {
+  const devices = Array.isArray(site.devices) ? site.devices : [];
+  const roles = (site.roles || []).map((r) => t(`role.${r}`)).join(', ');
+  const name = site.id ? site.name || site.id : t('devices.site.unassigned');
+  const headingId = `site-h-${site.id || 'none'}`;
+  return el(
+    'section',
+    { className: 'site', dataset: { site: site.id }, attrs: { 'aria-labelledby': headingId } },
+    el(
+      'header',
+      { className: 'site-head' },
+      el('h2', { id: headingId, textContent: name }),
+      el('span', { className: 'muted', textContent: t('devices.count', { count: devices.length }) }),
+    ),
+    roles || me?.admin ? el('p', { className: 'muted site-roles', textContent: roles ? t('devices.site.roles', { roles }) : t('devices.site.admin') }) : null,
+    devices.length ? el('ul', { className: 'device-list', attrs: { role: 'list' } }) : el('p', { className: 'empty', textContent: t('devices.site.empty') }),
+  );
+}
+
+function deviceItem(d, technician) {
+  const name = d.name || d.id;
+  const hv = healthView(d);
+  const nameId = `dev-name-${d.id}`;
+
+  const status = el(
+    'div',
+    { className: 'device-status' },
+    el('span', { className: `status status-${hv.kind} health`, dataset: { health: hv.kind }, title: hv.checked ? t('health.checked', { time: when(hv.checked) }) : '' }, hv.text),
+    el(
+      'details',
+      { className: 'raw', dataset: { keep: 'health' } },
+      el('summary', { textContent: t('health.details') }),
+      el('p', { className: 'raw-detail', textContent: hv.detail ? t('health.problem', { problem: hv.detail }) : hv.checked ? '' : t('health.neverChecked') }),
+      hv.checked ? el('p', { className: 'muted', textContent: t('health.checked', { time: when(hv.checked) }) }) : null,
+    ),
+  );
+
+  let access;
+  if (d.canConfigure) {
+    const box = el('input', { type: 'checkbox', checked: !!d.enabled, className: 'enable-toggle', id: `enable-${d.id}`, dataset: { device: d.id, focus: 'toggle' }, attrs: { role: 'switch' } });
+    box.addEventListener('change', () => setEnabled(d, box));
+    access = el('label', { className: 'inline toggle', htmlFor: box.id }, box, el('span', { textContent: t('devices.access.toggle') }));
+  } else {
+    access = el('span', { className: d.enabled ? 'badge on' : 'badge', textContent: d.enabled ? t('devices.access.on') : t('devices.access.off') });
+  }
+
+  const action = el('div', { className: 'device-action' });
+  if (technician || d.canOpen) {
+    const why = openBlocker(d);
+    const whyId = `why-${d.id}`;
+    const open = el('button', {
+      type: 'button',
+      textContent: t('devices.open'),
+      className: 'open',
+      disabled: !d.canOpen,
+      dataset: { device: d.id, focus: 'open' },
+      attrs: { 'aria-label': t('devices.openLabel', { name }), ...(why ? { 'aria-describedby': whyId } : {}) },
+    });
+    open.addEventListener('click', () => openSession(d, open));
+    action.append(open);
+    if (why) action.append(el('p', { className: 'why', id: whyId, textContent: t(why) }));
+  }
+
+  return el(
+    'li',
+    { className: 'device', dataset: { device: d.id }, attrs: { 'aria-labelledby': nameId } },
+    el('div', { className: 'device-main' }, el('span', { className: 'device-name', id: nameId, textContent: name }), el('span', { className: 'device-id', textContent: d.id })),
+    status,
+    el('div', { className: 'device-access' }, access),
+    action,
+    noteSlot(`device:${d.id}`),
+  );
+}
+
+async function setEnabled(d, box) {
+  const name = d.name || d.id;
+  box.disabled = true;
+  box.setAttribute('aria-busy', 'true');
+  try {
+    const v = await api('PATCH', `/v1/devices/${encodeURIComponent(d.id)}`, { enabled: box.checked });
+    box.checked = !!v.enabled;
+    note(`device:${d.id}`, 'ok', t(v.enabled ? 'devices.access.enabled' : 'devices.access.disabled', { name }));
+    refresh();
+  } catch (err) {
+    box.checked = !box.checked;
+    note(`device:${d.id}`, 'error', errorText('device.toggle', err, { name }));
+  } finally {
+    box.disabled = false;
+    box.removeAttribute('aria-busy');
+  }
+}
+
+/** Where the session lives: the origin signaling gave, or <session>.localhost in development. */
+function sessionOrigin(info) {
+  if (info.origin) return info.origin;
+  if (location.hostname === 'localhost' || location.hostname === '127.0.0.1') {
+    return `${location.protocol}//${info.session}.localhost${location.port ? `:${location.port}` : ''}`;
+  }
+  throw new APIError(500, 'internal', 'signaling has no session domain configured');
+}
+
+async function openSession(device, button) {
+  const name = device.name || device.id;
+  const key = `device:${device.id}`;
+  note(key, '', '');
+  await busy(button, async () => {
+    try {
+      const info = await api('POST', '/v1/sessions', { device: device.id });
+      // The session origin signs itself in with OAuth against this origin:
+      // no credential travels in the URL.
+      const url = `${sessionOrigin(info)}/`;
+      if ($('same-tab').checked) {
+        location.assign(url);
+        return;
+      }
+      window.open(url, '_blank', 'noopener,noreferrer');
+      // window.open with noopener cannot report a blocked popup; offer a link.
+      note(key, 'ok', t('devices.opened', { name }), { href: url, text: t('devices.openLink') });
+    } catch (err) {
+      note(key, 'error', errorText('device.open', err, { name }));
+    }
+  });
+}
