@@ -159,7 +159,7 @@ function renderSites() {
         if (!confirm(t('admin.sites.deleteConfirm', { name: s.name }))) return;
         act(del, 'sites-table', 'site.delete', { name: s.name }, () => api('DELETE', `/v1/sites/${encodeURIComponent(s.id)}`), t('admin.sites.deleted', { name: s.name }));
       });
-      return el('tr', { dataset: { site: s.id } }, el('td', { className: 'cell-name', textContent: s.name }), el('td', { className: 'cell-id', textContent: s.id }), el('td', {}, del, noteSlot(key)));
+      return el('tr', { dataset: { site: s.id } }, el('td', { textContent: s.name }), el('td', {}, el('span', { className: 'cell-id', textContent: s.id })), el('td', {}, del, noteSlot(key)));
     }),
   );
 }

@@ -192,7 +192,10 @@ function route() {
   else if (r.view === 'account') showAccount();
   else showAdmin(me, r.section);
   // Keyboard and screen-reader users land at the new view's top.
-  if (moved) $('main').focus({ preventScroll: false });
+  if (moved) {
+    window.scrollTo(0, 0);
+    $('main').focus({ preventScroll: true });
+  }
 }
 
 window.addEventListener('hashchange', route);
