@@ -196,13 +196,15 @@ func TestAppServesPageAndAssets(t *testing.T) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}
 	}
-	for target, ct := range map[string]string{"/app.js": "text/javascript; charset=utf-8", "/app.css": "text/css; charset=utf-8"} {
+	for target, ct := range map[string]string{"/app.js": "text/javascript; charset=utf-8", "/app.css": "text/css; charset=utf-8",
+		"/messages.js": "text/javascript; charset=utf-8", "/ui/porthole.css": "text/css; charset=utf-8"} {
 		res := get(t, h, http.MethodGet, target, nil)
 		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != ct {
 			t.Errorf("%s: %d %q", target, res.StatusCode, res.Header.Get("Content-Type"))
 		}
 	}
-	for _, target := range []string{"/nope", "/sw.js", "/__t/shell.js", "/shell.js", "/app/app.js", "/web.go"} {
+	for _, target := range []string{"/nope", "/sw.js", "/__t/shell.js", "/shell.js", "/app/app.js", "/web.go",
+		"/ui/", "/ui/../web.go", "/ui/vendor/", "/ui/a/b/c.css", "/ui/.hidden", "/ui/vendor/../../web.go"} {
 		if res := get(t, h, http.MethodGet, target, nil); res.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: status %d, want 404", target, res.StatusCode)
 		}
@@ -222,5 +224,22 @@ func TestEmbeddedFilesHaveNoTests(t *testing.T) {
 		if strings.HasSuffix(e.Name(), ".test.js") {
 			t.Errorf("embedded test file %s", e.Name())
 		}
+	}
+}
+
+// The shared foundation is served on both origins, or named as missing
+// when the binary was built without `make web`.
+func TestFoundationServedOnBothOrigins(t *testing.T) {
+	if len(MissingAssets()) > 0 {
+		t.Skipf("built without make web: %v", MissingAssets())
+	}
+	for target, h := range map[string]http.Handler{"/ui/vendor/pico.min.css": App(), "/__t/ui/vendor/pico.min.css": Session(), "/__t/ui/porthole.css": Session()} {
+		res := get(t, h, http.MethodGet, target, map[string]string{"Sec-Fetch-Dest": "style"})
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/css; charset=utf-8" {
+			t.Errorf("%s: %d %q", target, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+	}
+	if b := body(t, get(t, App(), http.MethodGet, "/ui/vendor/pico.min.css", nil)); !strings.Contains(b, "Pico CSS") {
+		t.Errorf("not Pico: %.100s", b)
 	}
 }
