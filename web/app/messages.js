@@ -364,7 +364,7 @@ export const en = {
   'err.audit_backlog': 'The agent cannot record more right now, so it serves nothing until it can. Try again in a moment.',
   'err.exists': 'That name or ID is taken already; choose another.',
   'err.network': 'The server did not answer. Check your connection and try again.',
-  'err.unknown': 'Something went wrong (HTTP {status}). Try again; if it keeps happening, tell your administrator.',
+  'err.unknown': 'Something went wrong; the server answered with status {status}. Try again, and if it keeps happening, tell your administrator.',
   // why, for one action
   'err.login.unauthorized': 'The user name or password is wrong.',
   'err.mfa.unauthorized': 'That code is wrong or used already. Enter the current one.',
@@ -428,11 +428,12 @@ export function t(key, params = {}) {
  */
 export function errorText(action, err, params = {}) {
   const code = err?.code || 'network';
-  const what = has(`action.${action}`) ? t(`action.${action}`, params) : '';
+  const p = { status: err?.status || '?', ...params };
+  const what = has(`action.${action}`) ? t(`action.${action}`, p) : '';
   let why;
-  if (has(`err.${action}.${code}`)) why = t(`err.${action}.${code}`, params);
-  else if (has(`err.${code}`)) why = t(`err.${code}`, params);
-  else why = t('err.unknown', { status: err?.status || '?' });
+  if (has(`err.${action}.${code}`)) why = t(`err.${action}.${code}`, p);
+  else if (has(`err.${code}`)) why = t(`err.${code}`, p);
+  else why = t('err.unknown', p);
   return what ? `${what} ${why}` : why;
 }
 

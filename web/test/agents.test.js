@@ -1,20 +1,36 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { enrollCommand, enrollmentRequest, healthView } from '../app/agents.js';
+import { enrollCommand, enrollmentRequest, healthView, openBlocker } from '../app/agents.js';
 
-test('healthView reads the agent check of a device', () => {
-  assert.deepEqual(healthView({ id: 'p' }).kind, 'unknown');
-  const ok = healthView({ health: { reachable: true, checked: '2026-01-02T03:04:05Z' } });
-  assert.equal(ok.kind, 'ok');
-  assert.equal(ok.text, 'reachable');
-  assert.match(ok.title, /^checked /);
-  const bad = healthView({ health: { reachable: false, problem: 'MAC address is 02:00:00:00:00:02, expected 02:00:00:00:00:01' } });
-  assert.equal(bad.kind, 'bad');
-  assert.equal(bad.text, 'unreachable: MAC address is 02:00:00:00:00:02, expected 02:00:00:00:00:01');
-  assert.equal(healthView({ health: { reachable: false } }).text, 'unreachable');
-  const other = healthView({ health: { reachable: true, problem: 'serial number is X, expected Y' } });
+test('healthView says the device status in words and keeps the raw finding for details', () => {
+  assert.equal(healthView({ id: 'p', online: true }).kind, 'unknown');
+  assert.equal(healthView({ id: 'p', online: true }).text, 'Not checked yet');
+  const ok = healthView({ online: true, health: { reachable: true, checked: '2026-01-02T03:04:05Z' } });
+  assert.deepEqual([ok.kind, ok.text, ok.checked], ['ok', 'Reachable', '2026-01-02T03:04:05Z']);
+  const refused = healthView({ online: true, httpPort: 80, health: { reachable: false, problem: 'dial tcp 10.0.0.5:80: connect: connection refused' } });
+  assert.equal(refused.kind, 'bad');
+  assert.equal(refused.text, 'Unreachable — no answer on port 80');
+  assert.equal(refused.detail, 'dial tcp 10.0.0.5:80: connect: connection refused');
+  assert.doesNotMatch(refused.text, /dial|refused/, 'the Go error stays behind the details toggle');
+  assert.equal(healthView({ online: true, ports: [9100], health: { reachable: false } }).text, 'Unreachable — no answer on port 9100');
+  assert.equal(healthView({ online: true, health: { reachable: false } }).text, 'Unreachable');
+  const other = healthView({ online: true, health: { reachable: true, problem: 'serial number is X, expected Y' } });
   assert.equal(other.kind, 'bad');
-  assert.equal(other.text, 'identity check failed: serial number is X, expected Y');
+  assert.match(other.text, /^Wrong device/);
+  assert.equal(other.detail, 'serial number is X, expected Y');
+});
+
+test('an offline agent is never shown as reachable, whatever its last check said', () => {
+  const v = healthView({ online: false, health: { reachable: true } });
+  assert.equal(v.kind, 'off');
+  assert.match(v.text, /^Offline/);
+});
+
+test('openBlocker names why Open is disabled', () => {
+  assert.equal(openBlocker({ canOpen: true }), '');
+  assert.equal(openBlocker({ canOpen: false, online: false, enabled: true }), 'devices.why.offline');
+  assert.equal(openBlocker({ canOpen: false, online: true, enabled: false }), 'devices.why.disabled');
+  assert.equal(openBlocker({ canOpen: false, online: true, enabled: true }), 'devices.why.role');
 });
 
 test('enrollCommand quotes what the shell would read otherwise', () => {
