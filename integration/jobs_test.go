@@ -196,7 +196,10 @@ func TestJobsTabShowsAFinishedSessionWithItsLog(t *testing.T) {
 	brWait(t, ctx, "signed in", `!document.querySelector('#nav').hidden`)
 	js(`location.hash = '#jobs'`)
 	row := `#job-rows tr[data-job]`
-	brWait(t, ctx, "the finished job", fmt.Sprintf(`document.querySelector(%q) && document.querySelector(%q).querySelector('.reason').textContent === 'client'`, row, row))
+	brWait(t, ctx, "the finished job", fmt.Sprintf(`document.querySelector(%q) && document.querySelector(%q).querySelector('.reason').dataset.reason === 'client'`, row, row))
+	if got := brEval[string](t, ctx, fmt.Sprintf(`document.querySelector(%q).querySelector('.reason').textContent`, row)); got != "Ended by the technician" {
+		t.Errorf("end reason reads %q", got)
+	}
 	if got := brEval[string](t, ctx, fmt.Sprintf(`document.querySelector(%q).textContent`, row)); !strings.Contains(got, "Open Device Webpage") || !strings.Contains(got, stack.DeviceID) || !strings.Contains(got, "tech") {
 		t.Fatalf("job row: %q", got)
 	}

@@ -59,18 +59,23 @@ func TestUIDeviceHealthEnrollAndRevoke(t *testing.T) {
 	// 1. Health in the device list, as the configurer sees it.
 	login("conf")
 	cell := func(dev string) string {
-		return fmt.Sprintf(`document.querySelector('#sites tr[data-device=%q] td.health')`, dev)
+		return fmt.Sprintf(`document.querySelector('#sites li[data-device=%q] .health')`, dev)
 	}
 	brWait(t, ctx, "the printer's health", cell(stack.DeviceID))
 	brWait(t, ctx, "the scanner's health", cell("scanner-1"))
-	if got := brEval[string](t, ctx, cell(stack.DeviceID)+`.dataset.health + ' ' + `+cell(stack.DeviceID)+`.textContent`); got != "ok reachable" {
-		t.Errorf("printer health cell %q, want reachable", got)
+	if got := brEval[string](t, ctx, cell(stack.DeviceID)+`.dataset.health + ' ' + `+cell(stack.DeviceID)+`.textContent`); got != "ok Reachable" {
+		t.Errorf("printer health cell %q, want Reachable", got)
 	}
+	// In words, with the agent's own finding (a Go error) behind Details.
 	scanner := brEval[string](t, ctx, cell("scanner-1")+`.dataset.health + ' ' + `+cell("scanner-1")+`.textContent`)
-	if !strings.HasPrefix(scanner, "bad unreachable: ") || len(scanner) < len("bad unreachable: ")+5 {
-		t.Errorf("scanner health cell %q, want unreachable with a reason", scanner)
+	if want := fmt.Sprintf("bad Unreachable — no answer on port %d", dead); scanner != want {
+		t.Errorf("scanner health cell %q, want %q", scanner, want)
 	}
-	if title := brEval[string](t, ctx, cell(stack.DeviceID)+`.title`); !strings.HasPrefix(title, "checked ") {
+	reason := brEval[string](t, ctx, `document.querySelector('#sites li[data-device="scanner-1"] details.raw .raw-detail').textContent`)
+	if len(reason) < len("What the agent found: ")+5 {
+		t.Errorf("scanner details %q, want the agent's reason", reason)
+	}
+	if title := brEval[string](t, ctx, cell(stack.DeviceID)+`.title`); !strings.HasPrefix(title, "Checked ") {
 		t.Errorf("printer health title %q, want when it was checked", title)
 	}
 	brShot(t, ctx, art, "device-health")
@@ -80,7 +85,7 @@ func TestUIDeviceHealthEnrollAndRevoke(t *testing.T) {
 	// 2. The admin creates an enrollment token for the lab.
 	login("boss")
 	brWait(t, ctx, "the device list", `!document.querySelector('#devices').hidden`)
-	js(`location.hash = '#admin'`)
+	js(`location.hash = '#admin/agents'`)
 	brWait(t, ctx, "the site in the enrollment form", `[...document.querySelectorAll('#enroll-site option')].some((o) => o.value === 'lab')`)
 	js(`document.querySelector('#enroll-site').value = 'lab'`)
 	js(`document.querySelector('#enroll-agent').value = 'front-desk'`)
@@ -92,7 +97,7 @@ func TestUIDeviceHealthEnrollAndRevoke(t *testing.T) {
 	if m == nil || m[1] != s.AppURL {
 		t.Fatalf("enrollment command %q, want porthole-agent enroll --server %s --token phe_…", command, s.AppURL)
 	}
-	if about := brEval[string](t, ctx, `document.querySelector('#enroll-for').textContent`); !strings.Contains(about, "front-desk") || !strings.Contains(about, "lab") {
+	if about := brEval[string](t, ctx, `document.querySelector('#enroll-for').textContent`); !strings.Contains(about, "front-desk") || !strings.Contains(about, "Lab") {
 		t.Errorf("enrollment details %q", about)
 	}
 	// The command as shown enrolls an agent on the device.
@@ -113,7 +118,7 @@ func TestUIDeviceHealthEnrollAndRevoke(t *testing.T) {
 	brWait(t, ctx, "the agent's Revoke button", revoke)
 	js(`window.confirm = () => true`)
 	js(revoke + `.click()`)
-	brWait(t, ctx, "the revocation message", fmt.Sprintf(`document.querySelector('#message').textContent === 'Agent %s revoked and disconnected.'`, stack.AgentID))
+	brWait(t, ctx, "the revocation message beside the agent", fmt.Sprintf(`document.querySelector('#agent-rows tr[data-agent=%q] [data-note]')?.textContent === 'Agent %s revoked and disconnected.'`, stack.AgentID, stack.AgentID))
 	brShot(t, ctx, art, "agent-revoked")
 	waitNotOnline(t, s, stack.DeviceID)
 	if out, err := exec.CommandContext(cctx, s.Bin["porthole-agent"], "enroll", "--server", m[1], "--token", m[2], "--state-dir", filepath.Join(t.TempDir(), "again")).CombinedOutput(); err == nil {

@@ -100,7 +100,7 @@ func TestUIEnableAsConfigurerOpenAsUserWith2FA(t *testing.T) {
 
 	// 1. The configurer sees the printer disabled and enables it.
 	login("conf")
-	toggle := `#sites tr[data-device="printer-1"] input.enable-toggle`
+	toggle := `#sites li[data-device="printer-1"] input.enable-toggle`
 	brWait(t, ctx, "the printer's toggle", fmt.Sprintf(`document.querySelector(%q)`, toggle))
 	if brEval[bool](t, ctx, fmt.Sprintf(`document.querySelector(%q).checked`, toggle)) {
 		t.Fatal("the printer starts with remote access enabled")
@@ -109,7 +109,7 @@ func TestUIEnableAsConfigurerOpenAsUserWith2FA(t *testing.T) {
 		t.Fatalf("configurer sees %d Open buttons", n)
 	}
 	js(fmt.Sprintf(`document.querySelector(%q).click()`, toggle))
-	brWait(t, ctx, "the confirmation", `document.querySelector('#message').textContent.includes('Remote access enabled for')`)
+	brWait(t, ctx, "the confirmation beside the switch", `document.querySelector('#sites li[data-device="printer-1"] [data-note="device:printer-1"]').textContent.includes('Remote access enabled for')`)
 	brShot(t, ctx, art, "configurer-enabled")
 	js(`document.querySelector('#signout').click()`)
 	brWait(t, ctx, "signed out", `!document.querySelector('#signin').hidden`)
@@ -121,7 +121,7 @@ func TestUIEnableAsConfigurerOpenAsUserWith2FA(t *testing.T) {
 	next, _ := authn.TOTPCode(en.Secret, time.Now().Add(authn.TOTPPeriod*time.Second))
 	fill("#mfa-code", next)
 	js(`document.querySelector('#mfa-form').requestSubmit()`)
-	open := `#sites tr[data-device="printer-1"] button.open`
+	open := `#sites li[data-device="printer-1"] button.open`
 	brWait(t, ctx, "an enabled Open button", fmt.Sprintf(`document.querySelector(%q) && !document.querySelector(%q).disabled`, open, open))
 	brShot(t, ctx, art, "technician-devices")
 
