@@ -242,14 +242,24 @@ function renderAudit(entries) {
           {},
           el('td', { className: 'num', textContent: String(e.seq) }),
           el('td', { textContent: when(e.time) }),
-          el('td', { textContent: name(e.actor) }),
+          el('td', { textContent: has(`audit.actor.${e.actor}`) ? t(`audit.actor.${e.actor}`) : name(e.actor) }),
           el('td', { textContent: has(`audit.${e.action}`) ? t(`audit.${e.action}`) : e.action }),
           el('td', { textContent: name(e.target) }),
           el('td', { textContent: e.site ? siteName(e.site) : '' }),
-          el('td', { className: 'detail', textContent: Object.entries(e.detail || {}).map(([k, v]) => `${k}=${v}`).join(' ') }),
+          el('td', { className: 'detail', textContent: auditDetail(e.detail) }),
         ),
       ),
   );
+}
+
+/**
+ * auditDetail({token_by: 'cli', before: ''}) → "token by: cli; before: —":
+ * the entry's detail as words (keys are the server's, not codes to show).
+ */
+export function auditDetail(detail) {
+  return Object.entries(detail || {})
+    .map(([k, v]) => `${has(`audit.detail.${k}`) ? t(`audit.detail.${k}`) : k.replaceAll('_', ' ')}: ${v === '' ? '—' : v}`)
+    .join('; ');
 }
 
 // ---- forms, wired once ----

@@ -11,6 +11,7 @@ import { $, api, busy, clock, el, note, when } from './ui.js';
 
 let me = null;
 let selected = '';
+let shown = ''; // the job whose detail is on the page
 
 /** formatBytes(1536) → "1.5 KiB". */
 export function formatBytes(n) {
@@ -83,7 +84,10 @@ function filters() {
 export async function showJobs(user, id) {
   me = user;
   selected = id || '';
-  if (!selected) $('job-detail').hidden = true;
+  if (!selected) {
+    $('job-detail').hidden = true;
+    shown = '';
+  }
   await refreshJobs();
   if (selected) openJob(selected);
 }
@@ -158,8 +162,12 @@ async function openJob(id) {
   );
   $('job-export-json').href = `${path}/export?format=json`;
   $('job-export-har').href = `${path}/export?format=har`;
-  note('job-verify', '', '');
-  note('job-detail', log.more ? 'ok' : '', log.more ? t('jobs.detail.more') : '');
+  if (shown !== id) {
+    note('job-verify', '', '');
+    note('job-detail', '', '');
+  }
+  shown = id;
+  if (log.more) note('job-detail', 'ok', t('jobs.detail.more'));
   $('job-terminate').hidden = !(me?.admin && job.live);
   const entries = Array.isArray(log.entries) ? log.entries : [];
   $('log-rows').replaceChildren(
