@@ -1,10 +1,20 @@
 # One multi-stage build for every Porthole image; pick one with --target
 # (signaling, turn, agent, demo-device). compose.yaml builds all four.
+
+# The web app's CSS foundation, from npm at the version web/package-lock.json
+# pins (what `make web` does; the tests' devDependencies are left out).
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --ignore-scripts --omit=dev --no-audit --no-fund \
+ && mkdir -p ui/vendor && cp node_modules/@picocss/pico/css/pico.min.css ui/vendor/
+
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+COPY --from=web /web/ui/vendor/ web/ui/vendor/
 ENV CGO_ENABLED=0
 RUN go build -trimpath -ldflags="-s -w" -o /out/ \
       ./signaling/cmd/porthole-signaling \

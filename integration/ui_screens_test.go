@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -326,5 +327,71 @@ func visibleInPage(t *testing.T, ctx context.Context, sel, what string) {
 	})()`, sel))
 	if got != "" {
 		t.Errorf("%s: %s", what, got)
+	}
+}
+
+// TestUIBrandingWithoutRebuilding: the operator's brand file (the one in
+// deploy/branding, as the README shows) gives the app its product name,
+// logo and colours, still passing the accessibility check, with the app's
+// CSP untouched; a brand file the app could not show well stops
+// porthole-signaling at start with a sentence saying what to change.
+func TestUIBrandingWithoutRebuilding(t *testing.T) {
+	const pw = "ui-brand-password-1"
+	axe := axeSource(t)
+	root := testenv.RepoRoot(t)
+	brand := filepath.Join(root, "deploy", "branding", "brand.json")
+
+	// Refused at start: white text on a light orange does not read.
+	bin := stack.Build(t)
+	bad := filepath.Join(t.TempDir(), "brand.json")
+	if err := os.WriteFile(bad, []byte(`{"name":"Acme","colors":{"primary":"#fdba74"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin["porthole-signaling"], "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brand", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--brand: brand file") || !strings.Contains(string(out), "colors.primary: white text on #fdba74 has contrast 1.7:1; WCAG AA needs 4.5:1, so pick a darker shade") {
+		t.Fatalf("a low-contrast brand: %v\n%s", err, out)
+	}
+
+	s := stack.Start(t, stack.Options{
+		Users:         []stack.User{{Name: "tech", Password: pw, Roles: []string{"user"}}},
+		SignalingArgs: []string{"--brand", brand},
+	})
+	ctx := brBrowser(t)
+	art := testenv.ArtifactsDir(t)
+	defer func() {
+		if t.Failed() {
+			brShot(t, ctx, art, "failure")
+		}
+	}()
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.AppURL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	brWait(t, ctx, "the brand's name and logo", `document.querySelector('#brand-name').textContent === 'Acme Remote Service' && document.querySelector('#brand-logo').complete && document.querySelector('#brand-logo').naturalWidth > 0`)
+	if title := brEval[string](t, ctx, `document.title`); title != "Sign in · Acme Remote Service" {
+		t.Errorf("title %q", title)
+	}
+	colors := brEval[string](t, ctx, `getComputedStyle(document.querySelector('#login-submit')).backgroundColor + ' ' + getComputedStyle(document.querySelector('.ph-top')).backgroundColor`)
+	if colors != "rgb(194, 65, 12) rgb(28, 25, 23)" {
+		t.Errorf("button and header colours %q, want the brand's #c2410c and #1c1917", colors)
+	}
+	axeCheck(t, ctx, axe, "signin-branded")
+	uiLogin(t, ctx, s, "tech", pw)
+	brWait(t, ctx, "the devices", fmt.Sprintf(`document.querySelector('#sites li[data-device=%q]')`, stack.DeviceID))
+	for _, w := range screenWidths {
+		setViewport(t, ctx, w.w, w.h)
+		brEval[bool](t, ctx, `new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
+		axeCheck(t, ctx, axe, "devices-branded-"+w.name)
+		noHorizontalScroll(t, ctx, "devices-branded-"+w.name)
+		brShot(t, ctx, art, "devices-branded-"+w.name)
+	}
+	// The branding arrived as files: the page's policy still allows no
+	// inline style or script.
+	resp, err := http.Get(s.AppURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "style-src 'self'") {
+		t.Errorf("app CSP %q", csp)
 	}
 }

@@ -37,6 +37,7 @@ func run() error {
 	port := flag.Int("port", 8080, "signaling HTTP port on 127.0.0.1")
 	turnPort := flag.Int("turn-port", 3478, "TURN/STUN port on 127.0.0.1 (UDP and TCP)")
 	verbose := flag.Bool("v", false, "show the components' logs")
+	brand := flag.String("brand", "", "branding file for the app (porthole-signaling --brand), e.g. deploy/branding/brand.json")
 	flag.Parse()
 
 	self, err := os.Executable()
@@ -123,7 +124,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if _, err := startWait("porthole-signaling", []string{
+	sigArgs := []string{
 		"--listen", sigAddr,
 		"--data-dir", dataDir,
 		"--agent-listen", "127.0.0.1:0",
@@ -141,7 +142,11 @@ func run() error {
 		"--sessions-domain", fmt.Sprintf("localhost:%d", *port),
 		"--allowed-origin", appOrigin,
 		"--allowed-origin", fmt.Sprintf("http://127.0.0.1:%d", *port),
-	}, `listening on`); err != nil {
+	}
+	if *brand != "" {
+		sigArgs = append(sigArgs, "--brand", *brand)
+	}
+	if _, err := startWait("porthole-signaling", sigArgs, `listening on`); err != nil {
 		return err
 	}
 
