@@ -62,6 +62,19 @@ type axeViolation struct {
 // on serious or critical violations; milder ones are logged.
 func axeCheck(t *testing.T, ctx context.Context, axe, screen string) {
 	t.Helper()
+	for _, v := range axeViolations(t, ctx, axe, screen) {
+		msg := fmt.Sprintf("%s: axe %s (%s): %s\n\t%s", screen, v.ID, v.Impact, v.Help, strings.Join(v.Nodes, "\n\t"))
+		if v.Impact == "serious" || v.Impact == "critical" {
+			t.Error(msg)
+		} else {
+			t.Log(msg)
+		}
+	}
+}
+
+// axeViolations runs axe-core on the page and returns what it found.
+func axeViolations(t *testing.T, ctx context.Context, axe, screen string) []axeViolation {
+	t.Helper()
 	if !brEval[bool](t, ctx, `typeof axe !== 'undefined'`) {
 		brEval[bool](t, ctx, axe+";\ntrue")
 	}
@@ -72,14 +85,7 @@ func axeCheck(t *testing.T, ctx context.Context, axe, screen string) {
 	if err := json.Unmarshal([]byte(out), &vs); err != nil {
 		t.Fatalf("%s: axe answer %q: %v", screen, out, err)
 	}
-	for _, v := range vs {
-		msg := fmt.Sprintf("%s: axe %s (%s): %s\n\t%s", screen, v.ID, v.Impact, v.Help, strings.Join(v.Nodes, "\n\t"))
-		if v.Impact == "serious" || v.Impact == "critical" {
-			t.Error(msg)
-		} else {
-			t.Log(msg)
-		}
-	}
+	return vs
 }
 
 // noRawErrors fails when the page's visible text holds raw error text.
@@ -180,6 +186,18 @@ func TestUIScreensResponsiveAndAccessible(t *testing.T) {
 		setViewport(t, ctx, w.w, w.h)
 		screen("signin", w.name)
 	}
+	// The checker itself finds what it should: an unlabelled field and
+	// grey-on-white text, added for a moment.
+	brEval[bool](t, ctx, `(() => { const i = document.createElement('input'); i.id = 'axe-probe'; document.querySelector('#login-form').append(i);
+		const p = document.createElement('p'); p.id = 'axe-probe-text'; p.textContent = 'faint'; p.style.color = '#bbbbbb'; document.querySelector('#login-form').append(p); return true; })()`)
+	found := map[string]string{}
+	for _, v := range axeViolations(t, ctx, axe, "probe") {
+		found[v.ID] = v.Impact
+	}
+	if found["label"] != "critical" || found["color-contrast"] != "serious" {
+		t.Errorf("axe missed the planted problems: %v", found)
+	}
+	brEval[bool](t, ctx, `(document.querySelector('#axe-probe').remove(), document.querySelector('#axe-probe-text').remove(), true)`)
 
 	// A wrong password: the reason in words, beside the form's button.
 	brEval[bool](t, ctx, `(document.querySelector('#login-username').value = 'tech', document.querySelector('#login-password').value = 'wrong-password-1', document.querySelector('#login-form').requestSubmit(), true)`)
@@ -217,6 +235,9 @@ func TestUIScreensResponsiveAndAccessible(t *testing.T) {
 			t.Errorf("scanner details %q, want the agent's finding", raw)
 		}
 		screen("devices", w.name)
+		if w.name == "1280" {
+			keyboardReaches(t, ctx, open)
+		}
 		at("#account", `!document.querySelector('#account').hidden && document.querySelector('#totp-status').textContent !== ''`)
 		screen("account", w.name)
 	}
@@ -289,6 +310,39 @@ func TestUIScreensResponsiveAndAccessible(t *testing.T) {
 	if n := brEval[int](t, ctx, `[...document.querySelectorAll('.feedback')].filter((e) => e.checkVisibility()).length`); n != 0 {
 		t.Errorf("%d feedback messages still shown after navigating", n)
 	}
+}
+
+// keyboardReaches: Tab from the top of the page reaches sel with a visible
+// focus ring, and Enter on a navigation link changes the view.
+func keyboardReaches(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	brEval[bool](t, ctx, `(document.activeElement?.blur(), window.scrollTo(0, 0), true)`)
+	focused := func(s string) bool { return brEval[bool](t, ctx, fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, s)) }
+	tab := func(to, what string) {
+		t.Helper()
+		for range 30 {
+			if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+				t.Fatal(err)
+			}
+			if focused(to) {
+				ring := brEval[string](t, ctx, `(() => { const s = getComputedStyle(document.activeElement); return s.outlineStyle + ' ' + s.outlineWidth; })()`)
+				if !strings.HasPrefix(ring, "solid ") || ring == "solid 0px" {
+					t.Errorf("%s has no visible focus ring: outline %q", what, ring)
+				}
+				return
+			}
+		}
+		t.Errorf("30 presses of Tab never reached %s", what)
+	}
+	tab(sel, "Open")
+	brEval[bool](t, ctx, `(document.activeElement?.blur(), window.scrollTo(0, 0), true)`)
+	tab("#nav-jobs", "the Jobs link")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	brWait(t, ctx, "Jobs by keyboard", `location.hash === '#jobs' && !document.querySelector('#jobs').hidden`)
+	brEval[bool](t, ctx, `(history.back(), true)`)
+	brWait(t, ctx, "back to Devices", `location.hash === '#devices' && !document.querySelector('#devices').hidden`)
 }
 
 // besideControl fails unless the feedback element is shown right below
@@ -367,9 +421,7 @@ func TestUIBrandingWithoutRebuilding(t *testing.T) {
 		t.Fatal(err)
 	}
 	brWait(t, ctx, "the brand's name and logo", `document.querySelector('#brand-name').textContent === 'Acme Remote Service' && document.querySelector('#brand-logo').complete && document.querySelector('#brand-logo').naturalWidth > 0`)
-	if title := brEval[string](t, ctx, `document.title`); title != "Sign in · Acme Remote Service" {
-		t.Errorf("title %q", title)
-	}
+	brWait(t, ctx, "the branded title", `!document.querySelector('#signin').hidden && document.title === 'Sign in · Acme Remote Service'`)
 	colors := brEval[string](t, ctx, `getComputedStyle(document.querySelector('#login-submit')).backgroundColor + ' ' + getComputedStyle(document.querySelector('.ph-top')).backgroundColor`)
 	if colors != "rgb(194, 65, 12) rgb(28, 25, 23)" {
 		t.Errorf("button and header colours %q, want the brand's #c2410c and #1c1917", colors)
