@@ -317,7 +317,9 @@ func TestUIScreensResponsiveAndAccessible(t *testing.T) {
 func keyboardReaches(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
 	brEval[bool](t, ctx, `(document.activeElement?.blur(), window.scrollTo(0, 0), true)`)
-	focused := func(s string) bool { return brEval[bool](t, ctx, fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, s)) }
+	focused := func(s string) bool {
+		return brEval[bool](t, ctx, fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, s))
+	}
 	tab := func(to, what string) {
 		t.Helper()
 		for range 30 {
