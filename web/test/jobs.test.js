@@ -19,3 +19,13 @@ test('filterQuery drops empty filters and encodes the rest', () => {
   assert.equal(filterQuery({ user: '', device: '' }), '');
   assert.equal(filterQuery({ user: 'tech', device: 'printer 1', reason: '' }), '?user=tech&device=printer+1');
 });
+
+test('jobWords shows names and words, never IDs where names exist', async () => {
+  const { jobWords } = await import('../app/jobs.js');
+  const j = { type: 'Open Device Webpage', user: 'u_7f3a', userName: 'ann', device: 'printer-1', deviceName: 'Front printer', site: 'lab', siteName: 'Acme Ltd', path: 'relay', endReason: 'admin', endedByName: 'boss', state: 'ended' };
+  assert.deepEqual(jobWords(j), { type: 'Open Device Webpage', user: 'ann', device: 'Front printer', site: 'Acme Ltd', path: 'Relayed', reason: 'Terminated by an administrator', endedBy: 'boss' });
+  // An older job without names borrows them from the device list.
+  const old = jobWords({ type: 'Open Device Port', user: 'u1', device: 'printer-1', site: 'lab', state: 'connected', live: true }, new Map([['printer-1', { name: 'Front printer', siteName: 'Acme Ltd' }]]));
+  assert.deepEqual([old.type, old.device, old.site, old.reason], ['Open Device Port', 'Front printer', 'Acme Ltd', 'Live']);
+  assert.equal(jobWords({ device: 'x', state: 'verifying' }).reason, 'Checking the device');
+});

@@ -26,3 +26,9 @@ test('routeHash is the canonical address of a route', () => {
   assert.equal(routeHash(parseRoute('#bogus', {})), '#devices');
   for (const h of ['#devices', '#jobs', '#account', '#admin/sites', '#admin/audit']) assert.equal(routeHash(parseRoute(h, { admin: true })), h);
 });
+
+test('auditDetail reads as words', async () => {
+  const { auditDetail } = await import('../app/admin.js');
+  assert.equal(auditDetail({ token_by: 'cli', before: '' }), 'token by: cli; before: —');
+  assert.equal(auditDetail(undefined), '');
+});
