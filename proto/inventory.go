@@ -11,6 +11,11 @@ type DeviceHealth struct {
 	// Problem says, for people, why the device is unreachable or failed its
 	// identity check ("MAC address is 02:00:00:00:00:02, expected …").
 	Problem string `json:"problem,omitempty"`
+	// Unconfirmed says the device answered none of the agent's probes,
+	// which never touch its services: it has no web page, MAC or SNMP to
+	// check and drops the agent's datagram. Sessions are not refused for
+	// it (their own connection tells); Reachable is false.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 }
 
 // Validate checks a health report.

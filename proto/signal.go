@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -74,10 +75,68 @@ type Device struct {
 	ID       string `json:"id"`
 	Name     string `json:"name,omitempty"`
 	Ports    []int  `json:"ports,omitempty"`
-	HTTPPort int    `json:"httpPort,omitempty"` // the port whose web page "open" shows
+	HTTPPort int    `json:"httpPort,omitempty"` // the port whose web page "open" shows; 0: no web page
 	Scheme   string `json:"scheme,omitempty"`   // "http" or "https" towards the device
+	// Services say what each declared port is (web, SSH, VNC or raw
+	// TCP), so clients can offer the right way in. Ports lists the same
+	// ports; older agents send no services.
+	Services []Service `json:"services,omitempty"`
 	// Health is the agent's last check of the device (inventory.go).
 	Health *DeviceHealth `json:"health,omitempty"`
+}
+
+// ServiceKind names what a device offers on a port.
+type ServiceKind string
+
+// Service kinds. A device may offer any set of them, none required.
+const (
+	ServiceWeb ServiceKind = "web" // its web page, through the tunnel's HTTP path
+	ServiceSSH ServiceKind = "ssh" // an SSH server (porthole ssh)
+	ServiceVNC ServiceKind = "vnc" // an RFB (VNC) server
+	ServiceTCP ServiceKind = "tcp" // any other TCP port (porthole forward)
+)
+
+// Service is one way into a device.
+type Service struct {
+	Kind   ServiceKind `json:"kind"`
+	Port   int         `json:"port"`
+	Scheme string      `json:"scheme,omitempty"` // web only: "http" or "https"
+	Name   string      `json:"name,omitempty"`   // for people, e.g. "raw printing"
+}
+
+// Validate checks one service of device.
+func (s *Service) Validate(device string) error {
+	switch s.Kind {
+	case ServiceWeb:
+		switch s.Scheme {
+		case "", "http", "https":
+		default:
+			return Errorf(CodeBadMessage, "device %s: web service scheme must be http or https", device)
+		}
+	case ServiceSSH, ServiceVNC, ServiceTCP:
+		if s.Scheme != "" {
+			return Errorf(CodeBadMessage, "device %s: only a web service has a scheme", device)
+		}
+	default:
+		return Errorf(CodeBadMessage, "device %s: unknown service kind %.20q (want web, ssh, vnc or tcp)", device, s.Kind)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		return Errorf(CodeBadMessage, "device %s: %s service port %d out of range", device, s.Kind, s.Port)
+	}
+	if len(s.Name) > MaxText {
+		return Errorf(CodeTooLarge, "device %s: service name too long", device)
+	}
+	return nil
+}
+
+// Service returns d's first service of kind, if any.
+func (d *Device) Service(kind ServiceKind) (Service, bool) {
+	for _, s := range d.Services {
+		if s.Kind == kind {
+			return s, true
+		}
+	}
+	return Service{}, false
 }
 
 // Welcome answers a hello.
@@ -304,6 +363,24 @@ func (d *Device) Validate() error {
 	case "", "http", "https":
 	default:
 		return Errorf(CodeBadMessage, "device %s: scheme must be http or https", d.ID)
+	}
+	if len(d.Services) > MaxPorts {
+		return Errorf(CodeTooLarge, "device %s: %d services, limit %d", d.ID, len(d.Services), MaxPorts)
+	}
+	webs := 0
+	for i := range d.Services {
+		if err := d.Services[i].Validate(d.ID); err != nil {
+			return err
+		}
+		if d.Services[i].Kind == ServiceWeb {
+			webs++
+		}
+		if !slices.Contains(d.Ports, d.Services[i].Port) {
+			return Errorf(CodeBadMessage, "device %s: service port %d is not among its ports", d.ID, d.Services[i].Port)
+		}
+	}
+	if webs > 1 {
+		return Errorf(CodeBadMessage, "device %s: more than one web service", d.ID)
 	}
 	if d.Health != nil {
 		return d.Health.Validate()

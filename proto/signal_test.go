@@ -23,7 +23,9 @@ var goldenMessages = []struct {
 	session string
 	payload any
 }{
-	{"hello-agent", TypeHello, "", &Hello{Role: RoleAgent, Software: "porthole-agent/dev", Devices: []Device{{ID: "printer-1", Name: "Front desk printer", Ports: []int{80, 22}, HTTPPort: 80, Scheme: "http"}}}},
+	{"hello-agent", TypeHello, "", &Hello{Role: RoleAgent, Software: "porthole-agent/dev", Devices: []Device{{ID: "printer-1", Name: "Front desk printer", Ports: []int{80, 22}, HTTPPort: 80, Scheme: "http",
+		Services: []Service{{Kind: ServiceWeb, Port: 80, Scheme: "http"}, {Kind: ServiceSSH, Port: 22}}},
+		{ID: "hmi-1", Ports: []int{5900, 502}, Services: []Service{{Kind: ServiceVNC, Port: 5900}, {Kind: ServiceTCP, Port: 502, Name: "Modbus/TCP"}}}}}},
 	{"hello-client", TypeHello, "", &Hello{Role: RoleClient, Software: "porthole/dev"}},
 	{"welcome", TypeWelcome, "", &Welcome{ID: "tech", Node: "node-a", Devices: []Device{{ID: "printer-1", Name: "Front desk printer", Ports: []int{80}, HTTPPort: 80}}}},
 	{"session-open-client", TypeSessionOpen, "", &SessionOpen{Device: "printer-1"}},
@@ -149,6 +151,12 @@ func TestDecodeDataRefusesBadPayloads(t *testing.T) {
 		{"client with devices", `{"v":1,"type":"hello","data":{"role":"client","devices":[{"id":"a"}]}}`, &Hello{}, CodeBadMessage},
 		{"duplicate device", `{"v":1,"type":"hello","data":{"role":"agent","devices":[{"id":"a"},{"id":"a"}]}}`, &Hello{}, CodeBadMessage},
 		{"bad port", `{"v":1,"type":"hello","data":{"role":"agent","devices":[{"id":"a","ports":[70000]}]}}`, &Hello{}, CodeBadMessage},
+		{"unknown service", `{"v":1,"type":"hello","data":{"role":"agent","devices":[{"id":"a","ports":[22],"services":[{"kind":"telnet","port":22}]}]}}`, &Hello{}, CodeBadMessage},
+		{"service port out of range", `{"v":1,"type":"hello","data":{"role":"agent","devices":[{"id":"a","ports":[22],"services":[{"kind":"ssh","port":0}]}]}}`, &Hello{}, CodeBadMessage},
+		{"service port undeclared", `{"v":1,"type":"hello","data":{"role":"agent","devices":[{"id":"a","ports":[22],"services":[{"kind":"ssh","port":23}]}]}}`, &Hello{}, CodeBadMessage},
+		{"two web services", `{"v":1,"type":"hello","data":{"role":"agent","devices":[{"id":"a","ports":[80,81],"services":[{"kind":"web","port":80},{"kind":"web","port":81}]}]}}`, &Hello{}, CodeBadMessage},
+		{"ssh with a scheme", `{"v":1,"type":"hello","data":{"role":"agent","devices":[{"id":"a","ports":[22],"services":[{"kind":"ssh","port":22,"scheme":"https"}]}]}}`, &Hello{}, CodeBadMessage},
+		{"bad web scheme", `{"v":1,"type":"hello","data":{"role":"agent","devices":[{"id":"a","ports":[80],"services":[{"kind":"web","port":80,"scheme":"gopher"}]}]}}`, &Hello{}, CodeBadMessage},
 		{"bad device id", `{"v":1,"type":"session.open","data":{"device":"a b"}}`, &SessionOpen{}, CodeBadMessage},
 		{"no data", `{"v":1,"type":"session.open"}`, &SessionOpen{}, CodeBadMessage},
 		{"bad ice url", `{"v":1,"type":"session.open","data":{"device":"a","iceServers":[{"urls":["http://x"]}]}}`, &SessionOpen{}, CodeBadMessage},

@@ -3,8 +3,10 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/porthole-dev/porthole/agent/deviceid"
@@ -18,12 +20,21 @@ import (
 //	  "server": "https://signaling.example.com",
 //	  "keyFile": "/etc/porthole/agent.key",
 //	  "devices": [
-//	    {"id": "printer-1", "name": "Front desk printer", "scheme": "http",
-//	     "address": "192.168.1.20", "httpPort": 80, "ports": [80, 443, 9100],
+//	    {"id": "printer-1", "name": "Front desk printer",
+//	     "address": "192.168.1.20",
+//	     "services": [{"kind": "web", "port": 80, "scheme": "http"},
+//	                  {"kind": "tcp", "port": 9100, "name": "raw printing"}],
 //	     "mac": "00:1b:a9:12:34:56", "serial": "CNB1234567",
-//	     "snmp": {"version": "2c", "community": "public"}}
+//	     "snmp": {"version": "2c", "community": "public"}},
+//	    {"id": "gw-1", "address": "192.168.1.1", "mac": "00:1b:a9:00:00:01",
+//	     "services": [{"kind": "ssh", "port": 22}, {"kind": "vnc", "port": 5900}]}
 //	  ]
 //	}
+//
+// The older form, "scheme", "httpPort" and "ports" on the device, still
+// works: it declares a web service (port 80, or 443 for https, unless
+// httpPort says otherwise) and a service for each further port (ssh for
+// 22, vnc for 5900, tcp otherwise).
 type FileConfig struct {
 	Server  string         `json:"server"`
 	Key     string         `json:"key,omitempty"`
@@ -42,12 +53,17 @@ type FileConfig struct {
 // DeviceConfig declares one device the agent may reach. Nothing else on the
 // site's network is reachable through the agent.
 type DeviceConfig struct {
-	ID         string `json:"id"`
-	Name       string `json:"name,omitempty"`
-	Scheme     string `json:"scheme,omitempty"` // http (default) or https
-	Address    string `json:"address"`          // IP address or host name
-	HTTPPort   int    `json:"httpPort,omitempty"`
-	Ports      []int  `json:"ports,omitempty"` // further TCP ports that may be forwarded
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Address string `json:"address"` // IP address or host name
+	// Services are what the device offers (web, ssh, vnc, tcp), none
+	// required. Without them, the older fields below declare a web
+	// service and further ports.
+	Services []proto.Service `json:"services,omitempty"`
+	Scheme   string          `json:"scheme,omitempty"` // older form: http (default) or https
+	HTTPPort int             `json:"httpPort,omitempty"`
+	Ports    []int           `json:"ports,omitempty"` // older form: further TCP ports that may be forwarded
+	// HostHeader is the Host the web service is sent.
 	HostHeader string `json:"hostHeader,omitempty"`
 	// InsecureSkipVerify accepts any TLS certificate from an https device
 	// and pins none. Without it (and without tlsCertSha256), a
@@ -82,7 +98,9 @@ func LoadFile(path string) (*FileConfig, error) {
 	return &fc, nil
 }
 
-// normalize fills defaults and checks a device declaration.
+// normalize fills defaults and checks a device declaration. Afterwards
+// Services lists every service; Scheme and HTTPPort are the web service's
+// (HTTPPort 0: the device has no web page) and Ports every declared port.
 func (d DeviceConfig) normalize() (DeviceConfig, error) {
 	if !proto.ValidID(d.ID) {
 		return d, fmt.Errorf("device %q: id must be letters, digits, '.', '_', ':' or '-'", d.ID)
@@ -90,39 +108,93 @@ func (d DeviceConfig) normalize() (DeviceConfig, error) {
 	if d.Address == "" {
 		return d, fmt.Errorf("device %s: address is required", d.ID)
 	}
-	switch d.Scheme {
-	case "":
-		d.Scheme = "http"
-	case "http", "https":
-	default:
-		return d, fmt.Errorf("device %s: scheme must be http or https", d.ID)
-	}
-	if d.HTTPPort == 0 {
-		d.HTTPPort = 80
-		if d.Scheme == "https" {
-			d.HTTPPort = 443
+	if d.Services == nil {
+		legacy, err := d.legacyServices()
+		if err != nil {
+			return d, err
 		}
+		d.Services = legacy
+	} else if d.Scheme != "" || d.HTTPPort != 0 || len(d.Ports) > 0 {
+		return d, fmt.Errorf("device %s: give services, or scheme/httpPort/ports, not both", d.ID)
 	}
-	if d.HTTPPort < 1 || d.HTTPPort > 65535 {
-		return d, fmt.Errorf("device %s: httpPort out of range", d.ID)
-	}
-	ports := []int{d.HTTPPort}
-	for _, p := range d.Ports {
-		if p < 1 || p > 65535 {
-			return d, fmt.Errorf("device %s: port %d out of range", d.ID, p)
+	d.Scheme, d.HTTPPort, d.Ports = "", 0, nil
+	for i := range d.Services {
+		sv := &d.Services[i]
+		if sv.Kind == proto.ServiceWeb && sv.Scheme == "" {
+			sv.Scheme = "http"
 		}
-		if p != d.HTTPPort {
-			ports = append(ports, p)
+		if err := sv.Validate(d.ID); err != nil {
+			var pe *proto.Error
+			if errors.As(err, &pe) {
+				err = errors.New(pe.Message) // the code means nothing in a config file
+			}
+			return d, err
 		}
+		if slices.Contains(d.Ports, sv.Port) {
+			return d, fmt.Errorf("device %s: port %d declared twice", d.ID, sv.Port)
+		}
+		if sv.Kind == proto.ServiceWeb {
+			if d.HTTPPort != 0 {
+				return d, fmt.Errorf("device %s: more than one web service", d.ID)
+			}
+			d.Scheme, d.HTTPPort = sv.Scheme, sv.Port
+		}
+		d.Ports = append(d.Ports, sv.Port)
 	}
-	d.Ports = ports
+	if len(d.Services) > proto.MaxPorts {
+		return d, fmt.Errorf("device %s: %d services, limit %d", d.ID, len(d.Services), proto.MaxPorts)
+	}
 	if err := d.Expect.Validate(); err != nil {
 		return d, fmt.Errorf("device %s: %w", d.ID, err)
 	}
 	if d.TLSCertSHA256 != "" && d.Scheme != "https" {
-		return d, fmt.Errorf("device %s: tlsCertSha256 needs scheme https", d.ID)
+		return d, fmt.Errorf("device %s: tlsCertSha256 needs an https web service", d.ID)
+	}
+	if d.HTTPProbe != nil && d.HTTPPort == 0 {
+		return d, fmt.Errorf("device %s: httpProbe needs a web service", d.ID)
+	}
+	if d.HostHeader != "" && d.HTTPPort == 0 {
+		return d, fmt.Errorf("device %s: hostHeader needs a web service", d.ID)
 	}
 	return d, nil
+}
+
+// legacyServices turns the older scheme/httpPort/ports into services: the
+// web page and, for each further port, ssh (22), vnc (5900) or tcp.
+func (d DeviceConfig) legacyServices() ([]proto.Service, error) {
+	scheme := d.Scheme
+	switch scheme {
+	case "":
+		scheme = "http"
+	case "http", "https":
+	default:
+		return nil, fmt.Errorf("device %s: scheme must be http or https", d.ID)
+	}
+	web := d.HTTPPort
+	if web == 0 {
+		web = defaultPort(scheme)
+	}
+	if web < 1 || web > 65535 {
+		return nil, fmt.Errorf("device %s: httpPort out of range", d.ID)
+	}
+	out := []proto.Service{{Kind: proto.ServiceWeb, Port: web, Scheme: scheme}}
+	for _, p := range d.Ports {
+		if p < 1 || p > 65535 {
+			return nil, fmt.Errorf("device %s: port %d out of range", d.ID, p)
+		}
+		if slices.ContainsFunc(out, func(s proto.Service) bool { return s.Port == p }) {
+			continue
+		}
+		kind := proto.ServiceTCP
+		switch p {
+		case 22:
+			kind = proto.ServiceSSH
+		case 5900:
+			kind = proto.ServiceVNC
+		}
+		out = append(out, proto.Service{Kind: kind, Port: p})
+	}
+	return out, nil
 }
 
 func (d DeviceConfig) proxyDevice() deviceproxy.Device {
@@ -131,6 +203,7 @@ func (d DeviceConfig) proxyDevice() deviceproxy.Device {
 		Scheme:             d.Scheme,
 		Host:               d.Address,
 		HTTPPort:           d.HTTPPort,
+		NoWeb:              d.HTTPPort == 0,
 		Ports:              d.Ports,
 		HostHeader:         d.HostHeader,
 		InsecureSkipVerify: d.InsecureSkipVerify,
@@ -138,5 +211,6 @@ func (d DeviceConfig) proxyDevice() deviceproxy.Device {
 }
 
 func (d DeviceConfig) declaration() proto.Device {
-	return proto.Device{ID: d.ID, Name: d.Name, Ports: d.Ports, HTTPPort: d.HTTPPort, Scheme: d.Scheme}
+	return proto.Device{ID: d.ID, Name: d.Name, Ports: d.Ports, HTTPPort: d.HTTPPort, Scheme: d.Scheme,
+		Services: slices.Clone(d.Services)}
 }

@@ -303,6 +303,13 @@ func (a *Agent) endSession(s *session, reason proto.EndReason, msg string) {
 	a.alog.End(s.id)
 }
 
+// endSessionID ends session id, if it is still open.
+func (a *Agent) endSessionID(id string, reason proto.EndReason, msg string) {
+	if s := a.session(id); s != nil {
+		a.endSession(s, reason, truncate(msg, proto.MaxText))
+	}
+}
+
 func (a *Agent) closeAllSessions(reason proto.EndReason, msg string) {
 	a.mu.Lock()
 	all := make([]*session, 0, len(a.sessions))

@@ -279,6 +279,12 @@ func startAgentWithHello(t *testing.T, devices []DeviceConfig) *proto.Hello {
 
 func startAgentCapture(t *testing.T, devices []DeviceConfig, hello *proto.Hello) *harness {
 	t.Helper()
+	return startAgentCaptureWith(t, devices, nil, hello)
+}
+
+// startAgentCaptureWith is startAgentCapture with a device checker.
+func startAgentCaptureWith(t *testing.T, devices []DeviceConfig, checker *deviceid.Checker, hello *proto.Hello) *harness {
+	t.Helper()
 	p := newTestPKI(t)
 	sig := startFakeSignaling(t, p)
 	certPEM, keyPEM, _ := p.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: testAgentID},
@@ -289,7 +295,7 @@ func startAgentCapture(t *testing.T, devices []DeviceConfig, hello *proto.Hello)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{Enrollment: st, Devices: devices, LoopbackOnly: true, MinBackoff: time.Hour})
+	a, err := New(Config{Enrollment: st, Devices: devices, LoopbackOnly: true, MinBackoff: time.Hour, Checker: checker})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +432,7 @@ func TestNoPivotIntoTheLAN(t *testing.T) {
 	if checked.Addr != r.first || r.calls.Load() != 1 {
 		t.Fatalf("checked %v after %d lookups", checked.Addr, r.calls.Load())
 	}
-	pinned, err := a.sessionProxy(d, checked.Addr, checked.TLSPin)
+	pinned, err := a.sessionProxy(d, checked.Addr, checked.TLSPin, "s1")
 	if err != nil {
 		t.Fatal(err)
 	}

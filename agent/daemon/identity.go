@@ -51,8 +51,12 @@ func (a *Agent) inventory(ctx context.Context) []proto.Device {
 		d := a.devices[id]
 		out[i] = d.cfg.declaration()
 		wg.Go(func() {
-			_, err := a.checkDevice(ctx, d)
+			res, err := a.checkDevice(ctx, d)
 			h := &proto.DeviceHealth{Reachable: err == nil, Checked: time.Now().UTC().Truncate(time.Second)}
+			if err == nil && res.Reached == "" {
+				h.Reachable, h.Unconfirmed = false, true
+				h.Problem = "it answered none of the agent's probes (which never touch its services); a session's own connection will tell"
+			}
 			var m *deviceid.Mismatch
 			var cc *deviceid.CertChanged
 			if errors.As(err, &m) || errors.As(err, &cc) {
@@ -175,8 +179,24 @@ func (a *Agent) checkGrant(session string, open *proto.SessionOpen) (time.Time, 
 // during the session, so DNS cannot move it elsewhere. tlsPin, if set, is
 // the certificate fingerprint every TLS connection to the device must
 // present (the check's Result.TLSPin).
-func (a *Agent) sessionProxy(d *device, addr netip.Addr, tlsPin string) (*deviceproxy.Proxy, error) {
+//
+// A device with a configured MAC address has it checked again on every
+// connection of the session, once established and before a byte is sent
+// (deviceid.VerifyNeighbor): the neighbour table may have been stale at
+// the check before the session. A mismatch refuses the connection and
+// ends the session.
+func (a *Agent) sessionProxy(d *device, addr netip.Addr, tlsPin, session string) (*deviceproxy.Proxy, error) {
 	pd := d.cfg.proxyDevice()
+	if mac := d.cfg.MAC; mac != "" {
+		pd.VerifyConn = func(c net.Conn) error {
+			err := a.cfg.Checker.VerifyNeighbor(d.cfg.ID, c, mac)
+			if err != nil {
+				a.log.Warn("device identity changed during the session; ending it", "session", session, "device", d.cfg.ID, "err", err)
+				go a.endSessionID(session, proto.EndError, err.Error())
+			}
+			return err
+		}
+	}
 	if pd.HostHeader == "" {
 		if _, err := netip.ParseAddr(pd.Host); err != nil {
 			// A host name: the device still sees it in Host (and SNI).

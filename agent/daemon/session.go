@@ -238,7 +238,10 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 		refuse(pe.Code, "%s", pe.Message)
 		return
 	}
-	pinned, err := a.sessionProxy(dev, checked.Addr, checked.TLSPin)
+	if checked.Reached == "" {
+		a.log.Info("device answered no probe; opening the session anyway", "session", env.Session, "device", dev.cfg.ID)
+	}
+	pinned, err := a.sessionProxy(dev, checked.Addr, checked.TLSPin, env.Session)
 	if err != nil {
 		refuse(proto.CodeInternal, "device proxy: %v", err)
 		return

@@ -1,13 +1,17 @@
 // Package deviceid checks, before every session, that the device at a
 // configured address is still the device the agent declared: its host name
-// resolved once and the address pinned for the session, the address
-// contacted (which also fills the neighbour table), then its MAC address
-// read from the neighbour table, its serial number read over SNMP
-// (Printer-MIB prtGeneralSerialNumber, v2c or v3) or from an HTTP probe
-// with a pattern, and the SHA-256 of its TLS certificate compared with a
-// pin: the configured one, or the one recorded at first use (tofu.go). Any mismatch refuses the session with a reason a technician can act
-// on — this is what protects a customer when DHCP hands a printer's
-// address to another machine.
+// resolved once and the address pinned for the session; the device
+// reached without opening a connection on any of its service ports — its
+// web port's own TLS or TCP contact where it has a web page, otherwise one
+// UDP datagram to the discard port (reach.go) — which also fills the
+// neighbour table; then its MAC address read from the neighbour table, its
+// serial number read over SNMP (Printer-MIB prtGeneralSerialNumber, v2c or
+// v3) or from an HTTP probe with a pattern, and the SHA-256 of its TLS
+// certificate compared with a pin: the configured one, or the one recorded
+// at first use (tofu.go). Any mismatch refuses the session with a reason a
+// technician can act on — this is what protects a customer when DHCP hands
+// a printer's address to another machine. VerifyNeighbor repeats the MAC
+// check on each connection of the session.
 package deviceid
 
 import (
@@ -126,7 +130,10 @@ type Target struct {
 	Device string
 	Host   string // IP address or host name, no port
 	Scheme string // "http" or "https"
-	Port   int    // the port contacted to check reachability (the web port)
+	// Port is the device's web port, contacted (TCP, and TLS for https)
+	// to check reachability and read the certificate; 0 means the device
+	// has no web page, and none of its ports is contacted.
+	Port int
 	// ServerName is the TLS server name for https; "" means Host.
 	ServerName string
 }
@@ -147,6 +154,12 @@ type Checker struct {
 	// Roots are the CAs an https device's chain is verified with to set
 	// Result.CertVerified; nil means the system's.
 	Roots *x509.CertPool
+	// ProbePort is the UDP port of the reachability datagram (reach.go);
+	// 0 means DiscardPort.
+	ProbePort int
+	// ReachWait bounds the wait for an answer to it; 0 means
+	// DefaultReachWait.
+	ReachWait time.Duration
 }
 
 func (c *Checker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -173,6 +186,11 @@ type Result struct {
 	// present: the configured tlsCertSha256, or the one pinned at first
 	// use (PinStore.Apply); "" leaves TLS to CA verification.
 	TLSPin string
+	// Reached says how the device was seen to be there (ReachedWeb,
+	// ReachedNeighbor, ReachedICMP, ReachedSNMP); "" means nothing
+	// answered: the device may drop what the check sends, and only a
+	// session's own connection will tell.
+	Reached string
 }
 
 // Mismatch is a device that answered but is not the one declared.
@@ -224,16 +242,37 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 		return nil, fail(t.Device, err)
 	}
 	res := &Result{Addr: addr}
-	// Contact the device: proves reachability and makes the kernel learn
-	// its hardware address.
-	cert, err := c.contact(ctx, t, addr)
-	if err != nil {
-		return res, fail(t.Device, err)
-	}
-	if cert != nil {
-		sum := sha256.Sum256(cert.Raw)
-		res.CertSHA256 = hex.EncodeToString(sum[:])
-		res.CertVerified = cert.Verified
+	if t.Port != 0 {
+		// The web port's own probe: a TCP connection (a TLS handshake
+		// for https), what any browser does. It also makes the kernel
+		// learn the device's hardware address.
+		cert, err := c.contact(ctx, t, addr)
+		if err != nil {
+			return res, fail(t.Device, err)
+		}
+		res.Reached = ReachedWeb
+		if cert != nil {
+			sum := sha256.Sum256(cert.Raw)
+			res.CertSHA256 = hex.EncodeToString(sum[:])
+			res.CertVerified = cert.Verified
+		}
+	} else if e.SNMP == nil || e.MAC != "" {
+		// No web page: reach it without touching a service (reach.go).
+		// With a MAC to check, the neighbour table is waited for below.
+		wait := c.ReachWait
+		if wait <= 0 {
+			wait = DefaultReachWait
+		}
+		if e.MAC != "" {
+			wait = 0
+		}
+		nctx, cancel := context.WithTimeout(ctx, c.timeout())
+		how, err := c.nudge(nctx, addr, wait)
+		cancel()
+		if err != nil {
+			return res, fail(t.Device, err)
+		}
+		res.Reached = how
 	}
 	if e.TLSCertSHA256 != "" {
 		want, _ := parseFingerprint(e.TLSCertSHA256)
@@ -244,15 +283,16 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 	}
 	if e.MAC != "" {
 		want, _ := net.ParseMAC(e.MAC)
-		neighbor := c.Neighbor
-		if neighbor == nil {
-			neighbor = NeighborMAC
-		}
-		got, err := neighbor(addr)
+		nctx, cancel := context.WithTimeout(ctx, c.timeout())
+		got, err := c.waitNeighbor(nctx, addr)
+		cancel()
 		if err != nil {
 			return res, fail(t.Device, fmt.Errorf("read the MAC address of %s: %w", addr, err))
 		}
 		res.MAC = got.String()
+		if res.Reached == "" {
+			res.Reached = ReachedNeighbor
+		}
 		if !strings.EqualFold(got.String(), want.String()) {
 			return res, mismatch(&Mismatch{Device: t.Device, Addr: addr, What: "MAC address", Got: got.String(), Want: want.String()})
 		}
@@ -271,6 +311,9 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 			return res, fail(t.Device, fmt.Errorf("read the serial number: %w", err))
 		}
 		res.Serial = serial
+		if e.SNMP != nil && res.Reached == "" {
+			res.Reached = ReachedSNMP
+		}
 		if serial != e.Serial {
 			return res, mismatch(&Mismatch{Device: t.Device, Addr: addr, What: "serial number", Got: serial, Want: e.Serial})
 		}

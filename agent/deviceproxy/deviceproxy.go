@@ -62,6 +62,9 @@ type Device struct {
 	// HTTPPort is the device's web port (tunnel port 0); 0 means the
 	// scheme's default.
 	HTTPPort int
+	// NoWeb says the device has no web page (an SSH- or VNC-only box):
+	// tunnel port 0 is refused and HTTPPort is ignored.
+	NoWeb bool
 	// Ports are further declared ports, for HTTP or TCP. HTTPPort is
 	// always allowed.
 	Ports []int
@@ -74,6 +77,11 @@ type Device struct {
 	// VerifyConnection, if set, is tls.Config.VerifyConnection towards
 	// the device: the agent's certificate pin (agent/deviceid).
 	VerifyConnection func(tls.ConnectionState) error
+	// VerifyConn, if set, is called with every new connection to the
+	// device before a byte is sent on it (the agent checks the device's
+	// MAC address in the neighbour table the connection just confirmed);
+	// an error closes the connection and refuses the exchange.
+	VerifyConn func(net.Conn) error
 	// UploadSpoolLimit bounds a request body of unknown length that the
 	// agent spools to learn its length before sending it to the device
 	// (see spool.go): 0 means DefaultUploadSpoolLimit; a negative value
@@ -130,10 +138,13 @@ func New(d Device, logger *slog.Logger) (*Proxy, error) {
 	if _, _, err := net.SplitHostPort(d.Host); err == nil {
 		return nil, fmt.Errorf("deviceproxy: device %s: host %q must not carry a port", d.ID, d.Host)
 	}
-	if d.HTTPPort == 0 {
+	if d.HTTPPort == 0 || d.NoWeb {
 		d.HTTPPort = defaultPort(d.Scheme)
 	}
 	ports := []int{d.HTTPPort}
+	if d.NoWeb {
+		ports = nil
+	}
 	for _, p := range d.Ports {
 		if p < 1 || p > 65535 {
 			return nil, fmt.Errorf("deviceproxy: device %s: port %d out of range", d.ID, p)
@@ -257,6 +268,10 @@ func (p *Proxy) DialTCP(ctx context.Context, port int) (net.Conn, error) {
 		return nil, p.refusePort(port)
 	}
 	conn, err := p.dial(ctx, port)
+	var refused *proto.Error
+	if errors.As(err, &refused) {
+		return nil, err // the identity check's own refusal, already worded
+	}
 	if err != nil {
 		code := proto.CodeDeviceFailed
 		if isTimeout(err) {
@@ -291,6 +306,13 @@ func (p *Proxy) dial(ctx context.Context, port int) (net.Conn, error) {
 	conn, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, uint16(port)).String()) //nolint:gosec // port checked
 	if err != nil {
 		return nil, fmt.Errorf("dial device: %w", err)
+	}
+	if p.d.VerifyConn != nil {
+		if err := p.d.VerifyConn(conn); err != nil {
+			_ = conn.Close()
+			p.log.Warn("deviceproxy: connection refused by the identity check", "device", p.d.ID, "port", port, "err", err)
+			return nil, err
+		}
 	}
 	return conn, nil
 }

@@ -8,6 +8,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // SessionProxy is one technician session's access to the device: it
@@ -48,6 +50,9 @@ func (p *Proxy) Session() *SessionProxy {
 // *proto.Error of code port_not_allowed.
 func (s *SessionProxy) Handler(port int) (http.Handler, error) {
 	if port == 0 {
+		if s.p.d.NoWeb {
+			return nil, proto.Errorf(proto.CodePortNotAllowed, "device %s has no web page (it declares no web service)", s.p.d.ID)
+		}
 		port = s.p.d.HTTPPort
 	}
 	h, ok := s.handlers[port]

@@ -20,6 +20,9 @@ export function healthView(d) {
   // Reachable with a problem: it answered, but as another device.
   if (h.reachable && h.problem) return { kind: 'bad', text: t('health.wrongDevice'), detail, checked };
   if (h.reachable) return { kind: 'ok', text: t('health.reachable'), detail, checked };
+  // Nothing answered the agent's probes, which never touch the device's
+  // services: not known to be down.
+  if (h.unconfirmed) return { kind: 'unknown', text: t('health.unconfirmed'), detail, checked };
   const port = d?.httpPort || (Array.isArray(d?.ports) && d.ports.length ? d.ports[0] : 0);
   return { kind: 'bad', text: port ? t('health.unreachablePort', { port }) : t('health.unreachable'), detail, checked };
 }
@@ -29,10 +32,33 @@ export function healthView(d) {
  * of the sentence that says why not (shown beside the disabled button).
  */
 export function openBlocker(d) {
-  if (d.canOpen) return '';
+  if (d.canOpen) return hasWebPage(d) ? '' : 'devices.why.noWeb';
   if (!d.online) return 'devices.why.offline';
   if (!d.enabled) return 'devices.why.disabled';
   return 'devices.why.role';
+}
+
+/**
+ * servicesView(device) → [{kind, label}]: what the device offers, in the
+ * agent's order ("Web :80", "SSH :22", "TCP :502 Modbus"). Devices of older
+ * agents carry only httpPort and ports.
+ */
+export function servicesView(d) {
+  let list = d?.services;
+  if (!Array.isArray(list)) {
+    list = (d?.ports || []).map((port) => ({ kind: port === d.httpPort ? 'web' : 'tcp', port }));
+  }
+  return list.map((s) => ({
+    kind: s.kind,
+    label: t('service.label', { kind: t(`service.${s.kind}`), port: s.port, name: s.name ? ` ${s.name}` : '' }),
+  }));
+}
+
+/** hasWebPage(device) → whether Open has a web page to show. */
+export function hasWebPage(d) {
+  // Older agents send no services, and every device of theirs had one.
+  if (Array.isArray(d?.services)) return d.services.some((s) => s.kind === 'web');
+  return true;
 }
 
 /** A shell word: bare when safe, else single-quoted. */

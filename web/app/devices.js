@@ -3,7 +3,7 @@
 // switch for configurers and Open for technicians. It refreshes every few
 // seconds in place: rows that did not change keep focus and open details.
 
-import { healthView, openBlocker } from './agents.js';
+import { healthView, openBlocker, servicesView } from './agents.js';
 import { errorText, t } from './messages.js';
 import { $, api, APIError, busy, el, note, noteSlot, reconcile, when } from './ui.js';
 
@@ -118,7 +118,7 @@ function deviceItem(d, technician) {
       type: 'button',
       textContent: t('devices.open'),
       className: 'open',
-      disabled: !d.canOpen,
+      disabled: !!why,
       dataset: { device: d.id, focus: 'open' },
       attrs: { 'aria-label': t('devices.openLabel', { name }), ...(why ? { 'aria-describedby': whyId } : {}) },
     });
@@ -130,7 +130,17 @@ function deviceItem(d, technician) {
   return el(
     'li',
     { className: 'device', dataset: { device: d.id }, attrs: { 'aria-labelledby': nameId } },
-    el('div', { className: 'device-main' }, el('span', { className: 'device-name', id: nameId, textContent: name }), el('span', { className: 'device-id', textContent: d.id })),
+    el(
+      'div',
+      { className: 'device-main' },
+      el('span', { className: 'device-name', id: nameId, textContent: name }),
+      el('span', { className: 'device-id', textContent: d.id }),
+      el(
+        'span',
+        { className: 'device-services', attrs: { 'aria-label': t('devices.services') } },
+        ...servicesView(d).map((s) => el('span', { className: `service service-${s.kind}`, dataset: { service: s.kind }, textContent: s.label })),
+      ),
+    ),
     status,
     el('div', { className: 'device-access' }, access),
     action,

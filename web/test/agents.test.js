@@ -44,3 +44,27 @@ test('enrollmentRequest leaves out what was not given', () => {
   assert.deepEqual(enrollmentRequest({ site: 'lab', agent: 'a1', name: 'Front desk', hours: '2' }), { site: 'lab', agent: 'a1', name: 'Front desk', expiresIn: 7200 });
   assert.deepEqual(enrollmentRequest({ site: 'lab', hours: '-1' }), { site: 'lab' });
 });
+
+test('servicesView lists what a device offers', async () => {
+  const { servicesView, hasWebPage } = await import('../app/agents.js');
+  const gw = { services: [{ kind: 'ssh', port: 22 }, { kind: 'vnc', port: 5900 }, { kind: 'tcp', port: 502, name: 'Modbus' }] };
+  assert.deepEqual(servicesView(gw).map((s) => s.label), ['SSH :22', 'VNC :5900', 'TCP :502 Modbus']);
+  assert.equal(hasWebPage(gw), false);
+  const printer = { httpPort: 80, ports: [80, 9100] }; // an older agent: no services
+  assert.deepEqual(servicesView(printer).map((s) => s.label), ['Web :80', 'TCP :9100']);
+  assert.equal(hasWebPage(printer), true);
+  assert.equal(hasWebPage({ services: [{ kind: 'web', port: 443, scheme: 'https' }] }), true);
+});
+
+test('healthView says not confirmed for a device that answered no probe', async () => {
+  const { healthView } = await import('../app/agents.js');
+  const v = healthView({ health: { reachable: false, unconfirmed: true, problem: 'it answered none of the probes' } });
+  assert.equal(v.kind, 'unknown');
+  assert.match(v.text, /^Not confirmed/);
+});
+
+test('openBlocker: a device without a web page has no Open', async () => {
+  const { openBlocker } = await import('../app/agents.js');
+  assert.equal(openBlocker({ canOpen: true, online: true, enabled: true, services: [{ kind: 'ssh', port: 22 }] }), 'devices.why.noWeb');
+  assert.equal(openBlocker({ canOpen: true, online: true, enabled: true, services: [{ kind: 'web', port: 80 }] }), '');
+});
