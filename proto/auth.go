@@ -32,6 +32,10 @@ const (
 	PathAuthorize = "/oauth/authorize" // OAuth 2.1 authorization endpoint (GET, and POST for consent)
 	PathToken     = "/oauth/token"     // OAuth 2.1 token endpoint (POST, form-encoded)
 	PathRevoke    = "/oauth/revoke"    // token revocation (RFC 7009; POST, form-encoded): API tokens the CLI got
+	// PathCLICode is the CLI's out-of-band redirect URI (`porthole login
+	// --no-browser`): a page that shows the code for the user to paste
+	// into the command, on whichever machine it runs.
+	PathCLICode = "/oauth/cli-code"
 
 	// PathOAuthMetadata is the authorization server's metadata (RFC 8414):
 	// GET → AuthServerMetadata. The CLI starts `porthole login` from it.
@@ -309,6 +313,10 @@ type AuthServerMetadata struct {
 	TokenEndpointAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethods []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
 	Scopes                        []string `json:"scopes_supported,omitempty"`
+	// CLICodeRedirectURI (an extension) is the redirect URI client
+	// porthole-cli may use instead of a loopback one: the page shows
+	// "<state>.<code>" for the user to paste into the command.
+	CLICodeRedirectURI string `json:"porthole_cli_code_redirect_uri,omitempty"`
 }
 
 // OAuthError answers a failed OAuth request (RFC 6749 §5.2).

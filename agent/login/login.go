@@ -10,15 +10,24 @@
 //
 //  1. discover the endpoints (RFC 8414 metadata on the server; without
 //     it, the server's own /oauth/authorize and /oauth/token);
-//  2. listen on 127.0.0.1:0 and serve /callback there;
+//  2. listen on 127.0.0.1:0 and serve /callback there — or, out of band
+//     (`porthole login --no-browser`, the browser on another machine),
+//     redirect to the server's code page instead, which shows
+//     "<state>.<code>" for the user to paste;
 //  3. send the user to the authorization URL with a fresh state and code
 //     challenge;
-//  4. take the first callback whose state matches (others get 400 and are
-//     ignored), exchange its code with the verifier, and learn the
-//     account's name with the new token.
+//  4. take the first answer whose state matches — a callback (others get
+//     400 and are ignored) or a pasted line, the code page's or the
+//     address the browser landed on — exchange its code with the verifier,
+//     and learn the account's name with the new token.
+//
+// Either way the verifier never leaves this process, the state is checked
+// in constant time, and the code is single-use: the security properties
+// of the loopback flow hold for the pasted one.
 package login
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -57,6 +66,15 @@ type Config struct {
 	Listen string
 	// Now is the clock for the token's expiry; nil means time.Now.
 	Now func() time.Time
+	// OutOfBand redirects to the server's code page rather than to a
+	// loopback listener, for a browser on another machine; the user
+	// pastes what it shows into Paste. A server without the page gets
+	// the loopback redirect, and the user pastes the address the browser
+	// landed on instead.
+	OutOfBand bool
+	// Paste, if set, is read line by line for answers the user pastes:
+	// the code page's "<state>.<code>" or a whole redirect address.
+	Paste io.Reader
 }
 
 // Errors of a login.
@@ -67,6 +85,9 @@ var (
 // Endpoints are an authorization server's endpoints.
 type Endpoints struct {
 	Authorization, Token, Revocation string
+	// CLICode is the out-of-band redirect URI (proto.PathCLICode), if
+	// the server has one.
+	CLICode string
 }
 
 // Discover reads the authorization server metadata of server (RFC 8414).
@@ -93,8 +114,8 @@ func Discover(ctx context.Context, c *http.Client, server string) (*Endpoints, e
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&m); err != nil {
 		return nil, fmt.Errorf("authorization server metadata of %s: %w", server, err)
 	}
-	e := &Endpoints{Authorization: m.AuthorizationEndpoint, Token: m.TokenEndpoint, Revocation: m.RevocationEndpoint}
-	for _, u := range []string{e.Authorization, e.Token, e.Revocation} {
+	e := &Endpoints{Authorization: m.AuthorizationEndpoint, Token: m.TokenEndpoint, Revocation: m.RevocationEndpoint, CLICode: m.CLICodeRedirectURI}
+	for _, u := range []string{e.Authorization, e.Token, e.Revocation, e.CLICode} {
 		if p, err := url.Parse(u); u != "" && (err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "") {
 			return nil, fmt.Errorf("authorization server metadata of %s: bad endpoint %q", server, u)
 		}
@@ -177,6 +198,10 @@ func Login(ctx context.Context, cfg Config) (*Token, error) {
 		return nil, fmt.Errorf("redirect listener: %w", err)
 	}
 	redirect := "http://" + ln.Addr().String() + "/callback"
+	outOfBand := cfg.OutOfBand && ep.CLICode != ""
+	if outOfBand {
+		redirect = ep.CLICode
+	}
 
 	verifier, state := random(32), random(16)
 	q := url.Values{
@@ -194,40 +219,33 @@ func Login(ctx context.Context, cfg Config) (*Token, error) {
 	finish := func(cb callback) { once.Do(func() { done <- cb }) }
 	var taken sync.Mutex // one exchange at a time; after a success, none
 	var got bool
-	h := func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/callback" || r.Method != http.MethodGet {
-			http.NotFound(w, r)
-			return
-		}
-		cq := r.URL.Query()
-		if subtle.ConstantTimeCompare([]byte(cq.Get("state")), []byte(state)) != 1 {
+	// answer handles one answer to this login, from the loopback callback
+	// or pasted; it returns a title and text for the user.
+	answer := func(aq url.Values) (status int, title, text string) {
+		if subtle.ConstantTimeCompare([]byte(aq.Get("state")), []byte(state)) != 1 {
 			// Not the answer to this login (a stale tab, or a page trying
 			// to sign this CLI in to another account): refused, and the
 			// login goes on waiting.
-			progress("refused a browser callback whose state does not match this login; still waiting")
-			page(w, http.StatusBadRequest, "Not this login", "This answer does not belong to the porthole login that is waiting. Nothing was changed.")
-			return
+			progress("refused an answer whose state does not match this login; still waiting")
+			return http.StatusBadRequest, "Not this login", "This answer does not belong to the porthole login that is waiting. Nothing was changed."
 		}
 		taken.Lock()
 		defer taken.Unlock()
 		if got {
-			page(w, http.StatusConflict, "Already signed in", "This login has already completed. You can close this tab.")
-			return
+			return http.StatusConflict, "Already signed in", "This login has already completed. You can close this tab."
 		}
-		if e := cq.Get("error"); e != "" {
+		if e := aq.Get("error"); e != "" {
 			got = true
-			err := fmt.Errorf("the server refused the login: %s: %s", e, cq.Get("error_description"))
+			err := fmt.Errorf("the server refused the login: %s: %s", e, aq.Get("error_description"))
 			if e == proto.OAuthAccessDenied {
 				err = ErrDenied
 			}
-			page(w, http.StatusOK, "Not signed in", "The porthole command was not signed in. You can close this tab.")
 			finish(callback{err: err})
-			return
+			return http.StatusOK, "Not signed in", "The porthole command was not signed in. You can close this tab."
 		}
-		code := cq.Get("code")
+		code := aq.Get("code")
 		if code == "" {
-			page(w, http.StatusBadRequest, "No code", "The answer carries no authorization code.")
-			return
+			return http.StatusBadRequest, "No code", "The answer carries no authorization code."
 		}
 		got = true
 		tok, err := exchange(ctx, c, ep, key, redirect, code, verifier, now)
@@ -239,12 +257,19 @@ func Login(ctx context.Context, cfg Config) (*Token, error) {
 			}
 		}
 		if err != nil {
-			page(w, http.StatusBadGateway, "Sign-in failed", "The porthole command could not complete the sign-in; see its output. You can close this tab.")
 			finish(callback{err: err})
+			return http.StatusBadGateway, "Sign-in failed", "The porthole command could not complete the sign-in; see its output. You can close this tab."
+		}
+		finish(callback{tok: tok})
+		return http.StatusOK, "Signed in", "The porthole command is signed in as " + tok.User + ". You can close this tab."
+	}
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/callback" || r.Method != http.MethodGet || outOfBand {
+			http.NotFound(w, r)
 			return
 		}
-		page(w, http.StatusOK, "Signed in", "The porthole command is signed in as "+tok.User+". You can close this tab.")
-		finish(callback{tok: tok})
+		status, title, text := answer(r.URL.Query())
+		page(w, status, title, text)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(h), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
@@ -258,18 +283,76 @@ func Login(ctx context.Context, cfg Config) (*Token, error) {
 		_ = srv.Shutdown(sctx) // lets the callback page finish
 		<-served
 	}()
-
-	progress("Open this address in a browser where you are signed in to Porthole, and allow the porthole command:\n\n  " + authURL + "\n")
-	if cfg.Open != nil {
-		cfg.Open(authURL)
+	if cfg.Paste != nil {
+		go readPasted(cfg.Paste, progress, answer)
 	}
-	progress("Waiting for you to approve in the browser… (Ctrl-C to cancel)")
+
+	switch {
+	case outOfBand:
+		progress("Open this address in a browser where you are signed in to Porthole, on this or any other machine, and allow the porthole command:\n\n  " + authURL + "\n")
+		progress("The page then shows a code. Paste it here and press Enter (Ctrl-C to cancel):")
+	case cfg.OutOfBand:
+		progress("Open this address in a browser where you are signed in to Porthole, and allow the porthole command:\n\n  " + authURL + "\n")
+		progress("This server has no code page (an older version). If the browser is on another machine, its page will not load after you allow: copy the address it shows and paste it here, then press Enter (Ctrl-C to cancel):")
+	default:
+		progress("Open this address in a browser where you are signed in to Porthole, and allow the porthole command:\n\n  " + authURL + "\n")
+		if cfg.Open != nil {
+			cfg.Open(authURL)
+		}
+		progress("Waiting for you to approve in the browser… (Ctrl-C to cancel)")
+	}
 	select {
 	case cb := <-done:
 		return cb.tok, cb.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("no approval from the browser: %w", context.Cause(ctx))
 	}
+}
+
+// maxPasteLine bounds one pasted line.
+const maxPasteLine = 4096
+
+// readPasted hands each pasted line to answer until one completes the
+// login or r ends. A line is the code page's "<state>.<code>" or an
+// address whose query carries code and state (or error).
+func readPasted(r io.Reader, progress func(string), answer func(url.Values) (int, string, string)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 512), maxPasteLine)
+	for sc.Scan() {
+		q, ok := parsePasted(sc.Text())
+		if !ok {
+			if strings.TrimSpace(sc.Text()) != "" {
+				progress("that is not a code from the sign-in page; paste the line it shows (or the whole address)")
+			}
+			continue
+		}
+		status, title, text := answer(q)
+		if status == http.StatusOK || status == http.StatusBadGateway || status == http.StatusConflict {
+			return
+		}
+		progress(title + ": " + text)
+	}
+}
+
+// parsePasted reads one pasted answer.
+func parsePasted(line string) (url.Values, bool) {
+	line = strings.TrimSpace(line)
+	if strings.HasPrefix(line, "http://") || strings.HasPrefix(line, "https://") {
+		u, err := url.Parse(line)
+		if err != nil {
+			return nil, false
+		}
+		q := u.Query()
+		if q.Get("state") == "" || (q.Get("code") == "" && q.Get("error") == "") {
+			return nil, false
+		}
+		return q, true
+	}
+	state, code, ok := strings.Cut(line, ".")
+	if !ok || state == "" || code == "" || strings.ContainsAny(line, " \t") {
+		return nil, false
+	}
+	return url.Values{"state": {state}, "code": {code}}, true
 }
 
 func isLoopbackIP(host string) bool {

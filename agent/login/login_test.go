@@ -75,6 +75,7 @@ type fakeAS struct {
 	challenge string
 	redirect  string
 	exchanged int
+	codePage  string // the out-of-band redirect URI it advertises, if any
 }
 
 func newFakeAS(t *testing.T) *fakeAS {
@@ -84,6 +85,7 @@ func newFakeAS(t *testing.T) *fakeAS {
 		_ = json.NewEncoder(w).Encode(&proto.AuthServerMetadata{
 			Issuer: f.ts.URL, AuthorizationEndpoint: f.ts.URL + proto.PathAuthorize, TokenEndpoint: f.ts.URL + proto.PathToken,
 			RevocationEndpoint: f.ts.URL + proto.PathRevoke, CodeChallengeMethods: []string{"S256"},
+			CLICodeRedirectURI: f.codePage,
 		})
 	})
 	mux.HandleFunc("POST "+proto.PathToken, func(w http.ResponseWriter, r *http.Request) {
@@ -234,5 +236,82 @@ func TestRevoke(t *testing.T) {
 	}
 	if ok, err := Revoke(context.Background(), ts.Client(), &Token{AccessToken: "t1"}); ok || err != nil {
 		t.Fatalf("no endpoint: %v %v", ok, err)
+	}
+}
+
+// TestLoginOutOfBandByPastedCode: with the browser on another machine, the
+// authorization request redirects to the server's code page, and the user
+// pastes what it shows; a code with another state is refused and the
+// login goes on waiting; the exchange still proves the PKCE verifier and
+// names the code page as its redirect URI.
+func TestLoginOutOfBandByPastedCode(t *testing.T) {
+	f := newFakeAS(t)
+	f.codePage = "https://app.example" + proto.PathCLICode
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	urls := make(chan string, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type result struct {
+		tok *Token
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		tok, err := Login(ctx, Config{Server: f.ts.URL, OutOfBand: true, Paste: pr, Progress: func(m string) {
+			if i := strings.Index(m, "http"); i >= 0 && strings.Contains(m, proto.PathAuthorize) {
+				urls <- strings.TrimSpace(m[i:])
+			}
+		}})
+		res <- result{tok, err}
+	}()
+	authURL := <-urls
+	u, _ := url.Parse(authURL)
+	q := u.Query()
+	if q.Get("redirect_uri") != f.codePage {
+		t.Fatalf("redirect_uri %q, want the code page", q.Get("redirect_uri"))
+	}
+	f.mu.Lock()
+	f.challenge, f.redirect = q.Get("code_challenge"), q.Get("redirect_uri")
+	f.mu.Unlock()
+	for _, line := range []string{"", "garbage", "forged-state.the-code"} {
+		if _, err := io.WriteString(pw, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := io.WriteString(pw, q.Get("state")+".the-code\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	if r.err != nil || r.tok.AccessToken != "api-token" || r.tok.User != "tech" {
+		t.Fatalf("login = %+v, %v", r.tok, r.err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.exchanged != 1 {
+		t.Fatalf("%d exchanges, want 1 (the forged state must not be exchanged)", f.exchanged)
+	}
+}
+
+func TestParsePasted(t *testing.T) {
+	tests := []struct {
+		in          string
+		state, code string
+		ok          bool
+	}{
+		{"st4te.c0de", "st4te", "c0de", true},
+		{"  st4te.c0de.with.dots \r", "st4te", "c0de.with.dots", true},
+		{"http://127.0.0.1:41234/callback?code=c0de&state=st4te", "st4te", "c0de", true},
+		{"https://app.example/oauth/cli-code?state=st4te&code=c0de", "st4te", "c0de", true},
+		{"https://app.example/oauth/cli-code?state=st4te", "", "", false},
+		{"nodot", "", "", false},
+		{"a b.c", "", "", false},
+		{".code", "", "", false},
+	}
+	for _, tc := range tests {
+		q, ok := parsePasted(tc.in)
+		if ok != tc.ok || (ok && (q.Get("state") != tc.state || q.Get("code") != tc.code)) {
+			t.Errorf("parsePasted(%q) = %v %v", tc.in, q, ok)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/porthole-dev/porthole/proto"
@@ -16,6 +17,9 @@ import (
 type APIError struct {
 	Status int
 	Err    *proto.Error
+	// Foreign says the answer was not a Porthole error body (an HTML
+	// page, a proxy's message): the URL is likely not a Porthole server.
+	Foreign bool
 }
 
 func (e *APIError) Error() string {
@@ -40,7 +44,10 @@ func responseError(resp *http.Response) error {
 	var pe proto.Error
 	if json.Unmarshal(body, &pe) == nil && pe.Code != "" {
 		e.Err = &pe
-	} else if msg := strings.TrimSpace(string(body)); msg != "" {
+		return e
+	}
+	e.Foreign = true
+	if msg := strings.TrimSpace(string(body)); msg != "" {
 		e.Err = &proto.Error{Code: codeForStatus(resp.StatusCode), Message: msg}
 	}
 	return e
@@ -139,6 +146,20 @@ func (a *API) EndSession(ctx context.Context, session string) error {
 		return fmt.Errorf("end session %s: %w", session, err)
 	}
 	return nil
+}
+
+// Jobs lists jobs (sessions past and present) the caller may see, newest
+// first; query takes the filters of proto.PathJobs (device, user, limit…).
+func (a *API) Jobs(ctx context.Context, query url.Values) (*proto.JobList, error) {
+	path := proto.PathJobs
+	if len(query) > 0 {
+		path += "?" + query.Encode()
+	}
+	var l proto.JobList
+	if err := a.do(ctx, http.MethodGet, path, nil, &l); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return &l, nil
 }
 
 // SocketURL turns an http(s) base URL into the ws(s) URL of path.

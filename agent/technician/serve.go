@@ -65,7 +65,9 @@ func (s *Session) ServeHTTP(ctx context.Context, ln net.Listener) error {
 
 // Forward accepts TCP connections on ln and carries each to port of the
 // device over its own tunnel stream, until ctx ends or the session ends.
-func (s *Session) Forward(ctx context.Context, ln net.Listener, port int) error {
+// refused, if set, is told why a connection could not be carried (the
+// agent's refusal, such as port_not_allowed) before it is closed.
+func (s *Session) Forward(ctx context.Context, ln net.Listener, port int, refused func(error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -92,6 +94,9 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, port int) error 
 			st, err := s.Client.DialTCP(ctx, port)
 			if err != nil {
 				s.log.Info("forward refused", "port", port, "err", err)
+				if refused != nil && ctx.Err() == nil {
+					refused(err)
+				}
 				return
 			}
 			defer st.Close()

@@ -34,6 +34,9 @@ type client struct {
 // redirected anywhere until both check out.
 func (s *Server) oauthClient(id, redirect string) (*client, bool) {
 	if id == proto.CLIClientID {
+		if s.cliCodePage(redirect) {
+			return &client{id: id, redirect: redirect}, true
+		}
 		u, err := url.Parse(redirect)
 		if err != nil || u.Scheme != "http" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "/callback" {
 			return nil, false
@@ -179,9 +182,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			form[k] = q.Get(k)
 		}
 		u, _ := url.Parse(c.redirect)
+		where, target := "on this computer", "http://"+u.Host
+		if s.cliCodePage(c.redirect) {
+			where, target = "on this or another computer", "" // the code page is on this origin
+		}
 		s.page(w, http.StatusOK, "Allow the porthole command?",
-			"The porthole command-line client on this computer asks to act as "+p.user.Name+
-				": list your devices and open sessions. Allow it only if you just ran `porthole login`.", form, "http://"+u.Host)
+			"The porthole command-line client "+where+" asks to act as "+p.user.Name+
+				": list your devices and open sessions. Allow it only if you just ran `porthole login`.", form, target)
 		return
 	}
 	if err := s.csrf(r); err != nil {
@@ -380,6 +387,7 @@ func (s *Server) metadata(w http.ResponseWriter, _ *http.Request) {
 		TokenEndpointAuthMethods:      []string{"none"},
 		RevocationEndpointAuthMethods: []string{"none"},
 		Scopes:                        []string{proto.ScopeRead, proto.ScopeSessions},
+		CLICodeRedirectURI:            o + proto.PathCLICode,
 	})
 }
 

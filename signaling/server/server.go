@@ -224,6 +224,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(proto.PathToken, s.token)
 	mux.HandleFunc(proto.PathRevoke, s.revoke)
 	mux.HandleFunc("GET "+proto.PathOAuthMetadata, s.metadata)
+	mux.HandleFunc("GET "+proto.PathCLICode, s.cliCode)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "no such API path"))
 	})

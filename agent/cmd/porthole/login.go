@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
-	"io"
 	"os/exec"
 	"time"
 
@@ -13,24 +13,51 @@ import (
 
 // resolveToken fills in the token `porthole login` kept for the server
 // when neither --token nor PORTHOLE_TOKEN gave one.
-func (g *globals) resolveToken(now time.Time) error {
-	if g.token != "" {
+func (a *app) resolveToken(now time.Time) error {
+	if a.token != "" {
 		return nil
 	}
-	if g.creds.Path == "" {
-		return errors.New("no token: give --token or PORTHOLE_TOKEN (no config directory to keep a login in)")
+	if a.creds.Path == "" {
+		return &userError{what: "no token, and no config directory to keep a login in", next: "give --token or PORTHOLE_TOKEN, or set HOME", code: exitAuth}
 	}
-	t, err := g.creds.Get(g.server)
+	t, err := a.creds.Get(a.server)
 	switch {
 	case errors.Is(err, login.ErrNotSignedIn):
-		return fmt.Errorf("not signed in to %s: run 'porthole login' (or give --token / PORTHOLE_TOKEN)", g.server)
+		return &userError{what: "not signed in to " + a.server, next: "run 'porthole login' (or give --token / PORTHOLE_TOKEN)", code: exitAuth}
 	case err != nil:
 		return err
 	case t.Expired(now):
-		return fmt.Errorf("your login to %s ended at %s: run 'porthole login' again", g.server, t.Expires.Local().Format(time.DateTime))
+		return &userError{what: fmt.Sprintf("your login to %s ended at %s", a.server, t.Expires.Local().Format(time.DateTime)),
+			next: "run 'porthole login' again", code: exitAuth}
 	}
-	g.token = t.AccessToken
+	a.token = t.AccessToken
 	return nil
+}
+
+func defineLogin(fs *flag.FlagSet) func(context.Context, *app, []string) error {
+	noBrowser := fs.Bool("no-browser", false, "start no browser; approve in one on any machine and paste the code it shows")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the approval")
+	return func(ctx context.Context, a *app, args []string) error {
+		if len(args) != 0 {
+			return usageErrorf("login", "login takes no arguments")
+		}
+		var open func(string)
+		// Without a display, xdg-open may start a text browser in this
+		// terminal: then only print the address.
+		if !*noBrowser && (a.getenv("DISPLAY") != "" || a.getenv("WAYLAND_DISPLAY") != "") {
+			open = openBrowser
+		}
+		return a.login(ctx, open, *noBrowser, *timeout)
+	}
+}
+
+func defineLogout(*flag.FlagSet) func(context.Context, *app, []string) error {
+	return func(ctx context.Context, a *app, args []string) error {
+		if len(args) != 0 {
+			return usageErrorf("logout", "logout takes no arguments")
+		}
+		return a.logout(ctx)
+	}
 }
 
 // openBrowser starts xdg-open on the address if it is installed; the
@@ -46,38 +73,53 @@ func openBrowser(u string) {
 	}
 }
 
-func loginCmd(ctx context.Context, g globals, open func(string), timeout time.Duration, out io.Writer) error {
-	if g.creds.Path == "" {
-		return errors.New("no config directory to keep the login in (set HOME or XDG_CONFIG_HOME)")
+func (a *app) login(ctx context.Context, open func(string), outOfBand bool, timeout time.Duration) error {
+	if a.creds.Path == "" {
+		return &userError{what: "no config directory to keep the login in", next: "set HOME or XDG_CONFIG_HOME", code: exitError}
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("timed out after %s; run 'porthole login' again", timeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, &userError{what: fmt.Sprintf("no approval within %s", timeout),
+		next: "run 'porthole login' again (--timeout 10m waits longer)", code: exitAuth})
 	defer cancel()
-	t, err := login.Login(ctx, login.Config{
-		Server:   g.server,
-		Open:     open,
-		Progress: func(msg string) { fmt.Fprintln(out, msg) },
-	})
+	out := a.stdout
+	cfg := login.Config{
+		Server:    a.server,
+		Open:      open,
+		OutOfBand: outOfBand,
+		Progress:  func(msg string) { fmt.Fprintln(out, msg) },
+	}
+	if outOfBand {
+		cfg.Paste = a.stdin
+	}
+	t, err := login.Login(ctx, cfg)
+	if errors.Is(err, login.ErrDenied) {
+		return &userError{what: "you denied the porthole command in the browser; it stays signed out", code: exitAuth}
+	}
 	if err != nil {
+		var ue *userError
+		if errors.As(err, &ue) {
+			return ue
+		}
 		return fmt.Errorf("login: %w", err)
 	}
-	if err := g.creds.Put(t); err != nil {
+	if err := a.creds.Put(t); err != nil {
 		return err
 	}
 	until := ""
 	if !t.Expires.IsZero() {
 		until = " until " + t.Expires.Local().Format(time.DateTime)
 	}
-	fmt.Fprintf(out, "Signed in to %s as %s%s (scopes: %s). The token is in %s.\n", t.Server, t.User, until, t.Scope, g.creds.Path)
+	fmt.Fprintf(out, "Signed in to %s as %s%s (scopes: %s). The token is in %s.\n", t.Server, t.User, until, t.Scope, a.creds.Path)
 	return nil
 }
 
-func logoutCmd(ctx context.Context, g globals, out io.Writer) error {
-	if g.creds.Path == "" {
+func (a *app) logout(ctx context.Context) error {
+	out := a.stdout
+	if a.creds.Path == "" {
 		return errors.New("no config directory: nothing to log out of")
 	}
-	t, err := g.creds.Get(g.server)
+	t, err := a.creds.Get(a.server)
 	if errors.Is(err, login.ErrNotSignedIn) {
-		fmt.Fprintf(out, "Not signed in to %s.\n", g.server)
+		fmt.Fprintf(out, "Not signed in to %s.\n", a.server)
 		return nil
 	}
 	if err != nil {
@@ -86,7 +128,7 @@ func logoutCmd(ctx context.Context, g globals, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	revoked, rerr := login.Revoke(ctx, nil, t)
-	if _, err := g.creds.Delete(g.server); err != nil {
+	if _, err := a.creds.Delete(a.server); err != nil {
 		return err
 	}
 	switch {
