@@ -4,6 +4,11 @@ GO ?= go
 # staticcheck release that supports the Go version in go.mod (checked with go1.26).
 STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 18m
+# What every binary's --version says (internal/version): the nearest tag and
+# the commit, stamped in at link time (GOFLAGS may turn off Go's own VCS stamp).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/porthole-dev/porthole/internal/version.Version=$(VERSION) -X github.com/porthole-dev/porthole/internal/version.Commit=$(COMMIT)
 
 .PHONY: all build deps test vet bench bench-quick run lint clean web
 
@@ -28,7 +33,7 @@ build: web
 	@mains="$$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...)"; \
 	if [ -z "$$mains" ]; then echo "build: no commands yet"; exit 0; fi; \
 	echo "go build -o bin/ $$(echo $$mains | wc -w) commands"; \
-	$(GO) build -o bin/ $$mains
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ $$mains
 
 # Debian packages the tests use (installs when root; otherwise reports what is missing).
 deps:

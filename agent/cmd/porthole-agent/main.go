@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/daemon"
 	"github.com/porthole-dev/porthole/agent/deviceid"
+	"github.com/porthole-dev/porthole/internal/version"
 )
 
 func main() {
@@ -31,6 +33,9 @@ func main() {
 	// run …; bare flags mean run.
 	if len(os.Args) > 1 && os.Args[1] == "enroll" {
 		if err := enrollCmd(os.Args[2:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return // the usage was printed
+			}
 			fmt.Fprintln(os.Stderr, "porthole-agent enroll:", err)
 			os.Exit(1)
 		}
@@ -38,6 +43,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "trust" {
 		if err := trustCmd(os.Args[2:], os.Stdout); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
 			fmt.Fprintln(os.Stderr, "porthole-agent trust:", err)
 			os.Exit(1)
 		}
@@ -62,7 +70,12 @@ func run() error {
 		stateDir   = flag.String("state-dir", "", "enrollment state directory (default: the config's stateDir, else "+defaultStateDir+")")
 		logCap     = flag.Int("access-log-capacity", 0, "access-log entries kept until signaling acknowledges them; serving stops while full (default 4096)")
 	)
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Print(version.Get("porthole-agent"))
+		return nil
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

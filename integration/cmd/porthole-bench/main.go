@@ -20,6 +20,8 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/porthole-dev/porthole/internal/version"
 )
 
 type figure struct {
@@ -69,7 +71,12 @@ func verdict(f *figure) string {
 func main() {
 	compare := flag.Bool("compare", false, "compare two reports: porthole-bench -compare old.json new.json")
 	only := flag.String("only", "", "comma-separated groups to show (stack,inproc,turn,signaling,path,browser; empty: all)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Print(version.Get("porthole-bench"))
+		return
+	}
 	if err := run(*compare, *only, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "porthole-bench:", err)
 		os.Exit(1)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/porthole-dev/porthole/integration/demodevice"
+	"github.com/porthole-dev/porthole/internal/version"
 )
 
 func main() {
@@ -26,7 +27,12 @@ func main() {
 	flag.StringVar(&cfg.BasicUser, "basic-user", "service", "user name for /basic/")
 	flag.StringVar(&cfg.BasicPass, "basic-pass", "service", "password for /basic/")
 	flag.BoolVar(&cfg.StrictOrigin, "strict-origin", false, "refuse form posts whose Origin is another host")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Print(version.Get("porthole-demo-device"))
+		return
+	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg.Logger = log

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/integration/proc"
+	"github.com/porthole-dev/porthole/internal/version"
 )
 
 func main() {
@@ -38,7 +39,12 @@ func run() error {
 	turnPort := flag.Int("turn-port", 3478, "TURN/STUN port on 127.0.0.1 (UDP and TCP)")
 	verbose := flag.Bool("v", false, "show the components' logs")
 	brand := flag.String("brand", "", "branding file for the app (porthole-signaling --brand), e.g. deploy/branding/brand.json")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Print(version.Get("porthole-demo"))
+		return nil
+	}
 
 	self, err := os.Executable()
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/porthole-dev/porthole/internal/logflag"
 	"github.com/porthole-dev/porthole/internal/promserve"
+	"github.com/porthole-dev/porthole/internal/version"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/server"
 	"github.com/porthole-dev/porthole/signaling/turncred"
@@ -32,6 +33,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "admin" {
 		if err := admin(os.Args[2:], os.Stdout); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return // the usage was printed
+			}
 			fmt.Fprintln(os.Stderr, "porthole-signaling admin:", err)
 			os.Exit(1)
 		}
@@ -39,6 +43,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "audit" {
 		if err := audit(os.Args[2:], os.Stdout); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
 			fmt.Fprintln(os.Stderr, "porthole-signaling audit:", err)
 			os.Exit(1)
 		}
@@ -100,7 +107,12 @@ func run() error {
 	flag.Var(&iceURLs, "ice-url", "stun:, turn: or turns: URL handed to peers (repeatable)")
 	flag.Var(&turnRelays, "turn-relay", "region=turn:URL[,URL…]: a TURN relay in a region; sessions get the nearest to their agent (repeatable)")
 	flag.Var(&origins, "allowed-origin", "exact browser origin allowed to call the API (repeatable)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Print(version.Get("porthole-signaling"))
+		return nil
+	}
 
 	log, err := logflag.New(*logLevel)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/porthole-dev/porthole/internal/logflag"
 	"github.com/porthole-dev/porthole/internal/promserve"
+	"github.com/porthole-dev/porthole/internal/version"
 	"github.com/porthole-dev/porthole/turnserver/relay"
 )
 
@@ -59,7 +60,12 @@ func run() error {
 	)
 	flag.Var(&allowPeers, "allow-peer", "peer prefix to allow although denied by default, e.g. 10.0.0.0/8 (repeatable)")
 	flag.Var(&services, "service-port", "further local ip:port peers must never reach, e.g. metrics (repeatable)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Print(version.Get("porthole-turn"))
+		return nil
+	}
 
 	logger, err := logflag.New(*logLevel)
 	if err != nil {
