@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -48,6 +49,16 @@ func browserLogin(t *testing.T, s *stack.Stack, name, pw string) string {
 // not yet followed.
 func approveInBrowser(t *testing.T, s *stack.Stack, cookies, authURL string) *url.URL {
 	t.Helper()
+	loc := approve(t, s, cookies, authURL)
+	if loc.Hostname() != "127.0.0.1" {
+		t.Fatalf("consent redirects to %s, want the loopback listener", loc)
+	}
+	return loc
+}
+
+// approve is approveInBrowser for any redirect URI.
+func approve(t *testing.T, s *stack.Stack, cookies, authURL string) *url.URL {
+	t.Helper()
 	noFollow := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest(http.MethodGet, authURL, nil)
 	req.Header.Set("Cookie", cookies)
@@ -77,7 +88,7 @@ func approveInBrowser(t *testing.T, s *stack.Stack, cookies, authURL string) *ur
 	}
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil || loc.Query().Get("code") == "" || loc.Hostname() != "127.0.0.1" {
+	if resp.StatusCode != http.StatusFound || err != nil || loc.Query().Get("code") == "" {
 		t.Fatalf("consent: %s, Location %q", resp.Status, resp.Header.Get("Location"))
 	}
 	return loc
@@ -108,7 +119,7 @@ func runCLI(t *testing.T, s *stack.Stack, env []string, args ...string) (string,
 // authorization URL it printed, once it says it is waiting.
 func startLogin(t *testing.T, s *stack.Stack, env []string) (*proc.Proc, string) {
 	t.Helper()
-	p, err := proc.Start("porthole login", s.Bin["porthole"], []string{"login", "--no-browser", "--timeout", "60s"}, proc.Options{Env: env})
+	p, err := proc.Start("porthole login", s.Bin["porthole"], []string{"login", "--timeout", "60s"}, proc.Options{Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +201,7 @@ func TestCLILoginThroughBrowserApproval(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := p.WaitLine(ctx, regexp.MustCompile("refused a browser callback whose state does not match")); err != nil {
+	if _, err := p.WaitLine(ctx, regexp.MustCompile("refused an answer whose state does not match")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -222,7 +233,7 @@ func TestCLILoginThroughBrowserApproval(t *testing.T) {
 	// the stored token lists and opens it.
 	var v proto.DeviceView
 	apiCall(t, s, &http.Cookie{Name: "__Host-porthole", Value: cookieValue(cookies, "__Host-porthole")}, http.MethodPatch, "/v1/devices/"+stack.DeviceID, &proto.DeviceUpdate{Enabled: ptrTo(true)}, &v)
-	if out, err := runCLI(t, s, env, "devices"); err != nil || !regexp.MustCompile(stack.DeviceID+`\s+Demo printer\s+\S+\s+online`).MatchString(out) {
+	if out, err := runCLI(t, s, env, "devices"); err != nil || !regexp.MustCompile(stack.DeviceID+`\s+Demo printer\s+online\s+web:\d+\s+reachable`).MatchString(out) {
 		t.Fatalf("devices with the stored token: %v\n%s", err, out)
 	}
 	hp, err := proc.Start("porthole http", s.Bin["porthole"], []string{"--loopback-only", "http", stack.DeviceID, "--listen", "127.0.0.1:0"}, proc.Options{Env: env})
@@ -256,7 +267,7 @@ func TestCLILoginThroughBrowserApproval(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || oe.Error != proto.OAuthInvalidGrant {
 		t.Fatalf("replayed code: %s %+v, want 400 invalid_grant", resp.Status, oe)
 	}
-	if out, err := runCLI(t, s, env, "devices"); err == nil || !strings.Contains(out, "unauthorized") || !strings.Contains(out, "run 'porthole login'") {
+	if out, err := runCLI(t, s, env, "devices"); err == nil || !strings.Contains(out, "the server refused your token") || !strings.Contains(out, "run 'porthole login'") {
 		t.Fatalf("devices with the token of a replayed code: %v\n%s", err, out)
 	}
 	if status := bearerStatus(t, s, token); status != http.StatusUnauthorized {
@@ -312,3 +323,110 @@ func cookieValue(header, name string) string {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestCLILoginNoBrowserFromAnotherMachine: `porthole login --no-browser`
+// runs where no browser can reach it; the technician approves in a
+// browser elsewhere, which lands on the app's code page, and pastes the
+// line it shows. A pasted code of another login (wrong state) is refused
+// and the command keeps waiting; the code works once; PKCE still binds it
+// to this command.
+func TestCLILoginNoBrowserFromAnotherMachine(t *testing.T) {
+	const pw = "login-test-password-2"
+	s := stack.Start(t, stack.Options{Users: []stack.User{{Name: "tech", Password: pw, Roles: []string{"user"}}}})
+	home := t.TempDir()
+	env := cliEnv(s, home)
+	cookies := browserLogin(t, s, "tech", pw)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.Bin["porthole"], "login", "--no-browser", "--timeout", "60s")
+	cmd.Env = append(os.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw2 := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw2, pw2
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); pw2.Close() }()
+	var seen []string
+	waitFor := func(re *regexp.Regexp) []string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("porthole login ended before %q:\n%s", re, strings.Join(seen, "\n"))
+				}
+				seen = append(seen, l)
+				if m := re.FindStringSubmatch(l); m != nil {
+					return m
+				}
+			case <-ctx.Done():
+				t.Fatalf("waiting for %q:\n%s", re, strings.Join(seen, "\n"))
+			}
+		}
+	}
+	authURL := waitFor(regexp.MustCompile(`^\s+(http://\S+/oauth/authorize\?\S+)$`))[1]
+	waitFor(regexp.MustCompile(`Paste it here`))
+	au, _ := url.Parse(authURL)
+	if got := au.Query().Get("redirect_uri"); got != s.AppURL+proto.PathCLICode {
+		t.Fatalf("redirect_uri %q, want the app's code page", got)
+	}
+
+	loc := approve(t, s, cookies, authURL)
+	if loc.String() == "" || !strings.HasPrefix(loc.String(), s.AppURL+proto.PathCLICode+"?") {
+		t.Fatalf("consent redirects to %s", loc)
+	}
+	resp, err := http.Get(loc.String()) // the browser, on another machine, shows the page
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`<pre id="code" class="cli-code">([^<]+)</pre>`).FindSubmatch(page)
+	if resp.StatusCode != http.StatusOK || m == nil || resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("code page: %s %v\n%.500s", resp.Status, resp.Header, page)
+	}
+	line := html.UnescapeString(string(m[1]))
+
+	// A code of another login: refused, nothing exchanged.
+	_, code, _ := strings.Cut(line, ".")
+	if _, err := io.WriteString(stdin, "another-login-state."+code+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(regexp.MustCompile("refused an answer whose state does not match"))
+	if _, err := io.WriteString(stdin, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(regexp.MustCompile(`Signed in to \S+ as tech until .*scopes: read sessions`))
+	if err := <-done; err != nil {
+		t.Fatalf("porthole login: %v\n%s", err, strings.Join(seen, "\n"))
+	}
+	if out, err := runCLI(t, s, env, "devices"); err != nil || !strings.Contains(out, stack.DeviceID) {
+		t.Fatalf("devices after the pasted login: %v\n%s", err, out)
+	}
+	// Single use: the same code again is refused.
+	resp, err = http.PostForm(s.SignalingURL+proto.PathToken, url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "client_id": {proto.CLIClientID},
+		"redirect_uri": {s.AppURL + proto.PathCLICode}, "code_verifier": {strings.Repeat("x", 43)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the pasted code replayed: %s, want 400", resp.Status)
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -377,5 +378,67 @@ func decodeJSON(t *testing.T, resp *http.Response, v any) {
 	t.Helper()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("decode: %v", err)
+	}
+}
+
+// TestOAuthCLICodePage: client porthole-cli may name the app's own code
+// page as its redirect URI, exactly; the code it shows is exchanged with
+// the PKCE verifier like a loopback one. Near misses are refused before
+// anything is redirected.
+func TestOAuthCLICodePage(t *testing.T) {
+	f := newSessionFixture(t)
+	e := f.e
+	page := appOrigin + proto.PathCLICode
+	for _, bad := range []string{page + "?x=1", page + "x", "https://evil.example" + proto.PathCLICode, strings.Replace(page, "://", "s://", 1), page + "#f"} {
+		if r := e.noFollow(http.MethodGet, authorizeQuery(proto.CLIClientID, bad, nil), nil, authzCookie(f.user)); r.StatusCode != 400 || r.Header.Get("Location") != "" {
+			t.Errorf("redirect_uri %q: %d Location %q, want 400 and no redirect", bad, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	q := authorizeQuery(proto.CLIClientID, page, nil)
+	req, _ := http.NewRequest(http.MethodGet, e.ts.URL+q, nil)
+	req.Header = authzCookie(f.user)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "on this or another computer") || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "form-action 'self';") {
+		t.Fatalf("consent page = %d CSP %q\n%s", resp.StatusCode, resp.Header.Get("Content-Security-Policy"), body)
+	}
+	u, _ := url.Parse(q)
+	form := u.Query()
+	form.Set("decision", "allow")
+	both := http.Header{"Cookie": {cookieLogin + "=" + f.user + "; " + cookieAuthz + "=" + f.user}, "Origin": {appOrigin}, "Sec-Fetch-Site": {"same-origin"}}
+	r := e.noFollow(http.MethodPost, proto.PathAuthorize, form, both)
+	loc, _ := url.Parse(r.Header.Get("Location"))
+	if r.StatusCode != 302 || loc == nil || !strings.HasPrefix(loc.String(), page+"?") {
+		t.Fatalf("consent = %d Location %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	shown, err := e.ts.Client().Get(e.ts.URL + proto.PathCLICode + "?" + loc.RawQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(shown.Body)
+	shown.Body.Close()
+	want := form.Get("state") + "." + loc.Query().Get("code")
+	if shown.StatusCode != 200 || !strings.Contains(string(b), ">"+want+"</pre>") || shown.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("code page = %d\n%s", shown.StatusCode, b)
+	}
+	if r := e.noFollow(http.MethodGet, proto.PathCLICode, nil, nil); r.StatusCode != 400 {
+		t.Fatalf("code page without a code = %d, want 400", r.StatusCode)
+	}
+	if _, tok, bad := f.exchange(tokenForm(loc.Query().Get("code"), proto.CLIClientID, page, verifier), ""); tok.AccessToken == "" {
+		t.Fatalf("code page code: %+v", bad)
+	}
+	var md proto.AuthServerMetadata
+	mr, err := e.ts.Client().Get(e.ts.URL + proto.PathOAuthMetadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeJSON(t, mr, &md)
+	mr.Body.Close()
+	if md.CLICodeRedirectURI != page {
+		t.Fatalf("metadata names the code page %q, want %q", md.CLICodeRedirectURI, page)
 	}
 }
