@@ -278,9 +278,25 @@ func (p *Proxy) DialTCP(ctx context.Context, port int) (net.Conn, error) {
 			code = proto.CodeDeviceTimeout
 		}
 		p.log.Info("deviceproxy: tcp connection failed", "device", p.d.ID, "port", port, "err", err)
-		return nil, proto.Errorf(code, "connect to device port %d: %v", port, errors.Unwrap(err))
+		return nil, proto.Errorf(code, "connect to device port %d: %s", port, dialCause(err))
 	}
 	return conn, nil
+}
+
+// dialCause says why a connection to the device failed without the
+// device's address, which stays on the agent's side.
+func dialCause(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (nothing listens on that port)"
+	case isTimeout(err):
+		return "no answer in time"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to the device"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	}
+	return "the device could not be reached"
 }
 
 // dialHTTP is the Transport's dialer: it ignores the host in addr (always

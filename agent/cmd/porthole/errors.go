@@ -117,12 +117,29 @@ func (a *app) explain(err error) *userError {
 	return &userError{what: err.Error(), code: exitError, err: err}
 }
 
+// explainDial words a failure to open a stream to port of device.
+func explainDial(err error, device string, port int) error {
+	var pe *proto.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case proto.CodeDeviceFailed, proto.CodeDeviceTimeout:
+		return &userError{what: fmt.Sprintf("the agent could not connect to %s port %d: %s", device, port, pe.Message),
+			next: "check that the service runs on the device; the agent reaches it at the address its configuration declares", code: exitUnavailable, err: err}
+	case proto.CodePortNotAllowed:
+		return &userError{what: fmt.Sprintf("the agent refused port %d: %s", port, pe.Message),
+			next: "run 'porthole devices' for the ports it declares; the site's admin declares more in the agent's configuration (services)", code: exitDenied, err: err}
+	}
+	return err
+}
+
 // explainCode words a refusal from signaling or the agent.
 func explainCode(pe *proto.Error, err error) *userError {
 	msg := pe.Message
 	switch pe.Code {
 	case proto.CodeUnauthorized:
-		return &userError{what: "the server refused your token (" + msg + "): it expired, was revoked, or is for another server",
+		return &userError{what: "the server refused your token: it expired, was revoked, or is for another server",
 			next: "run 'porthole login' (or check --token / PORTHOLE_TOKEN)", code: exitAuth, err: err}
 	case proto.CodeForbidden:
 		next := "ask an administrator for the Remote Technician User role on the device's site"

@@ -55,7 +55,7 @@ func defineForward(fs *flag.FlagSet) func(context.Context, *app, []string) error
 			fmt.Fprintf(a.stdout, "forwarding %s to %s port %d — press Ctrl-C to end the session\n", ln.Addr(), device, port)
 			return s.Forward(ctx, ln, port, func(err error) {
 				// Each refused connection says why, here as on the agent.
-				a.fail(fmt.Errorf("a connection to %s port %d was refused: %w", device, port, err))
+				a.fail(explainDial(err, device, port))
 			})
 		})
 	}
@@ -154,7 +154,7 @@ func (a *app) forwardStdio(ctx context.Context, device string, port int) error {
 	defer s.Close()
 	st, err := s.Client.DialTCP(ctx, port)
 	if err != nil {
-		return err
+		return explainDial(err, device, port)
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
