@@ -27,7 +27,6 @@ type command struct {
 	args    string // after the name, for usage
 	summary string
 	details string // more for `porthole help NAME`
-	auth    bool   // needs a token
 	// raw stops flag parsing at the first positional argument: what
 	// follows it belongs to another program (ssh's options).
 	raw    bool
@@ -43,15 +42,15 @@ func commands() []*command {
 				"--no-browser: the browser may be on another machine; the page then shows a code to paste here.",
 			define: defineLogin},
 		{name: "logout", summary: "revoke and forget the token of --server", define: defineLogout},
-		{name: "devices", summary: "list the devices you may open, their services and health", auth: true, define: defineDevices},
-		{name: "sessions", summary: "list your live sessions", auth: true, define: defineSessions},
-		{name: "jobs", summary: "list past and live sessions (jobs) you may see", auth: true, define: defineJobs},
-		{name: "http", args: "DEVICE", summary: "serve DEVICE's web page on a local address", auth: true, define: defineHTTP},
-		{name: "forward", args: "DEVICE PORT", summary: "forward a local address (or stdin/stdout) to TCP PORT of DEVICE", auth: true,
+		{name: "devices", summary: "list the devices you may open, their services and health", define: defineDevices},
+		{name: "sessions", summary: "list your live sessions", define: defineSessions},
+		{name: "jobs", summary: "list past and live sessions (jobs) you may see", define: defineJobs},
+		{name: "http", args: "DEVICE", summary: "serve DEVICE's web page on a local address", define: defineHTTP},
+		{name: "forward", args: "DEVICE PORT", summary: "forward a local address (or stdin/stdout) to TCP PORT of DEVICE",
 			details: "--stdio carries one connection on stdin and stdout, for OpenSSH's ProxyCommand:\n" +
 				"  ssh -o ProxyCommand='porthole forward --stdio DEVICE %p' DEVICE",
 			define: defineForward},
-		{name: "ssh", args: "DEVICE [ssh options] [command]", summary: "run the system's ssh to DEVICE through Porthole", auth: true, raw: true,
+		{name: "ssh", args: "DEVICE [ssh options] [command]", summary: "run the system's ssh to DEVICE through Porthole", raw: true,
 			details: "Everything after DEVICE goes to ssh, so scp-style options, -L/-R forwards and agent forwarding work.\n" +
 				"DEVICE may be USER@DEVICE. --config prints a ~/.ssh/config entry so plain ssh, scp and sftp work too.",
 			define: defineSSH},
@@ -154,11 +153,6 @@ func (a *app) runCommand(ctx context.Context, c *command, args []string) error {
 	if err := checkServerURL(a.server); err != nil && c.name != "help" && c.name != "completion" && c.name != "version" {
 		return err
 	}
-	if c.auth {
-		if err := a.resolveToken(time.Now()); err != nil {
-			return err
-		}
-	}
 	return runner(ctx, a, pos)
 }
 
@@ -187,8 +181,14 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func (a *app) api() *sigclient.API {
-	return &sigclient.API{Base: a.server, Token: a.token, Client: httpClient()}
+// api is the client of signaling's API with the user's token; asking for
+// it after the arguments were checked means a usage error is reported as
+// one, not as "not signed in".
+func (a *app) api() (*sigclient.API, error) {
+	if err := a.resolveToken(time.Now()); err != nil {
+		return nil, err
+	}
+	return &sigclient.API{Base: a.server, Token: a.token, Client: httpClient()}, nil
 }
 
 // writeJSON prints v as indented JSON (the API's own shapes).
@@ -204,7 +204,11 @@ func defineDevices(fs *flag.FlagSet) func(context.Context, *app, []string) error
 		if len(args) != 0 {
 			return usageErrorf("devices", "devices takes no arguments")
 		}
-		l, err := a.api().Devices(ctx)
+		api, err := a.api()
+		if err != nil {
+			return err
+		}
+		l, err := api.Devices(ctx)
 		if err != nil {
 			return err
 		}
@@ -284,7 +288,11 @@ func defineSessions(fs *flag.FlagSet) func(context.Context, *app, []string) erro
 		if len(args) != 0 {
 			return usageErrorf("sessions", "sessions takes no arguments")
 		}
-		l, err := a.api().Jobs(ctx, url.Values{"limit": {"500"}})
+		api, err := a.api()
+		if err != nil {
+			return err
+		}
+		l, err := api.Jobs(ctx, url.Values{"limit": {"500"}})
 		if err != nil {
 			return err
 		}
@@ -323,7 +331,11 @@ func defineJobs(fs *flag.FlagSet) func(context.Context, *app, []string) error {
 		if *device != "" {
 			q.Set("device", *device)
 		}
-		l, err := a.api().Jobs(ctx, q)
+		api, err := a.api()
+		if err != nil {
+			return err
+		}
+		l, err := api.Jobs(ctx, q)
 		if err != nil {
 			return err
 		}
@@ -383,10 +395,10 @@ func defineHelp(*flag.FlagSet) func(context.Context, *app, []string) error {
 // nothing on any error (completion must never print errors).
 func defineComplete(*flag.FlagSet) func(context.Context, *app, []string) error {
 	return func(ctx context.Context, a *app, args []string) error {
-		if len(args) == 1 && args[0] == "devices" && a.resolveToken(time.Now()) == nil {
+		if api, err := a.api(); err == nil && len(args) == 1 && args[0] == "devices" {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
-			if l, err := a.api().Devices(ctx); err == nil {
+			if l, err := api.Devices(ctx); err == nil {
 				for _, d := range l.Devices {
 					fmt.Fprintln(a.stdout, d.ID)
 				}
@@ -400,7 +412,11 @@ func defineComplete(*flag.FlagSet) func(context.Context, *app, []string) error {
 // not asked for what cannot work: an unknown or offline device, or (port
 // > 0) a port it does not declare.
 func (a *app) findDevice(ctx context.Context, id string, port int) (*proto.DeviceStatus, error) {
-	l, err := a.api().Devices(ctx)
+	api, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	l, err := api.Devices(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,10 @@ func admin(args []string, out io.Writer) error {
 		fmt.Fprint(os.Stderr, adminUsage)
 		return errors.New("no command")
 	}
+	if isHelp(args[0]) {
+		fmt.Fprint(out, adminUsage)
+		return nil
+	}
 	cmd := args[0]
 	fs := flag.NewFlagSet("admin "+cmd, flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, adminUsage) }

@@ -41,6 +41,10 @@ var errTampered = errors.New("audit log verification failed")
 
 // audit runs `porthole-signaling audit verify …`.
 func audit(args []string, out io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(out, auditUsage)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		fmt.Fprint(os.Stderr, auditUsage)
 		return errors.New("unknown command")

@@ -57,6 +57,11 @@ func main() {
 	}
 }
 
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
 // pairs is a repeatable name=value flag.
 type pairs map[string]string
 
