@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -435,14 +434,4 @@ func (a *app) findDevice(ctx context.Context, id string, port int) (*proto.Devic
 			next: "forward one of those, or ask the site's admin to declare the port in the agent's configuration (services)", code: exitDenied}
 	}
 	return d, nil
-}
-
-// stdinIsTerminal reports whether the CLI's stdin is a terminal.
-func (a *app) stdinIsTerminal() bool {
-	f, ok := a.stdin.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -44,18 +44,17 @@ type app struct {
 	verbose         bool
 	creds           login.Credentials // where `porthole login` keeps tokens
 
-	stdin       io.Reader
-	stdout      io.Writer
-	stderr      io.Writer
-	log         *slog.Logger
-	interactive bool // stderr is a terminal: progress may be shown
-	getenv      func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+	getenv func(string) string
 }
 
 // run parses the global flags, runs one command and returns the exit code
 // (exit codes: errors.go).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, interactive: isTerminal(stderr)}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	a.server = envOr(a.getenv, "PORTHOLE_SERVER", "http://127.0.0.1:8080")
 	a.token = a.getenv("PORTHOLE_TOKEN")
 	if dir, err := os.UserConfigDir(); err == nil {
@@ -108,14 +107,4 @@ func envOr(getenv func(string) string, k, def string) string {
 		return v
 	}
 	return def
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
