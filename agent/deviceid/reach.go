@@ -90,7 +90,7 @@ func (c *Checker) nudge(ctx context.Context, addr netip.Addr, wait time.Duration
 		if _, err := neighbor(addr); err == nil {
 			return ReachedNeighbor, nil
 		}
-		step := min(time.Until(deadline), 10*time.Millisecond)
+		step := min(time.Until(deadline), pollEvery(addr))
 		if step <= 0 {
 			return "", nil
 		}
@@ -140,10 +140,7 @@ func (c *Checker) neighbor() func(netip.Addr) (net.HardwareAddr, error) {
 // for addr or ctx ends (ARP gives up after about three seconds).
 func (c *Checker) waitNeighbor(ctx context.Context, addr netip.Addr) (net.HardwareAddr, error) {
 	neighbor := c.neighbor()
-	every := 5 * time.Millisecond
-	if addr.Is6() && !addr.Is4In6() {
-		every = 25 * time.Millisecond // each look-up runs ip(8)
-	}
+	every := pollEvery(addr)
 	for {
 		mac, err := neighbor(addr)
 		if err == nil || !errors.Is(err, ErrNoNeighbor) {
@@ -157,6 +154,15 @@ func (c *Checker) waitNeighbor(ctx context.Context, addr netip.Addr) (net.Hardwa
 		case <-t.C:
 		}
 	}
+}
+
+// pollEvery is how often the neighbour table is read while waiting:
+// IPv4's is a file, IPv6's a run of ip(8).
+func pollEvery(addr netip.Addr) time.Duration {
+	if addr.Is6() && !addr.Is4In6() {
+		return 25 * time.Millisecond
+	}
+	return 5 * time.Millisecond
 }
 
 // VerifyNeighbor checks, for a connection to the device that has just
