@@ -23,7 +23,9 @@ export function healthView(d) {
   // Nothing answered the agent's probes, which never touch the device's
   // services: not known to be down.
   if (h.unconfirmed) return { kind: 'unknown', text: t('health.unconfirmed'), detail, checked };
-  const port = d?.httpPort || (Array.isArray(d?.ports) && d.ports.length ? d.ports[0] : 0);
+  // Only the web port is ever contacted by the check; a device without one
+  // was probed without touching its services.
+  const port = hasWebPage(d) ? d?.httpPort || (Array.isArray(d?.ports) && d.ports.length ? d.ports[0] : 0) : 0;
   return { kind: 'bad', text: port ? t('health.unreachablePort', { port }) : t('health.unreachable'), detail, checked };
 }
 

@@ -68,3 +68,10 @@ test('openBlocker: a device without a web page has no Open', async () => {
   assert.equal(openBlocker({ canOpen: true, online: true, enabled: true, services: [{ kind: 'ssh', port: 22 }] }), 'devices.why.noWeb');
   assert.equal(openBlocker({ canOpen: true, online: true, enabled: true, services: [{ kind: 'web', port: 80 }] }), '');
 });
+
+test('an SSH-only device that is unreachable names no port', async () => {
+  const { healthView } = await import('../app/agents.js');
+  const v = healthView({ online: true, ports: [22], services: [{ kind: 'ssh', port: 22 }], health: { reachable: false, problem: 'no route' } });
+  assert.equal(v.kind, 'bad');
+  assert.doesNotMatch(v.text, /port/);
+});
