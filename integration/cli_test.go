@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/technician"
 	"github.com/porthole-dev/porthole/integration/proc"
 	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -174,6 +176,29 @@ func TestCLIForwardsTCP(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(b), "HTTP/1.1 200") || !strings.Contains(string(b), "serial") {
 		t.Fatalf("raw HTTP over the forwarded port:\n%.400s", b)
+	}
+
+	conn.Close() // the stream's access-log entry is written when it ends
+
+	// The live session is listed, as a table and as the API's JSON.
+	env := []string{"PORTHOLE_SERVER=" + s.SignalingURL, "PORTHOLE_TOKEN=" + s.TechToken}
+	var live proto.JobList
+	out, err := runCLI(t, s, env, "sessions", "--json")
+	if err != nil || json.Unmarshal([]byte(out), &live) != nil || len(live.Jobs) != 1 || live.Jobs[0].Device != stack.DeviceID ||
+		!live.Jobs[0].Live {
+		t.Fatalf("sessions --json: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, s, env, "sessions"); err != nil || !regexp.MustCompile(live.Jobs[0].ID+`\s+`+stack.DeviceID+`\s+Open Device \S+\s+connected`).MatchString(out) {
+		t.Fatalf("sessions: %v\n%s", err, out)
+	}
+	// The agent ships its access log every second.
+	testenv.Eventually(t, 10*time.Second, "jobs --json to list the session with its TCP stream", func() bool {
+		var jobs proto.JobList
+		out, err := runCLI(t, s, env, "jobs", "--json", "--device", stack.DeviceID)
+		return err == nil && json.Unmarshal([]byte(out), &jobs) == nil && len(jobs.Jobs) > 0 && jobs.Jobs[0].ID == live.Jobs[0].ID && jobs.Jobs[0].TCPStreams >= 1
+	})
+	if out, err := runCLI(t, s, env, "jobs"); err != nil || !strings.Contains(out, live.Jobs[0].ID) || !strings.HasPrefix(out, "JOB ") {
+		t.Fatalf("jobs: %v\n%s", err, out)
 	}
 }
 
