@@ -32,6 +32,13 @@ var cliCodeTmpl = template.Must(template.New("code").Parse(`<!doctype html>
 <p>It works once, for one minute, and only for the command that asked.</p>{{end}}
 </section></main></body></html>`))
 
+// pasteable reports whether s is a non-empty base64url string, what our
+// codes and the CLI's states are: the page shows nothing else, so a link
+// cannot make it display text of someone else's choosing.
+func pasteable(s string) bool {
+	return s != "" && strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+}
+
 // cliCode answers GET PathCLICode.
 func (s *Server) cliCode(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -49,7 +56,7 @@ func (s *Server) cliCode(w http.ResponseWriter, r *http.Request) {
 		data["Title"], data["Text"] = "Not signed in", "You denied the porthole command. It stays signed out; you can close this tab."
 	case q.Get("error") != "":
 		data["Title"], data["Text"] = "Not signed in", "The sign-in failed ("+q.Get("error")+"). Run porthole login again."
-	case code == "" || state == "" || strings.Contains(state, ".") || len(code)+len(state) > 512:
+	case !pasteable(state) || !pasteable(code) || len(code)+len(state) > 512:
 		status = http.StatusBadRequest
 		data["Title"], data["Text"] = "No code here", "This page shows the code of a porthole login after you allow it. Run porthole login --no-browser to get one."
 	default:

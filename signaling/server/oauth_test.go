@@ -425,8 +425,10 @@ func TestOAuthCLICodePage(t *testing.T) {
 	if shown.StatusCode != 200 || !strings.Contains(string(b), ">"+want+"</pre>") || shown.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Fatalf("code page = %d\n%s", shown.StatusCode, b)
 	}
-	if r := e.noFollow(http.MethodGet, proto.PathCLICode, nil, nil); r.StatusCode != 400 {
-		t.Fatalf("code page without a code = %d, want 400", r.StatusCode)
+	for _, q := range []string{"", "?state=abc", "?state=a.b&code=c", "?state=abc&code=" + url.QueryEscape("Call +1-555 now to finish signing in"), "?state=<b>&code=x"} {
+		if r := e.noFollow(http.MethodGet, proto.PathCLICode+q, nil, nil); r.StatusCode != 400 {
+			t.Errorf("code page %q = %d, want 400 and no code shown", q, r.StatusCode)
+		}
 	}
 	if _, tok, bad := f.exchange(tokenForm(loc.Query().Get("code"), proto.CLIClientID, page, verifier), ""); tok.AccessToken == "" {
 		t.Fatalf("code page code: %+v", bad)
