@@ -42,7 +42,7 @@ deps:
 vet:
 	$(GO) vet ./...
 
-test: deps web vet
+test: deps web lint
 	@if [ -d web ] && [ -n "$$(find web -name '*.test.js' -not -path '*/node_modules/*' -print -quit)" ]; then \
 		echo "node --test web/"; node --test web/; \
 	fi
@@ -64,11 +64,14 @@ bench-quick:
 run: build
 	./bin/porthole-demo
 
-lint:
+# gofmt, go vet, staticcheck and the browser code's types: part of `make test`, so CI runs them.
+lint: web
 	@unformatted="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	@# The browser code's JSDoc types, checked by TypeScript (pinned in web/package-lock.json).
+	cd web && ./node_modules/.bin/tsc -p jsconfig.json
 
 clean:
 	rm -rf bin artifacts web/ui/vendor web/node_modules

@@ -99,7 +99,7 @@ func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 			c.refuse("", err)
 			return
 		}
-		c.log.Info("agent reported an error", "code", e.Code, "msg", e.Message)
+		c.log.Info("agent reported an error", "code", e.Code, "message", e.Message)
 		return
 	}
 	s := h.sessions[env.Session]
@@ -174,7 +174,7 @@ func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 			return
 		}
 		if s.state == statePending {
-			s.log.Info("agent refused the session", "code", e.Code, "msg", e.Message)
+			s.log.Info("agent refused the session", "code", e.Code, "message", e.Message)
 			switch e.Code {
 			case proto.CodeDeviceFailed, proto.CodeDeviceTimeout, proto.CodeDeviceNotFound:
 				s.jobReason = ReasonVerificationFailed

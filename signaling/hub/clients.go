@@ -109,6 +109,6 @@ func (h *Hub) clientMessage(c *conn, env *proto.Envelope) {
 			c.refuse(s.id, err)
 			return
 		}
-		s.log.Info("client reported an error", "code", e.Code, "msg", e.Message)
+		s.log.Info("client reported an error", "code", e.Code, "message", e.Message)
 	}
 }

@@ -267,7 +267,7 @@ func (c *conn) reply(session string, err error) {
 	if len(pe.Message) > proto.MaxText {
 		pe.Message = pe.Message[:proto.MaxText]
 	}
-	c.log.Info("message refused", "named_session", session, "code", pe.Code, "msg", pe.Message)
+	c.log.Info("message refused", "named_session", session, "code", pe.Code, "message", pe.Message)
 	if session != "" && !proto.ValidSessionID(session) {
 		session = ""
 	}

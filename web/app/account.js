@@ -2,7 +2,7 @@
 // personal API tokens. Feedback shows beside the form that caused it.
 
 import { errorText, t } from './messages.js';
-import { $, api, busy, el, note, when } from './ui.js';
+import { $, anchor, api, busy, el, note, when } from './ui.js';
 
 export async function showAccount() {
   try {
@@ -75,7 +75,7 @@ export function setupAccount() {
       try {
         const en = await api('POST', '/v1/me/totp');
         $('totp-secret').textContent = en.secret;
-        $('totp-url').href = en.url;
+        anchor('totp-url').href = en.url;
         $('totp-verify-form').hidden = false;
         $('totp-start').hidden = true;
         $('totp-code').focus();

@@ -118,7 +118,7 @@ function setupSignIn() {
   });
 
   $('mfa-recovery').addEventListener('change', (e) => {
-    $('mfa-label').textContent = t(e.target.checked ? 'signin.recoveryCode' : 'signin.code');
+    $('mfa-label').textContent = t(/** @type {HTMLInputElement} */ (e.target).checked ? 'signin.recoveryCode' : 'signin.code');
   });
 
   $('mfa-form').addEventListener('submit', async (e) => {

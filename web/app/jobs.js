@@ -7,7 +7,7 @@
 
 import { knownDevices } from './devices.js';
 import { errorText, has, t } from './messages.js';
-import { $, api, busy, clock, el, note, when } from './ui.js';
+import { $, anchor, api, busy, clock, el, note, when } from './ui.js';
 
 let me = null;
 let selected = '';
@@ -127,7 +127,7 @@ async function refreshJobs() {
 
 async function openJob(id) {
   selected = id;
-  for (const tr of $('job-rows').children) tr.setAttribute('aria-current', String(tr.dataset.job === id));
+  for (const tr of $('job-rows').children) tr.setAttribute('aria-current', String(/** @type {HTMLElement} */ (tr).dataset.job === id));
   const path = `/v1/jobs/${encodeURIComponent(id)}`;
   let job;
   let log;
@@ -160,8 +160,8 @@ async function openJob(id) {
       el('li', {}, el('span', { textContent: has(`jobs.state.${s.state}`) ? t(`jobs.state.${s.state}`) : s.state }), ' ', el('time', { className: 'muted', textContent: clock(s.time) })),
     ),
   );
-  $('job-export-json').href = `${path}/export?format=json`;
-  $('job-export-har').href = `${path}/export?format=har`;
+  anchor('job-export-json').href = `${path}/export?format=json`;
+  anchor('job-export-har').href = `${path}/export?format=har`;
   if (shown !== id) {
     note('job-verify', '', '');
     note('job-detail', '', '');

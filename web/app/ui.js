@@ -70,7 +70,17 @@ export function el(tag, props = {}, ...children) {
   return e;
 }
 
-export const $ = (id) => document.getElementById(id);
+/**
+ * The element with this id. Most callers read a form field, so that is the
+ * type the checker assumes unless the caller names another.
+ * @template {HTMLElement} [T=HTMLInputElement]
+ * @param {string} id
+ * @returns {T}
+ */
+export const $ = (id) => /** @type {T} */ (document.getElementById(id));
+
+/** The link with this id. @param {string} id */
+export const anchor = (id) => /** @type {HTMLAnchorElement} */ (document.getElementById(id));
 
 // ---- feedback next to its control ----
 //
@@ -165,7 +175,7 @@ export function reconcile(container, items, key, signature, render) {
         const same = node.querySelector(`details[data-keep="${CSS.escape(d.dataset.keep)}"]`);
         if (same) same.open = true;
       }
-      const focused = prev.contains(document.activeElement) ? document.activeElement?.dataset?.focus : '';
+      const focused = prev.contains(document.activeElement) ? /** @type {HTMLElement} */ (document.activeElement)?.dataset?.focus : '';
       if (focused) queueMicrotask(() => node.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus());
     }
     return node;
