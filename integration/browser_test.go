@@ -17,6 +17,7 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/integration/devtools"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
@@ -68,18 +69,16 @@ func brSession(t testing.TB, s *stack.Stack) *proto.SessionInfo {
 	t.Helper()
 	api := &sigclient.API{Base: s.SignalingURL, Token: s.TechToken}
 	info, err := api.CreateSession(context.Background(), stack.DeviceID)
-	if err != nil || info.Origin == "" {
+	if err != nil || info.ShellOrigin == "" {
 		t.Fatalf("create session: %+v, %v", info, err)
 	}
 	return info
 }
 
-// brFrame wraps a JavaScript expression so that it runs in the shell with
-// d and w bound to the device frame's document and window (null while the
-// frame has no same-origin document).
+// brFrame wraps a JavaScript expression for the device frame, with d and
+// w bound to its document and window.
 func brFrame(expr string) string {
-	return `(() => { const f = document.querySelector('iframe.device'); if (!f || !f.contentDocument) return null; ` +
-		`const d = f.contentDocument, w = f.contentWindow; return (` + expr + `); })()`
+	return `(() => { const d = document, w = window; return (` + expr + `); })()`
 }
 
 // brEval evaluates expr (awaiting a promise) and fails the test on error.
@@ -92,8 +91,8 @@ func brEval[T any](t testing.TB, ctx context.Context, expr string) T {
 	return v
 }
 
-// brWait polls expr until it is truthy, across navigations and reloads,
-// for at most brWaitTimeout.
+// brWait polls expr in ctx until it is truthy, across navigations and
+// reloads, for at most brWaitTimeout.
 func brWait(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
 	deadline := time.Now().Add(brWaitTimeout)
@@ -108,9 +107,72 @@ func brWait(t testing.TB, ctx context.Context, what, expr string) {
 		lastErr = err
 		<-tick.C
 	}
-	state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 300) + ' | frame: ' + `+
-		`(document.querySelector('iframe.device')?.contentDocument?.body?.innerText || '').slice(0, 500)`))
+	state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' | ' + document.body.innerText.slice(0, 300)`))
 	t.Fatalf("waiting for %s: not within %s (last error %v); page: %s", what, brWaitTimeout, lastErr, state)
+}
+
+// brTab is a session window in a tab. Its device frame runs on the
+// session's device origin, cross-origin to the window: the test reaches it
+// as a target of its own (integration/devtools), the way a debugger does.
+type brTab struct {
+	ctx  context.Context
+	info *proto.SessionInfo
+	tg   *devtools.Targets
+}
+
+func newTab(t testing.TB, ctx context.Context, info *proto.SessionInfo) *brTab {
+	b := &brTab{ctx: ctx, info: info, tg: devtools.New(ctx)}
+	t.Cleanup(b.tg.Close)
+	return b
+}
+
+// dev runs fn with the device frame's target, finding it again after the
+// frame's document was replaced, until fn succeeds or brWaitTimeout.
+func (b *brTab) dev(t testing.TB, what string, fn func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(brWaitTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		fctx, err := b.tg.Find("iframe", devtools.OnOrigin(b.info.DeviceOrigin))
+		if err == nil {
+			var ok bool
+			if ok, err = fn(fctx); ok {
+				return
+			}
+			if err != nil {
+				b.tg.Forget(fctx)
+			}
+		}
+		lastErr = err
+		time.Sleep(25 * time.Millisecond)
+	}
+	page := ""
+	if fctx, err := b.tg.Find("iframe", devtools.OnOrigin(b.info.DeviceOrigin)); err == nil {
+		page, _ = chromedp.Run(fctx, chromedp.Evaluate[string](`location.href + ' | ' + (document.body?.innerText || '').slice(0, 500)`))
+	}
+	shell, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 300)`))
+	t.Fatalf("device frame: %s: not within %s (last error %v); frame: %s; window: %s", what, brWaitTimeout, lastErr, page, shell)
+}
+
+// brDev evaluates expr (awaiting a promise) in the device frame of b, with
+// d and w bound to its document and window.
+func brDev[T any](t testing.TB, b *brTab, expr string) T {
+	t.Helper()
+	var v T
+	b.dev(t, "evaluate "+expr[:min(len(expr), 80)], func(ctx context.Context) (bool, error) {
+		var err error
+		v, err = chromedp.Run(ctx, chromedp.Evaluate[T](brFrame(expr), chromedp.EvalAwaitPromise))
+		return err == nil, err
+	})
+	return v
+}
+
+// waitDev polls expr in the device frame until it is truthy.
+func (b *brTab) waitDev(t testing.TB, what, expr string) {
+	t.Helper()
+	b.dev(t, what, func(ctx context.Context) (bool, error) {
+		return chromedp.Run(ctx, chromedp.Evaluate[bool](`!!`+brFrame(expr)))
+	})
 }
 
 // brShot writes a screenshot of the tab to dir/name.png.
@@ -128,21 +190,24 @@ func brShot(t testing.TB, ctx context.Context, dir, name string) string {
 	return p
 }
 
-// brOpen opens info's shell in the tab and waits for the device's page.
-func brOpen(t testing.TB, ctx context.Context, info *proto.SessionInfo, path string) {
+// brOpen opens info's session window in the tab and waits for the device's
+// page in its frame.
+func brOpen(t testing.TB, ctx context.Context, info *proto.SessionInfo, path string) *brTab {
 	t.Helper()
-	if err := chromedp.Do(ctx, chromedp.Navigate(info.Origin+path+"#token="+info.Token)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(info.ShellOrigin+path+"#token="+info.Token)); err != nil {
 		t.Fatalf("open the session: %v", err)
 	}
-	brWait(t, ctx, "the device's page in the frame", brFrame(`d.readyState === 'complete' && d.querySelector('footer') && d.body.innerText.includes('Porthole LaserJet 4000')`))
+	b := newTab(t, ctx, info)
+	b.waitDev(t, "the device's page in the frame", `d.readyState === 'complete' && d.querySelector('footer') && d.body.innerText.includes('Porthole LaserJet 4000')`)
+	return b
 }
 
-// brNavigate makes the device frame go to path and waits until cond holds
+// navigate makes the device frame go to path and waits until cond holds
 // there.
-func brNavigate(t testing.TB, ctx context.Context, path, cond string) {
+func (b *brTab) navigate(t testing.TB, path, cond string) {
 	t.Helper()
-	brEval[bool](t, ctx, brFrame(fmt.Sprintf(`(w.location.href = %q, true)`, path)))
-	brWait(t, ctx, path, brFrame(fmt.Sprintf(`w.location.pathname + w.location.search === %q && d.readyState === 'complete' && (%s)`, path, cond)))
+	brDev[bool](t, b, fmt.Sprintf(`(w.location.href = %q, true)`, path))
+	b.waitDev(t, path, fmt.Sprintf(`w.location.pathname + w.location.search === %q && d.readyState === 'complete' && (%s)`, path, cond))
 }
 
 type agentHeap struct {
@@ -188,7 +253,7 @@ func TestBrowser(t *testing.T) {
 	ctx := brBrowser(t)
 	info := brSession(t, s)
 	start := time.Now()
-	brOpen(t, ctx, info, "/")
+	tab := brOpen(t, ctx, info, "/")
 	t.Logf("session %s: the device's page rendered %s after opening the link (cold browser)", info.Session, time.Since(start).Round(time.Millisecond))
 
 	t.Run("renders", func(t *testing.T) {
@@ -197,46 +262,46 @@ func TestBrowser(t *testing.T) {
 		if !strings.Contains(tb, "Demo printer") && !strings.Contains(tb, stack.DeviceID) || !strings.Contains(tb, "End session") {
 			t.Errorf("toolbar %q: want the device and End session", tb)
 		}
-		if top := brEval[string](t, ctx, `location.origin`); top != info.Origin {
-			t.Errorf("the shell is on %s, want the session origin %s", top, info.Origin)
+		if top := brEval[string](t, ctx, `location.origin`); top != info.ShellOrigin {
+			t.Errorf("the shell is on %s, want the session origin %s", top, info.ShellOrigin)
 		}
 		brShot(t, ctx, art, "status")
 	})
 
 	t.Run("image", func(t *testing.T) {
-		brWait(t, ctx, "the logo", brFrame(`[...d.images].some((i) => i.src.endsWith('/logo.png') && i.complete && i.naturalWidth > 0)`))
+		tab.waitDev(t, "the logo", (`[...d.images].some((i) => i.src.endsWith('/logo.png') && i.complete && i.naturalWidth > 0)`))
 	})
 
 	t.Run("fetch", func(t *testing.T) {
-		brWait(t, ctx, "#live-status filled by fetch()", brFrame(`d.getElementById('live-status')?.dataset.loaded === '1'`))
-		if got := brEval[string](t, ctx, brFrame(`d.getElementById('live-status').dataset.serial`)); got != "PHL4K-0001-DEMO" {
+		tab.waitDev(t, "#live-status filled by fetch()", (`d.getElementById('live-status')?.dataset.loaded === '1'`))
+		if got := brDev[string](t, tab, (`d.getElementById('live-status').dataset.serial`)); got != "PHL4K-0001-DEMO" {
 			t.Errorf("serial from /api/status: %q", got)
 		}
 	})
 
 	t.Run("link", func(t *testing.T) {
-		brEval[bool](t, ctx, brFrame(`(d.querySelector('nav a[href="/supplies"]').click(), true)`))
-		brWait(t, ctx, "the supplies page", brFrame(`w.location.pathname === '/supplies' && d.querySelector('h1')?.textContent === 'Supplies'`))
+		brDev[bool](t, tab, (`(d.querySelector('nav a[href="/supplies"]').click(), true)`))
+		tab.waitDev(t, "the supplies page", (`w.location.pathname === '/supplies' && d.querySelector('h1')?.textContent === 'Supplies'`))
 		brWait(t, ctx, "the toolbar's location", `document.querySelector('.toolbar .where').textContent === '/supplies'`)
 	})
 
 	t.Run("form", func(t *testing.T) {
-		brNavigate(t, ctx, "/settings", `d.querySelector('form')`)
-		brEval[bool](t, ctx, brFrame(`(() => { d.getElementById('location').value = 'Floor 3, room 301'; d.querySelector('form button[type=submit]').click(); return true; })()`))
-		brWait(t, ctx, "the saved settings", brFrame(`w.location.search === '?saved=1' && d.getElementById('saved') && d.querySelector('[data-field=location]')?.textContent === 'Floor 3, room 301'`))
+		tab.navigate(t, "/settings", `d.querySelector('form')`)
+		brDev[bool](t, tab, (`(() => { d.getElementById('location').value = 'Floor 3, room 301'; d.querySelector('form button[type=submit]').click(); return true; })()`))
+		tab.waitDev(t, "the saved settings", (`w.location.search === '?saved=1' && d.getElementById('saved') && d.querySelector('[data-field=location]')?.textContent === 'Floor 3, room 301'`))
 	})
 
 	t.Run("login", func(t *testing.T) {
-		brNavigate(t, ctx, "/login", `d.getElementById('password')`)
-		brEval[bool](t, ctx, brFrame(`(() => { d.getElementById('username').value = 'admin'; d.getElementById('password').value = 'admin'; d.querySelector('form button[type=submit]').click(); return true; })()`))
-		brWait(t, ctx, "the admin page after the redirect", brFrame(`w.location.pathname === '/admin' && d.getElementById('welcome')?.textContent === 'Welcome, admin'`))
+		tab.navigate(t, "/login", `d.getElementById('password')`)
+		brDev[bool](t, tab, (`(() => { d.getElementById('username').value = 'admin'; d.getElementById('password').value = 'admin'; d.querySelector('form button[type=submit]').click(); return true; })()`))
+		tab.waitDev(t, "the admin page after the redirect", (`w.location.pathname === '/admin' && d.getElementById('welcome')?.textContent === 'Welcome, admin'`))
 		// The HttpOnly session cookie stays in the agent's jar; the script-
 		// visible one is mirrored into the session origin's store.
-		brWait(t, ctx, "the mirrored ui_lang cookie", brFrame(`d.cookie.includes('ui_lang=en')`))
-		if c := brEval[string](t, ctx, brFrame(`d.cookie`)); strings.Contains(c, "sid=") {
+		tab.waitDev(t, "the mirrored ui_lang cookie", (`d.cookie.includes('ui_lang=en')`))
+		if c := brDev[string](t, tab, (`d.cookie`)); strings.Contains(c, "sid=") {
 			t.Errorf("the HttpOnly device cookie reached the browser: %q", c)
 		}
-		echo := brEval[string](t, ctx, brFrame(`w.fetch('/echo').then((r) => r.text())`))
+		echo := brDev[string](t, tab, (`w.fetch('/echo').then((r) => r.text())`))
 		if !strings.Contains(echo, "sid=") || !strings.Contains(echo, "ui_lang=en") {
 			t.Errorf("the device did not get both cookies back: %.600s", echo)
 		}
@@ -252,7 +317,7 @@ func TestBrowser(t *testing.T) {
 			Want     string  `json:"want"`
 			Encoding string  `json:"encoding"`
 		}
-		r := brEval[result](t, ctx, brFrame(fmt.Sprintf(`(async () => {
+		r := brDev[result](t, tab, (fmt.Sprintf(`(async () => {
 			const t0 = performance.now();
 			const res = await w.fetch('/firmware.bin?size=%[1]d');
 			const buf = await res.arrayBuffer();
@@ -275,7 +340,7 @@ func TestBrowser(t *testing.T) {
 			Sent  string  `json:"sent"`
 			Reply string  `json:"reply"`
 		}
-		r := brEval[result](t, ctx, brFrame(fmt.Sprintf(`(async () => {
+		r := brDev[result](t, tab, (fmt.Sprintf(`(async () => {
 			const body = new Uint8Array(%d);
 			for (let o = 0; o < body.length; o += 65536) crypto.getRandomValues(body.subarray(o, o + 65536));
 			const sum = new Uint8Array(await crypto.subtle.digest('SHA-256', body));
@@ -295,52 +360,52 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("basic auth", func(t *testing.T) {
-		brEval[bool](t, ctx, brFrame(`(w.location.href = '/basic/', true)`))
+		brDev[bool](t, tab, (`(w.location.href = '/basic/', true)`))
 		brWait(t, ctx, "the shell's credentials dialog", `document.querySelector('dialog.credentials[open]')`)
 		if txt := brEval[string](t, ctx, `document.querySelector('dialog.credentials').innerText`); !strings.Contains(txt, "Porthole Service Menu") {
 			t.Errorf("dialog does not name the realm: %q", txt)
 		}
 		brShot(t, ctx, art, "basic-dialog")
 		brEval[bool](t, ctx, `(() => { const d = document.querySelector('dialog.credentials'); d.querySelector('[name=username]').value = 'service'; d.querySelector('[name=password]').value = 'service'; d.querySelector('button[type=submit]').click(); return true; })()`)
-		brWait(t, ctx, "the service menu", brFrame(`w.location.pathname === '/basic/' && d.querySelector('h1')?.textContent === 'Service Menu'`))
+		tab.waitDev(t, "the service menu", (`w.location.pathname === '/basic/' && d.querySelector('h1')?.textContent === 'Service Menu'`))
 		if brEval[bool](t, ctx, `!!document.querySelector('dialog.credentials')`) {
 			t.Error("the dialog is still there")
 		}
 		// Asked once per session: the agent applies them from now on.
-		brNavigate(t, ctx, "/basic/diag", `d.querySelector('h1')?.textContent === 'Service Menu'`)
+		tab.navigate(t, "/basic/diag", `d.querySelector('h1')?.textContent === 'Service Menu'`)
 		brShot(t, ctx, art, "basic")
 	})
 
 	t.Run("gzip", func(t *testing.T) {
-		brNavigate(t, ctx, "/gzip", `d.querySelector('h1')?.textContent === 'Event Log' && d.querySelectorAll('tr').length > 100`)
+		tab.navigate(t, "/gzip", `d.querySelector('h1')?.textContent === 'Event Log' && d.querySelectorAll('tr').length > 100`)
 	})
 
 	t.Run("x-frame-options", func(t *testing.T) {
-		brNavigate(t, ctx, "/xfo", `d.querySelector('h1')?.textContent === 'Security Notice'`)
-		if top := brEval[string](t, ctx, `location.origin + ' ' + !!document.querySelector('.toolbar')`); top != info.Origin+" true" {
+		tab.navigate(t, "/xfo", `d.querySelector('h1')?.textContent === 'Security Notice'`)
+		if top := brEval[string](t, ctx, `location.origin + ' ' + !!document.querySelector('.toolbar')`); top != info.ShellOrigin+" true" {
 			t.Errorf("frame busting moved the shell: %s", top)
 		}
 		brShot(t, ctx, art, "xfo")
 	})
 
 	t.Run("websocket", func(t *testing.T) {
-		brNavigate(t, ctx, "/websocket", `d.getElementById('ws')`)
+		tab.navigate(t, "/websocket", `d.getElementById('ws')`)
 		brWait(t, ctx, "the toolbar's WebSocket notice", `(document.querySelector('.toolbar .notice')?.textContent || '').includes('WebSocket')`)
-		brWait(t, ctx, "the socket's failure", brFrame(`/error|closed|failed/.test(d.getElementById('ws').textContent)`))
+		tab.waitDev(t, "the socket's failure", (`/error|closed|failed/.test(d.getElementById('ws').textContent)`))
 		t.Logf("toolbar: %q; page: %q", brEval[string](t, ctx, `document.querySelector('.toolbar .notice').textContent`),
-			brEval[string](t, ctx, brFrame(`d.getElementById('ws').textContent`)))
+			brDev[string](t, tab, (`d.getElementById('ws').textContent`)))
 		brShot(t, ctx, art, "websocket")
 		brEval[bool](t, ctx, `(document.querySelector('.toolbar .notice').textContent = '', true)`)
 	})
 
 	t.Run("5000 requests, flat heap", func(t *testing.T) {
-		brNavigate(t, ctx, "/supplies", `d.querySelector('h1')`)
+		tab.navigate(t, "/supplies", `d.querySelector('h1')`)
 		burst := func(n int) float64 {
 			type result struct {
 				Fails int     `json:"fails"`
 				Ms    float64 `json:"ms"`
 			}
-			r := brEval[result](t, ctx, brFrame(fmt.Sprintf(`(async () => {
+			r := brDev[result](t, tab, (fmt.Sprintf(`(async () => {
 				let left = %d, fails = 0;
 				const one = async () => {
 					while (left-- > 0) {
@@ -382,12 +447,12 @@ func TestBrowser(t *testing.T) {
 		info2 := brSession(t, s)
 		ctx2, cancel2 := chromedp.NewContext(ctx)
 		defer cancel2()
-		brOpen(t, ctx2, info2, "/")
+		tab2 := brOpen(t, ctx2, info2, "/")
 
 		api := s.AppURL + "/v1/devices"
-		path := fmt.Sprintf("/evil?api=%s&other=%s", urlQueryEscape(api), urlQueryEscape(info2.Origin))
-		brEval[bool](t, ctx, brFrame(fmt.Sprintf(`(w.location.href = %q, true)`, path)))
-		brWait(t, ctx, "the evil page's attempts", brFrame(`w.location.pathname === '/evil' && w.__evil && w.__evil.done`))
+		path := fmt.Sprintf("/evil?api=%s&other=%s", urlQueryEscape(api), urlQueryEscape(info2.DeviceOrigin))
+		brDev[bool](t, tab, (fmt.Sprintf(`(w.location.href = %q, true)`, path)))
+		tab.waitDev(t, "the evil page's attempts", (`w.location.pathname === '/evil' && w.__evil && w.__evil.done`))
 		type violation struct {
 			Directive string `json:"directive"`
 			Blocked   string `json:"blocked"`
@@ -401,7 +466,7 @@ func TestBrowser(t *testing.T) {
 			Violations []violation        `json:"violations"`
 			Attempts   map[string]attempt `json:"attempts"`
 		}
-		raw := brEval[string](t, ctx, brFrame(`JSON.stringify(w.__evil, null, 2)`))
+		raw := brDev[string](t, tab, (`JSON.stringify(w.__evil, null, 2)`))
 		var r report
 		if err := json.Unmarshal([]byte(raw), &r); err != nil {
 			t.Fatal(err)
@@ -418,19 +483,21 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("app API: %+v; want a failed fetch and a connect-src violation for %s", a, api)
 		}
 		// And the API itself grants no CORS to a session origin.
-		req, _ := http.NewRequest(http.MethodGet, s.SignalingURL+"/v1/devices", nil)
-		req.Header.Set("Origin", info.Origin)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if v := resp.Header.Get("Access-Control-Allow-Origin"); v != "" {
-				t.Errorf("the app API answers a session origin with Access-Control-Allow-Origin %q", v)
+		for _, o := range []string{info.ShellOrigin, info.DeviceOrigin} {
+			req, _ := http.NewRequest(http.MethodGet, s.SignalingURL+"/v1/devices", nil)
+			req.Header.Set("Origin", o)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+				if v := resp.Header.Get("Access-Control-Allow-Origin"); v != "" {
+					t.Errorf("the app API answers session origin %s with Access-Control-Allow-Origin %q", o, v)
+				}
 			}
 		}
 		// 2. Another session's origin, by fetch and by frame.
-		if a := r.Attempts["otherSessionFetch"]; a.OK || !blockedBy("connect-src", info2.Origin) {
+		if a := r.Attempts["otherSessionFetch"]; a.OK || !blockedBy("connect-src", info2.DeviceOrigin) {
 			t.Errorf("other session by fetch: %+v; want a failed fetch and a connect-src violation", a)
 		}
-		if a := r.Attempts["otherSessionFrame"]; a.OK && a.Value != "" || !blockedBy("frame-src", info2.Origin) {
+		if a := r.Attempts["otherSessionFrame"]; a.OK && a.Value != "" || !blockedBy("frame-src", info2.DeviceOrigin) {
 			t.Errorf("other session by frame: %+v; want nothing read and a frame-src violation", a)
 		}
 		// 3. A form posted off the device.
@@ -440,8 +507,8 @@ func TestBrowser(t *testing.T) {
 		// 4. A cookie tossed at the parent domain reaches neither session's
 		// device.
 		t.Logf("parent-domain cookie: %+v", r.Attempts["parentCookie"])
-		for i, c := range []context.Context{ctx, ctx2} {
-			echo := brEval[string](t, c, brFrame(`w.fetch('/echo').then((r) => r.text())`))
+		for i, c := range []*brTab{tab, tab2} {
+			echo := brDev[string](t, c, `w.fetch('/echo').then((r) => r.text())`)
 			if strings.Contains(echo, "tossed") {
 				t.Errorf("session %d: the device received the tossed cookie: %.400s", i+1, echo)
 			}
@@ -450,34 +517,43 @@ func TestBrowser(t *testing.T) {
 		if a := r.Attempts["topNavigation"]; a.OK {
 			t.Errorf("top navigation: %+v", a)
 		}
-		if top := brEval[string](t, ctx, `location.origin`); top != info.Origin {
+		if top := brEval[string](t, ctx, `location.origin`); top != info.ShellOrigin {
 			t.Errorf("the shell was navigated to %s", top)
 		}
 		brShot(t, ctx, art, "evil")
 		// The other session still works.
-		if got := brEval[string](t, ctx2, brFrame(`w.fetch('/api/status').then((r) => r.status + '')`)); got != "200" {
+		if got := brDev[string](t, tab2, `w.fetch('/api/status').then((r) => r.status + '')`); got != "200" {
 			t.Errorf("second session after the attack: %s", got)
 		}
 	})
 
 	t.Run("reload recovers", func(t *testing.T) {
-		brNavigate(t, ctx, "/settings", `d.querySelector('form')`)
+		tab.navigate(t, "/settings", `d.querySelector('form')`)
 		if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 			t.Fatal(err)
 		}
-		brWait(t, ctx, "the settings page after the reload", brFrame(`w.location.pathname === '/settings' && d.readyState === 'complete' && d.querySelector('[data-field=location]')?.textContent === 'Floor 3, room 301'`))
+		tab.waitDev(t, "the settings page after the reload", (`w.location.pathname === '/settings' && d.readyState === 'complete' && d.querySelector('[data-field=location]')?.textContent === 'Floor 3, room 301'`))
 		// Still signed in: the jar belongs to the session, not the peer
 		// connection the reload replaced.
-		brNavigate(t, ctx, "/admin", `d.getElementById('welcome')?.textContent === 'Welcome, admin'`)
+		tab.navigate(t, "/admin", `d.getElementById('welcome')?.textContent === 'Welcome, admin'`)
 	})
 
 	t.Run("end session", func(t *testing.T) {
 		brEval[bool](t, ctx, `(document.querySelector('.toolbar .end').click(), true)`)
 		brWait(t, ctx, "the ended page", `document.querySelector('.ended') && document.body.innerText.includes('Session ended')`)
 		brShot(t, ctx, art, "ended")
-		// The device cannot be reached from the origin any more.
-		brEval[bool](t, ctx, `(() => { const f = document.createElement('iframe'); f.className = 'device'; f.src = '/'; document.getElementById('stage').append(f); return true; })()`)
-		brWait(t, ctx, "the worker's ended page", brFrame(`d.body && d.body.innerText.includes('Session ended')`))
+		// Both origins are wiped, and the device cannot be reached from
+		// the browser any more.
+		brWait(t, ctx, "the wipe", `document.body.dataset.wiped === '1'`)
+		ctx3, cancel3 := chromedp.NewContext(ctx)
+		defer cancel3()
+		if err := chromedp.Do(ctx3, chromedp.Navigate(info.DeviceOrigin+"/")); err != nil {
+			t.Fatal(err)
+		}
+		brWait(t, ctx3, "no session on the device origin", `document.body.innerText.includes('No such session')`)
+		if n := brEval[int](t, ctx3, `navigator.serviceWorker.getRegistrations().then((r) => r.length)`); n != 0 {
+			t.Errorf("%d service workers still registered on the device origin", n)
+		}
 	})
 	t.Logf("screenshots in %s", art)
 }
@@ -488,67 +564,90 @@ func urlQueryEscape(s string) string {
 
 // BenchmarkBrowserClickToFirstPaint measures, in Chromium, the time from
 // opening a session's link to the first contentful paint of the device's
-// page in the frame, as the page's own timers see it (the shell's
-// navigation start to the frame's first-contentful-paint):
+// page in the frame (the shell's navigation start to the frame's
+// first-contentful-paint, both on the wall clock: the frame is a target of
+// its own), and the cost of a navigation inside the session:
 //   - cold: a fresh browser profile and a new session: the worker installs,
 //     the peer connection is set up, then the page loads;
 //   - warm: the same session reloaded: worker active, new peer connection;
-//   - click: a link clicked inside the device's page, over the open tunnel.
+//   - click: a link clicked inside the device's page in the frame, over the
+//     open tunnel (the new document's own navigation start to its FCP);
+//   - popped: the same in a popped-out tab ("Open in its own tab").
 //
 // It reports the median of each over b.N rounds; run with -benchtime=10x.
 func BenchmarkBrowserClickToFirstPaint(b *testing.B) {
 	_, err := os.Stat(chromiumPath)
 	testenv.Require(b, "Chromium at "+chromiumPath, err == nil)
 	s := stack.Start(b, stack.Options{})
-	// FCP of the frame's document, relative to the shell's navigation start.
-	const fcp = `(() => {
-		const f = document.querySelector('iframe.device');
-		const w = f && f.contentWindow;
-		if (!w || !f.contentDocument || f.contentDocument.readyState !== 'complete') return 0;
-		const p = w.performance.getEntriesByName('first-contentful-paint')[0];
-		if (!p) return 0;
-		return w.performance.timeOrigin + p.startTime - performance.timeOrigin;
+	const wallFCP = `(() => {
+		if (document.readyState !== 'complete') return 0;
+		const p = performance.getEntriesByName('first-contentful-paint')[0];
+		return p ? performance.timeOrigin + p.startTime : 0;
 	})()`
-	// FCP of the frame's document, relative to its own navigation start.
 	const ownFCP = `(() => {
-		const f = document.querySelector('iframe.device');
-		const w = f && f.contentWindow;
-		if (!w || !f.contentDocument || w.location.pathname !== '/supplies' || f.contentDocument.readyState !== 'complete') return 0;
-		const p = w.performance.getEntriesByName('first-contentful-paint')[0];
+		if (location.pathname !== '/supplies' || document.readyState !== 'complete') return 0;
+		const p = performance.getEntriesByName('first-contentful-paint')[0];
 		return p ? p.startTime : 0;
 	})()`
-	wait := func(ctx context.Context, expr string) float64 {
+	wait := func(tg *devtools.Targets, kind, origin, expr string) float64 {
 		deadline := time.Now().Add(brWaitTimeout)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
 		for time.Now().Before(deadline) {
-			if v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](expr)); err == nil && v > 0 {
-				return v
+			if ctx, err := tg.Find(kind, devtools.OnOrigin(origin)); err == nil {
+				if v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](expr)); err == nil && v > 0 {
+					return v
+				} else if err != nil {
+					tg.Forget(ctx)
+				}
 			}
-			<-tick.C
+			time.Sleep(10 * time.Millisecond)
 		}
 		b.Fatalf("no first paint within %s", brWaitTimeout)
 		return 0
 	}
-	var cold, warm, click []float64
+	timeOrigin := func(ctx context.Context) float64 {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`performance.timeOrigin`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return v
+	}
+	click := func(tg *devtools.Targets, kind, origin string) {
+		ctx, err := tg.Find(kind, devtools.OnOrigin(origin))
+		if err == nil {
+			_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.querySelector('nav a[href="/supplies"]').click(), true)`))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var cold, warm, inFrame, popped []float64
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
 		ctx := brBrowser(b)
 		info := brSession(b, s)
+		tg := devtools.New(ctx)
 		b.StartTimer()
-		if err := chromedp.Do(ctx, chromedp.Navigate(info.Origin+"/#token="+info.Token)); err != nil {
+		if err := chromedp.Do(ctx, chromedp.Navigate(info.ShellOrigin+"/#token="+info.Token)); err != nil {
 			b.Fatal(err)
 		}
-		cold = append(cold, wait(ctx, fcp))
+		cold = append(cold, wait(tg, "iframe", info.DeviceOrigin, wallFCP)-timeOrigin(ctx))
 		if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 			b.Fatal(err)
 		}
-		warm = append(warm, wait(ctx, fcp))
-		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](brFrame(`(d.querySelector('nav a[href="/supplies"]').click(), true)`))); err != nil {
+		tg.Close()
+		warm = append(warm, wait(tg, "iframe", info.DeviceOrigin, wallFCP)-timeOrigin(ctx))
+		click(tg, "iframe", info.DeviceOrigin)
+		inFrame = append(inFrame, wait(tg, "iframe", info.DeviceOrigin, ownFCP))
+		b.StopTimer()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.querySelector('.toolbar .popout').click(), true)`)); err != nil {
 			b.Fatal(err)
 		}
-		click = append(click, wait(ctx, ownFCP))
+		wait(tg, "page", info.DeviceOrigin, `document.readyState === 'complete' && !!document.querySelector('nav a[href="/supplies"]') ? 1 : 0`)
+		b.StartTimer()
+		click(tg, "page", info.DeviceOrigin)
+		popped = append(popped, wait(tg, "page", info.DeviceOrigin, ownFCP))
+		tg.Close()
 	}
 	b.StopTimer()
 	median := func(xs []float64) float64 {
@@ -556,10 +655,11 @@ func BenchmarkBrowserClickToFirstPaint(b *testing.B) {
 		slices.Sort(ys)
 		return ys[len(ys)/2]
 	}
-	b.Logf("cold %v warm %v click %v", cold, warm, click)
+	b.Logf("cold %v warm %v click %v popped %v", cold, warm, inFrame, popped)
 	b.ReportMetric(median(cold), "cold-ms")
 	b.ReportMetric(median(warm), "warm-ms")
-	b.ReportMetric(median(click), "click-ms")
+	b.ReportMetric(median(inFrame), "click-ms")
+	b.ReportMetric(median(popped), "popped-click-ms")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -20,14 +20,16 @@ import (
 )
 
 // How the browser in the technician's namespace reaches the session
-// origin. Signaling serves sessions at http://<session>.localhost:443:
+// origins. Signaling serves sessions at http://shell-<session>.sessions.localhost:443
+// (the session window) and http://<session>.sessions.localhost:443 (the
+// device's pages):
 // Chromium treats any *.localhost origin as a secure context by its name
 // alone, so the service worker registers over plain HTTP, and
 // --host-resolver-rules sends those names to signaling's internet address
 // instead of loopback. No --unsafely-treat-insecure-origin-as-secure is
 // needed, and none would do: it takes exact origins, and every session has
 // its own.
-const natSessionsDomain = "localhost:443"
+const natSessionsDomain = "sessions.localhost:443"
 
 // browserResolverRules is the Chromium flag value that maps session
 // origins to signaling in the lab.
@@ -141,7 +143,7 @@ func TestNATBrowser(t *testing.T) {
 			}
 			r := browserResult{topology: tp.name}
 			start := time.Now()
-			if err := chromedp.Do(ctx, chromedp.Navigate(info.Origin+"/#token="+info.Token)); err != nil {
+			if err := chromedp.Do(ctx, chromedp.Navigate(info.ShellOrigin+"/#token="+info.Token)); err != nil {
 				t.Fatalf("open the shell: %v", err)
 			}
 			wctx, cancel := context.WithTimeout(ctx, 40*time.Second)
@@ -160,14 +162,14 @@ func TestNATBrowser(t *testing.T) {
 			r.first = ps.First
 			r.final = ps.Final
 			// The device's page, rendered in the frame through the tunnel.
-			h1, err := chromedp.Run(wctx, chromedp.Poll[string](`(() => {
-				const f = document.querySelector('iframe.device');
-				const h = f && f.contentDocument && f.contentDocument.querySelector('h1');
-				return h && h.textContent ? h.textContent : null;
-			})()`, chromedp.WithPollingInterval(20*time.Millisecond)))
-			if err != nil {
-				t.Fatalf("the device's page did not render in the frame: %v", err)
-			}
+			// The frame is on the device origin: a target of its own.
+			tab := newTab(t, ctx, info)
+			var h1 string
+			tab.dev(t, "the device's page in the frame", func(fctx context.Context) (bool, error) {
+				var err error
+				h1, err = chromedp.Run(fctx, chromedp.Evaluate[string](`document.querySelector('h1')?.textContent || ''`))
+				return err == nil && h1 != "", err
+			})
 			r.rendered = time.Since(start)
 			if want := deviceH1(t, deviceHost, deviceURL); h1 != want {
 				t.Errorf("the frame shows %q, the device's page says %q", h1, want)
@@ -193,16 +195,15 @@ func TestNATBrowser(t *testing.T) {
 			r.kind, r.label, r.title, r.reason = tb.Kind, tb.Label, tb.Title, tb.Reason
 
 			// A request from the page itself: byte-exact through the worker.
-			got, err := chromedp.Run(wctx, chromedp.Evaluate[string](`(async () => {
-				const f = document.querySelector('iframe.device');
-				const res = await f.contentWindow.fetch('/firmware.sha256?size=1048576');
-				const body = await f.contentWindow.fetch('/firmware.bin?size=1048576').then((r) => r.arrayBuffer());
+			got := brDev[string](t, tab, `(async () => {
+				const res = await w.fetch('/firmware.sha256?size=1048576');
+				const body = await w.fetch('/firmware.bin?size=1048576').then((r) => r.arrayBuffer());
 				const sum = await crypto.subtle.digest('SHA-256', body);
 				const hex = [...new Uint8Array(sum)].map((b) => b.toString(16).padStart(2, '0')).join('');
 				return (await res.text()).trim() === hex ? 'ok' : 'mismatch ' + body.byteLength;
-			})()`, chromedp.EvalAwaitPromise))
-			if err != nil || got != "ok" {
-				t.Errorf("1 MiB firmware fetched by the page: %q, %v", got, err)
+			})()`)
+			if got != "ok" {
+				t.Errorf("1 MiB firmware fetched by the page: %q", got)
 			}
 
 			t.Logf("%s: first pair %s after %s, settled on %s after %s; toolbar %q %q (%s); page rendered after %s (wall)",
@@ -240,7 +241,7 @@ func (s *natServices) createSession(t *testing.T, techHost *netlab.Host) *proto.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Origin == "" || info.Token == "" {
+	if info.ShellOrigin == "" || info.DeviceOrigin == "" || info.Token == "" {
 		t.Fatalf("session without origin or token: %+v", info)
 	}
 	return info

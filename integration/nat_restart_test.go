@@ -214,16 +214,12 @@ func TestNATICERestartBrowser(t *testing.T) {
 	defer cancel()
 	// A page of the device without scripts of its own (the status page
 	// polls the device, which would spoil its count): a JSON echo.
-	if err := chromedp.Do(wctx, chromedp.Navigate(info.Origin+"/echo?seq=0#token="+info.Token)); err != nil {
+	if err := chromedp.Do(wctx, chromedp.Navigate(info.ShellOrigin+"/echo?seq=0#token="+info.Token)); err != nil {
 		t.Fatalf("open the shell: %v", err)
 	}
-	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](`(() => {
-		const f = document.querySelector('iframe.device');
-		const d = f && f.contentDocument;
-		return !!d && d.readyState === 'complete' && d.body && d.body.innerText.includes('"seq"') || null;
-	})()`, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
-		t.Fatalf("the device's echo did not show in the frame: %v\nagent:\n%s", err, rl.agent.Tail(20))
-	}
+	// The device frame is on the device origin: a target of its own.
+	tab := newTab(t, ctx, info)
+	tab.waitDev(t, "the device's echo in the frame", `d.readyState === 'complete' && d.body && d.body.innerText.includes('"seq"')`)
 	first, err := chromedp.Run(wctx, chromedp.Evaluate[pathSettle](`window.__portholeSettle(false, 0)`, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatal(err)
@@ -237,11 +233,15 @@ func TestNATICERestartBrowser(t *testing.T) {
 	// The page's requests, from the frame, through the worker and the
 	// tunnel; the toolbar's notices, as the shell shows them.
 	const total, chunks = 30, 40
-	start := fmt.Sprintf(`(() => {
+	if _, err := chromedp.Run(wctx, chromedp.Evaluate[bool](`(() => {
 		const notice = document.querySelector('.toolbar .notice');
 		const notices = window.__notices = [];
 		new MutationObserver(() => notices.push(notice.textContent)).observe(notice, {childList: true, characterData: true, subtree: true});
-		const w = document.querySelector('iframe.device').contentWindow;
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	start := fmt.Sprintf(`(() => {
 		const r = window.__seq = {done: 0, errs: [], stream: -1, streamErr: ''};
 		w.fetch('/slow?ms=150&chunks=%[2]d').then((res) => res.text()).then((t) => { r.stream = t.split('\n').length - 1; },
 			(e) => { r.streamErr = String(e); r.stream = 0; });
@@ -260,13 +260,9 @@ func TestNATICERestartBrowser(t *testing.T) {
 		})();
 		return true;
 	})()`, total, chunks)
-	if _, err := chromedp.Run(wctx, chromedp.Evaluate[bool](start)); err != nil {
-		t.Fatal(err)
-	}
+	brDev[bool](t, tab, start)
 	// The address changes after the fifth request.
-	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](`window.__seq.done >= 5 || null`, chromedp.WithPollingInterval(5*time.Millisecond))); err != nil {
-		t.Fatalf("the first requests did not complete: %v", err)
-	}
+	tab.waitDev(t, "the first requests", `window.__seq.done >= 5`)
 	changed := time.Now()
 	old := rl.agentHost.Readdress("192.168.1.11")
 	t.Logf("agent re-addressed from %s to %s", old, rl.agentHost.Addr())
@@ -288,14 +284,18 @@ func TestNATICERestartBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the session did not recover: %v\nagent:\n%s", err, rl.agent.Tail(30))
 	}
-	res, err := chromedp.Run(rctx, chromedp.Poll[outcome](`(() => {
-		const r = window.__seq, ended = document.querySelector('section.ended');
-		if (!ended && (r.done < 30 || r.stream < 0)) return null;
-		return {done: r.done, stream: r.stream, errs: r.errs, notices: window.__notices, streamErr: r.streamErr,
-			ending: ended ? ended.innerText : ''};
-	})()`, chromedp.WithPollingInterval(20*time.Millisecond)))
+	var res outcome
+	ending, err := chromedp.Run(rctx, chromedp.Evaluate[string](`document.querySelector('section.ended')?.innerText || ''`))
 	if err != nil {
-		t.Fatalf("the requests did not complete: %v\nagent:\n%s", err, rl.agent.Tail(30))
+		t.Fatal(err)
+	}
+	if ending == "" {
+		tab.waitDev(t, "every request answered", `window.__seq.done >= 30 && window.__seq.stream >= 0`)
+		res = brDev[outcome](t, tab, `({done: window.__seq.done, stream: window.__seq.stream, errs: window.__seq.errs, streamErr: window.__seq.streamErr})`)
+	}
+	res.Ending = ending
+	if res.Notices, err = chromedp.Run(rctx, chromedp.Evaluate[[]string](`window.__notices`)); err != nil {
+		t.Fatal(err)
 	}
 	if res.Ending != "" {
 		t.Fatalf("the session ended: %q (notices %q)\nagent:\n%s", res.Ending, res.Notices, rl.agent.Tail(30))

@@ -128,8 +128,10 @@ func TestUIEnableAsConfigurerOpenAsUserWith2FA(t *testing.T) {
 	// 3. Open in this tab: the session origin runs OAuth and shows the device.
 	js(`document.querySelector('#same-tab').checked = true`)
 	js(fmt.Sprintf(`document.querySelector(%q).click()`, open))
-	brWait(t, ctx, "the device's page in the session shell", `location.hostname.endsWith('.localhost') && `+
-		brFrame(`d.readyState === 'complete' && d.body.innerText.includes('Porthole LaserJet 4000')`))
+	brWait(t, ctx, "the session window", `location.hostname.startsWith('shell-') && location.hostname.endsWith('.sessions.localhost') && document.querySelector('iframe.device')`)
+	shellOrigin := brEval[string](t, ctx, `location.origin`)
+	tab := newTab(t, ctx, &proto.SessionInfo{ShellOrigin: shellOrigin, DeviceOrigin: strings.Replace(shellOrigin, "://shell-", "://", 1)})
+	tab.waitDev(t, "the device's page in the session window", `d.readyState === 'complete' && d.body.innerText.includes('Porthole LaserJet 4000')`)
 	brShot(t, ctx, art, "session")
 	href := brEval[string](t, ctx, `location.href`)
 	if strings.Contains(href, "code=") || strings.Contains(href, "token") || strings.Contains(href, "state=") {

@@ -1,6 +1,9 @@
 package proto
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // The HTTP API of signaling used by technician clients (the CLI and the web
 // app). Errors are answered as JSON Error bodies with a matching HTTP status.
@@ -55,7 +58,36 @@ type SessionInfo struct {
 	Device  string    `json:"device"`
 	Token   string    `json:"token"`
 	Expires time.Time `json:"expires"`
-	// Origin is the session's own web origin for the browser
-	// (https://<session>.<sessions-domain>), empty if none is configured.
-	Origin string `json:"origin,omitempty"`
+	// ShellOrigin is where a browser opens the session window
+	// (https://shell-<session>.<sessions-domain>, ShellHostPrefix); empty
+	// if no sessions domain is configured.
+	ShellOrigin string `json:"shellOrigin,omitempty"`
+	// DeviceOrigin is the origin the device's pages run on inside that
+	// window (https://<session>.<sessions-domain>). It holds nothing
+	// secret and serves no session window: open ShellOrigin, not this.
+	DeviceOrigin string `json:"deviceOrigin,omitempty"`
+}
+
+// ValidOrigin reports whether s is a serialized web origin as browsers send
+// it in an Origin header: http or https, a host (DNS name or IP literal) and
+// an optional port, in lower case, nothing else. "null" is not one.
+func ValidOrigin(s string) bool {
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
+			return false
+		}
+	}
+	if rest == "" || len(rest) > 261 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '.' || c == '-' || c == ':' || c == '[' || c == ']':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -41,11 +41,43 @@ const (
 	// GET → AuthServerMetadata. The CLI starts `porthole login` from it.
 	PathOAuthMetadata = "/.well-known/oauth-authorization-server"
 
-	// On each session origin: the shell's OAuth client configuration
-	// (GET → SessionAuth) and its redirect URI.
+	// On each session's shell origin (ShellHostPrefix): the shell's OAuth
+	// client configuration (GET → SessionAuth), its redirect URI, and the
+	// binding of its token to the window (POST with the bearer token →
+	// 204 and the BindCookie; see SECURITY.md).
 	PathSessionAuth     = "/__t/auth.json"
 	PathSessionCallback = "/__t/callback"
+	PathSessionBind     = "/__t/bind"
+	// PathSessionWipe, on the shell origin, answers with Clear-Site-Data
+	// for the shell's ended view (and expires the BindCookie).
+	PathSessionWipe = "/__t/wipe"
+
+	// On each session's device origin: the relay frame the shell hides in
+	// itself (with ?t=<SessionReady.RelayTicket>), and the page every
+	// device window is sent to when the session ends, which answers with
+	// Clear-Site-Data.
+	PathRelayFrame   = "/__t/relay.html"
+	PathSessionEnded = "/__t/ended"
 )
+
+// The two origins of a session <id> under the sessions domain D: the shell
+// (the session window, which holds the token, the bind cookie and the peer
+// connection) on ShellHostPrefix+<id>.D, and the device's pages (which hold
+// nothing secret) on <id>.D. Session IDs are [a-z0-9], so the prefix never
+// collides with one.
+const ShellHostPrefix = "shell-"
+
+// ClearSiteData is the Clear-Site-Data value both origins of an ended
+// session answer with (PathSessionWipe, PathSessionEnded). Not "cookies":
+// browsers clear cookies for the whole site with it (Chromium 156,
+// measured), which would be every other session's cookies too; each origin
+// expires its own cookies by name instead.
+const ClearSiteData = `"cache", "storage"`
+
+// BindCookie binds a session token to the shell window that obtained it:
+// __Host-, Secure, HttpOnly, SameSite=Strict, on the shell origin only. A
+// bound token opens the session socket only together with it.
+const BindCookie = "__Host-porthole-bind"
 
 // CLIClientID is the OAuth client ID of the `porthole` CLI, a native app
 // whose redirect URI is a loopback address on any port (RFC 8252):

@@ -31,6 +31,7 @@ const (
 	CodeInternal        Code = "internal"          // a bug or unexpected failure
 	CodeAuditBacklog    Code = "audit_backlog"     // the agent cannot record more (its access log is not acknowledged yet): nothing is served until it can
 	CodeExists          Code = "exists"            // a user, site or token with that name or ID exists already
+	CodeSessionInUse    Code = "session_in_use"    // the session is already open in another window (one client per session)
 )
 
 var knownCodes = map[Code]bool{
@@ -40,7 +41,7 @@ var knownCodes = map[Code]bool{
 	CodeDeviceNotFound: true, CodePortNotAllowed: true, CodeDeviceFailed: true,
 	CodeDeviceTimeout: true, CodeBadRequest: true, CodeCanceled: true,
 	CodeRateLimited: true, CodeUnavailable: true, CodeInternal: true,
-	CodeAuditBacklog: true, CodeExists: true,
+	CodeAuditBacklog: true, CodeExists: true, CodeSessionInUse: true,
 }
 
 // Known reports whether c is one of the codes defined here.

@@ -164,7 +164,15 @@ type SessionReady struct {
 	Device     string      `json:"device,omitempty"`
 	Expires    time.Time   `json:"expires,omitzero"`
 	ICEServers []ICEServer `json:"iceServers,omitempty"`
+	// RelayTicket is a single-use secret, valid for RelayTicketTTL, that
+	// the browser shell puts in the URL of its relay frame
+	// (PathRelay?t=<ticket> on the device origin). Each client hello gets
+	// a fresh one; clients without a relay ignore it.
+	RelayTicket string `json:"relayTicket,omitempty"`
 }
+
+// RelayTicketTTL is how long a SessionReady.RelayTicket may wait for use.
+const RelayTicketTTL = time.Minute
 
 // SessionEnd ends a session, saying why.
 type SessionEnd struct {
@@ -425,6 +433,9 @@ func (s *SessionOpen) Validate() error {
 func (s *SessionReady) Validate() error {
 	if s.Device != "" && !ValidID(s.Device) {
 		return Errorf(CodeBadMessage, "session.ready: malformed device id")
+	}
+	if len(s.RelayTicket) > 128 || !isToken(s.RelayTicket) {
+		return Errorf(CodeBadMessage, "session.ready: malformed relay ticket")
 	}
 	return validateICEServers(s.ICEServers)
 }

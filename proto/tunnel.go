@@ -138,6 +138,13 @@ type RequestHead struct {
 	Header        http.Header `json:"header,omitempty"`
 	ContentLength int64       `json:"contentLength"`  // -1 unknown, 0 no body
 	Port          int         `json:"port,omitempty"` // 0: the device's web port
+	// ClientOrigin is the origin the technician's client serves the
+	// device's pages on (the session's device origin for the browser, the
+	// listener's own http://host:port for `porthole http`). The agent
+	// turns an Origin or Referer on exactly this origin into the device's
+	// own; any other Origin reaches the device unchanged, so the device's
+	// own CSRF check still sees a foreign page for what it is.
+	ClientOrigin string `json:"clientOrigin,omitempty"`
 }
 
 // ResponseHead answers a RequestHead.
@@ -219,6 +226,9 @@ func (h *RequestHead) Validate() error {
 	}
 	if h.Port < 0 || h.Port > 65535 {
 		return Errorf(CodeBadRequest, "port out of range")
+	}
+	if h.ClientOrigin != "" && !ValidOrigin(h.ClientOrigin) {
+		return Errorf(CodeBadRequest, "client origin must be scheme://host[:port]")
 	}
 	hdr, err := normalizeHeader(h.Header)
 	if err != nil {

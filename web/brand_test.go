@@ -111,23 +111,23 @@ func TestBrandIsServedAsFilesUnderAStrictPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, h := range map[string]http.Handler{"app": AppWith(AppOptions{Brand: b}), "session": SessionWith(SessionOptions{Brand: b})} {
-		prefix := ""
+	for name, h := range map[string]http.Handler{"app": AppWith(AppOptions{Brand: b}), "session": Shell(Options{Brand: b})} {
+		prefix, host := "", "localhost:8080"
 		if name == "session" {
-			prefix = strings.TrimSuffix(ShellPrefix, "/")
+			prefix, host = strings.TrimSuffix(ShellPrefix, "/"), shellHost
 		}
-		res := get(t, h, http.MethodGet, prefix+"/brand.json", nil)
+		res := get(t, h, host, http.MethodGet, prefix+"/brand.json", nil)
 		var view struct{ Name, Logo string }
 		if err := json.Unmarshal([]byte(body(t, res)), &view); err != nil || view.Name != "Acme <Remote>" || !strings.HasPrefix(view.Logo, "brand-logo?v=") {
 			t.Fatalf("%s brand.json: %v %+v", name, err, view)
 		}
-		css := body(t, get(t, h, http.MethodGet, prefix+"/brand.css", nil))
+		css := body(t, get(t, h, host, http.MethodGet, prefix+"/brand.css", nil))
 		for _, want := range []string{"--pico-primary:#0b5cad;", "--ph-header:#102a43;", "--pico-primary-hover:#094e93;"} {
 			if !strings.Contains(css, want) {
 				t.Errorf("%s brand.css lacks %q:\n%s", name, want, css)
 			}
 		}
-		res = get(t, h, http.MethodGet, prefix+"/brand-logo", nil)
+		res = get(t, h, host, http.MethodGet, prefix+"/brand-logo", nil)
 		if res.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(res.Header.Get("Content-Security-Policy"), "sandbox") ||
 			!strings.Contains(res.Header.Get("Content-Security-Policy"), "default-src 'none'") || body(t, res) != string(svg) {
 			t.Errorf("%s logo: %q %q", name, res.Header.Get("Content-Type"), res.Header.Get("Content-Security-Policy"))
@@ -135,7 +135,7 @@ func TestBrandIsServedAsFilesUnderAStrictPolicy(t *testing.T) {
 		checkStrictHeaders(t, res)
 	}
 	// The app page itself keeps its policy: no inline style, no inline script.
-	res := get(t, AppWith(AppOptions{Brand: b}), http.MethodGet, "/", nil)
+	res := get(t, AppWith(AppOptions{Brand: b}), "localhost:8080", http.MethodGet, "/", nil)
 	if csp := res.Header.Get("Content-Security-Policy"); strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "style-src 'self'") {
 		t.Fatalf("app CSP %q", csp)
 	}
@@ -143,13 +143,13 @@ func TestBrandIsServedAsFilesUnderAStrictPolicy(t *testing.T) {
 
 func TestDefaultBrandHasNoLogoAndNoOverrides(t *testing.T) {
 	h := App()
-	if res := get(t, h, http.MethodGet, "/brand-logo", nil); res.StatusCode != http.StatusNotFound {
+	if res := get(t, h, "localhost:8080", http.MethodGet, "/brand-logo", nil); res.StatusCode != http.StatusNotFound {
 		t.Fatalf("default logo: %d", res.StatusCode)
 	}
-	if css := body(t, get(t, h, http.MethodGet, "/brand.css", nil)); strings.Contains(css, "{") {
+	if css := body(t, get(t, h, "localhost:8080", http.MethodGet, "/brand.css", nil)); strings.Contains(css, "{") {
 		t.Fatalf("default brand.css sets properties: %s", css)
 	}
-	if b := body(t, get(t, h, http.MethodGet, "/brand.json", nil)); b != `{"name":"Porthole"}` {
+	if b := body(t, get(t, h, "localhost:8080", http.MethodGet, "/brand.json", nil)); b != `{"name":"Porthole"}` {
 		t.Fatalf("default brand.json %s", b)
 	}
 }

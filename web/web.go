@@ -1,6 +1,24 @@
 // Package web holds everything the technician's browser runs, embedded into
-// the signaling binary: the app UI on the app origin and the session shell on
-// each per-session origin.
+// the signaling binary: the app UI on the app origin and, for each session,
+// the two origins of SECURITY.md ("Origins"):
+//
+//   - App serves the app UI on the app origin (signaling mounts it for every
+//     path that is not an API path), the shared ui/ files under /ui/, and
+//     the operator's branding (brand.go) at /brand.css, /brand.json and
+//     /brand-logo.
+//   - Shell serves a session's window origin, https://shell-<id>.<D>: the
+//     shell page for any top-level navigation (so reloading brings the
+//     session window back on the page it showed), its modules under
+//     ShellPrefix, and the bar that popped-out device tabs frame. The shell
+//     holds the session's secrets: it is never framed, never runs device
+//     content, and cuts off any window that opens it (COOP).
+//   - Device serves a session's device origin, https://<id>.<D>, where the
+//     device's pages run: the service worker (ShellPrefix+"sw.js", scope /),
+//     the relay frame the shell hides in itself, the page shim the worker
+//     injects into device documents, the end-of-session page and notices.
+//     Nothing it serves is secret: the device's page runs on this origin and
+//     can read anything here. Device content itself never comes from this
+//     handler: the service worker carries it over WebRTC.
 //
 // The browser code is plain ES modules (see app/ and session/). The one
 // build step is `make web`: npm installs the CSS foundation (Pico CSS) at
@@ -11,27 +29,15 @@
 // everything but the foundation (MissingAssets names it, and signaling
 // warns at start), so `go build ./...` and `go vet` work without Node.
 //
-// This package only serves the files, with the headers that make the
-// session origin safe to host an untrusted device page:
-//
-//   - App serves the app UI on the app origin (signaling mounts it for every
-//     path that is not an API path), the shared ui/ files under /ui/, and
-//     the operator's branding (brand.go) at /brand.css, /brand.json and
-//     /brand-logo.
-//   - Session serves every request whose Host is a session host: the shell
-//     page for any top-level navigation (so reloading any device URL brings the
-//     shell back), the shell's own modules under ShellPrefix, the service
-//     worker at ShellPrefix+"sw.js" with Service-Worker-Allowed: /, and
-//     /favicon.ico. Requests for device content normally never reach it: the
-//     service worker carries them over WebRTC to the agent.
-//
-// Neither handler needs configuration beyond the optional Brand: the only
-// origin-dependent value, the WebSocket origin in the shell's CSP, comes
-// from the request itself.
+// Neither session handler needs per-session configuration: the origin-dependent
+// values in their policies come from the request's Host, which signaling
+// has matched against its sessions domain before calling them.
 package web
 
 import (
+	"bytes"
 	"embed"
+	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -39,15 +45,19 @@ import (
 	"strings"
 )
 
-// ShellPrefix is the path prefix of the shell's own assets on a session
-// origin. The service worker never sends a path under it to the device.
+// ShellPrefix is the path prefix of Porthole's own files on both session
+// origins. The service worker never sends a path under it to the device.
 const ShellPrefix = "/__t/"
 
-//go:embed app/*.html app/*.js app/*.css session/*.html session/*.js session/*.css favicon.ico ui
+// ShellHostPrefix is the first label's prefix of a session's shell host
+// (proto.ShellHostPrefix).
+const ShellHostPrefix = "shell-"
+
+//go:embed app/*.html app/*.js app/*.css session/*.html session/*.js session/*.css session/page/*.js favicon.ico ui
 var files embed.FS
 
 // UIPrefix is the path prefix of the shared ui/ files on the app origin
-// (ShellPrefix+"ui/" on a session origin).
+// (ShellPrefix+"ui/" on a session's shell origin).
 const UIPrefix = "/ui/"
 
 // foundation lists the files `make web` copies from npm into ui/.
@@ -73,6 +83,32 @@ var contentTypes = map[string]string{
 	".js":   "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
 	".ico":  "image/x-icon",
+}
+
+// Which of session/'s files each origin serves under ShellPrefix. The shell's
+// modules are not served on the device origin, and the worker's and the
+// relay's not on the shell origin; the few shared pure modules are on both.
+var (
+	shellAssets = set("shell.js", "signaling.js", "tunnel.js", "frames.js", "headers.js", "toolbar.js",
+		"credentials.js", "recovery.js", "pathreason.js", "protocol.js", "shell.css", "bar.js", "bar.css")
+	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "relay.js", "notice.css")
+)
+
+// pageParts are the page shim's parts (session/page/), in the order
+// /__t/page.js runs them: core first (the shim's namespace and its hint
+// channel to the shell), start last (it runs the features the parts in
+// between registered). Add a feature by adding its file here, before start.
+// The shim is one classic script, not a module, because a module runs only
+// after the document is parsed, after the page's own inline scripts: hooks
+// such as a WebSocket shim must be in place before those run.
+var pageParts = []string{"core.js", "location.js", "framebust.js", "websocket.js", "bar.js", "start.js"}
+
+func set(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }
 
 // AppOptions configure the app handler.
@@ -105,6 +141,7 @@ func AppWith(opt AppOptions) http.Handler {
 		h := w.Header()
 		h.Set("Content-Security-Policy", appCSP)
 		strictHeaders(h)
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if brand.serve(w, r, r.URL.Path) {
 			return
 		}
@@ -140,30 +177,43 @@ func uiFile(rest string) string {
 	return "ui/" + rest
 }
 
-// SessionOptions configure the session handler.
-type SessionOptions struct {
+// Options configure the session handlers.
+type Options struct {
 	// TokenEndpoint is the app origin's OAuth token endpoint
 	// (https://app.example.com/oauth/token), the one cross-origin URL the
 	// shell may fetch: it exchanges its authorization code there.
 	TokenEndpoint string
-	// Brand is the operator's branding, served to the shell as on the app
-	// origin under ShellPrefix (brand.css, brand.json, brand-logo); nil is
-	// Porthole's own.
+	// AppOrigin is the app's origin, linked from the device origin's
+	// notices ("open it from Porthole"). Empty links nowhere.
+	AppOrigin string
+	// Scheme is the scheme of session origins, "https" or "http"; empty
+	// means the request's own (https when it came over TLS). Set it behind
+	// a proxy that terminates TLS.
+	Scheme string
+	// Brand is the operator's branding, served to the session window as on
+	// the app origin under ShellPrefix (brand.css, brand.json,
+	// brand-logo); nil is Porthole's own.
 	Brand *Brand
 }
 
-// Session returns the handler for session origins
-// (http://<session>.localhost:<port>, https://<session>.<sessions-domain>).
-func Session() http.Handler { return SessionWith(SessionOptions{}) }
+func (o Options) scheme(r *http.Request) string {
+	switch {
+	case o.Scheme != "":
+		return o.Scheme
+	case r.TLS != nil:
+		return "https"
+	}
+	return "http"
+}
 
-// SessionWith is Session with options.
-func SessionWith(opt SessionOptions) http.Handler {
+// Shell returns the handler for session window origins
+// (https://shell-<session>.<sessions-domain>).
+func Shell(opt Options) http.Handler {
 	extra := ""
 	if u, err := url.Parse(opt.TokenEndpoint); err == nil && (u.Scheme == "https" || u.Scheme == "http") &&
 		validHost(u.Host) && u.RawQuery == "" && !strings.ContainsAny(u.Path, " ;,'\"") {
 		extra = " " + u.Scheme + "://" + u.Host + u.EscapedPath()
 	}
-	shellCSP := func(r *http.Request) string { return shellCSPWith(r, extra) }
 	brand := opt.Brand
 	if brand == nil {
 		brand = DefaultBrand()
@@ -171,9 +221,86 @@ func SessionWith(opt SessionOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		strictHeaders(h)
+		devHost, ok := strings.CutPrefix(strings.ToLower(r.Host), ShellHostPrefix)
+		if !ok || !validHost(r.Host) || devHost == "" {
+			http.NotFound(w, r)
+			return
+		}
+		scheme := opt.scheme(r)
+		deviceOrigin := scheme + "://" + devHost
+		if !getOrHead(w, r) {
+			return
+		}
+		p := r.URL.Path
+		switch {
+		case p == "/favicon.ico":
+			serveFile(w, r, "favicon.ico")
+		case p == ShellPrefix+"bar.html":
+			// The bar of popped-out device tabs: framed by the device
+			// origin only, and holding nothing but what the shell
+			// broadcasts to it (time left, path).
+			h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "+
+				"base-uri 'none'; form-action 'none'; frame-ancestors "+deviceOrigin)
+			serveFile(w, r, "session/bar.html")
+		case strings.HasPrefix(p, ShellPrefix):
+			name := strings.TrimPrefix(p, ShellPrefix)
+			// The shared foundation and the branding, as on the app origin.
+			if rest, ok := strings.CutPrefix(name, "ui/"); ok {
+				h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+				serveFile(w, r, uiFile(rest))
+				return
+			}
+			if brand.serve(w, r, "/"+name) {
+				return
+			}
+			if !shellAssets[name] {
+				http.NotFound(w, r)
+				return
+			}
+			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+			serveFile(w, r, "session/"+name)
+		default:
+			// Any top-level navigation gets the shell, which then shows
+			// this path of the device in its frame. The shell is never
+			// framed (frame-ancestors 'none' says so too) and never a
+			// subresource.
+			switch r.Header.Get("Sec-Fetch-Dest") {
+			case "", "document":
+			default:
+				http.Error(w, "the session window is not available here", http.StatusNotFound)
+				return
+			}
+			connect := "'self'"
+			if scheme == "https" {
+				connect += " wss://" + r.Host
+			} else {
+				connect += " ws://" + r.Host
+			}
+			h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; "+
+				"img-src 'self' data:; connect-src "+connect+extra+"; frame-src "+deviceOrigin+"; "+
+				"worker-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+			// A window the device's page opens on this origin gets no
+			// reference to anything here, nor this page to it.
+			h.Set("Cross-Origin-Opener-Policy", "same-origin")
+			serveFile(w, r, "session/shell.html")
+		}
+	})
+}
+
+// Device returns the handler for session device origins
+// (https://<session>.<sessions-domain>).
+func Device(opt Options) http.Handler {
+	page := pageBundle()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		strictHeaders(h)
+		if !validHost(r.Host) {
+			http.NotFound(w, r)
+			return
+		}
+		shellOrigin := opt.scheme(r) + "://" + ShellHostPrefix + strings.ToLower(r.Host)
 		// A device page that opens a WebSocket reaches the server directly:
-		// a service worker cannot intercept WebSockets. Say so instead of
-		// answering with the shell page.
+		// a service worker cannot intercept WebSockets.
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			http.Error(w, "Porthole does not carry WebSockets opened by the device's page", http.StatusNotImplemented)
 			return
@@ -186,76 +313,90 @@ func SessionWith(opt SessionOptions) http.Handler {
 		case p == "/favicon.ico":
 			// The browser fetches it outside the worker's control.
 			serveFile(w, r, "favicon.ico")
+		case p == ShellPrefix+"sw.js":
+			// The worker lives under the prefix but controls the whole
+			// origin, which the browser allows only with this header.
+			h.Set("Service-Worker-Allowed", "/")
+			h.Set("Content-Security-Policy", "default-src 'self'")
+			serveFile(w, r, "session/sw.js")
+		case p == ShellPrefix+"relay.html":
+			h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; worker-src 'self'; "+
+				"base-uri 'none'; form-action 'none'; frame-ancestors "+shellOrigin)
+			serveFile(w, r, "session/relay.html")
+		case p == ShellPrefix+"page.js":
+			h.Set("Content-Type", contentTypes[".js"])
+			if r.Method != http.MethodHead {
+				w.Write(page)
+			}
+		case p == ShellPrefix+"ended":
+			// Every device window is sent here when the session ends. The
+			// origin's storage, worker and cache go with it; not "cookies",
+			// which Chromium clears for the whole site (every session).
+			h.Set("Clear-Site-Data", `"cache", "storage"`)
+			h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; base-uri 'none'; "+
+				"form-action 'none'; frame-ancestors 'self' "+shellOrigin)
+			serveFile(w, r, "session/ended.html")
 		case strings.HasPrefix(p, ShellPrefix):
 			name := strings.TrimPrefix(p, ShellPrefix)
-			// The shared foundation and the branding, as on the app origin.
-			if rest, ok := strings.CutPrefix(name, "ui/"); ok {
-				h.Set("Content-Security-Policy", shellCSP(r))
-				serveFile(w, r, uiFile(rest))
-				return
-			}
-			if brand.serve(w, r, "/"+name) {
-				return
-			}
-			if name == "" || strings.Contains(name, "/") || path.Ext(name) == ".html" {
+			if !deviceAssets[name] {
 				http.NotFound(w, r)
 				return
 			}
-			if name == "sw.js" {
-				// The worker lives under the prefix but controls the whole
-				// origin, which the browser allows only with this header.
-				h.Set("Service-Worker-Allowed", "/")
-			}
-			h.Set("Content-Security-Policy", shellCSP(r))
+			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 			serveFile(w, r, "session/"+name)
 		default:
-			// The shell answers top-level navigations only. A frame asking
-			// the server for a path means the worker did not control it
-			// (a hard reload of the frame, say); serving the shell there
-			// would nest a second session client in the device frame.
+			// A request the worker did not carry: a navigation before the
+			// worker controls the window, a bookmark, a hard reload.
 			switch r.Header.Get("Sec-Fetch-Dest") {
-			case "", "document":
-			case "iframe", "frame":
-				h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'")
-				serveFile(w, r, "session/detached.html")
-				return
+			case "", "document", "iframe", "frame":
+				h.Set("Content-Type", contentTypes[".html"])
+				h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; base-uri 'none'; "+
+					"form-action 'none'; frame-ancestors 'self' "+shellOrigin)
+				w.WriteHeader(http.StatusNotFound)
+				if r.Method != http.MethodHead {
+					_ = detachedTmpl.Execute(w, struct{ App string }{opt.AppOrigin})
+				}
 			default:
 				http.Error(w, "not available outside the session window", http.StatusNotFound)
-				return
 			}
-			h.Set("Content-Security-Policy", shellCSP(r))
-			serveFile(w, r, "session/shell.html")
 		}
 	})
 }
 
+// detachedTmpl is the device origin's answer to a page the worker did not
+// carry.
+var detachedTmpl = template.Must(template.ParseFS(files, "session/detached.html"))
+
+// pageBundle is /__t/page.js: pageParts in one strict-mode function, so the
+// shim's names stay out of the page's global scope.
+func pageBundle() []byte {
+	var b bytes.Buffer
+	b.WriteString("// Porthole page shim (web/session/page/): a compatibility aid in the device page's own realm,\n" +
+		"// not a security boundary. Everything it does, the device's page could do itself.\n" +
+		"(function () {\n'use strict';\n")
+	for _, p := range pageParts {
+		src, err := files.ReadFile("session/page/" + p)
+		if err != nil {
+			panic("web: page shim part " + p + ": " + err.Error()) // a build error: the list names embedded files
+		}
+		b.WriteString("// --- " + p + "\n")
+		b.Write(src)
+		b.WriteString("\n")
+	}
+	b.WriteString("})();\n")
+	return b.Bytes()
+}
+
 // strictHeaders sets what every response of ours carries. no-store keeps
-// the shell and its modules from outliving a deploy or a session in a cache.
+// our pages and modules from outliving a deploy or a session in a cache;
+// Origin-Agent-Cluster keys the agent cluster by origin, so the shell and
+// the device origin (same site) can never share one and document.domain
+// is a no-op.
 func strictHeaders(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-}
-
-// shellCSPWith is the shell's policy: its own origin only (and the OAuth token
-// endpoint, extraConnect, if any). connect-src names the
-// signaling WebSocket's origin explicitly as well, for browsers that do not
-// let 'self' match ws: and wss:. The frame (the device page) is same-origin;
-// frame-ancestors 'none' keeps the shell itself from ever being framed.
-func shellCSPWith(r *http.Request, extraConnect string) string {
-	connect := "'self'"
-	if validHost(r.Host) {
-		scheme := "ws://"
-		if r.TLS != nil {
-			scheme = "wss://"
-		}
-		connect += " " + scheme + r.Host
-	}
-	connect += extraConnect
-	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"connect-src " + connect + "; frame-src 'self'; worker-src 'self'; object-src 'none'; " +
-		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	h.Set("Origin-Agent-Cluster", "?1")
 }
 
 // validHost reports whether host is safe to repeat in a header: a DNS name

@@ -8,12 +8,17 @@ import (
 	"testing"
 )
 
-const sessionHost = "abcdefgh12345678.localhost:8080"
+const (
+	deviceHost   = "abcdefgh12345678.sessions.localhost:8080"
+	shellHost    = "shell-abcdefgh12345678.sessions.localhost:8080"
+	deviceOrigin = "http://" + deviceHost
+	shellOrigin  = "http://" + shellHost
+)
 
-func get(t *testing.T, h http.Handler, method, target string, hdr map[string]string) *http.Response {
+func get(t *testing.T, h http.Handler, host, method, target string, hdr map[string]string) *http.Response {
 	t.Helper()
 	req := httptest.NewRequest(method, target, nil)
-	req.Host = sessionHost
+	req.Host = host
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -37,6 +42,7 @@ func checkStrictHeaders(t *testing.T, res *http.Response) {
 		"X-Content-Type-Options": "nosniff",
 		"Referrer-Policy":        "no-referrer",
 		"Cache-Control":          "no-store",
+		"Origin-Agent-Cluster":   "?1",
 	} {
 		if got := res.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
@@ -44,11 +50,16 @@ func checkStrictHeaders(t *testing.T, res *http.Response) {
 	}
 }
 
-func TestSessionServesShellForAnyNavigation(t *testing.T) {
-	h := Session()
+func shell() http.Handler { return Shell(Options{Scheme: "http"}) }
+func device() http.Handler {
+	return Device(Options{Scheme: "http", AppOrigin: "http://localhost:8080"})
+}
+
+func TestShellServesShellForAnyNavigation(t *testing.T) {
+	h := shell()
 	for _, target := range []string{"/", "/settings?saved=1", "/admin/users/42", "/index.html", "/__tx"} {
 		for _, dest := range []string{"", "document"} {
-			res := get(t, h, http.MethodGet, target, map[string]string{"Sec-Fetch-Dest": dest})
+			res := get(t, h, shellHost, http.MethodGet, target, map[string]string{"Sec-Fetch-Dest": dest})
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("%s: status %d", target, res.StatusCode)
 			}
@@ -60,62 +71,98 @@ func TestSessionServesShellForAnyNavigation(t *testing.T) {
 				t.Fatalf("%s: not the shell: %.200s", target, b)
 			}
 			checkStrictHeaders(t, res)
+			if got := res.Header.Get("Cross-Origin-Opener-Policy"); got != "same-origin" {
+				t.Errorf("%s: COOP %q, want same-origin", target, got)
+			}
 			csp := res.Header.Get("Content-Security-Policy")
-			for _, want := range []string{"default-src 'self'", "connect-src 'self' ws://" + sessionHost, "frame-src 'self'", "frame-ancestors 'none'"} {
+			for _, want := range []string{"default-src 'self'", "connect-src 'self' ws://" + shellHost,
+				"frame-src " + deviceOrigin + ";", "worker-src 'none'", "frame-ancestors 'none'"} {
 				if !strings.Contains(csp, want) {
 					t.Errorf("%s: CSP %q lacks %q", target, csp, want)
 				}
 			}
-			if strings.Contains(csp, "http") || strings.Contains(csp, "*") {
-				t.Errorf("CSP names a remote origin: %q", csp)
+			// The only other origin the shell may reach is its own device
+			// origin, in its frame.
+			if strings.Count(csp, "http") != 1 || strings.Contains(csp, "*") || strings.Contains(csp, "frame-src 'self'") {
+				t.Errorf("CSP names more than the device origin: %q", csp)
 			}
 		}
 	}
 }
 
-func TestSessionShellCSPUsesWSSOverTLS(t *testing.T) {
-	req := httptest.NewRequest(http.MethodGet, "https://"+sessionHost+"/", nil)
+func TestShellCSPUsesWSSOverTLS(t *testing.T) {
+	req := httptest.NewRequest(http.MethodGet, "https://"+shellHost+"/", nil)
 	rec := httptest.NewRecorder()
-	Session().ServeHTTP(rec, req)
-	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "wss://"+sessionHost) {
+	Shell(Options{}).ServeHTTP(rec, req)
+	csp := rec.Header().Get("Content-Security-Policy")
+	if !strings.Contains(csp, "wss://"+shellHost) || !strings.Contains(csp, "frame-src https://"+deviceHost) {
 		t.Fatalf("CSP %q", csp)
 	}
 }
 
-func TestSessionShellCSPIgnoresOddHost(t *testing.T) {
-	req := httptest.NewRequest(http.MethodGet, "/", nil)
-	req.Host = "x; script-src *"
-	rec := httptest.NewRecorder()
-	Session().ServeHTTP(rec, req)
-	if csp := rec.Header().Get("Content-Security-Policy"); strings.Contains(csp, "script-src *") {
-		t.Fatalf("host leaked into CSP: %q", csp)
-	}
-}
-
-func TestSessionDoesNotServeShellToFramesOrSubresources(t *testing.T) {
-	h := Session()
-	res := get(t, h, http.MethodGet, "/settings", map[string]string{"Sec-Fetch-Dest": "iframe"})
-	if b := body(t, res); res.StatusCode != http.StatusOK || strings.Contains(b, "shell.js") || !strings.Contains(b, "outside the Porthole session") {
-		t.Fatalf("iframe: %d %.200s", res.StatusCode, b)
-	}
-	for _, dest := range []string{"script", "image", "empty", "style"} {
-		res := get(t, h, http.MethodGet, "/app.js", map[string]string{"Sec-Fetch-Dest": dest})
-		if res.StatusCode != http.StatusNotFound {
-			t.Errorf("%s: status %d, want 404", dest, res.StatusCode)
+func TestShellCSPIgnoresOddHost(t *testing.T) {
+	for _, h := range []http.Handler{shell(), device()} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Host = "shell-x; script-src *"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if csp := rec.Header().Get("Content-Security-Policy"); strings.Contains(csp, "script-src *") {
+			t.Fatalf("host leaked into CSP: %q", csp)
 		}
 	}
-	res = get(t, h, http.MethodGet, "/live", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"})
-	if res.StatusCode != http.StatusNotImplemented {
-		t.Fatalf("websocket: status %d", res.StatusCode)
+}
+
+func TestShellIsNeverFramedOrASubresource(t *testing.T) {
+	h := shell()
+	for _, dest := range []string{"iframe", "frame", "script", "image", "empty", "style"} {
+		res := get(t, h, shellHost, http.MethodGet, "/settings", map[string]string{"Sec-Fetch-Dest": dest})
+		if b := body(t, res); res.StatusCode != http.StatusNotFound || strings.Contains(b, "shell.js") {
+			t.Errorf("%s: status %d %.100s, want 404 without the shell", dest, res.StatusCode, b)
+		}
 	}
-	res = get(t, h, http.MethodPost, "/settings", nil)
-	if res.StatusCode != http.StatusMethodNotAllowed {
+	if res := get(t, h, shellHost, http.MethodPost, "/settings", nil); res.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST: status %d", res.StatusCode)
+	}
+	// A host that is not a shell host gets nothing.
+	if res := get(t, h, deviceHost, http.MethodGet, "/", nil); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("device host on the shell handler: %d", res.StatusCode)
 	}
 }
 
-func TestSessionServesWorkerWithScopeHeader(t *testing.T) {
-	res := get(t, Session(), http.MethodGet, "/__t/sw.js", nil)
+func TestEachOriginServesOnlyItsOwnAssets(t *testing.T) {
+	shellOnly := []string{"shell.js", "signaling.js", "tunnel.js", "toolbar.js", "credentials.js", "recovery.js", "pathreason.js", "shell.css", "bar.js", "bar.css"}
+	deviceOnly := []string{"sw.js", "pages.js", "inject.js", "relay.js", "notice.css", "relay.html", "page.js", "ended"}
+	both := []string{"headers.js", "frames.js", "protocol.js"}
+	type tc struct {
+		h    http.Handler
+		host string
+		ok   []string
+		not  []string
+	}
+	for _, c := range []tc{
+		{shell(), shellHost, append(append([]string{}, shellOnly...), both...), deviceOnly},
+		{device(), deviceHost, append(append([]string{}, deviceOnly...), both...), shellOnly},
+	} {
+		for _, name := range c.ok {
+			res := get(t, c.h, c.host, http.MethodGet, ShellPrefix+name, map[string]string{"Sec-Fetch-Dest": "script"})
+			if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") == "" {
+				t.Errorf("%s%s: status %d, type %q", c.host, name, res.StatusCode, res.Header.Get("Content-Type"))
+			}
+			if name != "sw.js" && res.Header.Get("Service-Worker-Allowed") != "" {
+				t.Errorf("%s: Service-Worker-Allowed on a non-worker asset", name)
+			}
+			checkStrictHeaders(t, res)
+		}
+		for _, name := range c.not {
+			if res := get(t, c.h, c.host, http.MethodGet, ShellPrefix+name, nil); res.StatusCode != http.StatusNotFound {
+				t.Errorf("%s%s: status %d, want 404 (the other origin's)", c.host, name, res.StatusCode)
+			}
+		}
+	}
+}
+
+func TestDeviceServesWorkerWithScopeHeader(t *testing.T) {
+	res := get(t, device(), deviceHost, http.MethodGet, "/__t/sw.js", nil)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", res.StatusCode)
 	}
@@ -131,42 +178,110 @@ func TestSessionServesWorkerWithScopeHeader(t *testing.T) {
 	}
 }
 
-func TestSessionServesShellAssets(t *testing.T) {
-	h := Session()
-	for name, ct := range map[string]string{
-		"shell.js": "text/javascript; charset=utf-8", "signaling.js": "text/javascript; charset=utf-8",
-		"tunnel.js": "text/javascript; charset=utf-8", "frames.js": "text/javascript; charset=utf-8",
-		"headers.js": "text/javascript; charset=utf-8", "toolbar.js": "text/javascript; charset=utf-8",
-		"pages.js": "text/javascript; charset=utf-8", "shell.css": "text/css; charset=utf-8",
-		"notice.css": "text/css; charset=utf-8",
-	} {
-		res := get(t, h, http.MethodGet, ShellPrefix+name, map[string]string{"Sec-Fetch-Dest": "script"})
-		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != ct {
-			t.Errorf("%s: status %d, type %q", name, res.StatusCode, res.Header.Get("Content-Type"))
+func TestFramePolicies(t *testing.T) {
+	cases := []struct {
+		h          http.Handler
+		host, path string
+		want       string // frame-ancestors
+	}{
+		{device(), deviceHost, "/__t/relay.html", "frame-ancestors " + shellOrigin},
+		{device(), deviceHost, "/__t/ended", "frame-ancestors 'self' " + shellOrigin},
+		{device(), deviceHost, "/settings", "frame-ancestors 'self' " + shellOrigin},
+		{shell(), shellHost, "/__t/bar.html", "frame-ancestors " + deviceOrigin},
+	}
+	for _, c := range cases {
+		res := get(t, c.h, c.host, http.MethodGet, c.path, map[string]string{"Sec-Fetch-Dest": "iframe"})
+		csp := res.Header.Get("Content-Security-Policy")
+		if !strings.HasSuffix(csp, c.want) && !strings.Contains(csp, c.want+";") {
+			t.Errorf("%s: CSP %q, want %q", c.path, csp, c.want)
 		}
-		if res.Header.Get("Service-Worker-Allowed") != "" {
-			t.Errorf("%s: Service-Worker-Allowed on a non-worker asset", name)
+		if res.Header.Get("Cross-Origin-Opener-Policy") != "" {
+			t.Errorf("%s: COOP on a framed page", c.path)
 		}
-		checkStrictHeaders(t, res)
 	}
 }
 
-func TestSessionUnknownShellAssetsAreNotFound(t *testing.T) {
-	h := Session()
-	for _, target := range []string{"/__t/", "/__t/nope.js", "/__t/shell.html", "/__t/../web.go", "/__t/sub/shell.js", "/__t/frames.test.js", "/__t/web.go", "/__t/favicon.ico"} {
-		res := get(t, h, http.MethodGet, target, nil)
-		if res.StatusCode != http.StatusNotFound {
-			t.Errorf("%s: status %d, want 404", target, res.StatusCode)
+func TestDeviceEndedPageWipesTheOrigin(t *testing.T) {
+	res := get(t, device(), deviceHost, http.MethodGet, "/__t/ended", map[string]string{"Sec-Fetch-Dest": "document"})
+	if res.StatusCode != http.StatusOK || !strings.Contains(body(t, res), "Session ended") {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	// Not "cookies": Chromium clears those for the whole site, which is
+	// every other session.
+	if got := res.Header.Get("Clear-Site-Data"); got != `"cache", "storage"` {
+		t.Fatalf("Clear-Site-Data %q", got)
+	}
+}
+
+func TestDeviceOriginNeverServesTheShell(t *testing.T) {
+	h := device()
+	for _, dest := range []string{"", "document", "iframe"} {
+		res := get(t, h, deviceHost, http.MethodGet, "/settings", map[string]string{"Sec-Fetch-Dest": dest})
+		b := body(t, res)
+		if res.StatusCode != http.StatusNotFound || strings.Contains(b, "shell.js") || !strings.Contains(b, "belongs to a Porthole session window") ||
+			!strings.Contains(b, `href="http://localhost:8080/"`) {
+			t.Fatalf("%q: %d %.300s", dest, res.StatusCode, b)
 		}
-		if strings.Contains(body(t, res), "shell.js") {
-			t.Errorf("%s: served the shell", target)
+	}
+	for _, dest := range []string{"script", "image", "empty", "style"} {
+		if res := get(t, h, deviceHost, http.MethodGet, "/app.js", map[string]string{"Sec-Fetch-Dest": dest}); res.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", dest, res.StatusCode)
+		}
+	}
+	if res := get(t, h, deviceHost, http.MethodGet, "/live", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"}); res.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("websocket: status %d", res.StatusCode)
+	}
+	if res := get(t, h, deviceHost, http.MethodPost, "/settings", nil); res.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: status %d", res.StatusCode)
+	}
+}
+
+func TestPageShimIsOneClassicScript(t *testing.T) {
+	res := get(t, device(), deviceHost, http.MethodGet, "/__t/page.js", nil)
+	b := body(t, res)
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/javascript; charset=utf-8" {
+		t.Fatalf("status %d type %q", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	if !strings.HasPrefix(b, "//") || !strings.Contains(b, "(function () {\n'use strict';") || !strings.HasSuffix(b, "})();\n") {
+		t.Fatalf("not one strict function: %.200s … %.50s", b, b[len(b)-50:])
+	}
+	if strings.Contains(b, "import ") || strings.Contains(b, "export ") {
+		t.Fatal("the shim is a classic script: no import or export")
+	}
+	last := -1
+	for _, p := range pageParts {
+		i := strings.Index(b, "// --- "+p+"\n")
+		if i < 0 || i < last {
+			t.Fatalf("part %s missing or out of order", p)
+		}
+		last = i
+	}
+}
+
+func TestUnknownAssetsAreNotFound(t *testing.T) {
+	for _, c := range []struct {
+		h    http.Handler
+		host string
+	}{{shell(), shellHost}, {device(), deviceHost}} {
+		for _, target := range []string{"/__t/", "/__t/nope.js", "/__t/shell.html", "/__t/../web.go", "/__t/sub/shell.js", "/__t/page/core.js",
+			"/__t/frames.test.js", "/__t/web.go", "/__t/favicon.ico", "/__t/detached.html"} {
+			res := get(t, c.h, c.host, http.MethodGet, target, nil)
+			if res.StatusCode != http.StatusNotFound {
+				t.Errorf("%s%s: status %d, want 404", c.host, target, res.StatusCode)
+			}
+			if strings.Contains(body(t, res), "shell.js") {
+				t.Errorf("%s: served the shell", target)
+			}
 		}
 	}
 }
 
 func TestFaviconServedDirectly(t *testing.T) {
-	for name, h := range map[string]http.Handler{"session": Session(), "app": App()} {
-		res := get(t, h, http.MethodGet, "/favicon.ico", map[string]string{"Sec-Fetch-Dest": "image"})
+	for name, c := range map[string]struct {
+		h    http.Handler
+		host string
+	}{"shell": {shell(), shellHost}, "device": {device(), deviceHost}, "app": {App(), "localhost:8080"}} {
+		res := get(t, c.h, c.host, http.MethodGet, "/favicon.ico", map[string]string{"Sec-Fetch-Dest": "image"})
 		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "image/x-icon" {
 			t.Fatalf("%s: status %d, type %q", name, res.StatusCode, res.Header.Get("Content-Type"))
 		}
@@ -177,15 +292,19 @@ func TestFaviconServedDirectly(t *testing.T) {
 }
 
 func TestHeadHasNoBody(t *testing.T) {
-	res := get(t, Session(), http.MethodHead, "/", nil)
+	res := get(t, shell(), shellHost, http.MethodHead, "/", nil)
 	if res.StatusCode != http.StatusOK || body(t, res) != "" || res.Header.Get("Content-Type") == "" {
 		t.Fatalf("HEAD: %d", res.StatusCode)
+	}
+	res = get(t, device(), deviceHost, http.MethodHead, "/__t/page.js", nil)
+	if res.StatusCode != http.StatusOK || body(t, res) != "" {
+		t.Fatalf("HEAD page.js: %d", res.StatusCode)
 	}
 }
 
 func TestAppServesPageAndAssets(t *testing.T) {
 	h := App()
-	res := get(t, h, http.MethodGet, "/", nil)
+	res := get(t, h, "localhost:8080", http.MethodGet, "/", nil)
 	if b := body(t, res); res.StatusCode != http.StatusOK || !strings.Contains(b, `src="/app.js"`) {
 		t.Fatalf("index: %d %.200s", res.StatusCode, b)
 	}
@@ -198,31 +317,33 @@ func TestAppServesPageAndAssets(t *testing.T) {
 	}
 	for target, ct := range map[string]string{"/app.js": "text/javascript; charset=utf-8", "/app.css": "text/css; charset=utf-8",
 		"/messages.js": "text/javascript; charset=utf-8", "/ui/porthole.css": "text/css; charset=utf-8"} {
-		res := get(t, h, http.MethodGet, target, nil)
+		res := get(t, h, "localhost:8080", http.MethodGet, target, nil)
 		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != ct {
 			t.Errorf("%s: %d %q", target, res.StatusCode, res.Header.Get("Content-Type"))
 		}
 	}
 	for _, target := range []string{"/nope", "/sw.js", "/__t/shell.js", "/shell.js", "/app/app.js", "/web.go",
 		"/ui/", "/ui/../web.go", "/ui/vendor/", "/ui/a/b/c.css", "/ui/.hidden", "/ui/vendor/../../web.go"} {
-		if res := get(t, h, http.MethodGet, target, nil); res.StatusCode != http.StatusNotFound {
+		if res := get(t, h, "localhost:8080", http.MethodGet, target, nil); res.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: status %d, want 404", target, res.StatusCode)
 		}
 	}
-	if res := get(t, h, http.MethodPost, "/", nil); res.StatusCode != http.StatusMethodNotAllowed {
+	if res := get(t, h, "localhost:8080", http.MethodPost, "/", nil); res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", res.StatusCode)
 	}
 }
 
 // The JavaScript tests live beside the modules but must never be served.
 func TestEmbeddedFilesHaveNoTests(t *testing.T) {
-	entries, err := files.ReadDir("session")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".test.js") {
-			t.Errorf("embedded test file %s", e.Name())
+	for _, dir := range []string{"session", "session/page"} {
+		entries, err := files.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".test.js") {
+				t.Errorf("embedded test file %s/%s", dir, e.Name())
+			}
 		}
 	}
 }
@@ -233,13 +354,17 @@ func TestFoundationServedOnBothOrigins(t *testing.T) {
 	if len(MissingAssets()) > 0 {
 		t.Skipf("built without make web: %v", MissingAssets())
 	}
-	for target, h := range map[string]http.Handler{"/ui/vendor/pico.min.css": App(), "/__t/ui/vendor/pico.min.css": Session(), "/__t/ui/porthole.css": Session()} {
-		res := get(t, h, http.MethodGet, target, map[string]string{"Sec-Fetch-Dest": "style"})
+	for target, h := range map[string]http.Handler{"/ui/vendor/pico.min.css": App(), "/__t/ui/vendor/pico.min.css": shell(), "/__t/ui/porthole.css": shell()} {
+		host := "localhost:8080"
+		if strings.HasPrefix(target, ShellPrefix) {
+			host = shellHost
+		}
+		res := get(t, h, host, http.MethodGet, target, map[string]string{"Sec-Fetch-Dest": "style"})
 		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/css; charset=utf-8" {
 			t.Errorf("%s: %d %q", target, res.StatusCode, res.Header.Get("Content-Type"))
 		}
 	}
-	if b := body(t, get(t, App(), http.MethodGet, "/ui/vendor/pico.min.css", nil)); !strings.Contains(b, "Pico CSS") {
+	if b := body(t, get(t, App(), "localhost:8080", http.MethodGet, "/ui/vendor/pico.min.css", nil)); !strings.Contains(b, "Pico CSS") {
 		t.Errorf("not Pico: %.100s", b)
 	}
 }

@@ -95,7 +95,12 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 		return a.send(typ, s.id, payload)
 	})
 	srv := &tunnel.Server{
-		HTTP:    s.proxy.Handler,
+		HTTP: s.proxy.Handler,
+		// The origin the technician's client serves the device's pages on:
+		// only Origin and Referer on it become the device's own.
+		RequestContext: func(ctx context.Context, head *proto.RequestHead) context.Context {
+			return deviceproxy.WithClientOrigin(ctx, head.ClientOrigin)
+		},
 		DialTCP: s.proxy.DialTCP,
 		Logger:  a.log.With("session", s.id, "device", s.device.cfg.ID),
 		Observe: a.observe(s),

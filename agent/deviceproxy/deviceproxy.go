@@ -9,10 +9,11 @@
 //
 // The request path (request.go), top to bottom: requests arrive from the
 // tunnel in origin form ("/path?query") and go to scheme://Host:port of the
-// configuration with the configured Host header; Origin and Referer are
-// rewritten to the device's origin (device CSRF checks compare them), and
-// set to it on state-changing requests that carry none, as a browser on the
-// device's own origin would; the session's cookie jar is merged with the
+// configuration with the configured Host header; Origin and Referer on the
+// client's own origin (WithClientOrigin) are rewritten to the device's
+// origin (device CSRF checks compare them), foreign ones pass unchanged, and
+// a state-changing request without an Origin (not from a web page) gets the
+// device's, as a browser on the device's own origin would send; the session's cookie jar is merged with the
 // Cookie header the page sent; credentials are applied to the device's
 // Basic or Digest challenges; gzip and deflate are offered; a body of
 // unknown length is spooled to learn it; no X-Forwarded-* headers are added
@@ -23,7 +24,8 @@
 // the jar, never further, and the non-HttpOnly cookies are handed to the
 // tunnel to be mirrored by the browser; gzip and deflate bodies are decoded;
 // the device's CORS, HSTS, frame-blocking and reporting headers are
-// dropped and the session's policy (DeviceCSP, nosniff, no-referrer) is set.
+// dropped and the session's policy (DeviceCSP, nosniff, same-origin
+// referrers) is set.
 // Bodies stream both ways with pooled 16 KiB buffers.
 //
 // A host name is resolved once, at the first connection, and the address

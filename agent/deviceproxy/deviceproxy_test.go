@@ -92,7 +92,8 @@ func TestRewriteHeadersAndTarget(t *testing.T) {
 				"X-Client-Hop":        {"1"},
 				"Proxy-Authorization": {"Basic eA=="},
 			}
-			rec := serve(h, originFormRequest(context.Background(), "GET", "/cgi?x=1", hdr))
+			ctx := deviceproxy.WithClientOrigin(context.Background(), "https://s1.sessions.example")
+			rec := serve(h, originFormRequest(ctx, "GET", "/cgi?x=1", hdr))
 			if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/next" {
 				t.Fatalf("got %d Location %q; the redirect must come back unfollowed", rec.Code, rec.Header().Get("Location"))
 			}
@@ -225,5 +226,62 @@ func TestDialTCPDeclaredPort(t *testing.T) {
 	b, _ := io.ReadAll(c)
 	if string(b) != "SSH-2.0-device\r\n" {
 		t.Fatalf("got %q", b)
+	}
+}
+
+// TestOriginIsNeverLaundered: only an Origin or Referer on the client's own
+// origin (where it serves the device's pages) becomes the device's; a
+// foreign one reaches the device unchanged, so the device's own CSRF check
+// still sees it, and nothing foreign gets a device Referer added.
+func TestOriginIsNeverLaundered(t *testing.T) {
+	const (
+		client = "https://abcdefgh12345678.sessions.example" // the session's device origin
+		device = "http://printer.example"
+	)
+	seen := make(chan http.Header, 1)
+	dev := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
+	defer dev.Close()
+	p := newProxy(t, deviceproxy.Device{ID: "d1", Host: "127.0.0.1", HTTPPort: portOf(t, dev.Listener.Addr().String()), HostHeader: "printer.example"})
+	h, _ := p.Handler(0)
+	cases := []struct {
+		name, method, client string
+		origin, referer      []string // sent; nil for none
+		wantOrigin           string
+		wantReferer          string
+	}{
+		{"own origin, POST", "POST", client, []string{client}, []string{client + "/settings?x=1"}, device, device + "/settings?x=1"},
+		{"own origin, no Referer", "POST", client, []string{client}, nil, device, device + "/"},
+		{"own Referer on a GET", "GET", client, nil, []string{client + "/a"}, "", device + "/a"},
+		{"foreign origin passes unchanged", "POST", client, []string{"https://evil.example"}, []string{"https://evil.example/x"}, "https://evil.example", "https://evil.example/x"},
+		{"foreign origin gets no device Referer", "POST", client, []string{"https://evil.example"}, nil, "https://evil.example", ""},
+		{"another session's origin is foreign", "POST", client, []string{"https://zzzzzzzz12345678.sessions.example"}, nil, "https://zzzzzzzz12345678.sessions.example", ""},
+		{"null passes unchanged", "POST", client, []string{"null"}, nil, "null", ""},
+		{"look-alike passes unchanged", "POST", client, []string{client + ".evil.example"}, nil, client + ".evil.example", ""},
+		{"no client origin: nothing is own", "POST", "", []string{client}, []string{client + "/a"}, client, client + "/a"},
+		{"two Origins are foreign", "POST", client, []string{client, "https://evil.example"}, nil, client, ""},
+		{"foreign Referer on a GET passes unchanged", "GET", client, nil, []string{"https://evil.example/page"}, "", "https://evil.example/page"},
+		{"relative Referer is dropped", "GET", client, nil, []string{"/relative"}, "", ""},
+		{"no Origin (not a web page), POST", "POST", client, nil, nil, device, device + "/"},
+		{"no Origin, GET", "GET", client, nil, nil, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := http.Header{}
+			if tc.origin != nil {
+				hdr["Origin"] = tc.origin
+			}
+			if tc.referer != nil {
+				hdr["Referer"] = tc.referer
+			}
+			ctx := context.Background()
+			if tc.client != "" {
+				ctx = deviceproxy.WithClientOrigin(ctx, tc.client)
+			}
+			serve(h, originFormRequest(ctx, tc.method, "/x", hdr))
+			got := <-seen
+			if got.Get("Origin") != tc.wantOrigin || got.Get("Referer") != tc.wantReferer {
+				t.Errorf("device saw Origin %q Referer %q, want %q %q", got.Values("Origin"), got.Get("Referer"), tc.wantOrigin, tc.wantReferer)
+			}
+		})
 	}
 }

@@ -59,7 +59,7 @@ func (h *portHandler) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = h.host
 	// Explicitly nil: ReverseProxy adds no X-Forwarded-For then.
 	out.Header["X-Forwarded-For"] = nil
-	rewriteOrigin(out.Header, h.origin, out.Method)
+	rewriteOrigin(out.Header, h.origin, ClientOrigin(pr.In.Context()), out.Method)
 
 	// The jar's cookies and the page's own, merged (cookies.go).
 	page := strings.Join(pr.In.Header.Values("Cookie"), "; ")
@@ -78,21 +78,49 @@ func (h *portHandler) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// rewriteOrigin makes Origin and Referer look as if the page came from
-// the device itself. A state-changing request that carries neither (the
-// browser side sends none: the page's are on the session origin) gets the
-// device's origin, as a browser on the device's own origin would send.
-func rewriteOrigin(h http.Header, origin, method string) {
-	if len(h.Values("Origin")) > 0 {
-		h.Set("Origin", origin)
+// clientOriginKey carries ClientOrigin in a request's context.
+type clientOriginKey struct{}
+
+// WithClientOrigin returns ctx carrying the origin the technician's
+// client serves the device's pages on (proto.RequestHead.ClientOrigin):
+// the session's device origin in the browser, the local listener's origin
+// for `porthole http`.
+func WithClientOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, clientOriginKey{}, origin)
+}
+
+// ClientOrigin returns what WithClientOrigin put in ctx, or "".
+func ClientOrigin(ctx context.Context) string {
+	o, _ := ctx.Value(clientOriginKey{}).(string)
+	return o
+}
+
+// rewriteOrigin makes Origin and Referer look as if the page came from the
+// device itself, but only when they are the client's own (client): the
+// device's pages, served on the client's origin, are the device's own. A
+// foreign Origin (another site, "null") and a foreign Referer reach the
+// device as they are, so its own CSRF check sees a foreign page for what it
+// is: nothing is laundered into the device's origin. A request with no
+// Origin comes from a client that is no web page (browsers send one with
+// every state-changing request); a state-changing one gets the device's
+// origin, as a browser on the device's own origin would send, and a
+// Referer to go with it.
+func rewriteOrigin(h http.Header, device, client, method string) {
+	own := true
+	if origins := h.Values("Origin"); len(origins) > 0 {
+		own = client != "" && len(origins) == 1 && origins[0] == client
+		if own {
+			h.Set("Origin", device)
+		}
 	}
 	if refs := h.Values("Referer"); len(refs) > 0 {
 		u, err := url.Parse(refs[0])
-		if err != nil || u.Path == "" && u.Host == "" {
-			h.Del("Referer")
-		} else {
-			ref := origin + u.EscapedPath()
-			if ref == origin {
+		switch {
+		case err != nil || u.Scheme == "" || u.Host == "" || len(refs) > 1:
+			h.Del("Referer") // no browser sends that
+		case client != "" && u.Scheme+"://"+u.Host == client:
+			ref := device + u.EscapedPath()
+			if ref == device {
 				ref += "/"
 			}
 			if u.RawQuery != "" {
@@ -106,10 +134,10 @@ func rewriteOrigin(h http.Header, origin, method string) {
 		return
 	}
 	if len(h.Values("Origin")) == 0 {
-		h.Set("Origin", origin)
+		h.Set("Origin", device)
 	}
-	if len(h.Values("Referer")) == 0 {
-		h.Set("Referer", origin+"/")
+	if own && len(h.Values("Referer")) == 0 {
+		h.Set("Referer", device+"/")
 	}
 }
 

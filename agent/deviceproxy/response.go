@@ -83,7 +83,9 @@ func (h *portHandler) modifyResponse(resp *http.Response) error {
 	}
 	hdr.Add("Content-Security-Policy", DeviceCSP)
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
+	// Full referrers inside the page's own origin (the device's CSRF
+	// checks compare them, after rewriteOrigin), none to anyone else.
+	hdr.Set("Referrer-Policy", "same-origin")
 	return nil
 }
 

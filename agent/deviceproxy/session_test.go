@@ -157,7 +157,7 @@ func TestSessionLocationAndHeaderPolicy(t *testing.T) {
 	if len(csp) != 2 || csp[0] != "img-src 'self'" || csp[1] != deviceproxy.DeviceCSP {
 		t.Errorf("CSP %q", csp)
 	}
-	if hdr.Get("X-Content-Type-Options") != "nosniff" || hdr.Get("Referrer-Policy") != "no-referrer" {
+	if hdr.Get("X-Content-Type-Options") != "nosniff" || hdr.Get("Referrer-Policy") != "same-origin" {
 		t.Errorf("nosniff %q, referrer policy %q", hdr.Get("X-Content-Type-Options"), hdr.Get("Referrer-Policy"))
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // HTTPHandler serves the device's web page through the session: every
 // request goes over the tunnel to the agent, which performs it against the
-// device.
+// device. It trusts whoever reaches it: ServeHTTP puts LocalOnly in front.
 func (s *Session) HTTPHandler() http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -41,10 +41,11 @@ func (s *Session) HTTPHandler() http.Handler {
 	}
 }
 
-// ServeHTTP serves HTTPHandler on ln until ctx ends or the session ends.
+// ServeHTTP serves HTTPHandler on ln, behind LocalOnly, until ctx ends or
+// the session ends.
 func (s *Session) ServeHTTP(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.HTTPHandler(),
+		Handler:           LocalOnly(ln.Addr(), s.HTTPHandler(), s.log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}

@@ -420,6 +420,22 @@ func portFrom(ctx context.Context) int {
 	return p
 }
 
+type clientOriginKey struct{}
+
+// WithClientOrigin returns a context whose requests through
+// Client.RoundTrip say they come from pages served on origin
+// (proto.RequestHead.ClientOrigin): the agent turns an Origin or Referer
+// on it into the device's own, and passes any other unchanged.
+func WithClientOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, clientOriginKey{}, origin)
+}
+
+// ClientOriginOf returns what WithClientOrigin put in ctx, or "".
+func ClientOriginOf(ctx context.Context) string {
+	o, _ := ctx.Value(clientOriginKey{}).(string)
+	return o
+}
+
 // hopHeaders are removed from requests before they enter the tunnel; the
 // tunnel does the framing.
 var hopHeaders = []string{
@@ -469,6 +485,7 @@ func requestHead(req *http.Request) (*proto.RequestHead, error) {
 		ContentLength: cl,
 		Port:          portFrom(req.Context()),
 	}
+	head.ClientOrigin = ClientOriginOf(req.Context())
 	if err := head.Validate(); err != nil {
 		return nil, err
 	}

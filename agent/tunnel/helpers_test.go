@@ -19,6 +19,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/agent/tunnel/tunneltest"
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // testLogger logs at Warn and above unless PORTHOLE_TEST_DEBUG is set.
@@ -93,7 +94,10 @@ func newDevice(t *testing.T, h http.Handler, opt deviceOptions) *device {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.proxy.CloseIdleConnections)
-	srv := &tunnel.Server{HTTP: d.proxy.Handler, DialTCP: d.proxy.DialTCP, Logger: log}
+	srv := &tunnel.Server{HTTP: d.proxy.Handler, DialTCP: d.proxy.DialTCP, Logger: log,
+		RequestContext: func(ctx context.Context, head *proto.RequestHead) context.Context {
+			return deviceproxy.WithClientOrigin(ctx, head.ClientOrigin)
+		}}
 	if opt.clientCfg.Logger == nil {
 		opt.clientCfg.Logger = log
 	}

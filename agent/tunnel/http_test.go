@@ -44,7 +44,10 @@ func TestHTTPThroughDeviceProxy(t *testing.T) {
 	}), deviceOptions{hostHeader: "printer.local"})
 
 	body := bytes.Repeat([]byte("0123456789abcdef\x00\xff"), 10_000) // 180 kB, binary
-	req, _ := http.NewRequest(http.MethodPost, "http://ignored.example/cgi/upload?x=1&y=%20", bytes.NewReader(body))
+	// The client serves the device's pages on https://s123.sessions.example:
+	// its Origin and Referer become the device's own on the way.
+	ctx := tunnel.WithClientOrigin(context.Background(), "https://s123.sessions.example")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://ignored.example/cgi/upload?x=1&y=%20", bytes.NewReader(body))
 	req.Header.Set("Origin", "https://s123.sessions.example")
 	req.Header.Set("Referer", "https://s123.sessions.example/admin/page?tab=2")
 	req.Header.Set("X-Custom", "kept")

@@ -33,6 +33,10 @@ type Server struct {
 	// its web port). A *proto.Error return refuses the request with that
 	// code (port_not_allowed for an undeclared port).
 	HTTP func(port int) (http.Handler, error)
+	// RequestContext, if set, derives the context of each HTTP request the
+	// handler gets from what its head says beyond the HTTP request itself
+	// (head.ClientOrigin: deviceproxy.WithClientOrigin).
+	RequestContext func(ctx context.Context, head *proto.RequestHead) context.Context
 	// DialTCP connects to a declared port of the device. A *proto.Error
 	// return refuses with that code; other errors become device_failed.
 	// Nil refuses every TCP stream.

@@ -71,6 +71,10 @@ func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agen
 	if hdr == nil {
 		hdr = http.Header{}
 	}
+	ctx := x.out.ctx
+	if ss.srv.RequestContext != nil {
+		ctx = ss.srv.RequestContext(ctx, head)
+	}
 	req := (&http.Request{
 		Method:        head.Method,
 		URL:           u,
@@ -81,7 +85,7 @@ func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agen
 		Body:          body,
 		ContentLength: head.ContentLength,
 		RequestURI:    head.Target,
-	}).WithContext(x.out.ctx)
+	}).WithContext(ctx)
 	log.Debug("tunnel: request", "method", head.Method, "target", head.Target, "port", head.Port)
 	go x.serve(h, req)
 	return x

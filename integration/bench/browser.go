@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/integration/devtools"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -93,12 +94,12 @@ func (s *shellTimes) annotate(f *Figure) {
 }
 
 // stepSpy runs in every document before its scripts and records, in the
-// shell, when the service worker is active and when the peer connection
-// connects (performance.now, from navigation start).
+// shell, when the peer connection connects (performance.now, from
+// navigation start). The shell marks when its relay's worker is active
+// itself (performance mark porthole.relay-ready).
 const stepSpy = `(() => {
 	if (window.__benchSteps || window.top !== window) return;
-	const T = window.__benchSteps = {worker: 0, connected: 0};
-	navigator.serviceWorker?.ready.then(() => { T.worker = performance.now(); });
+	const T = window.__benchSteps = {connected: 0};
 	const Native = window.RTCPeerConnection;
 	if (!Native) return;
 	window.RTCPeerConnection = class extends Native {
@@ -153,19 +154,25 @@ func browserRun(t testing.TB, st *stack.Stack) (cold, warm shellTime, direct flo
 // session afterwards.
 func openShell(t testing.TB, ctx context.Context, st *stack.Stack) shellTime {
 	info := benchSession(t, st)
-	if err := chromedp.Do(ctx, chromedp.Navigate(info.Origin+"/#token="+info.Token)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(info.ShellOrigin+"/#token="+info.Token)); err != nil {
 		t.Fatalf("open the shell: %v", err)
 	}
-	ms := pollPositive(t, ctx, fmt.Sprintf(`(() => {
-		if (location.origin !== %q) return 0;
-		const f = document.querySelector('iframe.device');
-		const w = f && f.contentWindow;
-		if (!w || !f.contentDocument || f.contentDocument.readyState !== 'complete') return 0;
-		const p = w.performance.getEntriesByName('first-contentful-paint')[0];
-		if (!p) return 0;
-		return w.performance.timeOrigin + p.startTime - performance.timeOrigin;
-	})()`, info.Origin))
-	steps, err := chromedp.Run(ctx, chromedp.Evaluate[shellTime](`({worker: window.__benchSteps?.worker || 0, connected: window.__benchSteps?.connected || 0})`))
+	// The device frame is cross-origin to the shell (and a target of its
+	// own): its first paint, on the wall clock, minus the shell's time
+	// origin.
+	tg := devtools.New(ctx)
+	defer tg.Close()
+	paint := pollFrame(t, tg, info.DeviceOrigin, `(() => {
+		if (document.readyState !== 'complete') return 0;
+		const p = performance.getEntriesByName('first-contentful-paint')[0];
+		return p ? performance.timeOrigin + p.startTime : 0;
+	})()`)
+	origin, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`performance.timeOrigin`))
+	if err != nil {
+		t.Fatalf("read the shell's time origin: %v", err)
+	}
+	ms := paint - origin
+	steps, err := chromedp.Run(ctx, chromedp.Evaluate[shellTime](`({worker: performance.getEntriesByName('porthole.relay-ready')[0]?.startTime || 0, connected: window.__benchSteps?.connected || 0})`))
 	if err != nil {
 		t.Fatalf("read the setup steps: %v", err)
 	}
@@ -189,6 +196,24 @@ func openDirect(t testing.TB, ctx context.Context, url string) float64 {
 	})()`, url))
 }
 
+// pollFrame evaluates expr in the device frame on origin until it returns
+// a positive number.
+func pollFrame(t testing.TB, tg *devtools.Targets, origin, expr string) float64 {
+	deadline := time.Now().Add(browserWait)
+	for time.Now().Before(deadline) {
+		if fctx, err := tg.Find("iframe", devtools.OnOrigin(origin)); err == nil {
+			if v, err := chromedp.Run(fctx, chromedp.Evaluate[float64](expr)); err == nil && v > 0 {
+				return v
+			} else if err != nil {
+				tg.Forget(fctx)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no first contentful paint in the device frame within %s", browserWait)
+	return 0
+}
+
 // pollPositive evaluates expr until it returns a positive number.
 func pollPositive(t testing.TB, ctx context.Context, expr string) float64 {
 	pctx, cancel := context.WithTimeout(ctx, browserWait)
@@ -207,7 +232,7 @@ func pollPositive(t testing.TB, ctx context.Context, expr string) float64 {
 func benchSession(t testing.TB, st *stack.Stack) *proto.SessionInfo {
 	api := &sigclient.API{Base: st.SignalingURL, Token: st.TechToken}
 	info, err := api.CreateSession(context.Background(), stack.DeviceID)
-	if err != nil || info.Origin == "" {
+	if err != nil || info.ShellOrigin == "" {
 		t.Fatalf("create session: %+v, %v", info, err)
 	}
 	return info

@@ -116,7 +116,11 @@ type Stack struct {
 	TURNAddr     string
 	SignalingURL string // http://127.0.0.1:port
 	AppURL       string // http://localhost:port, the app origin browsers use
-	SessionsHost string // localhost:port
+	// SessionsHost is the sessions domain, sessions.localhost:port: each
+	// session's window is on shell-<id>.SessionsHost and its device pages
+	// on <id>.SessionsHost, all same-site with each other (localhost is a
+	// TLD to Chromium) and cross-site to the app.
+	SessionsHost string
 	DataDir      string // signaling's store
 	// AgentStateDir is the agent's enrollment (key, certificate, CA).
 	AgentStateDir string
@@ -190,8 +194,8 @@ func Start(t testing.TB, opts Options) *Stack {
 
 	sigPort := testenv.FreePort(t)
 	s.SignalingURL = fmt.Sprintf("http://127.0.0.1:%d", sigPort)
-	s.SessionsHost = fmt.Sprintf("localhost:%d", sigPort)
-	s.AppURL = "http://" + s.SessionsHost
+	s.SessionsHost = fmt.Sprintf("sessions.localhost:%d", sigPort)
+	s.AppURL = fmt.Sprintf("http://localhost:%d", sigPort)
 	s.DataDir = filepath.Join(s.Dir, "signaling-data")
 	s.admin(t, "site", "--id", SiteID, "--name", "Lab")
 	s.admin(t, "agent", "--id", AgentID, "--site", SiteID)
@@ -231,7 +235,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		"--ice-url", "turn:" + s.TURNAddr + "?transport=tcp",
 		"--sessions-scheme", "http",
 		"--sessions-domain", s.SessionsHost,
-		"--allowed-origin", "http://" + s.SessionsHost,
+		"--allowed-origin", s.AppURL,
 	}
 	if opts.AgentRelay {
 		agentPort := testenv.FreePort(t)

@@ -5,17 +5,27 @@ import (
 	"github.com/porthole-dev/porthole/proto"
 )
 
-// ServeClient runs a technician client's connection to session sessionID,
-// whose token the caller has verified. The connection can speak for that
-// one session only. It returns at once; the connection runs on goroutines
-// the hub owns.
+// ServeClient runs a technician client's connection to session sessionID
+// for a caller that proved nothing more than the session (tests, tools
+// inside signaling): the connection is treated as an unbound non-browser
+// client. It returns at once; the connection runs on goroutines the hub
+// owns.
 func (h *Hub) ServeClient(ws *websocket.Conn, sessionID string) {
-	h.ServeClientToken(ws, sessionID, [32]byte{})
+	h.ServeClientAuth(ws, sessionID, ClientAuth{})
 }
 
-// ServeClientToken is ServeClient for a connection opened with the token
-// whose SHA-256 is tokenHash: RevokeToken of that token closes it.
+// ServeClientToken is ServeClientAuth for a non-browser client that
+// presented the token whose SHA-256 is tokenHash and no binding.
 func (h *Hub) ServeClientToken(ws *websocket.Conn, sessionID string, tokenHash [32]byte) {
+	h.ServeClientAuth(ws, sessionID, ClientAuth{TokenHash: tokenHash})
+}
+
+// ServeClientAuth runs the connection of a client whose token for
+// sessionID the caller has verified, with what else it proved (auth). At
+// its hello the hub applies the binding and one-client rules (binding.go):
+// a refused client gets an error message with the reason and is closed.
+// RevokeToken of its token closes it.
+func (h *Hub) ServeClientAuth(ws *websocket.Conn, sessionID string, auth ClientAuth) {
 	h.mu.Lock()
 	user := ""
 	if s := h.sessions[sessionID]; s != nil {
@@ -24,12 +34,13 @@ func (h *Hub) ServeClientToken(ws *websocket.Conn, sessionID string, tokenHash [
 	h.mu.Unlock()
 	c := h.newConn(ws, proto.RoleClient, user, h.log.With("session", sessionID, "user", user))
 	c.session = sessionID
-	c.tokenHash = tokenHash
+	c.auth = auth
 	h.start(c)
 }
 
-// clientHello attaches c to its session (the newest client connection wins,
-// so a reloaded browser takes over) and sends welcome and session.ready.
+// clientHello attaches c to its session if the session admits it (one
+// client per session: the same window reconnecting replaces its old
+// connection, any other is refused) and sends welcome and session.ready.
 func (h *Hub) clientHello(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -39,19 +50,27 @@ func (h *Hub) clientHello(c *conn) {
 		c.closeAfterFlush(websocket.CloseNormalClosure, "session ended")
 		return
 	}
+	if err := h.admitLocked(s, c.auth); err != nil {
+		c.log.Info("client refused", "code", err.Code, "why", err.Message, "browser", c.auth.Browser)
+		c.reply(c.session, err)
+		c.closeAfterFlush(websocket.ClosePolicyViolation, string(err.Code))
+		return
+	}
 	if old := s.client; old != nil && old != c {
-		old.log.Info("client connection replaced by a newer one")
-		old.stop(websocket.CloseNormalClosure, "replaced by a newer connection")
+		old.log.Info("client connection replaced by a newer one of the same window")
+		old.stop(websocket.CloseNormalClosure, "replaced by a newer connection of the same window")
 	}
 	s.client = c
+	s.holder, s.held = c.auth, true
 	h.stopGraceLocked(s)
 	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: s.user, Node: h.opt.Node})
 	c.sendMsg(proto.TypeSessionReady, s.id, &proto.SessionReady{
-		Device:     s.device,
-		Expires:    s.expires,
-		ICEServers: h.opt.ICEServers(s.id, s.expires, s.agent.place),
+		Device:      s.device,
+		Expires:     s.expires,
+		ICEServers:  h.opt.ICEServers(s.id, s.expires, s.agent.place),
+		RelayTicket: h.newRelayTicketLocked(s),
 	})
-	s.log.Info("client joined")
+	s.log.Info("client joined", "bound", s.bound[c.auth.TokenHash] != [32]byte{}, "browser", c.auth.Browser)
 }
 
 // clientMessage routes one message from a client that has said hello.

@@ -28,11 +28,11 @@ type conn struct {
 	stopText string
 
 	// Guarded by h.mu.
-	session   string              // clients: the one session this connection may speak for
-	tokenHash [32]byte            // clients: SHA-256 of the token that opened it
-	sessions  map[string]*session // agents: live sessions on this connection
-	revoked   bool                // agents: dropped on purpose; its sessions end at once
-	place     AgentPlace          // agents: where it is, for choosing relays (relays.go)
+	session  string              // clients: the one session this connection may speak for
+	auth     ClientAuth          // clients: what the server proved about it (binding.go)
+	sessions map[string]*session // agents: live sessions on this connection
+	revoked  bool                // agents: dropped on purpose; its sessions end at once
+	place    AgentPlace          // agents: where it is, for choosing relays (relays.go)
 
 	// Owned by the read goroutine.
 	greeted bool

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/sha256"
 	"net"
 	"net/http"
 	"testing"
@@ -41,7 +42,9 @@ type bubble struct {
 }
 
 // newBubble serves h on pipes: /agent as agent-1, /client?session=ID as a
-// client of that session.
+// client of that session (with token=T, bind=B and browser=1 for what the
+// server would have proved: the SHA-256 of token T and of cookie B, and
+// an Origin header).
 func newBubble(t *testing.T, opt Options) *bubble {
 	h := New(opt)
 	l := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
@@ -51,10 +54,18 @@ func newBubble(t *testing.T, opt Options) *bubble {
 		if err != nil {
 			return
 		}
-		if r.URL.Path == "/agent" {
+		q := r.URL.Query()
+		switch {
+		case r.URL.Path == "/agent":
 			h.ServeAgent(ws, "agent-1")
-		} else {
-			h.ServeClient(ws, r.URL.Query().Get("session"))
+		case q.Has("token"):
+			a := ClientAuth{TokenHash: sha256.Sum256([]byte(q.Get("token"))), Browser: q.Get("browser") == "1"}
+			if q.Get("bind") != "" {
+				a.BindHash = sha256.Sum256([]byte(q.Get("bind")))
+			}
+			h.ServeClientAuth(ws, q.Get("session"), a)
+		default:
+			h.ServeClient(ws, q.Get("session"))
 		}
 	})}
 	go srv.Serve(l)

@@ -25,12 +25,16 @@ const (
 // guarded by h.mu.
 type session struct {
 	id, user, device string
-	deviceName       string // as the agent declared it at creation
-	agentID          string // the agent that serves it
-	endedBy          string // the admin who terminated it
-	jobReason        string // the end reason for its job when it differs from the proto one
-	tokenHash        [32]byte
-	extraTokens      [][32]byte // tokens added later (OAuth), all ending with the session
+	deviceName       string                // as the agent declared it at creation
+	agentID          string                // the agent that serves it
+	endedBy          string                // the admin who terminated it
+	jobReason        string                // the end reason for its job when it differs from the proto one
+	tokenHash        [32]byte              // the token POST /v1/sessions returned (the API caller's)
+	extraTokens      [][32]byte            // tokens added later (OAuth), all ending with the session
+	bound            map[[32]byte][32]byte // token hash → SHA-256 of its BindCookie (binding.go)
+	holder           ClientAuth            // the client that holds the session: live, or gone and in grace
+	held             bool                  // holder is set
+	tickets          []relayTicket         // relay tickets handed out and not used yet
 	expires          time.Time
 	state            sessionState
 	agent            *conn // the agent connection that accepted it
@@ -334,7 +338,8 @@ func (h *Hub) RevokeToken(hash [32]byte) {
 			break
 		}
 	}
-	if c := s.client; c != nil && c.tokenHash == hash {
+	delete(s.bound, hash)
+	if c := s.client; c != nil && c.auth.TokenHash == hash {
 		s.log.Info("client token revoked; disconnecting the client")
 		c.closeAfterFlush(websocket.ClosePolicyViolation, "token revoked")
 	}

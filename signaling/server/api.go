@@ -73,7 +73,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request, p *princi
 		writeError(w, httpStatus(err), err)
 		return
 	}
-	info.Origin = s.sessionOrigin(info.Session)
+	info.ShellOrigin, info.DeviceOrigin = s.shellOrigin(info.Session), s.deviceOrigin(info.Session)
 	writeJSON(w, http.StatusCreated, info)
 }
 

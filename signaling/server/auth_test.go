@@ -13,7 +13,7 @@ func TestSocketsRefuseBadCredentialsBeforeUpgrade(t *testing.T) {
 	agent := e.agent(agentKey, "printer-1")
 	a := e.open(agent, techToken, "printer-1")
 	b := e.open(agent, techToken, "printer-1")
-	aHost := a.Session + "." + domain
+	aHost := proto.ShellHostPrefix + a.Session + "." + domain
 
 	tests := []struct {
 		name   string
@@ -34,9 +34,13 @@ func TestSocketsRefuseBadCredentialsBeforeUpgrade(t *testing.T) {
 		{"session with wrong subprotocol token", proto.PathSessionSocket, nil, []string{proto.SocketProtocol, proto.SessionTokenProtocolPrefix + "nope"}, "", 401},
 		{"other session's token on a session host", proto.PathSessionSocket, bearerHeader(b.Token), nil, aHost, 401},
 		{"foreign origin", proto.PathSessionSocket, http.Header{"Authorization": {"Bearer " + a.Token}, "Origin": {"https://evil.example"}}, nil, "", 403},
-		{"another session's origin", proto.PathSessionSocket, http.Header{"Authorization": {"Bearer " + a.Token}, "Origin": {b.Origin}}, nil, "", 403},
+		{"another session's origin", proto.PathSessionSocket, http.Header{"Authorization": {"Bearer " + a.Token}, "Origin": {b.ShellOrigin}}, nil, "", 403},
 		{"origin null", proto.PathSessionSocket, http.Header{"Authorization": {"Bearer " + a.Token}, "Origin": {"null"}}, nil, "", 403},
-		{"look-alike origin", proto.PathSessionSocket, http.Header{"Authorization": {"Bearer " + a.Token}, "Origin": {a.Origin + ".evil.example"}}, nil, "", 403},
+		{"look-alike origin", proto.PathSessionSocket, http.Header{"Authorization": {"Bearer " + a.Token}, "Origin": {a.ShellOrigin + ".evil.example"}}, nil, "", 403},
+		// The device's page runs on the device origin: it may not open the
+		// session's socket, with or without the session's token.
+		{"the session's device origin", proto.PathSessionSocket, http.Header{"Authorization": {"Bearer " + a.Token}, "Origin": {a.DeviceOrigin}}, nil, "", 403},
+		{"on the device host", proto.PathSessionSocket, http.Header{"Authorization": {"Bearer " + a.Token}, "Origin": {a.DeviceOrigin}}, nil, a.Session + "." + domain, 404},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,25 +74,33 @@ func TestSocketsRefuseBadCredentialsBeforeUpgrade(t *testing.T) {
 	}
 }
 
+// TestSessionSocketAcceptedOrigins: the socket upgrades for the session's
+// shell origin and for non-browser clients; a browser page must then have
+// bound its token, or the hub refuses it at hello.
 func TestSessionSocketAcceptedOrigins(t *testing.T) {
 	e := newEnv(t, nil)
 	agent := e.agent(agentKey, "printer-1")
+	t.Run("no origin (CLI), unbound", func(t *testing.T) {
+		info := e.open(agent, techToken, "printer-1")
+		c, _ := e.client(info.Token, dialOpts{header: bearerHeader(info.Token)})
+		c.close()
+	})
 	info := e.open(agent, techToken, "printer-1")
-	tests := []struct {
-		name string
-		hdr  http.Header
-	}{
-		{"no origin (CLI)", bearerHeader(info.Token)},
-		{"the session's own origin", http.Header{"Authorization": {"Bearer " + info.Token}, "Origin": {info.Origin}}},
-		{"an allowed app origin", http.Header{"Authorization": {"Bearer " + info.Token}, "Origin": {appOrigin}}},
-		{"on the session host", http.Header{"Authorization": {"Bearer " + info.Token}, "Origin": {info.Origin}, "Host": {info.Session + "." + domain}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, _ := e.client(info.Token, dialOpts{header: tt.hdr})
-			c.close()
-		})
-	}
+	shellHost := proto.ShellHostPrefix + info.Session + "." + domain
+	t.Run("the shell origin, unbound", func(t *testing.T) {
+		c := e.refusedClient(http.Header{"Authorization": {"Bearer " + info.Token}, "Origin": {info.ShellOrigin}, "Host": {shellHost}})
+		c.nextError(proto.CodeUnauthorized)
+	})
+	t.Run("an allowed app origin, unbound", func(t *testing.T) {
+		c := e.refusedClient(http.Header{"Authorization": {"Bearer " + info.Token}, "Origin": {appOrigin}})
+		c.nextError(proto.CodeUnauthorized)
+	})
+	cookie := e.bind(info, info.Token)
+	t.Run("the shell origin, bound, on the shell host", func(t *testing.T) {
+		c, _ := e.client(info.Token, dialOpts{header: http.Header{"Authorization": {"Bearer " + info.Token}, "Origin": {info.ShellOrigin},
+			"Host": {shellHost}, "Cookie": {cookie.String()}}})
+		c.close()
+	})
 }
 
 func TestAPIOrigins(t *testing.T) {
@@ -103,7 +115,7 @@ func TestAPIOrigins(t *testing.T) {
 		{"no origin", http.MethodGet, "", 200, ""},
 		{"app origin", http.MethodGet, appOrigin, 200, appOrigin},
 		{"app preflight", http.MethodOptions, appOrigin, 204, appOrigin},
-		{"session origin gets no CORS", http.MethodGet, info.Origin, 403, ""},
+		{"session origin gets no CORS", http.MethodGet, info.ShellOrigin, 403, ""},
 		{"foreign origin", http.MethodGet, "https://evil.example", 403, ""},
 		{"foreign preflight", http.MethodOptions, "https://evil.example", 403, ""},
 	}
@@ -125,10 +137,15 @@ func TestAPIOrigins(t *testing.T) {
 func TestSessionHosts(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.Web = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("app ui")) })
-		c.SessionWeb = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("shell " + r.Host)) })
+		c.ShellWeb = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("shell " + r.Host + r.URL.Path)) })
+		c.DeviceWeb = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("device " + r.Host + r.URL.Path)) })
 	})
 	agent := e.agent(agentKey, "printer-1")
 	info := e.open(agent, techToken, "printer-1")
+	shell, device := proto.ShellHostPrefix+info.Session+"."+domain, info.Session+"."+domain
+	if info.ShellOrigin != "http://"+shell || info.DeviceOrigin != "http://"+device {
+		t.Fatalf("session info origins %q %q", info.ShellOrigin, info.DeviceOrigin)
+	}
 	get := func(host, path string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, e.ts.URL+path, nil)
 		req.Host = host
@@ -149,11 +166,27 @@ func TestSessionHosts(t *testing.T) {
 		{"app.test", "/", 200, "app ui"},
 		{"app.test", "/devices", 200, "app ui"},
 		{"app.test", "/v1/nope", 404, ""},
-		{info.Session + "." + domain, "/", 200, "shell " + info.Session + "." + domain},
-		{info.Session + "." + domain, "/v1/devices", 200, "shell"},
+		{shell, "/", 200, "shell " + shell + "/"},
+		{shell, "/v1/devices", 200, "shell"},
+		{shell, proto.PathSessionCallback + "?code=x", 200, "shell " + shell + "/"},
+		{shell, "/__t/sw.js", 200, "shell"}, // ShellWeb decides what it serves under /__t/
+		{device, "/", 200, "device " + device + "/"},
+		{device, "/__t/sw.js", 200, "device " + device + "/__t/sw.js"},
+		{device, proto.PathRelayFrame, 200, "device"},
+		// What holds a secret is never on the device origin.
+		{device, proto.PathSessionAuth, 404, "not on this origin"},
+		{device, proto.PathSessionCallback, 404, "not on this origin"},
+		{device, proto.PathSessionBind, 404, "not on this origin"},
+		{device, proto.PathSessionSocket, 404, "not on this origin"},
 		{"abcdefghijklmnopqrstuvwxyz." + domain, "/", 404, "No such session"},
+		{"shell-abcdefghijklmnopqrstuvwxyz." + domain, "/", 404, "No such session"},
+		{"shell-" + shell, "/", 404, "No such session"},
 		{"UPPER_CASE." + domain, "/", 404, "No such session"},
 		{"a.b." + domain, "/", 404, "No such session"},
+		{"shell-." + domain, "/", 404, "No such session"},
+		// The end page and the wipe are there after the end too.
+		{"abcdefghijklmnopqrstuvwxyz." + domain, proto.PathSessionEnded, 200, "device"},
+		{"shell-abcdefghijklmnopqrstuvwxyz." + domain, proto.PathSessionWipe, 204, ""},
 	}
 	for _, tt := range tests {
 		code, body := get(tt.host, tt.path)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/hub"
 )
 
 // bridgeKey names a bridge on both its nodes: the node holding the real
@@ -199,15 +200,19 @@ func (b *bridge) writePump() {
 	}
 }
 
-// serveEdge bridges ws, a technician's socket for session owned by node.
-func (c *cluster) serveEdge(ws *websocket.Conn, session, node string, hash [32]byte) {
+// serveEdge bridges ws, a technician's socket for session owned by node,
+// with what its request proved (auth), which the owner's hub checks.
+func (c *cluster) serveEdge(ws *websocket.Conn, session, node string, auth hub.ClientAuth) {
 	b := c.newBridge(bridgeKey{edge: c.bus.Node(), id: c.seq.Add(1)}, node, session, true, ws)
 	if b == nil {
 		ws.Close()
 		return
 	}
 	m := b.msg(kindJoin)
-	m.Session, m.Hash = session, hash[:]
+	m.Session, m.Hash, m.Browser = session, auth.TokenHash[:], auth.Browser
+	if auth.BindHash != ([32]byte{}) {
+		m.Bind = auth.BindHash[:]
+	}
 	m.ToEdge = false
 	if !c.send(node, m) {
 		b.end(websocket.CloseTryAgainLater, "cluster bus unavailable", false)
@@ -223,10 +228,13 @@ func (c *cluster) join(m *busMsg) {
 	refuse := func(text string) {
 		c.send(m.From, &busMsg{Kind: kindClose, Bridge: m.Bridge, ToEdge: true, Code: websocket.CloseTryAgainLater, Data: text})
 	}
-	if len(m.Hash) != 32 {
+	auth := hub.ClientAuth{Browser: m.Browser}
+	if len(m.Hash) != len(auth.TokenHash) || (m.Bind != nil && len(m.Bind) != len(auth.BindHash)) {
 		refuse("bad join")
 		return
 	}
+	copy(auth.TokenHash[:], m.Hash)
+	copy(auth.BindHash[:], m.Bind)
 	srv, cli, err := wsPair()
 	if err != nil {
 		c.log.Warn("bridge socket failed", "err", err)
@@ -241,7 +249,7 @@ func (c *cluster) join(m *busMsg) {
 		return
 	}
 	b.start()
-	c.s.hub.ServeClientToken(srv, m.Session, [32]byte(m.Hash))
+	c.s.hub.ServeClientAuth(srv, m.Session, auth)
 }
 
 // wsPair returns the two ends of a WebSocket connection in memory.

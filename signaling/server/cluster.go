@@ -42,6 +42,8 @@ type busMsg struct {
 	Device  string             `json:"d,omitempty"`
 	Token   string             `json:"t,omitempty"`
 	Hash    []byte             `json:"h,omitempty"`
+	Bind    []byte             `json:"bd,omitempty"` // join, bind: SHA-256 of the client's bind cookie
+	Browser bool               `json:"br,omitempty"` // join: the client is a web page (it sent an Origin)
 	Data    string             `json:"x,omitempty"`
 	Code    int                `json:"n,omitempty"`
 	OK      bool               `json:"ok,omitempty"`
@@ -59,6 +61,7 @@ const (
 	kindOwner     = "owner"     // SessionOwner
 	kindAddToken  = "addtoken"  // AddToken
 	kindRevoke    = "revoke"    // RevokeToken
+	kindBind      = "bind"      // BindToken
 	kindEnd       = "end"       // EndSession
 	kindTerminate = "terminate" // TerminateSession
 	kindJoin      = "join"      // a bridged client WebSocket starts
@@ -229,6 +232,11 @@ func (c *cluster) serve(m *busMsg) *busMsg {
 			h.RevokeToken([32]byte(m.Hash))
 		}
 		return nil
+	case kindBind:
+		if len(m.Hash) != sha256.Size || len(m.Bind) != sha256.Size {
+			return &busMsg{Err: proto.Errorf(proto.CodeBadMessage, "bad token or bind hash")}
+		}
+		return &busMsg{Err: protoErr(h.BindToken(m.Session, [32]byte(m.Hash), [32]byte(m.Bind)))}
 	case kindEnd:
 		return &busMsg{Err: protoErr(h.EndSession(m.Session, m.User))}
 	case kindTerminate:
@@ -458,6 +466,21 @@ func (s *Server) addToken(ctx context.Context, id string, hash [32]byte) (time.T
 		return r.Expires, nil
 	}
 	return exp, err
+}
+
+// bindToken is hub.BindToken on node, which owns session id.
+func (c *cluster) bindToken(ctx context.Context, node, id string, tokenHash, bindHash [32]byte) error {
+	r, err := c.call(ctx, node, &busMsg{Kind: kindBind, Session: id, Hash: tokenHash[:], Bind: bindHash[:]}, 0)
+	if err != nil {
+		return err
+	}
+	if r.Err != nil {
+		if r.Err.Code == hub.ErrNoSession.Code && r.Err.Message == hub.ErrNoSession.Message {
+			return hub.ErrNoSession
+		}
+		return r.Err
+	}
+	return nil
 }
 
 // revokeToken is hub.RevokeToken here and on the node of the token's

@@ -125,9 +125,16 @@ type Config struct {
 	// allowed. The app's own origin belongs here if it calls the API.
 	AllowedOrigins []string
 
-	// SessionsDomain is the domain under which each session gets its own
-	// origin, <session>.<SessionsDomain> (e.g. "localhost:8080" or
-	// "s.example.net"). Empty means sessions have no web origin.
+	// SessionsDomain is the domain under which each session gets its two
+	// origins: the session window (the shell) on
+	// shell-<session>.<SessionsDomain> and the device's pages on
+	// <session>.<SessionsDomain> (origins.go). It must be a registrable
+	// domain of its own, not a subdomain of the app's site, so that every
+	// session host is same-site with the others and with nothing else:
+	// "sessions.localhost:8080" in a demo (localhost alone is a TLD to
+	// browsers: every a.localhost would be a site of its own), a
+	// "porthole-sessions.example" in production. Empty means sessions have
+	// no web origin.
 	SessionsDomain string
 
 	// SessionsScheme is the scheme of session origins: "https" (default)
@@ -159,11 +166,19 @@ type Config struct {
 	// wrapped in cross-origin protection for state-changing requests.
 	Web http.Handler
 
-	// SessionWeb, if set, serves every request whose Host is
-	// <session>.<SessionsDomain> for a live session (the session shell),
-	// except PathSessionSocket, which is the session's WebSocket.
+	// ShellWeb, if set, serves the session window's origin
+	// (shell-<session>.<SessionsDomain>) of a live session: the shell page
+	// for any path, its modules, its bar. The server itself answers the
+	// session socket, the OAuth configuration, the callback (with
+	// ShellWeb's "/"), the token binding and the wipe there (origins.go).
 	// Unknown or ended sessions get 404.
-	SessionWeb http.Handler
+	ShellWeb http.Handler
+
+	// DeviceWeb, if set, serves the device origin (<session>.<SessionsDomain>)
+	// of a live session: the service worker, the relay frame, the page shim
+	// and notices; and PathSessionEnded whether or not the session is live.
+	// It holds nothing secret: the device's page runs there.
+	DeviceWeb http.Handler
 
 	// Bus, if set, joins this server to a cluster of signaling nodes
 	// (package bus; Redis in production, bus.Network in tests): agents on

@@ -39,7 +39,8 @@ func TestFullExchange(t *testing.T) {
 	}
 	info := r.info
 	if info.Session != env.Session || info.Device != "printer-1" || info.Token == "" ||
-		info.Origin != "http://"+info.Session+"."+domain || !info.Expires.Equal(open.Expires) {
+		info.ShellOrigin != "http://shell-"+info.Session+"."+domain || info.DeviceOrigin != "http://"+info.Session+"."+domain ||
+		!info.Expires.Equal(open.Expires) {
 		t.Fatalf("session info %+v", info)
 	}
 	if d := time.Until(info.Expires); d < 29*time.Minute || d > 30*time.Minute {
@@ -123,9 +124,10 @@ func TestBrowserSubprotocolToken(t *testing.T) {
 	e := newEnv(t, nil)
 	agent := e.agent(agentKey, "printer-1")
 	info := e.open(agent, techToken, "printer-1")
+	cookie := e.bind(info, info.Token)
 	client, _ := e.client(info.Token, dialOpts{
 		protocols: []string{proto.SocketProtocol, proto.SessionTokenProtocolPrefix + info.Token},
-		header:    http.Header{"Origin": {info.Origin}},
+		header:    http.Header{"Origin": {info.ShellOrigin}, "Cookie": {cookie.String()}},
 	})
 	if got := client.ws.Subprotocol(); got != proto.SocketProtocol {
 		t.Errorf("server chose subprotocol %q, want %q only", got, proto.SocketProtocol)

@@ -391,3 +391,43 @@ func closeCode(err error) int {
 	}
 	return -1
 }
+
+// bind binds token to a fresh bind cookie as the session window does
+// (POST PathSessionBind on the shell origin) and returns the cookie.
+func (e *env) bind(info proto.SessionInfo, token string) *http.Cookie {
+	e.t.Helper()
+	resp := e.request(http.MethodPost, proto.PathSessionBind, token, nil, http.Header{
+		"Host": {proto.ShellHostPrefix + info.Session + "." + domain}, "Origin": {info.ShellOrigin}, "Sec-Fetch-Site": {"same-origin"}}, nil)
+	if resp.StatusCode != http.StatusNoContent {
+		e.t.Fatalf("bind: %d", resp.StatusCode)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == proto.BindCookie {
+			return c
+		}
+	}
+	e.t.Fatalf("bind: no %s cookie in %v", proto.BindCookie, resp.Header["Set-Cookie"])
+	return nil
+}
+
+// refusedClient dials the session socket with hdr and says hello; the
+// caller expects the refusal.
+func (e *env) refusedClient(hdr http.Header) *peer {
+	e.t.Helper()
+	p, resp, err := e.dial(proto.PathSessionSocket, dialOpts{header: hdr})
+	if err != nil {
+		e.t.Fatalf("client dial: %v (%v)", err, status(resp))
+	}
+	p.send(proto.TypeHello, "", &proto.Hello{Role: proto.RoleClient})
+	return p
+}
+
+// boundClient binds token and joins info's session with it as the session
+// window does: on the shell host, from the shell origin, with the cookie.
+func (e *env) boundClient(info proto.SessionInfo, token string) *peer {
+	e.t.Helper()
+	cookie := e.bind(info, token)
+	c, _ := e.client(token, dialOpts{header: http.Header{"Authorization": {"Bearer " + token}, "Origin": {info.ShellOrigin},
+		"Host": {proto.ShellHostPrefix + info.Session + "." + domain}, "Cookie": {cookie.String()}}})
+	return c
+}

@@ -406,7 +406,7 @@ func TestAppAPIAnswersNoCORSToSessionOrigins(t *testing.T) {
 	info := e.open(agent, techToken, "printer-1")
 	for _, path := range []string{proto.PathDevices, proto.PathOverview, proto.PathMe, proto.PathUsers} {
 		for _, m := range []string{http.MethodGet, http.MethodOptions} {
-			r := e.request(m, path, techToken, nil, http.Header{"Origin": {info.Origin}, "Sec-Fetch-Site": {"same-site"}}, nil)
+			r := e.request(m, path, techToken, nil, http.Header{"Origin": {info.ShellOrigin}, "Sec-Fetch-Site": {"same-site"}}, nil)
 			if r.StatusCode != 403 || r.Header.Get("Access-Control-Allow-Origin") != "" {
 				t.Fatalf("%s %s from the session origin = %d ACAO %q", m, path, r.StatusCode, r.Header.Get("Access-Control-Allow-Origin"))
 			}

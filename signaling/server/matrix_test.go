@@ -158,7 +158,7 @@ func TestDisabledDeviceCannotBeOpened(t *testing.T) {
 		t.Fatalf("enabled device as user = %+v", d)
 	}
 	info := e.openAs(agent, user, "printer-1")
-	if info.Token == "" || info.Origin == "" {
+	if info.Token == "" || info.ShellOrigin == "" {
 		t.Fatalf("session = %+v", info)
 	}
 	// Disabled again: no new sessions.

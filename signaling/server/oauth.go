@@ -18,8 +18,9 @@ import (
 )
 
 // The OAuth 2.1 authorization server. The app origin is the issuer; its
-// clients are each live session's origin (client_id = session ID,
-// redirect URI <session origin>/__t/callback, exactly) and the CLI
+// clients are each live session's window, on its shell origin (client_id =
+// session ID, redirect URI <shell origin>/__t/callback, exactly; never the
+// device origin, where the device's page runs) and the CLI
 // (client_id porthole-cli, a loopback redirect URI on any port, RFC 8252).
 // Only the authorization-code grant with PKCE S256 exists.
 
@@ -47,26 +48,26 @@ func (s *Server) oauthClient(id, redirect string) (*client, bool) {
 		}
 		return &client{id: id, redirect: redirect}, true
 	}
-	if !proto.ValidSessionID(id) || s.sessionOrigin(id) == "" {
+	if !proto.ValidSessionID(id) || s.shellOrigin(id) == "" {
 		return nil, false
 	}
 	if _, _, live := s.sessionOwner(context.Background(), id); !live {
 		return nil, false
 	}
-	origin := s.sessionOrigin(id)
+	origin := s.shellOrigin(id)
 	if redirect != origin+proto.PathSessionCallback {
 		return nil, false
 	}
 	return &client{id: id, redirect: redirect, session: id, origin: origin}, true
 }
 
-// sessionAuth answers GET /__t/auth.json on a session origin.
+// sessionAuth answers GET /__t/auth.json on a session's shell origin.
 func (s *Server) sessionAuth(w http.ResponseWriter, id string) {
 	writeJSON(w, http.StatusOK, &proto.SessionAuth{
 		AuthorizationEndpoint: s.cfg.AppOrigin + proto.PathAuthorize,
 		TokenEndpoint:         s.cfg.AppOrigin + proto.PathToken,
 		ClientID:              id,
-		RedirectURI:           s.sessionOrigin(id) + proto.PathSessionCallback,
+		RedirectURI:           s.shellOrigin(id) + proto.PathSessionCallback,
 		FragmentTokens:        s.cfg.InsecureDevTokens,
 	})
 }
@@ -230,8 +231,8 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 }
 
 // tokenCORS allows a browser origin on the token endpoint only when it is
-// the origin of the session the request is for. It answers the refusal
-// itself.
+// the shell origin of the session the request is for (never its device
+// origin). It answers the refusal itself.
 func (s *Server) tokenCORS(w http.ResponseWriter, r *http.Request, c *client) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -251,11 +252,12 @@ func (s *Server) tokenCORS(w http.ResponseWriter, r *http.Request, c *client) bo
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodOptions:
-		// A preflight carries no client_id: allow exactly the origin of a
-		// live session, which the POST checks against its client again.
+		// A preflight carries no client_id: allow exactly the shell origin
+		// of a live session, which the POST checks against its client again.
 		origin := r.Header.Get("Origin")
-		id, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(origin, "https://"), "http://"), ".")
-		if c, ok := s.oauthClient(id, s.sessionOrigin(id)+proto.PathSessionCallback); !ok || origin != c.origin {
+		label, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(origin, "https://"), "http://"), ".")
+		id, _ := strings.CutPrefix(label, proto.ShellHostPrefix)
+		if c, ok := s.oauthClient(id, s.shellOrigin(id)+proto.PathSessionCallback); !ok || origin != c.origin {
 			w.WriteHeader(http.StatusForbidden)
 			return
 		}
@@ -281,7 +283,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	// against the code below, after the code is burnt.
 	c := &client{id: f.Get("client_id"), redirect: f.Get("redirect_uri")}
 	if proto.ValidSessionID(c.id) {
-		c.session, c.origin = c.id, s.sessionOrigin(c.id)
+		c.session, c.origin = c.id, s.shellOrigin(c.id)
 	}
 	if !s.tokenCORS(w, r, c) {
 		return

@@ -76,13 +76,13 @@ func newSessionFixture(t *testing.T) *sessionFixture {
 	e.as(conf, http.MethodPatch, "/v1/devices/printer-1", &proto.DeviceUpdate{Enabled: ptr(true)}, nil)
 	user := e.login("user-a")
 	info := e.openAs(agent, user, "printer-1")
-	return &sessionFixture{e: e, agent: agent, user: user, info: info, cb: info.Origin + proto.PathSessionCallback, origin: info.Origin}
+	return &sessionFixture{e: e, agent: agent, user: user, info: info, cb: info.ShellOrigin + proto.PathSessionCallback, origin: info.ShellOrigin}
 }
 
 // code runs the authorization request and returns the code.
 func (f *sessionFixture) code(info proto.SessionInfo) string {
 	f.e.t.Helper()
-	cb := info.Origin + proto.PathSessionCallback
+	cb := info.ShellOrigin + proto.PathSessionCallback
 	resp := f.e.noFollow(http.MethodGet, authorizeQuery(info.Session, cb, nil), nil, authzCookie(f.user))
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), cb+"?") || loc.Query().Get("state") != "st-123" || loc.Query().Get("code") == "" {
@@ -125,7 +125,7 @@ func (f *sessionFixture) sessionSocketStatus(token, session string) int {
 	// session's origin are refused earlier, for the origin (auth_test.go).
 	h := http.Header{}
 	if session != "" {
-		h.Set("Host", session+"."+domain)
+		h.Set("Host", proto.ShellHostPrefix+session+"."+domain)
 	}
 	p, resp, err := f.e.dial(proto.PathSessionSocket, dialOpts{header: h, protocols: []string{proto.SocketProtocol, proto.SessionTokenProtocolPrefix + token}, noRead: true})
 	if err == nil {
@@ -143,7 +143,7 @@ func TestOAuthSessionFlow(t *testing.T) {
 	e := f.e
 	// The session origin's own configuration.
 	var cfg proto.SessionAuth
-	e.request(http.MethodGet, proto.PathSessionAuth, "", nil, http.Header{"Host": {f.info.Session + "." + domain}}, &cfg)
+	e.request(http.MethodGet, proto.PathSessionAuth, "", nil, http.Header{"Host": {proto.ShellHostPrefix + f.info.Session + "." + domain}}, &cfg)
 	if cfg.ClientID != f.info.Session || cfg.RedirectURI != f.cb || cfg.TokenEndpoint != appOrigin+proto.PathToken || cfg.AuthorizationEndpoint != appOrigin+proto.PathAuthorize {
 		t.Fatalf("auth.json = %+v", cfg)
 	}
@@ -159,8 +159,10 @@ func TestOAuthSessionFlow(t *testing.T) {
 	if resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatal("token endpoint allows credentials")
 	}
-	// The token joins this session, and nothing else.
-	client, _ := e.client(tok.AccessToken, dialOpts{})
+	// Issued to a browser, the token opens nothing until it is bound.
+	e.refusedClient(bearerHeader(tok.AccessToken)).nextError(proto.CodeUnauthorized)
+	// Bound, the token joins this session, and nothing else.
+	client := e.boundClient(f.info, tok.AccessToken)
 	client.close()
 	if r := e.request(http.MethodGet, proto.PathDevices, tok.AccessToken, nil, nil, nil); r.StatusCode != 401 {
 		t.Fatalf("session token on the API = %d, want 401", r.StatusCode)
@@ -241,7 +243,7 @@ func TestOAuthTokenRefusals(t *testing.T) {
 	f := newSessionFixture(t)
 	e := f.e
 	other := e.openAs(f.agent, f.user, "printer-1")
-	otherCB := other.Origin + proto.PathSessionCallback
+	otherCB := other.ShellOrigin + proto.PathSessionCallback
 
 	t.Run("wrong verifier burns the code", func(t *testing.T) {
 		code := f.code(f.info)
@@ -259,7 +261,7 @@ func TestOAuthTokenRefusals(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("first exchange = %d", resp.StatusCode)
 		}
-		client, _ := e.client(tok.AccessToken, dialOpts{})
+		client := e.boundClient(f.info, tok.AccessToken)
 		_, _, bad := f.exchange(tokenForm(code, f.info.Session, f.cb, verifier), f.origin)
 		if bad.Error != proto.OAuthInvalidGrant || !strings.Contains(bad.Description, "revoked") {
 			t.Fatalf("replay: %+v", bad)
@@ -287,13 +289,13 @@ func TestOAuthTokenRefusals(t *testing.T) {
 	})
 	t.Run("code of session A for client B", func(t *testing.T) {
 		code := f.code(f.info)
-		if _, _, bad := f.exchange(tokenForm(code, other.Session, otherCB, verifier), other.Origin); bad.Error != proto.OAuthInvalidGrant {
+		if _, _, bad := f.exchange(tokenForm(code, other.Session, otherCB, verifier), other.ShellOrigin); bad.Error != proto.OAuthInvalidGrant {
 			t.Fatalf("cross-client code: %+v", bad)
 		}
 	})
 	t.Run("origin of another session", func(t *testing.T) {
 		code := f.code(f.info)
-		resp, _, bad := f.exchange(tokenForm(code, f.info.Session, f.cb, verifier), other.Origin)
+		resp, _, bad := f.exchange(tokenForm(code, f.info.Session, f.cb, verifier), other.ShellOrigin)
 		if resp.StatusCode != 403 || bad.Error != proto.OAuthInvalidClient || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 			t.Fatalf("foreign origin: %d %+v ACAO %q", resp.StatusCode, bad, resp.Header.Get("Access-Control-Allow-Origin"))
 		}

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -160,7 +159,8 @@ const (
 var wsWritePool = &sync.Pool{}
 
 // Handler returns the HTTP handler serving the API, the WebSockets, the web
-// UI (Config.Web) and the session origins (Config.SessionWeb).
+// UI (Config.Web) and the session origins (Config.ShellWeb and
+// Config.DeviceWeb, origins.go).
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close ends every session (telling both sides), closes every WebSocket
@@ -242,62 +242,4 @@ func (s *Server) routes() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-}
-
-// sessionHost reports whether host is <label>.<SessionsDomain>.
-func (s *Server) sessionHost(host string) (string, bool) {
-	if s.cfg.SessionsDomain == "" {
-		return "", false
-	}
-	label, ok := strings.CutSuffix(strings.ToLower(host), "."+s.cfg.SessionsDomain)
-	return label, ok && label != ""
-}
-
-// sessionOrigin is the web origin of session id, or "" without a
-// sessions domain.
-func (s *Server) sessionOrigin(id string) string {
-	if s.cfg.SessionsDomain == "" {
-		return ""
-	}
-	return s.cfg.SessionsScheme + "://" + id + "." + s.cfg.SessionsDomain
-}
-
-// serveSessionHost serves a session origin: its WebSocket, and the
-// session shell for live sessions.
-func (s *Server) serveSessionHost(w http.ResponseWriter, r *http.Request, label string) {
-	if !proto.ValidSessionID(label) || !s.sessionLive(r.Context(), label) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintln(w, "No such session. It may have ended or expired.")
-		return
-	}
-	switch r.URL.Path {
-	case proto.PathSessionSocket:
-		s.serveSessionSocket(w, r)
-		return
-	case proto.PathSessionAuth:
-		if r.Method != http.MethodGet {
-			writeError(w, http.StatusMethodNotAllowed, proto.Errorf(proto.CodeBadMessage, "GET only"))
-			return
-		}
-		s.sessionAuth(w, label)
-		return
-	case proto.PathSessionCallback:
-		// The OAuth redirect lands on the shell page, which reads the code
-		// from its own URL.
-		if s.cfg.SessionWeb == nil {
-			http.NotFound(w, r)
-			return
-		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path, r2.URL.RawPath = "/", ""
-		s.cfg.SessionWeb.ServeHTTP(w, r2)
-		return
-	}
-	if s.cfg.SessionWeb == nil {
-		http.NotFound(w, r)
-		return
-	}
-	s.cfg.SessionWeb.ServeHTTP(w, r)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/hub"
 )
 
 // serveAgentSocket upgrades an agent's WebSocket after checking its key.
@@ -32,8 +33,11 @@ func (s *Server) serveAgentSocket(w http.ResponseWriter, r *http.Request) {
 
 // serveSessionSocket upgrades a client's WebSocket for the one session its
 // token opens. Browsers (requests with an Origin) must come from the
-// session's own origin or an allowed origin: anything else is cross-site
-// WebSocket hijacking and is refused before the upgrade.
+// session's shell origin or an allowed origin: anything else, the session's
+// device origin included, is cross-site WebSocket hijacking and is refused
+// before the upgrade. The hub then applies the binding and one-client
+// rules (hub/binding.go) to what the request proved: the token, the bind
+// cookie, and whether it came from a web page.
 func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
 	id, node, ok, cerr := s.tokenSession(r.Context(), sessionToken(r))
 	if cerr != nil {
@@ -46,16 +50,20 @@ func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "a valid session token is required"))
 		return
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !s.allowed[origin] &&
-		(s.sessionOrigin(id) == "" || origin != s.sessionOrigin(id)) {
+	origin := r.Header.Get("Origin")
+	if origin != "" && !s.allowed[origin] && (s.shellOrigin(id) == "" || origin != s.shellOrigin(id)) {
 		s.refuse(r, "origin not allowed on the session socket", "session", id)
 		writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "origin not allowed"))
 		return
 	}
-	if label, onSessionHost := s.sessionHost(r.Host); onSessionHost && label != id {
+	if label, onSessionHost := s.sessionHost(r.Host); onSessionHost && label != proto.ShellHostPrefix+id {
 		s.refuse(r, "token for another session", "session", id)
 		writeError(w, http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "a valid session token is required"))
 		return
+	}
+	auth := hub.ClientAuth{TokenHash: sha256.Sum256([]byte(sessionToken(r))), Browser: origin != ""}
+	if ck, err := r.Cookie(proto.BindCookie); err == nil && ck.Value != "" {
+		auth.BindHash = sha256.Sum256([]byte(ck.Value))
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -64,8 +72,8 @@ func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	if node != "" {
 		// The session lives on another node: bridge the socket there.
-		s.cluster.serveEdge(ws, id, node, sha256.Sum256([]byte(sessionToken(r))))
+		s.cluster.serveEdge(ws, id, node, auth)
 		return
 	}
-	s.hub.ServeClientToken(ws, id, sha256.Sum256([]byte(sessionToken(r))))
+	s.hub.ServeClientAuth(ws, id, auth)
 }

@@ -29,6 +29,7 @@ var statusOf = map[proto.Code]int{
 	proto.CodeUnavailable:     http.StatusGatewayTimeout, // signaling waited for a peer that did not answer
 	proto.CodeInternal:        http.StatusInternalServerError,
 	proto.CodeExists:          http.StatusConflict,
+	proto.CodeSessionInUse:    http.StatusConflict,
 }
 
 // httpStatus returns the status for err's code.

@@ -166,13 +166,10 @@ async function setEnabled(d, box) {
   }
 }
 
-/** Where the session lives: the origin signaling gave, or <session>.localhost in development. */
+/** Where the session window lives: the shell origin signaling gave (shell-<session>.<sessions domain>). */
 function sessionOrigin(info) {
-  if (info.origin) return info.origin;
-  if (location.hostname === 'localhost' || location.hostname === '127.0.0.1') {
-    return `${location.protocol}//${info.session}.localhost${location.port ? `:${location.port}` : ''}`;
-  }
-  throw new APIError(500, 'internal', 'signaling has no session domain configured');
+  if (info.shellOrigin) return info.shellOrigin;
+  throw new APIError(500, 'internal', 'signaling has no sessions domain configured');
 }
 
 async function openSession(device, button) {
@@ -182,8 +179,8 @@ async function openSession(device, button) {
   await busy(button, async () => {
     try {
       const info = await api('POST', '/v1/sessions', { device: device.id });
-      // The session origin signs itself in with OAuth against this origin:
-      // no credential travels in the URL.
+      // The session window (its shell origin) signs itself in with OAuth
+      // against this origin: no credential travels in the URL.
       const url = `${sessionOrigin(info)}/`;
       if ($('same-tab').checked) {
         location.assign(url);

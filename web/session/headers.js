@@ -4,6 +4,7 @@
 // (proto.RequestHead.Validate, its cookie jar); these are the browser's half.
 
 import { canonicalKey, isToken, validFieldValue, MAX_HEAD } from './frames.js';
+import { validOrigin, validReferrer } from './protocol.js';
 
 // Hop-by-hop fields (RFC 9110 7.6.1, plus the legacy ones httputil.ReverseProxy
 // removes): they describe one connection, and the tunnel is not that
@@ -13,10 +14,13 @@ export const HOP_BY_HOP = new Set([
   'te', 'trailer', 'transfer-encoding', 'upgrade',
 ]);
 
-// Request fields the browser side never forwards. Framing comes from the
-// tunnel (Content-Length is carried as contentLength), the agent chooses Host,
-// Origin and Referer for the device, and Cookie is rebuilt from the session
-// origin's cookie store.
+// Request fields the browser side never forwards from the header list.
+// Framing comes from the tunnel (Content-Length is carried as
+// contentLength), the agent chooses Host, Cookie is rebuilt from the device
+// origin's cookie store, and Origin and Referer travel as fields of their
+// own (the worker knows them better than the header list shows: see
+// requestOrigin), which the agent maps to the device's own only when they
+// are this session's device origin.
 const REQUEST_DROP = new Set(['host', 'content-length', 'cookie', 'origin', 'referer', 'service-worker', 'service-worker-navigation-preload']);
 
 // Response fields the page never sees: Set-Cookie stays in the agent's jar
@@ -33,7 +37,7 @@ const RESPONSE_DROP = new Set([
   'set-cookie', 'set-cookie2', 'strict-transport-security', 'x-frame-options',
   'content-encoding', 'public-key-pins', 'public-key-pins-report-only', 'alt-svc', 'clear-site-data',
   'report-to', 'reporting-endpoints', 'nel', 'x-content-type-options', 'referrer-policy',
-  'content-security-policy-report-only',
+  'content-security-policy-report-only', 'origin-agent-cluster',
 ]);
 
 /**
@@ -47,11 +51,12 @@ export const CREDENTIALS_HEADER = 'X-Porthole-Credentials';
 export const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 
 /**
- * The policy every proxied response carries, in addition to the device's own
+ * The policy the agent puts on every proxied response (agent/deviceproxy
+ * DeviceCSP, kept identical by a test), in addition to the device's own
  * (browsers enforce each policy, so the device's can only narrow this one).
  * Device pages rely on inline scripts, styles and eval, so those stay allowed;
  * what is refused is any other origin: no remote scripts, no exfiltration by
- * fetch, forms or <base>, and the page may be framed only by the shell.
+ * fetch, forms or <base>. The worker replaces it with sessionPolicy.
  */
 export const DEVICE_CSP =
   "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; " +
@@ -59,14 +64,32 @@ export const DEVICE_CSP =
   "object-src 'none'";
 
 /**
+ * DEVICE_CSP for a response on a session's device origin: it may be framed
+ * by the device itself and by its session window (shellOrigin), nothing
+ * else; and a top-level document (a popped-out tab) may frame the session
+ * window's bar, which holds nothing (page/bar.js).
+ */
+export function sessionPolicy(shellOrigin, topLevel) {
+  let p = DEVICE_CSP.replace("frame-ancestors 'self'", `frame-ancestors 'self' ${shellOrigin}`);
+  if (topLevel) p += `; frame-src 'self' data: blob: ${shellOrigin}`;
+  return p;
+}
+
+/** The Referrer-Policy of device responses: full referrers inside the device origin, none to anyone else. */
+export const DEVICE_REFERRER_POLICY = 'same-origin';
+
+/**
  * Builds the proto.RequestHead for a request the page made.
  *   method, target: from the Request (target is pathname + search)
  *   headers: iterable of [name, value] pairs (a Headers object works)
- *   cookie: the Cookie header value built from the session origin's store, or ''
+ *   cookie: the Cookie header value built from the device origin's store, or ''
  *   contentLength: -1 unknown, 0 no body, else the exact length
  *   credentials: base64("user:password") from the shell's dialog, or absent
+ *   origin: the Origin the browser would send ('' none, 'null', or an origin)
+ *   referrer: the request's referrer URL, or ''
+ *   clientOrigin: the session's device origin, for proto.RequestHead.ClientOrigin
  */
-export function buildRequestHead({ method, target, headers, cookie, contentLength, credentials }) {
+export function buildRequestHead({ method, target, headers, cookie, contentLength, credentials, origin, referrer, clientOrigin }) {
   if (!isToken(method)) throw new TypeError('invalid method');
   if (typeof target !== 'string' || !target.startsWith('/') || target.startsWith('//')) {
     throw new TypeError('request target must be an absolute path');
@@ -82,10 +105,28 @@ export function buildRequestHead({ method, target, headers, cookie, contentLengt
     (header[k] ||= []).push(value);
   }
   if (cookie && validFieldValue(cookie)) header.Cookie = [cookie];
+  if (origin === 'null' || validOrigin(origin)) header.Origin = [origin];
+  if (validReferrer(referrer)) header.Referer = [referrer];
   if (credentials && /^[A-Za-z0-9+/]+=*$/.test(credentials)) header[CREDENTIALS_HEADER] = [credentials];
   const head = { method, target, contentLength };
   if (Object.keys(header).length) head.header = header;
+  if (validOrigin(clientOrigin)) head.clientOrigin = clientOrigin;
   return head;
+}
+
+/**
+ * The Origin header the browser sends with req, as the worker can tell it
+ * (a worker does not see the header on most requests): the header itself
+ * when present (form submissions), none on navigations and GET/HEAD
+ * requests, and otherwise the request's own origin, since only this origin's
+ * documents send the worker their subresource requests — or "null" under a
+ * no-referrer policy, as the Fetch standard serializes it.
+ */
+export function requestOrigin(req, selfOrigin) {
+  const h = req.headers.get('origin');
+  if (h) return h;
+  if (req.mode === 'navigate' || req.method === 'GET' || req.method === 'HEAD') return '';
+  return req.referrerPolicy === 'no-referrer' ? 'null' : selfOrigin;
 }
 
 /** The origin-form target of a URL: path and query, never the fragment. */
@@ -97,10 +138,13 @@ export function targetOf(url) {
 /**
  * Filters a proto.ResponseHead header map ({Name: [values]}) into the
  * [name, value] pairs of the Response the worker builds, and adds the
- * session's policy. A device CSP keeps its restrictions except
- * frame-ancestors, which would block the shell's frame.
+ * session's policy (sessionPolicy). A device CSP keeps its restrictions
+ * except frame-ancestors, which would block the shell's frame. A document
+ * (opt.document) is never stored (no HTTP cache, no back-forward cache: it
+ * must not outlive the session) and is origin-keyed like every other page
+ * of the origin; opt.topLevel says it is a top-level document.
  */
-export function responseHeaders(header) {
+export function responseHeaders(header, opt = {}) {
   const out = [];
   for (const [name, values] of Object.entries(header || {})) {
     const lower = name.toLowerCase();
@@ -116,9 +160,14 @@ export function responseHeaders(header) {
       out.push([name, v]);
     }
   }
-  out.push(['Content-Security-Policy', DEVICE_CSP]);
+  out.push(['Content-Security-Policy', opt.shellOrigin ? sessionPolicy(opt.shellOrigin, !!opt.topLevel) : DEVICE_CSP]);
   out.push(['X-Content-Type-Options', 'nosniff']);
-  out.push(['Referrer-Policy', 'no-referrer']);
+  out.push(['Referrer-Policy', DEVICE_REFERRER_POLICY]);
+  if (opt.document) {
+    for (let i = out.length - 1; i >= 0; i--) if (out[i][0].toLowerCase() === 'cache-control') out.splice(i, 1);
+    out.push(['Cache-Control', 'no-store']);
+    out.push(['Origin-Agent-Cluster', '?1']);
+  }
   return out;
 }
 

@@ -1,23 +1,45 @@
-// The session shell: the top-level page on the session origin. It joins the
-// session over signaling, opens the one RTCPeerConnection to the agent,
-// registers the service worker, shows the device's page in a frame under the
-// toolbar, and serves the worker's requests over the tunnel.
+// The session window, on the session's SHELL origin
+// (https://shell-<id>.D). It holds the session's secrets — the session
+// token, its bind cookie (HttpOnly: not even this page reads it), the TURN
+// credentials — and the session's one RTCPeerConnection, and it never runs
+// device content. The device's pages run on the device origin
+// (https://<id>.D), which holds nothing: in this window's sandboxed frame,
+// and in tabs popped out of it ("Open in its own tab"). Their requests
+// reach this window through the service worker and the relay frame (both
+// device origin, see sw.js and relay.js); it carries them over the tunnel
+// and answers each on the MessagePort it came with.
+//
+// From the device origin this window takes nothing but tunnel requests
+// from its relay and display-only hints from the page shim in its frame
+// (protocol.js). It tells the popped-out tabs' bars (bar.js, this origin)
+// what the toolbar shows, over a BroadcastChannel.
 
 import { Signaling, candidateData, sessionFromHost } from './signaling.js';
 import { Tunnel } from './tunnel.js';
-import { createToolbar, explainPath, pathFromStats } from './toolbar.js';
+import { createToolbar, explainPath, pathFromStats, pathLabel } from './toolbar.js';
 import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
+import { MSG, tunnelRequest, pageHint, deviceOriginOf } from './protocol.js';
 
 const TOKEN_KEY = 'porthole.session-token';
-const WORKER_URL = '/__t/sw.js';
+const BOUND_KEY = 'porthole.session-bound'; // the token in TOKEN_KEY is bound to this window's cookie
+const BIND_PATH = '/__t/bind';
+const WIPE_PATH = '/__t/wipe';
+const RELAY_PATH = '/__t/relay.html';
+const BAR_CHANNEL = 'porthole.bar';
+const DEVICE_ORIGIN = deviceOriginOf(location);
 const CONNECT_TIMEOUT = 30_000; // from session.ready to a connected peer
+const RELAY_TIMEOUT = 20_000; // from session.ready to an active worker
+const WIPE_TIMEOUT = 3_000; // how long the end waits for the worker's wipe
 const STATS_EVERY = 2_000;
 const RESTORED_NOTICE = 10_000; // how long "restored" stays in the toolbar
-// The sandbox keeps the device's page from navigating the shell away (no
-// allow-top-navigation) while leaving it same-origin, so the worker controls
-// it and its scripts, forms and downloads work.
-const SANDBOX = 'allow-scripts allow-forms allow-same-origin allow-popups allow-modals allow-downloads';
+// The device frame is cross-origin (device origin), so its scripts cannot
+// reach this window. The sandbox withholds top navigation, which a
+// same-site frame would otherwise have (measured), and leaves the rest so
+// the device's page works: same-origin with its own origin (the worker
+// controls it), scripts, forms, popups (which become normal tabs on the
+// device origin, controlled by the same worker), dialogs, downloads.
+const SANDBOX = 'allow-scripts allow-forms allow-same-origin allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads';
 
 const END_TEXT = {
   client: 'You ended the session.',
@@ -29,13 +51,21 @@ const END_TEXT = {
   error: 'The session ended because of an error.',
 };
 
+const FRAMEBUST_NOTICE = 'This page only works in its own tab.';
+const WEBSOCKET_NOTICE = 'This page opened a WebSocket, which Porthole cannot carry; live updates on it will not work.';
+
 const state = {
   ended: false,
+  joined: false, // signaling admitted this window: it holds the session
   signaling: null,
   pc: null,
   tunnel: null,
   toolbar: null,
   frame: null,
+  relay: null,
+  relayReady: null, // resolves when the worker is active and knows the relay
+  relayReadyResolve: null,
+  location: '', // the device frame's path, as its page shim says
   statsTimer: null,
   connectTimer: null,
   pendingCandidates: [], // remote candidates that arrived before the answer
@@ -43,6 +73,8 @@ const state = {
   endReason: '',
   recovery: null, // ICE restarts after the first connection (recovery.js)
   noticeTimer: null,
+  barChannel: null,
+  bar: { device: '', expires: 0, path: '', kind: '', ended: '' },
 };
 
 const AUTH_KEY = 'porthole.session-oauth'; // {state, verifier, back} while the authorization runs
@@ -138,67 +170,105 @@ async function finishAuthorization(cfg) {
   return body.access_token;
 }
 
+/**
+ * Binds the token to this window (once per token): signaling answers with
+ * an HttpOnly cookie of this origin, and from then on the token opens the
+ * session only together with it. A token copied out of this window is
+ * useless.
+ */
+async function bindToken(token) {
+  if (sessionStorage.getItem(BOUND_KEY) === '1') return;
+  const res = await fetch(BIND_PATH, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}` },
+    credentials: 'same-origin',
+    cache: 'no-store',
+  });
+  if (res.status === 204) {
+    sessionStorage.setItem(BOUND_KEY, '1');
+    return;
+  }
+  const body = await res.json().catch(() => ({}));
+  throw coded(typeof body.code === 'string' ? body.code : 'unauthorized', typeof body.message === 'string' ? body.message : `the session could not be joined (HTTP ${res.status})`);
+}
+
+function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(BOUND_KEY);
+}
+
 async function main() {
-  const stage = document.getElementById('stage');
   state.toolbar = createToolbar(document.body, {
     onEnd: () => endSession('client', '', true),
     onExpire: () => endSession('expired', '', false),
+    onPopOut: () => popOut(),
   });
+  state.relayReady = new Promise((resolve, reject) => {
+    state.relayReadyResolve = { resolve, reject };
+  });
+  state.relayReady.catch(() => {});
   setStatus('Connecting…');
   let token;
   try {
     token = await obtainToken();
+    if (token) await bindToken(token);
   } catch (err) {
     const e = err?.code ? err : coded('unauthorized', err?.message || String(err));
-    showEnded('Could not join the session', e.detail || e.message || 'Open the device again from Porthole.', e.code);
+    forgetToken();
+    showEnded(e.code === 'session_in_use' ? 'Session open elsewhere' : 'Could not join the session', e.detail || e.message || 'Open the device again from Porthole.', e.code);
     return;
   }
   if (!token) {
     showEnded('No session', 'This page needs a session. Open the device from Porthole to start one.', 'unauthorized');
     return;
   }
-  listenToWorker();
-  const worker = registerWorker();
-  connect(token, worker).catch((err) => fail(err));
-  // The frame waits for the worker only: requests it makes before the
-  // connection is up simply wait for a channel.
-  worker.then(() => showFrame(stage, location.pathname + location.search), (err) => fail(err));
+  window.addEventListener('message', onMessage);
+  openBarChannel();
+  connect(token).catch((err) => fail(err));
+  // The frame waits for the worker only: requests it makes before the peer
+  // connection is up simply wait for the tunnel.
+  const path = location.pathname === CALLBACK_PATH ? '/' : location.pathname + location.search;
+  state.relayReady.then(() => showFrame(path), (err) => fail(err));
 }
 
-async function registerWorker() {
-  if (!('serviceWorker' in navigator)) throw coded('unsupported', 'This browser has no service workers; Porthole needs them to show the device.');
-  await navigator.serviceWorker.register(WORKER_URL, { scope: '/', type: 'module', updateViaCache: 'none' });
-  const reg = await navigator.serviceWorker.ready;
-  reg.active.postMessage({ type: 'porthole.shell' });
-  return reg;
-}
-
-async function connect(token, workerReady) {
+async function connect(token) {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const sig = new Signaling({ url: `${proto}//${location.host}/v1/session`, token, session: sessionFromHost(location.hostname) });
   state.signaling = sig;
   sig.onclose = (code) => {
     if (state.ended) return;
-    if (!state.pc) {
+    if (!state.joined) {
       showEnded('Could not join the session', `The signaling connection closed (${code}). The link may have expired; open the device again from Porthole.`, 'unavailable');
       return;
     }
     // The data path does not need signaling once connected; say so.
     state.toolbar.notify('Signaling connection lost; the page still works while the connection to the agent holds.', 'warning');
   };
-  sig.onmessage = (env) => onSignal(env, workerReady);
+  sig.onmessage = (env) => onSignal(env);
   await sig.opened;
   sig.send('hello', { role: 'client', software: 'porthole-web/dev' });
 }
 
-async function onSignal(env, workerReady) {
+/** A refusal before this window joined: it never held the session. */
+function refused(err) {
+  if (state.ended) return;
+  state.ended = true;
+  forgetToken();
+  state.signaling?.close();
+  state.toolbar.stop();
+  const inUse = err.code === 'session_in_use';
+  showEnded(inUse ? 'Session open elsewhere' : 'Could not join the session', err.detail || err.message, err.code);
+}
+
+async function onSignal(env) {
   if (state.ended) return;
   const d = env.data || {};
   switch (env.type) {
     case 'welcome':
       return;
     case 'session.ready':
-      return startPeer(d, workerReady).catch((err) => fail(err));
+      startRelay(typeof d.relayTicket === 'string' ? d.relayTicket : '');
+      return startPeer(d).catch((err) => fail(err));
     case 'answer':
       if (!state.pc || d.type !== 'answer' || typeof d.sdp !== 'string') return;
       // An ICE restart's offer may have been sent twice (resent after a
@@ -223,6 +293,10 @@ async function onSignal(env, workerReady) {
       return endSession(typeof d.reason === 'string' ? d.reason : 'error', typeof d.message === 'string' ? d.message : '', false);
     case 'error': {
       const err = coded(d.code || 'internal', d.message || '');
+      // Refused before joining (another window holds the session, a token
+      // that is not this window's): say so, and touch nothing of the
+      // session, which belongs to another window.
+      if (!state.joined) return refused(err);
       if (!state.pc) return fail(err);
       state.toolbar.notify(`${err.detail || 'Error'} (${err.code})`, 'warning');
       return;
@@ -240,15 +314,19 @@ async function addCandidate(d) {
   }
 }
 
-async function startPeer(ready, workerReady) {
+async function startPeer(ready) {
   if (state.pc) return;
+  state.joined = true;
   const expires = new Date(ready.expires);
   document.title = `${ready.device || 'Device'} — Porthole`;
   state.toolbar.setDevice(ready.device || '');
+  state.bar.device = ready.device || '';
   if (!Number.isNaN(expires.getTime())) {
     state.toolbar.setExpires(expires);
-    workerReady.then((reg) => reg.active?.postMessage({ type: 'porthole.shell', expires: expires.getTime() })).catch(() => {});
+    state.bar.expires = expires.getTime();
+    state.relayReady.then(() => postRelay({ type: MSG.session, expires: expires.getTime() })).catch(() => {});
   }
+  publishBar();
   const iceServers = Array.isArray(ready.iceServers) ? ready.iceServers : [];
   const pc = new RTCPeerConnection({ iceServers });
   state.pc = pc;
@@ -318,7 +396,14 @@ function pollStats() {
     if (!state.pc || state.ended) return;
     try {
       const report = await state.pc.getStats();
-      state.toolbar.setPath(pathFromStats(report), explainPath(report));
+      const p = pathFromStats(report);
+      state.toolbar.setPath(p, explainPath(report));
+      const label = pathLabel(p);
+      if (label !== state.bar.path) {
+        state.bar.path = label;
+        state.bar.kind = p ? (p.relay ? 'relay' : 'direct') : '';
+        publishBar();
+      }
     } catch {
       // stats are decoration
     }
@@ -327,70 +412,126 @@ function pollStats() {
   state.statsTimer = setInterval(poll, STATS_EVERY);
 }
 
-function showFrame(stage, path) {
+/** Hides the relay frame in this window (device origin, ?t= its ticket). */
+function startRelay(ticket) {
+  if (state.relay || state.ended) return;
+  const f = document.createElement('iframe');
+  f.className = 'relay';
+  f.hidden = true;
+  f.title = 'Porthole relay';
+  f.src = `${DEVICE_ORIGIN}${RELAY_PATH}${ticket ? `?t=${encodeURIComponent(ticket)}` : ''}`;
+  document.body.append(f);
+  state.relay = f;
+  setTimeout(() => state.relayReadyResolve?.reject(coded('unavailable', 'The service worker did not start in time; reload the window.')), RELAY_TIMEOUT);
+}
+
+function postRelay(m) {
+  state.relay?.contentWindow?.postMessage(m, DEVICE_ORIGIN);
+}
+
+/**
+ * Messages from the device origin: tunnel requests from the relay, display
+ * hints from the page shim in the device frame. Nothing else, from nobody
+ * else.
+ */
+function onMessage(e) {
+  if (e.origin !== DEVICE_ORIGIN) return;
+  if (state.relay && e.source === state.relay.contentWindow) {
+    const m = e.data;
+    if (m?.type === MSG.relayReady) {
+      if (typeof m.error === 'string') state.relayReadyResolve?.reject(coded('unsupported', m.error.slice(0, 300)));
+      else {
+        performance.mark('porthole.relay-ready');
+        state.relayReadyResolve?.resolve();
+      }
+      state.relayReadyResolve = null;
+      return;
+    }
+    if (m?.type === MSG.wiped) {
+      state.wiped?.();
+      return;
+    }
+    const req = tunnelRequest(m, e.ports);
+    if (req) serve(req);
+    return;
+  }
+  if (state.frame && e.source === state.frame.contentWindow) onHint(pageHint(e.data));
+}
+
+/** What the page shim says about the frame's page: toolbar text only. */
+function onHint(h) {
+  if (!h || state.ended) return;
+  switch (h.kind) {
+    case 'location':
+      if (!h.path) return;
+      state.location = h.path;
+      state.toolbar.setLocation(h.path);
+      // Reloading the window brings back the page the technician was on.
+      history.replaceState(null, '', h.path);
+      return;
+    case 'framebust':
+      state.toolbar.notify(FRAMEBUST_NOTICE, 'warning');
+      state.toolbar.attention(true);
+      return;
+    case 'websocket':
+      state.toolbar.notify(WEBSOCKET_NOTICE, 'warning');
+      return;
+    default:
+  }
+}
+
+function showFrame(path) {
   if (state.ended) return;
   const frame = document.createElement('iframe');
   frame.className = 'device';
   frame.setAttribute('sandbox', SANDBOX);
   frame.title = 'Device page';
-  frame.addEventListener('load', () => onFrameLoad(frame));
-  frame.src = path;
-  stage.replaceChildren(frame);
+  frame.addEventListener('load', () => {
+    // A new page in the frame: a new chance for the credentials dialog,
+    // and the previous page's notices are moot.
+    auth.declined = false;
+    state.toolbar.attention(false);
+  });
+  frame.src = DEVICE_ORIGIN + path;
+  state.location = path;
+  state.toolbar.setLocation(path);
+  document.getElementById('stage').replaceChildren(frame);
   state.frame = frame;
-}
-
-function onFrameLoad(frame) {
-  let w;
-  try {
-    w = frame.contentWindow;
-    const here = w.location.pathname + w.location.search;
-    state.toolbar.setLocation(here);
-    // Reloading the shell brings back the page the technician was on.
-    if (!state.ended) history.replaceState(null, '', here + w.location.hash);
-  } catch {
-    return; // not same-origin: an error page of the browser
-  }
-  auth.declined = false;
-  hookWebSocket(w);
+  setStatus('');
 }
 
 /**
- * A service worker cannot carry WebSockets, so a device page that opens one
- * would fail silently. The frame is same-origin, so wrap its constructor and
- * say so in the toolbar. The hook is set again whenever the frame's page
- * asks for something (serve) and at its load event, so a script the page
- * loads sees it; a socket opened by an inline script before the page's
- * first subresource is not seen, and the server answers its upgrade with 501.
+ * "Open in its own tab": the device page the frame shows, as a top-level
+ * tab of the device origin. It is controlled by the same worker, so its
+ * requests come through the same relay to this window's peer connection;
+ * there self === top holds, which frame-busting pages insist on. noopener:
+ * the tab gets no reference to this window.
  */
-function hookWebSocket(w) {
-  if (!w.WebSocket || w.WebSocket.__porthole) return;
-  const Native = w.WebSocket;
-  const Wrapped = function (...args) {
-    state.toolbar.notify('This page opened a WebSocket, which Porthole cannot carry; live updates on it will not work.', 'warning');
-    return new Native(...args);
-  };
-  Wrapped.prototype = Native.prototype;
-  Object.assign(Wrapped, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3, __porthole: true });
-  w.WebSocket = Wrapped;
+function popOut() {
+  if (state.ended) return;
+  window.open(DEVICE_ORIGIN + (state.location || '/'), '_blank', 'noopener');
+  state.toolbar.attention(false);
+  state.toolbar.notify('The page is open in its own tab; this window keeps the session. Closing it ends the session.', 'info');
 }
 
-/** Serves the worker's requests; anything else on this channel is ignored. */
-function listenToWorker() {
-  if (!('serviceWorker' in navigator)) return;
-  navigator.serviceWorker.addEventListener('message', (e) => {
-    // Only our own worker speaks this protocol. The device's page could post
-    // to us through window.postMessage, which we never listen to.
-    const src = e.source;
-    if (!(src instanceof ServiceWorker) || new URL(src.scriptURL).pathname !== WORKER_URL) return;
+/** The bars of popped-out tabs (bar.js) ask for the state and may ask to end. */
+function openBarChannel() {
+  if (typeof BroadcastChannel === 'undefined') return;
+  state.barChannel = new BroadcastChannel(BAR_CHANNEL);
+  state.barChannel.onmessage = (e) => {
     const m = e.data;
-    const port = e.ports[0];
-    if (!port || !m || m.type !== 'porthole.fetch') return;
-    serve(m, port);
-  });
-  navigator.serviceWorker.startMessages();
+    if (m?.type === 'hello') publishBar();
+    else if (m?.type === 'end' && !state.ended) endSession('client', '', true);
+  };
 }
 
-async function serve(m, port) {
+function publishBar() {
+  state.barChannel?.postMessage({ type: 'state', ...state.bar });
+}
+
+/** Serves one tunnel request from the relay; answers on its port. */
+async function serve(m) {
+  const { port } = m;
   if (state.ended || !state.tunnel) {
     // Requests before session.ready wait for the tunnel; after the end they
     // are refused, so the device's page cannot outlive the session.
@@ -403,15 +544,15 @@ async function serve(m, port) {
     if (e.data?.type === 'abort') ac.abort();
   };
   try {
-    if (typeof m.method !== 'string' || typeof m.target !== 'string' || !Array.isArray(m.headers)) throw coded('bad_request', 'malformed request from the worker');
-    hookFrame();
-    const body = m.body instanceof ReadableStream ? m.body : null;
     const req = {
       method: m.method,
       target: m.target,
       headers: m.headers,
-      cookie: typeof m.cookie === 'string' ? m.cookie : '',
-      body,
+      cookie: m.cookie,
+      origin: m.origin,
+      referrer: m.referrer,
+      clientOrigin: DEVICE_ORIGIN,
+      body: m.body,
       signal: ac.signal,
     };
     const first = await state.tunnel.fetch({ ...req, credentials: takeCredentials() });
@@ -468,15 +609,6 @@ async function authenticate(req, head, body) {
   return { head, body };
 }
 
-/** Hooks the frame's current document (see hookWebSocket). */
-function hookFrame() {
-  try {
-    if (state.frame?.contentWindow) hookWebSocket(state.frame.contentWindow);
-  } catch {
-    // not same-origin: a browser error page
-  }
-}
-
 // Requests the worker sends before session.ready wait here for the tunnel.
 const readyWaiters = [];
 function tunnelReady() {
@@ -504,13 +636,15 @@ function coded(code, message) {
 
 function fail(err) {
   if (state.ended) return;
+  if (!state.joined && (err.code === 'session_in_use' || err.code === 'unauthorized')) return refused(err);
   endSession('error', err.detail || err.message || String(err), true, err.code);
 }
 
 /**
  * Ends the session once: tells signaling when we are the ones ending it,
- * closes every channel and the peer connection, tells the worker to refuse
- * every further request, and shows why.
+ * closes every channel and the peer connection, has the worker send every
+ * device window to the end page and unregister (which wipes the device
+ * origin), wipes this origin, and shows why.
  */
 function endSession(reason, message, tellSignaling, code) {
   if (state.ended) return;
@@ -521,8 +655,6 @@ function endSession(reason, message, tellSignaling, code) {
     if (message) end.message = message.slice(0, 500);
     state.signaling.send('session.end', end);
   }
-  navigator.serviceWorker?.controller?.postMessage({ type: 'porthole.ended', reason });
-  navigator.serviceWorker?.ready.then((reg) => reg.active?.postMessage({ type: 'porthole.ended', reason })).catch(() => {});
   clearInterval(state.statsTimer);
   clearTimeout(state.connectTimer);
   clearTimeout(state.noticeTimer);
@@ -531,12 +663,43 @@ function endSession(reason, message, tellSignaling, code) {
   state.pc?.close();
   // Let session.end leave before the socket closes.
   setTimeout(() => state.signaling?.close(), 200);
-  sessionStorage.removeItem(TOKEN_KEY);
+  forgetToken();
   wakeReadyWaiters();
   state.toolbar.stop();
   state.toolbar.notify('');
+  state.bar.ended = reason;
+  publishBar();
   const text = [END_TEXT[reason] || 'The session is over.', message].filter(Boolean).join(' ');
   showEnded('Session ended', text, code || reason);
+  wipe(reason);
+}
+
+/**
+ * The browser keeps nothing of the session: the worker (through the relay)
+ * sends the device's windows to /__t/ended, which clears the device
+ * origin's storage and cache, deletes its cookies and unregisters; then
+ * this origin's own storage goes (/__t/wipe, which also expires the bind
+ * cookie). Only a window that held the session wipes: a refused one must
+ * not touch the holder's.
+ */
+async function wipe(reason) {
+  if (!state.joined) return;
+  if (state.relay) {
+    const done = new Promise((resolve) => {
+      state.wiped = resolve;
+      setTimeout(resolve, WIPE_TIMEOUT);
+    });
+    postRelay({ type: MSG.ended, reason });
+    await done;
+    state.relay.remove();
+    state.relay = null;
+  }
+  try {
+    await fetch(WIPE_PATH, { credentials: 'same-origin', cache: 'no-store' });
+  } catch {
+    // the server is gone; the bind cookie expires with the session anyway
+  }
+  document.body.dataset.wiped = '1';
 }
 
 function showEnded(title, text, code) {

@@ -1,5 +1,6 @@
 // The shell's signaling connection: one WebSocket to /v1/session on the
-// session's own host, carrying the versioned JSON envelopes of proto/signal.go.
+// session window's own host (shell origin, where the bind cookie is),
+// carrying the versioned JSON envelopes of proto/signal.go.
 // The envelope helpers are pure and exported for node --test; the Signaling
 // class needs a browser (WebSocket).
 
@@ -60,10 +61,14 @@ export function candidateData(c) {
   return d;
 }
 
-/** The session id in a session host name (<session>.<domain>), or ''. */
+/**
+ * The session id in a session host name (shell-<session>.<domain> or
+ * <session>.<domain>), or ''.
+ */
 export function sessionFromHost(hostname) {
   const labels = hostname.split('.');
-  return labels.length > 1 && SESSION_RE.test(labels[0]) ? labels[0] : '';
+  const id = labels[0].startsWith('shell-') ? labels[0].slice('shell-'.length) : labels[0];
+  return labels.length > 1 && SESSION_RE.test(id) ? id : '';
 }
 
 function codedError(code, message) {

@@ -1,56 +1,120 @@
-// The session origin's service worker. It intercepts every request the
-// device's page makes and hands it to the shell window, which carries it over
-// a WebRTC data channel to the agent (tunnel.js); the answer comes back as a
-// streamed Response. Top-level navigations go to the network, where the
-// server answers with the shell, and the shell's own files (/__t/,
-// /favicon.ico) are never sent to the device.
+// The service worker, on the session's DEVICE origin (https://<id>.D): it
+// holds nothing secret. It intercepts every request of the device's
+// windows — the shell's device frame, the tabs popped out of it, the
+// windows the device's page opens — and hands it, through the relay frame
+// (relay.js, device origin, hidden inside the shell), to the session window
+// on the shell origin, which carries it over the session's one WebRTC peer
+// connection to the agent (tunnel.js); the answer comes back on a
+// MessagePort as a streamed Response. HTML documents get the page shim
+// (inject.js). Porthole's own paths (/__t/, /favicon.ico) go to the server.
 //
-// Registered as a module worker with scope "/" (the server sends
-// Service-Worker-Allowed: /).
+// When the session ends it sends every device window to /__t/ended (which
+// wipes the origin), deletes the origin's cookies and unregisters itself.
+//
+// Registered by the relay as a module worker with scope "/" (the server
+// sends Service-Worker-Allowed: /).
 
-import { targetOf, cookieHeader, parseCookiePair, responseHeaders, redirectTarget, statusForCode, NULL_BODY_STATUS } from './headers.js';
+import { targetOf, cookieHeader, parseCookiePair, responseHeaders, redirectTarget, statusForCode, requestOrigin, NULL_BODY_STATUS } from './headers.js';
 import { endedPage, errorPage, offsitePage } from './pages.js';
+import { injectShim, isHTML } from './inject.js';
+import { MSG, shellOriginOf } from './protocol.js';
 
-const SHELL_PREFIX = '/__t/';
+const PREFIX = '/__t/';
+const RELAY_PATH = '/__t/relay.html';
+const SHIM_PATH = '/__t/page.js';
+const ENDED_PATH = '/__t/ended';
+const SHIM_CACHE = 'porthole-shim';
 // How long a request may wait for the shell to answer with a head. The
 // agent has its own device timeouts; this catches a shell that went away.
 const HEAD_TIMEOUT = 120_000;
+// How long a request waits for a relay when there is none: the session
+// window reloading takes about a second; a closed one never comes back.
+const RELAY_WAIT = 5_000;
 
-// What the shell told us. The worker may be stopped and restarted at any
+const SHELL_ORIGIN = shellOriginOf(self.location);
+
+// What the relay told us. The worker may be stopped and restarted at any
 // time and lose this; the shell is the authority and refuses requests once
 // the session is over, so forgetting it here fails closed anyway.
 let ended = null; // reason, once the session is over
 let expires = 0; // ms since epoch, 0 if unknown
-let shellId = ''; // the client id of the shell that announced itself last
+let relayId = ''; // the client id of the relay that announced itself last
+const relayWaiters = new Set();
 
-self.addEventListener('install', (e) => e.waitUntil(self.skipWaiting()));
+self.addEventListener('install', (e) => {
+  // The shim is served from here, so a navigation costs no round trip to
+  // the server for it. A failure only means it comes from the network.
+  e.waitUntil(caches.open(SHIM_CACHE).then((c) => c.add(SHIM_PATH)).catch(() => {}).then(() => self.skipWaiting()));
+});
 self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
 
+/** A relay client: the relay page in a nested frame. */
+function isRelay(src) {
+  return src && src.type === 'window' && src.frameType === 'nested' && new URL(src.url).pathname === RELAY_PATH;
+}
+
 self.addEventListener('message', (e) => {
-  // Only top-level windows of this origin are shells; the device's page runs
-  // in a nested frame and cannot speak for the session.
+  // Only the relay speaks for the session window. (The device's page can
+  // load a relay page of its own; what it then gets is its own requests.)
   const src = e.source;
-  if (!src || src.type !== 'window' || src.frameType !== 'top-level') return;
+  if (!isRelay(src)) return;
   const m = e.data;
   if (!m || typeof m !== 'object') return;
-  if (m.type === 'porthole.shell') {
-    shellId = src.id;
-    if (typeof m.expires === 'number') expires = m.expires;
-    ended = null;
-  } else if (m.type === 'porthole.ended') {
-    ended = typeof m.reason === 'string' ? m.reason.slice(0, 64) : 'session_ended';
+  switch (m.type) {
+    case MSG.relayHello:
+      relayId = src.id;
+      for (const w of relayWaiters) w();
+      relayWaiters.clear();
+      src.postMessage({ type: MSG.relayAck });
+      return;
+    case MSG.session:
+      if (typeof m.expires === 'number') expires = m.expires;
+      return;
+    case MSG.ended:
+      ended = typeof m.reason === 'string' ? m.reason.slice(0, 64) : 'session_ended';
+      e.waitUntil(wipe().then(() => src.postMessage({ type: MSG.wiped }), () => src.postMessage({ type: MSG.wiped })));
+      return;
+    default:
   }
 });
+
+/**
+ * The end of the session: every device window goes to the end page (the
+ * server wipes the origin's storage and cache with it), the cookies the
+ * device set here are deleted, and the worker unregisters itself.
+ */
+async function wipe() {
+  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  await Promise.all(windows.map(async (c) => {
+    if (isRelay(c) || new URL(c.url).pathname === ENDED_PATH) return;
+    try {
+      await c.navigate(ENDED_PATH);
+    } catch {
+      // not controlled by us: it asks the server next time, which answers
+      // "no such session"
+    }
+  }));
+  if (self.cookieStore) {
+    try {
+      for (const c of await self.cookieStore.getAll()) await self.cookieStore.delete({ name: c.name, path: c.path || '/' });
+    } catch {
+      // a cookie the store cannot delete is one it could not have set
+    }
+  }
+  await caches.delete(SHIM_CACHE).catch(() => {});
+  await self.registration.unregister();
+}
 
 self.addEventListener('fetch', (e) => {
   const req = e.request;
   const url = new URL(req.url);
   // Other origins are not ours to carry; the device page's CSP refuses them.
   if (url.origin !== self.location.origin) return;
-  if (url.pathname.startsWith(SHELL_PREFIX) || url.pathname === '/favicon.ico') return;
-  // A top-level navigation loads the shell from the server, which then shows
-  // this path in its frame. Frames (destination iframe/frame) are device pages.
-  if (req.mode === 'navigate' && req.destination === 'document') return;
+  if (url.pathname === SHIM_PATH) {
+    e.respondWith(caches.match(SHIM_PATH).then((r) => r || fetch(req)));
+    return;
+  }
+  if (url.pathname.startsWith(PREFIX) || url.pathname === '/favicon.ico') return;
   e.respondWith(carry(e, req, url));
 });
 
@@ -59,9 +123,10 @@ function html(status, body) {
     status,
     headers: {
       'Content-Type': 'text/html; charset=utf-8',
-      'Content-Security-Policy': "default-src 'none'; style-src 'self'; frame-ancestors 'self'",
+      'Content-Security-Policy': `default-src 'none'; style-src 'self'; frame-ancestors 'self' ${SHELL_ORIGIN}`,
       'Cache-Control': 'no-store',
       'X-Content-Type-Options': 'nosniff',
+      'Origin-Agent-Cluster': '?1',
     },
   });
 }
@@ -72,11 +137,29 @@ function isOver() {
   return '';
 }
 
-/** The shell window: the one that announced itself, else any top-level window. */
-async function findShell() {
+/**
+ * The relay: the one that announced itself, else any relay window (after
+ * a restart of this worker), else the next to announce itself within
+ * RELAY_WAIT (the session window reloading). Null when there is none.
+ */
+async function findRelay() {
+  if (relayId) {
+    const c = await self.clients.get(relayId);
+    if (c) return c;
+  }
   const all = await self.clients.matchAll({ includeUncontrolled: true, type: 'window' });
-  const tops = all.filter((c) => c.frameType === 'top-level');
-  return tops.find((c) => c.id === shellId) || tops[0] || null;
+  const r = all.find(isRelay);
+  if (r) return r;
+  await new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      relayWaiters.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, RELAY_WAIT);
+    relayWaiters.add(done);
+  });
+  return relayId ? (await self.clients.get(relayId)) || null : null;
 }
 
 async function pageCookies() {
@@ -120,26 +203,31 @@ async function requestBody(req) {
 async function carry(event, req, url) {
   const over = isOver();
   if (over) return html(410, endedPage(over));
-  const shell = await findShell();
-  if (!shell) return html(503, errorPage('unavailable', 'The Porthole session window is closed. Reopen the session to reach the device.'));
+  const relay = await findRelay();
+  if (!relay) return html(503, errorPage('unavailable', 'The Porthole session window is closed. Reopen the session to reach the device.'));
 
   const [body, cookie] = await Promise.all([requestBody(req), pageCookies()]);
   const { port1, port2 } = new MessageChannel();
+  const navigate = req.mode === 'navigate';
   const msg = {
-    type: 'porthole.fetch',
+    type: MSG.fetch,
     method: req.method,
     target: targetOf(url),
     headers: [...req.headers],
     cookie,
     body,
+    origin: requestOrigin(req, self.location.origin),
+    referrer: req.referrer && req.referrer !== 'about:client' ? req.referrer : '',
+    dest: req.destination,
+    navigate,
   };
   try {
-    shell.postMessage(msg, body ? [port2, body] : [port2]);
+    relay.postMessage(msg, body ? [port2, body] : [port2]);
   } catch {
     // A stream this browser cannot transfer: send the bytes instead.
     const bytes = body ? new Uint8Array(await new Response(body).arrayBuffer()) : null;
     msg.body = bytes ? new ReadableStream({ start: (c) => { c.enqueue(bytes); c.close(); } }) : null;
-    shell.postMessage(msg, msg.body ? [port2, msg.body] : [port2]);
+    relay.postMessage(msg, msg.body ? [port2, msg.body] : [port2]);
   }
   // The page gave up (aborted fetch, navigated away) before the head came.
   const onAbort = () => port1.postMessage({ type: 'abort' });
@@ -159,9 +247,10 @@ async function carry(event, req, url) {
   }
 
   await mirrorCookies(reply.cookies);
-  let status = reply.status;
+  const status = reply.status;
+  const doc = navigate && (req.destination === 'document' || req.destination === 'iframe' || req.destination === 'frame');
   const headers = new Headers();
-  for (const [k, v] of responseHeaders(reply.header)) {
+  for (const [k, v] of responseHeaders(reply.header, { shellOrigin: SHELL_ORIGIN, document: doc, topLevel: req.destination === 'document' })) {
     try {
       headers.append(k, v);
     } catch {
@@ -182,13 +271,18 @@ async function carry(event, req, url) {
     reply.body?.cancel().catch(() => {});
     return html(502, errorPage('device_failed', `The device answered with status ${status}.`));
   }
-  if (!reply.body || NULL_BODY_STATUS.has(status)) {
+  if (!reply.body || NULL_BODY_STATUS.has(status) || req.method === 'HEAD') {
     reply.body?.cancel().catch(() => {});
     return new Response(null, { status, headers });
+  }
+  let out = reply.body;
+  if (doc && isHTML(headers.get('Content-Type'))) {
+    headers.delete('Content-Length');
+    out = injectShim(out);
   }
   // Keep the worker alive until the body has been handed over completely;
   // the piping also carries cancellation back to the shell.
   const { readable, writable } = new TransformStream();
-  event.waitUntil(reply.body.pipeTo(writable).catch(() => {}));
+  event.waitUntil(out.pipeTo(writable).catch(() => {}));
   return new Response(readable, { status, headers });
 }

@@ -73,9 +73,10 @@ function el(tag, cls, text) {
 
 /**
  * Builds the toolbar into root. onEnd runs when the technician ends the
- * session; onExpire when the countdown reaches zero.
+ * session; onExpire when the countdown reaches zero; onPopOut when they ask
+ * for the device page in its own tab.
  */
-export function createToolbar(root, { onEnd, onExpire }) {
+export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
   const bar = el('header', 'toolbar');
   bar.setAttribute('role', 'banner');
   const brand = el('span', 'brand', 'Porthole');
@@ -92,10 +93,14 @@ export function createToolbar(root, { onEnd, onExpire }) {
   where.title = 'Page in the device';
   const notice = el('span', 'notice', '');
   notice.setAttribute('role', 'status');
+  const popout = el('button', 'popout', 'Open in its own tab');
+  popout.type = 'button';
+  popout.title = 'Show the device page as a tab of its own, for pages that refuse to be shown in a frame; the session stays in this window';
+  popout.addEventListener('click', () => onPopOut?.());
   const end = el('button', 'end', 'End session');
   end.type = 'button';
   end.addEventListener('click', () => onEnd());
-  bar.append(brand, device, where, notice, path, reason, timer, end);
+  bar.append(brand, device, where, notice, popout, path, reason, timer, end);
   root.prepend(bar);
 
   let tick = null;
@@ -144,11 +149,17 @@ export function createToolbar(root, { onEnd, onExpire }) {
       notice.textContent = text;
       notice.dataset.level = level;
     },
+    /** Draws the eye to "Open in its own tab" (a page that needs it). */
+    attention(on) {
+      if (on) popout.dataset.attention = '1';
+      else delete popout.dataset.attention;
+    },
     /** The session is over: no timer, no path, no button. */
     stop() {
       if (tick) clearInterval(tick);
       tick = null;
       end.disabled = true;
+      popout.disabled = true;
       timer.textContent = '';
       delete timer.dataset.level;
       path.textContent = 'closed';

@@ -232,6 +232,9 @@ class Exchange {
         headers: this.req.headers,
         cookie: this.req.cookie,
         credentials: this.req.credentials,
+        origin: this.req.origin,
+        referrer: this.req.referrer,
+        clientOrigin: this.req.clientOrigin,
         contentLength: body ? (done ? total : -1) : 0,
       });
       if (!this.ch.send(encodeJSONFrame(FrameType.Request, head))) throw new TunnelError('unavailable', 'data channel closed');
@@ -340,7 +343,8 @@ export class Tunnel {
   /**
    * Runs one HTTP exchange. req: {method, target, headers, cookie, body
    * (ReadableStream or null), signal (AbortSignal, optional), credentials
-   * (optional, see headers.js CREDENTIALS_HEADER)}. Resolves with
+   * (optional, see headers.js CREDENTIALS_HEADER), origin, referrer and
+   * clientOrigin (optional, see headers.js buildRequestHead)}. Resolves with
    * {head: {status, header, cookies}, body: ReadableStream or null} once the
    * response head arrives; rejects with a TunnelError.
    */

@@ -72,7 +72,7 @@ test('response headers drop what the page must not see and add the session polic
     ['Cache-Control', 'no-cache'],
     ['Content-Security-Policy', DEVICE_CSP],
     ['X-Content-Type-Options', 'nosniff'],
-    ['Referrer-Policy', 'no-referrer'],
+    ['Referrer-Policy', 'same-origin'],
   ]);
   for (const [k, v] of out) assert.ok(isToken(k) && validFieldValue(v));
 });
@@ -146,7 +146,7 @@ test('the session policy appears once, and device reporting is dropped', () => {
     ['Content-Security-Policy', "img-src 'self'"],
     ['Content-Security-Policy', DEVICE_CSP],
     ['X-Content-Type-Options', 'nosniff'],
-    ['Referrer-Policy', 'no-referrer'],
+    ['Referrer-Policy', 'same-origin'],
   ]);
 });
 

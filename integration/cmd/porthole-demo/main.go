@@ -145,7 +145,9 @@ func run() error {
 		"--ice-url", "turn:" + turnAddr + "?transport=udp",
 		"--ice-url", "turn:" + turnAddr + "?transport=tcp",
 		"--sessions-scheme", "http",
-		"--sessions-domain", fmt.Sprintf("localhost:%d", *port),
+		// Sessions live under a registrable domain of their own, apart from
+		// the app: shell-<id>.sessions.localhost and <id>.sessions.localhost.
+		"--sessions-domain", fmt.Sprintf("sessions.localhost:%d", *port),
 		"--allowed-origin", appOrigin,
 		"--allowed-origin", fmt.Sprintf("http://127.0.0.1:%d", *port),
 	}

@@ -95,7 +95,7 @@ func run() error {
 		iceURLs       list
 		turnRelays    list
 		origins       list
-		sessDomain    = flag.String("sessions-domain", "", "domain of per-session origins, e.g. localhost:8080")
+		sessDomain    = flag.String("sessions-domain", "", "registrable domain of the session origins (shell-<id>.D and <id>.D), e.g. sessions.localhost:8080 or porthole-sessions.example")
 		sessScheme    = flag.String("sessions-scheme", "", "scheme of session origins: https (default) or http")
 		node          = flag.String("node", "", "node name (default: host name)")
 		tlsCert       = flag.String("tls-cert", "", "TLS certificate file (serve HTTPS)")
@@ -204,6 +204,11 @@ func run() error {
 			return err
 		}
 	}
+	sessionScheme := *sessScheme
+	if sessionScheme == "" {
+		sessionScheme = "https"
+	}
+	sessionWeb := web.Options{TokenEndpoint: tokenEndpoint(*appOrigin), AppOrigin: *appOrigin, Scheme: sessionScheme, Brand: brand}
 	srv, err := server.New(server.Config{
 		Enroll:            agents.service(),
 		Logger:            log,
@@ -222,10 +227,12 @@ func run() error {
 		Node:              *node,
 		Bus:               clusterBus,
 		Metrics:           registerer(reg),
-		// The browser app and the per-session shell are embedded in this
-		// binary; the server itself knows nothing about them.
-		Web:        web.AppWith(web.AppOptions{Brand: brand}),
-		SessionWeb: web.SessionWith(web.SessionOptions{TokenEndpoint: tokenEndpoint(*appOrigin), Brand: brand}),
+		// The browser app and each session's two origins (the session
+		// window and the device's pages) are embedded in this binary; the
+		// server itself knows nothing about them.
+		Web:       web.AppWith(web.AppOptions{Brand: brand}),
+		ShellWeb:  web.Shell(sessionWeb),
+		DeviceWeb: web.Device(sessionWeb),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,75 @@
+// The relay frame, on the session's DEVICE origin (https://<id>.D), hidden
+// inside the session window (shell origin). It registers the device
+// origin's service worker and forwards the worker's requests, with their
+// MessagePorts and body streams, to the shell; and the shell's session
+// state (expiry, end) to the worker. Nothing else: it holds nothing, and
+// the device's page, same-origin with it, can reach it (SECURITY.md).
+//
+// It lives inside the shell because the shell is same-site with the device
+// origin: the frame shares the first-party service worker that the
+// device's top-level tabs use, so one relay serves the shell's frame and
+// every popped-out tab alike.
+
+import { MSG, shellOriginOf } from './protocol.js';
+
+const WORKER_URL = '/__t/sw.js';
+const SHELL = shellOriginOf(location);
+const HEARTBEAT = 10_000; // re-announce, for a worker that was stopped and restarted
+
+// The ticket in ?t= is for the server; it must not stay in the URL.
+if (location.search) history.replaceState(null, '', location.pathname);
+
+function fromOurWorker(e) {
+  const src = e.source;
+  return typeof ServiceWorker !== 'undefined' && src instanceof ServiceWorker && new URL(src.scriptURL).pathname === WORKER_URL;
+}
+
+async function main() {
+  // Only inside the session window: anywhere else there is nobody to relay to.
+  if (window.parent === window || location.ancestorOrigins?.[0] !== SHELL) {
+    document.body.textContent = 'This page is part of a Porthole session window.';
+    return;
+  }
+  if (!('serviceWorker' in navigator)) {
+    window.parent.postMessage({ type: MSG.relayReady, error: 'This browser has no service workers; Porthole needs them to show the device.' }, SHELL);
+    return;
+  }
+  let announced = false;
+  navigator.serviceWorker.addEventListener('message', (e) => {
+    if (!fromOurWorker(e)) return;
+    const m = e.data;
+    if (!m || typeof m !== 'object') return;
+    if (m.type === MSG.relayAck && !announced) {
+      announced = true;
+      window.parent.postMessage({ type: MSG.relayReady }, SHELL);
+    } else if (m.type === MSG.fetch && e.ports.length === 1) {
+      window.parent.postMessage(m, SHELL, m.body ? [e.ports[0], m.body] : [e.ports[0]]);
+    } else if (m.type === MSG.wiped) {
+      window.parent.postMessage({ type: MSG.wiped }, SHELL);
+    }
+  });
+  navigator.serviceWorker.startMessages();
+
+  let reg;
+  try {
+    await navigator.serviceWorker.register(WORKER_URL, { scope: '/', type: 'module', updateViaCache: 'none' });
+    reg = await navigator.serviceWorker.ready;
+  } catch (err) {
+    window.parent.postMessage({ type: MSG.relayReady, error: `The service worker could not start: ${err.message}` }, SHELL);
+    return;
+  }
+  const worker = () => reg.active || navigator.serviceWorker.controller;
+  const hello = () => worker()?.postMessage({ type: MSG.relayHello });
+  hello();
+  setInterval(hello, HEARTBEAT);
+
+  window.addEventListener('message', (e) => {
+    if (e.source !== window.parent || e.origin !== SHELL) return;
+    const m = e.data;
+    if (!m || typeof m !== 'object') return;
+    if (m.type === MSG.session && typeof m.expires === 'number') worker()?.postMessage({ type: MSG.session, expires: m.expires });
+    else if (m.type === MSG.ended) worker()?.postMessage({ type: MSG.ended, reason: typeof m.reason === 'string' ? m.reason : '' });
+  });
+}
+
+main();
