@@ -110,8 +110,12 @@ function afterCharset(s, i, complete) {
   const m = /[\t\n\f\r ]*<meta\b[^>]*>/iy;
   m.lastIndex = i;
   const r = m.exec(s);
-  if (r && /charset/i.test(r[0])) return m.lastIndex;
-  if (!r && !complete && /^[\t\n\f\r ]*(<(m(e(ta?)?)?)?)?$/i.test(s.slice(i, i + 8)) && s.length - i < 512) return WAIT;
+  if (r) return /charset/i.test(r[0]) ? m.lastIndex : i;
+  if (!complete) {
+    // A <meta tag that has not ended yet, or the start of one.
+    const rest = s.slice(i).replace(/^[\t\n\f\r ]*/, '');
+    if (rest.length < 5 ? '<meta'.startsWith(rest.toLowerCase()) : /^<meta\b/i.test(rest)) return WAIT;
+  }
   return i;
 }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   buildRequestHead, targetOf, responseHeaders, withoutDirective, redirectTarget, parseCookiePair,
-  cookieHeader, statusForCode, DEVICE_CSP, CREDENTIALS_HEADER,
+  cookieHeader, statusForCode, requestOrigin, sessionPolicy, DEVICE_CSP, CREDENTIALS_HEADER,
 } from '../session/headers.js';
 import { isToken, validFieldValue } from '../session/frames.js';
 
@@ -156,4 +156,50 @@ test('cookies tossed at the parent domain are not sent to the device', () => {
     { name: 'tossed', value: 'x', domain: 'localhost' },
     { name: 'ui_lang', value: 'en' },
   ]), 'sid=1; ui_lang=en');
+});
+
+test('origin and referrer travel as fields, validated, and the client origin with them', () => {
+  const head = buildRequestHead({
+    method: 'POST', target: '/settings', contentLength: 3,
+    headers: [['origin', 'https://evil.example'], ['referer', 'https://evil.example/x']], // from the header list: dropped
+    origin: 'https://abcdefgh12345678.sessions.example',
+    referrer: 'https://abcdefgh12345678.sessions.example/settings?tab=1',
+    clientOrigin: 'https://abcdefgh12345678.sessions.example',
+  });
+  assert.deepEqual(head.header.Origin, ['https://abcdefgh12345678.sessions.example']);
+  assert.deepEqual(head.header.Referer, ['https://abcdefgh12345678.sessions.example/settings?tab=1']);
+  assert.equal(head.clientOrigin, 'https://abcdefgh12345678.sessions.example');
+  assert.deepEqual(buildRequestHead({ method: 'POST', target: '/', contentLength: 0, origin: 'null' }).header.Origin, ['null']);
+  const none = buildRequestHead({ method: 'GET', target: '/', contentLength: 0, origin: 'bogus', referrer: '/rel', clientOrigin: 'x' });
+  assert.equal(none.header, undefined);
+  assert.equal(none.clientOrigin, undefined);
+});
+
+test('the Origin a worker reports is the one the browser would send', () => {
+  const self = 'https://abcdefgh12345678.sessions.example';
+  const req = (method, mode, origin, policy = 'strict-origin-when-cross-origin') => ({
+    method, mode, referrerPolicy: policy, headers: new Headers(origin ? { origin } : {}),
+  });
+  assert.equal(requestOrigin(req('POST', 'navigate', 'https://evil.example'), self), 'https://evil.example'); // a form from elsewhere
+  assert.equal(requestOrigin(req('POST', 'navigate', 'null'), self), 'null');
+  assert.equal(requestOrigin(req('GET', 'navigate'), self), '');
+  assert.equal(requestOrigin(req('GET', 'cors'), self), '');
+  assert.equal(requestOrigin(req('POST', 'cors'), self), self); // fetch() of the page itself
+  assert.equal(requestOrigin(req('PUT', 'same-origin'), self), self);
+  assert.equal(requestOrigin(req('POST', 'cors', '', 'no-referrer'), self), 'null');
+});
+
+test('the session policy lets only the shell frame device pages, and top-level pages frame the bar', () => {
+  const shell = 'https://shell-abcdefgh12345678.sessions.example';
+  const framed = sessionPolicy(shell, false);
+  assert.ok(framed.includes(`frame-ancestors 'self' ${shell};`));
+  assert.ok(!framed.includes('frame-src'));
+  const top = sessionPolicy(shell, true);
+  assert.ok(top.endsWith(`; frame-src 'self' data: blob: ${shell}`));
+  const doc = responseHeaders({ 'Cache-Control': ['max-age=3600'], 'Origin-Agent-Cluster': ['?0'] }, { shellOrigin: shell, document: true, topLevel: true });
+  assert.deepEqual(doc.filter(([k]) => k === 'Cache-Control'), [['Cache-Control', 'no-store']]);
+  assert.deepEqual(doc.filter(([k]) => k === 'Origin-Agent-Cluster'), [['Origin-Agent-Cluster', '?1']]);
+  assert.deepEqual(doc.filter(([k]) => k === 'Content-Security-Policy'), [['Content-Security-Policy', top]]);
+  const sub = responseHeaders({ 'Cache-Control': ['max-age=3600'] }, { shellOrigin: shell });
+  assert.deepEqual(sub.filter(([k]) => k === 'Cache-Control'), [['Cache-Control', 'max-age=3600']]);
 });

@@ -70,6 +70,10 @@ test('bad envelopes are refused with a code', () => {
 
 test('session id from host', () => {
   assert.equal(sessionFromHost('abcdefgh12345678.localhost'), S);
+  assert.equal(sessionFromHost('abcdefgh12345678.sessions.localhost'), S);
+  assert.equal(sessionFromHost('shell-abcdefgh12345678.sessions.localhost'), S);
+  assert.equal(sessionFromHost('shell-.sessions.localhost'), '');
+  assert.equal(sessionFromHost('shell-shell-abcdefgh12345678.sessions.localhost'), '');
   assert.equal(sessionFromHost('localhost'), '');
   assert.equal(sessionFromHost('Bad.example.com'), '');
 });
