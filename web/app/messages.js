@@ -391,6 +391,7 @@ export const en = {
   'err.internal': 'Something went wrong on the server. Try again; if it keeps happening, tell your administrator.',
   'err.audit_backlog': 'The agent cannot record more right now, so it serves nothing until it can. Try again in a moment.',
   'err.exists': 'That name or ID is taken already; choose another.',
+  'err.session_in_use': 'This session is already open in another window. Use that window, or end the session there and open the device again.',
   'err.network': 'The server did not answer. Check your connection and try again.',
   'err.unknown': 'Something went wrong; the server answered with status {status}. Try again, and if it keeps happening, tell your administrator.',
   // why, for one action
