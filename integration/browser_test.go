@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
@@ -109,6 +110,47 @@ func brWait(t testing.TB, ctx context.Context, what, expr string) {
 	}
 	state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' | ' + document.body.innerText.slice(0, 300)`))
 	t.Fatalf("waiting for %s: not within %s (last error %v); page: %s", what, brWaitTimeout, lastErr, state)
+}
+
+// brClick clicks the element sel of ctx's page as the technician would:
+// with a user gesture, which opening a tab needs.
+func brClick(t testing.TB, ctx context.Context, sel string) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(document.querySelector(%q).click(), true)`, sel),
+		func(p *runtime.EvaluateParams) { p.UserGesture = ptr(true) }))
+	if err != nil {
+		t.Fatalf("click %s: %v", sel, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// brWaitIn polls expr in the target ctx (a popped-out tab, a bar frame)
+// until it is truthy.
+func brWaitIn(t testing.TB, tg *devtools.Targets, kind string, match func(string) bool, what, expr string) context.Context {
+	t.Helper()
+	deadline := time.Now().Add(brWaitTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, err := tg.Find(kind, match)
+		if err == nil {
+			var ok bool
+			if ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(`+expr+`)`)); err == nil && ok {
+				return ctx
+			}
+			if err != nil {
+				tg.Forget(ctx)
+			}
+		}
+		lastErr = err
+		time.Sleep(25 * time.Millisecond)
+	}
+	page := ""
+	if ctx, err := tg.Find(kind, match); err == nil {
+		page, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' | ' + (document.body?.innerText || '').slice(0, 400)`))
+	}
+	t.Fatalf("%s: not within %s (last error %v); page: %s", what, brWaitTimeout, lastErr, page)
+	return nil
 }
 
 // brTab is a session window in a tab. Its device frame runs on the

@@ -280,6 +280,8 @@ func (d *Device) routes() http.Handler {
 	mux.HandleFunc("/basic/", d.handleBasic)
 	mux.HandleFunc("GET /gzip", d.handleGzip)
 	mux.HandleFunc("GET /xfo", d.handleXFO)
+	mux.HandleFunc("GET /bust/{variant}", d.handleBust)
+	mux.HandleFunc("POST /bust/{variant}/save", d.handleBustSave)
 	mux.HandleFunc("GET /evil", d.handleEvil)
 	mux.HandleFunc("GET /websocket", d.handleWebSocketPage)
 	mux.HandleFunc("GET /redirect-external", func(w http.ResponseWriter, r *http.Request) {

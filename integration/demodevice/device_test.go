@@ -584,3 +584,40 @@ func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+func TestFrameBustingPages(t *testing.T) {
+	_, srv := newServer(t, Config{StrictOrigin: true})
+	for i, v := range BustVariants {
+		resp, body := get(t, srv.Client(), srv.URL+"/bust/"+v)
+		next := BustVariants[(i+1)%len(BustVariants)]
+		if resp.StatusCode != 200 || !strings.HasPrefix(body, "<!DOCTYPE html>") || !strings.Contains(body, `href="/bust/`+next+`"`) ||
+			!strings.Contains(body, "top") || resp.Header.Get("X-Frame-Options") != "SAMEORIGIN" {
+			t.Errorf("%s: %d %.300s", v, resp.StatusCode, body)
+		}
+		// The form saves, from the device's own origin only.
+		c := noRedirect(srv)
+		post := func(origin string) *http.Response {
+			req, _ := http.NewRequest("POST", srv.URL+"/bust/"+v+"/save", strings.NewReader("note=hello+there"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", origin)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		if r := post(srv.URL); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/bust/"+v+"?saved=hello+there" {
+			t.Errorf("%s save: %d %q", v, r.StatusCode, r.Header.Get("Location"))
+		}
+		if r := post("https://evil.example"); r.StatusCode != http.StatusForbidden {
+			t.Errorf("%s cross-origin save: %d", v, r.StatusCode)
+		}
+		if _, body := get(t, srv.Client(), srv.URL+"/bust/"+v+"?saved=%3Cb%3Ex"); !strings.Contains(body, `id="saved">&lt;b&gt;x<`) {
+			t.Errorf("%s: saved text not escaped: %.400s", v, body)
+		}
+	}
+	if resp, _ := get(t, srv.Client(), srv.URL+"/bust/nope"); resp.StatusCode != 404 {
+		t.Errorf("unknown variant: %d", resp.StatusCode)
+	}
+}

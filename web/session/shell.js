@@ -66,6 +66,7 @@ const state = {
   relayReady: null, // resolves when the worker is active and knows the relay
   relayReadyResolve: null,
   location: '', // the device frame's path, as its page shim says
+  pageNotice: false, // the toolbar's notice is about the frame's current page
   statsTimer: null,
   connectTimer: null,
   pendingCandidates: [], // remote candidates that arrived before the answer
@@ -464,20 +465,51 @@ function onHint(h) {
   switch (h.kind) {
     case 'location':
       if (!h.path) return;
+      // Each page of the frame says where it is first: the previous page's
+      // notices are moot.
+      if (state.pageNotice) {
+        state.pageNotice = false;
+        state.toolbar.notify('');
+        state.toolbar.attention(false);
+        document.querySelector('.stage .hidden-page')?.remove();
+      }
       state.location = h.path;
       state.toolbar.setLocation(h.path);
       // Reloading the window brings back the page the technician was on.
       history.replaceState(null, '', h.path);
       return;
     case 'framebust':
+      state.pageNotice = true;
       state.toolbar.notify(FRAMEBUST_NOTICE, 'warning');
       state.toolbar.attention(true);
+      // A page that hid itself leaves the frame blank: say why over it.
+      if (h.reason === 'hidden') showHiddenPage();
       return;
     case 'websocket':
+      state.pageNotice = true;
       state.toolbar.notify(WEBSOCKET_NOTICE, 'warning');
       return;
     default:
   }
+}
+
+/** Over a blank frame: the page refuses frames; here is its own tab. */
+function showHiddenPage() {
+  const stage = document.getElementById('stage');
+  if (!state.frame || stage.querySelector('.hidden-page')) return;
+  const panel = document.createElement('section');
+  panel.className = 'hidden-page';
+  const h = document.createElement('h2');
+  h.textContent = FRAMEBUST_NOTICE;
+  const p = document.createElement('p');
+  p.textContent = 'It hides itself when it is shown inside another page. In a tab of its own it works, and stays in this session: this window keeps the connection, the time and End session.';
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'primary';
+  b.textContent = 'Open in its own tab';
+  b.addEventListener('click', () => popOut());
+  panel.append(h, p, b);
+  stage.append(panel);
 }
 
 function showFrame(path) {
@@ -487,10 +519,8 @@ function showFrame(path) {
   frame.setAttribute('sandbox', SANDBOX);
   frame.title = 'Device page';
   frame.addEventListener('load', () => {
-    // A new page in the frame: a new chance for the credentials dialog,
-    // and the previous page's notices are moot.
+    // A new page in the frame: a new chance for the credentials dialog.
     auth.declined = false;
-    state.toolbar.attention(false);
   });
   frame.src = DEVICE_ORIGIN + path;
   state.location = path;
@@ -511,6 +541,7 @@ function popOut() {
   if (state.ended) return;
   window.open(DEVICE_ORIGIN + (state.location || '/'), '_blank', 'noopener');
   state.toolbar.attention(false);
+  document.querySelector('.stage .hidden-page')?.remove();
   state.toolbar.notify('The page is open in its own tab; this window keeps the session. Closing it ends the session.', 'info');
 }
 

@@ -25,7 +25,12 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false } = {}
   const on = (target) => (type, fn) => { (listeners[`${target}:${type}`] ||= []).push(fn); };
   const fire = (target, type, ev = {}) => { for (const fn of listeners[`${target}:${type}`] || []) fn(ev); };
   const style = { display: hidden ? 'none' : 'block', visibility: 'visible', opacity: '1' };
-  const el = (tag) => ({ tag, attrs: {}, setAttribute(k, v) { this.attrs[k] = v; }, style: {} });
+  const el = (tag) => ({
+    tag, attrs: {}, children: [], shadow: null, style: {},
+    setAttribute(k, v) { this.attrs[k] = v; },
+    appendChild(c) { this.children.push(c); },
+    attachShadow(o) { this.shadow = { mode: o.mode, children: [], appendChild(c) { this.children.push(c); } }; return this.shadow; },
+  });
   const win = {
     location: { protocol: 'https:', host: 'abcdefgh12345678.sessions.example', pathname: '/status', search: '?x=1', hash: '',
       ancestorOrigins: framed ? [parentOrigin] : [] },
@@ -65,6 +70,10 @@ test('in the session window\'s frame: the location, and a frame-busting page', (
   const n = w.posted.length;
   w.fire('window', 'load');
   assert.equal(w.posted.length, n, 'told once per page');
+  w.fire('window', 'error', { message: 'The current window does not have permission to navigate the target frame' });
+  assert.equal(w.posted.at(-1).m.reason, 'top-navigation', 'and the refused navigation, once');
+  w.fire('window', 'error', { message: 'The current window does not have permission to navigate the target frame' });
+  assert.equal(w.posted.length, n + 1);
   assert.equal(w.added.length, 0, 'no bar in a frame');
 });
 
@@ -92,9 +101,12 @@ test('a popped-out tab gets the bar, a frame of the session window, and tells no
   assert.equal(w.posted.length, 0);
   w.fire('document', 'DOMContentLoaded');
   assert.equal(w.added.length, 1);
-  assert.equal(w.added[0].tag, 'iframe');
-  assert.equal(w.added[0].src, SHELL + '/__t/bar.html');
-  assert.match(w.added[0].attrs.style, /position:fixed/);
+  const host = w.added[0];
+  assert.match(host.attrs.style, /position:fixed/);
+  // The frame is in a closed shadow root: not one of window.frames.
+  assert.equal(host.shadow.mode, 'closed');
+  assert.equal(host.shadow.children[0].tag, 'iframe');
+  assert.equal(host.shadow.children[0].src, SHELL + '/__t/bar.html');
 });
 
 test('a frame inside another page is not the session window\'s frame', () => {

@@ -4,19 +4,27 @@
 // the session. It holds nothing: the session window feeds it over a
 // BroadcastChannel of its own origin, which the device's page cannot reach.
 // The page can hide or remove it.
+//
+// The frame sits in a closed shadow root: a frame there is not one of the
+// window's frames (window.length, window.frames, measured in Chromium 156),
+// so a page that busts frames with `parent.frames.length > 0` still finds
+// itself alone in its tab.
 feature('bar', (shim) => {
   if (!shim.topLevel) return;
   const add = () => {
-    if (document.getElementById('porthole-bar')) return;
+    if (!document.body) return;
+    const host = document.createElement('porthole-bar');
+    host.setAttribute('style', 'all:initial !important;position:fixed !important;right:8px !important;bottom:8px !important;' +
+      'width:460px !important;max-width:calc(100vw - 16px) !important;height:32px !important;z-index:2147483647 !important;' +
+      'display:block !important;visibility:visible !important;opacity:1 !important;');
+    const root = host.attachShadow({ mode: 'closed' });
     const f = document.createElement('iframe');
-    f.id = 'porthole-bar';
     f.title = 'Porthole session';
     f.src = shim.shellOrigin + '/__t/bar.html';
-    f.setAttribute('style', 'position:fixed !important;right:8px !important;bottom:8px !important;' +
-      'width:460px !important;max-width:calc(100vw - 16px) !important;height:32px !important;border:0 !important;' +
-      'border-radius:6px !important;box-shadow:0 2px 10px rgba(0,0,0,.35) !important;z-index:2147483647 !important;' +
-      'display:block !important;visibility:visible !important;opacity:1 !important;background:#1f2933 !important;');
-    (document.body || document.documentElement).appendChild(f);
+    f.setAttribute('style', 'width:100%;height:100%;border:0;border-radius:6px;box-shadow:0 2px 10px rgba(0,0,0,.35);' +
+      'background:#1f2933;color-scheme:dark;display:block;');
+    root.appendChild(f);
+    document.body.appendChild(host);
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', add);
   else add();

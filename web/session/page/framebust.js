@@ -10,10 +10,12 @@
 // page only works in its own tab" next to the button that opens it there.
 feature('framebust', (shim) => {
   if (!shim.inShellFrame) return;
-  let told = false;
+  // Each finding is told once: a refused navigation, and a page that
+  // stays hidden (which the session window covers with an explanation).
+  const told = {};
   const tell = (reason) => {
-    if (told) return;
-    told = true;
+    if (told[reason]) return;
+    told[reason] = true;
     shim.hint('framebust', { reason });
   };
   // An uncaught SecurityError from a refused top navigation, or from
