@@ -20,9 +20,9 @@ import { createToolbar, explainPath, pathFromStats, pathLabel } from './toolbar.
 import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
 import { MSG, tunnelRequest, pageHint, deviceOriginOf } from './protocol.js';
+import * as tokens from './tokenstore.js';
 
-const TOKEN_KEY = 'porthole.session-token';
-const BOUND_KEY = 'porthole.session-bound'; // the token in TOKEN_KEY is bound to this window's cookie
+const BOUND_KEY = 'porthole.session-bound'; // '1': the kept token is bound to this window's cookie
 const BIND_PATH = '/__t/bind';
 const WIPE_PATH = '/__t/wipe';
 const RELAY_PATH = '/__t/relay.html';
@@ -106,12 +106,12 @@ async function obtainToken() {
     // The token must not stay in the address bar, the history or a bookmark.
     history.replaceState(null, '', location.pathname + location.search);
     if (cfg.fragmentTokens) {
-      sessionStorage.setItem(TOKEN_KEY, fromHash);
+      keepToken(fromHash);
       return fromHash;
     }
   }
   if (location.pathname === CALLBACK_PATH) return finishAuthorization(cfg);
-  const stored = sessionStorage.getItem(TOKEN_KEY);
+  const stored = tokens.loadToken(window, sessionStorage);
   if (stored) return stored;
   await startAuthorization(cfg);
   return new Promise(() => {});
@@ -167,7 +167,7 @@ async function finishAuthorization(cfg) {
   if (!res.ok || typeof body.access_token !== 'string') {
     throw coded('unauthorized', body.error_description || body.error || `token request failed (HTTP ${res.status})`);
   }
-  sessionStorage.setItem(TOKEN_KEY, body.access_token);
+  keepToken(body.access_token);
   return body.access_token;
 }
 
@@ -193,8 +193,15 @@ async function bindToken(token) {
   throw coded(typeof body.code === 'string' ? body.code : 'unauthorized', typeof body.message === 'string' ? body.message : `the session could not be joined (HTTP ${res.status})`);
 }
 
+// A new token is not bound yet, whatever a copy of this tab's
+// sessionStorage (a popup's) says: the mark goes with the token.
+function keepToken(token) {
+  tokens.saveToken(window, sessionStorage, token);
+  sessionStorage.removeItem(BOUND_KEY);
+}
+
 function forgetToken() {
-  sessionStorage.removeItem(TOKEN_KEY);
+  tokens.forgetToken(window, sessionStorage);
   sessionStorage.removeItem(BOUND_KEY);
 }
 
