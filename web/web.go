@@ -320,7 +320,14 @@ func Device(opt Options) http.Handler {
 			h.Set("Content-Security-Policy", "default-src 'self'")
 			serveFile(w, r, "session/sw.js")
 		case p == ShellPrefix+"relay.html":
-			h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; worker-src 'self'; "+
+			// The device's page can reach the relay (parent.frames[i]) and
+			// add elements to it. Its scripts and worker come from
+			// ShellPrefix only, which signaling serves and the worker never
+			// carries to the device — not 'self', which would run any script
+			// of the device, through the worker, in the relay's name — and
+			// no eval.
+			own := opt.scheme(r) + "://" + strings.ToLower(r.Host) + ShellPrefix
+			h.Set("Content-Security-Policy", "default-src 'none'; script-src "+own+"; worker-src "+own+"; "+
 				"base-uri 'none'; form-action 'none'; frame-ancestors "+shellOrigin)
 			serveFile(w, r, "session/relay.html")
 		case p == ShellPrefix+"page.js":
@@ -346,8 +353,14 @@ func Device(opt Options) http.Handler {
 			serveFile(w, r, "session/"+name)
 		default:
 			// A request the worker did not carry: a navigation before the
-			// worker controls the window, a bookmark, a hard reload.
+			// worker controls the window, a bookmark, a hard reload. Never a
+			// service worker script: the device's page must not replace
+			// Porthole's worker with one of its own (keep it so when these
+			// requests are carried to the device).
 			switch r.Header.Get("Sec-Fetch-Dest") {
+			case "serviceworker", "sharedworker", "worker":
+				http.Error(w, "no workers of the device on a session origin", http.StatusNotFound)
+				return
 			case "", "document", "iframe", "frame":
 				h.Set("Content-Type", contentTypes[".html"])
 				h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; base-uri 'none'; "+

@@ -185,6 +185,7 @@ func TestFramePolicies(t *testing.T) {
 		want       string // frame-ancestors
 	}{
 		{device(), deviceHost, "/__t/relay.html", "frame-ancestors " + shellOrigin},
+		{device(), deviceHost, "/__t/relay.html", "script-src " + deviceOrigin + "/__t/"},
 		{device(), deviceHost, "/__t/ended", "frame-ancestors 'self' " + shellOrigin},
 		{device(), deviceHost, "/settings", "frame-ancestors 'self' " + shellOrigin},
 		{shell(), shellHost, "/__t/bar.html", "frame-ancestors " + deviceOrigin},
@@ -223,7 +224,7 @@ func TestDeviceOriginNeverServesTheShell(t *testing.T) {
 			t.Fatalf("%q: %d %.300s", dest, res.StatusCode, b)
 		}
 	}
-	for _, dest := range []string{"script", "image", "empty", "style"} {
+	for _, dest := range []string{"script", "image", "empty", "style", "serviceworker", "worker", "sharedworker"} {
 		if res := get(t, h, deviceHost, http.MethodGet, "/app.js", map[string]string{"Sec-Fetch-Dest": dest}); res.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: status %d, want 404", dest, res.StatusCode)
 		}
