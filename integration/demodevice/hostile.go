@@ -9,10 +9,15 @@ import (
 // origin's isolation (SECURITY 12-16). They are plain pages of the device:
 // whatever they try runs with exactly the rights a real device's page has.
 //
-//	GET /evil?api=URL&other=ORIGIN  tries to read the app's API at URL and another session's
-//	                                origin, to post a form off the device, to toss a cookie at the
-//	                                parent domain and to navigate the top window; it records each
-//	                                outcome and every CSP violation in window.__evil and #results
+//	GET /evil?api=URL&other=ORIGIN  tries every route out of its session (static/evil.js): the app's
+//	                                API at URL and another session's origin, forms and popups
+//	                                carrying what it read, a cookie for the parent domain, the top
+//	                                window and its storage, document.domain, the relay frame
+//	                                (parent.frames) and the worker in their own words, a worker of
+//	                                its own (static/evil-sw.js, static/forge.js), the session window's
+//	                                BroadcastChannel, origin and socket, Porthole's /__t/ paths; it
+//	                                records each outcome, what it could read, and every CSP
+//	                                violation in window.__evil and #results
 //	GET /websocket                  opens a WebSocket back to its own origin, as devices with live
 //	                                status pages do, and records what happened in #ws
 
@@ -24,6 +29,7 @@ var hostilePages = template.Must(template.New("hostile").Parse(`
 <body><main><h1>Totally normal status page</h1>
 <p id="targets" data-api="{{.API}}" data-other="{{.Other}}">Trying to escape the session…</p>
 <iframe name="sink" title="sink" hidden></iframe>
+<p><button type="button" id="popups" onclick="window.__evilPopups()">Check for updates</button></p>
 <pre id="results"></pre></main></body></html>
 {{end}}
 {{define "websocket"}}<!DOCTYPE html>
