@@ -62,6 +62,10 @@ type AccessEntry struct {
 	Stream int `json:"stream"`
 	// Error is the code the exchange ended with when it did not complete.
 	Error Code `json:"error,omitempty"`
+	// Via is the path the exchange took: ViaWebRTC (a data channel) or
+	// ViaSignaling (the fallback, fetch.go). Empty in entries older than
+	// the fallback, which all took a data channel.
+	Via string `json:"via,omitempty"`
 }
 
 // AccessLog is the body of log.entries: consecutive entries of the
@@ -108,6 +112,8 @@ func (e *AccessEntry) Validate() error {
 		return Errorf(CodeBadMessage, "access entry %d: stream out of range", e.Seq)
 	case e.Error != "" && !e.Error.Known():
 		return Errorf(CodeBadMessage, "access entry %d: unknown error code", e.Seq)
+	case e.Via != "" && e.Via != ViaWebRTC && e.Via != ViaSignaling:
+		return Errorf(CodeBadMessage, "access entry %d: unknown path %.20q", e.Seq, e.Via)
 	}
 	return nil
 }

@@ -67,6 +67,9 @@ type Hello struct {
 	// Region is the agent's configured region, e.g. "eu-west": signaling
 	// hands its sessions the TURN relays of that region first (relays.go).
 	Region string `json:"region,omitempty"`
+	// Fetch is, for agents, the version of the signaling fallback
+	// (fetch.go) the agent serves; 0 for agents that predate it.
+	Fetch int `json:"fetch,omitempty"`
 }
 
 // Device is a device as an agent declares it: an ID the technician names,
@@ -287,11 +290,16 @@ var knownTypes = map[MsgType]bool{
 	TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true, TypeError: true,
 	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true, // accesslog.go
 	TypeRelayRTT: true, // relays.go
+	// fetch.go
+	TypeFetchRequest: true, TypeFetchResponse: true, TypeFetchData: true,
+	TypeFetchEnd: true, TypeFetchAbort: true, TypeFetchCredit: true,
 }
 
 var needsSession = map[MsgType]bool{
 	TypeSessionReady: true, TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true,
 	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true,
+	TypeFetchRequest: true, TypeFetchResponse: true, TypeFetchData: true,
+	TypeFetchEnd: true, TypeFetchAbort: true, TypeFetchCredit: true,
 }
 
 // Validator is implemented by payloads that check their own fields.
@@ -331,6 +339,9 @@ func (h *Hello) Validate() error {
 	}
 	if len(h.Devices) > MaxDevices {
 		return Errorf(CodeTooLarge, "hello: %d devices, limit %d", len(h.Devices), MaxDevices)
+	}
+	if h.Fetch < 0 || h.Fetch > 1000 || (h.Fetch != 0 && h.Role != RoleAgent) {
+		return Errorf(CodeBadMessage, "hello: bad fetch version %d", h.Fetch)
 	}
 	if h.Region != "" && !ValidRegion(h.Region) {
 		return Errorf(CodeBadMessage, "hello: malformed region %.40q", h.Region)

@@ -252,23 +252,31 @@ func DecodeResponseHead(b []byte) (*ResponseHead, error) {
 	if err := decodeStrict(b, &h); err != nil {
 		return nil, err
 	}
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// Validate checks a response head and canonicalises its header keys.
+func (h *ResponseHead) Validate() error {
 	if h.Status < 100 || h.Status > 999 {
-		return nil, Errorf(CodeBadMessage, "status %d out of range", h.Status)
+		return Errorf(CodeBadMessage, "status %d out of range", h.Status)
 	}
 	hdr, err := normalizeHeader(h.Header)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	h.Header = hdr
 	if len(h.Cookies) > MaxHeaders {
-		return nil, Errorf(CodeTooLarge, "too many cookies")
+		return Errorf(CodeTooLarge, "too many cookies")
 	}
 	for _, c := range h.Cookies {
 		if !validFieldValue(c) {
-			return nil, Errorf(CodeBadMessage, "invalid cookie")
+			return Errorf(CodeBadMessage, "invalid cookie")
 		}
 	}
-	return &h, nil
+	return nil
 }
 
 // DecodeTCPOpen parses and validates a FrameTCPOpen payload.
