@@ -197,12 +197,16 @@ func (a *Agent) runConn(ctx context.Context) error {
 	}
 	defer conn.Close()
 	// The inventory with each device's reachability and identity.
-	hello := &proto.Hello{Role: proto.RoleAgent, Software: a.cfg.Software, Devices: a.inventory(ctx), Region: a.cfg.Region}
+	hello := &proto.Hello{Role: proto.RoleAgent, Software: a.cfg.Software, Devices: a.inventory(ctx), Region: a.cfg.Region,
+		Fetch: proto.FetchVersion}
 	if err := conn.Send(proto.TypeHello, "", hello); err != nil {
 		return err
 	}
 	a.conn.Store(conn)
 	defer a.conn.CompareAndSwap(conn, nil)
+	// Exchanges carried over this connection (fallback.go) end with it.
+	connCtx, connDone := context.WithCancel(ctx)
+	defer connDone()
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,6 +214,10 @@ func (a *Agent) runConn(ctx context.Context) error {
 		case env, ok := <-conn.Incoming():
 			if !ok {
 				return conn.Err()
+			}
+			if proto.IsFetch(env.Type) {
+				a.handleFetch(connCtx, conn, env)
+				continue
 			}
 			a.handle(ctx, env)
 		}

@@ -136,6 +136,7 @@ type harness struct {
 	ws     *websocket.Conn
 	device *testDevice
 	agent  *Agent
+	logs   []*proto.Envelope // log.entries seen while waiting for something else
 }
 
 const testAgentID = "agent-1"

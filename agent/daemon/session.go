@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/fallback"
 	"github.com/porthole-dev/porthole/agent/peering"
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/agent/webrtcpeer"
@@ -32,6 +33,10 @@ type session struct {
 	// pinned is the session's own proxy to the verified address.
 	pinned *deviceproxy.Proxy
 	stop   func() bool // stops the expiry timer
+	// fetch serves the session's requests that signaling carries
+	// (fallback.go); end cancels its context.
+	fetch *fallback.Server
+	end   context.CancelFunc
 
 	mu     sync.Mutex
 	rtc    *rtcPeer
@@ -71,6 +76,8 @@ func (s *session) close() {
 	s.rtc = nil
 	s.mu.Unlock()
 	s.stop()
+	s.end()
+	s.fetch.Close()
 	if r != nil {
 		r.close()
 	}
@@ -95,15 +102,11 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 		return a.send(typ, s.id, payload)
 	})
 	srv := &tunnel.Server{
-		HTTP: s.proxy.Handler,
-		// The origin the technician's client serves the device's pages on:
-		// only Origin and Referer on it become the device's own.
-		RequestContext: func(ctx context.Context, head *proto.RequestHead) context.Context {
-			return deviceproxy.WithClientOrigin(ctx, head.ClientOrigin)
-		},
-		DialTCP: s.proxy.DialTCP,
-		Logger:  a.log.With("session", s.id, "device", s.device.cfg.ID),
-		Observe: a.observe(s),
+		HTTP:           s.proxy.Handler,
+		RequestContext: clientOrigin,
+		DialTCP:        s.proxy.DialTCP,
+		Logger:         a.log.With("session", s.id, "device", s.device.cfg.ID),
+		Observe:        a.observe(s),
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		a.log.Debug("peer connection state", "session", s.id, "state", st)
@@ -141,6 +144,13 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 	r.cancel = cancel
 	r.tunnel = srv.Start(tctx, pc)
 	return r, nil
+}
+
+// clientOrigin is the tunnel's and the fallback's RequestContext: the
+// origin the technician's client serves the device's pages on; only
+// Origin and Referer on it become the device's own.
+func clientOrigin(ctx context.Context, head *proto.RequestHead) context.Context {
+	return deviceproxy.WithClientOrigin(ctx, head.ClientOrigin)
 }
 
 // restartGrace is how long a failed peer connection waits for the
@@ -278,8 +288,17 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 	}
 
 	s := &session{id: env.Session, device: dev, user: open.User, expires: expires, ice: open.ICEServers, proxy: pinned.Session(), pinned: pinned}
+	sctx, end := context.WithCancel(ctx)
+	s.end = end
+	s.fetch = fallback.New(sctx, fallback.Config{
+		HTTP:           s.proxy.Handler,
+		RequestContext: clientOrigin,
+		Observe:        a.observe(s),
+		Logger:         a.log.With("session", s.id, "device", dev.cfg.ID),
+	})
 	r, err := a.newPeer(ctx, s)
 	if err != nil {
+		end()
 		refuse(proto.CodeInternal, "create peer connection: %v", err)
 		return
 	}

@@ -32,6 +32,9 @@ type Options struct {
 	IdleTimeout time.Duration
 	// QueueSize bounds outgoing messages not yet written; default 64.
 	QueueSize int
+	// BulkQueueSize bounds bulk messages (SendWait) not yet written;
+	// default 32.
+	BulkQueueSize int
 }
 
 // ErrQueueFull is returned by Send when the outgoing queue is full: the
@@ -50,6 +53,7 @@ type Conn struct {
 	log  *slog.Logger
 	idle time.Duration
 	out  chan []byte
+	bulk chan []byte // SendWait's: written after out, waited for when full
 	in   chan *proto.Envelope
 	done chan struct{}
 	// closing asks the writer to flush what is queued, say goodbye and
@@ -78,6 +82,9 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 64
 	}
+	if opts.BulkQueueSize <= 0 {
+		opts.BulkQueueSize = 32
+	}
 	d := websocket.Dialer{
 		HandshakeTimeout: 15 * time.Second,
 		TLSClientConfig:  opts.TLS,
@@ -98,6 +105,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 		log:     opts.Logger,
 		idle:    opts.IdleTimeout,
 		out:     make(chan []byte, opts.QueueSize),
+		bulk:    make(chan []byte, opts.BulkQueueSize),
 		in:      make(chan *proto.Envelope, 16),
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
@@ -126,6 +134,31 @@ func (c *Conn) Send(typ proto.MsgType, session string, payload any) error {
 	default:
 		go c.closeWith(ErrQueueFull)
 		return ErrQueueFull
+	}
+}
+
+// SendWait queues one bulk message (the body of an HTTP exchange carried
+// over signaling, say), waiting while the bulk queue is full until ctx ends
+// or the connection closes. Bulk messages are written after the messages
+// Send queued, so a busy exchange never delays signaling itself, and a
+// full bulk queue slows its senders instead of closing the connection.
+func (c *Conn) SendWait(ctx context.Context, typ proto.MsgType, session string, payload any) error {
+	b, err := proto.Encode(typ, session, payload)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-c.done:
+		return ErrClosed
+	default:
+	}
+	select {
+	case c.bulk <- b:
+		return nil
+	case <-c.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }
 
@@ -286,11 +319,33 @@ func (c *Conn) writeLoop() {
 			c.closeWith(ErrClosed)
 			return
 		case b := <-c.out:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.closeWith(fmt.Errorf("write: %w", err))
+			if !c.write(b) {
+				return
+			}
+		case b := <-c.bulk:
+			// Whatever Send queued meanwhile goes first.
+			for drained := false; !drained; {
+				select {
+				case o := <-c.out:
+					if !c.write(o) {
+						return
+					}
+				default:
+					drained = true
+				}
+			}
+			if !c.write(b) {
 				return
 			}
 		}
 	}
+}
+
+func (c *Conn) write(b []byte) bool {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.closeWith(fmt.Errorf("write: %w", err))
+		return false
+	}
+	return true
 }

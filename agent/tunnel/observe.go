@@ -10,6 +10,7 @@ type Exchange struct {
 	Target string // HTTP only: the origin-form request target
 	Port   int    // the device port (0: its web port)
 	Start  time.Time
+	Via    string // the path it took: proto.ViaWebRTC, or proto.ViaSignaling (agent/fallback)
 }
 
 // ExchangeResult is how an exchange ended.

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -45,37 +46,59 @@ func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agen
 	if err != nil {
 		return ss.refuse(ch, log, "request", asRefusal(err, proto.CodeInternal))
 	}
-	u, err := url.ParseRequestURI(head.Target)
-	if err != nil || u.Host != "" || u.Scheme != "" {
-		return ss.refuse(ch, log, "request", proto.Errorf(proto.CodeBadRequest, "request target is not origin-form"))
+	out := newOutDir(ss.ctx, ch)
+	var body io.ReadCloser = http.NoBody
+	var pr *io.PipeReader
+	var pw *io.PipeWriter
+	if head.ContentLength != 0 {
+		pr, pw = io.Pipe()
+		body = pr
+	}
+	ctx := out.ctx
+	if ss.srv.RequestContext != nil {
+		ctx = ss.srv.RequestContext(ctx, head)
+	}
+	req, err := NewRequest(ctx, head, body)
+	if err != nil {
+		out.stopFn()
+		return ss.refuse(ch, log, "request", err)
 	}
 	start := time.Now()
-	observed, err := ss.observe(Exchange{Kind: "http", Stream: int(ch.ID()), Method: head.Method, Target: head.Target, Port: head.Port, Start: start})
+	observed, err := ss.observe(Exchange{Kind: "http", Stream: int(ch.ID()), Method: head.Method, Target: head.Target, Port: head.Port, Start: start, Via: proto.ViaWebRTC})
 	if err != nil {
+		out.stopFn()
 		return ss.refuse(ch, log, "request", asRefusal(err, proto.CodeInternal))
 	}
 	x := &httpExchange{
-		out:      newOutDir(ss.ctx, ch),
+		out:      out,
 		log:      log,
+		pr:       pr,
+		pw:       pw,
 		want:     head.ContentLength,
 		fin:      make(chan struct{}),
 		start:    start,
 		observed: observed,
 	}
-	var body io.ReadCloser = http.NoBody
-	if head.ContentLength != 0 {
-		x.pr, x.pw = io.Pipe()
-		body = x.pr
+	log.Debug("tunnel: request", "method", head.Method, "target", head.Target, "port", head.Port)
+	go x.serve(h, req)
+	return x
+}
+
+// NewRequest builds the request a device handler gets for a tunnelled (or
+// otherwise carried) request head, with body as its body (http.NoBody for
+// none) and ctx as its context. The head must have passed
+// proto.RequestHead.Validate; a target that is not origin-form is refused
+// with bad_request.
+func NewRequest(ctx context.Context, head *proto.RequestHead, body io.ReadCloser) (*http.Request, error) {
+	u, err := url.ParseRequestURI(head.Target)
+	if err != nil || u.Host != "" || u.Scheme != "" {
+		return nil, proto.Errorf(proto.CodeBadRequest, "request target is not origin-form")
 	}
 	hdr := head.Header
 	if hdr == nil {
 		hdr = http.Header{}
 	}
-	ctx := x.out.ctx
-	if ss.srv.RequestContext != nil {
-		ctx = ss.srv.RequestContext(ctx, head)
-	}
-	req := (&http.Request{
+	return (&http.Request{
 		Method:        head.Method,
 		URL:           u,
 		Proto:         "HTTP/1.1",
@@ -85,53 +108,85 @@ func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agen
 		Body:          body,
 		ContentLength: head.ContentLength,
 		RequestURI:    head.Target,
-	}).WithContext(ctx)
-	log.Debug("tunnel: request", "method", head.Method, "target", head.Target, "port", head.Port)
-	go x.serve(h, req)
-	return x
+	}).WithContext(ctx), nil
 }
 
 // serve runs the handler and ends the agent's direction.
 func (x *httpExchange) serve(h http.Handler, req *http.Request) {
 	defer close(x.fin)
 	defer x.out.stopFn()
-	rw := &responseWriter{x: x, header: http.Header{}}
-	if x.observed != nil {
-		defer func() {
-			x.observed(ExchangeResult{Status: rw.status, ReqBytes: x.gotN.Load(), RespBytes: rw.written,
-				Duration: time.Since(x.start), Err: rw.err})
-		}()
-	}
-	panicked := x.runHandler(h, rw, req)
-	if panicked && rw.err == nil {
-		rw.err = proto.Errorf(proto.CodeDeviceFailed, "response from the device failed")
-	}
+	res := ServeHTTP(h, req, frameSink{x.out}, x.log)
 	if x.pr != nil {
 		_ = x.pr.CloseWithError(errHandlerDone)
 	}
+	if x.observed != nil {
+		res.ReqBytes, res.Duration = x.gotN.Load(), time.Since(x.start)
+		x.observed(res)
+	}
+}
+
+// ResponseSink receives a response ServeHTTP produces: at most one head,
+// body chunks of 1 to proto.MaxChunk bytes, then End, or Abort at any
+// point instead. An error from Head, Data or End stops the response; the
+// sink is then aborted with it.
+type ResponseSink interface {
+	Head(h *proto.ResponseHead) error
+	Data(p []byte) error
+	End() error
+	Abort(err error)
+}
+
+// frameSink sends a response as tunnel frames on a data channel.
+type frameSink struct{ out *outDir }
+
+func (f frameSink) Head(h *proto.ResponseHead) error {
+	payload, err := proto.EncodeHead(h)
+	if err != nil {
+		return fmt.Errorf("device response head: %w", err)
+	}
+	return f.out.send(proto.FrameResponse, payload)
+}
+func (f frameSink) Data(p []byte) error { return f.out.send(proto.FrameData, p) }
+func (f frameSink) End() error          { return f.out.send(proto.FrameEnd, nil) }
+func (f frameSink) Abort(err error)     { f.out.abort(err) }
+
+// ServeHTTP runs h for req and sends the response to sink, applying the
+// tunnel's response rules (hop-by-hop fields removed, header fields
+// capped, informational responses dropped, cookies to mirror in the head).
+// It is shared by the data-channel tunnel and the signaling fallback, so a
+// request is answered the same way whichever path it took. The result has
+// Status, RespBytes and Err set.
+func ServeHTTP(h http.Handler, req *http.Request, sink ResponseSink, log *slog.Logger) ExchangeResult {
+	rw := &responseWriter{sink: sink, header: http.Header{}}
+	panicked := runHandler(h, rw, req, log)
+	if panicked && rw.err == nil {
+		rw.err = proto.Errorf(proto.CodeDeviceFailed, "response from the device failed")
+	}
 	switch {
 	case panicked:
-		x.out.abort(proto.Errorf(proto.CodeDeviceFailed, "response from the device failed"))
+		sink.Abort(proto.Errorf(proto.CodeDeviceFailed, "response from the device failed"))
 	case rw.err != nil:
-		x.out.abort(rw.err)
+		sink.Abort(rw.err)
 	default:
 		if !rw.wroteHeader {
 			rw.WriteHeader(http.StatusOK)
 		}
 		if rw.err != nil {
-			x.out.abort(rw.err)
-		} else if err := x.out.send(proto.FrameEnd, nil); err != nil {
-			x.out.abort(err)
+			sink.Abort(rw.err)
+		} else if err := sink.End(); err != nil {
+			rw.err = err
+			sink.Abort(err)
 		}
 	}
+	return ExchangeResult{Status: rw.status, RespBytes: rw.written, Err: rw.err}
 }
 
-func (x *httpExchange) runHandler(h http.Handler, rw *responseWriter, req *http.Request) (panicked bool) {
+func runHandler(h http.Handler, rw *responseWriter, req *http.Request, log *slog.Logger) (panicked bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			panicked = true
 			if r != http.ErrAbortHandler {
-				x.log.Error("tunnel: handler panic", "panic", r, "stack", string(debug.Stack()))
+				log.Error("tunnel: handler panic", "panic", r, "stack", string(debug.Stack()))
 			}
 		}
 	}()
@@ -179,9 +234,9 @@ func (x *httpExchange) cancel(err error) {
 
 func (x *httpExchange) done() <-chan struct{} { return x.fin }
 
-// responseWriter sends the handler's response as tunnel frames.
+// responseWriter hands the handler's response to a ResponseSink.
 type responseWriter struct {
-	x           *httpExchange
+	sink        ResponseSink
 	header      http.Header
 	cookies     []string // for ResponseHead.Cookies
 	wroteHeader bool
@@ -240,12 +295,7 @@ func (w *responseWriter) WriteHeader(code int) {
 	if len(hdr) == 0 {
 		hdr = nil
 	}
-	payload, err := proto.EncodeHead(&proto.ResponseHead{Status: code, Header: hdr, Cookies: w.cookies})
-	if err != nil {
-		w.err = fmt.Errorf("device response head: %w", err)
-		return
-	}
-	if err := w.x.out.send(proto.FrameResponse, payload); err != nil {
+	if err := w.sink.Head(&proto.ResponseHead{Status: code, Header: hdr, Cookies: w.cookies}); err != nil {
 		w.err = err
 		return
 	}
@@ -265,7 +315,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		if len(chunk) > proto.MaxChunk {
 			chunk = chunk[:proto.MaxChunk]
 		}
-		if err := w.x.out.send(proto.FrameData, chunk); err != nil {
+		if err := w.sink.Data(chunk); err != nil {
 			w.err = err
 			return n, err
 		}

@@ -44,7 +44,7 @@ func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agent
 		return ss.refuse(ch, log, "tcp stream", proto.Errorf(proto.CodePortNotAllowed, "no TCP forwarding"))
 	}
 	start := time.Now()
-	observed, err := ss.observe(Exchange{Kind: "tcp", Stream: int(ch.ID()), Port: o.Port, Start: start})
+	observed, err := ss.observe(Exchange{Kind: "tcp", Stream: int(ch.ID()), Port: o.Port, Start: start, Via: proto.ViaWebRTC})
 	if err != nil {
 		return ss.refuse(ch, log, "tcp stream", asRefusal(err, proto.CodeInternal))
 	}
