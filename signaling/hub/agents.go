@@ -39,6 +39,7 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 			delete(old.sessions, id)
 		}
 		old.log.Info("agent connection replaced by a newer one", "sessions_moved", len(c.sessions))
+		h.abortConnFetchesLocked(old) // the agent dropped them with its old connection
 		old.stop(websocket.CloseNormalClosure, "replaced by a newer connection")
 	}
 	if n := h.adoptLocked(c); n > 0 {
@@ -62,6 +63,7 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 		h.devices[d.ID] = deviceEntry{agent: c.id, dev: d}
 	}
 	c.place = AgentPlace{Region: hello.Region}
+	c.fetch = hello.Fetch
 	c.log.Info("agent online", "devices", len(hello.Devices), "software", hello.Software, "region", hello.Region)
 	if h.opt.Presence != nil {
 		h.opt.Presence(c.id, hello.Devices, true)

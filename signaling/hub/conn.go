@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -22,17 +23,20 @@ type conn struct {
 	log  *slog.Logger
 
 	send     chan *outMsg  // pointers: an idle connection's queue is 8 bytes a slot
+	bulk     chan *outMsg  // agents: fetch.* messages (fetch.go), written after send's; nil for clients
 	done     chan struct{} // closed by stop
 	stopOnce sync.Once
 	stopCode int // close code writePump sends on stop; 0 sends none
 	stopText string
 
 	// Guarded by h.mu.
-	session  string              // clients: the one session this connection may speak for
-	auth     ClientAuth          // clients: what the server proved about it (binding.go)
-	sessions map[string]*session // agents: live sessions on this connection
-	revoked  bool                // agents: dropped on purpose; its sessions end at once
-	place    AgentPlace          // agents: where it is, for choosing relays (relays.go)
+	session  string               // clients: the one session this connection may speak for
+	auth     ClientAuth           // clients: what the server proved about it (binding.go)
+	sessions map[string]*session  // agents: live sessions on this connection
+	revoked  bool                 // agents: dropped on purpose; its sessions end at once
+	place    AgentPlace           // agents: where it is, for choosing relays (relays.go)
+	fetch    int                  // agents: the fallback protocol version it announced (fetch.go)
+	fetches  map[*fetchEntry]bool // agents: exchanges in flight on this connection
 
 	// Owned by the read goroutine.
 	greeted bool
@@ -63,7 +67,7 @@ func (h *Hub) start(c *conn) {
 }
 
 func (h *Hub) newConn(ws *websocket.Conn, role proto.Role, id string, log *slog.Logger) *conn {
-	return &conn{
+	c := &conn{
 		h:    h,
 		ws:   ws,
 		role: role,
@@ -71,6 +75,33 @@ func (h *Hub) newConn(ws *websocket.Conn, role proto.Role, id string, log *slog.
 		log:  log,
 		send: make(chan *outMsg, h.opt.MaxQueue),
 		done: make(chan struct{}),
+	}
+	if role == proto.RoleAgent {
+		c.bulk = make(chan *outMsg, bulkQueue)
+	}
+	return c
+}
+
+// bulkQueue bounds an agent connection's queued fetch.* messages. Their
+// senders wait for room (enqueueWait), so a full queue slows the
+// exchanges instead of disconnecting the agent.
+const bulkQueue = 16
+
+// enqueueWait queues b on the bulk queue, waiting for room until ctx ends
+// or the connection stops.
+func (c *conn) enqueueWait(ctx context.Context, b []byte) error {
+	select {
+	case <-c.done:
+		return ErrAgentLost
+	default:
+	}
+	select {
+	case c.bulk <- &outMsg{data: b}:
+		return nil
+	case <-c.done:
+		return ErrAgentLost
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }
 
@@ -131,18 +162,39 @@ func (c *conn) writePump() {
 	defer ticker.Stop()
 	defer c.ws.Close()
 	wait := c.h.opt.WriteWait
+	write := func(m *outMsg) bool {
+		if m.closeCode != 0 {
+			c.writeClose(m.closeCode, m.closeText)
+			c.stop(0, "")
+			return false
+		}
+		c.ws.SetWriteDeadline(time.Now().Add(wait))
+		if err := c.ws.WriteMessage(websocket.TextMessage, m.data); err != nil {
+			c.log.Debug("write failed", "err", err)
+			c.stop(0, "")
+			return false
+		}
+		return true
+	}
 	for {
 		select {
 		case m := <-c.send:
-			if m.closeCode != 0 {
-				c.writeClose(m.closeCode, m.closeText)
-				c.stop(0, "")
+			if !write(m) {
 				return
 			}
-			c.ws.SetWriteDeadline(time.Now().Add(wait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, m.data); err != nil {
-				c.log.Debug("write failed", "err", err)
-				c.stop(0, "")
+		case m := <-c.bulk: // nil for clients: never ready
+			// Signaling's own messages queued meanwhile go first.
+			for drained := false; !drained; {
+				select {
+				case o := <-c.send:
+					if !write(o) {
+						return
+					}
+				default:
+					drained = true
+				}
+			}
+			if !write(m) {
 				return
 			}
 		case <-ticker.C:

@@ -9,6 +9,10 @@ func (h *Hub) dispatch(c *conn, env *proto.Envelope) {
 		h.agentAccessLog(c, env) // store I/O: not under h.mu
 		return
 	}
+	if proto.IsFetch(env.Type) {
+		h.fetchMessage(c, env) // fetch.go
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -41,6 +45,7 @@ func (h *Hub) connClosed(c *conn) {
 				h.opt.Presence(c.id, nil, false)
 			}
 		}
+		h.abortConnFetchesLocked(c)
 		h.agentGoneLocked(c)
 	case proto.RoleClient:
 		s := h.sessions[c.session]

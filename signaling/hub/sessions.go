@@ -51,6 +51,11 @@ type session struct {
 
 	agentWait *time.Timer // running while its agent is away (AgentGrace)
 	agentGen  int         // invalidates agentWait callbacks
+
+	// The signaling fallback (fetch.go).
+	cookies  [][32]byte             // SHA-256 of the device cookies handed out, oldest first
+	fetches  map[uint64]*fetchEntry // exchanges in flight
+	fetchSeq uint64                 // the last exchange ID given out
 }
 
 func (s *session) stopTimersLocked() {
@@ -198,6 +203,7 @@ func (h *Hub) endLocked(s *session, reason proto.EndReason, msg string, from *co
 	}
 	s.extraTokens = nil
 	s.stopTimersLocked()
+	h.endFetchesLocked(s)
 	end := &proto.SessionEnd{Reason: reason, Message: msg}
 	if a := s.agent; a != nil {
 		delete(a.sessions, s.id)
