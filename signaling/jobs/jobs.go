@@ -332,6 +332,9 @@ func ToAudit(j *store.Job, e *proto.AccessEntry) *store.AuditEntry {
 	if e.Error != "" {
 		d["error"] = string(e.Error)
 	}
+	if e.Via != "" {
+		d["via"] = e.Via // absent from entries older than the fallback: their hashes stay
+	}
 	target := e.URL
 	if e.Kind == proto.AccessTCP {
 		target = "port " + strconv.Itoa(e.Port)
@@ -346,5 +349,5 @@ func FromAudit(a *store.AuditEntry) proto.AccessEntry {
 	i := func(k string) int64 { n, _ := strconv.ParseInt(d[k], 10, 64); return n }
 	return proto.AccessEntry{Seq: a.Seq, Kind: d["kind"], Time: a.Time, Method: d["method"], URL: d["url"],
 		Port: int(i("port")), Status: int(i("status")), ReqBytes: i("reqBytes"), RespBytes: i("respBytes"),
-		DurationUS: i("durationUs"), Stream: int(i("stream")), Error: proto.Code(d["error"])}
+		DurationUS: i("durationUs"), Stream: int(i("stream")), Error: proto.Code(d["error"]), Via: d["via"]}
 }

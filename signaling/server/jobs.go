@@ -376,6 +376,7 @@ type harEntry struct {
 	Timings  harTimings  `json:"timings"`
 	Seq      uint64      `json:"_seq"`
 	Stream   int         `json:"_stream"`
+	Via      string      `json:"_via,omitempty"` // proto.ViaWebRTC or proto.ViaSignaling
 	Error    string      `json:"_error,omitempty"`
 	Hash     string      `json:"_hash"`
 }
@@ -427,6 +428,7 @@ type harTCP struct {
 	BytesIn  int64   `json:"bytesFromDevice"`
 	Seq      uint64  `json:"_seq"`
 	Stream   int     `json:"_stream"`
+	Via      string  `json:"_via,omitempty"`
 	Error    string  `json:"_error,omitempty"`
 	Hash     string  `json:"_hash"`
 }
@@ -440,7 +442,7 @@ func harOf(job *proto.JobView, entries []*store.AuditEntry) *har {
 		started := e.Time.UTC().Format(time.RFC3339Nano)
 		if e.Kind == proto.AccessTCP {
 			h.Log.TCP = append(h.Log.TCP, harTCP{Started: started, Time: ms, Port: e.Port, BytesOut: e.ReqBytes,
-				BytesIn: e.RespBytes, Seq: e.Seq, Stream: e.Stream, Error: string(e.Error), Hash: a.Hash})
+				BytesIn: e.RespBytes, Seq: e.Seq, Stream: e.Stream, Via: e.Via, Error: string(e.Error), Hash: a.Hash})
 			continue
 		}
 		u := "http://" + job.Device
@@ -466,7 +468,7 @@ func harOf(job *proto.JobView, entries []*store.AuditEntry) *har {
 				Cookies: []string{}, Headers: []string{}, Content: harContent{Size: e.RespBytes, MimeType: ""},
 				HeadersSize: -1, BodySize: e.RespBytes},
 			Timings: harTimings{Wait: ms},
-			Seq:     e.Seq, Stream: e.Stream, Error: string(e.Error), Hash: a.Hash,
+			Seq:     e.Seq, Stream: e.Stream, Via: e.Via, Error: string(e.Error), Hash: a.Hash,
 		})
 	}
 	return h

@@ -32,8 +32,12 @@ func jobPath(p, id string) string { return strings.Replace(p, "{id}", id, 1) }
 func accessEntries(from, to uint64) *proto.AccessLog {
 	l := &proto.AccessLog{}
 	for s := from; s <= to; s++ {
+		via := proto.ViaWebRTC
+		if s%2 == 0 {
+			via = proto.ViaSignaling // the fallback's entries
+		}
 		l.Entries = append(l.Entries, proto.AccessEntry{Seq: s, Kind: proto.AccessHTTP, Time: time.Now().UTC(),
-			Method: "GET", URL: fmt.Sprintf("/page/%d?x=1", s), Port: 80, Status: 200, RespBytes: 100, DurationUS: 1500, Stream: 1})
+			Method: "GET", URL: fmt.Sprintf("/page/%d?x=1", s), Port: 80, Status: 200, RespBytes: 100, DurationUS: 1500, Stream: 1, Via: via})
 	}
 	return l
 }
@@ -108,6 +112,9 @@ func TestJobRecordsLifecycleAndAccessLog(t *testing.T) {
 	if len(log.Entries) != 5 || log.Entries[4].URL != "/page/5?x=1" || log.Entries[4].Prev != log.Entries[3].Hash {
 		t.Fatalf("log %+v", log.Entries)
 	}
+	if log.Entries[0].Via != proto.ViaWebRTC || log.Entries[1].Via != proto.ViaSignaling {
+		t.Fatalf("paths not kept: %q %q", log.Entries[0].Via, log.Entries[1].Via)
+	}
 	var v proto.AuditVerification
 	e.request(http.MethodGet, jobPath(proto.PathJobVerify, j.ID), techToken, nil, nil, &v)
 	if !v.OK || v.Entries != 5 || v.Attested != 5 {
@@ -128,6 +135,7 @@ func TestJobRecordsLifecycleAndAccessLog(t *testing.T) {
 					Status int `json:"status"`
 				} `json:"response"`
 				Time float64 `json:"time"`
+				Via  string  `json:"_via"`
 			} `json:"entries"`
 		} `json:"log"`
 	}
@@ -136,7 +144,8 @@ func TestJobRecordsLifecycleAndAccessLog(t *testing.T) {
 	}
 	resp.Body.Close()
 	if har.Log.Version != "1.2" || len(har.Log.Entries) != 5 || har.Log.Entries[0].Request.URL != "http://printer-1:80/page/1?x=1" ||
-		har.Log.Entries[0].Response.Status != 200 || har.Log.Entries[0].Time != 1.5 || har.Log.Entries[0].Request.QueryString[0].Name != "x" {
+		har.Log.Entries[0].Response.Status != 200 || har.Log.Entries[0].Time != 1.5 || har.Log.Entries[0].Request.QueryString[0].Name != "x" ||
+		har.Log.Entries[0].Via != proto.ViaWebRTC || har.Log.Entries[1].Via != proto.ViaSignaling {
 		t.Fatalf("HAR %+v", har.Log)
 	}
 	if cd := resp.Header.Get("Content-Disposition"); !strings.Contains(cd, ".har") {

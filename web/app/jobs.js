@@ -36,6 +36,16 @@ export function formatDuration(ms) {
   return `${sec}s`;
 }
 
+/**
+ * The path an access-log entry took, in words: signaling for a request the
+ * browser sent past the service worker (the server carried it to the
+ * agent), peer to peer for the data channel. Entries older than the
+ * fallback carry no path; they all took a data channel.
+ */
+export function viaLabel(e) {
+  return e.via === 'signaling' ? t('jobs.log.via.signaling') : t('jobs.log.via.webrtc');
+}
+
 /** The query string of the filter form's values. */
 export function filterQuery(f) {
   const q = new URLSearchParams();
@@ -186,9 +196,14 @@ async function openJob(id) {
             el('td', { className: 'num', textContent: formatBytes(e.respBytes) }),
             el('td', { className: 'num', textContent: `${(e.durationUs / 1000).toFixed(1)} ms` }),
             el('td', { className: 'num', textContent: String(e.stream) }),
+            el('td', {
+              className: e.via === 'signaling' ? 'via-signaling' : '',
+              textContent: viaLabel(e),
+              title: e.via === 'signaling' ? t('jobs.log.via.signalingHint') : '',
+            }),
           ),
         )
-      : [el('tr', {}, el('td', { colSpan: 10, className: 'empty', textContent: t('jobs.detail.logEmpty') }))]),
+      : [el('tr', {}, el('td', { colSpan: 11, className: 'empty', textContent: t('jobs.detail.logEmpty') }))]),
   );
   detail.scrollIntoView({ block: 'start' });
   $('job-title').focus({ preventScroll: true });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, formatDuration, filterQuery } from '../app/jobs.js';
+import { formatBytes, formatDuration, filterQuery, viaLabel } from '../app/jobs.js';
 
 test('formatBytes', () => {
   assert.equal(formatBytes(0), '0 B');
@@ -28,4 +28,10 @@ test('jobWords shows names and words, never IDs where names exist', async () => 
   const old = jobWords({ type: 'Open Device Port', user: 'u1', device: 'printer-1', site: 'lab', state: 'connected', live: true }, new Map([['printer-1', { name: 'Front printer', siteName: 'Acme Ltd' }]]));
   assert.deepEqual([old.type, old.device, old.site, old.reason], ['Open Device Port', 'Front printer', 'Acme Ltd', 'Live']);
   assert.equal(jobWords({ device: 'x', state: 'verifying' }).reason, 'Checking the device');
+});
+
+test('viaLabel names the path an entry took', () => {
+  assert.equal(viaLabel({ via: 'signaling' }), 'Signaling');
+  assert.equal(viaLabel({ via: 'webrtc' }), 'Peer to peer');
+  assert.equal(viaLabel({}), 'Peer to peer'); // entries older than the fallback
 });
