@@ -229,7 +229,9 @@ func TestExchangeWriterWaitsForASlowReader(t *testing.T) {
 
 func TestExchangeRefusesProtocolViolations(t *testing.T) {
 	data := func() proto.Validator { return &proto.FetchData{ID: 1, Data: []byte("x")} }
-	head := func() proto.Validator { return &proto.FetchResponse{ID: 1, ResponseHead: proto.ResponseHead{Status: 200}} }
+	head := func() proto.Validator {
+		return &proto.FetchResponse{ID: 1, ResponseHead: proto.ResponseHead{Status: 200}}
+	}
 	send := func(context.Context, proto.MsgType, proto.Validator) error { return nil }
 	tests := []struct {
 		name string
