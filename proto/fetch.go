@@ -83,6 +83,13 @@ const (
 	MaxTicket = 64
 )
 
+// Paths on a session's device origin. Nothing under PathPrefix reaches the
+// device; everything else the server gets there is carried by the
+// fallback.
+// (PathRelayFrame?t=<SessionReady.RelayTicket> is the shell's relay
+// frame: redeeming its ticket sets DeviceCookie.)
+const PathPrefix = "/__t/"
+
 // DeviceCookie is the cookie of a session's device origin that proves a
 // request comes from the technician's browser: set HttpOnly, Secure,
 // SameSite=Strict by signaling when the shell's relay frame redeems its
@@ -92,6 +99,19 @@ const (
 	DeviceCookie       = "__Host-porthole-device"
 	DeviceCookiePrefix = "__Host-porthole-"
 )
+
+// DeviceCSP is the policy every device response carries in the browser,
+// in addition to the device's own (browsers enforce each policy, so the
+// device's can only narrow it), whichever path it took: the agent sets it
+// (agent/deviceproxy), the worker checks it (web/session/headers.js
+// DEVICE_CSP, kept equal by a test), and signaling sets it on the
+// fallback's answers. Device pages rely on inline scripts, styles and
+// eval, so those stay allowed; any other origin is refused: no remote
+// scripts, no exfiltration by fetch, forms or <base>, and only the session
+// window may frame the page.
+const DeviceCSP = "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; " +
+	"connect-src 'self'; form-action 'self'; base-uri 'self'; frame-ancestors 'self'; " +
+	"object-src 'none'"
 
 // Paths an access-log entry can have taken (AccessEntry.Via).
 const (

@@ -12,18 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/porthole-dev/porthole/proto"
 )
 
-// DeviceCSP is the policy every proxied response carries, in addition to
-// the device's own (browsers enforce each policy, so the device's can only
-// narrow it). Device pages rely on inline scripts, styles and eval, so
-// those stay allowed; any other origin is refused: no remote scripts, no
-// exfiltration by fetch, forms or <base>, and only the session shell may
-// frame the page. The browser side (web/session/headers.js DEVICE_CSP) sets
-// the same policy; a test keeps the two equal.
-const DeviceCSP = "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; " +
-	"connect-src 'self'; form-action 'self'; base-uri 'self'; frame-ancestors 'self'; " +
-	"object-src 'none'"
+// DeviceCSP is the policy every proxied response carries (proto.DeviceCSP).
+const DeviceCSP = proto.DeviceCSP
 
 // droppedResponseHeaders never leave the agent: cookies stay in the jar;
 // CORS grants, HSTS and pinning are the device's business, not the session

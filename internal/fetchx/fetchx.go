@@ -81,7 +81,8 @@ func New(id uint64, send Sender, idle time.Duration) *Exchange {
 // ID is the exchange's ID.
 func (x *Exchange) ID() uint64 { return x.id }
 
-// Done is closed once the exchange was closed or aborted locally.
+// Done is closed once the exchange stopped: closed or aborted here, or
+// aborted by the peer (whose abort Head or Read still return).
 func (x *Exchange) Done() <-chan struct{} { return x.done }
 
 func signal(c chan struct{}) {
@@ -118,6 +119,7 @@ func (x *Exchange) Deliver(typ proto.MsgType, payload proto.Validator) error {
 			}
 			x.stopped = proto.Errorf(m.Code, "%s", m.Message)
 			signal(x.outSignal)
+			x.doneOnce.Do(func() { close(x.done) })
 			return nil
 		}
 		x.inEnded = true
@@ -126,6 +128,7 @@ func (x *Exchange) Deliver(typ proto.MsgType, payload proto.Validator) error {
 		x.in = append(x.in, event{abort: &e})
 		signal(x.inSignal)
 		signal(x.outSignal) // our direction stops too
+		x.doneOnce.Do(func() { close(x.done) })
 		return nil
 	}
 	if x.inEnded {
@@ -183,6 +186,11 @@ func (x *Exchange) wait(ctx context.Context, c chan struct{}, idle time.Duration
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	case <-x.done:
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.stopped != nil {
+			return x.stopped // why it was stopped (too_large, say)
+		}
 		return ErrClosed
 	case <-t.C:
 		return proto.Errorf(proto.CodeDeviceTimeout, "no progress for %s", idle)

@@ -50,6 +50,7 @@ type busMsg struct {
 	Expires time.Time          `json:"exp,omitzero"`
 	Err     *proto.Error       `json:"err,omitempty"`
 	Info    *proto.SessionInfo `json:"info,omitempty"`
+	FetchID uint64             `json:"fx,omitempty"` // fallback_cluster.go
 }
 
 // Kinds of busMsg.
@@ -83,6 +84,7 @@ type cluster struct {
 	calls   map[uint64]chan *busMsg
 	bridges map[bridgeKey]*bridge
 	closed  bool
+	fx      *fetchRelay // the fallback's exchanges across nodes (fallback_cluster.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -96,6 +98,7 @@ func newCluster(s *Server, b bus.Bus) *cluster {
 		bridges: map[bridgeKey]*bridge{},
 		stop:    make(chan struct{}),
 	}
+	c.fx = newFetchRelay(c)
 	b.OnLost(func(agent string) { s.hub.DisconnectAgent(agent, "connected to another signaling node") })
 	b.Start(c.deliver)
 	c.wg.Go(c.watch)
@@ -118,6 +121,7 @@ func (c *cluster) close() {
 	for _, b := range bridges {
 		b.end(websocket.CloseGoingAway, "signaling is shutting down", true)
 	}
+	c.fx.close()
 	c.wg.Wait()
 }
 
@@ -165,6 +169,8 @@ func (c *cluster) deliver(raw []byte) {
 		}
 	case kindJoin:
 		c.join(m)
+	case kindFetchMsg, kindFetchDone:
+		c.fx.deliver(m)
 	default:
 		c.mu.Lock()
 		closed := c.closed
@@ -241,6 +247,10 @@ func (c *cluster) serve(m *busMsg) *busMsg {
 		return &busMsg{Err: protoErr(h.EndSession(m.Session, m.User))}
 	case kindTerminate:
 		return &busMsg{Err: protoErr(h.TerminateSession(m.Session, m.User))}
+	case kindFetchOpen:
+		return c.fx.open(m)
+	case kindTicket:
+		return c.fx.ticket(m)
 	}
 	c.log.Warn("unknown bus message", "kind", m.Kind, "from", m.From)
 	return nil
@@ -341,6 +351,7 @@ func (c *cluster) watch() {
 			c.log.Info("bridge peer node went away", "session", b.session, "peer", b.peer)
 			b.lostPeer()
 		}
+		c.fx.watch()
 	}
 }
 

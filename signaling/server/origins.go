@@ -150,17 +150,23 @@ func (s *Server) serveDeviceHost(w http.ResponseWriter, r *http.Request, id stri
 		s.serveRelayFrame(w, r, id)
 		return
 	}
+	if !strings.HasPrefix(r.URL.Path, proto.PathPrefix) {
+		// What the service worker did not carry (device.go).
+		s.serveDeviceFallback(w, r, id)
+		return
+	}
 	s.cfg.DeviceWeb.ServeHTTP(w, r)
 }
 
 // serveRelayFrame serves the relay frame. The shell loads it with the
-// relay ticket of its session.ready (?t=…).
-//
-// Seam for the server fallback (branch fallback): check and burn the ticket
-// here (hub.ConsumeRelayTicket, or the session's node in a cluster) and set
-// the device origin's cookie with the answer. The relay frame itself holds
-// nothing: serving it without a valid ticket gives a page nothing.
-func (s *Server) serveRelayFrame(w http.ResponseWriter, r *http.Request, _ string) {
+// relay ticket of its session.ready (?t=…), which buys the device cookie
+// of the server fallback (device.go). The relay frame itself holds
+// nothing: it is served without a ticket too (a reload of the frame, whose
+// cookie the first load set).
+func (s *Server) serveRelayFrame(w http.ResponseWriter, r *http.Request, id string) {
+	if r.URL.Query().Has("t") && !s.redeemRelayTicket(w, r, id) {
+		return
+	}
 	s.cfg.DeviceWeb.ServeHTTP(w, r)
 }
 
