@@ -35,6 +35,8 @@
 //	GET  /redirect-external     302 to http://example.invalid/
 //	GET  /evil                  a page that tries to escape its session (hostile.go)
 //	GET  /websocket             a page that opens a WebSocket (hostile.go)
+//	GET  /legacy                a page whose start-up uses synchronous XHR (legacy.go)
+//	GET  /favicon.ico           the device's icon, counted (legacy.go)
 package demodevice
 
 import (
@@ -101,6 +103,8 @@ type Stats struct {
 	// Aborted counts streaming responses (/slow, /firmware.bin) cut short because the client
 	// went away.
 	Aborted atomic.Int64
+	// Favicons counts requests for /favicon.ico (legacy.go).
+	Favicons atomic.Int64
 }
 
 // StatsSnapshot is a plain copy of Stats, as served by /api/stats.
@@ -110,6 +114,7 @@ type StatsSnapshot struct {
 	Requests   int64 `json:"requests"`
 	InFlight   int64 `json:"inFlight"`
 	Aborted    int64 `json:"aborted"`
+	Favicons   int64 `json:"favicons"`
 }
 
 // Snapshot returns the current counts.
@@ -120,6 +125,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Requests:   s.Requests.Load(),
 		InFlight:   s.InFlight.Load(),
 		Aborted:    s.Aborted.Load(),
+		Favicons:   s.Favicons.Load(),
 	}
 }
 
@@ -284,6 +290,11 @@ func (d *Device) routes() http.Handler {
 	mux.HandleFunc("POST /bust/{variant}/save", d.handleBustSave)
 	mux.HandleFunc("GET /evil", d.handleEvil)
 	mux.HandleFunc("GET /websocket", d.handleWebSocketPage)
+	mux.HandleFunc("GET /legacy", d.handleLegacy) // legacy.go
+	mux.HandleFunc("GET /api/legacy/info", d.handleLegacyInfo)
+	mux.HandleFunc("POST /api/legacy/echo", d.handleLegacyEcho)
+	mux.HandleFunc("/api/legacy/blob", d.handleLegacyBlob)
+	mux.HandleFunc("GET /favicon.ico", d.handleFavicon)
 	mux.HandleFunc("GET /redirect-external", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "http://example.invalid/", http.StatusFound)
 	})
