@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/porthole-dev/porthole/internal/fetchx"
@@ -53,11 +54,13 @@ import (
 type deviceExchange struct {
 	*fetchx.Exchange
 	release func()
+	once    sync.Once
 }
 
+// Close ends the exchange and forgets it; it may be called more than once.
 func (x *deviceExchange) Close() {
 	x.Exchange.Close()
-	x.release()
+	x.once.Do(x.release)
 }
 
 // openFetch opens an exchange for session id with the agent, on whichever
@@ -193,19 +196,31 @@ func (s *Server) serveDeviceFallback(w http.ResponseWriter, r *http.Request, id 
 		s.fallbackErrorPage(w, err)
 		return
 	}
-	pumped := make(chan error, 1)
-	go func() { pumped <- pumpBody(ctx, x, r.Body) }()
-	defer func() {
-		// The handler must not return while the body is being read: a
-		// body still coming after the answer is cut off (with the
-		// connection, which a read deadline ends).
-		select {
-		case <-pumped:
-		default:
+	if head.ContentLength == 0 {
+		if err := x.End(ctx); err != nil {
+			x.Abort(err)
+			log.Info("device request not sent to the agent", "code", proto.CodeOf(err), "err", err)
+			s.fallbackErrorPage(w, err)
+			return
+		}
+	} else {
+		pumped := make(chan error, 1)
+		go func() { pumped <- pumpBody(ctx, x, r.Body) }()
+		defer func() {
+			// The handler must not return while the body is being read.
+			// Closing the exchange ends a pump waiting on the agent; a
+			// body the browser is still sending after the answer is cut
+			// off, with its connection (a read deadline).
+			x.Close()
+			select {
+			case <-pumped:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
 			_ = rc.SetReadDeadline(time.Now())
 			<-pumped
-		}
-	}()
+		}()
+	}
 
 	hv, err := x.Head(ctx, proto.FetchHeadTimeout)
 	if err != nil {
@@ -392,7 +407,7 @@ func writeDeviceHead(w http.ResponseWriter, resp *proto.FetchResponse, log *slog
 	for _, pair := range resp.Cookies {
 		name, value, ok := strings.Cut(pair, "=")
 		if !ok || proto.IsPortholeCookie(strings.TrimSpace(name)) {
-			log.Info("device cookie not mirrored", "name", truncate(name, 40))
+			log.Debug("device cookie not mirrored", "name", truncate(name, 40))
 			continue
 		}
 		c := &http.Cookie{Name: strings.TrimSpace(name), Value: value, Path: "/", Secure: true, SameSite: http.SameSiteStrictMode}
