@@ -160,7 +160,7 @@ func TestFallbackThroughTheRealStack(t *testing.T) {
 		t.Fatalf("binary GET: %s, %d bytes", resp.Status, len(body))
 	}
 	// The favicon, asked for by the browser itself (Sec-Fetch-Dest image).
-	if resp, body = c.do("GET", "/favicon.ico", nil, "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/x-icon" {
+	if resp, body = c.do("GET", "/favicon.ico", nil, "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/x-icon" || len(body) < 22 {
 		t.Fatalf("favicon: %s %v", resp.Status, resp.Header)
 	}
 	// A hard reload: a navigation the worker does not see.

@@ -172,7 +172,11 @@ func (s *Server) serve(conn context.Context, x *fetchx.Exchange, head *proto.Fet
 		s.mu.Lock()
 		delete(s.exchanges, x.ID())
 		s.mu.Unlock()
-		x.Close() // a request body still coming is cancelled
+		if head.ContentLength == 0 {
+			x.Drop() // only the request's end may still come: nothing to cancel
+		} else {
+			x.Close() // a request body still coming is cancelled
+		}
 	}()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()

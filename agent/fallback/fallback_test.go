@@ -126,8 +126,7 @@ func (hs *harness) start(head proto.RequestHead) *fetchx.Exchange {
 	hs.mu.Lock()
 	hs.nextID++
 	id := hs.nextID
-	var x *fetchx.Exchange
-	x = fetchx.New(id, func(ctx context.Context, typ proto.MsgType, payload proto.Validator) error {
+	x := fetchx.New(id, func(ctx context.Context, typ proto.MsgType, payload proto.Validator) error {
 		env, err := roundTrip(typ, payload)
 		if err != nil {
 			return err

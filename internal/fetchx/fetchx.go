@@ -406,6 +406,20 @@ func (x *Exchange) Over() bool {
 	return x.stopped != nil || (x.outEnded && x.inEnded)
 }
 
+// Drop ends the exchange without telling the peer, whatever state it is
+// in: for a side whose answer is complete and that expects nothing more of
+// the peer but its end (a request without a body), which may still be on
+// its way and is then ignored.
+func (x *Exchange) Drop() {
+	x.mu.Lock()
+	if x.stopped == nil {
+		x.stopped = ErrClosed
+	}
+	x.local = true
+	x.mu.Unlock()
+	x.doneOnce.Do(func() { close(x.done) })
+}
+
 // Close ends the exchange. One whose directions are not both complete is
 // aborted with canceled.
 func (x *Exchange) Close() {

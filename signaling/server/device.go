@@ -197,12 +197,10 @@ func (s *Server) serveDeviceFallback(w http.ResponseWriter, r *http.Request, id 
 		return
 	}
 	if head.ContentLength == 0 {
-		if err := x.End(ctx); err != nil {
-			x.Abort(err)
-			log.Info("device request not sent to the agent", "code", proto.CodeOf(err), "err", err)
-			s.fallbackErrorPage(w, err)
-			return
-		}
+		// The agent may have answered already (it needs no body), and told
+		// us to stop sending: the answer is what counts, so an end that
+		// fails is left to Head to explain.
+		_ = x.End(ctx)
 	} else {
 		pumped := make(chan error, 1)
 		go func() { pumped <- pumpBody(ctx, x, r.Body) }()
