@@ -32,6 +32,8 @@ type Sender func(ctx context.Context, typ proto.MsgType, payload proto.Validator
 var (
 	// ErrClosed is returned by operations after Close or Abort.
 	ErrClosed = errors.New("fetchx: exchange closed")
+	// errDone is wait's: the exchange stopped while waiting.
+	errDone = errors.New("fetchx: exchange stopped")
 )
 
 // event is one item of the peer's direction.
@@ -186,12 +188,7 @@ func (x *Exchange) wait(ctx context.Context, c chan struct{}, idle time.Duration
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	case <-x.done:
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		if x.stopped != nil {
-			return x.stopped // why it was stopped (too_large, say)
-		}
-		return ErrClosed
+		return errDone // the caller looks at what is queued and why it stopped
 	case <-t.C:
 		return proto.Errorf(proto.CodeDeviceTimeout, "no progress for %s", idle)
 	}
@@ -217,10 +214,28 @@ func (x *Exchange) next(ctx context.Context, idle time.Duration) (event, error) 
 			return ev, nil
 		}
 		x.mu.Unlock()
-		if err := x.wait(ctx, x.inSignal, idle); err != nil {
+		if err := x.wait(ctx, x.inSignal, idle); err == errDone {
+			x.mu.Lock()
+			empty, err := len(x.in) == 0, x.stopErrLocked()
+			x.mu.Unlock()
+			if empty {
+				return event{}, err
+			}
+		} else if err != nil {
 			return event{}, err
 		}
 	}
+}
+
+// stopErrLocked is why a stopped exchange stopped.
+func (x *Exchange) stopErrLocked() error {
+	switch {
+	case x.stopped != nil:
+		return x.stopped // why it was stopped (too_large, say)
+	case x.peerAbort != nil:
+		return x.peerAbort
+	}
+	return ErrClosed
 }
 
 // Head waits up to timeout for the head of the peer's direction: a
@@ -333,7 +348,15 @@ func (x *Exchange) Write(ctx context.Context, p []byte) error {
 				break
 			}
 			x.mu.Unlock()
-			if err := x.wait(ctx, x.outSignal, x.idle); err != nil {
+			if err := x.wait(ctx, x.outSignal, x.idle); err == errDone {
+				x.mu.Lock()
+				err := x.outErrLocked()
+				if err == nil {
+					err = x.stopErrLocked()
+				}
+				x.mu.Unlock()
+				return err
+			} else if err != nil {
 				return err
 			}
 		}
