@@ -57,14 +57,14 @@ func newFallbackClient(t *testing.T, s *stack.Stack, device string) *fallbackCli
 		t.Fatal(err)
 	}
 	var ready proto.SessionReady
-	for ready.Ticket == "" {
+	for ready.RelayTicket == "" {
 		select {
 		case env, ok := <-conn.Incoming():
 			if !ok {
 				t.Fatalf("session socket closed: %v", conn.Err())
 			}
 			if env.Type == proto.TypeSessionReady {
-				if err := proto.DecodeData(env, &ready); err != nil || ready.Ticket == "" {
+				if err := proto.DecodeData(env, &ready); err != nil || ready.RelayTicket == "" {
 					t.Fatalf("session.ready %+v: %v", ready, err)
 				}
 			}
@@ -74,7 +74,7 @@ func newFallbackClient(t *testing.T, s *stack.Stack, device string) *fallbackCli
 	}
 	c := &fallbackClient{t: t, s: s, info: info, conn: conn, host: info.Session + "." + s.SessionsHost,
 		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	resp, _ := c.do("GET", proto.PathDeviceRelay+"?t="+ready.Ticket, nil, "Sec-Fetch-Dest", "iframe", "Sec-Fetch-Site", "same-site")
+	resp, _ := c.do("GET", proto.PathRelayFrame+"?t="+ready.RelayTicket, nil, "Sec-Fetch-Dest", "iframe", "Sec-Fetch-Site", "same-site")
 	for _, ck := range resp.Cookies() {
 		if ck.Name == proto.DeviceCookie && ck.HttpOnly && ck.Secure && ck.SameSite == http.SameSiteStrictMode {
 			c.cookie = ck.Value

@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/integration/devtools"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -105,7 +104,7 @@ func fallbackCookie(t testing.TB, st *stack.Stack) (*proto.SessionInfo, string, 
 		t.Fatal(err)
 	}
 	var ready proto.SessionReady
-	for ready.Ticket == "" {
+	for ready.RelayTicket == "" {
 		select {
 		case env, ok := <-conn.Incoming():
 			if !ok {
@@ -118,7 +117,7 @@ func fallbackCookie(t testing.TB, st *stack.Stack) (*proto.SessionInfo, string, 
 			t.Fatal("no session.ready")
 		}
 	}
-	req, _ := http.NewRequest(http.MethodGet, st.SignalingURL+proto.PathDeviceRelay+"?t="+url.QueryEscape(ready.Ticket), nil)
+	req, _ := http.NewRequest(http.MethodGet, st.SignalingURL+proto.PathRelayFrame+"?t="+url.QueryEscape(ready.RelayTicket), nil)
 	req.Host = info.Session + "." + st.SessionsHost
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -175,28 +174,23 @@ func browserFallback(t testing.TB, st *stack.Stack, n, runs int) (worker, sync [
 	defer acancel()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	info, cookie, closeClient := fallbackCookie(t, st)
-	closeClient() // the shell takes over the session
-	if err := chromedp.Do(ctx, chromedp.Navigate(info.Origin+"/#token="+info.Token)); err != nil {
+	info := benchSession(t, st)
+	if err := chromedp.Do(ctx, chromedp.Navigate(info.ShellOrigin+"/#token="+info.Token)); err != nil {
 		t.Fatalf("open the shell: %v", err)
 	}
-	pollPositive(t, ctx, `(() => { const f = document.querySelector('iframe.device');
-		const d = f && f.contentDocument;
-		return d && d.readyState === 'complete' && d.body.innerText.includes('Porthole LaserJet 4000') ? 1 : 0; })()`)
-	// The device cookie, as the relay frame's ticket gets it. (Set once the
-	// shell runs: on a single-origin session the cookie would carry the
-	// shell's own navigation to the device.)
-	yes := true
-	if err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{Name: proto.DeviceCookie, Value: cookie,
-			URL: info.Origin + "/", Path: "/", HTTPOnly: &yes, Secure: &yes, SameSite: network.CookieSameSiteStrict})
-		return chromedp.Void{}, err
-	}); err != nil {
-		t.Fatalf("set the device cookie: %v", err)
+	// The device frame is cross-origin to the session window: a target of
+	// its own. Its relay frame redeemed the session's ticket for the
+	// device cookie before the page loaded.
+	tg := devtools.New(ctx)
+	defer tg.Close()
+	pollFrame(t, tg, info.DeviceOrigin, `document.readyState === 'complete' && document.body.innerText.includes('Porthole LaserJet 4000') ? 1 : 0`)
+	fctx, err := tg.Find("iframe", devtools.OnOrigin(info.DeviceOrigin))
+	if err != nil {
+		t.Fatalf("the device frame: %v", err)
 	}
 	for range runs {
-		res, err := chromedp.Run(ctx, chromedp.Evaluate[struct{ Worker, Sync []float64 }](fmt.Sprintf(`(async () => {
-			const w = document.querySelector('iframe.device').contentWindow;
+		res, err := chromedp.Run(fctx, chromedp.Evaluate[struct{ Worker, Sync []float64 }](fmt.Sprintf(`(async () => {
+			const w = window;
 			const n = %d, url = '/firmware.bin?size=2048';
 			const worker = [], sync = [];
 			for (let i = 0; i < n; i++) {

@@ -138,6 +138,15 @@ func deviceCookieValue(r *http.Request) string {
 // is not under /__t/ to the device, or says why it does not.
 func (s *Server) serveDeviceFallback(w http.ResponseWriter, r *http.Request, id string) {
 	log := s.log.With("session", id, "method", r.Method, "target", truncate(r.RequestURI, 200), "remote", r.RemoteAddr)
+	secret := deviceCookieValue(r)
+	if secret == "" {
+		// Nothing is carried without the cookie (no request from another
+		// site ever has it: SameSite=Strict). A navigation gets the page
+		// that says where the device page belongs.
+		log.Debug("device request without the device cookie", "dest", r.Header.Get("Sec-Fetch-Dest"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		s.noDeviceCookie(w, r)
+		return
+	}
 	site := r.Header.Get("Sec-Fetch-Site")
 	if sites := r.Header.Values("Sec-Fetch-Site"); len(sites) != 1 || site != "same-origin" && site != "none" {
 		// Another session's page, the shell, or a foreign site: all are
@@ -153,12 +162,6 @@ func (s *Server) serveDeviceFallback(w http.ResponseWriter, r *http.Request, id 
 		log.Info("device request refused: Origin of another site", "origin", truncate(o, 100))
 		s.devicePage(w, http.StatusForbidden, "Refused",
 			"Porthole carries requests to a device page only from that page itself, not from another site or window.")
-		return
-	}
-	secret := deviceCookieValue(r)
-	if secret == "" {
-		log.Info("device request refused: no device cookie", "dest", r.Header.Get("Sec-Fetch-Dest"))
-		s.sessionWindowPage(w)
 		return
 	}
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
@@ -469,7 +472,7 @@ func (s *Server) fallbackErrorPage(w http.ResponseWriter, err error) {
 	case proto.CodeSessionEnded, proto.CodeSessionNotFound, proto.CodeNotFound:
 		s.devicePage(w, http.StatusNotFound, "No such session", "It may have ended or expired. Open the device again from Porthole.")
 	case proto.CodeUnauthorized:
-		s.sessionWindowPage(w)
+		s.sessionWindowPage(w, http.StatusUnauthorized)
 	case proto.CodeRateLimited, proto.CodeAgentOffline, proto.CodeAuditBacklog:
 		w.Header().Set("Retry-After", "1")
 		s.devicePage(w, http.StatusServiceUnavailable, "Try again", msg)
@@ -480,14 +483,25 @@ func (s *Server) fallbackErrorPage(w http.ResponseWriter, err error) {
 	}
 }
 
-// sessionWindowPage is the answer to a request without a valid device
-// cookie: the device origin belongs to a session window.
-func (s *Server) sessionWindowPage(w http.ResponseWriter) {
+// noDeviceCookie answers a request without the device cookie: the device
+// origin's own page for what the worker did not carry (DeviceWeb), which
+// says where the device page belongs.
+func (s *Server) noDeviceCookie(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.DeviceWeb != nil {
+		s.cfg.DeviceWeb.ServeHTTP(w, r)
+		return
+	}
+	s.sessionWindowPage(w, http.StatusNotFound)
+}
+
+// sessionWindowPage is the answer to a request whose device cookie is not
+// the session's: the device origin belongs to a session window.
+func (s *Server) sessionWindowPage(w http.ResponseWriter, status int) {
 	app := s.cfg.AppOrigin
 	if app == "" {
 		app = "/"
 	}
-	s.devicePageLink(w, http.StatusUnauthorized, "Open this device from Porthole",
+	s.devicePageLink(w, status, "Open this device from Porthole",
 		"This device page belongs to a Porthole session window. Open it from Porthole: the session window shows it to you, and only to you.", app+"/", "Go to Porthole")
 }
 

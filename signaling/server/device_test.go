@@ -379,12 +379,20 @@ func TestDeviceOriginRefusesEveryoneButTheSessionsPage(t *testing.T) {
 	if resp, _ := e.deviceDo(other, "GET", "/x", fromPage(otherCookie), nil); resp.StatusCode != 200 {
 		t.Fatalf("the other session's own request: %s", resp.Status)
 	}
-	// With no cookie at all (the first visit of a bookmarked device URL).
+	// With no cookie at all (the first visit of a bookmarked device URL),
+	// nothing is carried: the device origin's own page answers.
+	if resp, body := e.deviceDo(session, "GET", "/secret", http.Header{"Sec-Fetch-Site": {"none"}}, nil); string(body) != "<!doctype html><title>relay</title>" {
+		t.Fatalf("no cookie: %s %q", resp.Status, body)
+	}
+	// Without DeviceWeb, the page says where the device page belongs.
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("Sec-Fetch-Site", "none")
+	web := e.srv.cfg.DeviceWeb
+	e.srv.cfg.DeviceWeb = nil
 	e.srv.serveDeviceFallback(w, r, session)
-	if w.Code != 401 || !strings.Contains(w.Body.String(), "Open it from Porthole") || !strings.Contains(w.Body.String(), appOrigin+"/") {
+	e.srv.cfg.DeviceWeb = web
+	if w.Code != 404 || !strings.Contains(w.Body.String(), "Open it from Porthole") || !strings.Contains(w.Body.String(), appOrigin+"/") {
 		t.Fatalf("no cookie: %d %s", w.Code, w.Body.String())
 	}
 	// A copied session token buys nothing on the device origin.
