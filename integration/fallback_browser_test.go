@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +15,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/integration/devtools"
+	"github.com/porthole-dev/porthole/integration/netlab"
 	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -156,4 +160,112 @@ func TestBrowserFallback(t *testing.T) {
 	} else {
 		wantVia(t, s, info.Session, 0, proto.ViaSignaling, "/favicon.ico")
 	}
+}
+
+// TestBrowserFallbackTransmission drives Debian's transmission-daemon web
+// UI (3.00) in Chromium through a session, in the lab: the daemon on a
+// site LAN behind a NAT that only the agent reaches, the technician behind
+// a home NAT. Its start-up makes two synchronous jQuery RPCs
+// (loadDaemonPrefs, loadDaemonStats: async:false in transmission.js) that
+// the worker never sees, with the X-Transmission-Session-Id 409 dance
+// first; the UI works only if they do.
+func TestBrowserFallbackTransmission(t *testing.T) {
+	netlab.Require(t)
+	testenv.NeedBinary(t, netlab.ChromiumPath)
+	daemon := testenv.NeedBinary(t, "transmission-daemon")
+	bin := stack.Build(t)
+	lab := netlab.New(t)
+	inet := lab.Internet("203.0.113.0/24", "198.51.100.0/24")
+	svc := startNATServices(t, lab, inet, bin)
+	home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
+	site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent)
+	tech := lab.Host("tech", home.LAN(), "10.1.0.10")
+	agentHost := lab.Host("agent", site.LAN(), "192.168.1.10")
+	nas := lab.Host("nas", site.LAN(), "192.168.1.20")
+
+	dir := t.TempDir()
+	p := nas.Start("transmission-daemon", daemon, []string{"-f", "-g", filepath.Join(dir, "config"), "-w", dir,
+		"-p", "9091", "--rpc-bind-address", "192.168.1.20", "-T", "-a", "192.168.1.*", "-P", "51413",
+		"-O", "-Y", "-M", "--no-utp", "--log-error"})
+	t.Cleanup(func() { _ = p.Stop(5 * time.Second) })
+	cfg, _ := json.Marshal(map[string]any{"server": svc.signalURL, "key": svc.agentKey,
+		"devices": []map[string]any{{"id": natDeviceID, "name": "NAS", "scheme": "http", "address": "192.168.1.20", "httpPort": 9091}}})
+	cfgPath := filepath.Join(dir, "agent.json")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := agentHost.HTTPClient(time.Second)
+	testenv.Eventually(t, 20*time.Second, "transmission's web UI on the site LAN", func() bool {
+		resp, err := c.Get("http://192.168.1.20:9091/transmission/web/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	agentHost.StartAndWait("porthole-agent", bin["porthole-agent"], []string{"--config", cfgPath, "--log-level", "info"},
+		`connected to signaling`, 20*time.Second)
+	info := svc.createSession(t, tech)
+
+	ctx := tech.Chromium(chromedp.Flag("host-resolver-rules", browserResolverRules))
+	b := brOpen0(t, ctx, info)
+	b.navigate(t, "/transmission/web/", `typeof transmission === 'object' && transmission.sessionProperties && !!transmission.sessionProperties.version`)
+	state := brDev[string](t, b, `JSON.stringify({version: transmission.sessionProperties.version, token: !!transmission.remote._token,
+		failed: [...d.querySelectorAll('.dialog_container')].some((e) => e.offsetParent !== null && /Connection Failed/.test(e.textContent)),
+		list: !!d.getElementById('torrent_list')})`)
+	var st struct {
+		Version string
+		Token   bool
+		Failed  bool
+		List    bool
+	}
+	if err := json.Unmarshal([]byte(state), &st); err != nil || !strings.HasPrefix(st.Version, "3.00") || !st.Token || st.Failed || !st.List {
+		t.Fatalf("Transmission's UI in the session: %s (%v)", state, err)
+	}
+	// Its start-up RPCs went through signaling: the first answered 409, the
+	// next with the session id 200.
+	var log proto.JobLog
+	testenv.Eventually(t, 30*time.Second, "the RPCs in the access log", func() bool {
+		log = proto.JobLog{}
+		techGetVia(t, tech, svc, info.Session, &log)
+		n409, n200 := 0, 0
+		for _, e := range log.Entries {
+			if e.URL == "/transmission/rpc" && e.Via == proto.ViaSignaling {
+				switch e.Status {
+				case 409:
+					n409++
+				case 200:
+					n200++
+				}
+			}
+		}
+		return n409 >= 1 && n200 >= 2
+	})
+}
+
+// brOpen0 opens info's session window in the tab without waiting for the
+// demo device's page (another device is behind it).
+func brOpen0(t *testing.T, ctx context.Context, info *proto.SessionInfo) *brTab {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(info.ShellOrigin+"/#token="+info.Token)); err != nil {
+		t.Fatalf("open the session: %v", err)
+	}
+	b := newTab(t, ctx, info)
+	b.waitDev(t, "the device frame", `d.readyState === 'complete'`)
+	return b
+}
+
+// techGetVia reads a job's access log from inside the technician's
+// namespace.
+func techGetVia(t *testing.T, tech *netlab.Host, svc *natServices, session string, out *proto.JobLog) {
+	t.Helper()
+	c := tech.HTTPClient(10 * time.Second)
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, svc.signalURL+strings.Replace(proto.PathJobLog, "{id}", session, 1), nil)
+	req.Header.Set("Authorization", "Bearer "+svc.techToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(out)
 }
