@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/integration/devtools"
@@ -268,4 +270,45 @@ func techGetVia(t *testing.T, tech *netlab.Host, svc *natServices, session strin
 	}
 	defer resp.Body.Close()
 	_ = json.NewDecoder(resp.Body).Decode(out)
+}
+
+// TestBrowserFallbackRefusesOtherSessions: session A's device cookie is in
+// the browser, and SameSite=Strict sends it on every same-site request,
+// which includes requests from session B's device origin (all session
+// origins are one site). A navigation B's page starts towards A's device
+// origin must not be carried by A's fallback (Sec-Fetch-Site: same-site).
+// (Measured: A's service worker carries such a popup's navigation over
+// A's peer connection; the worker's path is the session window's to
+// guard, and the test logs it.)
+func TestBrowserFallbackRefusesOtherSessions(t *testing.T) {
+	s := stack.Start(t, stack.Options{})
+	ctx := brBrowser(t)
+	a := brSession(t, s)
+	ba := brOpen(t, ctx, a, "/")
+	// A's own synchronous XHR works: its cookie is in the browser.
+	if got := brDev[string](t, ba, `(() => { const x = new XMLHttpRequest(); x.open('GET', '/api/legacy/info?from=a', false); x.send(); return x.status + ' ' + x.responseText.includes('serial'); })()`); got != "200 true" {
+		t.Fatalf("A's own synchronous XHR: %s", got)
+	}
+	b := brSession(t, s)
+	ctx2, cancel := chromedp.NewContext(ctx)
+	t.Cleanup(cancel)
+	bb := brOpen(t, ctx2, b, "/")
+	gesture := func(p *runtime.EvaluateParams) { yes := true; p.UserGesture = &yes }
+	bb.dev(t, "B's page opens A's device origin", func(fctx context.Context) (bool, error) {
+		_, err := chromedp.Run(fctx, chromedp.Evaluate[bool](fmt.Sprintf(`(window.open(%q, '_blank'), true)`, a.DeviceOrigin+"/api/legacy/info?from=b"), gesture))
+		return err == nil, err
+	})
+	// Whatever path the browser picks, the fallback does not carry it.
+	time.Sleep(2 * time.Second) // the popup loads, the agent ships its log
+	for _, e := range jobLogNow(t, s, a.Session) {
+		if strings.Contains(e.URL, "from=b") {
+			if e.Via == proto.ViaSignaling {
+				t.Fatalf("A's fallback carried a request B's page started: %+v", e.AccessEntry)
+			}
+			t.Logf("A's access log has B's navigation via %s (the worker's path): %+v", e.Via, e.AccessEntry)
+		}
+	}
+	if !strings.Contains(s.Procs["porthole-signaling"].Tail(200), "not from the device's own page") {
+		t.Logf("signaling logged no refusal: the popup did not reach A's fallback")
+	}
 }

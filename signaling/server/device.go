@@ -124,6 +124,14 @@ func (s *Server) redeemRelayTicket(w http.ResponseWriter, r *http.Request, id st
 	return true
 }
 
+// expireDeviceCookie drops the device cookie from the browser (the end
+// page: Clear-Site-Data "cookies" would clear every session's, the whole
+// site's).
+func expireDeviceCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: proto.DeviceCookie, Value: "", Path: "/", MaxAge: -1,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
 // deviceCookieValue returns the device cookie's value, "" without one.
 func deviceCookieValue(r *http.Request) string {
 	for _, c := range r.Cookies() {

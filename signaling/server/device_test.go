@@ -401,8 +401,17 @@ func TestDeviceOriginRefusesEveryoneButTheSessionsPage(t *testing.T) {
 		"Cookie": {proto.DeviceCookie + "=" + info.Token}}, nil); resp.StatusCode != 401 {
 		t.Fatalf("session token as device credential: %s", resp.Status)
 	}
-	// After the session ends, its cookie opens nothing.
+	// After the session ends, its cookie opens nothing, and the end page
+	// takes it out of the browser.
 	e.request(http.MethodDelete, proto.PathSessions+"/"+session, techToken, nil, nil, nil)
+	ended := e.deviceGet(session, proto.PathSessionEnded, nil)
+	var gone bool
+	for _, c := range ended.Cookies() {
+		gone = gone || (c.Name == proto.DeviceCookie && c.MaxAge < 0)
+	}
+	if !gone {
+		t.Errorf("the end page leaves the device cookie: %v", ended.Header.Values("Set-Cookie"))
+	}
 	resp, got := e.deviceDo(session, "GET", "/x", fromPage(cookie), nil)
 	if resp.StatusCode != 404 || !strings.Contains(string(got), "No such session") {
 		t.Fatalf("after the end: %s %q", resp.Status, got)

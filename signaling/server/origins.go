@@ -131,7 +131,9 @@ func (s *Server) serveDeviceHost(w http.ResponseWriter, r *http.Request, id stri
 	}
 	if r.URL.Path == proto.PathSessionEnded {
 		// Every device window goes here when the session ends, after it
-		// has ended: it wipes the origin (DeviceWeb sets Clear-Site-Data).
+		// has ended: it wipes the origin (DeviceWeb sets Clear-Site-Data),
+		// and the fallback's device cookie goes by name (device.go).
+		expireDeviceCookie(w)
 		s.cfg.DeviceWeb.ServeHTTP(w, r)
 		return
 	}
