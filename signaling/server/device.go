@@ -132,6 +132,16 @@ func expireDeviceCookie(w http.ResponseWriter) {
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
+// workerScript reports whether r fetches the script of a service, shared
+// or dedicated worker.
+func workerScript(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Dest") {
+	case "serviceworker", "sharedworker", "worker":
+		return true
+	}
+	return r.Header.Get("Service-Worker") != ""
+}
+
 // deviceCookieValue returns the device cookie's value, "" without one.
 func deviceCookieValue(r *http.Request) string {
 	for _, c := range r.Cookies() {
@@ -146,6 +156,15 @@ func deviceCookieValue(r *http.Request) string {
 // is not under /__t/ to the device, or says why it does not.
 func (s *Server) serveDeviceFallback(w http.ResponseWriter, r *http.Request, id string) {
 	log := s.log.With("session", id, "method", r.Method, "target", truncate(r.RequestURI, 200), "remote", r.RemoteAddr)
+	if workerScript(r) {
+		// A worker's script never reaches the server through a service
+		// worker, and this is the one the device's page must not get: its
+		// own worker in place of Porthole's (web.Device answers the same).
+		log.Info("device request refused: a worker script of the device", "dest", r.Header.Get("Sec-Fetch-Dest"))
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "no workers of the device on a session origin", http.StatusNotFound)
+		return
+	}
 	secret := deviceCookieValue(r)
 	if secret == "" {
 		// Nothing is carried without the cookie (no request from another

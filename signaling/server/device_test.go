@@ -354,6 +354,10 @@ func TestDeviceOriginRefusesEveryoneButTheSessionsPage(t *testing.T) {
 		{"no Sec-Fetch-Site (not a browser)", session, func() http.Header { h := fromPage(cookie); h.Del("Sec-Fetch-Site"); return h }(), "GET", nil, 403, "Refused", `sec_fetch_site=""`},
 		{"oversize body", session, fromPage(cookie), "POST", bytes.NewReader(make([]byte, proto.MaxFetchBody+1)), 413, "at most 1 MiB", "body too large"},
 		{"oversize chunked body", session, fromPage(cookie), "POST", io.MultiReader(bytes.NewReader(make([]byte, proto.MaxFetchBody)), strings.NewReader("!")), 413, "", "request body over"},
+		{"a service worker's script", session, func() http.Header { h := fromPage(cookie); h.Set("Sec-Fetch-Dest", "serviceworker"); return h }(), "GET", nil, 404, "no workers", "a worker script of the device"},
+		{"Service-Worker: script alone", session, fromPage(cookie, "Service-Worker", "script"), "GET", nil, 404, "no workers", "dest=empty"},
+		{"a shared worker's script", session, func() http.Header { h := fromPage(cookie); h.Set("Sec-Fetch-Dest", "sharedworker"); return h }(), "GET", nil, 404, "no workers", "dest=sharedworker"},
+		{"a dedicated worker's script", session, func() http.Header { h := fromPage(cookie); h.Set("Sec-Fetch-Dest", "worker"); return h }(), "GET", nil, 404, "no workers", "dest=worker"},
 		{"a WebSocket", session, fromPage(cookie, "Upgrade", "websocket", "Connection", "Upgrade"), "GET", nil, 501, "WebSocket", "WebSocket outside"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
