@@ -17,7 +17,7 @@ import (
 
 	"github.com/porthole-dev/porthole/integration/netlab"
 	"github.com/porthole-dev/porthole/integration/stack"
-	"github.com/porthole-dev/porthole/turnserver/credential"
+	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/turnserver/relay"
 )
 
@@ -346,7 +346,7 @@ func TestNATRelayPolicy(t *testing.T) {
 	}
 	controlProbes := internalRefl.Received()
 
-	user, pass := credential.Generate(svc.secret, "lab-session", time.Now().Add(5*time.Minute))
+	user, pass := proto.MintTURN(svc.secret, "lab-session", time.Now().Add(5*time.Minute))
 	conn := listenUDP(t, client, "198.51.100.50:0")
 	tc, err := turn.NewClient(&turn.ClientConfig{
 		STUNServerAddr: natRelayIP + ":3478", TURNServerAddr: natRelayIP + ":3478",

@@ -139,3 +139,7 @@ func VerifyGrant(s string, pub ed25519.PublicKey) (*Grant, error) {
 	}
 	return &g, nil
 }
+
+// MaxSessionTTL is the longest any session may last: signaling refuses a
+// longer configuration and the agent caps whatever signaling says to it.
+const MaxSessionTTL = 30 * time.Minute

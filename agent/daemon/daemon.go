@@ -122,8 +122,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 16
 	}
-	if cfg.MaxSessionTTL <= 0 || cfg.MaxSessionTTL > 30*time.Minute {
-		cfg.MaxSessionTTL = 30 * time.Minute
+	if cfg.MaxSessionTTL <= 0 || cfg.MaxSessionTTL > proto.MaxSessionTTL {
+		cfg.MaxSessionTTL = proto.MaxSessionTTL
 	}
 	if cfg.Software == "" {
 		cfg.Software = "porthole-agent/dev"

@@ -23,7 +23,7 @@ import (
 
 // Defaults for zero Options fields.
 const (
-	DefaultSessionTTL     = 30 * time.Minute
+	DefaultSessionTTL     = proto.MaxSessionTTL
 	DefaultReadyTimeout   = 10 * time.Second
 	DefaultClientGrace    = 30 * time.Second
 	DefaultPingInterval   = 20 * time.Second

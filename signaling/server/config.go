@@ -21,7 +21,7 @@ import (
 )
 
 // MaxSessionTTL is the longest a session may last.
-const MaxSessionTTL = 30 * time.Minute
+const MaxSessionTTL = proto.MaxSessionTTL
 
 // Config configures a Server. The zero value with a Store is a server that
 // knows no agents and no technicians and hands out no ICE servers: safe,

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/proto"
-	"github.com/porthole-dev/porthole/signaling/turncred"
 )
 
 func TestFullExchange(t *testing.T) {
@@ -115,7 +114,7 @@ func checkICE(t *testing.T, servers []proto.ICEServer, session string, expires t
 	if exp > expires.Unix() || exp < expires.Unix()-1 {
 		t.Errorf("TURN expiry %d, session expires %d", exp, expires.Unix())
 	}
-	if turn.Credential != turncred.Password([]byte(turnSecret), turn.Username) {
+	if turn.Credential != proto.TURNPassword([]byte(turnSecret), turn.Username) {
 		t.Errorf("TURN credential is not HMAC-SHA1(secret, username)")
 	}
 }

@@ -208,7 +208,7 @@ func (s *Servers) ForPlace(session string, expires time.Time, place Place) []pro
 	if s == nil || len(s.relays) == 0 {
 		return out
 	}
-	user, pass := Mint(s.secret, session, expires)
+	user, pass := proto.MintTURN(s.secret, session, expires)
 	for _, r := range Select(s.relays, place) {
 		out = append(out, proto.ICEServer{URLs: slices.Clone(r.URLs), Username: user, Credential: pass})
 	}

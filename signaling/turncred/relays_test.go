@@ -93,7 +93,7 @@ func TestForPlaceHandsNearestRelaysWithCredentials(t *testing.T) {
 	if len(got) != 3 || got[0].URLs[0] != "stun:stun.example:3478" || got[0].Username != "" {
 		t.Fatalf("ICE servers %+v", got)
 	}
-	user, pass := Mint([]byte("secret"), "abcdefgh12345678", exp)
+	user, pass := proto.MintTURN([]byte("secret"), "abcdefgh12345678", exp)
 	for i, want := range []Relay{eu1, eu2} {
 		g := got[i+1]
 		if !slices.Equal(g.URLs, want.URLs) || g.Username != user || g.Credential != pass {

@@ -1,4 +1,5 @@
-// Package turncred mints TURN credentials in the TURN REST API style
+// Package turncred hands out ICE servers with TURN credentials (minted by
+// proto.MintTURN) in the TURN REST API style
 // (draft-uberti-behave-turn-rest): the username is "<expiry>:<session>" with
 // expiry in Unix seconds and the password is base64(HMAC-SHA1(secret,
 // username)). This is exactly what porthole-turn verifies with pion/turn's
@@ -7,9 +8,6 @@
 package turncred
 
 import (
-	"crypto/hmac"
-	"crypto/sha1" // #nosec G505 -- HMAC-SHA1 is what the TURN REST API and pion/turn verify.
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
@@ -19,22 +17,6 @@ import (
 
 	"github.com/porthole-dev/porthole/proto"
 )
-
-// Mint returns the TURN username and password for session, valid until
-// expires. The expiry is rounded down to the second so a credential never
-// outlives its session.
-func Mint(secret []byte, session string, expires time.Time) (username, password string) {
-	// Unix rounds down: the credential never outlives its session.
-	username = strconv.FormatInt(expires.Unix(), 10) + ":" + session
-	return username, Password(secret, username)
-}
-
-// Password is base64(HMAC-SHA1(secret, username)).
-func Password(secret []byte, username string) string {
-	mac := hmac.New(sha1.New, secret)
-	mac.Write([]byte(username))
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
 
 // URL is one checked ICE server URL.
 type URL struct {
@@ -141,7 +123,7 @@ func (s *Servers) ForSession(session string, expires time.Time) []proto.ICEServe
 		out = append(out, proto.ICEServer{URLs: append([]string(nil), s.stun...)})
 	}
 	if len(s.turn) > 0 {
-		user, pass := Mint(s.secret, session, expires)
+		user, pass := proto.MintTURN(s.secret, session, expires)
 		out = append(out, proto.ICEServer{URLs: append([]string(nil), s.turn...), Username: user, Credential: pass})
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/turn/v4"
+	"github.com/porthole-dev/porthole/proto"
 )
 
 func TestPasswordKnownAnswer(t *testing.T) {
@@ -21,7 +22,7 @@ func TestPasswordKnownAnswer(t *testing.T) {
 		{"Jefe", "what do ya want for nothing?", "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"},
 	}
 	for _, tt := range tests {
-		got, err := base64.StdEncoding.DecodeString(Password([]byte(tt.key), tt.data))
+		got, err := base64.StdEncoding.DecodeString(proto.TURNPassword([]byte(tt.key), tt.data))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,11 +34,11 @@ func TestPasswordKnownAnswer(t *testing.T) {
 
 func TestMintFormat(t *testing.T) {
 	exp := time.Date(2026, 11, 23, 18, 30, 0, 999_999_999, time.UTC)
-	user, pass := Mint([]byte("secret"), "abcdefgh12345678", exp)
+	user, pass := proto.MintTURN([]byte("secret"), "abcdefgh12345678", exp)
 	if want := "1795458600:abcdefgh12345678"; user != want {
 		t.Errorf("username = %q, want %q (expiry rounded down)", user, want)
 	}
-	if pass != Password([]byte("secret"), user) {
+	if pass != proto.TURNPassword([]byte("secret"), user) {
 		t.Errorf("password does not match HMAC of username")
 	}
 	if len(pass) != 28 {
@@ -50,7 +51,7 @@ func TestMintFormat(t *testing.T) {
 func TestMintMatchesPion(t *testing.T) {
 	secret := "s3cret"
 	exp := time.Now().Add(10 * time.Minute)
-	user, pass := Mint([]byte(secret), "abcdefghijklmnop", exp)
+	user, pass := proto.MintTURN([]byte(secret), "abcdefghijklmnop", exp)
 	addr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
 	key, ok := turn.LongTermTURNRESTAuthHandler(secret, nil)(user, "porthole", addr)
 	if !ok {
@@ -66,7 +67,7 @@ func TestMintMatchesPion(t *testing.T) {
 	}
 	ts, _, _ := strings.Cut(pu, ":")
 	sec, _ := strconv.ParseInt(ts, 10, 64)
-	u2, p2 := Mint([]byte(secret), "abcdefghijklmnop", time.Unix(sec, 0))
+	u2, p2 := proto.MintTURN([]byte(secret), "abcdefghijklmnop", time.Unix(sec, 0))
 	if u2 != pu || p2 != pp {
 		t.Errorf("Mint = %q/%q, pion = %q/%q", u2, p2, pu, pp)
 	}
@@ -139,7 +140,7 @@ func TestServersForSession(t *testing.T) {
 					t.Errorf("server %v: credentials only on TURN URLs", srv)
 				}
 				if turnish {
-					if srv.Username != "1795458600:abcdefgh12345678" || srv.Credential != Password([]byte(tt.secret), srv.Username) {
+					if srv.Username != "1795458600:abcdefgh12345678" || srv.Credential != proto.TURNPassword([]byte(tt.secret), srv.Username) {
 						t.Errorf("bad credential %q/%q", srv.Username, srv.Credential)
 					}
 				}

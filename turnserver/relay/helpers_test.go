@@ -24,7 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/porthole-dev/porthole/internal/testenv"
-	"github.com/porthole-dev/porthole/turnserver/credential"
+	"github.com/porthole-dev/porthole/proto"
 )
 
 func TestMain(m *testing.M) {
@@ -123,7 +123,7 @@ func startServer(t *testing.T, cfg Config) *Server {
 }
 
 func validCreds(session string) (string, string) {
-	return credential.Generate(testSecret, session, time.Now().Add(10*time.Minute))
+	return proto.MintTURN(testSecret, session, time.Now().Add(10*time.Minute))
 }
 
 // newPionClient returns a listening pion TURN client over UDP.

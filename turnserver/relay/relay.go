@@ -34,7 +34,7 @@ import (
 	"github.com/pion/turn/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/porthole-dev/porthole/turnserver/credential"
+	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/turnserver/policy"
 )
 
@@ -501,7 +501,7 @@ func (s *Server) relayIPs() []netip.Addr {
 // long-term key from the shared secret. pion checks MESSAGE-INTEGRITY
 // against the key; a mismatch reaches onAuth.
 func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
-	expiry, session, err := credential.Parse(username)
+	expiry, session, err := proto.ParseTURNUsername(username)
 	now := s.cfg.Now()
 	var reason string
 	switch {
@@ -519,7 +519,7 @@ func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, boo
 		s.log.Info("TURN credential refused", "session", session, "client", src, "reason", reason)
 		return nil, false
 	}
-	return turn.GenerateAuthKey(username, realm, credential.Password(s.cfg.Secret, username)), true
+	return turn.GenerateAuthKey(username, realm, proto.TURNPassword(s.cfg.Secret, username)), true
 }
 
 func (s *Server) reserveQuota(username, _ string, src net.Addr) bool {
@@ -527,7 +527,7 @@ func (s *Server) reserveQuota(username, _ string, src net.Addr) bool {
 		return true
 	}
 	s.stats.quotaRefused.Add(1)
-	_, session, _ := credential.Parse(username)
+	_, session, _ := proto.ParseTURNUsername(username)
 	s.log.Info("allocation quota reached", "session", session, "client", src,
 		"max", s.cfg.MaxAllocationsPerCredential)
 	return false
@@ -574,7 +574,7 @@ func (s *Server) eventHandler() turn.EventHandler {
 				return
 			}
 			s.stats.authFailures.Add(1)
-			_, session, _ := credential.Parse(username)
+			_, session, _ := proto.ParseTURNUsername(username)
 			s.log.Info("TURN credential refused", "session", session, "client", src,
 				"method", method, "reason", "message integrity mismatch")
 		},
@@ -585,7 +585,7 @@ func (s *Server) eventHandler() turn.EventHandler {
 			s.relayMu.Lock()
 			delete(s.sessions, sessionKey(dst, src))
 			s.relayMu.Unlock()
-			_, session, _ := credential.Parse(username)
+			_, session, _ := proto.ParseTURNUsername(username)
 			s.log.Info("allocation deleted", "session", session, "client", src)
 		},
 	}
@@ -595,7 +595,7 @@ func (s *Server) onAllocationCreated(src, dst net.Addr, _, username, _ string, r
 	s.stats.allocActive.Add(1)
 	s.stats.allocTotal.Add(1)
 	s.quota.created(username)
-	expiry, session, _ := credential.Parse(username) // authenticate accepted it
+	expiry, session, _ := proto.ParseTURNUsername(username) // authenticate accepted it
 	var ap netip.AddrPort
 	if ua, ok := relayAddr.(*net.UDPAddr); ok {
 		ap = ua.AddrPort()

@@ -13,8 +13,7 @@ import (
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
-
-	"github.com/porthole-dev/porthole/turnserver/credential"
+	"github.com/porthole-dev/porthole/proto"
 )
 
 func TestTURNRefusesAllocationWithoutValidCredentials(t *testing.T) {
@@ -30,10 +29,10 @@ func TestTURNRefusesAllocationWithoutValidCredentials(t *testing.T) {
 		}
 	})
 
-	goodUser, _ := credential.Generate(testSecret, "s_wrong_hmac", now.Add(10*time.Minute))
-	expiredUser, expiredPass := credential.Generate(testSecret, "s_expired", now.Add(-time.Minute))
-	farUser, farPass := credential.Generate(testSecret, "s_far", now.Add(36*time.Minute))
-	otherUser, otherPass := credential.Generate([]byte("another-secret-0123456789abcdef"), "s_other", now.Add(time.Minute))
+	goodUser, _ := proto.MintTURN(testSecret, "s_wrong_hmac", now.Add(10*time.Minute))
+	expiredUser, expiredPass := proto.MintTURN(testSecret, "s_expired", now.Add(-time.Minute))
+	farUser, farPass := proto.MintTURN(testSecret, "s_far", now.Add(36*time.Minute))
+	otherUser, otherPass := proto.MintTURN([]byte("another-secret-0123456789abcdef"), "s_other", now.Add(time.Minute))
 	// pion's client answers the 401 challenge with these credentials; pion's
 	// server then refuses with 400 Bad Request, not 401 (see README).
 	tests := []struct {
@@ -44,7 +43,7 @@ func TestTURNRefusesAllocationWithoutValidCredentials(t *testing.T) {
 		{"other secret", otherUser, otherPass},
 		{"expired", expiredUser, expiredPass},
 		{"expiry beyond max lifetime", farUser, farPass},
-		{"malformed username", "s_no_expiry", credential.Password(testSecret, "s_no_expiry")},
+		{"malformed username", "s_no_expiry", proto.TURNPassword(testSecret, "s_no_expiry")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,7 +387,7 @@ func TestTURNClosesAllocationWhenCredentialExpires(t *testing.T) {
 	expiry := time.Now().Truncate(time.Second).Add(2 * time.Second)
 	shift := time.Until(expiry.Add(-300 * time.Millisecond))
 	srv := startServer(t, Config{Now: func() time.Time { return time.Now().Add(shift) }})
-	user, pass := credential.Generate(testSecret, "s_expiring", expiry)
+	user, pass := proto.MintTURN(testSecret, "s_expiring", expiry)
 	c := newRawClient(t, srv.Addrs().UDP, user, pass)
 	c.allocate()
 	waitFor(t, "the allocation to close", func() bool {
