@@ -19,20 +19,6 @@ import (
 // DeviceCSP is the policy every proxied response carries (proto.DeviceCSP).
 const DeviceCSP = proto.DeviceCSP
 
-// droppedResponseHeaders never leave the agent: cookies stay in the jar;
-// CORS grants, HSTS and pinning are the device's business, not the session
-// origin's; the frame-blocking header would stop the shell from showing the
-// page; reporting headers would send reports off the session; Clear-Site-
-// Data would wipe the session origin's worker; nosniff and the referrer
-// policy are replaced by the session's. Hop-by-hop headers are removed by
-// httputil.ReverseProxy and again by the tunnel.
-var droppedResponseHeaders = []string{
-	"Set-Cookie", "Set-Cookie2", "Strict-Transport-Security", "Public-Key-Pins",
-	"Public-Key-Pins-Report-Only", "X-Frame-Options", "Alt-Svc", "Clear-Site-Data",
-	"Report-To", "Reporting-Endpoints", "Nel", "X-Content-Type-Options", "Referrer-Policy",
-	"Content-Security-Policy-Report-Only",
-}
-
 // modifyResponse is the response path, top to bottom.
 func (h *portHandler) modifyResponse(resp *http.Response) error {
 	hdr := resp.Header
@@ -58,7 +44,7 @@ func (h *portHandler) modifyResponse(resp *http.Response) error {
 	// decode here.
 	decodeBody(resp)
 
-	for _, k := range droppedResponseHeaders {
+	for _, k := range proto.DroppedDeviceResponseHeaders() {
 		hdr.Del(k)
 	}
 	for k := range hdr {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -436,35 +435,13 @@ func ClientOriginOf(ctx context.Context) string {
 	return o
 }
 
-// hopHeaders are removed from requests before they enter the tunnel; the
-// tunnel does the framing.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Content-Length", "Host",
-}
-
-// stripHop deletes from h the fields its Connection header names, then the
-// fields in names.
-func stripHop(h http.Header, names []string) {
-	for _, f := range h.Values("Connection") {
-		for _, name := range strings.Split(f, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, name := range names {
-		h.Del(name)
-	}
-}
-
 func requestHead(req *http.Request) (*proto.RequestHead, error) {
 	h := req.Header.Clone()
 	if h == nil {
 		h = http.Header{}
 	}
-	stripHop(h, hopHeaders)
+	// Framing and the device's Host come from the tunnel, not the caller.
+	proto.StripHopByHop(h, "Content-Length", "Host")
 	if len(h) == 0 {
 		h = nil
 	}

@@ -262,12 +262,6 @@ func (w *responseWriter) MirrorCookies(pairs []string) {
 	}
 }
 
-// hopResponseHeaders never cross the tunnel.
-var hopResponseHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
 func (w *responseWriter) Header() http.Header { return w.header }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -283,7 +277,7 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	hdr := w.header.Clone()
-	stripHop(hdr, hopResponseHeaders)
+	proto.StripHopByHop(hdr)
 	n := 0
 	for _, vs := range hdr {
 		n += len(vs)

@@ -33,7 +33,7 @@ const REQUEST_DROP = new Set(['host', 'content-length', 'cookie', 'origin', 'ref
 // wipe the session origin's worker; nosniff and the referrer policy are
 // replaced by the session's own. The agent drops the same (agent/deviceproxy,
 // response.go); this is the browser's half of that defence in depth.
-const RESPONSE_DROP = new Set([
+export const RESPONSE_DROP = new Set([
   'set-cookie', 'set-cookie2', 'strict-transport-security', 'x-frame-options',
   'content-encoding', 'public-key-pins', 'public-key-pins-report-only', 'alt-svc', 'clear-site-data',
   'report-to', 'reporting-endpoints', 'nel', 'x-content-type-options', 'referrer-policy',
