@@ -3,6 +3,7 @@ package proto
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Code is a stable, machine-readable error code. Codes reach users next to a
@@ -89,3 +90,71 @@ var (
 	ErrBadMessage  = &Error{Code: CodeBadMessage}
 	ErrUnsupported = &Error{Code: CodeUnsupported}
 )
+
+// HTTPStatus is the HTTP status that carries an error with code c in an API
+// answer; every server of the module answers with it, so a client can read
+// the status and the code alike. Unknown codes are 500.
+func HTTPStatus(c Code) int {
+	switch c {
+	case CodeBadMessage, CodeUnsupported, CodeBadRequest:
+		return http.StatusBadRequest
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbidden, CodePortNotAllowed:
+		return http.StatusForbidden
+	case CodeNotFound, CodeSessionNotFound, CodeDeviceNotFound:
+		return http.StatusNotFound
+	case CodeAgentOffline, CodeAuditBacklog:
+		return http.StatusServiceUnavailable
+	case CodeSessionEnded:
+		return http.StatusGone
+	case CodeDeviceFailed:
+		return http.StatusBadGateway
+	case CodeDeviceTimeout:
+		return http.StatusGatewayTimeout
+	case CodeUnavailable:
+		return http.StatusGatewayTimeout // a server waited for a peer that did not answer
+	case CodeCanceled:
+		return 499 // client closed request (nginx, caddy)
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
+	case CodeExists, CodeSessionInUse:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// CodeForHTTPStatus is the code a client assumes for an error answer whose
+// body carries none (a proxy's page, an old server): the most general code
+// HTTPStatus maps to that status.
+func CodeForHTTPStatus(status int) Code {
+	switch status {
+	case http.StatusBadRequest:
+		return CodeBadMessage
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
+	case http.StatusForbidden:
+		return CodeForbidden
+	case http.StatusNotFound:
+		return CodeNotFound
+	case http.StatusConflict:
+		return CodeExists
+	case http.StatusGone:
+		return CodeSessionEnded
+	case http.StatusRequestEntityTooLarge:
+		return CodeTooLarge
+	case http.StatusTooManyRequests:
+		return CodeRateLimited
+	case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		// A 503 without a code says only "retry later": it may come from
+		// a proxy in front, so it is not read as "agent offline".
+		return CodeUnavailable
+	case 499:
+		return CodeCanceled
+	case http.StatusBadGateway:
+		return CodeDeviceFailed
+	}
+	return CodeInternal
+}

@@ -61,3 +61,24 @@ func TestStripHopByHop(t *testing.T) {
 		})
 	}
 }
+
+// Every code has its own status (only internal is 500), and a client that
+// reads only the status lands on a code with that same status.
+func TestHTTPStatusRoundTrip(t *testing.T) {
+	for c := range knownCodes {
+		st := HTTPStatus(c)
+		if st == http.StatusInternalServerError && c != CodeInternal {
+			t.Errorf("code %s has no status of its own", c)
+		}
+		back := CodeForHTTPStatus(st)
+		if st == http.StatusServiceUnavailable && back == CodeUnavailable {
+			continue // the documented exception: a bare 503 means "retry later"
+		}
+		if HTTPStatus(back) != st {
+			t.Errorf("code %s → %d → %s → %d", c, st, back, HTTPStatus(back))
+		}
+	}
+	if got := HTTPStatus("no_such_code"); got != http.StatusInternalServerError {
+		t.Errorf("unknown code → %d, want 500", got)
+	}
+}

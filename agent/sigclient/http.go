@@ -48,23 +48,9 @@ func responseError(resp *http.Response) error {
 	}
 	e.Foreign = true
 	if msg := strings.TrimSpace(string(body)); msg != "" {
-		e.Err = &proto.Error{Code: codeForStatus(resp.StatusCode), Message: msg}
+		e.Err = &proto.Error{Code: proto.CodeForHTTPStatus(resp.StatusCode), Message: msg}
 	}
 	return e
-}
-
-func codeForStatus(status int) proto.Code {
-	switch status {
-	case http.StatusUnauthorized:
-		return proto.CodeUnauthorized
-	case http.StatusForbidden:
-		return proto.CodeForbidden
-	case http.StatusNotFound:
-		return proto.CodeNotFound
-	case http.StatusServiceUnavailable:
-		return proto.CodeUnavailable
-	}
-	return proto.CodeInternal
 }
 
 // API is a small client of signaling's HTTP API for technicians.

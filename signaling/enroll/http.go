@@ -21,16 +21,7 @@ func AsProto(err error) (int, *proto.Error) {
 	var pe *proto.Error
 	switch {
 	case errors.As(err, &pe):
-		status := http.StatusBadRequest
-		switch pe.Code {
-		case proto.CodeUnauthorized:
-			status = http.StatusUnauthorized
-		case proto.CodeTooLarge:
-			status = http.StatusRequestEntityTooLarge
-		case proto.CodeInternal:
-			status = http.StatusInternalServerError
-		}
-		return status, pe
+		return proto.HTTPStatus(pe.Code), pe
 	case errors.Is(err, ErrBadToken):
 		return http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "the enrollment token is unknown, used or expired")
 	case errors.Is(err, ErrRevoked), errors.Is(err, ErrStale), errors.Is(err, ErrWrongSite), errors.Is(err, ErrUnknown), errors.Is(err, ca.ErrNotAgent):

@@ -8,37 +8,8 @@ import (
 	"github.com/porthole-dev/porthole/proto"
 )
 
-// statusOf maps every error code to the HTTP status that carries it.
-var statusOf = map[proto.Code]int{
-	proto.CodeBadMessage:      http.StatusBadRequest,
-	proto.CodeTooLarge:        http.StatusRequestEntityTooLarge,
-	proto.CodeUnsupported:     http.StatusBadRequest,
-	proto.CodeUnauthorized:    http.StatusUnauthorized,
-	proto.CodeForbidden:       http.StatusForbidden,
-	proto.CodeNotFound:        http.StatusNotFound,
-	proto.CodeAgentOffline:    http.StatusServiceUnavailable,
-	proto.CodeSessionNotFound: http.StatusNotFound,
-	proto.CodeSessionEnded:    http.StatusGone,
-	proto.CodeDeviceNotFound:  http.StatusNotFound,
-	proto.CodePortNotAllowed:  http.StatusForbidden,
-	proto.CodeDeviceFailed:    http.StatusBadGateway,
-	proto.CodeDeviceTimeout:   http.StatusGatewayTimeout,
-	proto.CodeBadRequest:      http.StatusBadRequest,
-	proto.CodeCanceled:        499, // client closed request (nginx, caddy)
-	proto.CodeRateLimited:     http.StatusTooManyRequests,
-	proto.CodeUnavailable:     http.StatusGatewayTimeout, // signaling waited for a peer that did not answer
-	proto.CodeInternal:        http.StatusInternalServerError,
-	proto.CodeExists:          http.StatusConflict,
-	proto.CodeSessionInUse:    http.StatusConflict,
-}
-
 // httpStatus returns the status for err's code.
-func httpStatus(err error) int {
-	if st, ok := statusOf[proto.CodeOf(err)]; ok {
-		return st
-	}
-	return http.StatusInternalServerError
-}
+func httpStatus(err error) int { return proto.HTTPStatus(proto.CodeOf(err)) }
 
 // writeError answers with a JSON proto.Error.
 func writeError(w http.ResponseWriter, status int, err error) {
