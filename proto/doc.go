@@ -18,12 +18,18 @@
 // usernameFragment}) so the web client passes them straight to
 // RTCPeerConnection. A session's messages flow:
 //
-//	client → signaling   session.open {device}
-//	signaling → agent    session.open {session, device, user, expires, iceServers}
+//	client → signaling   POST /v1/sessions {device}   (HTTP, not a message:
+//	                     answers the session id and its token)
+//	client → signaling   WebSocket on /v1/session with the session's token
+//	                     (one client per session; the token bound to it)
+//	signaling → agent    session.open {session, device, user, expires, grant, iceServers}
 //	agent → signaling    session.ready {}            (or error with session set)
 //	signaling → client   session.ready {session, device, expires, iceServers}
 //	client ↔ agent       offer / answer / candidate   (relayed by signaling)
 //	any side             session.end {reason}
+//
+// A session.open from a client is refused with unsupported: only signaling
+// opens sessions, after the HTTP request's checks.
 //
 // # Tunnel
 //

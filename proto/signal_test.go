@@ -28,7 +28,6 @@ var goldenMessages = []struct {
 		{ID: "hmi-1", Ports: []int{5900, 502}, Services: []Service{{Kind: ServiceVNC, Port: 5900}, {Kind: ServiceTCP, Port: 502, Name: "Modbus/TCP"}}}}}},
 	{"hello-client", TypeHello, "", &Hello{Role: RoleClient, Software: "porthole/dev"}},
 	{"welcome", TypeWelcome, "", &Welcome{ID: "tech", Node: "node-a", Devices: []Device{{ID: "printer-1", Name: "Front desk printer", Ports: []int{80}, HTTPPort: 80}}}},
-	{"session-open-client", TypeSessionOpen, "", &SessionOpen{Device: "printer-1"}},
 	{"session-open-agent", TypeSessionOpen, "abcdefgh12345678", &SessionOpen{Device: "printer-1", User: "tech", Expires: time.Date(2026, 11, 23, 18, 30, 0, 0, time.UTC), ICEServers: []ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}, {URLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Username: "1795458600:abcdefgh12345678", Credential: "c2VjcmV0"}}}},
 	{"session-ready", TypeSessionReady, "abcdefgh12345678", &SessionReady{Device: "printer-1", Expires: time.Date(2026, 11, 23, 18, 30, 0, 0, time.UTC), ICEServers: []ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}}, RelayTicket: "q3N9xYl0dG2cV4bW8eR1tA"}},
 	{"session-end", TypeSessionEnd, "abcdefgh12345678", &SessionEnd{Reason: EndExpired, Message: "the 30-minute limit was reached"}},
