@@ -336,13 +336,10 @@ func copyBody(ctx context.Context, w http.ResponseWriter, rc *http.ResponseContr
 // Referer go on with the head's ClientOrigin, the device origin: the
 // agent makes them the device's own (agent/deviceproxy), as on the
 // worker's path (web/session/headers.js).
-var fetchRequestDrop = map[string]bool{
-	"Host": true, "Content-Length": true, "Cookie": true,
-	"Accept-Encoding": true, "Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
-	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true, "Trailer": true,
-	"Transfer-Encoding": true, "Upgrade": true, "Service-Worker": true,
-	"Service-Worker-Navigation-Preload": true, "Forwarded": true, "Via": true, "X-Real-Ip": true,
-}
+var fetchRequestDrop = headerSet(proto.HopByHopHeaders(), []string{
+	"Host", "Content-Length", "Cookie", "Accept-Encoding", "Service-Worker",
+	"Service-Worker-Navigation-Preload", "Forwarded", "Via", "X-Real-Ip",
+})
 
 // fetchHead builds the request head the agent gets for a request to the
 // device origin origin.
@@ -391,17 +388,23 @@ func fetchHead(r *http.Request, origin string) (*proto.FetchRequest, error) {
 }
 
 // responseDrop are response fields the page never gets, as on the worker's
-// path (web/session/headers.js RESPONSE_DROP): the agent drops them too;
+// path (proto's shared rules, web/session/headers.js RESPONSE_DROP): the agent drops them too;
 // signaling checks again, because here the answer reaches the browser's
 // own cookie jar and HTTP cache, not a worker.
-var responseDrop = map[string]bool{
-	"Set-Cookie": true, "Set-Cookie2": true, "Strict-Transport-Security": true, "X-Frame-Options": true,
-	"Content-Encoding": true, "Public-Key-Pins": true, "Public-Key-Pins-Report-Only": true, "Alt-Svc": true,
-	"Clear-Site-Data": true, "Report-To": true, "Reporting-Endpoints": true, "Nel": true,
-	"X-Content-Type-Options": true, "Referrer-Policy": true, "Content-Security-Policy-Report-Only": true,
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
-	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Cache-Control": true,
-	"Expires": true, "Pragma": true, "Service-Worker-Allowed": true,
+var responseDrop = headerSet(proto.HopByHopHeaders(), proto.DroppedDeviceResponseHeaders(), []string{
+	"Content-Encoding", "Cache-Control", "Expires", "Pragma", "Service-Worker-Allowed",
+})
+
+// headerSet is the set of the canonical names in lists (proto's shared
+// header rules plus this path's own).
+func headerSet(lists ...[]string) map[string]bool {
+	set := map[string]bool{}
+	for _, l := range lists {
+		for _, name := range l {
+			set[http.CanonicalHeaderKey(name)] = true
+		}
+	}
+	return set
 }
 
 // writeDeviceHead writes the device's response head with the session's
