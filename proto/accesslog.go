@@ -87,6 +87,54 @@ type SessionPath struct {
 	// ("host", "srflx", "prflx", "relay").
 	Local  string `json:"local,omitempty"`
 	Remote string `json:"remote,omitempty"`
+	// Relay is, when the agent's end of the pair is a relay candidate,
+	// how the agent reaches the relay: "udp", "tcp" or "tls".
+	Relay string `json:"relay,omitempty"`
+	// Proxy is the site's HTTP proxy (host:port) that the agent's relay
+	// connection is tunnelled through, if any.
+	Proxy string `json:"proxy,omitempty"`
+	// Site says why the site needs the relay, when the agent can tell
+	// from its own candidates: one of the Site… values.
+	Site string `json:"site,omitempty"`
+}
+
+// Why a site needs the relay, as its agent tells from what it gathered
+// (SessionPath.Site). The browser's toolbar words them in
+// web/session/pathreason.js; SiteReason words them for the job.
+const (
+	SiteProxyOnly  = "proxy-only"  // no UDP, no direct TCP: TURN over TCP/TLS through the site's HTTP proxy
+	SiteTLSOnly    = "tls-only"    // UDP and plain TCP to the relay blocked: TURN over TLS
+	SiteUDPBlocked = "udp-blocked" // UDP blocked: TURN over TCP
+)
+
+// SiteReason words a Site… value for people ("" for an unknown one).
+func SiteReason(site string) string {
+	switch site {
+	case SiteProxyOnly:
+		return "site allows only an HTTP proxy"
+	case SiteTLSOnly:
+		return "site lets only TLS out (UDP and plain TCP blocked)"
+	case SiteUDPBlocked:
+		return "UDP blocked at the site"
+	}
+	return ""
+}
+
+// Describe is the path on one line for a job's record: "relay (TURN/TLS
+// through proxy 10.0.0.1:3128): site allows only an HTTP proxy".
+func (p *SessionPath) Describe() string {
+	d := p.Path
+	if p.Relay != "" {
+		d += " (TURN/" + strings.ToUpper(p.Relay)
+		if p.Proxy != "" {
+			d += " through proxy " + p.Proxy
+		}
+		d += ")"
+	}
+	if r := SiteReason(p.Site); r != "" {
+		d += ": " + r
+	}
+	return d
 }
 
 // Validate checks one entry.
@@ -145,6 +193,17 @@ func (p *SessionPath) Validate() error {
 	}
 	if len(p.Local) > 16 || len(p.Remote) > 16 {
 		return Errorf(CodeTooLarge, "session.path: candidate type too long")
+	}
+	switch p.Relay {
+	case "", "udp", "tcp", "tls":
+	default:
+		return Errorf(CodeBadMessage, "session.path: relay transport must be udp, tcp or tls")
+	}
+	if len(p.Proxy) > 255 || strings.ContainsAny(p.Proxy, " \r\n\t\"") {
+		return Errorf(CodeBadMessage, "session.path: malformed proxy address")
+	}
+	if p.Site != "" && SiteReason(p.Site) == "" {
+		return Errorf(CodeBadMessage, "session.path: unknown site reason %.20q", p.Site)
 	}
 	return nil
 }

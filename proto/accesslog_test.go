@@ -23,6 +23,7 @@ var goldenAccessMessages = []struct {
 	}}, func() any { return &AccessLog{} }},
 	{"log-ack", TypeAccessAck, &AccessAck{Seq: 9}, func() any { return &AccessAck{} }},
 	{"session-path", TypeSessionPath, &SessionPath{Path: PathRelay, Local: "relay", Remote: "srflx"}, func() any { return &SessionPath{} }},
+	{"session-path-tls", TypeSessionPath, &SessionPath{Path: PathRelay, Local: "relay", Remote: "host", Relay: "tls", Site: SiteTLSOnly}, func() any { return &SessionPath{} }},
 }
 
 func TestGoldenAccessMessages(t *testing.T) {
@@ -75,6 +76,22 @@ func TestAccessLogRefusesBadBatches(t *testing.T) {
 				t.Fatalf("code %s, want %s (%v)", CodeOf(err), tc.code, err)
 			}
 		})
+	}
+	for _, p := range []SessionPath{
+		{Path: PathRelay, Relay: "sctp"},
+		{Path: PathRelay, Relay: "tcp", Proxy: "10.0.0.1:3128\r\nX: y"},
+		{Path: PathRelay, Relay: "tcp", Proxy: strings.Repeat("a", 256)},
+		{Path: PathRelay, Site: "because"},
+	} {
+		if err := p.Validate(); err == nil {
+			t.Errorf("bad path report accepted: %+v", p)
+		}
+	}
+	if got := (&SessionPath{Path: PathRelay, Relay: "tls", Proxy: "10.0.0.1:3128", Site: SiteProxyOnly}).Describe(); got != "relay (TURN/TLS through proxy 10.0.0.1:3128): site allows only an HTTP proxy" {
+		t.Errorf("Describe = %q", got)
+	}
+	if got := (&SessionPath{Path: PathDirect}).Describe(); got != "direct" {
+		t.Errorf("Describe = %q", got)
 	}
 	if err := (&SessionPath{Path: "carrier-pigeon"}).Validate(); CodeOf(err) != CodeBadMessage {
 		t.Fatalf("bad path accepted: %v", err)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // goldenRelayMessages freezes the wire shape of relay selection: the
@@ -16,6 +17,8 @@ var goldenRelayMessages = []struct {
 	fresh   func() any
 }{
 	{"hello-agent-region", TypeHello, &Hello{Role: RoleAgent, Software: "porthole-agent/dev", Region: "eu-west"}, func() any { return &Hello{} }},
+	{"hello-agent-proxy", TypeHello, &Hello{Role: RoleAgent, Software: "porthole-agent/dev", Devices: []Device{{ID: "printer-1", HTTPPort: 80,
+		Health: &DeviceHealth{Reachable: true, Checked: time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC), Signaling: "via proxy 192.168.1.1:3128"}}}}, func() any { return &Hello{} }},
 	{"welcome-relays", TypeWelcome, &Welcome{ID: "agent-1", Node: "node-a", Relays: []string{"turn:eu.example.net:3478?transport=udp", "turns:eu.example.net:5349?transport=tcp"}}, func() any { return &Welcome{} }},
 	{"relay-rtt", TypeRelayRTT, &RelayRTT{Relays: []RelayProbe{
 		{URL: "turn:eu.example.net:3478?transport=udp", RTTMS: 12.5},

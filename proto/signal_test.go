@@ -36,6 +36,8 @@ var goldenMessages = []struct {
 	{"candidate", TypeCandidate, "abcdefgh12345678", &Candidate{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host", SDPMid: ptr("0"), SDPMLineIndex: ptr[uint16](0)}},
 	{"candidate-end", TypeCandidate, "abcdefgh12345678", &Candidate{}},
 	{"error", TypeError, "abcdefgh12345678", &Error{Code: CodeAgentOffline, Message: "the agent for printer-1 is not connected"}},
+	// Signaling passes the agent's path report on to the technician.
+	{"session-path-proxy", TypeSessionPath, "abcdefgh12345678", &SessionPath{Path: PathRelay, Local: "relay", Remote: "prflx", Relay: "tls", Proxy: "192.168.1.1:3128", Site: SiteProxyOnly}},
 }
 
 func TestGoldenSignalMessages(t *testing.T) {
@@ -102,6 +104,8 @@ func newPayload(t MsgType) any {
 		return &Candidate{}
 	case TypeError:
 		return &Error{}
+	case TypeSessionPath:
+		return &SessionPath{}
 	}
 	return &map[string]any{}
 }
