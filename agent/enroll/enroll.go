@@ -38,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -67,9 +68,16 @@ type Options struct {
 	// system's roots (plus RootCAs if set) and a 30 s timeout.
 	Client *http.Client
 	// RootCAs, if set, are trusted for an https server besides the
-	// system's (a private signaling certificate).
+	// system's (a private signaling certificate, or the CA of a proxy
+	// that inspects TLS).
 	RootCAs *x509.CertPool
+	// Egress is the way out: direct, or through the site's HTTP proxy
+	// (agent/egress). Nil means direct.
+	Egress *egress.Egress
 }
+
+// certHint is the advice when the server's certificate does not verify.
+const certHint = "give the CA that issued it with porthole-agent enroll --ca-file"
 
 // Enroll makes a key in dir, enrolls it with token at server (the base URL
 // of signaling's app listener) and stores the result. An existing
@@ -83,19 +91,24 @@ func Enroll(ctx context.Context, server, token, dir string, opt Options) (*State
 	if err != nil {
 		return nil, err
 	}
+	eg := opt.Egress
+	if eg == nil {
+		eg = egress.Direct()
+	}
 	client := opt.Client
 	if client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.Proxy = nil
+		var tc *tls.Config
 		if opt.RootCAs != nil {
-			tr.TLSClientConfig = &tls.Config{RootCAs: opt.RootCAs, MinVersion: tls.VersionTLS12}
+			tc = &tls.Config{RootCAs: opt.RootCAs, MinVersion: tls.VersionTLS12}
 		}
-		client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		client = eg.HTTPClient(u.Scheme, tc, 30*time.Second)
+		defer client.CloseIdleConnections()
 	}
 	var res proto.EnrollResult
 	endpoint := strings.TrimSuffix(server, "/") + proto.PathEnroll
 	if err := post(ctx, client, endpoint, &proto.EnrollRequest{Token: strings.TrimSpace(token), CSR: string(csr)}, &res); err != nil {
-		return nil, fmt.Errorf("enroll at %s: %w", server, err)
+		route := eg.Route(server)
+		return nil, fmt.Errorf("enroll at %s (%s): %w", server, route, egress.ExplainCertificate(err, route, certHint))
 	}
 	st, err := fromResult(dir, key, &res, strings.TrimSuffix(server, "/"))
 	if err != nil {
@@ -160,9 +173,23 @@ type State struct {
 	roots    *x509.CertPool
 	grantKey ed25519.PublicKey
 
-	mu   sync.Mutex
-	cert *tls.Certificate
+	mu     sync.Mutex
+	cert   *tls.Certificate
+	egress *egress.Egress // renewals' way out; nil means direct
 }
+
+// SetEgress makes renewals leave through e (direct or the site's proxy),
+// as the agent's signaling connection does.
+func (s *State) SetEgress(e *egress.Egress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.egress = e
+}
+
+// MutualTLSHint is the advice when the agent listener's certificate does
+// not verify: the agent's own CA signed it, so a proxy that re-signs TLS
+// is in the way, and client certificates cannot pass through one.
+const MutualTLSHint = "the agent's mutual TLS cannot pass through TLS inspection: exempt the agent URL's host from inspection on the proxy"
 
 func fromResult(dir string, key *ecdsa.PrivateKey, res *proto.EnrollResult, server string) (*State, error) {
 	info := Info{Agent: res.Agent, Site: res.Site, Server: server, AgentURL: res.AgentURL, GrantKey: res.GrantKey}
@@ -352,12 +379,18 @@ func (s *State) Renew(ctx context.Context) error {
 	}
 	u, _ := url.Parse(s.info.AgentURL)
 	u.Scheme, u.Path = "https", proto.PathAgentRenew
-	tr := &http.Transport{TLSClientConfig: s.TLSConfig(), Proxy: nil, ForceAttemptHTTP2: false}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	s.mu.Lock()
+	eg := s.egress
+	s.mu.Unlock()
+	if eg == nil {
+		eg = egress.Direct()
+	}
+	client := eg.HTTPClient("https", s.TLSConfig(), 30*time.Second)
+	defer client.CloseIdleConnections()
 	var res proto.EnrollResult
 	if err := post(ctx, client, u.String(), &proto.RenewRequest{CSR: string(csr)}, &res); err != nil {
-		return fmt.Errorf("renew certificate: %w", err)
+		route := eg.Route(u.String())
+		return fmt.Errorf("renew certificate (%s): %w", route, egress.ExplainCertificate(err, route, MutualTLSHint))
 	}
 	if res.Agent != s.info.Agent || res.Site != s.info.Site {
 		return fmt.Errorf("renew certificate: signaling answered for %s on %s", res.Agent, res.Site)

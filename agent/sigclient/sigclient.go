@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -35,6 +37,13 @@ type Options struct {
 	// BulkQueueSize bounds bulk messages (SendWait) not yet written;
 	// default 32.
 	BulkQueueSize int
+	// Egress says how to leave the network: directly or through an HTTP
+	// proxy (agent/egress). Nil means direct.
+	Egress *egress.Egress
+	// CertHint is the advice given when signaling's certificate does not
+	// verify, e.g. because a proxy inspects TLS ("give the proxy's CA
+	// with --ca-file").
+	CertHint string
 }
 
 // ErrQueueFull is returned by Send when the outgoing queue is full: the
@@ -85,19 +94,31 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 	if opts.BulkQueueSize <= 0 {
 		opts.BulkQueueSize = 32
 	}
+	if opts.Egress == nil {
+		opts.Egress = egress.Direct()
+	}
+	scheme, _, _ := strings.Cut(url, ":")
 	d := websocket.Dialer{
 		HandshakeTimeout: 15 * time.Second,
 		TLSClientConfig:  opts.TLS,
 		Subprotocols:     []string{proto.SocketProtocol},
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
+		// The egress decides direct or CONNECT through the proxy; the
+		// Dialer's own Proxy stays nil.
+		NetDialContext: opts.Egress.DialerFor(scheme),
 	}
 	ws, resp, err := d.DialContext(ctx, url, opts.Header)
 	if err != nil {
+		route := opts.Egress.Route(url)
 		if resp != nil {
-			return nil, fmt.Errorf("connect to signaling %s: %w", url, responseError(resp))
+			return nil, fmt.Errorf("connect to signaling %s (%s): %w", url, route, responseError(resp))
 		}
-		return nil, fmt.Errorf("connect to signaling %s: %w", url, err)
+		hint := opts.CertHint
+		if hint == "" {
+			hint = "trust its CA"
+		}
+		return nil, fmt.Errorf("connect to signaling %s (%s): %w", url, route, egress.ExplainCertificate(err, route, hint))
 	}
 	ws.SetReadLimit(proto.MaxSignalMessage)
 	c := &Conn{

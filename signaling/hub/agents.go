@@ -137,8 +137,11 @@ func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 			return
 		}
 		if s.state == stateReady {
-			s.log.Info("technician connected", "path", p.Path, "local", p.Local, "remote", p.Remote)
-			h.emitLocked(s, Event{State: EventConnected, Path: p.Path, Local: p.Local, Remote: p.Remote})
+			s.log.Info("technician connected", "path", p.Path, "local", p.Local, "remote", p.Remote, "relay", p.Relay, "proxy", p.Proxy, "site", p.Site)
+			h.emitLocked(s, Event{State: EventConnected, Path: p.Path, Local: p.Local, Remote: p.Remote, Detail: p.Describe()})
+			// The technician's side cannot see how the agent reached the
+			// relay (a proxy, TLS only); the toolbar shows it.
+			h.toClientLocked(s, env.Type, &p)
 		}
 	case proto.TypeAnswer:
 		var d proto.SessionDescription

@@ -33,8 +33,11 @@ type Event struct {
 	// DeviceName is the name the device's agent declared for it.
 	DeviceName string
 	Expires    time.Time
-	// Connected: the path ("direct" or "relay") and candidate types.
+	// Connected: the path ("direct" or "relay") and candidate types, and
+	// the path in words (proto.SessionPath.Describe: the agent's relay
+	// transport, its proxy, why the site needs the relay).
 	Path, Local, Remote string
+	Detail              string
 	// Ended: a proto.EndReason or ReasonVerificationFailed, a message, and
 	// the admin who terminated the session.
 	Reason  string

@@ -63,7 +63,14 @@ func TestJobEventsThroughExpiry(t *testing.T) {
 		agent := helloAgent(t, b)
 		start := time.Now()
 		info, client := openReady(t, b, agent)
-		send(t, agent, proto.TypeSessionPath, info.Session, &proto.SessionPath{Path: proto.PathRelay, Local: "relay", Remote: "srflx"})
+		sent := proto.SessionPath{Path: proto.PathRelay, Local: "relay", Remote: "srflx", Relay: "tls", Proxy: "192.168.1.1:3128", Site: proto.SiteProxyOnly}
+		send(t, agent, proto.TypeSessionPath, info.Session, &sent)
+		// The technician gets the agent's report: its toolbar shows why.
+		var got proto.SessionPath
+		recv(t, client, proto.TypeSessionPath, &got)
+		if got != sent {
+			t.Errorf("technician got path %+v, want %+v", got, sent)
+		}
 		recv(t, client, proto.TypeSessionEnd, nil)
 		synctest.Wait()
 		ev := log.all()
@@ -76,8 +83,8 @@ func TestJobEventsThroughExpiry(t *testing.T) {
 				t.Errorf("event %d = %+v, want %s", i, e, want[i])
 			}
 		}
-		if ev[3].Path != proto.PathRelay {
-			t.Errorf("connected path %q", ev[3].Path)
+		if ev[3].Path != proto.PathRelay || ev[3].Detail != "relay (TURN/TLS through proxy 192.168.1.1:3128): site allows only an HTTP proxy" {
+			t.Errorf("connected path %q, %q", ev[3].Path, ev[3].Detail)
 		}
 		end := ev[4]
 		if end.Reason != string(proto.EndExpired) || end.Time.Sub(start) != 30*time.Minute {

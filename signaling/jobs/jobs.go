@@ -149,6 +149,9 @@ func (r *Recorder) apply(e hub.Event) {
 			t.State = store.JobReady
 		case hub.EventConnected:
 			t.State, t.Detail = store.JobConnected, e.Path
+			if e.Detail != "" {
+				t.Detail = e.Detail
+			}
 			j.Path = e.Path
 		case hub.EventEnded:
 			t.State, t.Detail = store.JobEnded, e.Reason

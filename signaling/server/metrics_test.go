@@ -80,6 +80,7 @@ func TestMetricsFollowAgentsAndSessions(t *testing.T) {
 	if resp := e.request(http.MethodDelete, proto.PathSessions+"/"+info.Session, techToken, nil, nil, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE = %d", resp.StatusCode)
 	}
+	client.next(proto.TypeSessionPath) // the agent's path report, passed on
 	client.next(proto.TypeSessionEnd)
 	agent.next(proto.TypeSessionEnd)
 	expect(scrape(), map[string]float64{

@@ -14,6 +14,12 @@
 //     the other side;
 //   - srflx on both sides and no direct pair succeeded: neither NAT lets
 //     the other side's packets in.
+//
+// What the stats cannot show is how the agent reached the relay (remote
+// candidates carry no relay protocol): the agent says it in session.path
+// (proto.SessionPath: relay udp/tcp/tls, the site's proxy, and a site
+// reason such as "proxy-only"), and explainPath takes that report as its
+// second argument.
 
 /** The relay reasons, so callers and tests can compare. */
 export const REASONS = Object.freeze({
@@ -26,6 +32,15 @@ export const REASONS = Object.freeze({
   symmetricHere: 'symmetric NAT on your network',
   strictNATs: 'the NATs on both sides refuse direct connections',
   noDirect: 'no direct path worked',
+  proxyOnly: 'site allows only an HTTP proxy',
+  tlsOnly: 'site lets only TLS out (UDP and plain TCP blocked)',
+});
+
+/** The words for the agent's site reasons (proto.Site… values). */
+const SITE_REASONS = Object.freeze({
+  'proxy-only': REASONS.proxyOnly,
+  'tls-only': REASONS.tlsOnly,
+  'udp-blocked': REASONS.udpBlockedSite,
 });
 
 function statsList(report) {
@@ -53,9 +68,11 @@ function symmetricEvidence(cands) {
  * remoteTypes, reason}: local and remote are the selected pair's candidate
  * types (with the relay's transport, e.g. "relay/tcp"), the *Types lists
  * are what each side offered or revealed, sorted, and reason is '' for a
- * direct path and a short sentence for a relayed one.
+ * direct path and a short sentence for a relayed one. site, if given, is
+ * the agent's session.path report: it names the agent's relay transport
+ * and, when the agent knows it, why the site needs the relay.
  */
-export function explainPath(report) {
+export function explainPath(report, site = null) {
   const all = statsList(report);
   const byId = new Map(all.map((s) => [s.id, s]));
   let pair = null;
@@ -75,23 +92,34 @@ export function explainPath(report) {
   const types = (cands) => [...new Set(cands.map((c) => c.candidateType).filter(Boolean))].sort();
   const relay = local.candidateType === 'relay' || remote.candidateType === 'relay';
   const describe = (c) => (c.candidateType === 'relay' && c.relayProtocol ? `relay/${c.relayProtocol}` : c.candidateType || '');
+  // The agent's report applies while its end of the pair is a relay.
+  const agentRelay = remote.candidateType === 'relay' && site?.path === 'relay' && site?.local === 'relay' ? site : null;
+  let remoteDesc = describe(remote);
+  if (agentRelay && /^(udp|tcp|tls)$/.test(agentRelay.relay || '')) {
+    remoteDesc = `relay/${agentRelay.relay}${agentRelay.proxy ? ' via the site\'s HTTP proxy' : ''}`;
+  }
   return {
     relay,
     local: describe(local),
-    remote: describe(remote),
+    remote: remoteDesc,
     localTypes: types(locals),
     remoteTypes: types(remotes),
-    reason: relay ? relayReason(locals, remotes, all) : '',
+    reason: relay ? relayReason(locals, remotes, all, agentRelay) : '',
   };
 }
 
-function relayReason(locals, remotes, all) {
+function relayReason(locals, remotes, all, agentRelay) {
   const has = (cands, t) => cands.some((c) => c.candidateType === t);
   if (locals.length > 0 && locals.every((c) => c.candidateType === 'relay')) return REASONS.policy;
   // A side without srflx had no UDP answer from the STUN server. The
   // agent's relay candidate over TCP shows up as a relay with no srflx.
   const siteBlocked = !has(remotes, 'srflx') && has(remotes, 'relay');
   const hereBlocked = !has(locals, 'srflx') && has(locals, 'relay');
+  // The agent knows more about its own network than the stats show.
+  const siteReason = agentRelay && Object.hasOwn(SITE_REASONS, agentRelay.site) ? SITE_REASONS[agentRelay.site] : '';
+  if (siteReason && siteReason !== REASONS.udpBlockedSite) {
+    return hereBlocked ? `${siteReason}; ${REASONS.udpBlockedHere}` : siteReason;
+  }
   if (siteBlocked && hereBlocked) return REASONS.udpBlockedBoth;
   if (siteBlocked) return REASONS.udpBlockedSite;
   if (hereBlocked) return REASONS.udpBlockedHere;

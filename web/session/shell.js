@@ -73,6 +73,7 @@ const state = {
   haveAnswer: false,
   endReason: '',
   recovery: null, // ICE restarts after the first connection (recovery.js)
+  sitePath: null, // the agent's own report of its end of the path (session.path)
   noticeTimer: null,
   barChannel: null,
   bar: { device: '', expires: 0, path: '', kind: '', ended: '' },
@@ -297,6 +298,11 @@ async function onSignal(env) {
       if (!state.haveAnswer) state.pendingCandidates.push(d);
       else await addCandidate(d);
       return;
+    case 'session.path':
+      // How the agent reaches the relay and why, which getStats cannot
+      // tell from this side (a proxy at the site, TLS only).
+      state.sitePath = d;
+      return;
     case 'session.end':
       return endSession(typeof d.reason === 'string' ? d.reason : 'error', typeof d.message === 'string' ? d.message : '', false);
     case 'error': {
@@ -405,7 +411,7 @@ function pollStats() {
     try {
       const report = await state.pc.getStats();
       const p = pathFromStats(report);
-      state.toolbar.setPath(p, explainPath(report));
+      state.toolbar.setPath(p, explainPath(report, state.sitePath));
       const label = pathLabel(p);
       if (label !== state.bar.path) {
         state.bar.path = label;

@@ -9,8 +9,8 @@ export const SOCKET_PROTOCOL = 'porthole.v1';
 export const TOKEN_PROTOCOL_PREFIX = 'porthole.token.';
 export const MAX_MESSAGE = 64 << 10; // proto.MaxSignalMessage
 
-const TYPES = new Set(['hello', 'welcome', 'session.open', 'session.ready', 'session.end', 'offer', 'answer', 'candidate', 'error']);
-const NEEDS_SESSION = new Set(['session.ready', 'session.end', 'offer', 'answer', 'candidate']);
+const TYPES = new Set(['hello', 'welcome', 'session.open', 'session.ready', 'session.end', 'offer', 'answer', 'candidate', 'error', 'session.path']);
+const NEEDS_SESSION = new Set(['session.ready', 'session.end', 'offer', 'answer', 'candidate', 'session.path']);
 const SESSION_RE = /^[a-z0-9]{8,64}$/;
 
 /**

@@ -90,3 +90,39 @@ test('iterables of stats and of [id, stats] pairs', () => {
   assert.equal(explainPath(stats).relay, true);
   assert.equal(explainPath(stats.map((s) => [s.id, s])).remote, 'relay');
 });
+
+// The agent's session.path reports (proto.SessionPath) for the rungs of
+// the ladder that getStats alone cannot tell apart.
+test('the agent says how it reached the relay: TURN/TLS, through the site\'s proxy', () => {
+  const r = report('P', techHost, techSrflx, techRelayUDP, agentHost, agentRelay, pair('P', 'Lr', 'Rr'), pair('Q', 'Ls', 'Rh', 'failed'));
+  const proxied = explainPath(r, { path: 'relay', local: 'relay', remote: 'relay', relay: 'tls', proxy: '192.168.1.1:3128', site: 'proxy-only' });
+  assert.equal(proxied.reason, 'site allows only an HTTP proxy');
+  assert.equal(proxied.remote, "relay/tls via the site's HTTP proxy");
+  const tls = explainPath(r, { path: 'relay', local: 'relay', remote: 'relay', relay: 'tls', site: 'tls-only' });
+  assert.equal(tls.reason, REASONS.tlsOnly);
+  assert.equal(tls.remote, 'relay/tls');
+  const tcp = explainPath(r, { path: 'relay', local: 'relay', remote: 'relay', relay: 'tcp', site: 'udp-blocked' });
+  assert.equal(tcp.reason, REASONS.udpBlockedSite);
+  assert.equal(tcp.remote, 'relay/tcp');
+  // Without the report, the stats alone still see UDP blocked at the site.
+  assert.equal(explainPath(r).reason, REASONS.udpBlockedSite);
+});
+
+test('an agent report is ignored when it does not match the pair, or is malformed', () => {
+  const direct = report('P', techHost, techSrflx, agentHost, agentSrflx, agentRelay, pair('P', 'Ls', 'Rs'));
+  assert.equal(explainPath(direct, { path: 'relay', local: 'relay', relay: 'tls', site: 'proxy-only' }).reason, '');
+  const r = report('P', techHost, techSrflx, techRelayUDP, agentHost, agentRelay, pair('P', 'Lr', 'Rr'));
+  // The agent's end was not the relay (stale report): stats decide.
+  assert.equal(explainPath(r, { path: 'relay', local: 'host', relay: 'tls', site: 'proxy-only' }).reason, REASONS.udpBlockedSite);
+  // Unknown words from the agent are not shown.
+  const odd = explainPath(r, { path: 'relay', local: 'relay', relay: '<b>x</b>', site: '__proto__' });
+  assert.equal(odd.reason, REASONS.udpBlockedSite);
+  assert.equal(odd.remote, 'relay');
+});
+
+test('UDP blocked on both ends with a proxy-only site', () => {
+  const tcpRelay = cand('Lt', 'local', 'relay', '203.0.113.30', 40001, 'tls');
+  const r = report('P', techHost, tcpRelay, agentHost, agentRelay, pair('P', 'Lt', 'Rr'));
+  const p = explainPath(r, { path: 'relay', local: 'relay', relay: 'tls', proxy: '10.0.0.1:3128', site: 'proxy-only' });
+  assert.equal(p.reason, `${REASONS.proxyOnly}; ${REASONS.udpBlockedHere}`);
+});
