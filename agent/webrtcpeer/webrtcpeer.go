@@ -21,6 +21,7 @@
 package webrtcpeer
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,7 @@ import (
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -69,6 +71,17 @@ type Config struct {
 	// Logger receives pion's log lines (trace and debug at Debug).
 	// Nil discards them.
 	Logger *slog.Logger
+	// Egress, if set, carries TURN over TCP and TLS (pion's ICE proxy
+	// dialer): directly, or tunnelled with CONNECT through the site's HTTP
+	// proxy, where that is the only way out. Nil leaves those connections
+	// to pion (direct only).
+	Egress *egress.Egress
+	// RelayRoots verify the certificates of TURN-over-TLS relays dialled
+	// through Egress; nil means the system's roots.
+	RelayRoots *x509.CertPool
+	// Dials, if set, records which relay connections went through a
+	// proxy (DialLog.Proxy), for path reports.
+	Dials *DialLog
 }
 
 // NewAPI returns a pion API configured as described in the package comment.
@@ -112,6 +125,9 @@ func NewAPI(cfg Config) (*webrtc.API, error) {
 		se.SetNet(cfg.Net)
 	} else if n, err := newBufferedNet(); err == nil {
 		se.SetNet(n)
+	}
+	if cfg.Egress != nil && cfg.Net == nil {
+		se.SetICEProxyDialer(newRelayDialer(cfg))
 	}
 	se.LoggerFactory = loggerFactory{cfg.Logger}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se)), nil
@@ -209,6 +225,12 @@ type Path struct {
 	Local   string        // "host udp 127.0.0.1:50000", "relay udp 203.0.113.30:40000 related 192.168.1.10:51000"
 	Remote  string        // "relay udp 198.51.100.7:3478"
 	RTT     time.Duration // current round-trip time, 0 if unknown
+	// LocalType is the local candidate's type (host, srflx, prflx,
+	// relay); for a relay, Relay is how this peer reaches the relay (udp,
+	// tcp or tls) and LocalRelated the local address of that connection.
+	LocalType    string
+	Relay        string
+	LocalRelated string
 }
 
 // String describes the path on one line: "direct (host udp A <-> srflx
@@ -239,12 +261,24 @@ func PathInfo(pc *webrtc.PeerConnection) (Path, error) {
 		return Path{}, ErrNoPath
 	}
 	p := Path{
-		Relayed: pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay,
-		Local:   describe(pair.Local),
-		Remote:  describe(pair.Remote),
+		Relayed:   pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay,
+		Local:     describe(pair.Local),
+		Remote:    describe(pair.Remote),
+		LocalType: pair.Local.Typ.String(),
 	}
-	if st, ok := it.GetSelectedCandidatePairStats(); ok && st.CurrentRoundTripTime > 0 {
+	st, ok := it.GetSelectedCandidatePairStats()
+	if ok && st.CurrentRoundTripTime > 0 {
 		p.RTT = time.Duration(st.CurrentRoundTripTime * float64(time.Second))
+	}
+	if pair.Local.Typ == webrtc.ICECandidateTypeRelay {
+		p.LocalRelated = net.JoinHostPort(pair.Local.RelatedAddress, fmt.Sprint(pair.Local.RelatedPort))
+		if ok {
+			// Remote candidates carry no relay protocol; local ones do, in
+			// the stats.
+			if cs, found := pc.GetStats()[st.LocalCandidateID].(webrtc.ICECandidateStats); found {
+				p.Relay = cs.RelayProtocol
+			}
+		}
 	}
 	return p, nil
 }
