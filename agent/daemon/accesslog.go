@@ -84,14 +84,6 @@ func (a *Agent) shipAccessLog(ctx context.Context) {
 	}
 }
 
-// reportPath tells signaling how the technician is connected.
-func (a *Agent) reportPath(s *session, path, local, remote string) {
-	if path != proto.PathDirect && path != proto.PathRelay {
-		return
-	}
-	_ = a.send(proto.TypeSessionPath, s.id, &proto.SessionPath{Path: path, Local: candType(local), Remote: candType(remote)})
-}
-
 // candType is the type word that starts a webrtcpeer.Path description
 // ("relay udp 203.0.113.30:40000 …").
 func candType(desc string) string {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,8 +10,11 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/http/httpproxy"
+
 	"github.com/porthole-dev/porthole/agent/deviceid"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -48,6 +52,70 @@ type FileConfig struct {
 	// Region names where the site is (e.g. "eu-west"), to get the TURN
 	// relays of that region first.
 	Region string `json:"region,omitempty"`
+	// Proxy is the site's HTTP proxy. Without this entry the agent
+	// follows HTTPS_PROXY, HTTP_PROXY and NO_PROXY from its environment;
+	// with it, the environment is ignored (an entry without url means
+	// direct).
+	Proxy *ProxyConfig `json:"proxy,omitempty"`
+	// CAFile is a PEM file of CAs trusted besides the system's: for a
+	// private relay certificate (TURN over TLS), an https:// proxy, or a
+	// proxy that inspects TLS.
+	CAFile string `json:"caFile,omitempty"`
+}
+
+// ProxyConfig is the agent's proxy entry:
+//
+//	"proxy": {"url": "http://proxy.corp:3128", "noProxy": "printers.corp,10.0.0.0/8",
+//	          "username": "porthole", "passwordFile": "/etc/porthole/proxy.pass"}
+//
+// Everything the agent opens towards signaling and the relays goes
+// through it with CONNECT: enrollment, the signaling WebSocket,
+// certificate renewal and TURN over TCP or TLS. The password never
+// appears in a log line or an error.
+type ProxyConfig struct {
+	URL          string `json:"url,omitempty"` // http://, https:// or socks5://; may hold user:password@
+	NoProxy      string `json:"noProxy,omitempty"`
+	Username     string `json:"username,omitempty"`
+	Password     string `json:"password,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"` // read at start; takes the place of password
+}
+
+// proxyAuthHint says where the agent takes proxy credentials from.
+const proxyAuthHint = `give them in the agent's configuration ("proxy": {"username": …, "passwordFile": …}) or as user:password@ in HTTPS_PROXY`
+
+// Egress builds the agent's way out: the proxy entry if the file has one,
+// else env (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as main read them).
+func (fc *FileConfig) Egress(env httpproxy.Config, roots *x509.CertPool) (*egress.Egress, error) {
+	cfg := egress.Config{Proxy: env, RootCAs: roots, AuthHint: proxyAuthHint}
+	if p := fc.Proxy; p != nil {
+		cfg.Proxy = httpproxy.Config{HTTPProxy: p.URL, HTTPSProxy: p.URL, NoProxy: p.NoProxy}
+		cfg.Username, cfg.Password = p.Username, p.Password
+	}
+	e, err := egress.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent config: proxy: %w", err)
+	}
+	return e, nil
+}
+
+// Roots are the system's CAs plus those of CAFile, or nil (the system's)
+// without one.
+func (fc *FileConfig) Roots() (*x509.CertPool, error) {
+	if fc.CAFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(fc.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("agent config: caFile: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("agent config: caFile %s holds no PEM certificate", fc.CAFile)
+	}
+	return pool, nil
 }
 
 // DeviceConfig declares one device the agent may reach. Nothing else on the
@@ -94,6 +162,13 @@ func LoadFile(path string) (*FileConfig, error) {
 			return nil, fmt.Errorf("read agent key: %w", err)
 		}
 		fc.Key = strings.TrimSpace(string(k))
+	}
+	if p := fc.Proxy; p != nil && p.PasswordFile != "" {
+		pw, err := os.ReadFile(p.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read proxy password: %w", err)
+		}
+		p.Password = strings.TrimRight(string(pw), "\r\n")
 	}
 	return &fc, nil
 }

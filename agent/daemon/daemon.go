@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/deviceid"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/agent/enroll"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/proto"
@@ -66,6 +68,14 @@ type Config struct {
 	// hello: signaling hands its sessions the TURN relays of that region
 	// first. Empty leaves the choice to measured round trips (relays.go).
 	Region string
+	// Egress is the way out of the site: direct, or through its HTTP
+	// proxy (agent/egress) for the signaling connection, certificate
+	// renewal and TURN over TCP/TLS. Nil means direct.
+	Egress *egress.Egress
+	// RootCAs verify signaling (pre-shared key mode) and the relays'
+	// TLS; nil means the system's roots. (An enrolled agent trusts only
+	// its enrollment's CA for signaling.)
+	RootCAs *x509.CertPool
 }
 
 // Agent is a running on-site agent.
@@ -76,7 +86,8 @@ type Agent struct {
 
 	conn      atomic.Pointer[sigclient.Conn]
 	connected atomic.Bool
-	pinging   atomic.Bool // checkSignaling running
+	route     atomic.Value // string: how the current connection reaches signaling (egress.Route)
+	pinging   atomic.Bool  // checkSignaling running
 
 	alog  *accesslog.Log
 	clock Clock
@@ -133,6 +144,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
+	}
+	if cfg.Egress == nil {
+		cfg.Egress = egress.Direct()
+	}
+	if cfg.Enrollment != nil {
+		cfg.Enrollment.SetEgress(cfg.Egress) // renewals leave as the signaling connection does
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}, sessions: map[string]*session{}, granted: map[string]time.Time{},
 		alog: cfg.AccessLog, clock: cfg.Clock}
@@ -191,6 +208,9 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) runConn(ctx context.Context) error {
 	url, opts := a.dialOptions()
+	route := a.cfg.Egress.Route(url)
+	a.route.Store(route)
+	a.log.Debug("connecting to signaling", "url", url, "signaling", route)
 	conn, err := sigclient.Dial(ctx, url, opts)
 	if err != nil {
 		return err
@@ -224,6 +244,16 @@ func (a *Agent) runConn(ctx context.Context) error {
 	}
 }
 
+// signalingRoute says how the agent reaches signaling: "direct" or "via
+// proxy HOST:PORT".
+func (a *Agent) signalingRoute() string {
+	r, _ := a.route.Load().(string)
+	if r == "" {
+		return a.cfg.Egress.Route(a.cfg.Server)
+	}
+	return r
+}
+
 // send sends on the current signaling connection, if any.
 func (a *Agent) send(typ proto.MsgType, session string, payload any) error {
 	c := a.conn.Load()
@@ -243,7 +273,7 @@ func (a *Agent) handle(ctx context.Context, env *proto.Envelope) {
 		}
 		a.alog.Rewind() // a new connection: ship what the last one did not get acknowledged
 		a.connected.Store(true)
-		a.log.Info("connected to signaling", "agent", w.ID, "node", w.Node, "devices", len(a.devices))
+		a.log.Info("connected to signaling", "agent", w.ID, "node", w.Node, "devices", len(a.devices), "signaling", a.signalingRoute())
 		if len(w.Relays) > 0 {
 			a.wg.Go(func() { a.measureRelays(ctx, w.Relays) })
 		}

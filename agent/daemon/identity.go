@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/deviceid"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/enroll"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -29,11 +31,17 @@ const inventoryTimeout = 3 * time.Second
 // pre-shared key to the server.
 func (a *Agent) dialOptions() (string, sigclient.Options) {
 	if e := a.cfg.Enrollment; e != nil {
-		return e.Info().AgentURL + proto.PathAgentSocket, sigclient.Options{TLS: e.TLSConfig(), Logger: a.log}
+		return e.Info().AgentURL + proto.PathAgentSocket, sigclient.Options{TLS: e.TLSConfig(), Logger: a.log,
+			Egress: a.cfg.Egress, CertHint: enroll.MutualTLSHint}
 	}
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+a.cfg.Key)
-	return sigclient.SocketURL(a.cfg.Server, proto.PathAgentSocket), sigclient.Options{Header: h, Logger: a.log}
+	var tc *tls.Config
+	if a.cfg.RootCAs != nil {
+		tc = &tls.Config{RootCAs: a.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	}
+	return sigclient.SocketURL(a.cfg.Server, proto.PathAgentSocket), sigclient.Options{Header: h, Logger: a.log, TLS: tc,
+		Egress: a.cfg.Egress, CertHint: "give the CA that issued it (the agent's caFile)"}
 }
 
 // inventory declares every device with what a check of it finds now.
@@ -52,7 +60,8 @@ func (a *Agent) inventory(ctx context.Context) []proto.Device {
 		out[i] = d.cfg.declaration()
 		wg.Go(func() {
 			res, err := a.checkDevice(ctx, d)
-			h := &proto.DeviceHealth{Reachable: err == nil, Checked: time.Now().UTC().Truncate(time.Second)}
+			h := &proto.DeviceHealth{Reachable: err == nil, Checked: time.Now().UTC().Truncate(time.Second),
+				Signaling: truncate(a.signalingRoute(), proto.MaxSignalingRoute)}
 			if err == nil && res.Reached == "" {
 				h.Reachable, h.Unconfirmed = false, true
 				h.Problem = "it answered none of the agent's probes (which never touch its services); a session's own connection will tell"

@@ -89,10 +89,14 @@ func (s *session) close() {
 // newPeer builds a peer connection for s and starts serving the tunnel on
 // it before any offer is applied, so no data channel is missed.
 func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
+	dials := &webrtcpeer.DialLog{}
 	pc, err := webrtcpeer.NewPeerConnection(webrtcpeer.Config{
 		ICEServers:   s.ice,
 		LoopbackOnly: a.cfg.LoopbackOnly,
 		Logger:       a.log,
+		Egress:       a.cfg.Egress,
+		RelayRoots:   a.cfg.RootCAs,
+		Dials:        dials,
 	})
 	if err != nil {
 		return nil, err
@@ -112,17 +116,15 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 		a.log.Debug("peer connection state", "session", s.id, "state", st)
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
-			path, local, remote := "unknown", "", ""
-			if info, err := webrtcpeer.PathInfo(pc); err == nil {
-				path, local, remote = "direct", info.Local, info.Remote
-				if info.Relayed {
-					path = "relay"
-				}
-			}
-			a.reportPath(s, path, local, remote)
 			lt, rt := r.peer.CandidateTypes()
-			a.log.Info("technician connected", "session", s.id, "device", s.device.cfg.ID, "user", s.user, "path", path,
-				"local", local, "remote", remote, "local_types", strings.Join(lt, ","), "remote_types", strings.Join(rt, ","))
+			rep := pathReport{path: "unknown"}
+			if info, err := webrtcpeer.PathInfo(pc); err == nil {
+				rep = newPathReport(info, dials.Proxy(info), lt)
+			}
+			a.reportPath(s, rep)
+			a.log.Info("technician connected", "session", s.id, "device", s.device.cfg.ID, "user", s.user, "path", rep.path,
+				"local", rep.local, "remote", rep.remote, "local_types", strings.Join(lt, ","), "remote_types", strings.Join(rt, ","),
+				"relay", rep.relay, "proxy", rep.proxy, "reason", proto.SiteReason(rep.site))
 		case webrtc.PeerConnectionStateDisconnected:
 			// The path broke. If our own network changed, the signaling
 			// connection is dead too, and the technician's ICE restart

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/porthole-dev/porthole/agent/bufpool"
+	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/agent/peering"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/agent/tunnel"
@@ -42,6 +44,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// MaxChannels caps concurrent data channels (tunnel default if 0).
 	MaxChannels int
+	// Egress is the way out of the technician's network: direct, or
+	// through an HTTP proxy (agent/egress), for the signaling WebSocket
+	// and TURN over TCP/TLS. Nil means direct. HTTPClient, when nil, is
+	// built on it.
+	Egress *egress.Egress
 }
 
 // Session is an open, connected session.
@@ -64,6 +71,7 @@ type Session struct {
 	recovering  atomic.Bool
 	restored    chan struct{}
 	restarts    atomic.Int64
+	sitePath    atomic.Pointer[proto.SessionPath]
 
 	ended    chan struct{}
 	endOnce  sync.Once
@@ -81,9 +89,13 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	if progress == nil {
 		progress = func(string) {}
 	}
+	if cfg.Egress == nil {
+		cfg.Egress = egress.Direct()
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+		scheme, _, _ := strings.Cut(cfg.Server, ":")
+		hc = cfg.Egress.HTTPClient(scheme, nil, 30*time.Second)
 	}
 	api := &sigclient.API{Base: cfg.Server, Token: cfg.Token, Client: hc}
 
@@ -103,7 +115,8 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	progress("joining the session over signaling…")
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+info.Token)
-	s.conn, err = sigclient.Dial(ctx, sigclient.SocketURL(cfg.Server, proto.PathSessionSocket), sigclient.Options{Header: h, Logger: s.log})
+	s.conn, err = sigclient.Dial(ctx, sigclient.SocketURL(cfg.Server, proto.PathSessionSocket), sigclient.Options{Header: h, Logger: s.log,
+		Egress: cfg.Egress, CertHint: "give the CA that issued it in SSL_CERT_FILE (a proxy that inspects TLS: its CA)"})
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		RelayOnly:    cfg.RelayOnly,
 		LoopbackOnly: cfg.LoopbackOnly,
 		Logger:       s.log,
+		Egress:       cfg.Egress,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
@@ -245,10 +259,24 @@ func (s *Session) readLoop(peer *peering.Peer) {
 				var e proto.Error
 				_ = proto.DecodeData(env, &e)
 				s.log.Warn("signaling reported an error", "code", e.Code, "message", e.Message)
+			case proto.TypeSessionPath:
+				// The agent's account of its end: how it reached the relay
+				// and why the site needed it, which this side cannot see.
+				var p proto.SessionPath
+				if err := proto.DecodeData(env, &p); err != nil {
+					s.log.Debug("path report refused", "err", err)
+					continue
+				}
+				s.sitePath.Store(&p)
+				s.progress("the agent's side: " + p.Describe())
 			}
 		}
 	}
 }
+
+// SitePath is the agent's latest report of its end of the path (nil
+// before one arrived).
+func (s *Session) SitePath() *proto.SessionPath { return s.sitePath.Load() }
 
 func (s *Session) end(e *proto.SessionEnd) {
 	s.endOnce.Do(func() {

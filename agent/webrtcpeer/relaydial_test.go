@@ -1,21 +1,17 @@
 package webrtcpeer
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
-	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/pion/turn/v4"
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/porthole-dev/porthole/agent/egress"
+	"github.com/porthole-dev/porthole/internal/connectproxy"
 	"github.com/porthole-dev/porthole/internal/testcert"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -49,60 +45,6 @@ func turnOverTCP(t *testing.T, leaf *testcert.Leaf) (tlsAddr, tcpAddr string) {
 	return tl.Addr().String(), pl.Addr().String()
 }
 
-// mapProxy is a CONNECT proxy that resolves the names in hosts itself
-// (the relay is on loopback, which egress never proxies).
-func mapProxy(t *testing.T, hosts map[string]string, tunnels *atomic.Int32) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || req.Method != http.MethodConnect || hosts[req.Host] == "" {
-					_, _ = io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
-					return
-				}
-				up, err := net.Dial("tcp", hosts[req.Host])
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				tunnels.Add(1)
-				_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-				go func() { _, _ = io.Copy(up, br); _ = up.(*net.TCPConn).CloseWrite() }()
-				_, _ = io.Copy(c, up)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
 // TestRelayDialerCarriesTURNThroughTheProxy: pion's TURN client
 // allocates over TLS and over plain TCP through a CONNECT tunnel, the
 // TLS handshake with the relay happens inside the tunnel, and the dial
@@ -110,8 +52,8 @@ func mapProxy(t *testing.T, hosts map[string]string, tunnels *atomic.Int32) stri
 func TestRelayDialerCarriesTURNThroughTheProxy(t *testing.T) {
 	ca := testcert.NewCA(t, "Relay CA")
 	tlsAddr, tcpAddr := turnOverTCP(t, ca.Issue(t, "relay.test"))
-	var tunnels atomic.Int32
-	proxyAddr := mapProxy(t, map[string]string{"relay.test:443": tlsAddr, "relay.test:3478": tcpAddr}, &tunnels)
+	px := connectproxy.Start(t, connectproxy.Options{Hosts: map[string]string{"relay.test:443": tlsAddr, "relay.test:3478": tcpAddr}})
+	proxyAddr := px.Addr
 	eg, err := egress.New(egress.Config{Proxy: httpproxy.Config{HTTPSProxy: "http://" + proxyAddr}})
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +92,7 @@ func TestRelayDialerCarriesTURNThroughTheProxy(t *testing.T) {
 			}
 		})
 	}
-	if n := tunnels.Load(); n != 2 {
+	if n := px.Tunnels.Load(); n != 2 {
 		t.Errorf("%d tunnels through the proxy, want 2", n)
 	}
 	if got := dials.Proxy(Path{LocalRelated: "10.9.9.9:1"}); got != "" {
@@ -163,8 +105,7 @@ func TestRelayDialerCarriesTURNThroughTheProxy(t *testing.T) {
 // the error says where to look.
 func TestRelayDialerRefusesAnUnknownCertificate(t *testing.T) {
 	tlsAddr, _ := turnOverTCP(t, testcert.NewCA(t, "Inspecting Proxy CA").Issue(t, "relay.test"))
-	var tunnels atomic.Int32
-	proxyAddr := mapProxy(t, map[string]string{"relay.test:443": tlsAddr}, &tunnels)
+	proxyAddr := connectproxy.Start(t, connectproxy.Options{Hosts: map[string]string{"relay.test:443": tlsAddr}}).Addr
 	eg, _ := egress.New(egress.Config{Proxy: httpproxy.Config{HTTPSProxy: proxyAddr}})
 	d := newRelayDialer(Config{
 		ICEServers: []proto.ICEServer{{URLs: []string{"turns:relay.test:443?transport=tcp"}}},

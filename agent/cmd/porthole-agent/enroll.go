@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/http/httpproxy"
+
 	"github.com/porthole-dev/porthole/agent/daemon"
 	"github.com/porthole-dev/porthole/agent/enroll"
 )
@@ -25,7 +27,8 @@ func enrollCmd(args []string) error {
 	server := fs.String("server", "", "signaling base URL, e.g. https://porthole.example.com (required)")
 	token := fs.String("token", "", "one-time enrollment token (or env PORTHOLE_ENROLL_TOKEN)")
 	stateDir := fs.String("state-dir", defaultStateDir, "where the key, certificate and CA are kept")
-	caFile := fs.String("ca-file", "", "PEM file of a CA to trust for the server besides the system's")
+	caFile := fs.String("ca-file", "", "PEM file of a CA to trust for the server besides the system's (also a TLS-inspecting proxy's CA)")
+	configPath := fs.String("config", "", "agent configuration file whose proxy entry to use (default: HTTPS_PROXY/NO_PROXY from the environment)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,11 +44,25 @@ func enrollCmd(args []string) error {
 		if err != nil {
 			return err
 		}
-		opt.RootCAs = x509.NewCertPool()
+		if opt.RootCAs, err = x509.SystemCertPool(); err != nil {
+			opt.RootCAs = x509.NewCertPool()
+		}
 		if !opt.RootCAs.AppendCertsFromPEM(b) {
 			return fmt.Errorf("%s: no PEM certificate", *caFile)
 		}
 	}
+	fc := &daemon.FileConfig{}
+	if *configPath != "" {
+		var err error
+		if fc, err = daemon.LoadFile(*configPath); err != nil {
+			return err
+		}
+	}
+	eg, err := fc.Egress(*httpproxy.FromEnvironment(), opt.RootCAs)
+	if err != nil {
+		return err
+	}
+	opt.Egress = eg
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/net/http/httpproxy"
+
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/daemon"
 	"github.com/porthole-dev/porthole/agent/deviceid"
@@ -96,6 +98,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	roots, err := fc.Roots()
+	if err != nil {
+		return err
+	}
+	// The proxy: the config's entry, else the environment's convention
+	// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), read here and nowhere else.
+	eg, err := fc.Egress(*httpproxy.FromEnvironment(), roots)
+	if err != nil {
+		return err
+	}
 	// The access log's spool lives beside the enrollment, so entries not
 	// yet acknowledged survive a restart of the agent.
 	alog, err := accesslog.Open(accesslog.Config{Dir: filepath.Join(stateDirOf(*stateDir, fc), "accesslog"), Capacity: *logCap, Logger: logger})
@@ -113,6 +125,8 @@ func run() error {
 		LoopbackOnly: *loopback,
 		Region:       fc.Region,
 		Pins:         &deviceid.PinStore{Dir: tlsPinDir(stateDirOf(*stateDir, fc))},
+		Egress:       eg,
+		RootCAs:      roots,
 	})
 	if err != nil {
 		return err
@@ -124,6 +138,6 @@ func run() error {
 			return err
 		}
 	}
-	logger.Info("porthole-agent starting", "server", fc.Server, "devices", len(fc.Devices))
+	logger.Info("porthole-agent starting", "server", fc.Server, "devices", len(fc.Devices), "proxy", eg.String())
 	return agent.Run(ctx)
 }

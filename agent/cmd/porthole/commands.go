@@ -187,7 +187,7 @@ func (a *app) api() (*sigclient.API, error) {
 	if err := a.resolveToken(time.Now()); err != nil {
 		return nil, err
 	}
-	return &sigclient.API{Base: a.server, Token: a.token, Client: httpClient()}, nil
+	return &sigclient.API{Base: a.server, Token: a.token, Client: a.httpClient()}, nil
 }
 
 // writeJSON prints v as indented JSON (the API's own shapes).

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -97,7 +98,18 @@ func (a *app) explain(err error) *userError {
 	var uerr *url.Error
 	var certErr *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
+	var proxyErr *egress.Error
 	switch {
+	case errors.Is(err, egress.ErrInspected):
+		return &userError{what: err.Error(), next: "give the proxy's CA in SSL_CERT_FILE, or ask for the server to be exempt from inspection",
+			code: exitUnavailable, err: err}
+	case errors.As(err, &proxyErr):
+		next := "check HTTPS_PROXY / HTTP_PROXY (and NO_PROXY)"
+		if errors.Is(err, egress.ErrAuth) {
+			next = "give the proxy's credentials as user:password@ in HTTPS_PROXY"
+		}
+		return &userError{what: fmt.Sprintf("cannot reach the Porthole server at %s through the proxy: %v", server, proxyErr),
+			next: next, code: exitUnavailable, err: err}
 	case errors.As(err, &dnsErr):
 		return &userError{what: fmt.Sprintf("cannot find the server %s: %s does not resolve", server, dnsErr.Name),
 			next: "check --server or PORTHOLE_SERVER for a typo", code: exitUnavailable, err: err}

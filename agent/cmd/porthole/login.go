@@ -83,6 +83,7 @@ func (a *app) login(ctx context.Context, open func(string), outOfBand bool, time
 	out := a.stdout
 	cfg := login.Config{
 		Server:    a.server,
+		Client:    a.httpClient(),
 		Open:      open,
 		OutOfBand: outOfBand,
 		Progress:  func(msg string) { fmt.Fprintln(out, msg) },
@@ -127,7 +128,7 @@ func (a *app) logout(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	revoked, rerr := login.Revoke(ctx, nil, t)
+	revoked, rerr := login.Revoke(ctx, a.httpClient(), t)
 	if _, err := a.creds.Delete(a.server); err != nil {
 		return err
 	}

@@ -14,12 +14,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
 
+	"golang.org/x/net/http/httpproxy"
+
+	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/agent/login"
 	"github.com/porthole-dev/porthole/internal/version"
 )
@@ -49,6 +55,10 @@ type app struct {
 	stderr io.Writer
 	log    *slog.Logger
 	getenv func(string) string
+	// egress and client: direct, or through HTTPS_PROXY/HTTP_PROXY
+	// (NO_PROXY for exceptions), as the environment says.
+	egress *egress.Egress
+	client *http.Client
 }
 
 // run parses the global flags, runs one command and returns the exit code
@@ -72,6 +82,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.fail(usageErrorf("", "%v", err))
 	}
 	a.log = newLogger(stderr, a.verbose)
+	eg, err := egress.New(egress.Config{Proxy: proxyEnv(a.getenv), AuthHint: "give them as user:password@ in HTTPS_PROXY"})
+	if err != nil {
+		return a.fail(&userError{what: err.Error(), next: "check HTTPS_PROXY and HTTP_PROXY (http://host:port)", code: exitUsage})
+	}
+	scheme, _, _ := strings.Cut(a.server, ":")
+	a.egress, a.client = eg, eg.HTTPClient(scheme, nil, 30*time.Second)
 	if *showVersion {
 		fmt.Fprint(stdout, version.Get("porthole"))
 		return exitOK
@@ -100,6 +116,25 @@ func (a *app) globalFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.loopback, "loopback-only", a.loopback, "use only loopback ICE candidates (local demo and tests)")
 	fs.BoolVar(&a.verbose, "verbose", a.verbose, "log what happens, including the WebRTC library's own logs")
 	fs.BoolVar(&a.verbose, "v", a.verbose, "short for --verbose")
+}
+
+// proxyEnv reads the proxy settings as net/http.ProxyFromEnvironment does
+// (upper case first, then lower case).
+func proxyEnv(getenv func(string) string) httpproxy.Config {
+	first := func(names ...string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	return httpproxy.Config{
+		HTTPProxy:  first("HTTP_PROXY", "http_proxy"),
+		HTTPSProxy: first("HTTPS_PROXY", "https_proxy"),
+		NoProxy:    first("NO_PROXY", "no_proxy"),
+		CGI:        getenv("REQUEST_METHOD") != "",
+	}
 }
 
 func envOr(getenv func(string) string, k, def string) string {

@@ -20,7 +20,14 @@ import (
 	"github.com/porthole-dev/porthole/proto"
 )
 
-func httpClient() *http.Client { return &http.Client{Timeout: 30 * time.Second} }
+// httpClient is the client for the API: through the proxy when the
+// environment names one.
+func (a *app) httpClient() *http.Client {
+	if a.client == nil {
+		return &http.Client{Timeout: 30 * time.Second}
+	}
+	return a.client
+}
 
 func defineHTTP(fs *flag.FlagSet) func(context.Context, *app, []string) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "local `address` to serve the device's page on (port 0 picks a free one)")
@@ -72,7 +79,7 @@ func (a *app) open(ctx context.Context, device string, quiet bool) (*technician.
 		Server: a.server, Token: a.token, Device: device,
 		RelayOnly: a.relay, LoopbackOnly: a.loopback, Logger: a.log,
 		Progress:   p.set,
-		HTTPClient: httpClient(),
+		HTTPClient: a.httpClient(), Egress: a.egress,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,58 @@
+package daemon
+
+import (
+	"slices"
+
+	"github.com/porthole-dev/porthole/agent/webrtcpeer"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// reportPath tells signaling how the technician is connected.
+func (a *Agent) reportPath(s *session, r pathReport) {
+	if r.path != proto.PathDirect && r.path != proto.PathRelay {
+		return
+	}
+	_ = a.send(proto.TypeSessionPath, s.id, &proto.SessionPath{Path: r.path, Local: candType(r.local), Remote: candType(r.remote),
+		Relay: r.relay, Proxy: r.proxy, Site: r.site})
+}
+
+// pathReport is the agent's account of a connected session's path.
+type pathReport struct {
+	path          string // proto.PathDirect or proto.PathRelay
+	local, remote string // webrtcpeer.Path descriptions
+	relay         string // the agent's relay transport (udp, tcp, tls) when its end is a relay
+	proxy         string // the site's proxy that relay connection went through
+	site          string // a proto.Site… reason, when the agent can tell
+}
+
+func newPathReport(p webrtcpeer.Path, proxy string, localTypes []string) pathReport {
+	r := pathReport{path: proto.PathDirect, local: p.Local, remote: p.Remote}
+	if p.Relayed {
+		r.path = proto.PathRelay
+	}
+	if p.LocalType == "relay" {
+		r.relay, r.proxy = p.Relay, proxy
+		r.site = siteReason(localTypes, p.Relay, proxy)
+	}
+	return r
+}
+
+// siteReason tells why the site needs the relay when the agent's end of
+// the pair is a relay candidate. With a server-reflexive candidate UDP
+// gets out, and the reason (a NAT) is the technician side's to tell from
+// both sides' candidates; without one, the way the agent reached the relay
+// says what the site allows.
+func siteReason(localTypes []string, relay, proxy string) string {
+	if slices.Contains(localTypes, "srflx") {
+		return ""
+	}
+	switch {
+	case proxy != "":
+		return proto.SiteProxyOnly
+	case relay == "tls":
+		return proto.SiteTLSOnly
+	case relay == "tcp":
+		return proto.SiteUDPBlocked
+	}
+	return ""
+}
