@@ -145,21 +145,66 @@ func (c *streamConn) Read(p []byte) (int, error) {
 
 // relayGenerator hands pion the relay sockets: bound on RelayBindIP,
 // advertised on PublicIP, wrapped so every datagram is checked by the policy
-// and counted.
-type relayGenerator struct{ srv *Server }
+// and counted. With a port range, pion's RelayAddressGeneratorPortRange
+// picks the port.
+type relayGenerator struct {
+	srv   *Server
+	ports *turn.RelayAddressGeneratorPortRange // nil: any port the kernel gives
+}
 
 var _ turn.RelayAddressGenerator = relayGenerator{}
 
 func (relayGenerator) Validate() error { return nil }
 
-func (g relayGenerator) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+// newRelayGenerator builds the generator for s's configuration.
+func newRelayGenerator(s *Server) (relayGenerator, error) {
+	g := relayGenerator{srv: s}
+	if s.cfg.RelayPortMin == 0 {
+		return g, nil
+	}
+	g.ports = &turn.RelayAddressGeneratorPortRange{
+		RelayAddress: s.cfg.PublicIP.AsSlice(),
+		Address:      s.cfg.RelayBindIP.String(),
+		MinPort:      s.cfg.RelayPortMin,
+		MaxPort:      s.cfg.RelayPortMax,
+		// Random picks in the range; a busy range needs more than pion's
+		// default 10 tries before it gives up.
+		MaxRetries: min(int(s.cfg.RelayPortMax-s.cfg.RelayPortMin)+1, 64),
+	}
+	if err := g.ports.Validate(); err != nil {
+		return g, fmt.Errorf("relay port range: %w", err)
+	}
+	return g, nil
+}
+
+func (g relayGenerator) listen(network string, requestedPort int) (net.PacketConn, error) {
 	s := g.srv
 	bind := net.JoinHostPort(s.cfg.RelayBindIP.String(), strconv.Itoa(requestedPort))
+	if g.ports != nil {
+		if requestedPort != 0 && (requestedPort < int(g.ports.MinPort) || requestedPort > int(g.ports.MaxPort)) {
+			return nil, fmt.Errorf("relay socket %s: %w", bind, ErrPortOutsideRange)
+		}
+		pc, _, err := g.ports.AllocatePacketConn(network, requestedPort)
+		if err != nil {
+			return nil, fmt.Errorf("relay socket in ports %d-%d: %w", g.ports.MinPort, g.ports.MaxPort, err)
+		}
+		return pc, nil
+	}
 	var lc net.ListenConfig
 	pc, err := lc.ListenPacket(context.Background(), network, bind)
 	if err != nil {
-		return nil, nil, fmt.Errorf("relay socket %s: %w", bind, err)
+		return nil, fmt.Errorf("relay socket %s: %w", bind, err)
 	}
+	return pc, nil
+}
+
+func (g relayGenerator) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+	s := g.srv
+	pc, err := g.listen(network, requestedPort)
+	if err != nil {
+		return nil, nil, err
+	}
+	bind := pc.LocalAddr().String()
 	ua, ok := pc.LocalAddr().(*net.UDPAddr)
 	if !ok {
 		_ = pc.Close()

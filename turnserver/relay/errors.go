@@ -12,4 +12,7 @@ var (
 	ErrShuttingDown = errors.New("relay: shutting down")
 	// ErrTCPRelayUnsupported: TCP allocations (RFC 6062) are not offered.
 	ErrTCPRelayUnsupported = errors.New("relay: TCP allocations are not supported")
+	// ErrPortOutsideRange refuses a requested relay port outside
+	// Config.RelayPortMin..RelayPortMax.
+	ErrPortOutsideRange = errors.New("relay: requested port outside the relay port range")
 )

@@ -85,6 +85,12 @@ type Config struct {
 	// Default 0.0.0.0.
 	RelayBindIP netip.Addr
 
+	// RelayPortMin and RelayPortMax (inclusive) confine relayed addresses
+	// to a UDP port range, so a firewall in front of the relay can be
+	// written for it (pion's RelayAddressGeneratorPortRange picks ports
+	// at random in it). Both zero: any port. Set both or neither.
+	RelayPortMin, RelayPortMax uint16
+
 	// Allow re-enables peer ranges the policy denies by default (loopback,
 	// private, link-local, CGNAT, …). See package policy.
 	Allow []netip.Prefix
@@ -251,6 +257,12 @@ func normalize(cfg *Config) error {
 		return bad("RelayBindIP must be an IPv4 address; got %v", cfg.RelayBindIP)
 	}
 	switch {
+	case (cfg.RelayPortMin == 0) != (cfg.RelayPortMax == 0):
+		return bad("set both RelayPortMin and RelayPortMax, or neither")
+	case cfg.RelayPortMin > cfg.RelayPortMax:
+		return bad("RelayPortMin %d is above RelayPortMax %d", cfg.RelayPortMin, cfg.RelayPortMax)
+	}
+	switch {
 	case cfg.MaxCredentialLifetime < 0:
 		return bad("MaxCredentialLifetime is negative")
 	case cfg.MaxCredentialLifetime == 0:
@@ -329,7 +341,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	gen := relayGenerator{srv: s}
+	gen, err := newRelayGenerator(s)
+	if err != nil {
+		return err
+	}
 	if s.cfg.UDPListen != "" {
 		n := s.cfg.UDPSockets
 		if n <= 0 {

@@ -438,6 +438,9 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 		{"negative lifetime", func(c *Config) { c.MaxCredentialLifetime = -time.Second }},
 		{"negative quota", func(c *Config) { c.MaxAllocationsPerCredential = -1 }},
 		{"invalid allow prefix", func(c *Config) { c.Allow = []netip.Prefix{{}} }},
+		{"port range without its end", func(c *Config) { c.RelayPortMin = 40000 }},
+		{"port range without its start", func(c *Config) { c.RelayPortMax = 40000 }},
+		{"port range upside down", func(c *Config) { c.RelayPortMin, c.RelayPortMax = 40010, 40000 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

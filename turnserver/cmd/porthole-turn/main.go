@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -49,6 +50,7 @@ func run() error {
 		keyFile    = flag.String("key", "", "TLS private key (PEM)")
 		publicIP   = flag.String("public-ip", "", "IPv4 address advertised as the relayed address (default: the listener's, if concrete)")
 		bindIP     = flag.String("relay-bind-ip", "", "local IPv4 address relay sockets bind to (default 0.0.0.0)")
+		relayPorts = flag.String("relay-ports", "", "UDP port range of relayed addresses, e.g. 49152-65535, for the relay's firewall (default: any)")
 		realm      = flag.String("realm", relay.DefaultRealm, "STUN/TURN realm")
 		secretFile = flag.String("secret-file", "", "file holding the shared TURN REST API secret (else $PORTHOLE_TURN_SECRET)")
 		maxLife    = flag.Duration("max-credential-lifetime", relay.DefaultMaxCredentialLifetime, "refuse credentials expiring further ahead than this")
@@ -102,6 +104,11 @@ func run() error {
 	if *bindIP != "" {
 		if cfg.RelayBindIP, err = netip.ParseAddr(*bindIP); err != nil {
 			return fmt.Errorf("--relay-bind-ip: %w", err)
+		}
+	}
+	if *relayPorts != "" {
+		if cfg.RelayPortMin, cfg.RelayPortMax, err = parsePortRange(*relayPorts); err != nil {
+			return fmt.Errorf("--relay-ports: %w", err)
 		}
 	}
 	for _, s := range allowPeers {
@@ -187,4 +194,18 @@ func loadSecret(file, env string) ([]byte, error) {
 	default:
 		return nil, errors.New("no secret: set --secret-file or PORTHOLE_TURN_SECRET")
 	}
+}
+
+// parsePortRange parses "MIN-MAX" (inclusive, 1–65535).
+func parsePortRange(s string) (uint16, uint16, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q: want MIN-MAX, e.g. 49152-65535", s)
+	}
+	a, err1 := strconv.ParseUint(lo, 10, 16)
+	b, err2 := strconv.ParseUint(hi, 10, 16)
+	if err1 != nil || err2 != nil || a == 0 || b == 0 || a > b {
+		return 0, 0, fmt.Errorf("%q: want MIN-MAX with 1 ≤ MIN ≤ MAX ≤ 65535", s)
+	}
+	return uint16(a), uint16(b), nil
 }
