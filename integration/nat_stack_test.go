@@ -19,6 +19,7 @@ import (
 	"github.com/porthole-dev/porthole/integration/netlab"
 	"github.com/porthole-dev/porthole/integration/proc"
 	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testcert"
 )
 
 // Fixed lab addresses shared by every topology: the services live on "the
@@ -39,11 +40,27 @@ type natServices struct {
 	techToken string
 	secret    []byte
 	relay     *netlab.Host
+	// caFile holds the CA of the relay's TLS certificate (relayTLS).
+	caFile string
+}
+
+// natOptions vary the services of a lab.
+type natOptions struct {
+	// relayTLS: the relay serves TURN over TLS on 443 (a certificate
+	// from a lab CA for its address) and plain TCP on 3478, instead of
+	// plain TCP on 443; signaling hands out turns: as the last rung.
+	relayTLS bool
+	// relayPorts confines relayed addresses ("MIN-MAX").
+	relayPorts string
 }
 
 // startNATServices starts the relay and signaling on inet.
-func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin stack.Binaries) *natServices {
+func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin stack.Binaries, opts ...natOptions) *natServices {
 	t.Helper()
+	var opt natOptions
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
 	s := &natServices{bin: bin, dir: t.TempDir(), agentKey: randToken(), techToken: randToken()}
 	secretFile := filepath.Join(s.dir, "turn.secret")
 	s.secret = []byte(randToken() + randToken())
@@ -51,50 +68,94 @@ func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin s
 		t.Fatal(err)
 	}
 	s.relay = lab.Host("relay", inet, natRelayIP)
-	s.relay.StartAndWait("porthole-turn", bin["porthole-turn"], []string{
-		"--udp", natRelayIP + ":3478", "--tcp", natRelayIP + ":443",
-		"--public-ip", natRelayIP, "--secret-file", secretFile,
-	}, `porthole-turn listening`, 15*time.Second)
+	relayArgs := []string{"--udp", natRelayIP + ":3478", "--tcp", natRelayIP + ":443", "--public-ip", natRelayIP, "--secret-file", secretFile}
+	iceURLs := []string{"stun:" + natRelayIP + ":3478", "turn:" + natRelayIP + ":3478?transport=udp", "turn:" + natRelayIP + ":443?transport=tcp"}
+	if opt.relayTLS {
+		ca := testcert.NewCA(t, "Porthole lab relay CA")
+		cert, key := ca.Issue(t, natRelayIP).WriteFiles(t, s.dir, "relay")
+		s.caFile = filepath.Join(s.dir, "relay-ca.pem")
+		if err := os.WriteFile(s.caFile, ca.PEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		relayArgs = []string{"--udp", natRelayIP + ":3478", "--tcp", natRelayIP + ":3478", "--tls", natRelayIP + ":443",
+			"--cert", cert, "--key", key, "--public-ip", natRelayIP, "--secret-file", secretFile}
+		iceURLs = []string{"stun:" + natRelayIP + ":3478", "turn:" + natRelayIP + ":3478?transport=udp",
+			"turn:" + natRelayIP + ":3478?transport=tcp", "turns:" + natRelayIP + ":443?transport=tcp"}
+	}
+	if opt.relayPorts != "" {
+		relayArgs = append(relayArgs, "--relay-ports", opt.relayPorts)
+	}
+	s.relay.StartAndWait("porthole-turn", bin["porthole-turn"], relayArgs, `porthole-turn listening`, 15*time.Second)
 
 	sig := lab.Host("signal", inet, natSignalIP)
 	s.signalURL = "http://" + natSignalIP + ":443"
-	sig.StartAndWait("porthole-signaling", bin["porthole-signaling"], []string{
+	sig.StartAndWait("porthole-signaling", bin["porthole-signaling"], append([]string{
 		"--listen", natSignalIP + ":443",
 		"--agent-key", "site-agent=" + s.agentKey,
 		"--tech-token", s.techToken + "=tech",
 		"--turn-secret-file", secretFile,
-		"--ice-url", "stun:" + natRelayIP + ":3478",
-		"--ice-url", "turn:" + natRelayIP + ":3478?transport=udp",
-		"--ice-url", "turn:" + natRelayIP + ":443?transport=tcp",
 		"--sessions-domain", natSessionsDomain, "--sessions-scheme", "http",
 		"--allowed-origin", "http://app.example:443",
 		// Development mode: dev technician tokens and #token= session links.
 		"--app-origin", "http://app.example:443", "--insecure-dev-tokens",
 		"--data-dir", filepath.Join(s.dir, "signaling"),
-	}, `listening on`, 15*time.Second)
+	}, iceArgs(iceURLs)...), `listening on`, 15*time.Second)
 	return s
+}
+
+func iceArgs(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		out = append(out, "--ice-url", u)
+	}
+	return out
+}
+
+// siteOptions vary the agent of a site.
+type siteOptions struct {
+	// proxy is the agent's "proxy" configuration entry, if any.
+	proxy map[string]any
+	// env is added to the agent's environment (HTTPS_PROXY, …).
+	env []string
+	// noWait: return at once instead of waiting for the agent to
+	// connect to signaling.
+	noWait bool
 }
 
 // startSite starts the demo device on deviceHost and porthole-agent on
 // agentHost, and waits until the agent is connected to signaling.
-func (s *natServices) startSite(t *testing.T, agentHost, deviceHost *netlab.Host) (agent *proc.Proc, deviceURL string) {
+func (s *natServices) startSite(t *testing.T, agentHost, deviceHost *netlab.Host, opts ...siteOptions) (agent *proc.Proc, deviceURL string) {
 	t.Helper()
+	var opt siteOptions
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
 	devAddr := deviceHost.AddrPort(80).String()
 	deviceHost.StartAndWait("porthole-demo-device", s.bin["porthole-demo-device"],
 		[]string{"--listen", devAddr}, `listening on`, 15*time.Second)
-	cfg, _ := json.Marshal(map[string]any{
+	conf := map[string]any{
 		"server": s.signalURL, "key": s.agentKey,
 		"devices": []map[string]any{{
 			"id": natDeviceID, "name": "Demo printer", "scheme": "http",
 			"address": deviceHost.Addr().String(), "httpPort": 80,
 		}},
-	})
+	}
+	if s.caFile != "" {
+		conf["caFile"] = s.caFile
+	}
+	if opt.proxy != nil {
+		conf["proxy"] = opt.proxy
+	}
+	cfg, _ := json.Marshal(conf)
 	path := filepath.Join(s.dir, "agent-"+agentHost.Name()+".json")
 	if err := os.WriteFile(path, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agent, _ = agentHost.StartAndWait("porthole-agent", s.bin["porthole-agent"],
-		[]string{"--config", path, "--log-level", "info"}, `connected to signaling`, 20*time.Second)
+	args := []string{"--config", path, "--log-level", "info"}
+	if opt.noWait {
+		return agentHost.Start("porthole-agent", s.bin["porthole-agent"], args, opt.env...), "http://" + devAddr
+	}
+	agent, _ = agentHost.StartAndWait("porthole-agent", s.bin["porthole-agent"], args, `connected to signaling`, 20*time.Second, opt.env...)
 	return agent, "http://" + devAddr
 }
 
@@ -112,6 +173,9 @@ type natResult struct {
 	wall                  time.Duration // CLI start to connected line
 	rtt                   string
 	proc                  *proc.Proc // the CLI
+	agentLine             string     // the agent's "technician connected" line
+	site                  string     // the agent's relay transport, proxy and reason, as it logged them
+	download              string     // size and rate of the byte-exact firmware download
 }
 
 var (
@@ -122,7 +186,7 @@ var (
 	// — a relay's related address is 0.0.0.0 for TURN over UDP, the agent's
 	// own TCP socket for TURN over TCP) and the candidate types each side
 	// offered.
-	agentConnected = regexp.MustCompile(`msg="technician connected".* path=(\S+) local="([^"]*)" remote="([^"]*)" local_types=(\S*) remote_types=(\S*)`)
+	agentConnected = regexp.MustCompile(`msg="technician connected".* path=(\S+) local="([^"]*)" remote="([^"]*)" local_types=(\S*) remote_types=(\S*).*`)
 )
 
 // connectCLI runs `porthole http` on techHost, waits until it is
@@ -130,9 +194,12 @@ var (
 func (s *natServices) connectCLI(t *testing.T, techHost *netlab.Host, agent *proc.Proc, topology string) (string, natResult) {
 	t.Helper()
 	start := time.Now()
+	env := []string{"PORTHOLE_SERVER=" + s.signalURL, "PORTHOLE_TOKEN=" + s.techToken}
+	if s.caFile != "" {
+		env = append(env, "SSL_CERT_FILE="+s.caFile) // the relay's TLS certificate is from the lab's CA
+	}
 	cli := techHost.Start("porthole", s.bin["porthole"],
-		[]string{"http", natDeviceID, "--listen", "127.0.0.1:8080"},
-		"PORTHOLE_SERVER="+s.signalURL, "PORTHOLE_TOKEN="+s.techToken)
+		[]string{"http", natDeviceID, "--listen", "127.0.0.1:8080"}, env...)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	m, err := cli.WaitLine(ctx, cliConnected)
@@ -150,6 +217,7 @@ func (s *natServices) connectCLI(t *testing.T, techHost *netlab.Host, agent *pro
 		t.Errorf("the CLI did not print its selected pair: %v", err)
 	}
 	if am, err := agent.WaitLine(ctx, agentConnected); err == nil {
+		r.agentLine = am[0]
 		r.pair = am[2] + " <-> " + am[3]
 		r.agentCand, r.techCand = firstField(am[2]), firstField(am[3])
 		r.agentTypes, r.techTypes = am[4], am[5]
@@ -160,9 +228,14 @@ func (s *natServices) connectCLI(t *testing.T, techHost *netlab.Host, agent *pro
 }
 
 // checkFetch fetches device pages through the CLI on techHost and
-// compares them byte for byte with the device's own answers.
-func checkFetch(t *testing.T, techHost, deviceHost *netlab.Host, base, device string) {
+// compares them byte for byte with the device's own answers, then a
+// firmware image of size bytes (8 MiB if 0); it returns the size and rate
+// of that download.
+func checkFetch(t *testing.T, techHost, deviceHost *netlab.Host, base, device string, size int) string {
 	t.Helper()
+	if size == 0 {
+		size = 8 << 20
+	}
 	tc := techHost.HTTPClient(30 * time.Second)
 	dc := deviceHost.HTTPClient(30 * time.Second)
 	defer tc.CloseIdleConnections()
@@ -174,13 +247,15 @@ func checkFetch(t *testing.T, techHost, deviceHost *netlab.Host, base, device st
 			t.Errorf("%s: status %d and %d bytes through the tunnel, %d and %d bytes from the device", path, gs, len(got), ws, len(want))
 		}
 	}
-	const size = 8 << 20
 	sum, _ := natGet(t, dc, fmt.Sprintf("%s/firmware.sha256?size=%d", device, size))
+	start := time.Now()
 	body, status := natGet(t, tc, fmt.Sprintf("%s/firmware.bin?size=%d", base, size))
+	took := time.Since(start)
 	h := sha256.Sum256(body)
 	if status != http.StatusOK || len(body) != size || hex.EncodeToString(h[:]) != strings.TrimSpace(string(sum)) {
-		t.Errorf("8 MiB firmware: status %d, %d bytes, checksum mismatch or short", status, len(body))
+		t.Errorf("%d MiB firmware: status %d, %d bytes, checksum mismatch or short", size>>20, status, len(body))
 	}
+	return fmt.Sprintf("%dMiB@%.0fMbps", size>>20, float64(size)*8/took.Seconds()/1e6)
 }
 
 func natGet(t *testing.T, c *http.Client, u string) ([]byte, int) {
@@ -190,7 +265,7 @@ func natGet(t *testing.T, c *http.Client, u string) ([]byte, int) {
 		t.Fatalf("GET %s: %v", u, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 128<<20))
 	if err != nil {
 		t.Fatalf("GET %s: body: %v", u, err)
 	}
@@ -202,4 +277,65 @@ func randToken() string { return rand.Text() }
 func firstField(s string) string {
 	f, _, _ := strings.Cut(s, " ")
 	return f
+}
+
+// proxySite starts the site's proxy of kind (nothing for "") on the LAN
+// of agentHost and says how the agent is configured for it: squid
+// without a login through HTTPS_PROXY and HTTP_PROXY (the environment
+// convention), the ones with Basic credentials through the agent's
+// "proxy" entry with a password file.
+func (s *natServices) proxySite(t *testing.T, lab *netlab.Lab, agentHost *netlab.Host, kind proxyKind) siteOptions {
+	t.Helper()
+	if kind == "" {
+		return siteOptions{}
+	}
+	url := startProxy(t, lab.Host("proxy", agentHost.Segment(), natProxyIP), kind)
+	if !kind.auth() {
+		// Signaling is plain http:// in the lab (ws://), TURN counts as https.
+		return siteOptions{env: []string{"HTTPS_PROXY=" + url, "HTTP_PROXY=" + url}}
+	}
+	pw := filepath.Join(s.dir, "proxy.pass")
+	if err := os.WriteFile(pw, []byte(labProxyPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return siteOptions{proxy: map[string]any{"url": url, "username": labProxyUser, "passwordFile": pw}}
+}
+
+// agentSite is what the agent's "technician connected" line says about
+// its end of the path.
+var agentSite = regexp.MustCompile(` relay=("[^"]*"|\S*) proxy=("[^"]*"|\S*) reason=("[^"]*"|\S*)`)
+
+// checkSitePath checks what the agent said about its end of the path, and
+// that the CLI was told the same, against what the topology wants.
+func (s *natServices) checkSitePath(t *testing.T, tp natTopology, r natResult) (site string) {
+	t.Helper()
+	m := agentSite.FindStringSubmatch(r.agentLine)
+	if m == nil {
+		t.Errorf("the agent's line says nothing of its relay: %s", r.agentLine)
+		return ""
+	}
+	relay, proxyAddr, reason := strings.Trim(m[1], `"`), strings.Trim(m[2], `"`), strings.Trim(m[3], `"`)
+	site = strings.TrimSpace(strings.Join(strings.Fields(relay+" "+proxyAddr+" "+reason), " "))
+	if tp.agentRelay != "" && relay != tp.agentRelay {
+		t.Errorf("the agent reached the relay over %q, want %s: %s", relay, tp.agentRelay, r.agentLine)
+	}
+	wantProxy := ""
+	if tp.proxy != "" {
+		wantProxy = fmt.Sprintf("%s:%d", natProxyIP, natProxyPort)
+	}
+	if proxyAddr != wantProxy {
+		t.Errorf("the agent's relay connection went through proxy %q, want %q", proxyAddr, wantProxy)
+	}
+	if tp.siteReason != "" && !strings.HasPrefix(reason, tp.siteReason) {
+		t.Errorf("the agent says %q, want %q", reason, tp.siteReason)
+	}
+	if tp.siteReason == "" {
+		return site
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := r.proc.WaitLine(ctx, regexp.MustCompile(`the agent's side: relay \(TURN/`+strings.ToUpper(tp.agentRelay)+`.*\): `+regexp.QuoteMeta(tp.siteReason))); err != nil {
+		t.Errorf("the CLI was not told the agent's side: %v", err)
+	}
+	return site
 }

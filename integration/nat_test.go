@@ -229,7 +229,19 @@ type natTopology struct {
 	// the path is relayed.
 	browser       bool
 	browserReason string
-	build         func(lab *netlab.Lab, inet *netlab.Segment) (tech, agent, device *netlab.Host)
+	// relayTLS: the relay offers TURN over TLS on 443 and plain TCP on
+	// 3478 (natOptions.relayTLS) instead of plain TCP on 443.
+	relayTLS bool
+	// proxy: the site's only way out is this real proxy on natProxyIP
+	// (proxySite); the agent is configured for it.
+	proxy proxyKind
+	// agentRelay, if set, is how the agent must reach the relay (tcp,
+	// tls), and siteReason what it must say the site allows.
+	agentRelay, siteReason string
+	// download is the size of the byte-exact firmware download (8 MiB
+	// if 0).
+	download int
+	build    func(lab *netlab.Lab, inet *netlab.Segment) (tech, agent, device *netlab.Host)
 }
 
 var natTopologies = []natTopology{
@@ -273,6 +285,40 @@ var natTopologies = []natTopology{
 			lab.Host("agent", site.LAN(), "192.168.1.10"),
 			lab.Host("device", site.LAN(), "192.168.1.20")
 	}},
+	// The relay serves TURN over plain TCP on 3478 and over TLS on 443; the
+	// site lets only TCP 443 out, so the agent's relay connection must be
+	// TLS (a firewall that inspects protocols on 443 would drop plain TURN).
+	{name: "7-site-tls443-only", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true,
+		agentRelay: "tls", siteReason: "site lets only TLS out", browser: true, browserReason: "site lets only TLS out",
+		build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+			home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
+			site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent,
+				netlab.BlockOutboundUDP(), netlab.AllowOnlyTCP(natRelayIP, 443), netlab.AllowOnlyTCP(natSignalIP, 443))
+			return lab.Host("tech", home.LAN(), "10.1.0.10"),
+				lab.Host("agent", site.LAN(), "192.168.1.10"),
+				lab.Host("device", site.LAN(), "192.168.1.20")
+		}},
+	// The site's only way out is squid on its LAN: UDP and every direct TCP
+	// connection are dropped by the site's firewall. The agent reaches
+	// signaling and the relay (TURN over TLS on 443) through CONNECT.
+	{name: "8-site-proxy-only", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "squid",
+		agentRelay: "tls", siteReason: "site allows only an HTTP proxy", browser: true, browserReason: "site allows only an HTTP proxy",
+		download: 50 << 20, build: proxyOnlySite},
+	{name: "9-site-proxy-basic-auth", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "squid-auth",
+		agentRelay: "tls", siteReason: "site allows only an HTTP proxy", download: 50 << 20, build: proxyOnlySite},
+	{name: "10-site-tinyproxy-basic-auth", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "tinyproxy-auth",
+		agentRelay: "tls", siteReason: "site allows only an HTTP proxy", build: proxyOnlySite},
+}
+
+// proxyOnlySite is a site whose firewall lets only its proxy's TCP out
+// (the proxy host itself is added by proxySite).
+func proxyOnlySite(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+	home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
+	site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent,
+		netlab.BlockOutboundUDP(), netlab.AllowOnlyTCPFrom(natProxyIP))
+	return lab.Host("tech", home.LAN(), "10.1.0.10"),
+		lab.Host("agent", site.LAN(), "192.168.1.10"),
+		lab.Host("device", site.LAN(), "192.168.1.20")
 }
 
 // TestNATTopologies runs the real binaries — porthole-turn and
@@ -289,11 +335,10 @@ func TestNATTopologies(t *testing.T) {
 		t.Run(tp.name, func(t *testing.T) {
 			lab := netlab.New(t)
 			inet := lab.Internet("203.0.113.0/24", "198.51.100.0/24")
-			svc := startNATServices(t, lab, inet, bin)
+			svc := startNATServices(t, lab, inet, bin, natOptions{relayTLS: tp.relayTLS})
 			tech, agentHost, deviceHost := tp.build(lab, inet)
-			agent, deviceURL := svc.startSite(t, agentHost, deviceHost)
+			agent, deviceURL := svc.startSite(t, agentHost, deviceHost, svc.proxySite(t, lab, agentHost, tp.proxy))
 			base, r := svc.connectCLI(t, tech, agent, tp.name)
-			results = append(results, r)
 			t.Logf("%s: %s in %s (RTT %s); %s", tp.name, r.path, r.connected, r.rtt, r.pair)
 			relayed := r.path == "relayed through TURN"
 			if !tp.mayRelay && relayed != tp.wantRelay {
@@ -310,14 +355,16 @@ func TestNATTopologies(t *testing.T) {
 			if tp.agentTCP && !strings.Contains(r.pair, "related "+agentHost.Addr().String()+":") {
 				t.Errorf("the agent's relay candidate was not allocated over TCP: %s", r.pair)
 			}
-			checkFetch(t, tech, deviceHost, base, deviceURL)
+			r.site = svc.checkSitePath(t, tp, r)
+			r.download = checkFetch(t, tech, deviceHost, base, deviceURL, tp.download)
+			results = append(results, r)
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-26s %-21s %-9s %-9s %-24s %s\n", "topology", "path", "connected", "CLI wall", "candidates agent / tech", "selected pair (agent side)")
+	fmt.Fprintf(&b, "\n%-28s %-21s %-9s %-9s %-24s %-40s %-12s %s\n", "topology", "path", "connected", "CLI wall", "candidates agent / tech", "agent's side", "download", "selected pair (agent side)")
 	for _, r := range results {
-		fmt.Fprintf(&b, "%-26s %-21s %-9s %-9s %-24s %s\n", r.topology, r.path, r.connected, r.wall.Round(time.Millisecond),
-			r.agentTypes+" / "+r.techTypes, r.pair)
+		fmt.Fprintf(&b, "%-28s %-21s %-9s %-9s %-24s %-40s %-12s %s\n", r.topology, r.path, r.connected, r.wall.Round(time.Millisecond),
+			r.agentTypes+" / "+r.techTypes, r.site, r.download, r.pair)
 	}
 	t.Log(b.String())
 }

@@ -215,9 +215,10 @@ func (m Mapping) String() string {
 type NATOption interface{ applyNAT(*natConfig) }
 
 type natConfig struct {
-	mapping  Mapping
-	blockUDP bool
-	allowTCP []tcpDest
+	mapping   Mapping
+	blockUDP  bool
+	allowTCP  []tcpDest
+	allowFrom []netip.Addr // LAN hosts whose TCP may leave (the site's proxy)
 }
 
 type tcpDest struct {
@@ -251,6 +252,19 @@ func AllowOnlyTCP(dst string, port uint16) NATOption {
 			d.addr = a
 		}
 		c.allowTCP = append(c.allowTCP, d)
+	})
+}
+
+// AllowOnlyTCPFrom lets TCP from the LAN host src out, and nothing else
+// from the LAN: a site whose only way out is its HTTP proxy at src.
+// Repeat it for more hosts; AllowOnlyTCP destinations stay open to all.
+func AllowOnlyTCPFrom(src string) NATOption {
+	return natOptionFunc(func(c *natConfig) {
+		a, err := netip.ParseAddr(src)
+		if err != nil {
+			panic(fmt.Sprintf("netlab.AllowOnlyTCPFrom: %q is not an IP address", src))
+		}
+		c.allowFrom = append(c.allowFrom, a)
 	})
 }
 
@@ -307,13 +321,16 @@ func natRuleset(c natConfig) string {
 	if c.blockUDP {
 		egress = append(egress, `oifname "wan0" meta l4proto udp drop`)
 	}
-	if len(c.allowTCP) > 0 {
+	if len(c.allowTCP) > 0 || len(c.allowFrom) > 0 {
 		for _, d := range c.allowTCP {
 			if d.addr.IsValid() {
 				egress = append(egress, fmt.Sprintf(`oifname "wan0" ip daddr %s tcp dport %d accept`, d.addr, d.port))
 			} else {
 				egress = append(egress, fmt.Sprintf(`oifname "wan0" tcp dport %d accept`, d.port))
 			}
+		}
+		for _, a := range c.allowFrom {
+			egress = append(egress, fmt.Sprintf(`oifname "wan0" ip saddr %s meta l4proto tcp accept`, a))
 		}
 		egress = append(egress, `oifname "wan0" drop`)
 	}

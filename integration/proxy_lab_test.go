@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/porthole-dev/porthole/integration/netlab"
+	"github.com/porthole-dev/porthole/internal/testenv"
+)
+
+// The site's HTTP proxy in the proxy topologies: a host on the site's LAN,
+// the only one whose TCP may leave the site.
+const (
+	natProxyIP   = "192.168.1.2"
+	natProxyPort = 3128
+	labProxyUser = "porthole-site"
+	labProxyPass = "Lab-Pr0xy-S3cret" // a test greps the agent's log for it
+)
+
+// proxyKind names a real proxy from Debian's packages and how it is set
+// up: "squid" (no login), "squid-auth" (Basic, basic_ncsa_auth) or
+// "tinyproxy-auth" (Basic).
+type proxyKind string
+
+func (k proxyKind) auth() bool { return strings.HasSuffix(string(k), "-auth") }
+
+// startProxy starts the proxy of kind on host, listening on
+// natProxyIP:natProxyPort, and returns its URL (without credentials).
+// Both allow CONNECT to port 443 only, as corporate proxies do.
+func startProxy(t *testing.T, host *netlab.Host, kind proxyKind) string {
+	t.Helper()
+	switch kind {
+	case "squid", "squid-auth":
+		startSquid(t, host, kind.auth())
+	case "tinyproxy-auth":
+		startTinyproxy(t, host)
+	default:
+		t.Fatalf("unknown proxy %q", kind)
+	}
+	return fmt.Sprintf("http://%s:%d", natProxyIP, natProxyPort)
+}
+
+// proxyDir is a directory squid's unprivileged user can use.
+func proxyDir(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "porthole-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func startSquid(t *testing.T, host *netlab.Host, auth bool) {
+	t.Helper()
+	squid := testenv.NeedBinary(t, "squid")
+	dir := proxyDir(t, "squid")
+	var authConf string
+	if auth {
+		helper := "/usr/lib/squid/basic_ncsa_auth"
+		_, err := os.Stat(helper)
+		testenv.Require(t, "squid's "+helper, err == nil)
+		openssl := testenv.NeedBinary(t, "openssl")
+		// basic_ncsa_auth reads MD5-crypt hashes; openssl makes one.
+		out, err := exec.Command(openssl, "passwd", "-1", labProxyPass).Output()
+		if err != nil {
+			t.Fatalf("openssl passwd: %v", err)
+		}
+		pw := filepath.Join(dir, "passwd")
+		if err := os.WriteFile(pw, []byte(labProxyUser+":"+strings.TrimSpace(string(out))+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		authConf = fmt.Sprintf(`auth_param basic program %s %s
+auth_param basic realm porthole-lab
+auth_param basic children 2 startup=1
+acl authed proxy_auth REQUIRED
+http_access deny !authed
+`, helper, pw)
+	}
+	// visible_hostname: otherwise squid spends 10 s resolving its own
+	// name in a namespace without DNS.
+	conf := fmt.Sprintf(`http_port %s:%d
+visible_hostname porthole-lab-proxy
+pid_filename none
+cache_log %s/cache.log
+access_log stdio:%s/access.log
+cache_store_log none
+cache deny all
+cache_mem 4 MB
+coredump_dir %s
+pinger_enable off
+netdb_filename none
+shutdown_lifetime 0 seconds
+acl SSL_ports port 443
+acl CONNECT method CONNECT
+http_access deny CONNECT !SSL_ports
+%shttp_access allow all
+`, natProxyIP, natProxyPort, dir, dir, dir, authConf)
+	path := filepath.Join(dir, "squid.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host.StartAndWait("squid", squid, []string{"-N", "-d1", "-f", path}, `Accepting HTTP Socket connections`, 20*time.Second)
+}
+
+func startTinyproxy(t *testing.T, host *netlab.Host) {
+	t.Helper()
+	tinyproxy := testenv.NeedBinary(t, "tinyproxy")
+	dir := proxyDir(t, "tinyproxy")
+	conf := fmt.Sprintf(`Port %d
+Listen %s
+Timeout 600
+MaxClients 64
+Allow 192.168.1.0/24
+ConnectPort 443
+BasicAuth %s %s
+LogLevel Info
+`, natProxyPort, natProxyIP, labProxyUser, labProxyPass)
+	path := filepath.Join(dir, "tinyproxy.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := host.Start("tinyproxy", tinyproxy, []string{"-d", "-c", path})
+	// tinyproxy says nothing reliable when it listens: wait for the port.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		c, err := host.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", natProxyIP, natProxyPort))
+		if err == nil {
+			c.Close()
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("tinyproxy did not listen: %v\n%s", err, p.Tail(20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
