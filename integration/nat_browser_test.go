@@ -132,12 +132,19 @@ func TestNATBrowser(t *testing.T) {
 		t.Run(tp.name, func(t *testing.T) {
 			lab := netlab.New(t)
 			inet := lab.Internet("203.0.113.0/24", "198.51.100.0/24")
-			svc := startNATServices(t, lab, inet, bin)
+			svc := startNATServices(t, lab, inet, bin, natOptions{relayTLS: tp.relayTLS})
 			tech, agentHost, deviceHost := tp.build(lab, inet)
-			agent, deviceURL := svc.startSite(t, agentHost, deviceHost)
+			agent, deviceURL := svc.startSite(t, agentHost, deviceHost, svc.proxySite(t, lab, agentHost, tp.proxy))
 			info := svc.createSession(t, tech)
 
-			ctx := tech.Chromium(chromedp.Flag("host-resolver-rules", browserResolverRules))
+			flags := []chromedp.ExecAllocatorOption{chromedp.Flag("host-resolver-rules", browserResolverRules)}
+			if tp.relayTLS {
+				// The relay's certificate is from the lab's own CA: trust
+				// exactly its key (without this flag Chromium refuses the
+				// relay and, with TCP 443 only, finds no pair at all).
+				flags = append(flags, chromedp.Flag("ignore-certificate-errors-spki-list", svc.relaySPKI))
+			}
+			ctx := tech.Chromium(flags...)
 			if _, err := chromedp.Run(ctx, addInitScript(pcSpy)); err != nil {
 				t.Fatal(err)
 			}
@@ -214,6 +221,9 @@ func TestNATBrowser(t *testing.T) {
 			}
 			if tp.wantRelay && !strings.Contains(r.reason, tp.browserReason) {
 				t.Errorf("relayed with reason %q, want it to say %q", r.reason, tp.browserReason)
+			}
+			if tp.techTLS && !strings.HasPrefix(r.final, "relay/tls ") {
+				t.Errorf("Chromium's end of the pair is %s, want a relay reached over TLS", r.final)
 			}
 			if !tp.wantRelay && r.reason != "" {
 				t.Errorf("a direct path shows a relay reason: %q", r.reason)

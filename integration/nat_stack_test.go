@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -40,8 +41,10 @@ type natServices struct {
 	techToken string
 	secret    []byte
 	relay     *netlab.Host
-	// caFile holds the CA of the relay's TLS certificate (relayTLS).
-	caFile string
+	// caFile holds the CA of the relay's TLS certificate (relayTLS), and
+	// relaySPKI the base64 SHA-256 of its public key (for Chromium's
+	// --ignore-certificate-errors-spki-list, which trusts that key only).
+	caFile, relaySPKI string
 }
 
 // natOptions vary the services of a lab.
@@ -72,7 +75,10 @@ func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin s
 	iceURLs := []string{"stun:" + natRelayIP + ":3478", "turn:" + natRelayIP + ":3478?transport=udp", "turn:" + natRelayIP + ":443?transport=tcp"}
 	if opt.relayTLS {
 		ca := testcert.NewCA(t, "Porthole lab relay CA")
-		cert, key := ca.Issue(t, natRelayIP).WriteFiles(t, s.dir, "relay")
+		leaf := ca.Issue(t, natRelayIP)
+		cert, key := leaf.WriteFiles(t, s.dir, "relay")
+		spki := sha256.Sum256(leaf.TLS.Leaf.RawSubjectPublicKeyInfo)
+		s.relaySPKI = base64.StdEncoding.EncodeToString(spki[:])
 		s.caFile = filepath.Join(s.dir, "relay-ca.pem")
 		if err := os.WriteFile(s.caFile, ca.PEM, 0o644); err != nil {
 			t.Fatal(err)

@@ -232,6 +232,9 @@ type natTopology struct {
 	// relayTLS: the relay offers TURN over TLS on 443 and plain TCP on
 	// 3478 (natOptions.relayTLS) instead of plain TCP on 443.
 	relayTLS bool
+	// techTLS: the technician's end must be a relay reached over TLS too
+	// (checked for Chromium, whose getStats names the relay protocol).
+	techTLS bool
 	// proxy: the site's only way out is this real proxy on natProxyIP
 	// (proxySite); the agent is configured for it.
 	proxy proxyKind
@@ -304,6 +307,19 @@ var natTopologies = []natTopology{
 	{name: "8-site-proxy-only", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "squid",
 		agentRelay: "tls", siteReason: "site allows only an HTTP proxy", browser: true, browserReason: "site allows only an HTTP proxy",
 		download: 50 << 20, build: proxyOnlySite},
+	// The technician's network is as closed as the site's: both ends reach
+	// the relay only by TURN over TLS on 443.
+	{name: "11-both-tls443-only", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, techTLS: true,
+		agentRelay: "tls", siteReason: "site lets only TLS out", browser: true, browserReason: "site lets only TLS out",
+		build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+			only443 := []netlab.NATOption{netlab.EndpointIndependent, netlab.BlockOutboundUDP(),
+				netlab.AllowOnlyTCP(natRelayIP, 443), netlab.AllowOnlyTCP(natSignalIP, 443)}
+			home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", only443...)
+			site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", only443...)
+			return lab.Host("tech", home.LAN(), "10.1.0.10"),
+				lab.Host("agent", site.LAN(), "192.168.1.10"),
+				lab.Host("device", site.LAN(), "192.168.1.20")
+		}},
 	{name: "9-site-proxy-basic-auth", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "squid-auth",
 		agentRelay: "tls", siteReason: "site allows only an HTTP proxy", download: 50 << 20, build: proxyOnlySite},
 	{name: "10-site-tinyproxy-basic-auth", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "tinyproxy-auth",
