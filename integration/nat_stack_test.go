@@ -45,6 +45,7 @@ type natServices struct {
 	// relaySPKI the base64 SHA-256 of its public key (for Chromium's
 	// --ignore-certificate-errors-spki-list, which trusts that key only).
 	caFile, relaySPKI string
+	devices           map[*netlab.Host]bool // demo devices started, by host
 }
 
 // natOptions vary the services of a lab.
@@ -137,8 +138,14 @@ func (s *natServices) startSite(t *testing.T, agentHost, deviceHost *netlab.Host
 		opt = opts[0]
 	}
 	devAddr := deviceHost.AddrPort(80).String()
-	deviceHost.StartAndWait("porthole-demo-device", s.bin["porthole-demo-device"],
-		[]string{"--listen", devAddr}, `listening on`, 15*time.Second)
+	if !s.devices[deviceHost] { // a second agent for the same device finds it running
+		deviceHost.StartAndWait("porthole-demo-device", s.bin["porthole-demo-device"],
+			[]string{"--listen", devAddr}, `listening on`, 15*time.Second)
+		if s.devices == nil {
+			s.devices = map[*netlab.Host]bool{}
+		}
+		s.devices[deviceHost] = true
+	}
 	conf := map[string]any{
 		"server": s.signalURL, "key": s.agentKey,
 		"devices": []map[string]any{{

@@ -373,6 +373,9 @@ func TestNATTopologies(t *testing.T) {
 			}
 			r.site = svc.checkSitePath(t, tp, r)
 			r.download = checkFetch(t, tech, deviceHost, base, deviceURL, tp.download)
+			if tp.proxy.auth() {
+				checkNoProxySecret(t, agent.Tail(100000))
+			}
 			results = append(results, r)
 		})
 	}

@@ -2,15 +2,18 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/porthole-dev/porthole/integration/netlab"
+	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 )
 
@@ -143,5 +146,92 @@ LogLevel Info
 			t.Fatalf("tinyproxy did not listen: %v\n%s", err, p.Tail(20))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNATProxyCredentials: at a site whose squid asks for a login, an
+// agent without credentials — or with the wrong ones — does not connect;
+// its log names the proxy and the proxy's answer (407), it keeps trying
+// with backoff, and neither the password nor its Basic encoding ever
+// appears in its output.
+func TestNATProxyCredentials(t *testing.T) {
+	netlab.Require(t)
+	bin := stack.Build(t)
+	lab := netlab.New(t)
+	inet := lab.Internet("203.0.113.0/24", "198.51.100.0/24")
+	svc := startNATServices(t, lab, inet, bin, natOptions{relayTLS: true})
+	_, agentHost, deviceHost := proxyOnlySite(lab, inet)
+	proxyURL := startProxy(t, lab.Host("proxy", agentHost.Segment(), natProxyIP), "squid-auth")
+	wrong := filepath.Join(svc.dir, "wrong.pass")
+	if err := os.WriteFile(wrong, []byte("not-"+labProxyPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opt  siteOptions
+		hint string
+	}{
+		// The environment with a password in the URL (user:password@) is
+		// the case most likely to leak it.
+		{"no credentials", siteOptions{env: []string{"HTTPS_PROXY=" + proxyURL, "HTTP_PROXY=" + proxyURL}, noWait: true},
+			"none are configured"},
+		{"wrong password", siteOptions{proxy: map[string]any{"url": proxyURL, "username": labProxyUser, "passwordFile": wrong}, noWait: true},
+			"the proxy refused the credentials given"},
+		{"wrong password in HTTPS_PROXY", siteOptions{env: []string{
+			"HTTPS_PROXY=http://" + labProxyUser + ":not-" + labProxyPass + "@" + strings.TrimPrefix(proxyURL, "http://"),
+			"HTTP_PROXY=http://" + labProxyUser + ":not-" + labProxyPass + "@" + strings.TrimPrefix(proxyURL, "http://")}, noWait: true},
+			"the proxy refused the credentials given"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			agent, _ := svc.startSite(t, agentHost, deviceHost, tc.opt)
+			refused := regexp.MustCompile(`time=(\S+) level=WARN msg="signaling connection lost; reconnecting" err=".*\(via proxy ` +
+				regexp.QuoteMeta(natProxyIP) + `:3128\): proxy 192\.168\.1\.2:3128, CONNECT 203\.0\.113\.10:443: the proxy asks for credentials: ` +
+				`it answered \\"407 Proxy Authentication Required.*` + regexp.QuoteMeta(tc.hint) + `.*" in=(\S+)`)
+			// Three refusals, each after a wait of its own: backoff, not a
+			// hot loop.
+			var times []time.Time
+			deadline := time.Now().Add(20 * time.Second)
+			for len(times) < 3 {
+				if time.Now().After(deadline) {
+					t.Fatalf("fewer than 3 refusals logged as wanted:\n%s", agent.Tail(30))
+				}
+				times = times[:0]
+				for _, line := range strings.Split(agent.Tail(1000), "\n") {
+					if m := refused.FindStringSubmatch(line); m != nil {
+						ts, err := time.Parse(time.RFC3339Nano, m[1])
+						if err != nil {
+							t.Fatal(err)
+						}
+						times = append(times, ts)
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			for i := 1; i < len(times); i++ {
+				if gap := times[i].Sub(times[i-1]); gap < 200*time.Millisecond {
+					t.Errorf("retry %d came %s after the previous one: no backoff", i, gap)
+				}
+			}
+			out := agent.Tail(100000)
+			if strings.Contains(out, "connected to signaling") {
+				t.Fatalf("the agent connected without the proxy's credentials")
+			}
+			checkNoProxySecret(t, out)
+			t.Logf("%d refusals in %s; last:\n%s", len(times), times[len(times)-1].Sub(times[0]).Round(time.Millisecond),
+				refused.FindString(agent.Tail(5)))
+			_ = agent.Stop(5 * time.Second)
+		})
+	}
+}
+
+// checkNoProxySecret fails if the lab proxy's password, or its Basic
+// encoding, is in out.
+func checkNoProxySecret(t *testing.T, out string) {
+	t.Helper()
+	for _, s := range []string{labProxyPass, base64.StdEncoding.EncodeToString([]byte(labProxyUser + ":" + labProxyPass)),
+		base64.StdEncoding.EncodeToString([]byte(labProxyUser + ":not-" + labProxyPass))} {
+		if strings.Contains(out, s) {
+			t.Fatalf("a proxy credential is in the agent's output:\n%s", out)
+		}
 	}
 }
