@@ -21,6 +21,8 @@ import (
 	"github.com/porthole-dev/porthole/integration/proc"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testcert"
+	"github.com/porthole-dev/porthole/internal/testenv"
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // Fixed lab addresses shared by every topology: the services live on "the
@@ -351,4 +353,63 @@ func (s *natServices) checkSitePath(t *testing.T, tp natTopology, r natResult) (
 		t.Errorf("the CLI was not told the agent's side: %v", err)
 	}
 	return site
+}
+
+// checkJobAndHealth checks, through signaling's API as the technician,
+// that the session's job records the agent's account of the path (its
+// connected step names the relay transport and the reason) and that the
+// device's health says how its agent reaches signaling.
+func (s *natServices) checkJobAndHealth(t *testing.T, techHost *netlab.Host, tp natTopology) {
+	t.Helper()
+	c := techHost.HTTPClient(10 * time.Second)
+	defer c.CloseIdleConnections()
+	get := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, s.signalURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+s.techToken)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	if tp.siteReason != "" {
+		want := "relay (TURN/" + strings.ToUpper(tp.agentRelay)
+		if tp.proxy != "" {
+			want += fmt.Sprintf(" through proxy %s:%d", natProxyIP, natProxyPort)
+		}
+		want += "): " + tp.siteReason
+		// Jobs are recorded in the background: wait for the step.
+		found := ""
+		testenv.Eventually(t, 5*time.Second, "the job's connected step to say "+want, func() bool {
+			var jobs proto.JobList
+			get(proto.PathJobs+"?device="+natDeviceID+"&limit=1", &jobs)
+			for _, j := range jobs.Jobs {
+				for _, st := range j.States {
+					if st.State == "connected" {
+						found = st.Detail
+					}
+				}
+			}
+			return strings.HasPrefix(found, want)
+		})
+	}
+	wantRoute := "direct"
+	if tp.proxy != "" {
+		wantRoute = fmt.Sprintf("via proxy %s:%d", natProxyIP, natProxyPort)
+	}
+	var devs proto.DeviceList
+	get(proto.PathDevices, &devs)
+	for _, d := range devs.Devices {
+		if d.Health == nil || d.Health.Signaling != wantRoute {
+			t.Errorf("device %s health %+v, want signaling %q", d.ID, d.Health, wantRoute)
+		}
+	}
 }

@@ -260,21 +260,22 @@ var natTopologies = []natTopology{
 			lab.Host("agent", site.LAN(), "192.168.1.10"),
 			lab.Host("device", site.LAN(), "192.168.1.20")
 	}},
-	{name: "3-symmetric-both", wantRelay: true, browser: true, browserReason: "symmetric NAT", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+	{name: "3-symmetric-both", wantRelay: true, agentRelay: "udp", browser: true, browserReason: "symmetric NAT", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
 		home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.Symmetric)
 		site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.Symmetric)
 		return lab.Host("tech", home.LAN(), "10.1.0.10"),
 			lab.Host("agent", site.LAN(), "192.168.1.10"),
 			lab.Host("device", site.LAN(), "192.168.1.20")
 	}},
-	{name: "4-site-tcp443-only", wantRelay: true, agentCand: "relay", agentTCP: true, browser: true, browserReason: "UDP blocked at the site", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
-		home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
-		site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent,
-			netlab.BlockOutboundUDP(), netlab.AllowOnlyTCP(natRelayIP, 443), netlab.AllowOnlyTCP(natSignalIP, 443))
-		return lab.Host("tech", home.LAN(), "10.1.0.10"),
-			lab.Host("agent", site.LAN(), "192.168.1.10"),
-			lab.Host("device", site.LAN(), "192.168.1.20")
-	}},
+	{name: "4-site-tcp443-only", wantRelay: true, agentCand: "relay", agentTCP: true, agentRelay: "tcp", siteReason: "UDP blocked at the site",
+		browser: true, browserReason: "UDP blocked at the site", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+			home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent)
+			site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent,
+				netlab.BlockOutboundUDP(), netlab.AllowOnlyTCP(natRelayIP, 443), netlab.AllowOnlyTCP(natSignalIP, 443))
+			return lab.Host("tech", home.LAN(), "10.1.0.10"),
+				lab.Host("agent", site.LAN(), "192.168.1.10"),
+				lab.Host("device", site.LAN(), "192.168.1.20")
+		}},
 	{name: "5-symmetric-tech-eim-site", mayRelay: true, build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
 		home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.Symmetric)
 		site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent)
@@ -372,6 +373,7 @@ func TestNATTopologies(t *testing.T) {
 				t.Errorf("the agent's relay candidate was not allocated over TCP: %s", r.pair)
 			}
 			r.site = svc.checkSitePath(t, tp, r)
+			svc.checkJobAndHealth(t, tech, tp)
 			r.download = checkFetch(t, tech, deviceHost, base, deviceURL, tp.download)
 			if tp.proxy.auth() {
 				checkNoProxySecret(t, agent.Tail(100000))
