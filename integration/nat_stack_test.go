@@ -206,10 +206,10 @@ var (
 
 // connectCLI runs `porthole http` on techHost, waits until it is
 // connected and serving, and returns the local base URL and the result.
-func (s *natServices) connectCLI(t *testing.T, techHost *netlab.Host, agent *proc.Proc, topology string) (string, natResult) {
+func (s *natServices) connectCLI(t *testing.T, techHost *netlab.Host, agent *proc.Proc, topology string, extraEnv ...string) (string, natResult) {
 	t.Helper()
 	start := time.Now()
-	env := []string{"PORTHOLE_SERVER=" + s.signalURL, "PORTHOLE_TOKEN=" + s.techToken}
+	env := append([]string{"PORTHOLE_SERVER=" + s.signalURL, "PORTHOLE_TOKEN=" + s.techToken}, extraEnv...)
 	if s.caFile != "" {
 		env = append(env, "SSL_CERT_FILE="+s.caFile) // the relay's TLS certificate is from the lab's CA
 	}
@@ -355,13 +355,14 @@ func (s *natServices) checkSitePath(t *testing.T, tp natTopology, r natResult) (
 	return site
 }
 
-// checkJobAndHealth checks, through signaling's API as the technician,
-// that the session's job records the agent's account of the path (its
-// connected step names the relay transport and the reason) and that the
-// device's health says how its agent reaches signaling.
-func (s *natServices) checkJobAndHealth(t *testing.T, techHost *netlab.Host, tp natTopology) {
+// checkJobAndHealth checks, through signaling's API as the technician
+// (from the internet: the technician's own network may allow only a
+// proxy), that the session's job records the agent's account of the path
+// (its connected step names the relay transport and the reason) and that
+// the device's health says how its agent reaches signaling.
+func (s *natServices) checkJobAndHealth(t *testing.T, tp natTopology) {
 	t.Helper()
-	c := techHost.HTTPClient(10 * time.Second)
+	c := s.relay.HTTPClient(10 * time.Second)
 	defer c.CloseIdleConnections()
 	get := func(path string, v any) {
 		t.Helper()

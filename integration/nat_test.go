@@ -238,6 +238,9 @@ type natTopology struct {
 	// proxy: the site's only way out is this real proxy on natProxyIP
 	// (proxySite); the agent is configured for it.
 	proxy proxyKind
+	// techProxy: the technician's network, too, lets only its own proxy
+	// (at techProxyIP) out; the CLI uses it through HTTPS_PROXY.
+	techProxy proxyKind
 	// agentRelay, if set, is how the agent must reach the relay (tcp,
 	// tls), and siteReason what it must say the site allows.
 	agentRelay, siteReason string
@@ -323,6 +326,19 @@ var natTopologies = []natTopology{
 		}},
 	{name: "9-site-proxy-basic-auth", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "squid-auth",
 		agentRelay: "tls", siteReason: "site allows only an HTTP proxy", download: 50 << 20, build: proxyOnlySite},
+	// Both ends behind proxies: the technician's CLI, too, reaches
+	// signaling and the relay only through its network's squid.
+	{name: "12-both-behind-proxies", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "squid-auth", techProxy: "squid",
+		agentRelay: "tls", siteReason: "site allows only an HTTP proxy",
+		build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+			home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.EndpointIndependent,
+				netlab.BlockOutboundUDP(), netlab.AllowOnlyTCPFrom(techProxyIP))
+			site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.EndpointIndependent,
+				netlab.BlockOutboundUDP(), netlab.AllowOnlyTCPFrom(natProxyIP))
+			return lab.Host("tech", home.LAN(), "10.1.0.10"),
+				lab.Host("agent", site.LAN(), "192.168.1.10"),
+				lab.Host("device", site.LAN(), "192.168.1.20")
+		}},
 	{name: "10-site-tinyproxy-basic-auth", wantRelay: true, agentCand: "relay", agentTCP: true, relayTLS: true, proxy: "tinyproxy-auth",
 		agentRelay: "tls", siteReason: "site allows only an HTTP proxy", build: proxyOnlySite},
 }
@@ -355,7 +371,15 @@ func TestNATTopologies(t *testing.T) {
 			svc := startNATServices(t, lab, inet, bin, natOptions{relayTLS: tp.relayTLS})
 			tech, agentHost, deviceHost := tp.build(lab, inet)
 			agent, deviceURL := svc.startSite(t, agentHost, deviceHost, svc.proxySite(t, lab, agentHost, tp.proxy))
-			base, r := svc.connectCLI(t, tech, agent, tp.name)
+			var cliEnv []string
+			if tp.techProxy != "" {
+				u := startProxy(t, lab.Host("tech-proxy", tech.Segment(), techProxyIP), tp.techProxy)
+				cliEnv = []string{"HTTPS_PROXY=" + u, "HTTP_PROXY=" + u}
+			}
+			base, r := svc.connectCLI(t, tech, agent, tp.name, cliEnv...)
+			if tp.techProxy != "" && !strings.Contains(r.cliPair, "related "+tech.Addr().String()+":") {
+				t.Errorf("the CLI's end is not a relay reached over TCP through its proxy: %s", r.cliPair)
+			}
 			t.Logf("%s: %s in %s (RTT %s); %s", tp.name, r.path, r.connected, r.rtt, r.pair)
 			relayed := r.path == "relayed through TURN"
 			if !tp.mayRelay && relayed != tp.wantRelay {
@@ -373,7 +397,7 @@ func TestNATTopologies(t *testing.T) {
 				t.Errorf("the agent's relay candidate was not allocated over TCP: %s", r.pair)
 			}
 			r.site = svc.checkSitePath(t, tp, r)
-			svc.checkJobAndHealth(t, tech, tp)
+			svc.checkJobAndHealth(t, tp)
 			r.download = checkFetch(t, tech, deviceHost, base, deviceURL, tp.download)
 			if tp.proxy.auth() {
 				checkNoProxySecret(t, agent.Tail(100000))

@@ -21,6 +21,7 @@ import (
 // the only one whose TCP may leave the site.
 const (
 	natProxyIP   = "192.168.1.2"
+	techProxyIP  = "10.1.0.2" // the technician's network's proxy (12-both-behind-proxies)
 	natProxyPort = 3128
 	labProxyUser = "porthole-site"
 	labProxyPass = "Lab-Pr0xy-S3cret" // a test greps the agent's log for it
@@ -33,9 +34,9 @@ type proxyKind string
 
 func (k proxyKind) auth() bool { return strings.HasSuffix(string(k), "-auth") }
 
-// startProxy starts the proxy of kind on host, listening on
-// natProxyIP:natProxyPort, and returns its URL (without credentials).
-// Both allow CONNECT to port 443 only, as corporate proxies do.
+// startProxy starts the proxy of kind on host, listening on its address
+// and natProxyPort, and returns its URL (without credentials). Both allow
+// CONNECT to port 443 only, as corporate proxies do.
 func startProxy(t *testing.T, host *netlab.Host, kind proxyKind) string {
 	t.Helper()
 	switch kind {
@@ -46,7 +47,7 @@ func startProxy(t *testing.T, host *netlab.Host, kind proxyKind) string {
 	default:
 		t.Fatalf("unknown proxy %q", kind)
 	}
-	return fmt.Sprintf("http://%s:%d", natProxyIP, natProxyPort)
+	return fmt.Sprintf("http://%s:%d", host.Addr(), natProxyPort)
 }
 
 // proxyDir is a directory squid's unprivileged user can use.
@@ -107,7 +108,7 @@ acl SSL_ports port 443
 acl CONNECT method CONNECT
 http_access deny CONNECT !SSL_ports
 %shttp_access allow all
-`, natProxyIP, natProxyPort, dir, dir, dir, authConf)
+`, host.Addr(), natProxyPort, dir, dir, dir, authConf)
 	path := filepath.Join(dir, "squid.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -123,11 +124,10 @@ func startTinyproxy(t *testing.T, host *netlab.Host) {
 Listen %s
 Timeout 600
 MaxClients 64
-Allow 192.168.1.0/24
 ConnectPort 443
 BasicAuth %s %s
 LogLevel Info
-`, natProxyPort, natProxyIP, labProxyUser, labProxyPass)
+`, natProxyPort, host.Addr(), labProxyUser, labProxyPass)
 	path := filepath.Join(dir, "tinyproxy.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ LogLevel Info
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	for {
-		c, err := host.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", natProxyIP, natProxyPort))
+		c, err := host.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", host.Addr(), natProxyPort))
 		if err == nil {
 			c.Close()
 			return
