@@ -30,6 +30,17 @@ export function healthView(d) {
 }
 
 /**
+ * signalingRoute(device) → how the device's agent reaches signaling, in
+ * words for the details ("directly", "via proxy 192.168.1.2:3128"), or ''
+ * when its agent does not say.
+ */
+export function signalingRoute(d) {
+  const r = d?.health?.signaling;
+  if (typeof r !== 'string' || r === '') return '';
+  return r === 'direct' ? 'directly' : r;
+}
+
+/**
  * openBlocker(device) → '' when the caller may open it now, else the key
  * of the sentence that says why not (shown beside the disabled button).
  */

@@ -3,7 +3,7 @@
 // switch for configurers and Open for technicians. It refreshes every few
 // seconds in place: rows that did not change keep focus and open details.
 
-import { healthView, openBlocker, servicesView } from './agents.js';
+import { healthView, openBlocker, signalingRoute, servicesView } from './agents.js';
 import { errorText, t } from './messages.js';
 import { $, api, APIError, busy, el, note, noteSlot, reconcile, when } from './ui.js';
 
@@ -98,6 +98,7 @@ function deviceItem(d, technician) {
       el('summary', { textContent: t('health.details') }),
       el('p', { className: 'raw-detail', textContent: hv.detail ? t('health.problem', { problem: hv.detail }) : hv.checked ? '' : t('health.neverChecked') }),
       hv.checked ? el('p', { className: 'muted', textContent: t('health.checked', { time: when(hv.checked) }) }) : null,
+      signalingRoute(d) ? el('p', { className: 'muted signaling-route', textContent: t('health.signaling', { route: signalingRoute(d) }) }) : null,
     ),
   );
 

@@ -91,6 +91,7 @@ export const en = {
   'health.checked': 'Checked {time}',
   'health.neverChecked': 'The agent has not reported a check of this device.',
   'health.problem': 'What the agent found: {problem}',
+  'health.signaling': 'Its agent reaches signaling {route}',
 
   // jobs
   'jobs.heading': 'Jobs',

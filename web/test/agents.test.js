@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { enrollCommand, enrollmentRequest, healthView, openBlocker } from '../app/agents.js';
+import { enrollCommand, enrollmentRequest, healthView, openBlocker, signalingRoute } from '../app/agents.js';
 
 test('healthView says the device status in words and keeps the raw finding for details', () => {
   assert.equal(healthView({ id: 'p', online: true }).kind, 'unknown');
@@ -74,4 +74,12 @@ test('an SSH-only device that is unreachable names no port', async () => {
   const v = healthView({ online: true, ports: [22], services: [{ kind: 'ssh', port: 22 }], health: { reachable: false, problem: 'no route' } });
   assert.equal(v.kind, 'bad');
   assert.doesNotMatch(v.text, /port/);
+});
+
+test('signalingRoute says how the device\'s agent reaches signaling: directly or through the site\'s proxy', () => {
+  assert.equal(signalingRoute({ health: { reachable: true, signaling: 'via proxy 192.168.1.2:3128' } }), 'via proxy 192.168.1.2:3128');
+  assert.equal(signalingRoute({ health: { reachable: false, signaling: 'direct' } }), 'directly');
+  assert.equal(signalingRoute({ health: { reachable: true } }), '');
+  assert.equal(signalingRoute({ health: { signaling: 42 } }), '');
+  assert.equal(signalingRoute({}), '');
 });
