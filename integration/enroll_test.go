@@ -39,6 +39,7 @@ type pkiLab struct {
 	t        *testing.T
 	app      *httptest.Server
 	agentURL string
+	agentLn  string // the agent listener's loopback address
 	svc      *sigenroll.Service
 	authorty *ca.CA
 	st       *boltstore.Store
@@ -47,7 +48,11 @@ type pkiLab struct {
 
 const labAdminToken = "admin-dev-token"
 
-func newPKILab(t *testing.T) *pkiLab {
+func newPKILab(t *testing.T) *pkiLab { return newPKILabAt(t, "127.0.0.1") }
+
+// newPKILabAt is newPKILab with agentHost as the agent URL's host (and
+// its listener certificate's name); it still listens on loopback.
+func newPKILabAt(t *testing.T, agentHost string) *pkiLab {
 	t.Helper()
 	l := &pkiLab{t: t, clock: new(atomic.Int64)}
 	now := func() time.Time { return time.Now().Add(time.Duration(l.clock.Load())) }
@@ -70,7 +75,9 @@ func newPKILab(t *testing.T) *pkiLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.agentURL = "wss://" + ln.Addr().String()
+	l.agentLn = ln.Addr().String()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	l.agentURL = "wss://" + net.JoinHostPort(agentHost, port)
 	l.svc, err = sigenroll.New(sigenroll.Config{CA: l.authorty, PKI: st, Store: st, AgentURL: l.agentURL, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +88,7 @@ func newPKILab(t *testing.T) *pkiLab {
 		t.Fatal(err)
 	}
 	l.app = httptest.NewServer(srv.Handler())
-	hs := &http.Server{Handler: srv.AgentHandler(), TLSConfig: l.svc.AgentTLSConfig([]string{"127.0.0.1"}),
+	hs := &http.Server{Handler: srv.AgentHandler(), TLSConfig: l.svc.AgentTLSConfig([]string{agentHost}),
 		ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.ServeTLS(ln, "", "") }()
