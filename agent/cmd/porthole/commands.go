@@ -149,8 +149,13 @@ func (a *app) runCommand(ctx context.Context, c *command, args []string) error {
 		return usageErrorf(c.name, "%v", err)
 	}
 	a.log = newLogger(a.stderr, a.verbose)
-	if err := checkServerURL(a.server); err != nil && c.name != "help" && c.name != "completion" && c.name != "version" {
-		return err
+	if c.name != "help" && c.name != "completion" && c.name != "version" {
+		if err := checkServerURL(a.server); err != nil {
+			return err
+		}
+		if err := a.setupEgress(); err != nil {
+			return err
+		}
 	}
 	return runner(ctx, a, pos)
 }

@@ -82,12 +82,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return a.fail(usageErrorf("", "%v", err))
 	}
 	a.log = newLogger(stderr, a.verbose)
-	eg, err := egress.New(egress.Config{Proxy: proxyEnv(a.getenv), AuthHint: "give them as user:password@ in HTTPS_PROXY"})
-	if err != nil {
-		return a.fail(&userError{what: err.Error(), next: "check HTTPS_PROXY and HTTP_PROXY (http://host:port)", code: exitUsage})
-	}
-	scheme, _, _ := strings.Cut(a.server, ":")
-	a.egress, a.client = eg, eg.HTTPClient(scheme, nil, 30*time.Second)
 	if *showVersion {
 		fmt.Fprint(stdout, version.Get("porthole"))
 		return exitOK
@@ -116,6 +110,20 @@ func (a *app) globalFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.loopback, "loopback-only", a.loopback, "use only loopback ICE candidates (local demo and tests)")
 	fs.BoolVar(&a.verbose, "verbose", a.verbose, "log what happens, including the WebRTC library's own logs")
 	fs.BoolVar(&a.verbose, "v", a.verbose, "short for --verbose")
+}
+
+// setupEgress decides, from the environment, how the commands reach the
+// server: directly or through HTTPS_PROXY/HTTP_PROXY. It runs after every
+// flag is parsed, since --server may follow the command's name and its
+// scheme picks the proxy.
+func (a *app) setupEgress() error {
+	eg, err := egress.New(egress.Config{Proxy: proxyEnv(a.getenv), AuthHint: "give them as user:password@ in HTTPS_PROXY"})
+	if err != nil {
+		return &userError{what: err.Error(), next: "check HTTPS_PROXY and HTTP_PROXY (http://host:port)", code: exitUsage}
+	}
+	scheme, _, _ := strings.Cut(a.server, ":")
+	a.egress, a.client = eg, eg.HTTPClient(scheme, nil, 30*time.Second)
+	return nil
 }
 
 // proxyEnv reads the proxy settings as net/http.ProxyFromEnvironment does
