@@ -20,12 +20,13 @@
 // of an error or a log line: whatever the proxy sends back is redacted
 // before it is quoted.
 //
-// golang.org/x/net/proxy has no HTTP CONNECT dialer and no well-kept module
-// offers one with context, deadlines and a bounded answer (the candidates
-// are unmaintained forks of one 2016 gist, or a method of a whole MITM
-// proxy server), so the CONNECT exchange is written here on net/http's own
-// request writer and response parser. socks5:// proxies use
-// golang.org/x/net/proxy.
+// golang.org/x/net/proxy has no HTTP CONNECT dialer (golang/go#19504, open
+// since 2017), pion's own ice-proxy example writes its CONNECT by hand, and
+// no well-kept module offers one with context, deadlines and a bounded
+// answer (the candidates are unmaintained forks of one 2016 gist, or a
+// method of a whole MITM proxy server), so the CONNECT exchange is written
+// here on net/http's own request writer and response parser. socks5://
+// proxies use golang.org/x/net/proxy.
 package egress
 
 import (
