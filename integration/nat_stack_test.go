@@ -381,12 +381,28 @@ func (s *natServices) checkJobAndHealth(t *testing.T, tp natTopology) {
 			t.Fatalf("GET %s: %v", path, err)
 		}
 	}
-	if tp.siteReason != "" {
-		want := "relay (TURN/" + strings.ToUpper(tp.agentRelay)
-		if tp.proxy != "" {
-			want += fmt.Sprintf(" through proxy %s:%d", natProxyIP, natProxyPort)
+	// Every rung is in the job: direct, or relay with the agent's relay
+	// transport (TURN/UDP, TCP, TLS, through the proxy) and the reason the
+	// site needs it when the agent can tell.
+	want := ""
+	switch {
+	case tp.mayRelay:
+	case !tp.wantRelay:
+		want = proto.PathDirect
+	default:
+		want = proto.PathRelay
+		if tp.agentRelay != "" {
+			want += " (TURN/" + strings.ToUpper(tp.agentRelay)
+			if tp.proxy != "" {
+				want += fmt.Sprintf(" through proxy %s:%d", natProxyIP, natProxyPort)
+			}
+			want += ")"
 		}
-		want += "): " + tp.siteReason
+		if tp.siteReason != "" {
+			want += ": " + tp.siteReason
+		}
+	}
+	if want != "" {
 		// Jobs are recorded in the background: wait for the step.
 		found := ""
 		testenv.Eventually(t, 5*time.Second, "the job's connected step to say "+want, func() bool {

@@ -263,7 +263,7 @@ var natTopologies = []natTopology{
 			lab.Host("agent", site.LAN(), "192.168.1.10"),
 			lab.Host("device", site.LAN(), "192.168.1.20")
 	}},
-	{name: "3-symmetric-both", wantRelay: true, agentRelay: "udp", browser: true, browserReason: "symmetric NAT", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
+	{name: "3-symmetric-both", wantRelay: true, agentRelay: "udp", siteReason: "no direct path through the NATs", browser: true, browserReason: "symmetric NAT", build: func(lab *netlab.Lab, inet *netlab.Segment) (_, _, _ *netlab.Host) {
 		home := lab.NAT("tech-nat", inet, "198.51.100.20", "10.1.0.0/24", netlab.Symmetric)
 		site := lab.NAT("site-nat", inet, "203.0.113.20", "192.168.1.0/24", netlab.Symmetric)
 		return lab.Host("tech", home.LAN(), "10.1.0.10"),

@@ -105,6 +105,12 @@ const (
 	SiteProxyOnly  = "proxy-only"  // no UDP, no direct TCP: TURN over TCP/TLS through the site's HTTP proxy
 	SiteTLSOnly    = "tls-only"    // UDP and plain TCP to the relay blocked: TURN over TLS
 	SiteUDPBlocked = "udp-blocked" // UDP blocked: TURN over TCP
+	// SiteNoDirect: UDP gets out (the agent has a server-reflexive
+	// candidate), yet no direct pair worked: the NATs on the way (at
+	// the site, the technician's, or both) let no direct path through.
+	// The technician's side can tell which from both sides' candidates
+	// (the toolbar does); the job records this.
+	SiteNoDirect = "no-direct"
 )
 
 // SiteReason words a Site… value for people ("" for an unknown one).
@@ -116,6 +122,8 @@ func SiteReason(site string) string {
 		return "site lets only TLS out (UDP and plain TCP blocked)"
 	case SiteUDPBlocked:
 		return "UDP blocked at the site"
+	case SiteNoDirect:
+		return "no direct path through the NATs"
 	}
 	return ""
 }

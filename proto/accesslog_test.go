@@ -90,6 +90,9 @@ func TestAccessLogRefusesBadBatches(t *testing.T) {
 	if got := (&SessionPath{Path: PathRelay, Relay: "tls", Proxy: "10.0.0.1:3128", Site: SiteProxyOnly}).Describe(); got != "relay (TURN/TLS through proxy 10.0.0.1:3128): site allows only an HTTP proxy" {
 		t.Errorf("Describe = %q", got)
 	}
+	if got := (&SessionPath{Path: PathRelay, Relay: "udp", Site: SiteNoDirect}).Describe(); got != "relay (TURN/UDP): no direct path through the NATs" {
+		t.Errorf("Describe = %q", got)
+	}
 	if got := (&SessionPath{Path: PathDirect}).Describe(); got != "direct" {
 		t.Errorf("Describe = %q", got)
 	}

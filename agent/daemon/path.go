@@ -25,25 +25,32 @@ type pathReport struct {
 	site          string // a proto.Site… reason, when the agent can tell
 }
 
-func newPathReport(p webrtcpeer.Path, proxy string, localTypes []string) pathReport {
+func newPathReport(p webrtcpeer.Path, proxy string, localTypes, remoteTypes []string) pathReport {
 	r := pathReport{path: proto.PathDirect, local: p.Local, remote: p.Remote}
 	if p.Relayed {
 		r.path = proto.PathRelay
 	}
 	if p.LocalType == "relay" {
 		r.relay, r.proxy = p.Relay, proxy
-		r.site = siteReason(localTypes, p.Relay, proxy)
+		r.site = siteReason(localTypes, remoteTypes, p.Relay, proxy)
 	}
 	return r
 }
 
 // siteReason tells why the site needs the relay when the agent's end of
 // the pair is a relay candidate. With a server-reflexive candidate UDP
-// gets out, and the reason (a NAT) is the technician side's to tell from
-// both sides' candidates; without one, the way the agent reached the relay
-// says what the site allows.
-func siteReason(localTypes []string, relay, proxy string) string {
+// gets out; when the technician's side has one too, both reach the
+// internet over UDP and the reason is a NAT on the way, which the
+// technician's side can name from both sides' candidates (symmetric at
+// the site, at the technician's, or both). A technician who offers only
+// relay candidates forced the relay: no reason of the site's. Without a
+// server-reflexive candidate, the way the agent reached the relay says
+// what the site allows.
+func siteReason(localTypes, remoteTypes []string, relay, proxy string) string {
 	if slices.Contains(localTypes, "srflx") {
+		if relay == "udp" && slices.Contains(remoteTypes, "srflx") {
+			return proto.SiteNoDirect
+		}
 		return ""
 	}
 	switch {

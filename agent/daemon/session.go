@@ -119,7 +119,7 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 			lt, rt := r.peer.CandidateTypes()
 			rep := pathReport{path: "unknown"}
 			if info, err := webrtcpeer.PathInfo(pc); err == nil {
-				rep = newPathReport(info, dials.Proxy(info), lt)
+				rep = newPathReport(info, dials.Proxy(info), lt, rt)
 			}
 			a.reportPath(s, rep)
 			a.log.Info("technician connected", "session", s.id, "device", s.device.cfg.ID, "user", s.user, "path", rep.path,
