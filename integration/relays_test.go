@@ -69,7 +69,7 @@ func TestRelayedSessionTakesTheNearestRelay(t *testing.T) {
 		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 		p, _ := start("porthole-turn "+region, []string{
 			"--udp", addr, "--tcp", "", "--public-ip", "127.0.0.1", "--secret-file", secretFile,
-			"--allow-peer", "127.0.0.0/8", "--metrics-listen", "127.0.0.1:0",
+			"--allow-peer", "127.0.0.0/8", "--allow-own-host", "--metrics-listen", "127.0.0.1:0",
 		}, `listening`)
 		m, err := p.WaitLine(ctx, regexp.MustCompile(`metrics on (http://\S+)`))
 		if err != nil {

@@ -119,7 +119,7 @@ func TURNFigures(t testing.TB, r *Report, cfg Config) {
 	servers := []server{
 		{"porthole-turn", bins["porthole-turn"], func(port int) []string {
 			return []string{"--udp", fmt.Sprintf("127.0.0.1:%d", port), "--tcp", "", "--public-ip", "127.0.0.1",
-				"--secret-file", secretFile, "--allow-peer", "127.0.0.0/8", "--max-allocations", "1000",
+				"--secret-file", secretFile, "--allow-peer", "127.0.0.0/8", "--allow-own-host", "--max-allocations", "1000",
 				"--max-credential-lifetime", "48h", "--log-level", "warn"}
 		}},
 		{"coturn", "turnserver", func(port int) []string {

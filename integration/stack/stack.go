@@ -189,7 +189,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	s.TURNAddr = fmt.Sprintf("127.0.0.1:%d", turnPort)
 	start("porthole-turn", []string{
 		"--udp", s.TURNAddr, "--tcp", s.TURNAddr, "--public-ip", "127.0.0.1",
-		"--secret-file", secretFile, "--allow-peer", "127.0.0.0/8",
+		"--secret-file", secretFile, "--allow-peer", "127.0.0.0/8", "--allow-own-host",
 	}, `listening`)
 
 	sigPort := testenv.FreePort(t)

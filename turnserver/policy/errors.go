@@ -19,4 +19,8 @@ var (
 	// ErrServicePort: the peer is one of the relay's own service sockets
 	// (STUN/TURN listeners, metrics, admin).
 	ErrServicePort = errors.New("policy: peer is a service port of this relay")
+	// ErrOwnHost: the peer is an address of the relay host itself (an
+	// interface address, the public IP, a subnet broadcast address, loopback
+	// or unspecified) on a port that is not a live allocation's relayed port.
+	ErrOwnHost = errors.New("policy: peer is the relay host itself")
 )

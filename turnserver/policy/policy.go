@@ -15,6 +15,13 @@
 //     transport address, so service ports and other allocations' relayed
 //     addresses are decided per port.
 //
+// The relay host itself is a peer like no other: its own addresses (every
+// interface's, the public IP behind a 1:1 NAT, its subnets' broadcast
+// addresses, 0.0.0.0) reach the services bound to the host's wildcard — a
+// DNS resolver, SNMP, syslog — whatever range they lie in. Those addresses
+// are refused unless the port is a live allocation's relayed port, even
+// when an Allow prefix covers them (Config.IsHostAddr, Config.AllowOwnHost).
+//
 // Every address is unmapped (::ffff:a.b.c.d becomes a.b.c.d) before anything
 // else: pion hands ::ffff:127.0.0.1 to the permission handler as a 16-byte IP
 // even on an IPv4 allocation, and a check without Unmap would let it through
@@ -53,6 +60,22 @@ type Config struct {
 	// in a denied range. It is called on every datagram, so it must be cheap
 	// and safe for concurrent use. Nil means no address is a relay address.
 	IsRelayAddr func(addr netip.AddrPort) bool
+
+	// IsHostAddr reports whether ip (unmapped, zone-less) is an address of
+	// the relay host itself: any interface's address, a subnet broadcast
+	// address, the loopback range, or an address the host answers for behind
+	// a NAT (RelayIPs are always treated as host addresses). Datagrams to a
+	// host address are refused unless the port is a live allocation's, and
+	// permissions towards one are refused unless it is a RelayIP. It is
+	// called on every datagram, so it must be cheap and safe for concurrent
+	// use. Nil means only RelayIPs, the unspecified addresses and loopback.
+	IsHostAddr func(ip netip.Addr) bool
+
+	// AllowOwnHost turns the host-address rule off, so the relay host's own
+	// addresses are judged by the range rules like any other peer. Only for
+	// setups where every peer runs on the relay's machine (the loopback demo
+	// and tests); a relay serving real peers must never set it.
+	AllowOwnHost bool
 }
 
 // Policy is an immutable peer policy built by New. It is safe for concurrent
@@ -62,6 +85,8 @@ type Policy struct {
 	service     map[netip.AddrPort]struct{}
 	relayIPs    map[netip.Addr]struct{}
 	isRelayAddr func(netip.AddrPort) bool
+	isHostAddr  func(netip.Addr) bool
+	ownHostOK   bool
 }
 
 // deniedPrefixes are never relayed to unless Config.Allow covers them.
@@ -102,6 +127,8 @@ func New(cfg Config) (*Policy, error) {
 		service:     make(map[netip.AddrPort]struct{}, len(cfg.ServicePorts)),
 		relayIPs:    make(map[netip.Addr]struct{}, len(cfg.RelayIPs)),
 		isRelayAddr: cfg.IsRelayAddr,
+		isHostAddr:  cfg.IsHostAddr,
+		ownHostOK:   cfg.AllowOwnHost,
 	}
 	for _, pr := range cfg.Allow {
 		if !pr.IsValid() {
@@ -145,7 +172,13 @@ func (p *Policy) Check(relayAddr netip.Addr, peer netip.AddrPort) error {
 	if p.isRelayAddr != nil && p.isRelayAddr(ap) {
 		return nil
 	}
-	return p.checkRange(ip)
+	if err := p.checkRange(ip); err != nil {
+		return err
+	}
+	if p.hostAddr(ip) {
+		return fmt.Errorf("peer %v: %w", ap, ErrOwnHost)
+	}
+	return nil
 }
 
 // CheckIP decides whether a permission (or channel binding) towards peer may
@@ -159,7 +192,42 @@ func (p *Policy) CheckIP(relayAddr, peer netip.Addr) error {
 	if _, ok := p.relayIPs[ip]; ok {
 		return nil
 	}
-	return p.checkRange(ip)
+	if err := p.checkRange(ip); err != nil {
+		return err
+	}
+	if p.hostAddr(ip) {
+		return fmt.Errorf("peer %v: %w", ip, ErrOwnHost)
+	}
+	return nil
+}
+
+// hostAddr reports whether ip (unmapped, zone-less) is the relay host's own
+// address and the host-address rule applies. The unspecified addresses and
+// loopback always are: the kernel delivers datagrams to 0.0.0.0 and to all of
+// 127/8 locally. An embedded IPv4 (NAT64, 6to4, Teredo) of a host address
+// counts too: a translator would deliver it back to the host.
+func (p *Policy) hostAddr(ip netip.Addr) bool {
+	if p.ownHostOK {
+		return false
+	}
+	is := func(a netip.Addr) bool {
+		if a.IsUnspecified() || a.IsLoopback() {
+			return true
+		}
+		if _, ok := p.relayIPs[a]; ok {
+			return true
+		}
+		return p.isHostAddr != nil && p.isHostAddr(a)
+	}
+	if is(ip) {
+		return true
+	}
+	for _, v4 := range embeddedIPv4(ip) {
+		if is(v4) {
+			return true
+		}
+	}
+	return false
 }
 
 // family unmaps peer and checks it against the allocation's family.

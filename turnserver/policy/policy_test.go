@@ -92,7 +92,9 @@ func TestCheckRefusesNonPublicPeersByDefault(t *testing.T) {
 }
 
 func TestCheckAllowListReenablesRangesExplicitly(t *testing.T) {
-	p := mustNew(t, Config{Allow: []netip.Prefix{
+	// Loopback is always the relay host itself: allowing it takes
+	// AllowOwnHost as well as the prefix (the all-on-one-machine setup).
+	p := mustNew(t, Config{AllowOwnHost: true, Allow: []netip.Prefix{
 		netip.MustParsePrefix("127.0.0.0/8"),
 		netip.MustParsePrefix("::ffff:10.1.0.0/112"), // mapped form is converted to 10.1.0.0/16
 	}})
@@ -120,6 +122,7 @@ func TestCheckAllowListReenablesRangesExplicitly(t *testing.T) {
 func TestCheckRefusesServicePortsEvenWhenAllowed(t *testing.T) {
 	p := mustNew(t, Config{
 		Allow:        []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		AllowOwnHost: true, // service ports stay refused even then
 		ServicePorts: []netip.AddrPort{ap("203.0.113.10:3478"), ap("127.0.0.1:9090"), ap("[::ffff:198.51.100.1]:443")},
 	})
 	tests := []struct {
@@ -177,6 +180,80 @@ func TestCheckAllowsOtherAllocationsOnTheSameRelay(t *testing.T) {
 	}
 	if err := p.CheckIP(relayIP, netip.MustParseAddr("127.0.0.1")); !errors.Is(err, ErrDeniedRange) {
 		t.Fatalf("CheckIP(127.0.0.1) = %v, want ErrDeniedRange", err)
+	}
+}
+
+// TestCheckRefusesTheRelayHostItself: with an ordinary public relay IP
+// (where the range rules allow everything), every address of the relay host
+// is refused on every port but live allocations', in every spelling, and even
+// when an Allow prefix covers it; other hosts of the same public subnet stay
+// reachable.
+func TestCheckRefusesTheRelayHostItself(t *testing.T) {
+	public := netip.MustParseAddr("203.0.113.5")
+	second := netip.MustParseAddr("198.51.100.7")           // another interface, also public
+	host := map[netip.Addr]bool{public: true, second: true, // interface addresses
+		netip.MustParseAddr("203.0.113.255"): true, // eth0's subnet broadcast
+		netip.MustParseAddr("10.20.0.1"):     true} // a private leg
+	live := netip.AddrPortFrom(public, 50000)
+	cfg := Config{
+		Allow:       []netip.Prefix{netip.MustParsePrefix("10.20.0.0/24")},
+		RelayIPs:    []netip.Addr{public},
+		IsRelayAddr: func(a netip.AddrPort) bool { return a == live },
+		IsHostAddr:  func(a netip.Addr) bool { return host[a] },
+	}
+	p := mustNew(t, cfg)
+	tests := []struct {
+		peer string
+		want error
+	}{
+		{"203.0.113.5:53", ErrOwnHost},
+		{"[::ffff:203.0.113.5]:53", ErrOwnHost},
+		{"203.0.113.5:50001", ErrOwnHost},
+		{"198.51.100.7:161", ErrOwnHost},
+		{"[::ffff:198.51.100.7]:161", ErrOwnHost},
+		{"203.0.113.255:514", ErrOwnHost},
+		{"10.20.0.1:53", ErrOwnHost},   // Allow covers it; the host rule still holds
+		{"0.0.0.0:53", ErrDeniedRange}, // denied ranges keep their own reason
+		{"[::ffff:0.0.0.0]:53", ErrDeniedRange},
+		{"127.0.0.1:53", ErrDeniedRange},
+		{"203.0.113.5:50000", nil}, // a live allocation: two relayed peers meet
+		{"[::ffff:203.0.113.5]:50000", nil},
+		{"203.0.113.6:53", nil},   // a neighbour on the same public subnet
+		{"10.20.0.5:53", nil},     // allowed explicitly, not the host
+		{"198.51.100.8:161", nil}, // a neighbour on the second subnet
+	}
+	for _, tt := range tests {
+		t.Run(tt.peer, func(t *testing.T) {
+			if err := p.Check(public, ap(tt.peer)); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("Check(%v) = %v, want %v", tt.peer, err, tt.want)
+			}
+		})
+	}
+	v6 := mustNew(t, Config{IsHostAddr: func(a netip.Addr) bool { return a == netip.MustParseAddr("2001:db8::5") || host[a] }})
+	for _, peer := range []string{"[2001:db8::5]:53", "[64:ff9b::cb00:7105]:53", "[2002:cb00:7105::1]:53"} {
+		if err := v6.Check(relay6, ap(peer)); !errors.Is(err, ErrOwnHost) {
+			t.Errorf("Check(%v) on a v6 relay = %v, want ErrOwnHost", peer, err)
+		}
+	}
+	for ip, want := range map[string]error{
+		"203.0.113.5": nil, "::ffff:203.0.113.5": nil, // the relay IP: per-port decisions follow
+		"198.51.100.7": ErrOwnHost, "::ffff:198.51.100.7": ErrOwnHost, "203.0.113.255": ErrOwnHost,
+		"10.20.0.1": ErrOwnHost, "0.0.0.0": ErrDeniedRange, "203.0.113.6": nil,
+	} {
+		if err := p.CheckIP(public, netip.MustParseAddr(ip)); !errors.Is(err, want) || (want == nil) != (err == nil) {
+			t.Errorf("CheckIP(%v) = %v, want %v", ip, err, want)
+		}
+	}
+	// Loopback allowed explicitly is still the host.
+	lo := mustNew(t, Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	for _, peer := range []string{"127.0.0.1:53", "127.1.2.3:53", "[::ffff:127.0.0.1]:53"} {
+		if err := lo.Check(public, ap(peer)); !errors.Is(err, ErrOwnHost) {
+			t.Errorf("with 127/8 allowed, Check(%v) = %v, want ErrOwnHost", peer, err)
+		}
+	}
+	cfg.AllowOwnHost = true
+	if err := mustNew(t, cfg).Check(public, ap("198.51.100.7:161")); err != nil {
+		t.Errorf("with AllowOwnHost, Check(second interface) = %v, want nil", err)
 	}
 }
 

@@ -47,9 +47,12 @@ func (d *readDone) closed() {
 }
 
 // listenerPacketConn is a TURN listener socket handed to pion.
+// Requests and responses pass through answers, which corrects pion's
+// error codes (codes.go).
 type listenerPacketConn struct {
 	net.PacketConn
-	done *readDone
+	done    *readDone
+	answers *answers
 }
 
 func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -57,8 +60,17 @@ func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	n, addr, err := c.PacketConn.ReadFrom(p)
 	if err != nil {
 		c.done.markDone()
+		return n, addr, err
 	}
+	c.answers.observe(p[:n])
 	return n, addr, err
+}
+
+func (c *listenerPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if _, err := c.PacketConn.WriteTo(c.answers.fix(p), addr); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (c *listenerPacketConn) Close() error {
@@ -92,7 +104,7 @@ func (l *streamListener) Accept() (net.Conn, error) {
 		l.done.markDone()
 		return nil, net.ErrClosed
 	}
-	sc := &streamConn{Conn: raw}
+	sc := &streamConn{Conn: raw, obs: streamObserver{a: newAnswers(l.srv)}}
 	if l.tls != nil {
 		tc := tls.Server(raw, l.tls)
 		sc.Conn, sc.handshake = tc, tc.HandshakeContext
@@ -123,6 +135,16 @@ func (c *trackedConn) Close() error {
 type streamConn struct {
 	net.Conn
 	handshake func(context.Context) error // nil once done, or for plain TCP
+	obs       streamObserver              // read only by pion's one reader
+}
+
+// Write carries one whole message: pion's STUNConn writes each message
+// with one call, so answers can correct a refusal.
+func (c *streamConn) Write(p []byte) (int, error) {
+	if _, err := c.Conn.Write(c.obs.a.fix(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (c *streamConn) Read(p []byte) (int, error) {
@@ -140,7 +162,9 @@ func (c *streamConn) Read(p []byte) (int, error) {
 	if err := c.Conn.SetReadDeadline(time.Now().Add(streamIdleTimeout)); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.obs.feed(p[:n])
+	return n, err
 }
 
 // relayGenerator hands pion the relay sockets: bound on RelayBindIP,

@@ -376,6 +376,24 @@ func (c *rawClient) barrier() {
 	}
 }
 
+// expectForbidden asserts res is a 403 error response whose
+// MESSAGE-INTEGRITY verifies with the client's key (RFC 8656 §9.1: a
+// refusal of an authenticated request is itself authenticated).
+func (c *rawClient) expectForbidden(res *stun.Message, what string) {
+	c.t.Helper()
+	c.expectCode(res, what, stun.CodeForbidden)
+}
+
+func (c *rawClient) expectCode(res *stun.Message, what string, code stun.ErrorCode) {
+	c.t.Helper()
+	if res.Type.Class != stun.ClassErrorResponse || errorCode(res) != code {
+		c.t.Fatalf("%s: got %v code %d, want %d", what, res.Type, errorCode(res), code)
+	}
+	if err := c.integrity.Check(res); err != nil {
+		c.t.Fatalf("%s: %d response without valid MESSAGE-INTEGRITY: %v", what, code, err)
+	}
+}
+
 func errorCode(m *stun.Message) stun.ErrorCode {
 	var ec stun.ErrorCodeAttribute
 	if err := ec.GetFrom(m); err != nil {

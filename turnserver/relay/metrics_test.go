@@ -14,7 +14,7 @@ import (
 // sees every counter move.
 func TestMetricsFollowStats(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	srv := startServer(t, Config{Allow: []netip.Prefix{loopback8}, Metrics: reg})
+	srv := startServer(t, Config{Allow: []netip.Prefix{loopback8}, AllowOwnHost: true, Metrics: reg})
 	value := func(name string, labels ...string) float64 {
 		t.Helper()
 		mfs, err := reg.Gather()

@@ -95,6 +95,15 @@ type Config struct {
 	// private, link-local, CGNAT, …). See package policy.
 	Allow []netip.Prefix
 
+	// AllowOwnHost lets peers reach the relay host's own addresses (every
+	// interface's, PublicIP, subnet broadcasts) on ports that are not live
+	// allocations, judged by the range rules like other peers. By default
+	// they are refused whatever Allow says: a relay on an ordinary public
+	// address would otherwise carry datagrams to every UDP service bound to
+	// its wildcard. Only for setups where every peer runs on the relay's own
+	// machine (the loopback demo and tests).
+	AllowOwnHost bool
+
 	// ServicePorts are further sockets of this host that peers must never
 	// reach through the relay (metrics, admin). The relay's own listeners are
 	// always included.
@@ -164,6 +173,7 @@ type Server struct {
 	policy *policy.Policy
 
 	stats counters
+	host  hostAddrs
 
 	relayMu  sync.RWMutex
 	closing  bool
@@ -364,7 +374,7 @@ func (s *Server) Run(ctx context.Context) error {
 				return fail(fmt.Errorf("listen udp %s: %w", addr, err))
 			}
 			growBuffers(pc)
-			lpc := &listenerPacketConn{PacketConn: pc, done: newReadDone()}
+			lpc := &listenerPacketConn{PacketConn: pc, done: newReadDone(), answers: newAnswers(s)}
 			closers, waits = append(closers, lpc.Close), append(waits, lpc.done)
 			if i == 0 {
 				// The others join the port the first one got (port 0).
@@ -400,11 +410,15 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 
+	s.host.log = s.log
+	s.host.refresh()
 	pol, err := policy.New(policy.Config{
 		Allow:        s.cfg.Allow,
 		ServicePorts: s.servicePorts(addrs),
 		RelayIPs:     s.relayIPs(),
 		IsRelayAddr:  s.isRelayAddr,
+		IsHostAddr:   s.host.contains,
+		AllowOwnHost: s.cfg.AllowOwnHost,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("relay policy: %w", err))
@@ -418,11 +432,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.addrsMu.Lock()
 	s.addrs = addrs
 	s.addrsMu.Unlock()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go s.host.watch(watchCtx, watchDone)
 	close(s.ready)
 	s.log.Info("porthole-turn listening", "udp", addrs.UDP, "tcp", addrs.TCP, "tls", addrs.TLS,
-		"public_ip", s.cfg.PublicIP, "realm", s.cfg.Realm)
+		"public_ip", s.cfg.PublicIP, "realm", s.cfg.Realm, "allow_own_host", s.cfg.AllowOwnHost)
 
 	<-ctx.Done()
+	stopWatch()
+	<-watchDone
 	s.shutdown(ts, waits)
 	s.log.Info("porthole-turn stopped")
 	return nil
@@ -516,25 +535,32 @@ func (s *Server) relayIPs() []netip.Addr {
 // long-term key from the shared secret. pion checks MESSAGE-INTEGRITY
 // against the key; a mismatch reaches onAuth.
 func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
-	expiry, session, err := proto.ParseTURNUsername(username)
-	now := s.cfg.Now()
-	var reason string
-	switch {
-	case err != nil:
-		reason = err.Error()
-	case realm != s.cfg.Realm:
-		reason = "wrong realm"
-	case !expiry.After(now):
-		reason = "credential expired"
-	case expiry.Sub(now) > s.cfg.MaxCredentialLifetime:
-		reason = "expiry beyond the maximum credential lifetime"
-	}
+	key, reason := s.credentialKey(username, realm)
 	if reason != "" {
+		_, session, _ := proto.ParseTURNUsername(username)
 		s.stats.authFailures.Add(1)
 		s.log.Info("TURN credential refused", "session", session, "client", src, "reason", reason)
 		return nil, false
 	}
-	return turn.GenerateAuthKey(username, realm, proto.TURNPassword(s.cfg.Secret, username)), true
+	return key, true
+}
+
+// credentialKey returns the long-term key of username, or why it is
+// refused. It has no side effects (the answers layer asks it too).
+func (s *Server) credentialKey(username, realm string) ([]byte, string) {
+	expiry, _, err := proto.ParseTURNUsername(username)
+	now := s.cfg.Now()
+	switch {
+	case err != nil:
+		return nil, err.Error()
+	case realm != s.cfg.Realm:
+		return nil, "wrong realm"
+	case !expiry.After(now):
+		return nil, "credential expired"
+	case expiry.Sub(now) > s.cfg.MaxCredentialLifetime:
+		return nil, "expiry beyond the maximum credential lifetime"
+	}
+	return turn.GenerateAuthKey(username, realm, proto.TURNPassword(s.cfg.Secret, username)), ""
 }
 
 func (s *Server) reserveQuota(username, _ string, src net.Addr) bool {

@@ -113,7 +113,7 @@ func run() error {
 		"--secret-file", turnSecretFile,
 		// Everything runs on loopback here, so the relay must be allowed
 		// to reach loopback peers; production relays refuse them.
-		"--allow-peer", "127.0.0.0/8",
+		"--allow-peer", "127.0.0.0/8", "--allow-own-host",
 	}, `listening`); err != nil {
 		return err
 	}

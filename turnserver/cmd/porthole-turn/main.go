@@ -57,6 +57,7 @@ func run() error {
 		maxAllocs  = flag.Int("max-allocations", relay.DefaultMaxAllocationsPerCredential, "live allocations allowed per credential")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
 		metrics    = flag.String("metrics-listen", "", "address serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9641 (default off)")
+		ownHost    = flag.Bool("allow-own-host", false, "let peers reach this host's own addresses (only when every peer runs on this machine: the loopback demo and tests)")
 		allowPeers listFlag
 		services   listFlag
 	)
@@ -87,6 +88,7 @@ func run() error {
 		TLSListen:                   *tlsAddr,
 		MaxCredentialLifetime:       *maxLife,
 		MaxAllocationsPerCredential: *maxAllocs,
+		AllowOwnHost:                *ownHost,
 		Logger:                      logger,
 	}
 	if *tlsAddr != "" {
