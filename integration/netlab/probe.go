@@ -27,9 +27,16 @@ func (r *Reflector) Received() int64 { return r.received.Load() }
 // StartReflector runs a reflector in the host's namespace on port; it
 // stops when the test ends.
 func (h *Host) StartReflector(port uint16) *Reflector {
+	h.lab.t.Helper()
+	return h.StartReflectorAt(h.AddrPort(port).String())
+}
+
+// StartReflectorAt runs a reflector in the host's namespace on addr
+// ("0.0.0.0:53" for a service bound to every address, as a resolver is).
+func (h *Host) StartReflectorAt(addr string) *Reflector {
 	t := h.lab.t
 	t.Helper()
-	c, err := h.ListenUDP(h.AddrPort(port).String())
+	c, err := h.ListenUDP(addr)
 	if err != nil {
 		t.Fatalf("netlab: reflector on %s: %v", h.name, err)
 	}
