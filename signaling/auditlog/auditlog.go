@@ -1,9 +1,22 @@
-// Package auditlog proves audit logs untouched. Every stream in the store is
-// a hash chain (store.ChainHash); a chain alone shows an altered, removed or
-// reordered entry but not a tail cut off, so signaling also keeps a signed
-// checkpoint of each stream's head — its length and last hash, signed with
-// an Ed25519 key of signaling's own — outside the stream. Verify walks a
-// stream against its checkpoint and names the first broken entry.
+// Package auditlog proves audit logs untouched without trusting the store
+// they live in.
+//
+// Every stream in the store is a hash chain (store.ChainHash). A chain
+// alone shows an altered, removed or reordered entry but not a tail cut off,
+// and anyone who can write the store can recompute it, so after every append
+// signaling signs the stream's head — its length and last hash — with an
+// Ed25519 key the store does not hold (the data directory's audit.key), and
+// keeps that signed head twice: as the stream's checkpoint in the store, and
+// as a signed note (golang.org/x/mod/sumdb/note) appended to an append-only
+// anchor file outside the store (Anchor). Checkpointed wraps a store so that
+// every audit append, the admin log's included, is signed and anchored
+// before it is acknowledged.
+//
+// A Verifier walks a stream against its checkpoint and every anchored head
+// of it, and names the first broken entry: a stream with entries but no
+// checkpoint fails, and so does a checkpoint older than what the anchor
+// attests (a store rolled back to an older genuine state), a stream shorter
+// than its job's count, and an anchored stream whose job or entries are gone.
 package auditlog
 
 import (
@@ -25,16 +38,28 @@ import (
 // KeyFile is the name of the checkpoint key in signaling's data directory.
 const KeyFile = "audit.key"
 
-// Signer signs checkpoints.
+// Signer signs checkpoints and, when it has an anchor, appends each to it.
 type Signer struct {
-	key ed25519.PrivateKey
-	id  string
+	key    ed25519.PrivateKey
+	id     string
+	anchor *Anchor
 }
 
-// NewSigner returns a signer with key.
+// NewSigner returns a signer with key and no anchor.
 func NewSigner(key ed25519.PrivateKey) *Signer {
 	return &Signer{key: key, id: KeyID(key.Public().(ed25519.PublicKey))}
 }
+
+// WithAnchor returns a signer with the same key that appends every
+// checkpoint it stores to a first.
+func (s *Signer) WithAnchor(a *Anchor) *Signer {
+	c := *s
+	c.anchor = a
+	return &c
+}
+
+// Anchor returns the signer's anchor, or nil.
+func (s *Signer) Anchor() *Anchor { return s.anchor }
 
 // KeyID names a public key: the first 8 bytes of its SHA-256, in hex.
 func KeyID(pub ed25519.PublicKey) string {
@@ -90,9 +115,18 @@ func (s *Signer) Sign(stream string, e *store.AuditEntry, now time.Time) *store.
 	return c
 }
 
-// Checkpoint signs and stores the checkpoint of stream at head.
+// Checkpoint signs the head of stream, appends it to the anchor (when the
+// signer has one; synced to disk before it returns) and stores it as the
+// stream's checkpoint. The anchor comes first: a head the anchor does not
+// hold is never acknowledged.
 func (s *Signer) Checkpoint(ctx context.Context, st store.Store, stream string, head *store.AuditEntry, now time.Time) error {
-	err := st.PutCheckpoint(ctx, s.Sign(stream, head, now))
+	c := s.Sign(stream, head, now)
+	if s.anchor != nil {
+		if err := s.anchor.append(s, c); err != nil {
+			return err
+		}
+	}
+	err := st.PutCheckpoint(ctx, c)
 	if errors.Is(err, store.ErrConflict) {
 		return nil // a later head was checkpointed meanwhile
 	}
@@ -103,81 +137,4 @@ func (s *Signer) Checkpoint(ctx context.Context, st store.Store, stream string, 
 func CheckSignature(c *store.Checkpoint, pub ed25519.PublicKey) bool {
 	sig, err := base64.StdEncoding.DecodeString(c.Sig)
 	return err == nil && c.Key == KeyID(pub) && ed25519.Verify(pub, message(c), sig)
-}
-
-// Report is the result of verifying one stream.
-type Report struct {
-	Stream  string `json:"stream"`
-	Entries uint64 `json:"entries"` // entries read
-	// Attested is the length the checkpoint vouches for (0: none).
-	Attested uint64 `json:"attested"`
-	OK       bool   `json:"ok"`
-	// Broken is the sequence number of the first broken entry (0 when OK).
-	Broken  uint64 `json:"broken,omitempty"`
-	Problem string `json:"problem,omitempty"`
-}
-
-func (r *Report) fail(seq uint64, format string, args ...any) *Report {
-	r.OK, r.Broken, r.Problem = false, seq, fmt.Sprintf(format, args...)
-	return r
-}
-
-// pageSize is how many entries Verify reads at a time.
-const pageSize = 1000
-
-// Verify checks stream in st: every entry in sequence, linked to the one
-// before and unaltered, and the head matching the stream's signed
-// checkpoint (verified with pub), so that nothing was cut off the tail. A
-// stream without a checkpoint verifies OK as far as its chain goes, with
-// Attested 0. Errors are failures to read, not findings.
-func Verify(ctx context.Context, st store.Store, pub ed25519.PublicKey, stream string) (*Report, error) {
-	r := &Report{Stream: stream, OK: true}
-	cp, err := st.Checkpoint(ctx, stream)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		cp = nil
-	case err != nil:
-		return nil, err
-	}
-	prev, want := "", uint64(1)
-	var cpHash string // the hash of the checkpointed entry, once read
-	for {
-		page, err := st.Audit(ctx, stream, want-1, pageSize)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range page {
-			switch {
-			case e.Seq != want:
-				return r.fail(want, "entry %d is missing or out of order (found %d in its place)", want, e.Seq), nil
-			case e.Prev != prev:
-				return r.fail(want, "entry %d does not link to the entry before it", want), nil
-			case store.ChainHash(prev, e) != e.Hash:
-				return r.fail(want, "entry %d was altered", want), nil
-			}
-			if cp != nil && e.Seq == cp.Seq {
-				cpHash = e.Hash
-			}
-			prev = e.Hash
-			want++
-			r.Entries++
-		}
-		if len(page) < pageSize {
-			break
-		}
-	}
-	if cp == nil {
-		return r, nil
-	}
-	if !CheckSignature(cp, pub) {
-		return r.fail(cp.Seq, "the checkpoint's signature does not verify"), nil
-	}
-	r.Attested = cp.Seq
-	switch {
-	case r.Entries < cp.Seq:
-		return r.fail(r.Entries+1, "the log ends at entry %d but its checkpoint attests %d entries: the tail was cut off", r.Entries, cp.Seq), nil
-	case cpHash != cp.Hash:
-		return r.fail(cp.Seq, "entry %d differs from the one its checkpoint attests", cp.Seq), nil
-	}
-	return r, nil
 }

@@ -86,7 +86,7 @@ func verify(t *testing.T, path string, pub ed25519.PublicKey) *auditlog.Report {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	r, err := auditlog.Verify(ctx, st, pub, stream)
+	r, err := (&auditlog.Verifier{Public: pub}).Verify(ctx, st, stream, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 // Config configures a Recorder.
 type Config struct {
 	Store  store.Store
-	Signer *auditlog.Signer // signs checkpoints; required
+	Signer *auditlog.Signer // signs and anchors every append (auditlog.Checkpointed); required
 	Logger *slog.Logger     // nil discards
 	Node   string
 	Now    func() time.Time // nil means time.Now
@@ -54,6 +54,7 @@ func New(cfg Config) (*Recorder, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Store = auditlog.Checkpointed(cfg.Store, cfg.Signer, cfg.Now)
 	r := &Recorder{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
 	go r.run()
@@ -214,8 +215,9 @@ func (r *Recorder) SweepExpired(ctx context.Context) (int, error) {
 
 // AccessLog stores a batch of agent's access log for session
 // (hub.Options.AccessLog): each entry whose sequence number is the next
-// one of the session's stream, skipping those already stored, then
-// checkpoints the stream's head. It returns the highest sequence number
+// one of the session's stream, skipping those already stored; the store
+// (auditlog.Checkpointed) signs and anchors the stream's head before the
+// batch counts as stored. It returns the highest sequence number
 // stored, which the agent takes as acknowledged.
 func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *proto.AccessLog) (uint64, error) {
 	st := r.cfg.Store
@@ -265,9 +267,6 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 		add.LogSeq = e.Seq
 	}
 	if head != nil {
-		if err := r.cfg.Signer.Checkpoint(ctx, st, stream, head, r.cfg.Now()); err != nil {
-			return 0, proto.Errorf(proto.CodeUnavailable, "access log checkpoint: %v", err)
-		}
 		_, err := st.UpdateJob(ctx, session, func(j *store.Job) error {
 			j.Requests += add.Requests
 			j.TCP += add.TCP

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/porthole-dev/porthole/signaling/auditlog"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -113,6 +114,16 @@ type Config struct {
 	// Nil means a key that dies with the process: `audit verify` cannot
 	// check those checkpoints later.
 	AuditKey ed25519.PrivateKey
+
+	// AuditAnchor is the append-only file outside the store that every
+	// signed audit head is appended to before an append is acknowledged,
+	// and that verification checks the store against (auditlog.Anchor).
+	// Nil means none (tests): verification then trusts the store's
+	// checkpoints alone. AuditAnchorComplete says it holds every head ever
+	// signed (a single node), so a checkpoint it lacks is a forgery; a
+	// cluster node's anchor holds only its own.
+	AuditAnchor         *auditlog.Anchor
+	AuditAnchorComplete bool
 
 	// ClientGrace is how long a session survives without a client
 	// connection (a browser reloading) before it ends with client_lost.

@@ -298,7 +298,7 @@ func (s *Server) verifyJob(w http.ResponseWriter, r *http.Request, p *principal)
 	if !ok {
 		return
 	}
-	s.writeVerification(w, r, store.SessionStream(j.ID))
+	s.writeVerification(w, r, store.SessionStream(j.ID), j.LogSeq)
 }
 
 // verifyStream answers GET PathAuditVerify?stream=… (admins).
@@ -308,11 +308,35 @@ func (s *Server) verifyStream(w http.ResponseWriter, r *http.Request, _ *princip
 		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "stream must be admin or session/<id>"))
 		return
 	}
-	s.writeVerification(w, r, stream)
+	var want uint64
+	if id, ok := strings.CutPrefix(stream, "session/"); ok {
+		if j, err := s.store.Job(r.Context(), id); err == nil {
+			want = j.LogSeq
+		}
+	}
+	s.writeVerification(w, r, stream, want)
 }
 
-func (s *Server) writeVerification(w http.ResponseWriter, r *http.Request, stream string) {
-	rep, err := auditlog.Verify(r.Context(), s.store, s.auditSigner.Public(), stream)
+// verifier checks against this node's anchor, re-read for each request.
+func (s *Server) verifier() (*auditlog.Verifier, error) {
+	v := &auditlog.Verifier{Public: s.auditSigner.Public()}
+	if a := s.auditSigner.Anchor(); a != nil {
+		heads, err := auditlog.ReadHeads(v.Public, a.Path())
+		if err != nil {
+			return nil, err
+		}
+		v.Heads, v.Complete = heads, s.cfg.AuditAnchorComplete
+	}
+	return v, nil
+}
+
+func (s *Server) writeVerification(w http.ResponseWriter, r *http.Request, stream string, want uint64) {
+	v, err := s.verifier()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	rep, err := v.Verify(r.Context(), s.store, stream, want)
 	if err != nil {
 		s.fail(w, err)
 		return

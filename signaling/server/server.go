@@ -89,17 +89,19 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.store = cfg.Store
-	s.accounts = &accounts.Manager{Store: cfg.Store, Params: cfg.PasswordParams, Now: s.now}
-	s.cop = http.NewCrossOriginProtection()
-	s.dummyHash = authn.DummyHash(cfg.PasswordParams)
 	auditKey := cfg.AuditKey
 	if auditKey == nil {
 		_, auditKey, _ = ed25519.GenerateKey(nil)
-		log.Warn("no audit key configured: access-log checkpoints are signed with a key that dies with this process")
+		log.Warn("no audit key configured: audit checkpoints are signed with a key that dies with this process")
 	}
-	s.auditSigner = auditlog.NewSigner(auditKey)
-	s.recorder, err = jobs.New(jobs.Config{Store: cfg.Store, Signer: s.auditSigner, Logger: log, Node: cfg.Node, Now: s.now})
+	s.auditSigner = auditlog.NewSigner(auditKey).WithAnchor(cfg.AuditAnchor)
+	// Every audit append (admin log and access logs) is signed and
+	// anchored before it is acknowledged.
+	s.store = auditlog.Checkpointed(cfg.Store, s.auditSigner, s.now)
+	s.accounts = &accounts.Manager{Store: s.store, Params: cfg.PasswordParams, Now: s.now}
+	s.cop = http.NewCrossOriginProtection()
+	s.dummyHash = authn.DummyHash(cfg.PasswordParams)
+	s.recorder, err = jobs.New(jobs.Config{Store: s.store, Signer: s.auditSigner, Logger: log, Node: cfg.Node, Now: s.now})
 	if err != nil {
 		return nil, fmt.Errorf("signaling config: %w", err)
 	}

@@ -52,14 +52,21 @@ func admin(args []string, out io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if *dataDir == "" && *redisURL == "" {
-		return errors.New("--data-dir is required")
+	if *dataDir == "" {
+		return errors.New("--data-dir is required (it holds the audit key that signs the admin log)")
 	}
-	st, err := openStore(*dataDir, *redisURL)
+	raw, err := openStore(*dataDir, *redisURL)
 	if err != nil {
 		return fmt.Errorf("%w (is porthole-signaling running on this data directory?)", err)
 	}
-	defer st.Close()
+	defer raw.Close()
+	// What this command writes to the admin log is signed and anchored
+	// like the server's own entries.
+	st, closeAnchor, err := auditedStore(raw, *dataDir, *redisURL != "")
+	if err != nil {
+		return err
+	}
+	defer closeAnchor()
 	m := &accounts.Manager{Store: st, Params: authn.DefaultParams}
 	ctx := context.Background()
 	const actor = "cli"

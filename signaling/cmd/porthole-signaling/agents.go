@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/porthole-dev/porthole/signaling/auditlog"
 	"io"
 	"log/slog"
 	"net"
@@ -29,7 +30,7 @@ type agentListener struct {
 // setupAgentListener opens the CA and listens on addr for agents.
 // advertise is the wss:// URL agents are told to use; "" derives it from
 // the listening address.
-func setupAgentListener(addr, advertise, dataDir string, st fullStore, log *slog.Logger) (*agentListener, error) {
+func setupAgentListener(addr, advertise, dataDir string, st fullStore, signer *auditlog.Signer, log *slog.Logger) (*agentListener, error) {
 	authority, err := ca.Open(filepath.Join(dataDir, "ca"), ca.Options{})
 	if err != nil {
 		return nil, err
@@ -50,7 +51,7 @@ func setupAgentListener(addr, advertise, dataDir string, st fullStore, log *slog
 	if h, _, _ := net.SplitHostPort(ln.Addr().String()); h != host && h != "::" && h != "0.0.0.0" {
 		hosts = append(hosts, h)
 	}
-	svc, err := enroll.New(enroll.Config{CA: authority, PKI: st, Store: st, AgentURL: advertise, Logger: log})
+	svc, err := enroll.New(enroll.Config{CA: authority, PKI: st, Store: auditlog.Checkpointed(st, signer, nil), AgentURL: advertise, Logger: log})
 	if err != nil {
 		ln.Close()
 		return nil, err

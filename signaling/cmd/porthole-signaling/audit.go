@@ -12,18 +12,22 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/proto"
-	"github.com/porthole-dev/porthole/signaling/accounts"
 	"github.com/porthole-dev/porthole/signaling/auditlog"
 	"github.com/porthole-dev/porthole/signaling/store"
 )
 
-const auditUsage = `usage: porthole-signaling audit verify --data-dir DIR [--redis URL] [--session ID] [--json]
+const auditUsage = `usage: porthole-signaling audit verify --data-dir DIR [--redis URL] [--session ID]
+       [--anchor FILE]... [--complete] [--json]
 (with the embedded store: while the server is stopped)
 
-Verifies audit logs against their hash chains and signed checkpoints: the
-administration log and every session's access log, or one session's. Prints
-one line per log; exits 1 if any log was tampered with, naming its first
-broken entry.
+Verifies audit logs against their hash chains, their signed checkpoints and
+the signed heads in the anchor files (by default every audit-anchor*.log in
+DIR; --anchor names others, e.g. copies from every node of a cluster): the
+administration log, every session's access log, and every log the anchors
+name, or one session's. Prints one line per log; exits 1 if any log was
+tampered with, naming its first broken entry. --complete says the anchors
+hold every head ever signed (implied without --redis), so a checkpoint they
+lack is a forgery.
 `
 
 // auditKey opens (creating it on first use) the checkpoint signing key in
@@ -34,6 +38,38 @@ func auditKey(dataDir string, create bool) (*auditlog.Signer, error) {
 		return nil, err
 	}
 	return auditlog.NewSigner(key), nil
+}
+
+// auditedStore wraps st so that its audit appends are signed with the data
+// directory's key and anchored in its anchor file ("cli" in a cluster, so
+// the command never writes a node's file).
+func auditedStore(st fullStore, dataDir string, cluster bool) (fullStore, func(), error) {
+	signer, err := auditKey(dataDir, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	node := ""
+	if cluster {
+		node = "cli"
+	}
+	anchor, created, err := auditlog.OpenAnchor(auditlog.AnchorPath(dataDir, node))
+	if err != nil {
+		return nil, nil, err
+	}
+	signer = signer.WithAnchor(anchor)
+	if created {
+		if _, err := auditlog.Bootstrap(context.Background(), st, signer, time.Now()); err != nil {
+			anchor.Close()
+			return nil, nil, fmt.Errorf("audit anchor: %w", err)
+		}
+	}
+	return &auditedFull{Store: auditlog.Checkpointed(st, signer, nil), PKI: st}, func() { anchor.Close() }, nil
+}
+
+// auditedFull is a checkpointing Store with the PKI of the store beneath.
+type auditedFull struct {
+	store.Store
+	store.PKI
 }
 
 // errTampered makes the command exit 1 after printing its findings.
@@ -55,6 +91,9 @@ func audit(args []string, out io.Writer) error {
 	session := fs.String("session", "", "verify only this session's access log")
 	asJSON := fs.Bool("json", false, "print one JSON report per line")
 	redisURL := fs.String("redis", "", "redis://host:port[/db] of a cluster's store")
+	complete := fs.Bool("complete", false, "the anchors hold every head ever signed (implied without --redis)")
+	var anchors list
+	fs.Var(&anchors, "anchor", "an anchor file to check against (repeatable; default: audit-anchor*.log in --data-dir)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -74,25 +113,37 @@ func audit(args []string, out io.Writer) error {
 	}
 	defer st.Close()
 	ctx := context.Background()
-	var streams []string
-	if *session != "" {
-		streams = []string{store.SessionStream(*session)}
+	if len(anchors) == 0 {
+		if anchors, err = auditlog.AnchorFiles(*dataDir); err != nil {
+			return err
+		}
+	}
+	v := &auditlog.Verifier{Public: signer.Public()}
+	if len(anchors) == 0 {
+		fmt.Fprintln(out, "warning: no anchor file: the store's own checkpoints are trusted (a rollback of the whole store cannot be seen)")
 	} else {
-		streams = []string{accounts.AuditStream}
-		jobs, err := st.Jobs(ctx, time.Time{}, 0)
+		if v.Heads, err = auditlog.ReadHeads(signer.Public(), anchors...); err != nil {
+			return err
+		}
+		v.Complete = *redisURL == "" || *complete
+	}
+	var reports []*auditlog.Report
+	if *session != "" {
+		var want uint64
+		if j, err := st.Job(ctx, *session); err == nil {
+			want = j.LogSeq
+		}
+		r, err := v.Verify(ctx, st, store.SessionStream(*session), want)
 		if err != nil {
 			return err
 		}
-		for i := len(jobs) - 1; i >= 0; i-- { // oldest first
-			streams = append(streams, store.SessionStream(jobs[i].ID))
-		}
+		reports = []*auditlog.Report{r}
+	} else if reports, err = v.VerifyAll(ctx, st); err != nil {
+		return err
 	}
 	bad := 0
-	for _, stream := range streams {
-		r, err := auditlog.Verify(ctx, st, signer.Public(), stream)
-		if err != nil {
-			return fmt.Errorf("verify %s: %w", stream, err)
-		}
+	for _, r := range reports {
+		stream := r.Stream
 		if !r.OK {
 			bad++
 		}
@@ -102,16 +153,18 @@ func audit(args []string, out io.Writer) error {
 			continue
 		}
 		switch {
-		case !r.OK:
+		case !r.OK && r.Broken > 0:
 			fmt.Fprintf(out, "BROKEN %s: first broken entry %d: %s\n", stream, r.Broken, r.Problem)
-		case r.Attested == 0 && r.Entries > 0:
-			fmt.Fprintf(out, "ok     %s: %d entries, chain intact (no checkpoint: a cut tail cannot be ruled out)\n", stream, r.Entries)
+		case !r.OK:
+			fmt.Fprintf(out, "BROKEN %s: %s\n", stream, r.Problem)
+		case r.Entries == 0:
+			fmt.Fprintf(out, "ok     %s: empty\n", stream)
 		default:
 			fmt.Fprintf(out, "ok     %s: %d entries, chain intact, checkpoint attests %d\n", stream, r.Entries, r.Attested)
 		}
 	}
 	if bad > 0 {
-		fmt.Fprintf(out, "%d of %d logs failed verification\n", bad, len(streams))
+		fmt.Fprintf(out, "%d of %d logs failed verification\n", bad, len(reports))
 		return errTampered
 	}
 	return nil

@@ -25,6 +25,7 @@ import (
 	"github.com/porthole-dev/porthole/internal/promserve"
 	"github.com/porthole-dev/porthole/internal/version"
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/auditlog"
 	"github.com/porthole-dev/porthole/signaling/server"
 	"github.com/porthole-dev/porthole/signaling/turncred"
 	"github.com/porthole-dev/porthole/web"
@@ -186,13 +187,33 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// Every signed head is also appended to an anchor file outside the
+	// store (one per node in a cluster, since nodes may share the
+	// directory). A new anchor pins the logs as they stand (first use).
+	anchorNode := ""
+	if clusterBus != nil {
+		anchorNode = *node
+	}
+	anchor, created, err := auditlog.OpenAnchor(auditlog.AnchorPath(*dataDir, anchorNode))
+	if err != nil {
+		return err
+	}
+	defer anchor.Close()
+	signer = signer.WithAnchor(anchor)
+	if created {
+		n, err := auditlog.Bootstrap(context.Background(), st, signer, time.Now())
+		if err != nil {
+			return fmt.Errorf("audit anchor: %w", err)
+		}
+		log.Info("audit anchor created; existing logs pinned as they stand", "path", anchor.Path(), "logs", n)
+	}
 	if *devTokens {
 		log.Warn("development mode: dev technician tokens and fragment session tokens are accepted")
 	}
 
 	var agents *agentListener
 	if *agentListen != "" {
-		if agents, err = setupAgentListener(*agentListen, *agentURL, *dataDir, st, log); err != nil {
+		if agents, err = setupAgentListener(*agentListen, *agentURL, *dataDir, st, signer, log); err != nil {
 			return err
 		}
 	}
@@ -210,23 +231,27 @@ func run() error {
 	}
 	sessionWeb := web.Options{TokenEndpoint: tokenEndpoint(*appOrigin), AppOrigin: *appOrigin, Scheme: sessionScheme, Brand: brand}
 	srv, err := server.New(server.Config{
-		Enroll:            agents.service(),
-		Logger:            log,
-		AuditKey:          signer.Key(),
-		Store:             st,
-		AppOrigin:         *appOrigin,
-		InsecureDevTokens: *devTokens,
-		AgentKeys:         agentKeys,
-		TechnicianTokens:  techTokens,
-		TURNSecret:        secret,
-		ICEURLs:           iceURLs,
-		TURNRelays:        relays,
-		AllowedOrigins:    origins,
-		SessionsDomain:    *sessDomain,
-		SessionsScheme:    *sessScheme,
-		Node:              *node,
-		Bus:               clusterBus,
-		Metrics:           registerer(reg),
+		Enroll:      agents.service(),
+		Logger:      log,
+		AuditKey:    signer.Key(),
+		AuditAnchor: anchor,
+		// A single node signs every head itself; a cluster node's anchor
+		// holds only its own heads.
+		AuditAnchorComplete: clusterBus == nil,
+		Store:               st,
+		AppOrigin:           *appOrigin,
+		InsecureDevTokens:   *devTokens,
+		AgentKeys:           agentKeys,
+		TechnicianTokens:    techTokens,
+		TURNSecret:          secret,
+		ICEURLs:             iceURLs,
+		TURNRelays:          relays,
+		AllowedOrigins:      origins,
+		SessionsDomain:      *sessDomain,
+		SessionsScheme:      *sessScheme,
+		Node:                *node,
+		Bus:                 clusterBus,
+		Metrics:             registerer(reg),
 		// The browser app and each session's two origins (the session
 		// window and the device's pages) are embedded in this binary; the
 		// server itself knows nothing about them.
