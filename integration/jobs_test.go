@@ -2,11 +2,13 @@ package integration
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,9 +16,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/store"
 )
 
 // techGet calls signaling's API with the stack's dev technician token.
@@ -139,6 +144,28 @@ func TestAccessLogIsCompleteAcrossCutsAndRestarts(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "ok     admin:") {
 		t.Fatalf("audit verify of every log: %v\n%s", err, out)
 	}
+
+	// Somebody with the store file removes the last entry together with its
+	// checkpoint: the anchor in the data directory still names it.
+	db, err := bolt.Open(filepath.Join(s.DataDir, "porthole.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := []byte(store.SessionStream(job.ID))
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte("audit")).Bucket(stream).Delete(binary.BigEndian.AppendUint64(nil, uint64(len(urls)))); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("checkpoints")).Delete(stream)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, err = exec.Command(s.Bin["porthole-signaling"], "audit", "verify", "--data-dir", s.DataDir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "BROKEN session/"+job.ID) || !strings.Contains(string(out), "anchor") {
+		t.Fatalf("audit verify after the tail and its checkpoint were removed: %v\n%s", err, out)
+	}
+	t.Logf("after tampering:\n%s", out)
 }
 
 // TestJobsTabShowsAFinishedSessionWithItsLog: after a technician's session

@@ -128,11 +128,19 @@ const redisStartTimeout = 15 * time.Second
 // It skips (or fails under PORTHOLE_REQUIRE_ALL=1) when redis-server is not installed.
 func StartRedis(t testing.TB) string {
 	t.Helper()
+	return StartRedisWith(t)
+}
+
+// StartRedisWith is StartRedis with further redis-server arguments, e.g.
+// "--aclfile", path (the server then counts as up when it answers PING with
+// NOAUTH).
+func StartRedisWith(t testing.TB, args ...string) string {
+	t.Helper()
 	bin := NeedBinary(t, "redis-server")
 	dir := t.TempDir()
 	var lastErr error
 	for attempt := range 3 {
-		addr, err := startRedis(t, bin, dir, attempt)
+		addr, err := startRedis(t, bin, dir, attempt, args...)
 		if err == nil {
 			return addr
 		}
@@ -147,7 +155,7 @@ func StartRedis(t testing.TB) string {
 
 var errPortTaken = errors.New("port taken")
 
-func startRedis(t testing.TB, bin, dir string, attempt int) (string, error) {
+func startRedis(t testing.TB, bin, dir string, attempt int, extra ...string) (string, error) {
 	port := FreePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	logPath := filepath.Join(dir, fmt.Sprintf("redis-%d.log", attempt))
@@ -156,7 +164,7 @@ func startRedis(t testing.TB, bin, dir string, attempt int) (string, error) {
 		return "", err
 	}
 	defer logFile.Close() // the child holds its own descriptor
-	cmd := exec.Command(bin,
+	cmd := exec.Command(bin, append([]string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -165,7 +173,7 @@ func startRedis(t testing.TB, bin, dir string, attempt int) (string, error) {
 		"--daemonize", "no",
 		"--protected-mode", "no",
 		"--loglevel", "warning",
-	)
+	}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return "", err
@@ -222,7 +230,7 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if line != "+PONG\r\n" {
+	if line != "+PONG\r\n" && !strings.HasPrefix(line, "-NOAUTH") {
 		return fmt.Errorf("unexpected reply %q", line)
 	}
 	return nil
