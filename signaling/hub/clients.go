@@ -96,6 +96,12 @@ func (h *Hub) clientMessage(c *conn, env *proto.Envelope) {
 	if s.client != c {
 		return // replaced; this connection is closing
 	}
+	if env.Type == proto.TypeOffer || env.Type == proto.TypeCandidate {
+		if err := h.allowSessionLocked(s, env.Type); err != nil {
+			c.refuse(s.id, err)
+			return
+		}
+	}
 	switch env.Type {
 	case proto.TypeOffer:
 		var d proto.SessionDescription
@@ -107,14 +113,14 @@ func (h *Hub) clientMessage(c *conn, env *proto.Envelope) {
 			c.refuse(s.id, proto.Errorf(proto.CodeBadMessage, "an offer must have type offer"))
 			return
 		}
-		s.agent.sendMsg(env.Type, s.id, &d)
+		h.forwardLocked(s, c, env.Type, &d)
 	case proto.TypeCandidate:
 		var cand proto.Candidate
 		if err := proto.DecodeData(env, &cand); err != nil {
 			c.refuse(s.id, err)
 			return
 		}
-		s.agent.sendMsg(env.Type, s.id, &cand)
+		h.forwardLocked(s, c, env.Type, &cand)
 	case proto.TypeSessionEnd:
 		var e proto.SessionEnd
 		if err := proto.DecodeData(env, &e); err != nil {

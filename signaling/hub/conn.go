@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -28,6 +31,7 @@ type conn struct {
 	stopOnce sync.Once
 	stopCode int // close code writePump sends on stop; 0 sends none
 	stopText string
+	closing  atomic.Bool // closeAfterFlush was called: nothing more is queued
 
 	// Guarded by h.mu.
 	session  string               // clients: the one session this connection may speak for
@@ -41,6 +45,9 @@ type conn struct {
 	// Owned by the read goroutine.
 	greeted bool
 	bad     int
+	limiter *rate.Limiter // every message after hello (limits.go)
+
+	aq agentQueue // agents: each session's messages in send (limits.go)
 }
 
 // outMsg is a queued text message, or (closeCode != 0) a request to close
@@ -49,6 +56,7 @@ type outMsg struct {
 	data      []byte
 	closeCode int
 	closeText string
+	session   string // a client's message queued for an agent (limits.go)
 }
 
 // start registers c and starts its pumps, or closes the socket if the hub
@@ -67,14 +75,23 @@ func (h *Hub) start(c *conn) {
 }
 
 func (h *Hub) newConn(ws *websocket.Conn, role proto.Role, id string, log *slog.Logger) *conn {
+	l := &h.opt.Limits
+	queue, limiter := h.opt.MaxQueue, newLimiter(l.ClientRate, l.ClientBurst)
+	if role == proto.RoleAgent {
+		// One agent carries every session on it: a longer queue, shared
+		// fairly (enqueueFor).
+		queue, limiter = l.AgentQueue, newLimiter(l.AgentRate, l.AgentBurst)
+	}
 	c := &conn{
-		h:    h,
-		ws:   ws,
-		role: role,
-		id:   id,
-		log:  log,
-		send: make(chan *outMsg, h.opt.MaxQueue),
-		done: make(chan struct{}),
+		h:       h,
+		ws:      ws,
+		role:    role,
+		id:      id,
+		log:     log,
+		send:    make(chan *outMsg, queue),
+		done:    make(chan struct{}),
+		limiter: limiter,
+		aq:      agentQueue{queued: map[string]int{}},
 	}
 	if role == proto.RoleAgent {
 		c.bulk = make(chan *outMsg, bulkQueue)
@@ -123,6 +140,9 @@ func (c *conn) enqueue(b []byte) bool {
 		return false
 	default:
 	}
+	if c.closing.Load() {
+		return false // what was queued before the close goes out; nothing after it
+	}
 	select {
 	case c.send <- &outMsg{data: b}:
 		return true
@@ -139,6 +159,9 @@ func (c *conn) enqueue(b []byte) bool {
 // closeAfterFlush closes the connection once the messages already queued
 // are written.
 func (c *conn) closeAfterFlush(code int, text string) {
+	if c.closing.Swap(true) {
+		return
+	}
 	select {
 	case c.send <- &outMsg{closeCode: code, closeText: text}:
 	default:
@@ -167,6 +190,9 @@ func (c *conn) writePump() {
 			c.writeClose(m.closeCode, m.closeText)
 			c.stop(0, "")
 			return false
+		}
+		if m.session != "" {
+			c.dequeued(m.session)
 		}
 		c.ws.SetWriteDeadline(time.Now().Add(wait))
 		if err := c.ws.WriteMessage(websocket.TextMessage, m.data); err != nil {
@@ -250,6 +276,10 @@ func (c *conn) readPump() {
 		}
 		if !c.greeted {
 			c.hello(env)
+			continue
+		}
+		if err := c.allow(); err != nil {
+			c.refuse(env.Session, err)
 			continue
 		}
 		c.h.dispatch(c, env)

@@ -52,6 +52,9 @@ type Options struct {
 	HelloTimeout   time.Duration // how long a new connection may take to send hello
 	MaxQueue       int           // messages queued per connection before it is disconnected
 	MaxBadMessages int           // refused messages a connection may send before it is disconnected
+	// Limits bound the messages of one session and one connection, and an
+	// agent's queue (limits.go).
+	Limits Limits
 	// ICEServers returns the ICE servers (with minted TURN credentials) for
 	// a session whose agent is at agent (relays.go). Nil means none.
 	ICEServers func(session string, expires time.Time, agent AgentPlace) []proto.ICEServer
@@ -105,6 +108,7 @@ func (o *Options) setDefaults() {
 	if o.MaxBadMessages <= 0 {
 		o.MaxBadMessages = DefaultMaxBadMessages
 	}
+	o.Limits.setDefaults(o.MaxQueue)
 	if o.ICEServers == nil {
 		o.ICEServers = func(string, time.Time, AgentPlace) []proto.ICEServer { return nil }
 	}

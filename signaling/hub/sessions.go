@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"golang.org/x/time/rate"
 	"log/slog"
 	"strings"
 	"time"
@@ -56,6 +57,9 @@ type session struct {
 	cookies  [][32]byte             // SHA-256 of the device cookies handed out, oldest first
 	fetches  map[uint64]*fetchEntry // exchanges in flight
 	fetchSeq uint64                 // the last exchange ID given out
+
+	limiter    *rate.Limiter // its client's offers and candidates (limits.go)
+	candidates int           // candidates its client sent
 }
 
 func (s *session) stopTimersLocked() {
@@ -150,6 +154,7 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 		agent:      agent,
 		result:     make(chan error, 1),
 		log:        h.log.With("session", id, "device", device, "user", user, "agent", dev.agent),
+		limiter:    newLimiter(h.opt.Limits.SessionRate, h.opt.Limits.SessionBurst),
 	}
 	h.sessions[id] = s
 	h.tokens[s.tokenHash] = s

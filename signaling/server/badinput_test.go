@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/hub"
 )
 
 func TestOversizeFrameDisconnects(t *testing.T) {
@@ -188,4 +189,128 @@ func TestHelloTimeout(t *testing.T) {
 	}
 	p.waitClosed()
 	e.waitLog("no hello in time")
+}
+
+// floodCandidates sends up to n valid candidates (about 300 bytes each) on
+// session from c as fast as the socket takes them, and stops when the
+// connection is closed. It returns how many it sent.
+func floodCandidates(c *peer, session string, n int) int {
+	msg := []byte(`{"v":1,"type":"candidate","session":"` + session + `","data":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 ` +
+		strings.Repeat("9", 200) + ` typ host","sdpMid":"0","sdpMLineIndex":0}}`)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for i := range n {
+		c.ws.SetWriteDeadline(time.Now().Add(wait))
+		if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+			return i
+		}
+	}
+	return n
+}
+
+// slowAgent is an agent whose reader falls behind at once: a tiny TCP
+// receive buffer, and nothing drains what it read until the test does.
+func (e *env) slowAgent(key string, devices ...string) *peer {
+	e.t.Helper()
+	p, resp, err := e.dial(proto.PathAgentSocket, dialOpts{header: bearerHeader(key), smallBuffer: true})
+	if err != nil {
+		e.t.Fatalf("agent dial: %v (%v)", err, status(resp))
+	}
+	var devs []proto.Device
+	for _, d := range devices {
+		devs = append(devs, proto.Device{ID: d, Ports: []int{80}, HTTPPort: 80})
+	}
+	p.send(proto.TypeHello, "", &proto.Hello{Role: proto.RoleAgent, Software: "test-agent", Devices: devs})
+	p.nextData(proto.TypeWelcome, &proto.Welcome{})
+	return p
+}
+
+// checkOtherSessionWorks proves session b (another user's, on the same
+// agent) is untouched: its offer reaches the agent and the agent's answer
+// reaches its client, with nothing in between saying the agent went away.
+func checkOtherSessionWorks(t *testing.T, agent, cb *peer, b proto.SessionInfo) {
+	t.Helper()
+	cb.send(proto.TypeOffer, b.Session, &proto.SessionDescription{Type: "offer", SDP: "v=0\r\nb"})
+	for {
+		env := agent.nextAny()
+		if env.Type == proto.TypeOffer && env.Session == b.Session {
+			break
+		}
+		if env.Session == b.Session {
+			t.Fatalf("session b's agent got %s first", env.Type)
+		}
+	}
+	agent.send(proto.TypeAnswer, b.Session, &proto.SessionDescription{Type: "answer", SDP: "v=0\r\nb"})
+	if env := cb.nextAny(); env.Type != proto.TypeAnswer {
+		t.Fatalf("session b's client got %s, want the answer", env.Type)
+	}
+}
+
+// TestCandidateFloodKeepsTheSharedAgent: one technician floods valid
+// candidates on their own session while the agent reads slowly. Signaling
+// refuses the flood with rate_limited (the session's rate limit, or its
+// share of the agent's queue, whichever the flood meets first) and drops the
+// flooder; the agent stays connected and another user's session on it works.
+func TestCandidateFloodKeepsTheSharedAgent(t *testing.T) {
+	e := newEnv(t, nil)
+	agent := e.slowAgent(agentKey, "printer-1")
+	a := e.open(agent, techToken, "printer-1")
+	b := e.open(agent, bobToken, "printer-1")
+	ca, _ := e.client(a.Token, dialOpts{})
+	cb, _ := e.client(b.Token, dialOpts{})
+
+	sent := floodCandidates(ca, a.Session, 5000)
+	t.Logf("the flooder got %d candidates out before its connection closed", sent)
+	if strings.Contains(e.logs.String(), `send queue full; disconnecting slow peer" agent=agent-1`) {
+		t.Fatal("signaling dropped the shared agent for one session's flood")
+	}
+	if env := ca.nextError(proto.CodeRateLimited); env.Session != a.Session {
+		t.Errorf("rate_limited error for session %q, want %s", env.Session, a.Session)
+	}
+	checkOtherSessionWorks(t, agent, cb, b)
+}
+
+// TestAgentQueueFullEndsTheFloodingSession: with the rate limits out of the
+// way, one session's messages fill its share of a slow agent's queue; that
+// session is ended with a clear message, the agent is not dropped, and
+// another user's session on the agent works.
+func TestAgentQueueFullEndsTheFloodingSession(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Limits = hub.Limits{SessionRate: 1e9, SessionBurst: 1e9, MaxCandidates: 1e9, ClientRate: 1e9, ClientBurst: 1e9}
+	})
+	agent := e.slowAgent(agentKey, "printer-1")
+	a := e.open(agent, techToken, "printer-1")
+	b := e.open(agent, bobToken, "printer-1")
+	ca, _ := e.client(a.Token, dialOpts{})
+	cb, _ := e.client(b.Token, dialOpts{})
+
+	floodCandidates(ca, a.Session, 5000)
+	e.waitLog("agent queue full with this session's messages; ending the session, keeping the agent")
+	var end proto.SessionEnd
+	for {
+		env := ca.nextAny()
+		if env.Type == proto.TypeSessionEnd {
+			_ = proto.DecodeData(env, &end)
+			break
+		}
+	}
+	if end.Reason != proto.EndError || !strings.Contains(end.Message, "faster than the agent reads") {
+		t.Errorf("flooding session ended with %+v", end)
+	}
+	if strings.Contains(e.logs.String(), `send queue full; disconnecting slow peer" agent=agent-1`) {
+		t.Fatal("signaling dropped the shared agent")
+	}
+	checkOtherSessionWorks(t, agent, cb, b)
+}
+
+// nextAny returns the next message, whatever its type.
+func (p *peer) nextAny() *proto.Envelope {
+	p.t.Helper()
+	select {
+	case env := <-p.in:
+		return env
+	case <-time.After(wait):
+		p.t.Fatalf("no message within %v", wait)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/porthole-dev/porthole/signaling/auditlog"
+	"github.com/porthole-dev/porthole/signaling/hub"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -165,6 +166,11 @@ type Config struct {
 	// MaxQueue is how many messages may wait for one connection before it
 	// is disconnected as too slow. Zero means 64.
 	MaxQueue int
+
+	// Limits bound the signaling messages of one session and one
+	// connection, and share an agent's queue fairly between its sessions
+	// (hub.Limits; zero fields mean its defaults).
+	Limits hub.Limits
 
 	// Now returns the current time. Nil means time.Now. Timers always run
 	// on real durations.

@@ -122,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 		WriteWait:    min(hub.DefaultWriteWait, cfg.PongWait),
 		HelloTimeout: min(hub.DefaultHelloTimeout, cfg.PongWait),
 		MaxQueue:     cfg.MaxQueue,
+		Limits:       cfg.Limits,
 		ICEServers:   iceServers(ice),
 		Relays:       ice.ProbeURLs(),
 		Grant:        grantSigner(cfg.Enroll),
