@@ -41,12 +41,18 @@ type DeviceList struct {
 // CreateSession is the body of POST /v1/sessions.
 type CreateSession struct {
 	Device string `json:"device"`
+	// Agent names the agent of the device, needed only when the caller can
+	// see several devices with this ID (device IDs are unique per site).
+	Agent string `json:"agent,omitempty"`
 }
 
 // Validate checks a session request.
 func (c *CreateSession) Validate() error {
 	if !ValidID(c.Device) {
 		return Errorf(CodeBadMessage, "malformed device id")
+	}
+	if c.Agent != "" && !ValidID(c.Agent) {
+		return Errorf(CodeBadMessage, "malformed agent id")
 	}
 	return nil
 }

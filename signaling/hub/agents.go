@@ -1,29 +1,47 @@
 package hub
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/gorilla/websocket"
 	"github.com/porthole-dev/porthole/proto"
 )
 
+// Device identity is scoped by agent: a device is (agent, ID), and the same
+// ID on agents of different sites are different devices, so another site's
+// agent cannot take a device away by declaring its ID. Within one site (or
+// among agents assigned to none) an ID names one device: the agent that
+// declared it first keeps it, while it is connected or remembered, and a
+// later declaration of it by another agent of that site is refused, logged
+// and reported to that agent.
+
+// deviceKey names a declared device.
+type deviceKey struct{ agent, id string }
+
 // deviceEntry records which agent declared a device, and how.
 type deviceEntry struct {
 	agent string
+	site  string // the agent's site when it declared it ("" for none)
 	dev   proto.Device
 }
 
 // ServeAgent runs the signaling connection of agent agentID, whose identity
 // the caller has verified, until it closes or the hub closes. It returns at
 // once; the connection runs on goroutines the hub owns.
-func (h *Hub) ServeAgent(ws *websocket.Conn, agentID string) {
+func (h *Hub) ServeAgent(ws *websocket.Conn, agentID string) { h.ServeAgentAt(ws, agentID, "") }
+
+// ServeAgentAt is ServeAgent for an agent assigned to site, the scope in
+// which its device IDs must be unique.
+func (h *Hub) ServeAgentAt(ws *websocket.Conn, agentID, site string) {
 	c := h.newConn(ws, proto.RoleAgent, agentID, h.log.With("agent", agentID))
 	c.sessions = make(map[string]*session)
+	c.site = site
 	h.start(c)
 }
 
 // agentHello registers c as agentID's connection (the newest wins) and its
-// devices (the newest declaration of a device ID wins), then welcomes it.
+// devices (scoped by agent and site, see deviceKey), then welcomes it.
 func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -50,25 +68,69 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 	for _, d := range hello.Devices {
 		declared[d.ID] = true
 	}
-	for id, e := range h.devices {
-		if e.agent == c.id && !declared[id] {
-			delete(h.devices, id)
+	for k := range h.devices {
+		if k.agent == c.id && !declared[k.id] {
+			h.deleteDeviceLocked(k)
 		}
 	}
+	var refused []string
 	for _, d := range hello.Devices {
-		if e, ok := h.devices[d.ID]; ok && e.agent != c.id {
-			c.log.Warn("device declared by two agents; the newest declaration wins",
-				"device", d.ID, "previous_agent", e.agent)
+		if owner, ok := h.deviceOwnerLocked(d.ID, c.site, c.id); ok {
+			c.log.Warn("device declaration refused: another agent of the same site declared this id first",
+				"device", d.ID, "site", c.site, "owner", owner)
+			refused = append(refused, d.ID)
+			continue
 		}
-		h.devices[d.ID] = deviceEntry{agent: c.id, dev: d}
+		h.putDeviceLocked(deviceKey{c.id, d.ID}, deviceEntry{agent: c.id, site: c.site, dev: d})
+	}
+	accepted := hello.Devices
+	if len(refused) > 0 {
+		accepted = make([]proto.Device, 0, len(hello.Devices)-len(refused))
+		for _, d := range hello.Devices {
+			if h.devices[deviceKey{c.id, d.ID}].agent == c.id {
+				accepted = append(accepted, d)
+			}
+		}
 	}
 	c.place = AgentPlace{Region: hello.Region}
 	c.fetch = hello.Fetch
-	c.log.Info("agent online", "devices", len(hello.Devices), "software", hello.Software, "region", hello.Region)
+	c.log.Info("agent online", "devices", len(accepted), "software", hello.Software, "region", hello.Region)
 	if h.opt.Presence != nil {
-		h.opt.Presence(c.id, hello.Devices, true)
+		h.opt.Presence(c.id, accepted, true)
 	}
 	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: c.id, Node: h.opt.Node, Relays: h.opt.Relays})
+	for _, id := range refused {
+		c.sendMsg(proto.TypeError, "", &proto.Error{Code: proto.CodeForbidden,
+			Message: "device " + id + " is already declared by another agent of this site; this agent's declaration of it is refused (rename the device, or stop declaring it on the other agent)"})
+	}
+}
+
+// deviceOwnerLocked returns the agent other than self that holds device id
+// in site's scope.
+func (h *Hub) deviceOwnerLocked(id, site, self string) (string, bool) {
+	for _, agent := range h.byID[id] {
+		if agent != self && h.devices[deviceKey{agent, id}].site == site {
+			return agent, true
+		}
+	}
+	return "", false
+}
+
+func (h *Hub) putDeviceLocked(k deviceKey, e deviceEntry) {
+	if _, ok := h.devices[k]; !ok {
+		h.byID[k.id] = append(h.byID[k.id], k.agent)
+	}
+	h.devices[k] = e
+}
+
+func (h *Hub) deleteDeviceLocked(k deviceKey) {
+	delete(h.devices, k)
+	agents := slices.DeleteFunc(h.byID[k.id], func(a string) bool { return a == k.agent })
+	if len(agents) == 0 {
+		delete(h.byID, k.id)
+	} else {
+		h.byID[k.id] = agents
+	}
 }
 
 // Devices lists every device an agent has declared, sorted by ID, with
@@ -80,7 +142,12 @@ func (h *Hub) Devices() []proto.DeviceStatus {
 	for _, e := range h.devices {
 		out = append(out, proto.DeviceStatus{Device: e.dev, Agent: e.agent, Online: h.agents[e.agent] != nil})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].Agent < out[j].Agent
+	})
 	return out
 }
 

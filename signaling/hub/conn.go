@@ -41,6 +41,7 @@ type conn struct {
 	place    AgentPlace           // agents: where it is, for choosing relays (relays.go)
 	fetch    int                  // agents: the fallback protocol version it announced (fetch.go)
 	fetches  map[*fetchEntry]bool // agents: exchanges in flight on this connection
+	site     string               // agents: its site, the scope of its device IDs (agents.go)
 
 	// Owned by the read goroutine.
 	greeted bool

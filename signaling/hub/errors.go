@@ -12,4 +12,5 @@ var (
 	ErrReadyTimeout = &proto.Error{Code: proto.CodeUnavailable, Message: "the agent did not answer in time"}
 	ErrCanceled     = &proto.Error{Code: proto.CodeCanceled, Message: "the request was canceled"}
 	ErrAgentLost    = &proto.Error{Code: proto.CodeAgentOffline, Message: "the agent disconnected"}
+	ErrAmbiguous    = &proto.Error{Code: proto.CodeBadMessage, Message: "several agents declare this device id; name the agent"}
 )

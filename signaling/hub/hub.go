@@ -126,11 +126,12 @@ type Hub struct {
 
 	mu       sync.Mutex
 	closed   bool
-	conns    map[*conn]struct{}     // every live connection
-	agents   map[string]*conn       // agent ID → its newest connection
-	devices  map[string]deviceEntry // device ID → the agent that declared it
-	sessions map[string]*session    // session ID → session (ended ones until their tombstone expires)
-	tokens   map[[32]byte]*session  // SHA-256 of a session token → live session
+	conns    map[*conn]struct{}        // every live connection
+	agents   map[string]*conn          // agent ID → its newest connection
+	devices  map[deviceKey]deviceEntry // (agent, device ID) → its declaration (agents.go)
+	byID     map[string][]string       // device ID → the agents declaring it
+	sessions map[string]*session       // session ID → session (ended ones until their tombstone expires)
+	tokens   map[[32]byte]*session     // SHA-256 of a session token → live session
 }
 
 // New returns a hub. It does no I/O and starts no goroutines.
@@ -141,7 +142,8 @@ func New(opt Options) *Hub {
 		log:      opt.Logger,
 		conns:    make(map[*conn]struct{}),
 		agents:   make(map[string]*conn),
-		devices:  make(map[string]deviceEntry),
+		devices:  make(map[deviceKey]deviceEntry),
+		byID:     make(map[string][]string),
 		sessions: make(map[string]*session),
 		tokens:   make(map[[32]byte]*session),
 	}

@@ -128,9 +128,19 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 	if h.closed {
 		return nil, "", ErrClosed
 	}
-	dev, ok := h.devices[device]
-	if !ok || (wantAgent != "" && dev.agent != wantAgent) {
+	var dev deviceEntry
+	found := 0
+	for _, agent := range h.byID[device] {
+		if wantAgent == "" || agent == wantAgent {
+			dev = h.devices[deviceKey{agent, device}]
+			found++
+		}
+	}
+	switch {
+	case found == 0:
 		return nil, "", ErrNotFound
+	case found > 1:
+		return nil, "", ErrAmbiguous
 	}
 	agent := h.agents[dev.agent]
 	if agent == nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/accounts"
@@ -100,11 +101,15 @@ func (s *Server) devicesFor(ctx context.Context, p *principal) ([]*access, error
 	return out, nil
 }
 
-// deviceFor returns p's access to device id, or not_found when p may not
-// see it (another site's device does not exist for p).
-func (s *Server) deviceFor(ctx context.Context, p *principal, id string) (*access, error) {
+// deviceFor returns p's access to device id (on agent, when agent is not
+// empty), or not_found when p may not see it (another site's device does
+// not exist for p). Device IDs are scoped by agent and site: when p can see
+// several devices with this ID (an admin, or a user of several sites), the
+// caller must name the agent.
+func (s *Server) deviceFor(ctx context.Context, p *principal, id, agent string) (*access, error) {
+	var found []*access
 	for _, d := range s.devices(ctx) {
-		if d.ID != id {
+		if d.ID != id || (agent != "" && d.Agent != agent) {
 			continue
 		}
 		site := ""
@@ -118,14 +123,22 @@ func (s *Server) deviceFor(ctx context.Context, p *principal, id string) (*acces
 			return nil, err
 		}
 		if a.visible {
-			return a, nil
+			found = append(found, a)
 		}
-		break
 	}
-	return nil, proto.Errorf(proto.CodeNotFound, "no such device")
+	switch len(found) {
+	case 0:
+		return nil, proto.Errorf(proto.CodeNotFound, "no such device")
+	case 1:
+		return found[0], nil
+	}
+	agents := make([]string, len(found))
+	for i, a := range found {
+		agents[i] = a.status.Agent + " (site " + a.site + ")"
+	}
+	return nil, proto.Errorf(proto.CodeBadMessage, "device %s is declared by several agents: %s; name the agent", id, strings.Join(agents, ", "))
 }
 
-// listDevices answers GET /v1/devices with the devices the caller may see.
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, p *principal) {
 	list, err := s.devicesFor(r.Context(), p)
 	if err != nil {
@@ -201,7 +214,12 @@ func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request, p *principa
 		return
 	}
 	ctx := r.Context()
-	a, err := s.deviceFor(ctx, p, id)
+	agent := r.URL.Query().Get("agent")
+	if agent != "" && !proto.ValidID(agent) {
+		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "malformed agent id"))
+		return
+	}
+	a, err := s.deviceFor(ctx, p, id, agent)
 	if err != nil {
 		s.refuse(r, "device not visible", "user", p.id(), "device", id)
 		writeError(w, httpStatus(asProto(err)), asProto(err))
@@ -221,7 +239,7 @@ func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request, p *principa
 		return
 	}
 	s.log.Info("device setting changed", "user", p.id(), "device", id, "agent", a.status.Agent, "enabled", *req.Enabled)
-	a, err = s.deviceFor(ctx, p, id)
+	a, err = s.deviceFor(ctx, p, id, a.status.Agent)
 	if err != nil {
 		writeError(w, httpStatus(asProto(err)), asProto(err))
 		return
@@ -231,8 +249,8 @@ func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request, p *principa
 
 // mayOpen checks p may open a session on device id, answering itself if
 // not. It returns the agent that must still declare the device.
-func (s *Server) mayOpen(w http.ResponseWriter, r *http.Request, p *principal, id string) (string, bool) {
-	a, err := s.deviceFor(r.Context(), p, id)
+func (s *Server) mayOpen(w http.ResponseWriter, r *http.Request, p *principal, id, agent string) (string, bool) {
+	a, err := s.deviceFor(r.Context(), p, id, agent)
 	if err != nil {
 		s.refuse(r, "device not visible", "user", p.id(), "device", id)
 		writeError(w, httpStatus(asProto(err)), asProto(err))

@@ -63,7 +63,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request, p *princi
 		writeError(w, httpStatus(err), err)
 		return
 	}
-	agent, ok := s.mayOpen(w, r, p, req.Device)
+	agent, ok := s.mayOpen(w, r, p, req.Device, req.Agent)
 	if !ok {
 		return
 	}

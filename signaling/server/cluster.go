@@ -378,6 +378,10 @@ func (s *Server) openSession(ctx context.Context, user, agent, device string) (*
 		return nil, err
 	}
 	p, ok, lerr := c.bus.Device(ctx, device)
+	if agent != "" && lerr == nil && (!ok || p.Agent != agent) {
+		// Device IDs are scoped by agent: find the agent's node itself.
+		p, ok, lerr = c.agentPresence(ctx, agent)
+	}
 	if lerr != nil || !ok || p.Node == c.bus.Node() || (agent != "" && p.Agent != agent) {
 		return nil, err
 	}
@@ -517,23 +521,30 @@ func (s *Server) devices(ctx context.Context) []proto.DeviceStatus {
 		c.log.Warn("cluster presence unavailable; listing this node's devices only", "err", err)
 		return local
 	}
-	seen := make(map[string]bool, len(local))
+	// Devices are scoped by agent (hub.ServeAgentAt): one entry per agent
+	// and ID.
+	type key struct{ agent, id string }
+	seen := make(map[key]bool, len(local))
 	for _, d := range local {
-		seen[d.ID] = true
+		seen[key{d.Agent, d.ID}] = true
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].Epoch > all[j].Epoch }) // newest declaration wins
 	for _, p := range all {
 		if p.Node == c.bus.Node() {
 			continue
 		}
 		for _, d := range p.Devices {
-			if !seen[d.ID] {
-				seen[d.ID] = true
+			if k := (key{p.Agent, d.ID}); !seen[k] {
+				seen[k] = true
 				local = append(local, proto.DeviceStatus{Device: d, Agent: p.Agent, Online: true})
 			}
 		}
 	}
-	sort.Slice(local, func(i, j int) bool { return local[i].ID < local[j].ID })
+	sort.Slice(local, func(i, j int) bool {
+		if local[i].ID != local[j].ID {
+			return local[i].ID < local[j].ID
+		}
+		return local[i].Agent < local[j].Agent
+	})
 	return local
 }
 
@@ -593,4 +604,18 @@ func presenceHook(b bus.Bus) func(agent string, devices []proto.Device, online b
 		return nil
 	}
 	return b.SetAgent
+}
+
+// agentPresence finds agent's presence on any node.
+func (c *cluster) agentPresence(ctx context.Context, agent string) (bus.Presence, bool, error) {
+	all, err := c.bus.Agents(ctx)
+	if err != nil {
+		return bus.Presence{}, false, err
+	}
+	for _, p := range all {
+		if p.Agent == agent {
+			return p, true, nil
+		}
+	}
+	return bus.Presence{}, false, nil
 }

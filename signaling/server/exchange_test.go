@@ -301,10 +301,19 @@ func TestNewestAgentWins(t *testing.T) {
 	e.open(newer, techToken, "printer-1")
 }
 
-func TestDeviceDeclaredTwiceNewestWins(t *testing.T) {
+// TestDeviceDeclaredTwiceInOneScopeIsRefused: two agents of the same scope
+// (here: neither assigned to a site) declare one device ID. The first keeps
+// it; the second's declaration is refused, logged and reported to it, and
+// sessions still go to the first.
+func TestDeviceDeclaredTwiceInOneScopeIsRefused(t *testing.T) {
 	e := newEnv(t, nil)
-	e.agent(agentKey, "printer-1")
+	a1 := e.agent(agentKey, "printer-1")
 	a2 := e.agent(agentKey2, "printer-1")
-	e.waitLog("device declared by two agents")
-	e.open(a2, techToken, "printer-1")
+	var perr proto.Error
+	a2.nextData(proto.TypeError, &perr)
+	if perr.Code != proto.CodeForbidden || !strings.Contains(perr.Message, "already declared by another agent") {
+		t.Fatalf("second agent told %+v", perr)
+	}
+	e.waitLog(`msg="device declaration refused: another agent of the same site declared this id first" agent=agent-2 device=printer-1`)
+	e.open(a1, techToken, "printer-1")
 }

@@ -154,7 +154,9 @@ async function setEnabled(d, box) {
   box.disabled = true;
   box.setAttribute('aria-busy', 'true');
   try {
-    const v = await api('PATCH', `/v1/devices/${encodeURIComponent(d.id)}`, { enabled: box.checked });
+    // Device IDs are unique per site, not globally: name the agent too.
+    const q = d.agent ? `?agent=${encodeURIComponent(d.agent)}` : '';
+    const v = await api('PATCH', `/v1/devices/${encodeURIComponent(d.id)}${q}`, { enabled: box.checked });
     box.checked = !!v.enabled;
     note(`device:${d.id}`, 'ok', t(v.enabled ? 'devices.access.enabled' : 'devices.access.disabled', { name }));
     refresh();
@@ -179,7 +181,7 @@ async function openSession(device, button) {
   note(key, '', '');
   await busy(button, async () => {
     try {
-      const info = await api('POST', '/v1/sessions', { device: device.id });
+      const info = await api('POST', '/v1/sessions', { device: device.id, ...(device.agent ? { agent: device.agent } : {}) });
       // The session window (its shell origin) signs itself in with OAuth
       // against this origin: no credential travels in the URL.
       const url = `${sessionOrigin(info)}/`;
