@@ -79,10 +79,14 @@ type Config struct {
 	// lasts. Zero means 30 days.
 	CLITokenTTL time.Duration
 
-	// MaxAccountFailures and MaxAddressFailures are how many failed login
-	// steps one account name or one client address may make within
-	// LoginWindow before further attempts are refused (429) until the
-	// window ends. Zero means 5, 20 and 15 min.
+	// Sign-in throttling (throttle.go): MaxPairFailures failed steps of one
+	// account from one source are free, each further one waits 1 s, 2 s, 4 s,
+	// … up to LoginWindow; one source may fail MaxAddressFailures times per
+	// LoginWindow across accounts; one account MaxAccountFailures times per
+	// LoginWindow from sources it never signed in from, after which only its
+	// known sources may try (429 with Retry-After). Zero means 3, 20, 10 and
+	// 15 min.
+	MaxPairFailures    int
 	MaxAccountFailures int
 	MaxAddressFailures int
 	LoginWindow        time.Duration
@@ -257,8 +261,11 @@ func (cfg *Config) check() error {
 	if cfg.LoginTTL < 0 || cfg.CLITokenTTL < 0 || cfg.LoginWindow < 0 {
 		fail("negative duration")
 	}
+	if cfg.MaxPairFailures == 0 {
+		cfg.MaxPairFailures = 3
+	}
 	if cfg.MaxAccountFailures == 0 {
-		cfg.MaxAccountFailures = 5
+		cfg.MaxAccountFailures = 10
 	}
 	if cfg.MaxAddressFailures == 0 {
 		cfg.MaxAddressFailures = 20

@@ -178,23 +178,9 @@ func clientAddr(r *http.Request) string {
 }
 
 var (
-	errBadLogin  = proto.Errorf(proto.CodeUnauthorized, "wrong user name or password")
-	errBadCode   = proto.Errorf(proto.CodeUnauthorized, "wrong or expired code")
-	errThrottled = proto.Errorf(proto.CodeRateLimited, "too many failed attempts; try again later")
+	errBadLogin = proto.Errorf(proto.CodeUnauthorized, "wrong user name or password")
+	errBadCode  = proto.Errorf(proto.CodeUnauthorized, "wrong or expired code")
 )
-
-// throttled reports whether the account name or the address has used up
-// its failures in the current window.
-func (s *Server) throttled(ctx context.Context, name, addr string) bool {
-	na, _ := s.store.Attempts(ctx, "login:user:"+name)
-	nb, _ := s.store.Attempts(ctx, "login:addr:"+addr)
-	return na >= s.cfg.MaxAccountFailures || nb >= s.cfg.MaxAddressFailures
-}
-
-func (s *Server) failed(ctx context.Context, name, addr string) {
-	_, _ = s.store.Attempt(ctx, "login:user:"+name, s.cfg.LoginWindow)
-	_, _ = s.store.Attempt(ctx, "login:addr:"+addr, s.cfg.LoginWindow)
-}
 
 // login answers POST /v1/login: the password step.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -213,9 +199,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, errBadLogin)
 		return
 	}
-	if s.throttled(ctx, name, addr) {
-		s.refuse(r, "login throttled", "user", name)
-		writeError(w, http.StatusTooManyRequests, errThrottled)
+	if wait, ok := s.throttled(ctx, name, addr); ok {
+		s.refuse(r, "login throttled", "user", name, "wait", wait)
+		writeThrottled(w, wait)
 		return
 	}
 	u, err := s.store.UserByName(ctx, name)
@@ -266,9 +252,9 @@ func (s *Server) loginMFA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := clientAddr(r)
-	if s.throttled(ctx, u.Name, addr) {
-		s.refuse(r, "second factor throttled", "user", u.Name)
-		writeError(w, http.StatusTooManyRequests, errThrottled)
+	if wait, ok := s.throttled(ctx, u.Name, addr); ok {
+		s.refuse(r, "second factor throttled", "user", u.Name, "wait", wait)
+		writeThrottled(w, wait)
 		return
 	}
 	now, name := s.now(), u.Name
@@ -310,7 +296,7 @@ func (s *Server) loginMFA(w http.ResponseWriter, r *http.Request) {
 // startLogin creates a login and sets its cookies.
 func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, u *store.User) {
 	ctx := r.Context()
-	_ = s.store.ResetAttempts(ctx, "login:user:"+u.Name)
+	s.signedIn(ctx, u.Name, clientAddr(r))
 	secret, hash := authn.NewSecret()
 	now := s.now()
 	if err := s.store.PutToken(ctx, &store.Token{Hash: hash, Kind: store.TokenLogin, User: u.ID, Created: now, Expires: now.Add(s.cfg.LoginTTL)}); err != nil {
@@ -388,8 +374,8 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *princ
 // change, counting failures like logins.
 func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, u *store.User, pw string) bool {
 	ctx, addr := r.Context(), clientAddr(r)
-	if s.throttled(ctx, u.Name, addr) {
-		writeError(w, http.StatusTooManyRequests, errThrottled)
+	if wait, ok := s.throttled(ctx, u.Name, addr); ok {
+		writeThrottled(w, wait)
 		return false
 	}
 	if !authn.VerifyPassword(u.PasswordHash, pw) {
