@@ -122,7 +122,7 @@ func VerifyGrant(s string, pub ed25519.PublicKey) (*Grant, error) {
 	if err != nil {
 		return nil, Errorf(CodeUnauthorized, "grant: malformed payload")
 	}
-	if err := checkDepth(payload, 2); err != nil {
+	if err := checkJSON(payload, 2); err != nil {
 		return nil, err
 	}
 	var g Grant

@@ -259,7 +259,7 @@ func Decode(b []byte) (*Envelope, error) {
 	if len(b) > MaxSignalMessage {
 		return nil, Errorf(CodeTooLarge, "message is %d bytes, limit %d", len(b), MaxSignalMessage)
 	}
-	if err := checkDepth(b, MaxJSONDepth); err != nil {
+	if err := CheckJSON(b); err != nil {
 		return nil, err
 	}
 	var env Envelope
@@ -310,6 +310,9 @@ type Validator interface{ Validate() error }
 func DecodeData(env *Envelope, v any) error {
 	if len(env.Data) == 0 {
 		return Errorf(CodeBadMessage, "%s without data", env.Type)
+	}
+	if err := CheckJSON(env.Data); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(env.Data))
 	dec.DisallowUnknownFields()

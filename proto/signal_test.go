@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -210,6 +211,9 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"v":1,"type":"hello","data":` + strings.Repeat("[", 100) + `}`))
 	f.Add([]byte(`{"v":1,"type":"hello","data":"\"{{{{"}`))
+	f.Add([]byte(`{"v":1,"type":"hello","type":"hello","data":{"role":"agent"}}`))
+	f.Add([]byte("{\"v\":1,\"type\":\"hello\",\"data\":{\"role\":\"agent\",\"software\":\"\xff\"}}"))
+	f.Add([]byte(`{"v":1,"type":"hello","data":{"role":"agent","software":"\ud800"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env, err := Decode(b)
 		if err != nil {
@@ -220,6 +224,16 @@ func FuzzDecode(f *testing.F) {
 		}
 		if len(b) > MaxSignalMessage {
 			t.Fatal("accepted an oversize message")
+		}
+		if !utf8.Valid(b) {
+			t.Fatalf("accepted invalid UTF-8 %q", b)
+		}
+		// The same message with a key repeated or a byte of invalid UTF-8
+		// must be refused.
+		for _, m := range strictMutations(b) {
+			if _, err := Decode(m); err == nil && len(m) <= MaxSignalMessage {
+				t.Fatalf("accepted %q, a mutation of accepted %q", m, b)
+			}
 		}
 		p := newPayload(env.Type)
 		if err := DecodeData(env, p); err == nil {

@@ -174,7 +174,7 @@ func EncodeHead(v any) ([]byte, error) {
 }
 
 func decodeStrict(b []byte, v any) error {
-	if err := checkDepth(b, MaxJSONDepth); err != nil {
+	if err := CheckJSON(b); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -269,6 +270,13 @@ func (c *conn) readPump() {
 		if typ != websocket.TextMessage {
 			c.refuse("", proto.Errorf(proto.CodeBadMessage, "binary messages are not accepted"))
 			continue
+		}
+		if !utf8.Valid(b) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection with 1007 (gorilla leaves the check to us).
+			c.log.Info("text message is not valid UTF-8; disconnected")
+			c.stop(websocket.CloseInvalidFramePayloadData, "text message is not valid UTF-8")
+			return
 		}
 		env, err := proto.Decode(b)
 		if err != nil {

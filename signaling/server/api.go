@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -53,10 +52,7 @@ func (s *Server) api(handlers map[string]http.HandlerFunc) http.Handler {
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request, p *principal) {
 	user := p.id()
 	var req proto.CreateSession
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "request body: %v", err))
+	if !decodeBody(w, r, &req) {
 		return
 	}
 	if err := req.Validate(); err != nil {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +62,10 @@ func TestBadMessagesAreRefused(t *testing.T) {
 		{"client sends an answer", client, `{"v":1,"type":"answer","session":"` + a.Session + `","data":{"type":"answer","sdp":"v=0"}}`, proto.CodeBadMessage, a.Session},
 		{"client opens a session", client, `{"v":1,"type":"session.open","data":{"device":"printer-1"}}`, proto.CodeUnsupported, ""},
 		{"hello twice", client, `{"v":1,"type":"hello","data":{"role":"client"}}`, proto.CodeBadMessage, ""},
-		{"binary-ish garbage", client, "\x00\xff", proto.CodeBadMessage, ""},
+		{"binary-ish garbage", client, "\x01{", proto.CodeBadMessage, ""},
+		{"duplicate key", client, `{"v":1,"type":"candidate","session":"` + a.Session + `","session":"` + b.Session + `","data":{"candidate":""}}`, proto.CodeBadMessage, ""},
+		{"duplicate payload key", client, `{"v":1,"type":"candidate","session":"` + a.Session + `","data":{"candidate":"","candidate":"x"}}`, proto.CodeBadMessage, ""},
+		{"lone surrogate escape", client, `{"v":1,"type":"candidate","session":"` + a.Session + `","data":{"candidate":"\ud800"}}`, proto.CodeBadMessage, ""},
 		{"agent names an unknown session", agent, `{"v":1,"type":"answer","session":"zzzzzzzzzzzzzzzz","data":{"type":"answer","sdp":"v=0"}}`, proto.CodeSessionNotFound, "zzzzzzzzzzzzzzzz"},
 		{"agent sends an offer", agent, `{"v":1,"type":"offer","session":"` + a.Session + `","data":{"type":"offer","sdp":"v=0"}}`, proto.CodeBadMessage, a.Session},
 	}
@@ -93,6 +98,27 @@ func TestBadMessagesAreRefused(t *testing.T) {
 		}
 	}
 	e.waitLog(`msg="message refused"`)
+}
+
+// TestInvalidUTF8TextFrameCloses1007: a text frame that is not UTF-8 fails
+// the connection with 1007 (RFC 6455 §8.1), and the agent and another
+// session are unaffected.
+func TestInvalidUTF8TextFrameCloses1007(t *testing.T) {
+	e := newEnv(t, nil)
+	agent := e.agent(agentKey, "printer-1")
+	a := e.open(agent, techToken, "printer-1")
+	b := e.open(agent, techToken, "printer-1")
+	ca, _ := e.client(a.Token, dialOpts{})
+	cb, _ := e.client(b.Token, dialOpts{})
+	ca.sendRaw([]byte("{\"v\":1,\"type\":\"candidate\",\"session\":\"" + a.Session + "\",\"data\":{\"candidate\":\"\xff\xfe\"}}"))
+	if code := closeCode(ca.waitClosed()); code != websocket.CloseInvalidFramePayloadData {
+		t.Errorf("close code %d, want 1007", code)
+	}
+	e.waitLog("text message is not valid UTF-8; disconnected")
+	cb.send(proto.TypeCandidate, b.Session, &proto.Candidate{Candidate: ""})
+	if env := agent.next(proto.TypeCandidate); env.Session != b.Session {
+		t.Fatalf("candidate for %s", env.Session)
+	}
 }
 
 func TestPersistentOffenderDisconnected(t *testing.T) {
@@ -313,4 +339,28 @@ func (p *peer) nextAny() *proto.Envelope {
 		p.t.Fatalf("no message within %v", wait)
 	}
 	return nil
+}
+
+// TestAPIRefusesDuplicateKeysAndInvalidUTF8: the JSON bodies of the API are
+// checked as strictly as the wire messages.
+func TestAPIRefusesDuplicateKeysAndInvalidUTF8(t *testing.T) {
+	e := newEnv(t, nil)
+	e.agent(agentKey, "printer-1")
+	for _, body := range []string{
+		`{"device":"printer-1","device":"printer-2"}`,
+		"{\"device\":\"printer-\xff\"}",
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.ts.URL+proto.PathSessions, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+techToken)
+		resp, err := e.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var perr proto.Error
+		_ = json.NewDecoder(resp.Body).Decode(&perr)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(perr.Message, "repeats the key") && !strings.Contains(perr.Message, "UTF-8") {
+			t.Errorf("POST %q = %d %+v, want 400 naming the problem", body, resp.StatusCode, perr)
+		}
+	}
 }

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -156,11 +158,19 @@ func cookieOnly(w http.ResponseWriter, p *principal) bool {
 	return true
 }
 
-// decodeBody decodes a JSON body, refusing unknown fields and large bodies.
+// decodeBody decodes a JSON body, refusing unknown fields, large bodies,
+// invalid UTF-8 and repeated keys (proto.CheckJSON).
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err == nil {
+		err = proto.CheckJSON(b)
+	}
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+	}
+	if err != nil {
 		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "request body: %v", err))
 		return false
 	}
