@@ -3,6 +3,8 @@
 // only encodes and decodes; tunnel.js runs the exchanges. It touches no
 // browser API so that node --test can check it against the Go rules.
 
+import { checkJSON } from './strictjson.js';
+
 export const FrameType = Object.freeze({
   Request: 0x01, // JSON RequestHead, opens an HTTP exchange
   Response: 0x02, // JSON ResponseHead
@@ -124,6 +126,11 @@ function decodeJSON(payload) {
     text = decoder.decode(payload);
   } catch {
     throw new TunnelError('bad_message', 'head is not UTF-8');
+  }
+  try {
+    checkJSON(text);
+  } catch (err) {
+    throw new TunnelError('bad_message', err.message);
   }
   try {
     return JSON.parse(text);

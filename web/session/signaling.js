@@ -4,6 +4,8 @@
 // The envelope helpers are pure and exported for node --test; the Signaling
 // class needs a browser (WebSocket).
 
+import { checkJSON } from './strictjson.js';
+
 export const VERSION = 1;
 export const SOCKET_PROTOCOL = 'porthole.v1';
 export const TOKEN_PROTOCOL_PREFIX = 'porthole.token.';
@@ -32,6 +34,11 @@ export function parseEnvelope(text) {
   if (typeof text !== 'string') throw codedError('bad_message', 'binary signaling message');
   if (text.length > MAX_MESSAGE) throw codedError('too_large', 'signaling message too large');
   let env;
+  try {
+    checkJSON(text);
+  } catch (err) {
+    throw codedError('bad_message', err.message);
+  }
   try {
     env = JSON.parse(text);
   } catch {

@@ -87,8 +87,11 @@ test('decodeResponseHead follows proto.DecodeResponseHead', () => {
     if (ok) decodeResponseHead(bytes(json));
     else assert.throws(() => decodeResponseHead(bytes(json)), TunnelError, json);
   }
-  const h = decodeResponseHead(bytes('{"status":302,"header":{"location":["/a"],"Location":["/b"],"x-custom-thing":["1"]},"cookies":["ui_lang=en"]}'));
-  assert.deepEqual(h, { status: 302, header: { Location: ['/a', '/b'], 'X-Custom-Thing': ['1'] }, cookies: ['ui_lang=en'] });
+  const h = decodeResponseHead(bytes('{"status":302,"header":{"location":["/a"],"x-custom-thing":["1"]},"cookies":["ui_lang=en"]}'));
+  assert.deepEqual(h, { status: 302, header: { Location: ['/a'], 'X-Custom-Thing': ['1'] }, cookies: ['ui_lang=en'] });
+  // One key in two spellings is a repeated key to Go's decoder (CheckJSON):
+  // refused, not merged.
+  assert.throws(() => decodeResponseHead(bytes('{"status":302,"header":{"location":["/a"],"Location":["/b"]}}')), /repeats the key/);
 });
 
 // The cases of proto's TestDecodeAbortNeverFails.
