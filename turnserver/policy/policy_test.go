@@ -286,3 +286,20 @@ func TestCheckRefusesInvalidAddresses(t *testing.T) {
 		t.Fatalf("Check(zero relay) = %v, want ErrFamilyMismatch", err)
 	}
 }
+
+// BenchmarkCheck is the per-datagram cost of the policy with a host-address
+// hook like the relay's (a map lookup).
+func BenchmarkCheck(b *testing.B) {
+	host := map[netip.Addr]struct{}{netip.MustParseAddr("198.51.100.7"): {}, netip.MustParseAddr("203.0.113.5"): {}}
+	p := mustNew(b, Config{
+		RelayIPs:    []netip.Addr{netip.MustParseAddr("203.0.113.5")},
+		IsRelayAddr: func(netip.AddrPort) bool { return false },
+		IsHostAddr:  func(a netip.Addr) bool { _, ok := host[a]; return ok },
+	})
+	relay, peer := netip.MustParseAddr("203.0.113.5"), ap("8.8.8.8:3478")
+	for b.Loop() {
+		if p.Check(relay, peer) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
