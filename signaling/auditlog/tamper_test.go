@@ -474,3 +474,41 @@ func (r *redisRaw) snapshot() func(raw) {
 		}
 	}
 }
+
+// laggingStore answers Checkpoint with the checkpoint as it was before the
+// last append for its first calls: a live log between an append and its
+// checkpoint.
+type laggingStore struct {
+	store.Store
+	old   *store.Checkpoint
+	calls int
+}
+
+func (l *laggingStore) Checkpoint(ctx context.Context, stream string) (*store.Checkpoint, error) {
+	l.calls++
+	if l.calls <= 2 {
+		return l.old, nil
+	}
+	return l.Store.Checkpoint(ctx, stream)
+}
+
+// TestVerifyWaitsForALiveCheckpoint: a verification that reads a log
+// between an append and its checkpoint is not a finding.
+func TestVerifyWaitsForALiveCheckpoint(t *testing.T) {
+	w := newWorld(t, backends(t)[0], 5)
+	sess := store.SessionStream(session)
+	old, err := w.st.Checkpoint(ctx, sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.writeTo(5)
+	heads, err := auditlog.ReadHeads(w.pub, w.anchor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := &laggingStore{Store: w.st, old: old}
+	r, err := (&auditlog.Verifier{Public: w.pub, Heads: heads, Complete: true}).Verify(ctx, ls, sess, 10)
+	if err != nil || !r.OK || r.Attested != 10 || ls.calls < 3 {
+		t.Fatalf("report %+v (%v) after %d checkpoint reads", r, err, ls.calls)
+	}
+}

@@ -59,50 +59,80 @@ type Verifier struct {
 // failures to read, not findings.
 func (v *Verifier) Verify(ctx context.Context, st store.Store, stream string, want uint64) (*Report, error) {
 	r := &Report{Stream: stream, OK: true}
-	cp, err := st.Checkpoint(ctx, stream)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		cp = nil
-	case err != nil:
-		return nil, err
-	}
 	var anchored []Head
 	if v.Heads != nil {
 		anchored = slices.Clone(v.Heads.ByStream[stream])
 		slices.SortFunc(anchored, func(a, b Head) int { return cmpUint(a.Seq, b.Seq) })
 	}
-	hashAt := map[uint64]string{} // hashes of the entries a checkpoint or head names
-	if cp != nil {
-		hashAt[cp.Seq] = ""
+	var hashes []string // hashes[i] is entry i+1's
+	prev := ""
+	// walk reads the entries after those read so far; false with r failed.
+	walk := func() (bool, error) {
+		for {
+			page, err := st.Audit(ctx, stream, r.Entries, pageSize)
+			if err != nil {
+				return false, err
+			}
+			for _, e := range page {
+				next := r.Entries + 1
+				switch {
+				case e.Seq != next:
+					r.fail(next, "entry %d is missing or out of order (found %d in its place)", next, e.Seq)
+					return false, nil
+				case e.Prev != prev:
+					r.fail(next, "entry %d does not link to the entry before it", next)
+					return false, nil
+				case store.ChainHash(prev, e) != e.Hash:
+					r.fail(next, "entry %d was altered", next)
+					return false, nil
+				}
+				hashes = append(hashes, e.Hash)
+				prev = e.Hash
+				r.Entries++
+			}
+			if len(page) < pageSize {
+				return true, nil
+			}
+		}
 	}
-	for _, h := range anchored {
-		hashAt[h.Seq] = ""
+	if ok, err := walk(); err != nil || !ok {
+		return r, err
 	}
-	prev, next := "", uint64(1)
-	for {
-		page, err := st.Audit(ctx, stream, next-1, pageSize)
-		if err != nil {
+	// The checkpoint is read after the entries: a live log may have grown
+	// meanwhile (read on), or be between an append and its checkpoint (wait
+	// a moment for it), before either counts as a finding.
+	var cp *store.Checkpoint
+	for attempt := 0; ; attempt++ {
+		c, err := st.Checkpoint(ctx, stream)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			c = nil
+		case err != nil:
 			return nil, err
 		}
-		for _, e := range page {
-			switch {
-			case e.Seq != next:
-				return r.fail(next, "entry %d is missing or out of order (found %d in its place)", next, e.Seq), nil
-			case e.Prev != prev:
-				return r.fail(next, "entry %d does not link to the entry before it", next), nil
-			case store.ChainHash(prev, e) != e.Hash:
-				return r.fail(next, "entry %d was altered", next), nil
+		cp = c
+		switch {
+		case attempt >= 3:
+		case cp != nil && cp.Seq > r.Entries:
+			if ok, err := walk(); err != nil || !ok {
+				return r, err
 			}
-			if _, ok := hashAt[e.Seq]; ok {
-				hashAt[e.Seq] = e.Hash
+			continue
+		case cp != nil && cp.Seq < r.Entries, cp == nil && r.Entries > 0:
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
 			}
-			prev = e.Hash
-			next++
-			r.Entries++
+			continue
 		}
-		if len(page) < pageSize {
-			break
+		break
+	}
+	hashAt := func(seq uint64) string {
+		if seq == 0 || seq > uint64(len(hashes)) {
+			return ""
 		}
+		return hashes[seq-1]
 	}
 	// The anchor first: it is the part the store cannot rewrite.
 	for _, h := range anchored {
@@ -110,7 +140,7 @@ func (v *Verifier) Verify(ctx context.Context, st store.Store, stream string, wa
 		switch {
 		case h.Seq > r.Entries:
 			return r.fail(r.Entries+1, "the log ends at entry %d but the anchor (%s) attests %d entries: entries were removed or the store was rolled back", r.Entries, h.Where, h.Seq), nil
-		case hashAt[h.Seq] != h.Hash:
+		case hashAt(h.Seq) != h.Hash:
 			return r.fail(h.Seq, "entry %d differs from the one the anchor (%s) attests: the log was rewritten", h.Seq, h.Where), nil
 		}
 	}
@@ -130,7 +160,7 @@ func (v *Verifier) Verify(ctx context.Context, st store.Store, stream string, wa
 	switch {
 	case cp.Seq > r.Entries:
 		return r.fail(r.Entries+1, "the log ends at entry %d but its checkpoint attests %d entries: the tail was cut off", r.Entries, cp.Seq), nil
-	case hashAt[cp.Seq] != cp.Hash:
+	case hashAt(cp.Seq) != cp.Hash:
 		return r.fail(cp.Seq, "entry %d differs from the one its checkpoint attests", cp.Seq), nil
 	case cp.Seq < r.Anchored:
 		return r.fail(0, "the checkpoint attests %d entries but the anchor attests %d: the store was rolled back", cp.Seq, r.Anchored), nil
