@@ -29,14 +29,9 @@ type deviceEntry struct {
 // ServeAgent runs the signaling connection of agent agentID, whose identity
 // the caller has verified, until it closes or the hub closes. It returns at
 // once; the connection runs on goroutines the hub owns.
-func (h *Hub) ServeAgent(ws *websocket.Conn, agentID string) { h.ServeAgentAt(ws, agentID, "") }
-
-// ServeAgentAt is ServeAgent for an agent assigned to site, the scope in
-// which its device IDs must be unique.
-func (h *Hub) ServeAgentAt(ws *websocket.Conn, agentID, site string) {
+func (h *Hub) ServeAgent(ws *websocket.Conn, agentID string) {
 	c := h.newConn(ws, proto.RoleAgent, agentID, h.log.With("agent", agentID))
 	c.sessions = make(map[string]*session)
-	c.site = site
 	h.start(c)
 }
 

@@ -93,7 +93,6 @@ func (h *Hub) newConn(ws *websocket.Conn, role proto.Role, id string, log *slog.
 		send:    make(chan *outMsg, queue),
 		done:    make(chan struct{}),
 		limiter: limiter,
-		aq:      agentQueue{queued: map[string]int{}},
 	}
 	if role == proto.RoleAgent {
 		c.bulk = make(chan *outMsg, bulkQueue)
@@ -331,6 +330,9 @@ func (c *conn) hello(env *proto.Envelope) {
 	c.greeted = true
 	c.ws.SetReadDeadline(time.Now().Add(c.h.opt.PongWait))
 	if c.role == proto.RoleAgent {
+		if len(hello.Devices) > 0 && c.h.opt.AgentSite != nil {
+			c.site = c.h.opt.AgentSite(c.id) // before the lock: it may read the store
+		}
 		c.h.agentHello(c, &hello)
 	} else {
 		c.h.clientHello(c)

@@ -81,6 +81,11 @@ type Options struct {
 	// cluster can publish which node holds which agent (package bus). It
 	// is called with the hub's lock held, in order, and must not block.
 	Presence func(agent string, devices []proto.Device, online bool)
+	// AgentSite, if set, returns the site an agent is assigned to ("" for
+	// none): the scope in which its device IDs must be unique (agents.go).
+	// It is called from the agent's read goroutine without the hub's lock,
+	// once per hello that declares devices, and may do store I/O.
+	AgentSite func(agent string) string
 }
 
 func (o *Options) setDefaults() {

@@ -31,16 +31,16 @@ type Limits struct {
 	AgentRate   float64
 	AgentBurst  int
 	// AgentQueue is an agent connection's send queue; it carries every
-	// session on the agent. Default 256 (at least Options.MaxQueue).
+	// session on the agent. Default 64 (at least Options.MaxQueue).
 	AgentQueue int
 	// SessionShare is how many of one session's client messages may wait
 	// in its agent's queue at once; the session whose message finds its
 	// share full (or the queue within AgentReserve of full) is ended.
-	// Default 32.
+	// Default 16.
 	SessionShare int
 	// AgentReserve is the part of an agent's queue kept for the hub's own
 	// messages (session.open, session.end, log.ack), which client traffic
-	// never takes. Default 32.
+	// never takes. Default 16.
 	AgentReserve int
 }
 
@@ -53,9 +53,9 @@ const (
 	DefaultClientBurst   = 100
 	DefaultAgentRate     = 500
 	DefaultAgentBurst    = 1000
-	DefaultAgentQueue    = 256
-	DefaultSessionShare  = 32
-	DefaultAgentReserve  = 32
+	DefaultAgentQueue    = 64
+	DefaultSessionShare  = 16
+	DefaultAgentReserve  = 16
 )
 
 func (l *Limits) setDefaults(maxQueue int) {
@@ -128,6 +128,9 @@ func (c *conn) enqueueFor(session string, b []byte) error {
 	if c.aq.queued[session] >= l.SessionShare || len(c.send) >= cap(c.send)-l.AgentReserve {
 		c.aq.mu.Unlock()
 		return errShareFull
+	}
+	if c.aq.queued == nil {
+		c.aq.queued = map[string]int{} // only agents that carry client messages pay for it
 	}
 	c.aq.queued[session]++
 	c.aq.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/accounts"
@@ -266,4 +267,20 @@ func (s *Server) mayOpen(w http.ResponseWriter, r *http.Request, p *principal, i
 		return "", false
 	}
 	return a.status.Agent, true
+}
+
+// agentSite is the site agent is assigned to ("" for none, or when the store
+// cannot say): the scope in which its device IDs must be unique
+// (hub.Options.AgentSite).
+func (s *Server) agentSite(agent string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, err := s.store.Agent(ctx, agent)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("agent site unknown", "agent", agent, "err", err)
+		}
+		return ""
+	}
+	return a.Site
 }

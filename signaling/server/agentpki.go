@@ -55,7 +55,7 @@ func (s *Server) serveCertifiedAgent(w http.ResponseWriter, r *http.Request, age
 		return
 	}
 	s.log.Info("agent connected", "agent", agentID, "remote", r.RemoteAddr, "auth", "certificate")
-	s.hub.ServeAgentAt(ws, agentID, s.agentSite(r.Context(), agentID))
+	s.hub.ServeAgent(ws, agentID)
 }
 
 // createEnrollment answers POST PathEnrollments (admins).

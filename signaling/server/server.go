@@ -130,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		Events:       s.sessionEvent,
 		AccessLog:    s.storeAccessLog,
 		Presence:     presenceHook(cfg.Bus),
+		AgentSite:    s.agentSite,
 	})
 	if cfg.Bus != nil {
 		s.cluster = newCluster(s, cfg.Bus)

@@ -1,14 +1,11 @@
 package server
 
 import (
-	"context"
 	"crypto/sha256"
-	"errors"
 	"net/http"
 
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/hub"
-	"github.com/porthole-dev/porthole/signaling/store"
 )
 
 // serveAgentSocket upgrades an agent's WebSocket after checking its key.
@@ -31,7 +28,7 @@ func (s *Server) serveAgentSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("agent connected", "agent", agentID, "remote", r.RemoteAddr)
-	s.hub.ServeAgentAt(ws, agentID, s.agentSite(r.Context(), agentID))
+	s.hub.ServeAgent(ws, agentID)
 }
 
 // serveSessionSocket upgrades a client's WebSocket for the one session its
@@ -79,17 +76,4 @@ func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.hub.ServeClientAuth(ws, id, auth)
-}
-
-// agentSite is the site agent is assigned to ("" for none, or when the store
-// cannot say): the scope in which its device IDs must be unique.
-func (s *Server) agentSite(ctx context.Context, agent string) string {
-	a, err := s.store.Agent(ctx, agent)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("agent site unknown", "agent", agent, "err", err)
-		}
-		return ""
-	}
-	return a.Site
 }
