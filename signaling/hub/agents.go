@@ -11,10 +11,11 @@ import (
 // Device identity is scoped by agent: a device is (agent, ID), and the same
 // ID on agents of different sites are different devices, so another site's
 // agent cannot take a device away by declaring its ID. Within one site (or
-// among agents assigned to none) an ID names one device: the agent that
-// declared it first keeps it, while it is connected or remembered, and a
-// later declaration of it by another agent of that site is refused, logged
-// and reported to that agent.
+// among agents assigned to none) an ID names one device: while the agent
+// that declared it is connected, a declaration of it by another agent of
+// that site is refused, logged and reported to that agent; once that agent
+// is gone, another agent of the same site may take the device over (an
+// agent replaced at the site), which is logged too.
 
 // deviceKey names a declared device.
 type deviceKey struct{ agent, id string }
@@ -71,10 +72,14 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 	var refused []string
 	for _, d := range hello.Devices {
 		if owner, ok := h.deviceOwnerLocked(d.ID, c.site, c.id); ok {
-			c.log.Warn("device declaration refused: another agent of the same site declared this id first",
-				"device", d.ID, "site", c.site, "owner", owner)
-			refused = append(refused, d.ID)
-			continue
+			if h.agents[owner] != nil {
+				c.log.Warn("device declaration refused: another agent of the same site declared this id first",
+					"device", d.ID, "site", c.site, "owner", owner)
+				refused = append(refused, d.ID)
+				continue
+			}
+			c.log.Info("device taken over from an agent of the same site that is offline", "device", d.ID, "site", c.site, "previous_agent", owner)
+			h.deleteDeviceLocked(deviceKey{owner, d.ID})
 		}
 		h.putDeviceLocked(deviceKey{c.id, d.ID}, deviceEntry{agent: c.id, site: c.site, dev: d})
 	}

@@ -317,3 +317,16 @@ func TestDeviceDeclaredTwiceInOneScopeIsRefused(t *testing.T) {
 	e.waitLog(`msg="device declaration refused: another agent of the same site declared this id first" agent=agent-2 device=printer-1`)
 	e.open(a1, techToken, "printer-1")
 }
+
+// TestDeviceMovesToAnotherAgentOfTheSiteOnceTheFirstIsGone: an agent that
+// replaces another at the same site takes over its device IDs once the old
+// one is disconnected.
+func TestDeviceMovesToAnotherAgentOfTheSiteOnceTheFirstIsGone(t *testing.T) {
+	e := newEnv(t, nil)
+	a1 := e.agent(agentKey, "printer-1")
+	a1.close()
+	e.waitLog(`msg="agent offline" agent=agent-1`)
+	a2 := e.agent(agentKey2, "printer-1")
+	e.waitLog(`msg="device taken over from an agent of the same site that is offline" agent=agent-2 device=printer-1`)
+	e.open(a2, techToken, "printer-1")
+}
