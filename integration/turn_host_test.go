@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -63,7 +64,7 @@ func TestTURNRelayRefusesItsOwnHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	relayHost.StartAndWait("porthole-turn", bin["porthole-turn"], []string{
-		"--udp", "0.0.0.0:3478", "--tcp", "", "--public-ip", public, "--secret-file", secretFile,
+		"--udp", "0.0.0.0:3478", "--tcp", "0.0.0.0:443", "--public-ip", public, "--secret-file", secretFile,
 	}, `porthole-turn listening`, 15*time.Second)
 
 	snmpGet, err := (&gosnmp.SnmpPacket{Version: gosnmp.Version2c, Community: "public", PDUType: gosnmp.GetRequest,
@@ -170,6 +171,43 @@ func TestTURNRelayRefusesItsOwnHost(t *testing.T) {
 	// The relay is still healthy for everyone.
 	if !answers(t, rc, peerRefl.Addr(), []byte("still there"), 3*time.Second) {
 		t.Error("the public peer is no longer reachable")
+	}
+
+	// The same over TURN/TCP: the refusal is 403 there too, and nothing
+	// reaches the host's services.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tcp, err := client.DialContext(ctx, "tcp", public+":443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, pass := credential.Generate(secret, "host-session-tcp", time.Now().Add(5*time.Minute))
+	tc, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: public + ":443", TURNServerAddr: public + ":443",
+		Conn: turn.NewSTUNConn(tcp), Username: user, Password: pass, Realm: relay.DefaultRealm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if err := tc.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	trc, err := tc.Allocate()
+	if err != nil {
+		t.Fatalf("allocate over TCP: %v", err)
+	}
+	defer trc.Close()
+	var te *stun.TurnError
+	if _, err := trc.WriteTo([]byte("probe"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort("198.51.100.7:5353"))); !errors.As(err, &te) || te.ErrorCodeAttr.Code != stun.CodeForbidden {
+		t.Errorf("TCP allocation, permission towards the second interface: %v, want 403", err)
+	}
+	if _, err := trc.WriteTo([]byte("probe"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(public+":5353"))); err != nil {
+		t.Errorf("TCP allocation, datagram to the relay IP: %v (want the permission granted and the datagram dropped)", err)
+	}
+	if !answers(t, trc, peerRefl.Addr(), []byte("over tcp"), 3*time.Second) {
+		t.Error("a public peer is not reachable through a TCP allocation")
+	}
+	if n := resolver.Received() - before; n != 0 {
+		t.Errorf("the relay host's resolver received %d datagrams through the relay", n)
 	}
 }
 
