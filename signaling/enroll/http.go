@@ -48,7 +48,8 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, pe)
 }
 
-// decode reads a bounded, strict JSON body into v and validates it.
+// decode reads a bounded, strict JSON body (proto.CheckJSON) into v and
+// validates it.
 func decode(r *http.Request, v proto.Validator) error {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -57,10 +58,18 @@ func decode(r *http.Request, v proto.Validator) error {
 	if len(b) > maxBody {
 		return proto.Errorf(proto.CodeTooLarge, "body over %d bytes", maxBody)
 	}
+	// Strict like every wire decoder: encoding/json alone would take the
+	// last of two "token" keys and mend invalid UTF-8.
+	if err := proto.CheckJSON(b); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return proto.Errorf(proto.CodeBadMessage, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return proto.Errorf(proto.CodeBadMessage, "malformed JSON: data after the object")
 	}
 	return v.Validate()
 }
