@@ -2,6 +2,7 @@ package proto
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"testing"
 )
 
@@ -59,6 +60,26 @@ func TestDecodersRefuseInvalidUTF8AndDuplicateKeys(t *testing.T) {
 	}
 	if e := DecodeAbort([]byte(`{"code":"canceled","code":"internal"}`)); e.Code != CodeBadMessage {
 		t.Errorf("abort with two codes decoded as %s", e.Code)
+	}
+	// A grant is signed, so only a bug in whoever signs it (or the key)
+	// could make one ambiguous; it is refused all the same.
+	pub := grantKey.Public().(ed25519.PublicKey)
+	sign := func(payload string) string {
+		signed := GrantPrefix + b64.EncodeToString([]byte(payload))
+		return signed + "." + b64.EncodeToString(ed25519.Sign(grantKey, []byte(signed)))
+	}
+	const grant = `"session":"abcdefgh12345678","agent":"agent-1","device":"printer-1","iat":1795456800,"exp":1795458600`
+	if _, err := VerifyGrant(sign(`{`+grant+`}`), pub); err != nil {
+		t.Fatalf("control: a plain grant does not verify: %v", err)
+	}
+	for _, payload := range []string{
+		`{` + grant + `,"device":"printer-2"}`,
+		`{` + grant + `,"Device":"printer-2"}`,
+		"{" + grant + ",\"user\":\"t\xffech\"}",
+	} {
+		if _, err := VerifyGrant(sign(payload), pub); CodeOf(err) != CodeBadMessage {
+			t.Errorf("grant %q: %v, want bad_message", payload, err)
+		}
 	}
 }
 
