@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func TestTURNRelayRefusesItsOwnHost(t *testing.T) {
 	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	relayHost.StartAndWait("porthole-turn", bin["porthole-turn"], []string{
+	turnProc, _ := relayHost.StartAndWait("porthole-turn", bin["porthole-turn"], []string{
 		"--udp", "0.0.0.0:3478", "--tcp", "0.0.0.0:443", "--public-ip", public, "--secret-file", secretFile,
 	}, `porthole-turn listening`, 15*time.Second)
 
@@ -199,6 +200,11 @@ func TestTURNRelayRefusesItsOwnHost(t *testing.T) {
 	var te *stun.TurnError
 	if _, err := trc.WriteTo([]byte("probe"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort("198.51.100.7:5353"))); !errors.As(err, &te) || te.ErrorCodeAttr.Code != stun.CodeForbidden {
 		t.Errorf("TCP allocation, permission towards the second interface: %v, want 403", err)
+	}
+	// The operator's log names the session of a refusal on a wildcard TCP
+	// listener too.
+	if _, err := turnProc.WaitLine(ctx, regexp.MustCompile(`relay peer refused" session=host-session-tcp .*peer=198\.51\.100\.7`)); err != nil {
+		t.Error(err)
 	}
 	if _, err := trc.WriteTo([]byte("probe"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(public+":5353"))); err != nil {
 		t.Errorf("TCP allocation, datagram to the relay IP: %v (want the permission granted and the datagram dropped)", err)

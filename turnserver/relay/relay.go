@@ -606,7 +606,17 @@ func (s *Server) refusedDatagram(c *relayConn, peer netip.AddrPort, err error) {
 	}
 }
 
-func sessionKey(listener, client net.Addr) string { return listener.String() + "|" + client.String() }
+// sessionKey names a client's allocation for the logs. pion tells the
+// permission handler of a stream listener the listener's address (0.0.0.0:443
+// on a wildcard) but the events the accepted connection's (203.0.113.5:443),
+// so a stream client is named by its own address alone, which is unique per
+// connection.
+func sessionKey(listener, client net.Addr) string {
+	if _, ok := client.(*net.TCPAddr); ok {
+		return "tcp|" + client.String()
+	}
+	return listener.String() + "|" + client.String()
+}
 
 func (s *Server) eventHandler() turn.EventHandler {
 	return turn.EventHandler{
