@@ -1,14 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/bus"
 	"github.com/porthole-dev/porthole/signaling/hub"
 )
 
@@ -363,4 +366,57 @@ func TestAPIRefusesDuplicateKeysAndInvalidUTF8(t *testing.T) {
 			t.Errorf("POST %q = %d %+v, want 400 naming the problem", body, resp.StatusCode, perr)
 		}
 	}
+}
+
+// countingBus counts the bridge frames a node sends over the bus.
+type countingBus struct {
+	bus.Bus
+	frames atomic.Int64
+}
+
+func (c *countingBus) Send(node string, msg []byte) bool {
+	if bytes.Contains(msg, []byte(`"k":"frame"`)) {
+		c.frames.Add(1)
+	}
+	return c.Bus.Send(node, msg)
+}
+
+// TestCandidateFloodOnABridgedSocketStaysOffTheBus: in a cluster, a
+// technician whose socket reached node n1 for a session owned by n2 floods
+// candidates. The bus between the nodes carries every session between them,
+// so n1 — which holds the real socket — applies the connection's rate limit
+// itself: frames past it are refused there (rate_limited) and never cross,
+// the flooder is disconnected, and another user's bridged session on the
+// same agent works.
+func TestCandidateFloodOnABridgedSocketStaysOffTheBus(t *testing.T) {
+	network := bus.NewNetwork()
+	counted := &countingBus{Bus: network.Join("n1")}
+	t.Cleanup(func() { _ = counted.Close() })
+	edge := newEnv(t, func(c *Config) { c.Node, c.Bus = "n1", counted })
+	owner := newEnv(t, func(c *Config) {
+		c.Node, c.Bus, c.Store = "n2", network.Join("n2"), edge.srv.store
+		t.Cleanup(func() { _ = c.Bus.Close() })
+	})
+	agent := owner.agent(agentKey, "printer-1")
+	a := edge.open(agent, techToken, "printer-1")
+	b := edge.open(agent, bobToken, "printer-1")
+	ca, _ := edge.client(a.Token, dialOpts{})
+	cb, _ := edge.client(b.Token, dialOpts{})
+
+	before := counted.frames.Load()
+	start := time.Now()
+	sent := floodCandidates(ca, a.Session, 5000)
+	elapsed := time.Since(start)
+	crossed := counted.frames.Load() - before
+	// What the bucket lets through: the burst, the rate over the flood's
+	// duration, and a frame of slack.
+	limit := int64(hub.DefaultClientBurst + hub.DefaultClientRate*elapsed.Seconds() + 1)
+	t.Logf("the flooder wrote %d candidates in %v; %d frames crossed the bus (bucket: %d)", sent, elapsed.Round(time.Millisecond), crossed, limit)
+	if crossed > limit {
+		t.Errorf("%d of the flood's frames crossed the bus, want at most %d", crossed, limit)
+	}
+	if env := ca.nextError(proto.CodeRateLimited); env.Session != a.Session {
+		t.Errorf("rate_limited error for session %q, want %s", env.Session, a.Session)
+	}
+	checkOtherSessionWorks(t, agent, cb, b)
 }

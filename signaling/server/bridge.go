@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/hub"
 )
@@ -128,6 +130,14 @@ func (b *bridge) readPump() {
 			return b.ws.SetReadDeadline(time.Now().Add(s.cfg.PongWait))
 		})
 	}
+	// The edge holds the technician's real socket, so it applies the
+	// connection's rate limit itself: frames past it never reach the bus,
+	// which every session between the two nodes shares (the owner's hub
+	// would refuse them too, but only after they had crossed).
+	var lim *edgeLimit
+	if b.edge {
+		lim = newEdgeLimit(s.cfg.Limits, s.now)
+	}
 	for {
 		typ, data, err := b.ws.ReadMessage()
 		if err != nil {
@@ -141,6 +151,17 @@ func (b *bridge) readPump() {
 		}
 		if typ != websocket.TextMessage {
 			continue // the hub refuses binary messages; nothing to carry
+		}
+		if lim != nil {
+			if refusal, disconnect := lim.take(); refusal != nil {
+				if disconnect {
+					b.c.log.Info("too many messages on a bridged connection; disconnected", "session", b.session)
+					b.end(websocket.ClosePolicyViolation, "too many bad messages", true)
+					return
+				}
+				b.refuse(refusal)
+				continue
+			}
 		}
 		m := b.msg(kindFrame)
 		m.Data = string(data)
@@ -301,4 +322,48 @@ func (w *hijacked) Write(b []byte) (int, error) { return len(b), nil }
 func (w *hijacked) WriteHeader(int)             {}
 func (w *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.conn, w.brw, nil
+}
+
+// edgeLimit is the edge's token bucket for one bridged technician socket:
+// the hub's per-connection client limit (hub.Limits ClientRate and
+// ClientBurst), with the hub's count of refusals before a disconnect.
+type edgeLimit struct {
+	lim     *rate.Limiter
+	now     func() time.Time
+	refused int
+}
+
+func newEdgeLimit(l hub.Limits, now func() time.Time) *edgeLimit {
+	r, burst := l.ClientRate, l.ClientBurst
+	if r <= 0 {
+		r = hub.DefaultClientRate
+	}
+	if burst <= 0 {
+		burst = hub.DefaultClientBurst
+	}
+	return &edgeLimit{lim: rate.NewLimiter(rate.Limit(r), burst), now: now}
+}
+
+// take spends a token for one frame. Without one it returns the refusal
+// to send the technician, and whether the socket has been refused too often.
+func (e *edgeLimit) take() (refusal *proto.Error, disconnect bool) {
+	if e.lim.AllowN(e.now(), 1) {
+		return nil, false
+	}
+	e.refused++
+	return proto.Errorf(proto.CodeRateLimited, "too many messages on this connection (at most %g a second); slow down",
+		float64(e.lim.Limit())), e.refused > hub.DefaultMaxBadMessages
+}
+
+// refuse answers the technician on the edge itself, without blocking: a
+// socket too slow to take its refusals loses them.
+func (b *bridge) refuse(pe *proto.Error) {
+	data, err := proto.Encode(proto.TypeError, b.session, pe)
+	if err != nil {
+		return
+	}
+	select {
+	case b.out <- data:
+	default:
+	}
 }
