@@ -286,9 +286,16 @@ func (c *conn) readPump() {
 			c.hello(env)
 			continue
 		}
-		if err := c.allow(); err != nil {
-			c.refuse(env.Session, err)
-			continue
+		// An agent's fetch.* messages are bounded by their exchange's credit
+		// window (proto.FetchWindow, an overrun aborts the exchange), not by
+		// the connection's bucket: a download through the fallback sends
+		// more chunks than the bucket holds, and refusing them would break
+		// the body and, past MaxBadMessages, drop the agent.
+		if c.role != proto.RoleAgent || !proto.IsFetch(env.Type) {
+			if err := c.allow(); err != nil {
+				c.refuse(env.Session, err)
+				continue
+			}
 		}
 		c.h.dispatch(c, env)
 	}

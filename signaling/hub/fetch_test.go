@@ -296,3 +296,92 @@ func send2(t *testing.T, p *peer, typ proto.MsgType, session string, payload any
 	t.Helper()
 	send(t, p, typ, session, payload)
 }
+
+// TestLargeFallbackResponseIsNotRateLimited: an agent streams a response
+// body of more chunks than its connection's token bucket holds (the
+// default burst), as a download of a few tens of MiB through the
+// signaling fallback does. Its fetch.* messages are bounded by the
+// exchange's credit window, not by the connection's rate limit: every
+// chunk arrives, nothing is refused, and the agent stays connected.
+func TestLargeFallbackResponseIsNotRateLimited(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, Options{})
+		agent := fetchAgent(t, b, proto.FetchVersion)
+		fs := newFallbackSession(t, b, agent, "printer-1")
+		cookie := sha256.Sum256([]byte("c"))
+		if _, err := b.hub.RedeemTicket(fs.id, fs.ticket, cookie); err != nil {
+			t.Fatal(err)
+		}
+		x, release, err := fs.open(cookie)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		chunks := DefaultAgentBurst + 200
+		refused := make(chan string, 1)
+		go func() {
+			var req proto.FetchRequest
+			env := recv(t, agent, proto.TypeFetchRequest, &req)
+			recv(t, agent, proto.TypeFetchEnd, nil)
+			send(t, agent, proto.TypeFetchResponse, env.Session, &proto.FetchResponse{ID: req.ID, ResponseHead: proto.ResponseHead{Status: 200}})
+			window := proto.FetchWindow
+			for sent := 0; sent < chunks; {
+				if window > 0 {
+					send(t, agent, proto.TypeFetchData, env.Session, &proto.FetchData{ID: req.ID, Data: []byte("z")})
+					sent++
+					window--
+					continue
+				}
+				msg, ok := <-agent.in
+				if !ok {
+					refused <- "the agent's connection closed"
+					return
+				}
+				in, err := proto.Decode(msg)
+				if err != nil {
+					continue
+				}
+				switch in.Type {
+				case proto.TypeFetchCredit:
+					var c proto.FetchCredit
+					if proto.DecodeData(in, &c) == nil {
+						window += c.N
+					}
+				case proto.TypeError:
+					refused <- string(msg)
+					return
+				}
+			}
+			send(t, agent, proto.TypeFetchEnd, env.Session, &proto.FetchEnd{ID: req.ID})
+			refused <- ""
+		}()
+		ctx := context.Background()
+		if err := x.SendHead(ctx, &proto.FetchRequest{RequestHead: proto.RequestHead{Method: "GET", Target: "/big"}}); err != nil {
+			t.Fatal(err)
+		}
+		_ = x.End(ctx)
+		if h, err := x.Head(ctx, time.Second); err != nil || h.(*proto.FetchResponse).Status != 200 {
+			t.Fatalf("head %v %v", h, err)
+		}
+		got := 0
+		for {
+			p, err := x.Read(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("after %d of %d chunks: %v", got, chunks, err)
+			}
+			got += len(p)
+		}
+		if why := <-refused; why != "" {
+			t.Fatalf("the agent was refused: %s", why)
+		}
+		if got != chunks {
+			t.Fatalf("read %d bytes, want %d", got, chunks)
+		}
+		if online := b.hub.OnlineAgents(); len(online) != 1 {
+			t.Fatalf("the agent was disconnected: %v", online)
+		}
+	})
+}

@@ -23,9 +23,10 @@ type Limits struct {
 	// the session's life, ICE restarts included. Default 200.
 	MaxCandidates int
 	// ClientRate/ClientBurst and AgentRate/AgentBurst are the token
-	// buckets for every message a connection sends after hello. Defaults
-	// 50 a second, burst 100 for a client; 500, burst 1000 for an agent,
-	// which speaks for all its sessions.
+	// buckets for every message a connection sends after hello (an
+	// agent's fetch.* messages excepted: their credit window bounds them).
+	// Defaults 50 a second, burst 100 for a client; 500, burst 1000 for an
+	// agent, which speaks for all its sessions.
 	ClientRate  float64
 	ClientBurst int
 	AgentRate   float64
