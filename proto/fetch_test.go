@@ -166,6 +166,13 @@ func FuzzDecodeFetch(f *testing.F) {
 			}
 			return
 		}
+		// The same message with a key repeated or a byte of invalid UTF-8
+		// must be refused (strictjson.go).
+		for _, m := range strictMutations(b) {
+			if _, err := Decode(m); err == nil && len(m) <= MaxSignalMessage {
+				t.Fatalf("accepted %q, a mutation of accepted %q", m, b)
+			}
+		}
 		switch m := v.(type) {
 		case *FetchRequest:
 			if m.ID == 0 || m.ContentLength > MaxFetchBody || !strings.HasPrefix(m.Target, "/") || m.Method == http.MethodConnect {

@@ -25,6 +25,10 @@ func TestDecodersRefuseInvalidUTF8AndDuplicateKeys(t *testing.T) {
 		{"duplicate payload key", `{"v":1,"type":"hello","data":{"role":"agent","role":"client"}}`},
 		{"duplicate payload key", `{"v":1,"type":"offer","session":"` + sess + `","data":{"type":"offer","sdp":"v=0","sdp":"v=1"}}`},
 		{"duplicate session", `{"v":1,"type":"offer","session":"` + sess + `","session":"zzzzzzzz","data":{"type":"offer","sdp":"v=0"}}`},
+		{"duplicate fetch id", `{"v":1,"type":"fetch.data","session":"` + sess + `","data":{"id":1,"id":2,"data":"eg=="}}`},
+		{"duplicate fetch target", `{"v":1,"type":"fetch.request","session":"` + sess + `","data":{"id":1,"method":"GET","target":"/","Target":"/admin","contentLength":0}}`},
+		{"duplicate fetch header", `{"v":1,"type":"fetch.response","session":"` + sess + `","data":{"id":1,"status":200,"header":{"Location":["/a"],"Location":["/b"]}}}`},
+		{"invalid UTF-8 in a fetch head", "{\"v\":1,\"type\":\"fetch.request\",\"session\":\"" + sess + "\",\"data\":{\"id\":1,\"method\":\"GET\",\"target\":\"/\xff\",\"contentLength\":0}}"},
 	}
 	for _, tc := range envelopes {
 		t.Run(tc.name, func(t *testing.T) {
