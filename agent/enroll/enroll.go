@@ -161,6 +161,12 @@ func post(ctx context.Context, client *http.Client, endpoint string, v, out any)
 		}
 		return fmt.Errorf("HTTP %s", resp.Status)
 	}
+	// Strict like every wire decoder: a repeated key or invalid UTF-8 in
+	// the answer that carries the agent's certificate and grant key is
+	// refused, not resolved by encoding/json's last-wins.
+	if err := proto.CheckJSON(b); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
 	return json.Unmarshal(b, out)
 }
 

@@ -111,7 +111,14 @@ func Discover(ctx context.Context, c *http.Client, server string) (*Endpoints, e
 		return nil, fmt.Errorf("authorization server metadata of %s: HTTP %d", server, resp.StatusCode)
 	}
 	var m proto.AuthServerMetadata
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&m); err != nil {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err == nil {
+		err = proto.CheckJSON(b) // a repeated endpoint must not be resolved last-wins
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("authorization server metadata of %s: %w", server, err)
 	}
 	e := &Endpoints{Authorization: m.AuthorizationEndpoint, Token: m.TokenEndpoint, Revocation: m.RevocationEndpoint, CLICode: m.CLICodeRedirectURI}
@@ -389,6 +396,9 @@ func exchange(ctx context.Context, c *http.Client, ep *Endpoints, server, redire
 		return nil, fmt.Errorf("token exchange: HTTP %d", resp.StatusCode)
 	}
 	var tr proto.TokenResponse
+	if err := proto.CheckJSON(body); err != nil {
+		return nil, fmt.Errorf("token exchange: %w", err)
+	}
 	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" || !strings.EqualFold(tr.TokenType, "Bearer") {
 		return nil, fmt.Errorf("token exchange: unexpected answer")
 	}

@@ -92,7 +92,16 @@ func (a *API) do(ctx context.Context, method, path string, in, out any) error {
 	if out == nil {
 		return nil
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read %s %s: %w", method, path, err)
+	}
+	// Strict like every wire decoder (proto.CheckJSON): no repeated keys,
+	// no invalid UTF-8.
+	if err := proto.CheckJSON(b); err != nil {
+		return fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("decode %s %s: %w", method, path, err)
 	}
 	return nil
