@@ -19,7 +19,7 @@ import (
 	"github.com/porthole-dev/porthole/integration/netlab"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
-	"github.com/porthole-dev/porthole/turnserver/credential"
+	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/turnserver/relay"
 )
 
@@ -85,7 +85,7 @@ func TestTURNRelayRefusesItsOwnHost(t *testing.T) {
 
 	turnClient := func(session string) (*turn.Client, net.PacketConn) {
 		t.Helper()
-		user, pass := credential.Generate(secret, session, time.Now().Add(5*time.Minute))
+		user, pass := proto.MintTURN(secret, session, time.Now().Add(5*time.Minute))
 		c, err := turn.NewClient(&turn.ClientConfig{
 			STUNServerAddr: public + ":3478", TURNServerAddr: public + ":3478",
 			Conn: listenUDP(t, client, "198.18.0.50:0"), Username: user, Password: pass, Realm: relay.DefaultRealm,
@@ -182,7 +182,7 @@ func TestTURNRelayRefusesItsOwnHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, pass := credential.Generate(secret, "host-session-tcp", time.Now().Add(5*time.Minute))
+	user, pass := proto.MintTURN(secret, "host-session-tcp", time.Now().Add(5*time.Minute))
 	tc, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: public + ":443", TURNServerAddr: public + ":443",
 		Conn: turn.NewSTUNConn(tcp), Username: user, Password: pass, Realm: relay.DefaultRealm})
 	if err != nil {
