@@ -90,8 +90,8 @@ var contentTypes = map[string]string{
 // relay's not on the shell origin; the few shared pure modules are on both.
 var (
 	shellAssets = set("shell.js", "signaling.js", "tunnel.js", "frames.js", "headers.js", "toolbar.js",
-		"credentials.js", "recovery.js", "pathreason.js", "protocol.js", "tokenstore.js", "shell.css", "bar.js", "bar.css")
-	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "relay.js", "notice.css")
+		"credentials.js", "recovery.js", "pathreason.js", "protocol.js", "strictjson.js", "tokenstore.js", "shell.css", "bar.js", "bar.css")
+	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "relay.js", "notice.css")
 )
 
 // pageParts are the page shim's parts (session/page/), in the order

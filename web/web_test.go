@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -132,7 +133,7 @@ func TestShellIsNeverFramedOrASubresource(t *testing.T) {
 func TestEachOriginServesOnlyItsOwnAssets(t *testing.T) {
 	shellOnly := []string{"shell.js", "tokenstore.js", "signaling.js", "tunnel.js", "toolbar.js", "credentials.js", "recovery.js", "pathreason.js", "shell.css", "bar.js", "bar.css"}
 	deviceOnly := []string{"sw.js", "pages.js", "inject.js", "relay.js", "notice.css", "relay.html", "page.js", "ended"}
-	both := []string{"headers.js", "frames.js", "protocol.js"}
+	both := []string{"headers.js", "frames.js", "protocol.js", "strictjson.js"}
 	type tc struct {
 		h    http.Handler
 		host string
@@ -367,5 +368,43 @@ func TestFoundationServedOnBothOrigins(t *testing.T) {
 	}
 	if b := body(t, get(t, App(), "localhost:8080", http.MethodGet, "/ui/vendor/pico.min.css", nil)); !strings.Contains(b, "Pico CSS") {
 		t.Errorf("not Pico: %.100s", b)
+	}
+}
+
+// TestEveryImportIsServedOnItsOrigin follows each origin's module graph from
+// its entry points: a module one origin serves that imports a file the
+// origin does not serve fails to load in the browser (the shell stays on
+// "Loading…"), which no unit test of the module itself sees.
+func TestEveryImportIsServedOnItsOrigin(t *testing.T) {
+	importRe := regexp.MustCompile(`(?m)^\s*import\s[^'"]*['"]\./([^'"]+)['"]`)
+	for _, c := range []struct {
+		h       http.Handler
+		host    string
+		entries []string
+	}{
+		{shell(), shellHost, []string{"shell.js", "bar.js"}},
+		{device(), deviceHost, []string{"sw.js", "relay.js"}},
+	} {
+		seen := map[string]bool{}
+		queue := append([]string{}, c.entries...)
+		for len(queue) > 0 {
+			name := queue[0]
+			queue = queue[1:]
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			res := get(t, c.h, c.host, http.MethodGet, ShellPrefix+name, map[string]string{"Sec-Fetch-Dest": "script"})
+			if res.StatusCode != http.StatusOK {
+				t.Errorf("%s: %s%s is imported but answers %d", c.host, ShellPrefix, name, res.StatusCode)
+				continue
+			}
+			for _, m := range importRe.FindAllStringSubmatch(body(t, res), -1) {
+				queue = append(queue, m[1])
+			}
+		}
+		if len(seen) <= len(c.entries) {
+			t.Errorf("%s: found no imports from %v; the pattern no longer matches the modules", c.host, c.entries)
+		}
 	}
 }
