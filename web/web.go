@@ -325,9 +325,10 @@ func Device(opt Options) http.Handler {
 			// ShellPrefix only, which signaling serves and the worker never
 			// carries to the device — not 'self', which would run any script
 			// of the device, through the worker, in the relay's name — and
-			// no eval.
+			// no eval. It fetches one thing itself: the end page, whose
+			// Clear-Site-Data wipes the origin when the session ends.
 			own := opt.scheme(r) + "://" + strings.ToLower(r.Host) + ShellPrefix
-			h.Set("Content-Security-Policy", "default-src 'none'; script-src "+own+"; worker-src "+own+"; "+
+			h.Set("Content-Security-Policy", "default-src 'none'; script-src "+own+"; worker-src "+own+"; connect-src "+own+"ended; "+
 				"base-uri 'none'; form-action 'none'; frame-ancestors "+shellOrigin)
 			serveFile(w, r, "session/relay.html")
 		case p == ShellPrefix+"page.js":

@@ -187,6 +187,7 @@ func TestFramePolicies(t *testing.T) {
 	}{
 		{device(), deviceHost, "/__t/relay.html", "frame-ancestors " + shellOrigin},
 		{device(), deviceHost, "/__t/relay.html", "script-src " + deviceOrigin + "/__t/"},
+		{device(), deviceHost, "/__t/relay.html", "connect-src " + deviceOrigin + "/__t/ended"},
 		{device(), deviceHost, "/__t/ended", "frame-ancestors 'self' " + shellOrigin},
 		{device(), deviceHost, "/settings", "frame-ancestors 'self' " + shellOrigin},
 		{shell(), shellHost, "/__t/bar.html", "frame-ancestors " + deviceOrigin},

@@ -13,11 +13,28 @@
 import { MSG, shellOriginOf } from './protocol.js';
 
 const WORKER_URL = '/__t/sw.js';
+const ENDED_URL = '/__t/ended';
 const SHELL = shellOriginOf(location);
 const HEARTBEAT = 10_000; // re-announce, for a worker that was stopped and restarted
 
 // The ticket in ?t= is for the server; it must not stay in the URL.
 if (location.search) history.replaceState(null, '', location.pathname);
+
+/**
+ * The worker has unregistered and sent the device's windows to the end
+ * page; the window in the shell's own frame is gone by then (the shell
+ * shows its ended view), so the relay itself asks for the end page, whose
+ * Clear-Site-Data clears the origin's storage, caches and worker
+ * registrations (a fetch from a document of the origin is enough; measured
+ * in Chromium 156 with TestSessionEndLeavesNothing).
+ */
+async function wipeOrigin() {
+  try {
+    await fetch(ENDED_URL, { cache: 'no-store', credentials: 'same-origin' });
+  } catch {
+    // signaling is gone; the storage stays until the browser's own cleanup
+  }
+}
 
 function fromOurWorker(e) {
   const src = e.source;
@@ -45,7 +62,7 @@ async function main() {
     } else if (m.type === MSG.fetch && e.ports.length === 1) {
       window.parent.postMessage(m, SHELL, m.body ? [e.ports[0], m.body] : [e.ports[0]]);
     } else if (m.type === MSG.wiped) {
-      window.parent.postMessage({ type: MSG.wiped }, SHELL);
+      wipeOrigin().then(() => window.parent.postMessage({ type: MSG.wiped }, SHELL));
     }
   });
   navigator.serviceWorker.startMessages();
