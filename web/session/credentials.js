@@ -1,3 +1,6 @@
+// Origin: SHELL origin (the session window, which holds the session's
+// secrets); the credentials it collects never reach the device origin.
+//
 // HTTP Basic and Digest authentication of the device. A 401 that a service
 // worker builds raises no browser prompt, so the shell asks for the
 // credentials itself, once per session, in its own dialog (never in the

@@ -1,3 +1,6 @@
+// Origin: both origins (the shell's tunnel.js; the device origin's worker,
+// through headers.js); pure, holds nothing.
+//
 // The tunnel frame protocol of proto/tunnel.go, as carried on a data channel:
 // one message is one frame, a 1-byte type followed by its payload. This module
 // only encodes and decodes; tunnel.js runs the exchanges. It touches no

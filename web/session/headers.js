@@ -1,3 +1,6 @@
+// Origin: both origins (the device origin's worker, sw.js; the shell's
+// tunnel.js); pure, holds nothing.
+//
 // Header rules between the device's page and the tunnel, in both directions.
 // Pure functions: the worker (sw.js) and the shell (tunnel.js) apply them, and
 // node --test checks them. The agent applies its own rules on its side too

@@ -1,3 +1,6 @@
+// Origin: DEVICE origin (the service worker, sw.js), which holds nothing
+// secret.
+//
 // Puts the page shim (/__t/page.js, web/session/page/) into the HTML
 // documents the worker carries: one classic <script> element, so that it
 // runs before any of the page's own scripts.

@@ -1,3 +1,6 @@
+// Origin: DEVICE origin (the service worker, sw.js), which holds nothing
+// secret.
+//
 // The small pages the worker answers with in place of the device's: session
 // ended, the device or tunnel failed, a redirect off the device. They are
 // built here as strings with every dynamic part escaped, because messages can

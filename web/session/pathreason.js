@@ -1,3 +1,5 @@
+// Origin: SHELL origin (the session window); pure.
+//
 // Why a session is relayed, in plain language, from what ICE gathered and
 // tried as RTCPeerConnection.getStats() reports it. Pure: it reads a stats
 // report (RTCStatsReport, a Map, or any iterable of stats or [id, stats])

@@ -1,3 +1,5 @@
+// Origin: SHELL origin (the session window, which owns the peer connection).
+//
 // ICE restart timing for the shell, as the Go technician does it
 // (agent/technician: recover): once the peer connection has connected, a
 // broken path is repaired with ICE restarts over signaling rather than

@@ -1,3 +1,5 @@
+// Origin: SHELL origin (the session window's toolbar).
+//
 // The slim bar above the device's page: device, time left, path (direct or
 // relayed, with round-trip time), notices, and "End session". Formatting and
 // stats parsing are pure and exported for node --test; the DOM part builds

@@ -1,3 +1,6 @@
+// Origin: SHELL origin (the session window: the data channels of its one
+// peer connection). The device origin never gets a reference to it.
+//
 // The browser half of the tunnel (proto/tunnel.go): HTTP exchanges carried
 // on a pool of data channels of the session's one RTCPeerConnection.
 //
