@@ -68,8 +68,9 @@ const fillJS = `(async () => {
 // storage, IndexedDB, Cache Storage, a script cookie, and a cookie the
 // device set that the worker mirrored) and checks that nothing of the
 // session remains in the browser: no cookie of either origin (the bind
-// cookie included), no storage, no cache, no worker registration, no
-// token half in window.name, no token in the tab's history; that the
+// cookie and the fallback's device cookie included), no storage, no
+// cache, no worker registration, no token half in window.name, no token
+// in the tab's history; that the
 // device's pages are out of the HTTP cache; and that going back through
 // the tab's history reaches nothing of the device. Each store is first
 // shown to hold something, so each check can fail.
@@ -105,8 +106,8 @@ func TestSessionEndLeavesNothing(t *testing.T) {
 	if shellBefore.Session == 0 || !strings.HasPrefix(shellBefore.WinName, "porthole-pad:") {
 		t.Fatalf("the session window holds no token halves to test their wipe: %+v", shellBefore)
 	}
-	if !hasCookie(cookiesBefore, shellHost, proto.BindCookie) || !hasCookie(cookiesBefore, deviceHost, "ui_lang") {
-		t.Fatalf("cookies before the end: %v; want %s on %s and ui_lang on %s", cookieNames(cookiesBefore), proto.BindCookie, shellHost, deviceHost)
+	if !hasCookie(cookiesBefore, shellHost, proto.BindCookie) || !hasCookie(cookiesBefore, deviceHost, proto.DeviceCookie) || !hasCookie(cookiesBefore, deviceHost, "ui_lang") {
+		t.Fatalf("cookies before the end: %v; want %s on %s, and %s and ui_lang on %s", cookieNames(cookiesBefore), proto.BindCookie, shellHost, proto.DeviceCookie, deviceHost)
 	}
 	devURLs := []string{info.DeviceOrigin + "/", info.DeviceOrigin + "/login", info.DeviceOrigin + "/admin", info.DeviceOrigin + "/supplies", info.DeviceOrigin + "/logo.png", info.DeviceOrigin + "/static/style.css"}
 
