@@ -9,10 +9,15 @@
 // window's frames (window.length, window.frames, measured in Chromium 156),
 // so a page that busts frames with `parent.frames.length > 0` still finds
 // itself alone in its tab.
+// How long after DOMContentLoaded the bar waits for the load event at most.
+const BAR_LATEST = 2000;
+
 feature('bar', (shim) => {
   if (!shim.topLevel) return;
+  let added = false;
   const add = () => {
-    if (!document.body) return;
+    if (added || !document.body) return;
+    added = true;
     const host = document.createElement('porthole-bar');
     host.setAttribute('style', 'all:initial !important;position:fixed !important;right:8px !important;bottom:8px !important;' +
       'width:460px !important;max-width:calc(100vw - 16px) !important;height:32px !important;z-index:2147483647 !important;' +
@@ -26,6 +31,14 @@ feature('bar', (shim) => {
     root.appendChild(f);
     document.body.appendChild(host);
   };
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', add);
-  else add();
+  // After the page's own load event: the bar's frame comes from the
+  // session window's origin, and a frame still loading holds the page's
+  // load event (100-200 ms a navigation, measured by make bench), which the
+  // page's own scripts may wait for. A page whose load never comes gets
+  // the bar a little after its DOM is ready all the same.
+  if (document.readyState === 'complete') add();
+  else {
+    window.addEventListener('load', add, { once: true });
+    document.addEventListener('DOMContentLoaded', () => setTimeout(add, BAR_LATEST), { once: true });
+  }
 });
