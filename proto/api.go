@@ -1,7 +1,6 @@
 package proto
 
 import (
-	"strings"
 	"time"
 )
 
@@ -72,28 +71,4 @@ type SessionInfo struct {
 	// window (https://<session>.<sessions-domain>). It holds nothing
 	// secret and serves no session window: open ShellOrigin, not this.
 	DeviceOrigin string `json:"deviceOrigin,omitempty"`
-}
-
-// ValidOrigin reports whether s is a serialized web origin as browsers send
-// it in an Origin header: http or https, a host (DNS name or IP literal) and
-// an optional port, in lower case, nothing else. "null" is not one.
-func ValidOrigin(s string) bool {
-	rest, ok := strings.CutPrefix(s, "https://")
-	if !ok {
-		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
-			return false
-		}
-	}
-	if rest == "" || len(rest) > 261 {
-		return false
-	}
-	for i := 0; i < len(rest); i++ {
-		switch c := rest[i]; {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case c == '.' || c == '-' || c == ':' || c == '[' || c == ']':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -22,7 +22,8 @@ import (
 //
 //	open-or-head  Data*  (End | Abort)
 //
-// client → agent: FrameRequest (HTTP) or FrameTCPOpen (TCP), then body or
+// client → agent: FrameRequest (HTTP) or FrameTCPOpen (TCP) (or FrameWSOpen
+// for a WebSocket, see websocket.go), then body or
 // stream bytes as FrameData, then FrameEnd. agent → client: FrameResponse
 // (HTTP) or FrameTCPOpened (TCP), then FrameData, then FrameEnd. A side that
 // wants to stop early sends FrameAbort (with a coded error) in its own
@@ -71,6 +72,14 @@ func (t FrameType) String() string {
 		return "end"
 	case FrameAbort:
 		return "abort"
+	case FrameWSOpen:
+		return "ws-open"
+	case FrameWSOpened:
+		return "ws-opened"
+	case FrameWSMessage:
+		return "ws-message"
+	case FrameWSClose:
+		return "ws-close"
 	}
 	return "unknown"
 }
@@ -111,7 +120,7 @@ func ParseFrame(msg []byte) (Frame, error) {
 	}
 	f := Frame{Type: FrameType(msg[0]), Payload: msg[1:]}
 	switch f.Type {
-	case FrameRequest, FrameResponse, FrameTCPOpen, FrameAbort:
+	case FrameRequest, FrameResponse, FrameTCPOpen, FrameAbort, FrameWSOpen, FrameWSOpened:
 		if len(f.Payload) == 0 {
 			return Frame{}, Errorf(CodeBadMessage, "%s frame without payload", f.Type)
 		}
@@ -119,6 +128,12 @@ func ParseFrame(msg []byte) (Frame, error) {
 		if len(f.Payload) == 0 || len(f.Payload) > MaxChunk {
 			return Frame{}, Errorf(CodeBadMessage, "data frame of %d bytes, want 1 to %d", len(f.Payload), MaxChunk)
 		}
+	case FrameWSMessage:
+		if len(f.Payload) == 0 || len(f.Payload) > 1+MaxChunk {
+			return Frame{}, Errorf(CodeBadMessage, "websocket message frame of %d bytes, want 1 to %d", len(f.Payload), 1+MaxChunk)
+		}
+	case FrameWSClose:
+		// An empty payload is a close without a code.
 	case FrameTCPOpened, FrameEnd:
 		if len(f.Payload) != 0 {
 			return Frame{}, Errorf(CodeBadMessage, "%s frame with payload", f.Type)
@@ -154,6 +169,14 @@ type ResponseHead struct {
 	// Cookies the browser side may mirror into its own store (never
 	// HttpOnly ones, which stay in the agent's jar): "name=value" pairs.
 	Cookies []string `json:"cookies,omitempty"`
+	// DeletedCookies names the cookies the response deleted (expired or
+	// Max-Age ≤ 0) that the browser side may hold in its own store: the
+	// mirrored ones and those the page set itself, never HttpOnly ones of
+	// the agent's jar. The browser deletes them from its store too.
+	DeletedCookies []string `json:"deletedCookies,omitempty"`
+	// TLS is set when the response came over a connection that needed
+	// legacy TLS (see LegacyTLS), so the session can say so.
+	TLS *LegacyTLS `json:"tls,omitempty"`
 }
 
 // TCPOpen opens a TCP exchange to a declared port of the session's device.
@@ -276,6 +299,17 @@ func (h *ResponseHead) Validate() error {
 			return Errorf(CodeBadMessage, "invalid cookie")
 		}
 	}
+	if len(h.DeletedCookies) > MaxHeaders {
+		return Errorf(CodeTooLarge, "too many deleted cookies")
+	}
+	for _, c := range h.DeletedCookies {
+		if c == "" || len(c) > 256 || !isToken(c) {
+			return Errorf(CodeBadMessage, "invalid deleted cookie name")
+		}
+	}
+	if err := h.TLS.Validate(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -354,6 +388,72 @@ func isToken(s string) bool {
 func validFieldValue(v string) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// MaxOrigin bounds a serialized origin.
+const MaxOrigin = 256
+
+// ValidOrigin reports whether s is a serialized http or https origin
+// (RFC 6454): scheme "://" host [":" port], lower-case scheme, no path,
+// user info, query or fragment, a host of letters, digits, '.', '-' or a
+// bracketed IPv6 address.
+func ValidOrigin(s string) bool {
+	if len(s) > MaxOrigin {
+		return false
+	}
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
+			return false
+		}
+	}
+	host, port := rest, ""
+	if strings.HasPrefix(rest, "[") {
+		i := strings.IndexByte(rest, ']')
+		if i < 0 {
+			return false
+		}
+		for _, c := range rest[1:i] {
+			if !(c == ':' || c == '.' || '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+		host, port = rest[:i+1], rest[i+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return false
+			}
+			port = port[1:]
+			if port == "" {
+				return false
+			}
+		}
+	} else if h, p, found := strings.Cut(rest, ":"); found {
+		host, port = h, p
+		if port == "" {
+			return false
+		}
+	}
+	if host == "" || host == "[]" {
+		return false
+	}
+	if !strings.HasPrefix(host, "[") {
+		for i := 0; i < len(host); i++ {
+			c := host[i]
+			if !(c == '.' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+				return false
+			}
+		}
+	}
+	if len(port) > 5 {
+		return false
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
 			return false
 		}
 	}
