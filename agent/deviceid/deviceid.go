@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -136,6 +137,9 @@ type Target struct {
 	Port int
 	// ServerName is the TLS server name for https; "" means Host.
 	ServerName string
+	// TLSFrom is the rung of the legacy TLS ladder (agent/tlscompat) the
+	// contact starts at: the one remembered for the device.
+	TLSFrom tlscompat.Level
 }
 
 // Checker runs the checks. Its zero value uses the system's resolver,
@@ -191,6 +195,10 @@ type Result struct {
 	// answered: the device may drop what the check sends, and only a
 	// session's own connection will tell.
 	Reached string
+	// TLSLevel is the rung of the TLS ladder the device needed, and
+	// LegacyTLS what that means, nil for modern TLS.
+	TLSLevel  tlscompat.Level
+	LegacyTLS *proto.LegacyTLS
 }
 
 // Mismatch is a device that answered but is not the one declared.
@@ -255,6 +263,7 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 			sum := sha256.Sum256(cert.Raw)
 			res.CertSHA256 = hex.EncodeToString(sum[:])
 			res.CertVerified = cert.Verified
+			res.TLSLevel, res.LegacyTLS = cert.Level, cert.Legacy
 		}
 	} else if e.SNMP == nil || e.MAC != "" {
 		// No web page: reach it without touching a service (reach.go).
@@ -305,7 +314,7 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 		case e.SNMP != nil:
 			serial, err = SNMPSerial(sctx, addr, e.SNMP)
 		case e.HTTPProbe != nil:
-			serial, err = probeSerial(sctx, c.dial, t, addr, e.HTTPProbe, res.CertSHA256)
+			serial, err = probeSerial(sctx, c.dial, t, addr, e.HTTPProbe, res.CertSHA256, res.TLSLevel)
 		}
 		if err != nil {
 			return res, fail(t.Device, fmt.Errorf("read the serial number: %w", err))
@@ -327,32 +336,46 @@ func (c *Checker) Check(ctx context.Context, t Target, e Expect) (*Result, error
 func (c *Checker) contact(ctx context.Context, t Target, addr netip.Addr) (*tlsLeaf, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
-	conn, err := c.dial(ctx, "tcp", netip.AddrPortFrom(addr, uint16(t.Port)).String()) //nolint:gosec // port validated by config
-	if err != nil {
-		return nil, fmt.Errorf("contact %s port %d: %w", addr, t.Port, err)
+	target := netip.AddrPortFrom(addr, uint16(t.Port)).String() //nolint:gosec // port validated by config
+	dial := func(ctx context.Context) (net.Conn, error) {
+		conn, err := c.dial(ctx, "tcp", target)
+		if err != nil {
+			return nil, fmt.Errorf("contact %s port %d: %w", addr, t.Port, err)
+		}
+		return conn, nil
 	}
-	defer conn.Close()
 	if t.Scheme != "https" {
+		conn, err := dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		_ = conn.Close()
 		return nil, nil
 	}
 	name := t.ServerName
 	if name == "" {
 		name = t.Host
 	}
-	tc := tls.Client(conn, &tls.Config{ServerName: name, InsecureSkipVerify: true}) //nolint:gosec // checked by pin
-	if err := tc.HandshakeContext(ctx); err != nil {
+	// Old devices speak old TLS: step down the ladder as far as needed,
+	// from where the device was last reached.
+	tc, level, err := tlscompat.Handshake(ctx, dial, &tls.Config{ServerName: name, InsecureSkipVerify: true}, t.TLSFrom) //nolint:gosec // checked by pin
+	if err != nil {
 		return nil, fmt.Errorf("TLS with %s: %w", addr, err)
 	}
-	certs := tc.ConnectionState().PeerCertificates
+	defer tc.Close()
+	cs := tc.ConnectionState()
+	certs := cs.PeerCertificates
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("TLS with %s: no certificate", addr)
 	}
-	return &tlsLeaf{Raw: certs[0].Raw, Verified: c.verifyChain(certs, name)}, nil
+	return &tlsLeaf{Raw: certs[0].Raw, Verified: c.verifyChain(certs, name), Level: level, Legacy: tlscompat.Describe(cs)}, nil
 }
 
 type tlsLeaf struct {
 	Raw      []byte
 	Verified bool
+	Level    tlscompat.Level
+	Legacy   *proto.LegacyTLS
 }
 
 // verifyChain reports whether certs (leaf first) verify with c.Roots for

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+
+	"github.com/porthole-dev/porthole/agent/tlscompat"
 )
 
 // maxProbeBody bounds what the HTTP probe reads of a device page.
@@ -19,7 +21,7 @@ const maxProbeBody = 256 << 10
 // serial the pattern finds. Redirects are not followed. Over https the
 // device must present the certificate whose SHA-256 is cert, the one the
 // contact saw.
-func probeSerial(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addr netip.Addr, p *HTTPProbe, cert string) (string, error) {
+func probeSerial(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addr netip.Addr, p *HTTPProbe, cert string, level tlscompat.Level) (string, error) {
 	re, err := regexp.Compile(p.Pattern)
 	if err != nil {
 		return "", err
@@ -40,7 +42,7 @@ func probeSerial(ctx context.Context, dial func(context.Context, string, string)
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dial(ctx, network, pinned) // never where the URL says
 		},
-		TLSClientConfig:   tc,
+		TLSClientConfig:   tlscompat.Config(tc, level), // the rung the contact found
 		DisableKeepAlives: true,
 	}
 	defer tr.CloseIdleConnections()

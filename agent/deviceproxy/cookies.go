@@ -44,11 +44,14 @@ func newJar(host string, secure bool) *jar {
 }
 
 // store records the response's Set-Cookie fields for a request to
-// reqPath and returns the "name=value" pairs the browser may mirror: the
-// non-HttpOnly cookies this response set (deletions are not mirrored).
-func (j *jar) store(resp []*http.Cookie, reqPath string, now time.Time) (mirror []string) {
+// reqPath and returns the "name=value" pairs the browser may mirror (the
+// non-HttpOnly cookies this response set) and the names of the cookies it
+// deleted that the browser may hold: any but those the jar held as
+// HttpOnly (the page never saw those; a page cookie of the same name is
+// its own, as document.cookie could not have replaced an HttpOnly one).
+func (j *jar) store(resp []*http.Cookie, reqPath string, now time.Time) (mirror, deleted []string) {
 	if len(resp) == 0 {
-		return nil
+		return nil, nil
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -74,6 +77,9 @@ func (j *jar) store(resp []*http.Cookie, reqPath string, now time.Time) (mirror 
 			exp = c.Expires
 		}
 		if !exp.IsZero() && !exp.After(now) {
+			if old := j.cookies[k]; (old == nil || !old.httpOnly) && !slices.Contains(deleted, c.Name) {
+				deleted = append(deleted, c.Name)
+			}
 			delete(j.cookies, k)
 			continue
 		}
@@ -92,7 +98,7 @@ func (j *jar) store(resp []*http.Cookie, reqPath string, now time.Time) (mirror 
 			mirror = append(mirror, c.Name+"="+c.Value)
 		}
 	}
-	return mirror
+	return mirror, deleted
 }
 
 func (j *jar) evictLocked(now time.Time) {

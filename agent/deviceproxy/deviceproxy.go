@@ -52,6 +52,7 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/agent/bufpool"
+	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -91,6 +92,23 @@ type Device struct {
 	UploadSpoolLimit int64
 	// SpoolDir is where spooled bodies go; "" means os.TempDir().
 	SpoolDir string
+	// Names are further host names the device calls itself in its pages
+	// (its hostname, its mDNS name "npi4000.local"): URLs naming them are
+	// rewritten to the client's origin like those naming Host and
+	// HostHeader (rewrite.go).
+	Names []string
+	// TLSStart, if set, gives the rung of the legacy TLS ladder
+	// (agent/tlscompat) connections to port start at: what the agent
+	// remembers of the device. Nil starts at Modern.
+	TLSStart func(port int) tlscompat.Level
+	// OnTLS, if set, is called when a connection to port needed another
+	// rung than it started at, with what that rung means (nil: modern).
+	OnTLS func(port int, level tlscompat.Level, legacy *proto.LegacyTLS)
+	// VerifyPort, if set, gives the VerifyConnection for a port other
+	// than the web port reached over https (a device's https twin, see
+	// upgrade.go): the daemon pins it at first use. Nil, or a nil
+	// function, verifies such ports as the web port.
+	VerifyPort func(port int) func(tls.ConnectionState) error
 }
 
 // Timeouts towards the device.
@@ -117,6 +135,10 @@ type Proxy struct {
 
 	pinMu sync.Mutex
 	pin   netip.Addr
+
+	tlsMu    sync.Mutex
+	tlsLevel map[int]tlscompat.Level // rung per port, once known
+	schemes  map[int]string          // ports learned to speak https
 }
 
 // New validates d and builds its proxy. It does no I/O.
@@ -165,11 +187,13 @@ func New(d Device, logger *slog.Logger) (*Proxy, error) {
 	if d.UploadSpoolLimit == 0 {
 		d.UploadSpoolLimit = DefaultUploadSpoolLimit
 	}
-	p := &Proxy{d: d, log: logger, pool: bufpool.New()}
+	p := &Proxy{d: d, log: logger, pool: bufpool.New(), tlsLevel: map[int]tlscompat.Level{}, schemes: map[int]string{}}
 	p.transport = &http.Transport{
-		Proxy:                  nil, // never a proxy from the environment
-		DialContext:            p.dialHTTP,
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: d.InsecureSkipVerify, ServerName: tlsServerName(d), VerifyConnection: d.VerifyConnection}, //nolint:gosec // per-device opt-in
+		Proxy:       nil, // never a proxy from the environment
+		DialContext: p.dialHTTP,
+		// TLS goes through the legacy ladder (tls.go); the handshake
+		// timeout is the dial context's.
+		DialTLSContext:         p.dialTLSTimeout,
 		TLSHandshakeTimeout:    TLSHandshakeTimeout,
 		ResponseHeaderTimeout:  ResponseHeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
@@ -204,6 +228,42 @@ func tlsServerName(d Device) string {
 	return d.Host
 }
 
+// dialTLSTimeout bounds dialTLS's handshakes (the Transport's
+// TLSHandshakeTimeout does not apply to DialTLSContext).
+func (p *Proxy) dialTLSTimeout(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, DialTimeout+TLSHandshakeTimeout)
+	defer cancel()
+	return p.dialTLS(ctx, network, addr)
+}
+
+// names are the device's own host names, lower case, IPv6 in brackets:
+// its address, the Host it is reached by, and Device.Names.
+func (p *Proxy) names() []string {
+	var out []string
+	add := func(h string) {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
+		h = strings.Trim(h, "[]")
+		if h == "" {
+			return
+		}
+		if strings.Contains(h, ":") {
+			h = "[" + h + "]"
+		}
+		if !containsString(out, h) {
+			out = append(out, h)
+		}
+	}
+	add(p.d.Host)
+	add(p.d.HostHeader)
+	for _, n := range p.d.Names {
+		add(n)
+	}
+	return out
+}
+
 // allowed reports whether port is declared.
 func (p *Proxy) allowed(port int) bool { return slices.Contains(p.d.Ports, port) }
 
@@ -212,12 +272,27 @@ func (p *Proxy) refusePort(port int) error {
 	return proto.Errorf(proto.CodePortNotAllowed, "port %d is not declared for device %s", port, p.d.ID)
 }
 
-// hostHeader is the Host sent to the device on port.
-func (p *Proxy) hostHeader(port int) string {
+// hostHeader is the Host sent to the device on port of its scheme.
+func (p *Proxy) hostHeader(port int) string { return p.hostHeaderFor(p.d.Scheme, port) }
+
+// hostHeaderFor is the Host sent to the device on port with scheme: the
+// configured HostHeader on the web port; its name with this port on
+// another.
+func (p *Proxy) hostHeaderFor(scheme string, port int) string {
 	if p.d.HostHeader != "" {
-		return p.d.HostHeader
+		if port == p.d.HTTPPort {
+			return p.d.HostHeader
+		}
+		name := p.d.HostHeader
+		if h, _, err := net.SplitHostPort(name); err == nil {
+			name = h
+		}
+		if port == defaultPort(scheme) {
+			return name
+		}
+		return net.JoinHostPort(strings.Trim(name, "[]"), strconv.Itoa(port))
 	}
-	if port == defaultPort(p.d.Scheme) {
+	if port == defaultPort(scheme) {
 		if strings.Contains(p.d.Host, ":") {
 			return "[" + p.d.Host + "]"
 		}

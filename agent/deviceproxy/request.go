@@ -53,13 +53,14 @@ func (h *portHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // rewrite builds the request the device gets.
 func (h *portHandler) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
-	out.URL.Scheme = h.target.Scheme
-	out.URL.Host = h.target.Host
+	up := h.up.Load()
+	out.URL.Scheme = up.target.Scheme
+	out.URL.Host = up.target.Host
 	out.URL.User = nil
-	out.Host = h.host
+	out.Host = up.host
 	// Explicitly nil: ReverseProxy adds no X-Forwarded-For then.
 	out.Header["X-Forwarded-For"] = nil
-	rewriteOrigin(out.Header, h.origin, ClientOrigin(pr.In.Context()), out.Method)
+	rewriteOrigin(out.Header, up.origin, ClientOrigin(pr.In.Context()), out.Method)
 
 	// The jar's cookies and the page's own, merged (cookies.go).
 	page := strings.Join(pr.In.Header.Values("Cookie"), "; ")

@@ -6,13 +6,11 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -22,14 +20,31 @@ const DeviceCSP = proto.DeviceCSP
 // modifyResponse is the response path, top to bottom.
 func (h *portHandler) modifyResponse(resp *http.Response) error {
 	hdr := resp.Header
+	w, _ := resp.Request.Context().Value(exchangeKey{}).(http.ResponseWriter)
 
 	// Cookies go into the session's jar; the non-HttpOnly ones are
-	// handed to the browser side to mirror for the page's scripts.
-	if mirror := h.s.jar.store(resp.Cookies(), resp.Request.URL.Path, time.Now()); len(mirror) > 0 {
-		if m, ok := resp.Request.Context().Value(exchangeKey{}).(CookieMirror); ok {
-			m.MirrorCookies(mirror)
+	// handed to the browser side to mirror for the page's scripts, and
+	// the ones deleted are named so it deletes its copies.
+	mirror, deleted := h.s.jar.store(resp.Cookies(), resp.Request.URL.Path, time.Now())
+	if m, ok := w.(CookieMirror); ok && len(mirror) > 0 {
+		m.MirrorCookies(mirror)
+	}
+	if d, ok := w.(CookieDeleter); ok && len(deleted) > 0 {
+		d.DeleteCookies(deleted)
+	}
+	// Old TLS is worth a word in the session's toolbar.
+	if resp.TLS != nil {
+		if r, ok := w.(LegacyTLSReporter); ok {
+			if l := tlscompat.Describe(*resp.TLS); l != nil {
+				r.ReportLegacyTLS(l)
+			}
 		}
 	}
+
+	// A device that sends the browser to its own https URL is followed
+	// there inside the session (upgrade.go).
+	h.followHTTPS(resp)
+	hdr = resp.Header
 
 	// A redirect to the device's own origin becomes a path on the session
 	// origin; one elsewhere is left as it is (the browser side turns it into
@@ -39,10 +54,35 @@ func (h *portHandler) modifyResponse(resp *http.Response) error {
 			hdr.Set(k, h.localize(v))
 		}
 	}
+	if v := hdr.Get("Refresh"); v != "" {
+		if prefix, u, ok := refreshURL(v); ok {
+			hdr.Set("Refresh", prefix+h.localize(u))
+		}
+	}
 
 	// A response a service worker builds is never decoded by the browser:
-	// decode here.
+	// decode here. Then type what came untyped, as a browser would have.
 	decodeBody(resp)
+	sniffType(resp)
+
+	// The device's own absolute URLs in text bodies point at the client's
+	// origin instead (rewrite.go). A range cannot be rewritten (its
+	// offsets would shift), nor an encoding the agent did not decode.
+	if co, ok := w.(ClientOriginer); ok && co.ClientOrigin() != "" && resp.StatusCode != http.StatusPartialContent &&
+		hdr.Get("Content-Encoding") == "" && rewritable(hdr.Get("Content-Type")) &&
+		resp.Body != nil && resp.Body != http.NoBody && resp.Request.Method != http.MethodHead {
+		rw := newRewriter(h.p.names(), h.mapped, co.ClientOrigin())
+		rw.onRefreshHTTPS = func(port int) {
+			if t := h.httpsTwin(port); t != 0 {
+				h.switchToHTTPS(t, "meta refresh to its https URL")
+			}
+		}
+		resp.Body = readCloser{Reader: rw.Reader(resp.Body), Closer: resp.Body}
+		hdr.Del("Content-Length")
+		hdr.Del("Content-Md5")
+		hdr.Del("Etag") // another representation than the device's
+		resp.ContentLength = -1
+	}
 
 	for _, k := range proto.DroppedDeviceResponseHeaders() {
 		hdr.Del(k)
@@ -69,18 +109,13 @@ func (h *portHandler) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// localize turns an absolute URL on the device's origin into its path;
+// localize turns an absolute URL on one of the device's origins this
+// handler shows (its port, the https twin it switched to) into its path;
 // anything else is returned unchanged.
 func (h *portHandler) localize(loc string) string {
-	u, err := url.Parse(loc)
-	if err != nil || u.Host == "" {
-		return loc // relative already, or unparseable: the browser decides
-	}
-	if u.Scheme != "" && !strings.EqualFold(u.Scheme, h.target.Scheme) {
-		return loc
-	}
-	if !h.sameHost(u.Host) {
-		return loc
+	u, scheme, port, ok := h.deviceURL(loc)
+	if !ok || !h.mapped(scheme, port) {
+		return loc // relative already, unparseable or elsewhere: the browser decides
 	}
 	p := u.EscapedPath()
 	if p == "" {
@@ -93,21 +128,6 @@ func (h *portHandler) localize(loc string) string {
 		p += "#" + u.EscapedFragment()
 	}
 	return p
-}
-
-// sameHost reports whether host (with or without port) names the device
-// on this handler's port: the Host header sent, or the configured address.
-func (h *portHandler) sameHost(host string) bool {
-	norm := func(hp string) string {
-		hp = strings.ToLower(hp)
-		name, port, err := net.SplitHostPort(hp)
-		if err != nil {
-			name, port = strings.Trim(hp, "[]"), strconv.Itoa(defaultPort(h.target.Scheme))
-		}
-		return name + ":" + port
-	}
-	got := norm(host)
-	return got == norm(h.host) || got == norm(h.target.Host)
 }
 
 // withoutDirectives removes directives from a CSP header value ("a; b",

@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -29,6 +30,28 @@ type SessionProxy struct {
 // cookies the response set.
 type CookieMirror interface {
 	MirrorCookies(pairs []string)
+}
+
+// CookieDeleter is implemented by a ResponseWriter that can tell the
+// browser side to delete cookies from its own store (the tunnel puts them
+// in proto.ResponseHead.DeletedCookies). The response path calls it before
+// the header is written, with the names of the cookies the response
+// deleted that the browser may hold.
+type CookieDeleter interface {
+	DeleteCookies(names []string)
+}
+
+// LegacyTLSReporter is implemented by a ResponseWriter that can tell the
+// session that the response came over legacy TLS (proto.ResponseHead.TLS).
+type LegacyTLSReporter interface {
+	ReportLegacyTLS(*proto.LegacyTLS)
+}
+
+// ClientOriginer is implemented by a ResponseWriter that knows the
+// client's own origin (proto.RequestHead.Origin): the response path
+// rewrites the device's absolute URLs to it.
+type ClientOriginer interface {
+	ClientOrigin() string
 }
 
 // Session returns a new session on the device with an empty jar and no
@@ -69,30 +92,53 @@ func (s *SessionProxy) DialTCP(ctx context.Context, port int) (net.Conn, error) 
 
 // portHandler serves one session's requests to one port.
 type portHandler struct {
-	s      *SessionProxy
-	p      *Proxy
-	log    *slog.Logger
+	s    *SessionProxy
+	p    *Proxy
+	log  *slog.Logger
+	port int // the declared port requests name (the tunnel's Port)
+	auth *authState
+	rp   *httputil.ReverseProxy
+
+	// up is where the requests go: the port itself, or its https twin
+	// once the device asked for https (upgrade.go). It only ever changes
+	// from http to https, once.
+	up atomic.Pointer[upstream]
+}
+
+// upstream is one scheme and port of the device.
+type upstream struct {
+	scheme string
 	port   int
 	target *url.URL
 	host   string // Host header sent to the device
 	origin string // scheme://host, what the device believes its origin is
-	auth   *authState
-	rp     *httputil.ReverseProxy
+}
+
+func (p *Proxy) upstream(scheme string, port int) *upstream {
+	host := p.hostHeaderFor(scheme, port)
+	return &upstream{
+		scheme: scheme,
+		port:   port,
+		target: &url.URL{Scheme: scheme, Host: net.JoinHostPort(p.d.Host, strconv.Itoa(port))},
+		host:   host,
+		origin: scheme + "://" + host,
+	}
 }
 
 func (s *SessionProxy) newPortHandler(port int) *portHandler {
 	p := s.p
-	host := p.hostHeader(port)
-	h := &portHandler{
-		s:      s,
-		p:      p,
-		log:    p.log,
-		port:   port,
-		target: &url.URL{Scheme: p.d.Scheme, Host: net.JoinHostPort(p.d.Host, strconv.Itoa(port))},
-		host:   host,
-		origin: p.d.Scheme + "://" + host,
-		auth:   &authState{},
+	scheme := p.d.Scheme
+	if port != p.d.HTTPPort {
+		scheme = p.schemeOf(port)
 	}
+	h := &portHandler{
+		s:    s,
+		p:    p,
+		log:  p.log,
+		port: port,
+		auth: &authState{},
+	}
+	h.up.Store(p.upstream(scheme, port))
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      &authTransport{auth: h.auth, base: p.transport},
