@@ -83,11 +83,11 @@ func (rw *rewriter) maxHold() int { return len("https%3a%2f%2f") + rw.maxHost + 
 
 // rewriter rewrites the device's own URLs in one body.
 type rewriter struct {
-	hosts   []string                         // lower case; IPv6 in brackets
-	maxHost int                              // longest of hosts
+	hosts   []string                           // lower case; IPv6 in brackets
+	maxHost int                                // longest of hosts
 	mapped  func(scheme string, port int) bool // whether a device origin is the session's
-	to      string                           // the client's origin, "https://s.example"
-	toHost  string                           // its host[:port]
+	to      string                             // the client's origin, "https://s.example"
+	toHost  string                             // its host[:port]
 	// onRefreshHTTPS, if set, is called when a URL of the device's https
 	// twin follows "url=" (a meta refresh or a Refresh-like redirect):
 	// the device wants to be reached over https (upgrade.go).

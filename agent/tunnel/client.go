@@ -35,14 +35,20 @@ type ClientConfig struct {
 	MaxChannels int
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Origin is the client's own origin, where it shows the device's
+	// pages ("http://127.0.0.1:8090" for the CLI's listener), sent in
+	// every request head: the agent rewrites the device's absolute URLs
+	// to it. "" leaves them as the device wrote them.
+	Origin string
 }
 
 // Client is the technician side of the tunnel: an http.RoundTripper and a
 // TCP dialer over a pool of data channels of one peer connection.
 type Client struct {
-	pc  *webrtc.PeerConnection
-	log *slog.Logger
-	max int
+	pc     *webrtc.PeerConnection
+	log    *slog.Logger
+	max    int
+	origin string
 
 	tokens chan struct{} // one per live channel (opening, idle or busy)
 	idle   chan *Channel // capacity max, so a put never blocks
@@ -77,6 +83,7 @@ func NewClient(pc *webrtc.PeerConnection, cfg ClientConfig) *Client {
 		pc:        pc,
 		log:       log,
 		max:       cfg.MaxChannels,
+		origin:    cfg.Origin,
 		tokens:    make(chan struct{}, cfg.MaxChannels),
 		idle:      make(chan *Channel, cfg.MaxChannels),
 		live:      map[*Channel]struct{}{},
@@ -481,6 +488,10 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	head, err := requestHead(req)
+	if err == nil && c.origin != "" {
+		head.ClientOrigin = c.origin
+		err = head.Validate()
+	}
 	if err != nil {
 		closeBody()
 		return nil, fmt.Errorf("tunnel: %w", err)
@@ -544,6 +555,9 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		// reach an HTTP client as cookies of the whole local origin.
 		for _, c := range rh.Cookies {
 			hdr.Add("Set-Cookie", c+"; Path=/")
+		}
+		for _, name := range rh.DeletedCookies {
+			hdr.Add("Set-Cookie", name+"=; Path=/; Max-Age=0")
 		}
 		cl := int64(-1)
 		if v := hdr.Get("Content-Length"); v != "" {

@@ -239,6 +239,8 @@ type responseWriter struct {
 	sink        ResponseSink
 	header      http.Header
 	cookies     []string // for ResponseHead.Cookies
+	deleted     []string // for ResponseHead.DeletedCookies
+	legacyTLS   *proto.LegacyTLS
 	wroteHeader bool
 	err         error
 	status      int   // the status sent
@@ -259,6 +261,27 @@ func (w *responseWriter) MirrorCookies(pairs []string) {
 		if len(w.cookies) < proto.MaxHeaders {
 			w.cookies = append(w.cookies, c)
 		}
+	}
+}
+
+// DeleteCookies names cookies the browser side should delete from its own
+// store (deviceproxy.CookieDeleter).
+func (w *responseWriter) DeleteCookies(names []string) {
+	if w.wroteHeader {
+		return
+	}
+	for _, n := range names {
+		if len(w.deleted) < proto.MaxHeaders {
+			w.deleted = append(w.deleted, n)
+		}
+	}
+}
+
+// ReportLegacyTLS marks the response as carried over legacy TLS
+// (deviceproxy.LegacyTLSReporter).
+func (w *responseWriter) ReportLegacyTLS(l *proto.LegacyTLS) {
+	if !w.wroteHeader {
+		w.legacyTLS = l
 	}
 }
 
@@ -289,7 +312,8 @@ func (w *responseWriter) WriteHeader(code int) {
 	if len(hdr) == 0 {
 		hdr = nil
 	}
-	if err := w.sink.Head(&proto.ResponseHead{Status: code, Header: hdr, Cookies: w.cookies}); err != nil {
+	if err := w.sink.Head(&proto.ResponseHead{Status: code, Header: hdr, Cookies: w.cookies,
+		DeletedCookies: w.deleted, TLS: w.legacyTLS}); err != nil {
 		w.err = err
 		return
 	}
