@@ -136,6 +136,8 @@ type Proxy struct {
 	pinMu sync.Mutex
 	pin   netip.Addr
 
+	wsWritePool *sync.Pool // gorilla write buffers of device WebSockets
+
 	tlsMu    sync.Mutex
 	tlsLevel map[int]tlscompat.Level // rung per port, once known
 	schemes  map[int]string          // ports learned to speak https
@@ -187,7 +189,8 @@ func New(d Device, logger *slog.Logger) (*Proxy, error) {
 	if d.UploadSpoolLimit == 0 {
 		d.UploadSpoolLimit = DefaultUploadSpoolLimit
 	}
-	p := &Proxy{d: d, log: logger, pool: bufpool.New(), tlsLevel: map[int]tlscompat.Level{}, schemes: map[int]string{}}
+	p := &Proxy{d: d, log: logger, pool: bufpool.New(), tlsLevel: map[int]tlscompat.Level{}, schemes: map[int]string{},
+		wsWritePool: &sync.Pool{}}
 	p.transport = &http.Transport{
 		Proxy:       nil, // never a proxy from the environment
 		DialContext: p.dialHTTP,

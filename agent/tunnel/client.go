@@ -306,7 +306,7 @@ func (x *exchange) send(ctx context.Context, t proto.FrameType, payload []byte) 
 		}
 		return err
 	}
-	if t == proto.FrameEnd || t == proto.FrameAbort {
+	if t == proto.FrameEnd || t == proto.FrameAbort || t == proto.FrameWSClose {
 		x.outEnded = true
 	}
 	return nil
@@ -350,7 +350,7 @@ func (x *exchange) recv() (proto.Frame, error) {
 		x.markBroken()
 		return f, err
 	}
-	if f.Type == proto.FrameEnd || f.Type == proto.FrameAbort {
+	if f.Type == proto.FrameEnd || f.Type == proto.FrameAbort || f.Type == proto.FrameWSClose {
 		x.inEnded.Store(true)
 	}
 	return f, nil
@@ -371,7 +371,7 @@ func (x *exchange) drain() {
 			return
 		}
 		switch f.Type {
-		case proto.FrameData, proto.FrameEnd, proto.FrameAbort:
+		case proto.FrameData, proto.FrameEnd, proto.FrameAbort, proto.FrameWSMessage, proto.FrameWSClose:
 		default:
 			x.markBroken()
 			return

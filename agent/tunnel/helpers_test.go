@@ -97,6 +97,13 @@ func newDevice(t *testing.T, h http.Handler, opt deviceOptions) *device {
 	srv := &tunnel.Server{HTTP: d.proxy.Handler, DialTCP: d.proxy.DialTCP, Logger: log,
 		RequestContext: func(ctx context.Context, head *proto.RequestHead) context.Context {
 			return deviceproxy.WithClientOrigin(ctx, head.ClientOrigin)
+		},
+		WebSocket: func(ctx context.Context, o *proto.WSOpen) (tunnel.DeviceWebSocket, *proto.WSOpened, error) {
+			c, op, err := d.proxy.DialWebSocket(ctx, o)
+			if err != nil {
+				return nil, nil, err
+			}
+			return c, op, nil
 		}}
 	if opt.clientCfg.Logger == nil {
 		opt.clientCfg.Logger = log

@@ -41,6 +41,10 @@ type Server struct {
 	// return refuses with that code; other errors become device_failed.
 	// Nil refuses every TCP stream.
 	DialTCP func(ctx context.Context, port int) (net.Conn, error)
+	// WebSocket opens the device WebSocket a page asked for
+	// (proto.WSOpen) and says what the device answered. A *proto.Error
+	// return refuses with that code. Nil refuses every WebSocket.
+	WebSocket func(ctx context.Context, open *proto.WSOpen) (DeviceWebSocket, *proto.WSOpened, error)
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// MaxChannels caps the data channels a peer may have open at once; 0
@@ -252,7 +256,7 @@ func (ss *Session) serveChannel(ch *Channel) {
 				// A cancel sent after the client's FrameEnd.
 				x.cancel(proto.Errorf(proto.CodeCanceled, "cancelled by the client"))
 				continue
-			case proto.FrameRequest, proto.FrameTCPOpen:
+			case proto.FrameRequest, proto.FrameTCPOpen, proto.FrameWSOpen:
 				// The client saw our terminal frame; the exchange is over.
 				<-x.done()
 				x = nil
@@ -267,6 +271,8 @@ func (ss *Session) serveChannel(ch *Channel) {
 				x = ss.startHTTP(ch, log, f.Payload)
 			case proto.FrameTCPOpen:
 				x = ss.startTCP(ch, log, f.Payload)
+			case proto.FrameWSOpen:
+				x = ss.startWS(ch, log, f.Payload)
 			case proto.FrameAbort:
 				// A late cancel of an exchange that was already over.
 				continue
@@ -293,6 +299,29 @@ func (ss *Session) serveChannel(ch *Channel) {
 		case proto.FrameAbort:
 			inEnded = true
 			x.aborted(proto.DecodeAbort(f.Payload))
+		case proto.FrameWSMessage, proto.FrameWSClose:
+			ws, ok := x.(*wsExchange)
+			if !ok {
+				if _, refusedWS := x.(refused); refusedWS {
+					if f.Type == proto.FrameWSClose {
+						inEnded = true
+					}
+					continue // a refused WebSocket's frames are drained
+				}
+				fatal(proto.Errorf(proto.CodeBadMessage, "%s frame outside a websocket exchange", f.Type))
+				return
+			}
+			var err error
+			if f.Type == proto.FrameWSMessage {
+				err = ws.message(f.Payload)
+			} else {
+				inEnded = true
+				err = ws.closed(f.Payload)
+			}
+			if err != nil {
+				fatal(err)
+				return
+			}
 		default:
 			fatal(proto.Errorf(proto.CodeBadMessage, "%s frame inside an exchange", f.Type))
 			return
@@ -326,7 +355,7 @@ func (o *outDir) send(t proto.FrameType, payload []byte) error {
 	if err := o.ch.write(o.ctx, nil, t, payload, true); err != nil {
 		return err
 	}
-	if t == proto.FrameEnd || t == proto.FrameAbort {
+	if t == proto.FrameEnd || t == proto.FrameAbort || t == proto.FrameWSClose {
 		o.ended = true
 	}
 	return nil
