@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -133,6 +134,11 @@ type DeviceConfig struct {
 	Ports    []int           `json:"ports,omitempty"` // older form: further TCP ports that may be forwarded
 	// HostHeader is the Host the web service is sent.
 	HostHeader string `json:"hostHeader,omitempty"`
+	// Names are further host names the device writes into its pages
+	// ("NPI4000", "npi4000.local"): its absolute URLs naming them stay in
+	// the session. A host-name address adds its short name and the mDNS
+	// name by itself.
+	Names []string `json:"names,omitempty"`
 	// InsecureSkipVerify accepts any TLS certificate from an https device
 	// and pins none. Without it (and without tlsCertSha256), a
 	// certificate that does not verify with the system's CAs is pinned at
@@ -222,6 +228,11 @@ func (d DeviceConfig) normalize() (DeviceConfig, error) {
 	if err := d.Expect.Validate(); err != nil {
 		return d, fmt.Errorf("device %s: %w", d.ID, err)
 	}
+	for _, n := range d.Names {
+		if n == "" || len(n) > 253 || strings.Trim(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") != "" {
+			return d, fmt.Errorf("device %s: name %q is not a host name", d.ID, n)
+		}
+	}
 	if d.TLSCertSHA256 != "" && d.Scheme != "https" {
 		return d, fmt.Errorf("device %s: tlsCertSha256 needs an https web service", d.ID)
 	}
@@ -282,7 +293,23 @@ func (d DeviceConfig) proxyDevice() deviceproxy.Device {
 		Ports:              d.Ports,
 		HostHeader:         d.HostHeader,
 		InsecureSkipVerify: d.InsecureSkipVerify,
+		Names:              d.names(),
 	}
+}
+
+// names are the declared names plus, for a host-name address
+// ("npi4000.lan"), its short name and mDNS name ("npi4000",
+// "npi4000.local"), which EWS pages often use for themselves.
+func (d DeviceConfig) names() []string {
+	out := append([]string(nil), d.Names...)
+	if _, err := netip.ParseAddr(d.Address); err != nil && d.Address != "" {
+		out = append(out, d.Address)
+		short, _, _ := strings.Cut(d.Address, ".")
+		if short != "" {
+			out = append(out, short, short+".local")
+		}
+	}
+	return out
 }
 
 func (d DeviceConfig) declaration() proto.Device {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/deviceid"
+	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/agent/enroll"
@@ -58,6 +59,10 @@ type Config struct {
 	// use (identity.go); nil keeps them in memory for the process's life.
 	// porthole-agent keeps them in its state directory.
 	Pins *deviceid.PinStore
+	// TLS remembers the rung of the legacy TLS ladder (agent/tlscompat)
+	// each device needs; nil remembers in memory for the process's life.
+	// porthole-agent keeps it in its state directory.
+	TLS *tlscompat.Store
 	// AccessLog records every exchange served and is shipped to
 	// signaling (accesslog.go); nil means one in memory with the default
 	// capacity. The agent stops serving while it is full.
@@ -120,6 +125,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Pins == nil {
 		cfg.Pins = &deviceid.PinStore{}
+	}
+	if cfg.TLS == nil {
+		cfg.TLS = &tlscompat.Store{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

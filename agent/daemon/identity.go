@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -16,6 +19,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/enroll"
 	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -71,6 +75,9 @@ func (a *Agent) inventory(ctx context.Context) []proto.Device {
 			if errors.As(err, &m) || errors.As(err, &cc) {
 				h.Reachable = true // it answered, as somebody else
 			}
+			if err == nil && res != nil {
+				h.TLS = res.LegacyTLS
+			}
 			if err != nil {
 				msg := err.Error()
 				var pe *proto.Error
@@ -110,8 +117,17 @@ func truncate(s string, n int) string {
 func (a *Agent) checkDevice(ctx context.Context, d *device) (*deviceid.Result, error) {
 	res, err := a.cfg.Checker.Check(ctx, deviceid.Target{
 		Device: d.cfg.ID, Host: d.cfg.Address, Scheme: d.cfg.Scheme, Port: d.cfg.HTTPPort,
-		ServerName: serverName(d.cfg),
+		ServerName: serverName(d.cfg), TLSFrom: a.cfg.TLS.Start(d.cfg.ID),
 	}, d.cfg.Expect)
+	if res != nil && res.CertSHA256 != "" {
+		// The contact got through the TLS handshake: remember the rung.
+		if rerr := a.cfg.TLS.Remember(d.cfg.ID, res.TLSLevel); rerr != nil {
+			a.log.Warn("cannot remember the device's TLS", "device", d.cfg.ID, "err", rerr)
+		}
+		if res.LegacyTLS != nil {
+			a.log.Info("device needs legacy TLS", "device", d.cfg.ID, "rung", res.TLSLevel, "version", res.LegacyTLS.Version, "cipher", res.LegacyTLS.Cipher)
+		}
+	}
 	if err != nil || d.cfg.Scheme != "https" || d.cfg.TLSCertSHA256 != "" || d.cfg.InsecureSkipVerify {
 		return res, err
 	}
@@ -223,6 +239,28 @@ func (a *Agent) sessionProxy(d *device, addr netip.Addr, tlsPin, session string)
 		}
 		pd.InsecureSkipVerify, pd.VerifyConnection = true, verify // the pin replaces CA checks
 	}
+	// The legacy TLS ladder starts where the device was last reached, per
+	// port, and what a session learns is remembered.
+	tlsKey := func(port int) string {
+		if port == d.cfg.HTTPPort {
+			return d.cfg.ID
+		}
+		return d.cfg.ID + ":" + strconv.Itoa(port)
+	}
+	pd.TLSStart = func(port int) tlscompat.Level { return a.cfg.TLS.Start(tlsKey(port)) }
+	pd.OnTLS = func(port int, level tlscompat.Level, _ *proto.LegacyTLS) {
+		if err := a.cfg.TLS.Remember(tlsKey(port), level); err != nil {
+			a.log.Warn("cannot remember the device's TLS", "device", d.cfg.ID, "port", port, "err", err)
+		}
+	}
+	// Another port reached over https (the web port's https twin, when
+	// the device sends the session there) is pinned at its first use.
+	pd.VerifyPort = func(port int) func(tls.ConnectionState) error {
+		if d.cfg.InsecureSkipVerify {
+			return func(tls.ConnectionState) error { return nil }
+		}
+		return a.portPinVerifier(d.cfg.ID, tlsKey(port))
+	}
 	return deviceproxy.New(pd, a.log.With("device", d.cfg.ID))
 }
 
@@ -231,4 +269,33 @@ func defaultPort(scheme string) int {
 		return 443
 	}
 	return 80
+}
+
+// portPinVerifier pins the certificate of a device's further https port
+// at its first use (under key "device:port" in the pin store) and
+// refuses another one later, as checkDevice does for the web port.
+func (a *Agent) portPinVerifier(device, key string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("device presented no certificate")
+		}
+		sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+		got := hex.EncodeToString(sum[:])
+		pinned, err := a.cfg.Pins.Get(key)
+		if err != nil {
+			return err
+		}
+		switch pinned {
+		case got:
+			return nil
+		case "":
+			if err := a.cfg.Pins.Set(key, got); err != nil {
+				return err
+			}
+			a.log.Info("device TLS certificate pinned at first use", "device", device, "key", key, "sha256", got)
+			return nil
+		}
+		return fmt.Errorf("device %s presented another TLS certificate on %s than the one pinned at first use: SHA-256 %s, pinned %s"+
+			" — if the device's certificate was replaced, accept it with: porthole-agent trust --sha256 %s %s", device, key, got, pinned, got, key)
+	}
 }

@@ -109,8 +109,15 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 		HTTP:           s.proxy.Handler,
 		RequestContext: clientOrigin,
 		DialTCP:        s.proxy.DialTCP,
-		Logger:         a.log.With("session", s.id, "device", s.device.cfg.ID),
-		Observe:        a.observe(s),
+		WebSocket: func(ctx context.Context, o *proto.WSOpen) (tunnel.DeviceWebSocket, *proto.WSOpened, error) {
+			c, opened, err := s.proxy.DialWebSocket(ctx, o)
+			if err != nil {
+				return nil, nil, err // not a typed nil in the interface
+			}
+			return c, opened, nil
+		},
+		Logger:  a.log.With("session", s.id, "device", s.device.cfg.ID),
+		Observe: a.observe(s),
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		a.log.Debug("peer connection state", "session", s.id, "state", st)

@@ -1,6 +1,13 @@
 // Command porthole-agent is the on-site Porthole agent: it connects out to
 // signaling and lets authorised technicians reach the devices declared in
 // its configuration file, and nothing else.
+//
+// tlssha1=1 lets a TLS 1.2 device that signs its key exchange with SHA-1
+// (old printers do) be reached; Go 1.25 refuses those signatures by
+// default and the setting is process-wide (agent/tlscompat explains why
+// nothing else needs one).
+//
+//go:debug tlssha1=1
 package main
 
 import (
@@ -21,6 +28,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/daemon"
 	"github.com/porthole-dev/porthole/agent/deviceid"
+	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/internal/version"
 )
 
@@ -127,6 +135,7 @@ func run() error {
 		Pins:         &deviceid.PinStore{Dir: tlsPinDir(stateDirOf(*stateDir, fc))},
 		Egress:       eg,
 		RootCAs:      roots,
+		TLS:          &tlscompat.Store{Dir: filepath.Join(stateDirOf(*stateDir, fc), "tls-compat")},
 	})
 	if err != nil {
 		return err
