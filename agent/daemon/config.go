@@ -133,6 +133,10 @@ type DeviceConfig struct {
 	HTTPPort int             `json:"httpPort,omitempty"`
 	Ports    []int           `json:"ports,omitempty"` // older form: further TCP ports that may be forwarded
 	// HostHeader is the Host the web service is sent.
+	// HTTPSPort is the declared port where an http web service serves
+	// https: a device that redirects its pages there is followed inside
+	// the session. 0 means 443 when 443 is declared.
+	HTTPSPort int `json:"httpsPort,omitempty"`
 	HostHeader string `json:"hostHeader,omitempty"`
 	// Names are further host names the device writes into its pages
 	// ("NPI4000", "npi4000.local"): its absolute URLs naming them stay in
@@ -225,6 +229,9 @@ func (d DeviceConfig) normalize() (DeviceConfig, error) {
 	if len(d.Services) > proto.MaxPorts {
 		return d, fmt.Errorf("device %s: %d services, limit %d", d.ID, len(d.Services), proto.MaxPorts)
 	}
+	if d.HTTPSPort != 0 && !slices.Contains(d.Ports, d.HTTPSPort) {
+		return d, fmt.Errorf("device %s: httpsPort %d must be one of its ports", d.ID, d.HTTPSPort)
+	}
 	if err := d.Expect.Validate(); err != nil {
 		return d, fmt.Errorf("device %s: %w", d.ID, err)
 	}
@@ -291,6 +298,7 @@ func (d DeviceConfig) proxyDevice() deviceproxy.Device {
 		HTTPPort:           d.HTTPPort,
 		NoWeb:              d.HTTPPort == 0,
 		Ports:              d.Ports,
+		HTTPSPort:          d.HTTPSPort,
 		HostHeader:         d.HostHeader,
 		InsecureSkipVerify: d.InsecureSkipVerify,
 		Names:              d.names(),

@@ -92,6 +92,10 @@ type Device struct {
 	UploadSpoolLimit int64
 	// SpoolDir is where spooled bodies go; "" means os.TempDir().
 	SpoolDir string
+	// HTTPSPort is the device's https port when its web port speaks http
+	// (a declared port): a device that sends the browser there (upgrade.go)
+	// is followed to it. 0 means 443 when 443 is declared.
+	HTTPSPort int
 	// Names are further host names the device calls itself in its pages
 	// (its hostname, its mDNS name "npi4000.local"): URLs naming them are
 	// rewritten to the client's origin like those naming Host and
@@ -183,6 +187,12 @@ func New(d Device, logger *slog.Logger) (*Proxy, error) {
 		return nil, fmt.Errorf("deviceproxy: device %s: HTTP port %d out of range", d.ID, d.HTTPPort)
 	}
 	d.Ports = ports
+	if d.HTTPSPort == 0 && d.Scheme == "http" && slices.Contains(ports, 443) {
+		d.HTTPSPort = 443
+	}
+	if d.HTTPSPort != 0 && !slices.Contains(ports, d.HTTPSPort) {
+		return nil, fmt.Errorf("deviceproxy: device %s: https port %d is not declared", d.ID, d.HTTPSPort)
+	}
 	if d.HostHeader != "" && strings.ContainsAny(d.HostHeader, "/?#@ \t\r\n") {
 		return nil, fmt.Errorf("deviceproxy: device %s: invalid host header %q", d.ID, d.HostHeader)
 	}

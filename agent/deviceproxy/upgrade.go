@@ -33,7 +33,7 @@ func (p *Proxy) schemeOf(port int) string {
 	if ok {
 		return s
 	}
-	if p.d.Scheme == "http" && (port == 443 || port == 8443) {
+	if p.d.Scheme == "http" && (port == 443 || port == 8443 || port == p.d.HTTPSPort) {
 		return "https"
 	}
 	return p.d.Scheme
@@ -61,7 +61,7 @@ func (h *portHandler) mapped(scheme string, port int) bool {
 			return true
 		}
 	}
-	return false
+	return h.port == h.p.d.HTTPPort && port == h.p.d.HTTPSPort && port != 0
 }
 
 // httpsTwin returns the declared port this handler may switch to https
@@ -71,6 +71,9 @@ func (h *portHandler) mapped(scheme string, port int) bool {
 func (h *portHandler) httpsTwin(port int) int {
 	if h.up.Load().scheme == "https" {
 		return 0
+	}
+	if port == 0 && h.port == h.p.d.HTTPPort {
+		port = h.p.d.HTTPSPort
 	}
 	if port == 0 {
 		port = twinPorts[h.port]
