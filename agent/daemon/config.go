@@ -136,7 +136,7 @@ type DeviceConfig struct {
 	// HTTPSPort is the declared port where an http web service serves
 	// https: a device that redirects its pages there is followed inside
 	// the session. 0 means 443 when 443 is declared.
-	HTTPSPort int `json:"httpsPort,omitempty"`
+	HTTPSPort  int    `json:"httpsPort,omitempty"`
 	HostHeader string `json:"hostHeader,omitempty"`
 	// Names are further host names the device writes into its pages
 	// ("NPI4000", "npi4000.local"): its absolute URLs naming them stay in

@@ -16,11 +16,11 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/deviceid"
-	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/agent/enroll"
 	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/proto"
 )
 

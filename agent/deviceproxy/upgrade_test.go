@@ -25,7 +25,7 @@ type originRecorder struct {
 	legacy *proto.LegacyTLS
 }
 
-func (o *originRecorder) ClientOrigin() string                { return "https://s1.sessions.example" }
+func (o *originRecorder) ClientOrigin() string               { return "https://s1.sessions.example" }
 func (o *originRecorder) ReportLegacyTLS(l *proto.LegacyTLS) { o.legacy = l }
 
 // httpsEWS is an EWS whose http port sends the browser to its https port
