@@ -19,6 +19,8 @@ export function healthView(d) {
   if (!h) return { kind: 'unknown', text: t('health.unchecked'), detail: '', checked: '' };
   // Reachable with a problem: it answered, but as another device.
   if (h.reachable && h.problem) return { kind: 'bad', text: t('health.wrongDevice'), detail, checked };
+  // Reachable only with old TLS (agent/tlscompat): say so, it is weak.
+  if (h.reachable && h.tls) return { kind: 'ok', text: t('health.reachableLegacyTLS', { version: h.tls.version }), detail: h.tls.note || h.tls.cipher || '', checked };
   if (h.reachable) return { kind: 'ok', text: t('health.reachable'), detail, checked };
   // Nothing answered the agent's probes, which never touch the device's
   // services: not known to be down.

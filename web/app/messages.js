@@ -81,6 +81,7 @@ export const en = {
 
   // health and status in words
   'health.reachable': 'Reachable',
+  'health.reachableLegacyTLS': 'Reachable, only with {version} (old, weak encryption)',
   'health.unconfirmed': 'Not confirmed — it answered none of the agent\'s probes',
   'health.unreachable': 'Unreachable',
   'health.unreachablePort': 'Unreachable — no answer on port {port}',

@@ -2,6 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { enrollCommand, enrollmentRequest, healthView, openBlocker, signalingRoute } from '../app/agents.js';
 
+test('healthView says when a device is reachable only with old TLS', () => {
+  const v = healthView({ online: true, health: { reachable: true, tls: { version: 'TLS 1.0', cipher: 'TLS_RSA_WITH_AES_128_CBC_SHA', note: 'This device only speaks TLS 1.0.' } } });
+  assert.equal(v.kind, 'ok');
+  assert.equal(v.text, 'Reachable, only with TLS 1.0 (old, weak encryption)');
+  assert.equal(v.detail, 'This device only speaks TLS 1.0.');
+});
+
 test('healthView says the device status in words and keeps the raw finding for details', () => {
   assert.equal(healthView({ id: 'p', online: true }).kind, 'unknown');
   assert.equal(healthView({ id: 'p', online: true }).text, 'Not checked yet');
