@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // HTTPHandler serves the device's web page through the session: every
@@ -25,6 +26,11 @@ func (s *Session) HTTPHandler() http.Handler {
 			r.Out.URL.Scheme = "http"
 			r.Out.URL.Host = s.Info.Device
 			r.Out.Header.Del("X-Forwarded-For")
+			// The device's absolute URLs are rewritten to this listener
+			// (the agent needs its origin for that).
+			if o := "http://" + r.In.Host; proto.ValidOrigin(o) {
+				r.Out = r.Out.WithContext(tunnel.WithOrigin(r.Out.Context(), o))
+			}
 		},
 		Transport:     s.Client,
 		BufferPool:    s.bufs,

@@ -421,6 +421,15 @@ func WithPort(ctx context.Context, port int) context.Context {
 	return context.WithValue(ctx, portKey{}, port)
 }
 
+type originKey struct{}
+
+// WithOrigin returns a context whose requests through Client.RoundTrip
+// carry origin as the client's own (proto.RequestHead.Origin) instead of
+// ClientConfig.Origin: a local listener knows it per request.
+func WithOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
 func portFrom(ctx context.Context) int {
 	p, _ := ctx.Value(portKey{}).(int)
 	return p
@@ -488,8 +497,12 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	head, err := requestHead(req)
-	if err == nil && c.origin != "" {
-		head.ClientOrigin = c.origin
+	origin := c.origin
+	if o, ok := ctx.Value(originKey{}).(string); ok {
+		origin = o
+	}
+	if err == nil && origin != "" {
+		head.ClientOrigin = origin
 		err = head.Validate()
 	}
 	if err != nil {
