@@ -37,6 +37,8 @@
 //	GET  /websocket             a page that opens a WebSocket (hostile.go)
 //	GET  /legacy                a page whose start-up uses synchronous XHR (legacy.go)
 //	GET  /favicon.ico           the device's icon, counted (legacy.go)
+//	     /quirks/, /cgi-bin/    what real EWS do: untyped CGI, absolute URLs, frames, WebSocket,
+//	                            Digest, SSE, downloads (quirks.go)
 package demodevice
 
 import (
@@ -295,6 +297,7 @@ func (d *Device) routes() http.Handler {
 	mux.HandleFunc("POST /api/legacy/echo", d.handleLegacyEcho)
 	mux.HandleFunc("/api/legacy/blob", d.handleLegacyBlob)
 	mux.HandleFunc("GET /favicon.ico", d.handleFavicon)
+	d.quirkRoutes(mux) // quirks.go
 	mux.HandleFunc("GET /redirect-external", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "http://example.invalid/", http.StatusFound)
 	})
