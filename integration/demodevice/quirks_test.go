@@ -17,9 +17,10 @@ func TestQuirkProfiles(t *testing.T) {
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func(path string) *http.Response {
 		t.Helper()
-		resp, err := http.Get(srv.URL + path)
+		resp, err := client.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +58,7 @@ func TestQuirkProfiles(t *testing.T) {
 	}
 	body(resp)
 	// The POST that meets a login.
-	resp, _ = http.Post(srv.URL+"/quirks/post-login", "application/x-www-form-urlencoded", strings.NewReader("dept=Sales"))
+	resp, _ = client.Post(srv.URL+"/quirks/post-login", "application/x-www-form-urlencoded", strings.NewReader("dept=Sales"))
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("post without login: %d", resp.StatusCode)
 	}
@@ -65,7 +66,7 @@ func TestQuirkProfiles(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/quirks/post-login", strings.NewReader("dept=Sales"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("service", "service")
-	resp, _ = http.DefaultClient.Do(req)
+	resp, _ = client.Do(req)
 	if b := body(resp); !strings.Contains(b, "saved: Sales") {
 		t.Errorf("post with login: %s", b)
 	}
