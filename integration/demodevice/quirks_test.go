@@ -32,11 +32,11 @@ func TestQuirkProfiles(t *testing.T) {
 		return string(b)
 	}
 	for _, p := range []string{"/cgi-bin/status.cgi", "/cgi-bin/counters.cgi", "/cgi-bin/logo.cgi"} {
-		if resp := get(p); resp.Header.Get("Content-Type") != "" {
+		resp := get(p)
+		if resp.Header.Get("Content-Type") != "" {
 			t.Errorf("%s typed %q; a CGI sends none", p, resp.Header.Get("Content-Type"))
-		} else {
-			body(resp)
 		}
+		body(resp)
 	}
 	if b := body(get("/quirks/absolute")); !strings.Contains(b, `href="http://`+host+`/supplies"`) ||
 		!strings.Contains(b, `src="http://npi4000-demo.local/logo.png"`) || !strings.Contains(b, `src="//`+host+`/quirks/absolute.js"`) {
@@ -50,6 +50,8 @@ func TestQuirkProfiles(t *testing.T) {
 	}
 	if resp := get("/quirks/download"); !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("download: %v", resp.Header)
+	} else {
+		body(resp)
 	}
 	// Digest: challenge, then refused without the right answer.
 	resp := get("/quirks/digest/")
