@@ -2,12 +2,16 @@ package integration
 
 import (
 	"encoding/base64"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/porthole-dev/porthole/integration/realews"
 	"github.com/porthole-dev/porthole/integration/stack"
@@ -109,5 +113,63 @@ func TestCLIRealEWSCompat(t *testing.T) {
 	}
 	if want := fmt.Sprintf(`href="%s/secure/next.html"`, base); !strings.Contains(string(body), want) {
 		t.Errorf("https page's own link: %s", body)
+	}
+}
+
+// TestCLIWebSocketThroughStack opens the demo device's live status
+// WebSocket through `porthole http`: the real agent binary dials the
+// device with the device's own Origin (the device refuses any other), the
+// subprotocol is negotiated, text and binary messages cross both ways,
+// and a WebSocket from another site to the listener is refused.
+func TestCLIWebSocketThroughStack(t *testing.T) {
+	s := stack.Start(t, stack.Options{})
+	_, m := startCLI(t, s, `serving \S+ web page at (http://\S+/)`, "http", stack.DeviceID, "--listen", "127.0.0.1:0")
+	host := strings.TrimSuffix(strings.TrimPrefix(m[1], "http://"), "/")
+	url := "ws://" + host + "/ws/status"
+
+	if _, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {"https://evil.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site WebSocket to the listener: %v", err)
+	}
+	c, resp, err := (&websocket.Dialer{Subprotocols: []string{"status.v2"}}).Dial(url, http.Header{"Origin": {"http://" + host}})
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	defer c.Close()
+	if c.Subprotocol() != "status.v2" {
+		t.Errorf("subprotocol %q", c.Subprotocol())
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := c.ReadMessage()
+	if err != nil || !strings.Contains(string(msg), `"pages"`) {
+		t.Fatalf("status push: %q %v", msg, err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	gotText, gotBin := false, false
+	for !(gotText && gotBin) {
+		typ, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case typ == websocket.TextMessage && string(msg) == "echo:hello":
+			gotText = true
+		case typ == websocket.BinaryMessage && string(msg) == "\x01\x02\x03":
+			gotBin = true
+		}
+	}
+	_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+				t.Errorf("close: %v", err)
+			}
+			break
+		}
 	}
 }

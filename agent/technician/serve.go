@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -19,7 +21,7 @@ import (
 // request goes over the tunnel to the agent, which performs it against the
 // device. It trusts whoever reaches it: ServeHTTP puts LocalOnly in front.
 func (s *Session) HTTPHandler() http.Handler {
-	return &httputil.ReverseProxy{
+	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			// The agent picks the device address; the tunnel carries only
 			// the path. Scheme and host here just make the URL absolute.
@@ -45,6 +47,13 @@ func (s *Session) HTTPHandler() http.Handler {
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) {
+			s.serveWebSocket(w, r) // websocket.go
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
 }
 
 // ServeHTTP serves HTTPHandler on ln, behind LocalOnly, until ctx ends or
