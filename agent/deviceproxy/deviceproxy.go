@@ -285,9 +285,6 @@ func (p *Proxy) refusePort(port int) error {
 	return proto.Errorf(proto.CodePortNotAllowed, "port %d is not declared for device %s", port, p.d.ID)
 }
 
-// hostHeader is the Host sent to the device on port of its scheme.
-func (p *Proxy) hostHeader(port int) string { return p.hostHeaderFor(p.d.Scheme, port) }
-
 // hostHeaderFor is the Host sent to the device on port with scheme: the
 // configured HostHeader on the web port; its name with this port on
 // another.

@@ -19,7 +19,6 @@ const DeviceCSP = proto.DeviceCSP
 
 // modifyResponse is the response path, top to bottom.
 func (h *portHandler) modifyResponse(resp *http.Response) error {
-	hdr := resp.Header
 	w, _ := resp.Request.Context().Value(exchangeKey{}).(http.ResponseWriter)
 
 	// Cookies go into the session's jar; the non-HttpOnly ones are
@@ -44,7 +43,7 @@ func (h *portHandler) modifyResponse(resp *http.Response) error {
 	// A device that sends the browser to its own https URL is followed
 	// there inside the session (upgrade.go).
 	h.followHTTPS(resp)
-	hdr = resp.Header
+	hdr := resp.Header
 
 	// A redirect to the device's own origin becomes a path on the session
 	// origin; one elsewhere is left as it is (the browser side turns it into

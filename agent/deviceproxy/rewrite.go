@@ -61,7 +61,6 @@ func rewritable(contentType string) bool {
 type urlForm struct {
 	prefix   string // lower case
 	scheme   string // "http", "https", or "" for scheme-relative
-	sep      string // how '/' is spelled after the host's port ("" plain)
 	portSep  string // how ':' is spelled before a port
 	relative bool
 }
