@@ -16,6 +16,11 @@ export const FrameType = Object.freeze({
   Data: 0x10, // raw body bytes, 1 … MAX_CHUNK
   End: 0x11, // empty: this direction is complete
   Abort: 0x12, // JSON {code, message}: this direction ended abnormally
+  // WebSockets (proto/websocket.go, wsframes.js)
+  WSOpen: 0x05, // JSON WSOpen, opens a WebSocket exchange
+  WSOpened: 0x06, // JSON WSOpened: the device accepted the upgrade
+  WSMessage: 0x13, // flags byte (binary 0x01, final 0x02), then a chunk of a message
+  WSClose: 0x14, // JSON {code, reason}, or empty: this direction is complete
 });
 
 // Limits, equal to proto.MaxChunk, proto.MaxHead and proto.MaxFrame.
@@ -102,6 +107,8 @@ export function parseFrame(msg) {
     case FrameType.Response:
     case FrameType.TCPOpen:
     case FrameType.Abort:
+    case FrameType.WSOpen:
+    case FrameType.WSOpened:
       if (payload.byteLength === 0) throw new TunnelError('bad_message', `frame 0x${hex(type)} without payload`);
       break;
     case FrameType.Data:
@@ -109,6 +116,13 @@ export function parseFrame(msg) {
         throw new TunnelError('bad_message', `data frame of ${payload.byteLength} bytes, want 1 to ${MAX_CHUNK}`);
       }
       break;
+    case FrameType.WSMessage:
+      if (payload.byteLength === 0 || payload.byteLength > 1 + MAX_CHUNK) {
+        throw new TunnelError('bad_message', `websocket message frame of ${payload.byteLength} bytes, want 1 to ${1 + MAX_CHUNK}`);
+      }
+      break;
+    case FrameType.WSClose:
+      break; // empty: a close without a code
     case FrameType.TCPOpened:
     case FrameType.End:
       if (payload.byteLength !== 0) throw new TunnelError('bad_message', `frame 0x${hex(type)} with payload`);
@@ -168,7 +182,7 @@ export function decodeResponseHead(payload) {
   const v = decodeJSON(payload);
   if (!isObject(v)) throw new TunnelError('bad_message', 'response head is not an object');
   for (const k of Object.keys(v)) {
-    if (k !== 'status' && k !== 'header' && k !== 'cookies') {
+    if (k !== 'status' && k !== 'header' && k !== 'cookies' && k !== 'deletedCookies' && k !== 'tls') {
       throw new TunnelError('bad_message', `unknown field ${JSON.stringify(k).slice(0, 40)} in response head`);
     }
   }
@@ -199,7 +213,40 @@ export function decodeResponseHead(payload) {
     }
     cookies = v.cookies;
   }
-  return { status, header, cookies };
+  let deletedCookies = [];
+  if (v.deletedCookies !== undefined && v.deletedCookies !== null) {
+    if (!Array.isArray(v.deletedCookies) || v.deletedCookies.length > 128) throw new TunnelError('bad_message', 'invalid deleted cookies');
+    for (const c of v.deletedCookies) {
+      if (!isToken(c) || c.length > 256) throw new TunnelError('bad_message', 'invalid deleted cookie name');
+    }
+    deletedCookies = v.deletedCookies;
+  }
+  const tls = decodeLegacyTLS(v.tls);
+  const out = { status, header, cookies };
+  // Present only when the agent sent them (agent/deviceproxy, issue 13).
+  if (deletedCookies.length) out.deletedCookies = deletedCookies;
+  if (tls) out.tls = tls;
+  return out;
+}
+
+/**
+ * Decodes a proto.LegacyTLS report ({version, cipher, needs, note}), null
+ * when absent. Every field is text for people; control bytes are refused.
+ */
+export function decodeLegacyTLS(t) {
+  if (t === undefined || t === null) return null;
+  if (!isObject(t)) throw new TunnelError('bad_message', 'tls is not an object');
+  for (const k of Object.keys(t)) {
+    if (!['version', 'cipher', 'needs', 'note'].includes(k)) throw new TunnelError('bad_message', 'unknown field in tls');
+  }
+  const text = (x, max) => {
+    if (x === undefined) return '';
+    if (typeof x !== 'string' || x.length > max || !validFieldValue(x)) throw new TunnelError('bad_message', 'invalid tls report');
+    return x;
+  };
+  const needs = t.needs === undefined ? [] : t.needs;
+  if (!Array.isArray(needs) || needs.length > 8) throw new TunnelError('bad_message', 'invalid tls needs');
+  return { version: text(t.version, 32), cipher: text(t.cipher, 128), needs: needs.map((n) => text(n, 64)), note: text(t.note, MAX_TEXT) };
 }
 
 /** Decodes a FrameAbort payload; like proto.DecodeAbort it never fails. */

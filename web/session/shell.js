@@ -601,11 +601,19 @@ async function serve(m) {
     };
     const first = await state.tunnel.fetch({ ...req, credentials: takeCredentials() });
     const { head, body: resBody } = await authenticate(req, first.head, first.body);
-    const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, body: resBody };
+    if (head.tls) noteLegacyTLS(head.tls);
+    const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body: resBody };
     port.postMessage(reply, resBody ? [resBody] : []);
   } catch (err) {
     port.postMessage({ type: 'error', code: err.code || 'internal', message: err.detail || err.message || '' });
   }
+}
+
+/** Says once in the toolbar that the device is reached only with old TLS. */
+function noteLegacyTLS(tls) {
+  if (state.legacyTLSNoted || !state.toolbar) return;
+  state.legacyTLSNoted = true;
+  state.toolbar.notify(tls.note || `This device only speaks ${tls.version}.`, 'warning');
 }
 
 // Device authentication (credentials.js): one dialog at a time, shared by

@@ -186,6 +186,20 @@ async function mirrorCookies(pairs) {
   }
 }
 
+async function deleteCookies(names) {
+  // The device deleted these (agent/deviceproxy reports them): so must the
+  // session origin's store, or the page's scripts would still see them.
+  if (!self.cookieStore || !Array.isArray(names)) return;
+  for (const name of names) {
+    if (typeof name !== 'string') continue;
+    try {
+      await self.cookieStore.delete({ name, path: '/' });
+    } catch {
+      // nothing to delete
+    }
+  }
+}
+
 async function requestBody(req) {
   if (req.method === 'GET' || req.method === 'HEAD') return null;
   // Streaming when the browser exposes the body as a stream, else the bytes.
@@ -247,6 +261,7 @@ async function carry(event, req, url) {
   }
 
   await mirrorCookies(reply.cookies);
+  await deleteCookies(reply.deletedCookies);
   const status = reply.status;
   const doc = navigate && (req.destination === 'document' || req.destination === 'iframe' || req.destination === 'frame');
   const headers = new Headers();

@@ -9,7 +9,10 @@ const enc = new TextEncoder();
 const bytes = (s) => enc.encode(s);
 
 test('frame types equal proto/tunnel.go', () => {
-  assert.deepEqual({ ...FrameType }, { Request: 1, Response: 2, TCPOpen: 3, TCPOpened: 4, Data: 0x10, End: 0x11, Abort: 0x12 });
+  assert.deepEqual({ ...FrameType }, {
+    Request: 1, Response: 2, TCPOpen: 3, TCPOpened: 4, Data: 0x10, End: 0x11, Abort: 0x12,
+    WSOpen: 5, WSOpened: 6, WSMessage: 0x13, WSClose: 0x14,
+  });
   assert.equal(MAX_CHUNK, 16384);
   assert.equal(MAX_FRAME, 32769);
 });
