@@ -6,6 +6,9 @@
 //     → shell (shell origin): one `fetch` per request the worker carries,
 //       with a MessagePort on which the shell answers the worker directly,
 //       and the request body as a transferred ReadableStream.
+//   page shim → worker → relay → shell: `ws`, a WebSocket the device's
+//     page opens on its own origin, with the MessagePort the page and the
+//     shell then speak over (page/wsclass.js, wsport.js).
 //   shell → relay → worker: `session` (the expiry) and `ended`.
 //   page shim (device origin, in the shell's device frame) → shell: `hint`
 //     (the frame's location, a frame-busting page, a WebSocket): untrusted,
@@ -23,6 +26,7 @@ export const MSG = Object.freeze({
   relayAck: 'porthole.relay.ack', // worker → relay
   relayReady: 'porthole.relay.ready', // relay → shell: the worker is active and knows the relay
   fetch: 'porthole.fetch', // worker → relay → shell: a request to carry
+  ws: 'porthole.ws', // page shim → worker → relay → shell: a WebSocket to carry (its MessagePort)
   session: 'porthole.session', // shell → relay → worker: {expires}
   ended: 'porthole.ended', // shell → relay → worker: {reason}
   wiped: 'porthole.wiped', // worker → relay → shell: device windows sent to the end page, worker unregistered
@@ -77,6 +81,27 @@ export function tunnelRequest(m, ports) {
   if (referrer !== '' && !validReferrer(referrer)) return null;
   if (typeof dest !== 'string' || dest.length > 32 || typeof navigate !== 'boolean') return null;
   return { method, target, headers, cookie, body, origin, referrer, dest, navigate, port: ports[0] };
+}
+
+/**
+ * Checks a `ws` message from the relay (with its port) and returns the
+ * WebSocket it asks for, {target, protocols, cookie, port}, or null. The
+ * page wrote all of it: a path of the session's device and subprotocol
+ * tokens are all that survive.
+ */
+export function webSocketRequest(m, ports) {
+  if (!m || typeof m !== 'object' || m.type !== MSG.ws) return null;
+  if (!ports || ports.length !== 1 || typeof ports[0]?.postMessage !== 'function') return null;
+  const { target, protocols = [], cookie = '' } = m;
+  if (typeof target !== 'string' || target.length > MAX_TARGET || !target.startsWith('/') || target.startsWith('//')) return null;
+  if (!Array.isArray(protocols) || protocols.length > 32) return null;
+  const seen = new Set();
+  for (const p of protocols) {
+    if (typeof p !== 'string' || p.length > 256 || !tokenRe.test(p) || seen.has(p)) return null;
+    seen.add(p);
+  }
+  if (typeof cookie !== 'string' || cookie.length > MAX_FIELD) return null;
+  return { target, protocols: [...protocols], cookie, port: ports[0] };
 }
 
 /**

@@ -61,6 +61,8 @@ async function main() {
       window.parent.postMessage({ type: MSG.relayReady }, SHELL);
     } else if (m.type === MSG.fetch && e.ports.length === 1) {
       window.parent.postMessage(m, SHELL, m.body ? [e.ports[0], m.body] : [e.ports[0]]);
+    } else if (m.type === MSG.ws && e.ports.length === 1) {
+      window.parent.postMessage(m, SHELL, [e.ports[0]]);
     } else if (m.type === MSG.wiped) {
       wipeOrigin().then(() => window.parent.postMessage({ type: MSG.wiped }, SHELL));
     }

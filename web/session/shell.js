@@ -19,8 +19,9 @@ import { Tunnel } from './tunnel.js';
 import { createToolbar, explainPath, pathFromStats, pathLabel } from './toolbar.js';
 import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
-import { MSG, tunnelRequest, pageHint, deviceOriginOf } from './protocol.js';
+import { MSG, tunnelRequest, webSocketRequest, pageHint, deviceOriginOf } from './protocol.js';
 import * as tokens from './tokenstore.js';
+import { serveWebSocketPort } from './wsport.js';
 
 const BOUND_KEY = 'porthole.session-bound'; // '1': the kept token is bound to this window's cookie
 const BIND_PATH = '/__t/bind';
@@ -52,7 +53,7 @@ const END_TEXT = {
 };
 
 const FRAMEBUST_NOTICE = 'This page only works in its own tab.';
-const WEBSOCKET_NOTICE = 'This page opened a WebSocket, which Porthole cannot carry; live updates on it will not work.';
+const WEBSOCKET_NOTICE = 'This page opened a WebSocket before the session\'s service worker controlled it (a hard reload?); reload the page normally for its live updates.';
 
 const state = {
   ended: false,
@@ -466,7 +467,12 @@ function onMessage(e) {
       return;
     }
     const req = tunnelRequest(m, e.ports);
-    if (req) serve(req);
+    if (req) {
+      serve(req);
+      return;
+    }
+    const ws = webSocketRequest(m, e.ports);
+    if (ws) serveWebSocket(ws);
     return;
   }
   if (state.frame && e.source === state.frame.contentWindow) onHint(pageHint(e.data));
@@ -556,6 +562,34 @@ function popOut() {
   state.toolbar.attention(false);
   document.querySelector('.stage .hidden-page')?.remove();
   state.toolbar.notify('The page is open in its own tab; this window keeps the session. Closing it ends the session.', 'info');
+}
+
+/**
+ * A service worker cannot carry WebSockets, so the page shim
+ * (page/websocket.js) gives the device's page a WebSocket whose
+ * MessagePort its worker and the relay hand to this window; the socket runs
+ * on a tunnel channel (wsport.js) with the device origin as the client's
+ * origin, like the page's requests. The page could open the same socket
+ * itself: it reaches a path of the session's device, nothing else. The
+ * cookies the device sets or deletes on the way go back over the port, for
+ * the shim to mirror in the page's own store (the shell cannot reach it).
+ */
+function serveWebSocket(req) {
+  if (state.ended || !state.tunnel) {
+    try {
+      req.port.postMessage({ type: 'close', code: 1006, reason: '', wasClean: false });
+    } catch {
+      // the page is gone
+    }
+    req.port.close();
+    return;
+  }
+  serveWebSocketPort(state.tunnel, req, req.port, {
+    origin: DEVICE_ORIGIN,
+    onOpened: (o) => {
+      if (o.tls) noteLegacyTLS(o.tls);
+    },
+  });
 }
 
 /** The bars of popped-out tabs (bar.js) ask for the state and may ask to end. */

@@ -57,7 +57,12 @@ self.addEventListener('message', (e) => {
   // Only the relay speaks for the session window. (The device's page can
   // load a relay page of its own; what it then gets is its own requests.)
   const src = e.source;
-  if (!isRelay(src)) return;
+  if (!isRelay(src)) {
+    // A device page's WebSocket (page/websocket.js): handed on to the
+    // shell like a request, with the page's cookies; the shell checks it.
+    if (src && src.type === 'window' && e.data?.type === MSG.ws && e.ports.length === 1) e.waitUntil(carryWebSocket(e.data, e.ports[0]));
+    return;
+  }
   const m = e.data;
   if (!m || typeof m !== 'object') return;
   switch (m.type) {
@@ -198,6 +203,18 @@ async function deleteCookies(names) {
       // nothing to delete
     }
   }
+}
+
+async function carryWebSocket(m, port) {
+  const refuse = () => {
+    port.postMessage({ type: 'close', code: 1006, reason: '', wasClean: false });
+    port.close();
+  };
+  if (isOver()) return refuse();
+  const relay = await findRelay();
+  if (!relay) return refuse();
+  const protocols = Array.isArray(m.protocols) ? m.protocols : [];
+  relay.postMessage({ type: MSG.ws, target: m.target, protocols, cookie: await pageCookies() }, [port]);
 }
 
 async function requestBody(req) {

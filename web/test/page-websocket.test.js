@@ -1,6 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createWebSocketClass } from '../session/page-websocket.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+// A part of the classic page shim bundle (web.go pageParts), not a module.
+const createWebSocketClass = new Function(
+  readFileSync(fileURLToPath(new URL('../session/page/wsclass.js', import.meta.url)), 'utf8') + '\nreturn createWebSocketClass;',
+)();
 import { tick } from './fakepc.js';
 
 // A fake shell at the other end of each socket's MessagePort. Every port is

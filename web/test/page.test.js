@@ -18,7 +18,7 @@ const DEVICE = 'https://abcdefgh12345678.sessions.example';
 const SHELL = 'https://shell-abcdefgh12345678.sessions.example';
 
 /** A window just good enough for the shim. */
-function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false } = {}) {
+function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false, worker = null } = {}) {
   const listeners = {};
   const posted = [];
   const added = [];
@@ -32,13 +32,15 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false } = {}
     attachShadow(o) { this.shadow = { mode: o.mode, children: [], appendChild(c) { this.children.push(c); } }; return this.shadow; },
   });
   const win = {
-    location: { protocol: 'https:', host: 'abcdefgh12345678.sessions.example', pathname: '/status', search: '?x=1', hash: '',
+    location: { protocol: 'https:', host: 'abcdefgh12345678.sessions.example', pathname: '/status', search: '?x=1', hash: '', href: DEVICE + '/status?x=1',
       ancestorOrigins: framed ? [parentOrigin] : [] },
     history: { pushState() {}, replaceState() {} },
     addEventListener: on('window'),
     setTimeout: (fn) => fn(),
     getComputedStyle: () => style,
     WebSocket: function NativeWebSocket(url) { this.url = url; },
+    navigator: { serviceWorker: worker ? { controller: worker } : undefined },
+    MessageChannel, Blob, MessageEvent, DOMException, EventTarget, Event, TextEncoder, URL, queueMicrotask,
   };
   // Posted messages cross the realm as the browser clones them.
   const parent = { postMessage: (m, origin) => posted.push(JSON.parse(JSON.stringify({ m, origin }))) };
@@ -88,12 +90,30 @@ test('a refused top navigation is a frame-busting page too', () => {
   assert.ok(!quiet.posted.some((p) => p.m.kind === 'framebust'));
 });
 
-test('a WebSocket the page opens is told about, and still made', () => {
+test('a WebSocket to another host is the native one; one to the device with no worker fails and is told about', async () => {
   const w = fakeWindow();
-  const ws = new w.win.WebSocket('wss://x/live');
-  assert.equal(ws.url, 'wss://x/live');
+  const other = new w.win.WebSocket('wss://x/live');
+  assert.equal(other.url, 'wss://x/live');
+  assert.equal(other.constructor.name, 'NativeWebSocket');
+  const ws = new w.win.WebSocket('/live');
+  assert.equal(ws.url, 'wss://abcdefgh12345678.sessions.example/live');
   assert.equal(w.posted.at(-1).m.kind, 'websocket');
   assert.equal(w.win.WebSocket.OPEN, 1);
+  const closed = await new Promise((resolve) => { ws.onclose = (e) => resolve(e.code); });
+  assert.equal(closed, 1006);
+});
+
+test('a WebSocket to the device goes to the controlling worker with its port', () => {
+  const sent = [];
+  const w = fakeWindow({ worker: { postMessage: (m, ports) => sent.push({ m, ports }) } });
+  const ws = new w.win.WebSocket('/ws/status?v=2', ['status.v2']);
+  assert.equal(ws.readyState, 0);
+  assert.equal(sent.length, 1);
+  assert.deepEqual(JSON.parse(JSON.stringify(sent[0].m)), { type: 'porthole.ws', target: '/ws/status?v=2', protocols: ['status.v2'] });
+  assert.equal(sent[0].ports.length, 1);
+  assert.ok(!w.posted.some((p) => p.m.kind === 'websocket'));
+  for (const p of sent[0].ports) p.close();
+  ws.close();
 });
 
 test('a popped-out tab gets the bar, a frame of the session window, and tells nobody anything', () => {

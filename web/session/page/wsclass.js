@@ -1,21 +1,22 @@
-// The page shim's WebSocket (issue 13): runs in the device page's own realm
-// and replaces window.WebSocket with one that behaves like the native one —
-// events, readyState, binaryType, protocol, text and binary messages, close
-// codes, bufferedAmount — but is carried by the session's tunnel: a service
-// worker cannot intercept WebSockets, and the device is not on the
-// session's origin. It is a compatibility aid, not a security boundary:
-// everything it does, the page could do itself, and what it can reach is
-// what the worker and the shell accept (a WebSocket to a path of the
-// session's own device, nothing else).
+// The page shim's WebSocket class (issue 13), a part of /__t/page.js
+// (web.go pageParts; page/websocket.js installs it). It runs in the device
+// page's own realm and behaves like the native WebSocket — events,
+// readyState, binaryType, protocol, text and binary messages, close codes,
+// bufferedAmount — but is carried by the session's tunnel: a service
+// worker cannot intercept WebSockets. It is a compatibility aid, not a
+// security boundary: everything it does, the page could do itself, and
+// what it can reach is what the worker and the shell accept (a WebSocket to
+// a path of the session's own device, nothing else).
 //
 // How a socket travels: the shim posts {type: 'porthole.ws', target,
 // protocols} with a MessagePort to the service worker that controls the
-// page; the worker hands the port to the shell (adding the page's cookies),
-// which runs the exchange on a tunnel channel (wstunnel.js, wsport.js).
+// page; the worker adds the page's cookies and hands the port, through the
+// relay frame, to the session window (protocol.js webSocketRequest), which
+// runs the exchange on a tunnel channel (wsport.js, wstunnel.js).
 // Over the port:
 //   shim → shell  {type: 'send', data}            data: string or ArrayBuffer
 //                 {type: 'close', code, reason}
-//   shell → shim  {type: 'open', protocol}
+//   shell → shim  {type: 'open', protocol, cookies, deletedCookies}
 //                 {type: 'message', data}          string or ArrayBuffer
 //                 {type: 'sent', n}                n bytes left the page's buffer
 //                 {type: 'close', code, reason, wasClean}
@@ -23,6 +24,9 @@
 // A URL on another host than the session's (the page's location.host) is
 // left to the native WebSocket: the session's policy (connect-src 'self')
 // refuses it, as before.
+//
+// A classic script, not a module (the bundle is one): node's tests load it
+// with new Function (web/test/page-websocket.test.js).
 
 const CONNECTING = 0;
 const OPEN = 1;
@@ -35,9 +39,10 @@ const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /**
  * Builds the WebSocket class for a realm. env: {location (the page's),
  * connect(target, protocols) → MessagePort, NativeWebSocket, Blob,
- * MessageEvent, CloseEvent, DOMException, EventTarget, Event}.
+ * MessageEvent, CloseEvent, DOMException, EventTarget, Event, and
+ * onCookies(set, deleted) (optional): the device's cookies at the open}.
  */
-export function createWebSocketClass(env) {
+function createWebSocketClass(env) {
   const { location, connect, NativeWebSocket } = env;
   const EventTargetBase = env.EventTarget;
   const Ev = env.Event;
@@ -109,6 +114,11 @@ export function createWebSocketClass(env) {
           if (this.#state !== CONNECTING) return;
           this.#state = OPEN;
           this.#protocol = typeof m.protocol === 'string' ? m.protocol : '';
+          try {
+            env.onCookies?.(Array.isArray(m.cookies) ? m.cookies : [], Array.isArray(m.deletedCookies) ? m.deletedCookies : []);
+          } catch {
+            // a store that refuses them
+          }
           this.dispatchEvent(new Ev('open'));
           return;
         case 'message': {
@@ -239,26 +249,4 @@ function parseURL(url, location, DOMEx) {
     throw new DOMEx(`Failed to construct 'WebSocket': The URL contains a fragment identifier ('${u.hash}'). Fragment identifiers are not allowed in WebSocket URLs.`, 'SyntaxError');
   }
   return u;
-}
-
-/**
- * Replaces win.WebSocket with the shim. connect defaults to handing a
- * MessagePort to the service worker that controls the page.
- */
-export function installWebSocket(win, connect) {
-  if (!win.WebSocket || win.WebSocket.__porthole) return;
-  const Native = win.WebSocket;
-  connect ||= (target, protocols) => {
-    const sw = win.navigator.serviceWorker?.controller;
-    if (!sw) return null;
-    const { port1, port2 } = new win.MessageChannel();
-    sw.postMessage({ type: 'porthole.ws', target, protocols }, [port2]);
-    return port1;
-  };
-  const WS = createWebSocketClass({
-    location: win.location, connect, NativeWebSocket: Native, Blob: win.Blob, MessageEvent: win.MessageEvent,
-    CloseEvent: win.CloseEvent, DOMException: win.DOMException, EventTarget: win.EventTarget, Event: win.Event,
-  });
-  Object.defineProperty(WS, '__porthole', { value: true });
-  win.WebSocket = WS;
 }
