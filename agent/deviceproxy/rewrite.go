@@ -63,11 +63,16 @@ type urlForm struct {
 	scheme   string // "http", "https", or "" for scheme-relative
 	portSep  string // how ':' is spelled before a port
 	relative bool
+	ws       bool // ws:// or wss://: the WebSocket twin of http(s)
 }
 
 var urlForms = []urlForm{
 	{prefix: "https://", scheme: "https", portSep: ":"},
 	{prefix: "http://", scheme: "http", portSep: ":"},
+	{prefix: "wss://", scheme: "https", portSep: ":", ws: true},
+	{prefix: "ws://", scheme: "http", portSep: ":", ws: true},
+	{prefix: `wss:\/\/`, scheme: "https", portSep: ":", ws: true},
+	{prefix: `ws:\/\/`, scheme: "http", portSep: ":", ws: true},
 	{prefix: `https:\/\/`, scheme: "https", portSep: ":"},
 	{prefix: `http:\/\/`, scheme: "http", portSep: ":"},
 	{prefix: "https%3a%2f%2f", scheme: "https", portSep: "%3a"},
@@ -172,7 +177,7 @@ func (r *rewriteReader) process(eof bool) {
 	var out []byte
 	hold := len(buf)
 	for i < len(buf) {
-		j := bytes.IndexAny(buf[i:], "hH/\\%")
+		j := bytes.IndexAny(buf[i:], "hHwW/\\%")
 		if j < 0 {
 			break
 		}
@@ -363,6 +368,16 @@ func (rw *rewriter) mappedOrigin(scheme string, port int) bool {
 }
 
 func (rw *rewriter) replacement(f urlForm) []byte {
+	if f.ws {
+		to := "ws://" + rw.toHost
+		if strings.HasPrefix(rw.to, "https://") {
+			to = "wss://" + rw.toHost
+		}
+		if strings.Contains(f.prefix, `\/`) {
+			to = strings.ReplaceAll(to, "/", `\/`)
+		}
+		return []byte(to)
+	}
 	switch {
 	case f.relative && f.prefix == "//":
 		return []byte("//" + rw.toHost)

@@ -28,6 +28,10 @@ func TestRewriteDeviceURLs(t *testing.T) {
 		{`<meta http-equiv="refresh" content="0; url=http://192.168.1.20/index.htm">`, `<meta http-equiv="refresh" content="0; url=https://s1.sessions.example/index.htm">`},
 		{`background: url(http://192.168.1.20/bg.gif)`, `background: url(https://s1.sessions.example/bg.gif)`},
 		{`http://192.168.1.20`, `https://s1.sessions.example`},
+		{`new WebSocket("ws://192.168.1.20/ws/status")`, `new WebSocket("wss://s1.sessions.example/ws/status")`},
+		{`"wss://npi4000:443/ws"`, `"wss://s1.sessions.example/ws"`},
+		{`{"ws":"ws:\/\/192.168.1.20\/ws"}`, `{"ws":"wss:\/\/s1.sessions.example\/ws"}`},
+		{`ws://192.168.1.20:9000/`, `ws://192.168.1.20:9000/`},
 		{`http://192.168.1.20?x=1#y`, `https://s1.sessions.example?x=1#y`},
 		// Not the device: left alone.
 		{`http://192.168.1.200/`, `http://192.168.1.200/`},
