@@ -21,7 +21,9 @@ export async function serveWebSocketPort(tunnel, m, port, { origin, onOpened } =
     } catch {
       // the page is gone
     }
-    port.close();
+    // Not at once: a port closed right after postMessage may drop the
+    // message in Chromium; the page's side closes its end on this message.
+    setTimeout(() => port.close(), 1000);
   };
   const protocols = Array.isArray(m?.protocols) ? m.protocols.filter((p) => typeof p === 'string') : [];
   if (typeof m?.target !== 'string' || protocols.length !== (m.protocols?.length ?? 0)) return closeWith(1006, '', false);
