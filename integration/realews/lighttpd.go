@@ -24,8 +24,8 @@ import (
 
 // Lighttpd is a running lighttpd.
 type Lighttpd struct {
-	HTTPPort, HTTPSPort int
-	Cert                *tlstest.Cert
+	HTTPPort, HTTPSPort                 int
+	Cert                                *tlstest.Cert
 	DigestUser, DigestPass, DigestRealm string
 }
 
