@@ -27,13 +27,13 @@ var goldenTunnelHeads = []struct {
 	payload any
 	decode  func([]byte) error
 }{
-	{"request-origin", &RequestHead{Method: "POST", Target: "/settings", ContentLength: 12, Origin: "https://s1.sessions.example",
+	{"request-origin", &RequestHead{Method: "POST", Target: "/settings", ContentLength: 12, ClientOrigin: "https://s1.sessions.example",
 		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
 		func(b []byte) error { _, err := DecodeRequestHead(b); return err }},
 	{"response-compat", &ResponseHead{Status: 302, Header: http.Header{"Location": {"/login"}}, Cookies: []string{"ui_lang=en"},
 		DeletedCookies: []string{"sid_view"}, TLS: goldenLegacyTLS},
 		func(b []byte) error { _, err := DecodeResponseHead(b); return err }},
-	{"ws-open", &WSOpen{Target: "/ws/status?v=2", Protocols: []string{"status.v2", "status.v1"}, Origin: "https://s1.sessions.example",
+	{"ws-open", &WSOpen{Target: "/ws/status?v=2", Protocols: []string{"status.v2", "status.v1"}, ClientOrigin: "https://s1.sessions.example",
 		Header: http.Header{"Cookie": {"ui_lang=en"}}},
 		func(b []byte) error { _, err := DecodeWSOpen(b); return err }},
 	{"ws-opened", &WSOpened{Protocol: "status.v2", Cookies: []string{"ws_seen=1"}},

@@ -159,6 +159,8 @@ type RequestHead struct {
 	// turns an Origin or Referer on exactly this origin into the device's
 	// own; any other Origin reaches the device unchanged, so the device's
 	// own CSRF check still sees a foreign page for what it is.
+	// The agent also rewrites the device's own absolute URLs in text
+	// responses to it; "" leaves them.
 	ClientOrigin string `json:"clientOrigin,omitempty"`
 }
 

@@ -91,8 +91,8 @@ type WSOpen struct {
 	Header http.Header `json:"header,omitempty"`
 	// Port is a declared port of the device; 0 means its web port.
 	Port int `json:"port,omitempty"`
-	// Origin is the client's own origin, as RequestHead.Origin.
-	Origin string `json:"origin,omitempty"`
+	// ClientOrigin is the client's own origin, as in RequestHead.
+	ClientOrigin string `json:"clientOrigin,omitempty"`
 }
 
 // WSOpened answers WSOpen once the device accepted the upgrade.
@@ -129,7 +129,7 @@ func DecodeWSOpen(b []byte) (*WSOpen, error) {
 // Validate checks a WSOpen: an origin-form target, a port in range,
 // subprotocols that are distinct tokens, valid header fields.
 func (o *WSOpen) Validate() error {
-	rh := RequestHead{Method: http.MethodGet, Target: o.Target, Header: o.Header, Port: o.Port, ClientOrigin: o.Origin}
+	rh := RequestHead{Method: http.MethodGet, Target: o.Target, Header: o.Header, Port: o.Port, ClientOrigin: o.ClientOrigin}
 	if err := rh.Validate(); err != nil {
 		return err
 	}

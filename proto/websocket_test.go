@@ -44,9 +44,9 @@ func TestRequestHeadOriginChecked(t *testing.T) {
 		head string
 		ok   bool
 	}{
-		{`{"method":"GET","target":"/","contentLength":0,"origin":"https://s.example"}`, true},
-		{`{"method":"GET","target":"/","contentLength":0,"origin":"javascript:alert(1)"}`, false},
-		{`{"method":"GET","target":"/","contentLength":0,"origin":"https://s.example/path"}`, false},
+		{`{"method":"GET","target":"/","contentLength":0,"clientOrigin":"https://s.example"}`, true},
+		{`{"method":"GET","target":"/","contentLength":0,"clientOrigin":"javascript:alert(1)"}`, false},
+		{`{"method":"GET","target":"/","contentLength":0,"clientOrigin":"https://s.example/path"}`, false},
 	} {
 		_, err := DecodeRequestHead([]byte(tc.head))
 		if (err == nil) != tc.ok {

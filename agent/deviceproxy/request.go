@@ -85,7 +85,8 @@ type clientOriginKey struct{}
 // WithClientOrigin returns ctx carrying the origin the technician's
 // client serves the device's pages on (proto.RequestHead.ClientOrigin):
 // the session's device origin in the browser, the local listener's origin
-// for `porthole http`.
+// for `porthole http`. Origin and Referer on it become the device's, and the
+// response path rewrites the device's absolute URLs to it.
 func WithClientOrigin(ctx context.Context, origin string) context.Context {
 	return context.WithValue(ctx, clientOriginKey{}, origin)
 }

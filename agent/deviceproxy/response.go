@@ -67,10 +67,10 @@ func (h *portHandler) modifyResponse(resp *http.Response) error {
 	// The device's own absolute URLs in text bodies point at the client's
 	// origin instead (rewrite.go). A range cannot be rewritten (its
 	// offsets would shift), nor an encoding the agent did not decode.
-	if co, ok := w.(ClientOriginer); ok && co.ClientOrigin() != "" && resp.StatusCode != http.StatusPartialContent &&
+	if co := ClientOrigin(resp.Request.Context()); co != "" && resp.StatusCode != http.StatusPartialContent &&
 		hdr.Get("Content-Encoding") == "" && rewritable(hdr.Get("Content-Type")) &&
 		resp.Body != nil && resp.Body != http.NoBody && resp.Request.Method != http.MethodHead {
-		rw := newRewriter(h.p.names(), h.mapped, co.ClientOrigin())
+		rw := newRewriter(h.p.names(), h.mapped, co)
 		rw.onRefreshHTTPS = func(port int) {
 			if t := h.httpsTwin(port); t != 0 {
 				h.switchToHTTPS(t, "meta refresh to its https URL")

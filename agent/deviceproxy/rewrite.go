@@ -20,7 +20,7 @@ import (
 // whose origin is the device's own — any of its names (the address, the
 // Host it is reached by, its configured names such as the hostname and
 // mDNS name), http or https, the web port or its http/https twin — to the
-// client's own origin (proto.RequestHead.Origin). Three spellings are
+// client's own origin (proto.RequestHead.ClientOrigin). Three spellings are
 // recognised: plain (http://host), JSON- and JavaScript-escaped
 // (http:\/\/host) and percent-encoded in query strings
 // (http%3A%2F%2Fhost); scheme-relative //host too, when it stands where

@@ -47,13 +47,6 @@ type LegacyTLSReporter interface {
 	ReportLegacyTLS(*proto.LegacyTLS)
 }
 
-// ClientOriginer is implemented by a ResponseWriter that knows the
-// client's own origin (proto.RequestHead.Origin): the response path
-// rewrites the device's absolute URLs to it.
-type ClientOriginer interface {
-	ClientOrigin() string
-}
-
 // Session returns a new session on the device with an empty jar and no
 // credentials.
 func (p *Proxy) Session() *SessionProxy {

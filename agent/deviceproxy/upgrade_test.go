@@ -18,8 +18,8 @@ import (
 	"github.com/porthole-dev/porthole/proto"
 )
 
-// originRecorder is a ResponseRecorder that knows the client's origin and
-// takes the legacy TLS report, as the tunnel's ResponseWriter does.
+// originRecorder is a ResponseRecorder that takes the legacy TLS report,
+// as the tunnel's ResponseWriter does.
 type originRecorder struct {
 	*httptest.ResponseRecorder
 	legacy *proto.LegacyTLS
@@ -94,7 +94,7 @@ func TestDeviceThatInsistsOnHTTPSIsFollowed(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := &originRecorder{ResponseRecorder: httptest.NewRecorder()}
-			h.ServeHTTP(rec, originFormRequest(t.Context(), http.MethodGet, "/admin", nil))
+			h.ServeHTTP(rec, originFormRequest(deviceproxy.WithClientOrigin(t.Context(), "https://s1.sessions.example"), http.MethodGet, "/admin", nil))
 			body := rec.Body.String()
 			switch mode {
 			case "redirect":
@@ -117,7 +117,7 @@ func TestDeviceThatInsistsOnHTTPSIsFollowed(t *testing.T) {
 			// The browser follows to the session's own origin: the device's
 			// https port answers, over its TLS 1.0.
 			rec = &originRecorder{ResponseRecorder: httptest.NewRecorder()}
-			h.ServeHTTP(rec, originFormRequest(t.Context(), http.MethodGet, "/admin", nil))
+			h.ServeHTTP(rec, originFormRequest(deviceproxy.WithClientOrigin(t.Context(), "https://s1.sessions.example"), http.MethodGet, "/admin", nil))
 			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "secure admin") {
 				t.Fatalf("after the switch: HTTP %d %s", rec.Code, rec.Body.String())
 			}
@@ -143,7 +143,7 @@ func TestHTTPSIsNotFollowedToAnUndeclaredPort(t *testing.T) {
 	h, _ := p.Session().Handler(0)
 	for range 2 {
 		rec := &originRecorder{ResponseRecorder: httptest.NewRecorder()}
-		h.ServeHTTP(rec, originFormRequest(t.Context(), http.MethodGet, "/admin", nil))
+		h.ServeHTTP(rec, originFormRequest(deviceproxy.WithClientOrigin(t.Context(), "https://s1.sessions.example"), http.MethodGet, "/admin", nil))
 		if loc := rec.Header().Get("Location"); !strings.HasPrefix(loc, "https://127.0.0.1:") {
 			t.Fatalf("Location %q", loc)
 		}

@@ -31,7 +31,7 @@ func (s *Session) HTTPHandler() http.Handler {
 			// The device's absolute URLs are rewritten to this listener
 			// (the agent needs its origin for that).
 			if o := "http://" + r.In.Host; proto.ValidOrigin(o) {
-				r.Out = r.Out.WithContext(tunnel.WithOrigin(r.Out.Context(), o))
+				r.Out = r.Out.WithContext(tunnel.WithClientOrigin(r.Out.Context(), o))
 			}
 		},
 		Transport:     s.Client,

@@ -34,7 +34,7 @@ func (s *Session) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	open := proto.WSOpen{Target: r.URL.RequestURI(), Protocols: websocket.Subprotocols(r), Header: hdr}
 	if proto.ValidOrigin(origin) {
-		open.Origin = origin
+		open.ClientOrigin = origin
 	}
 	ws, err := s.Client.DialWebSocket(r.Context(), open)
 	if err != nil {

@@ -35,20 +35,14 @@ type ClientConfig struct {
 	MaxChannels int
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// Origin is the client's own origin, where it shows the device's
-	// pages ("http://127.0.0.1:8090" for the CLI's listener), sent in
-	// every request head: the agent rewrites the device's absolute URLs
-	// to it. "" leaves them as the device wrote them.
-	Origin string
 }
 
 // Client is the technician side of the tunnel: an http.RoundTripper and a
 // TCP dialer over a pool of data channels of one peer connection.
 type Client struct {
-	pc     *webrtc.PeerConnection
-	log    *slog.Logger
-	max    int
-	origin string
+	pc  *webrtc.PeerConnection
+	log *slog.Logger
+	max int
 
 	tokens chan struct{} // one per live channel (opening, idle or busy)
 	idle   chan *Channel // capacity max, so a put never blocks
@@ -83,7 +77,6 @@ func NewClient(pc *webrtc.PeerConnection, cfg ClientConfig) *Client {
 		pc:        pc,
 		log:       log,
 		max:       cfg.MaxChannels,
-		origin:    cfg.Origin,
 		tokens:    make(chan struct{}, cfg.MaxChannels),
 		idle:      make(chan *Channel, cfg.MaxChannels),
 		live:      map[*Channel]struct{}{},
@@ -421,15 +414,6 @@ func WithPort(ctx context.Context, port int) context.Context {
 	return context.WithValue(ctx, portKey{}, port)
 }
 
-type originKey struct{}
-
-// WithOrigin returns a context whose requests through Client.RoundTrip
-// carry origin as the client's own (proto.RequestHead.Origin) instead of
-// ClientConfig.Origin: a local listener knows it per request.
-func WithOrigin(ctx context.Context, origin string) context.Context {
-	return context.WithValue(ctx, originKey{}, origin)
-}
-
 func portFrom(ctx context.Context) int {
 	p, _ := ctx.Value(portKey{}).(int)
 	return p
@@ -438,9 +422,10 @@ func portFrom(ctx context.Context) int {
 type clientOriginKey struct{}
 
 // WithClientOrigin returns a context whose requests through
-// Client.RoundTrip say they come from pages served on origin
-// (proto.RequestHead.ClientOrigin): the agent turns an Origin or Referer
-// on it into the device's own, and passes any other unchanged.
+// Client.RoundTrip (and DialWebSocket) say they come from pages served on
+// origin (proto.RequestHead.ClientOrigin): the agent turns an Origin or
+// Referer on it into the device's own, passes any other unchanged, and
+// rewrites the device's absolute URLs to it.
 func WithClientOrigin(ctx context.Context, origin string) context.Context {
 	return context.WithValue(ctx, clientOriginKey{}, origin)
 }
@@ -497,11 +482,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	head, err := requestHead(req)
-	origin := c.origin
-	if o, ok := ctx.Value(originKey{}).(string); ok {
-		origin = o
-	}
-	if err == nil && origin != "" {
+	if origin := ClientOriginOf(ctx); err == nil && origin != "" {
 		head.ClientOrigin = origin
 		err = head.Validate()
 	}

@@ -40,8 +40,8 @@ type WebSocket struct {
 // port). The agent dials the device itself. A refusal is an error wrapping
 // its *proto.Error.
 func (c *Client) DialWebSocket(ctx context.Context, open proto.WSOpen) (*WebSocket, error) {
-	if open.Origin == "" {
-		open.Origin = c.origin
+	if open.ClientOrigin == "" {
+		open.ClientOrigin = ClientOriginOf(ctx)
 	}
 	if err := open.Validate(); err != nil {
 		return nil, fmt.Errorf("tunnel: %w", err)

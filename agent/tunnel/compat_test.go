@@ -26,9 +26,10 @@ func TestCompatThroughTheTunnel(t *testing.T) {
 		http.SetCookie(w, &http.Cookie{Name: "ui_lang", Value: "", MaxAge: -1, Path: "/"})
 		http.Redirect(w, r, "http://"+r.Host+"/login", http.StatusFound)
 	})
-	d := newDevice(t, mux, deviceOptions{clientCfg: tunnel.ClientConfig{Origin: "http://127.0.0.1:8090"}})
+	d := newDevice(t, mux, deviceOptions{})
 
-	resp, err := d.http.Get("http://device/cgi-bin/status")
+	client := originClient(d, "http://127.0.0.1:8090")
+	resp, err := client.Get("http://device/cgi-bin/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestCompatThroughTheTunnel(t *testing.T) {
 		t.Errorf("body %s, want %s", body, want)
 	}
 
-	resp, err = d.http.Get("http://device/logout")
+	resp, err = client.Get("http://device/logout")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +70,8 @@ func TestServerSentEventsStreamUnbuffered(t *testing.T) {
 			w.(http.Flusher).Flush()
 			time.Sleep(gap)
 		}
-	}), deviceOptions{clientCfg: tunnel.ClientConfig{Origin: "http://127.0.0.1:8090"}})
-	resp, err := d.http.Get("http://device/events")
+	}), deviceOptions{})
+	resp, err := originClient(d, "http://127.0.0.1:8090").Get("http://device/events")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,9 +102,9 @@ func TestLongPollJSONStreams(t *testing.T) {
 		io.WriteString(w, `{"job":"done","next":"http://`+r.Host+`/poll"}`+"\n")
 		w.(http.Flusher).Flush()
 		<-release // the device keeps the connection open
-	}), deviceOptions{clientCfg: tunnel.ClientConfig{Origin: "http://127.0.0.1:8090"}})
+	}), deviceOptions{})
 	defer close(release)
-	resp, err := d.http.Get("http://device/poll")
+	resp, err := originClient(d, "http://127.0.0.1:8090").Get("http://device/poll")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,3 +117,19 @@ func TestLongPollJSONStreams(t *testing.T) {
 		t.Errorf("line %q", line)
 	}
 }
+
+// originClient is d's HTTP client with every request saying it comes from
+// pages served on origin (tunnel.WithClientOrigin), as a local listener's
+// or the browser's do.
+func originClient(d *device, origin string) *http.Client {
+	return &http.Client{
+		Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			return d.pair.Client.RoundTrip(r.WithContext(tunnel.WithClientOrigin(r.Context(), origin)))
+		}),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
