@@ -11,10 +11,10 @@ import { TunnelError } from './frames.js';
 /**
  * Serves one page WebSocket. m: {target, protocols, cookie} as the worker
  * forwarded it; port: the page's MessagePort; tunnel: the session's;
- * origin: the device origin the page is on; onOpened(opened), if set, sees
+ * clientOrigin: the device origin the page is on; onOpened(opened), if set, sees
  * the device's answer (cookies to mirror, legacy TLS).
  */
-export async function serveWebSocketPort(tunnel, m, port, { origin, onOpened } = {}) {
+export async function serveWebSocketPort(tunnel, m, port, { clientOrigin, onOpened } = {}) {
   const closeWith = (code, reason, wasClean) => {
     try {
       port.postMessage({ type: 'close', code, reason, wasClean });
@@ -34,7 +34,7 @@ export async function serveWebSocketPort(tunnel, m, port, { origin, onOpened } =
   port.onmessage = (e) => early.push(e.data); // until the device answers
   port.start?.();
   try {
-    ws = await openWebSocket(tunnel, { target: m.target, protocols, header, origin }, {
+    ws = await openWebSocket(tunnel, { target: m.target, protocols, header, clientOrigin }, {
       message: (binary, data) => {
         if (!binary) return port.postMessage({ type: 'message', data });
         const buf = data.buffer.byteLength === data.byteLength ? data.buffer : data.slice().buffer;

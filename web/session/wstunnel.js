@@ -31,7 +31,7 @@ export function validCloseCode(code) {
 }
 
 /** The FrameWSOpen for a page's WebSocket, validated as proto.WSOpen.Validate does. */
-export function encodeWSOpen({ target, protocols = [], header, origin, port }) {
+export function encodeWSOpen({ target, protocols = [], header, clientOrigin, port }) {
   if (typeof target !== 'string' || !target.startsWith('/') || target.startsWith('//') || /[\u0000-\u0020\u007f#]/.test(target)) {
     throw new TunnelError('bad_request', 'websocket target must be an absolute path');
   }
@@ -49,7 +49,7 @@ export function encodeWSOpen({ target, protocols = [], header, origin, port }) {
     open.header = header;
   }
   if (port) open.port = port;
-  if (origin) open.origin = origin;
+  if (clientOrigin) open.clientOrigin = clientOrigin;
   return encodeJSONFrame(FrameType.WSOpen, open);
 }
 
@@ -285,7 +285,7 @@ function join(parts, size) {
 
 /**
  * Opens a WebSocket to the device through tunnel. open: {target, protocols,
- * header, origin, port}. Resolves with {opened, send(data), close(code,
+ * header, clientOrigin, port}. Resolves with {opened, send(data), close(code,
  * reason)} once the device accepted; rejects with a TunnelError when the
  * agent refused.
  */

@@ -33,12 +33,12 @@ test('a page socket is carried both ways, acknowledged and closed', async () => 
   const p = page();
   let opened = null;
   serveWebSocketPort(t, { target: '/ws/status', protocols: ['status.v2'], cookie: 'ui_lang=en' }, p.shell, {
-    origin: 'https://s1.sessions.example', onOpened: (o) => { opened = o; },
+    clientOrigin: 'https://s1.sessions.example', onOpened: (o) => { opened = o; },
   });
   await until(() => pc.channels[0]?.sent.length === 1, 'open frame');
   const dc = pc.channels[0];
   assert.deepEqual(JSON.parse(dec.decode(dc.sent[0].payload)), {
-    target: '/ws/status', protocols: ['status.v2'], header: { Cookie: ['ui_lang=en'] }, origin: 'https://s1.sessions.example',
+    target: '/ws/status', protocols: ['status.v2'], header: { Cookie: ['ui_lang=en'] }, clientOrigin: 'https://s1.sessions.example',
   });
   // The page sends before the device answered: kept, then sent in order.
   p.page.postMessage({ type: 'send', data: 'early' });

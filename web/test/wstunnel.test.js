@@ -36,7 +36,7 @@ async function opened(t, pc, open = { target: '/ws/status', protocols: ['status.
 }
 
 test('the open frame is the golden one', () => {
-  const f = encodeWSOpen({ target: '/ws/status?v=2', protocols: ['status.v2', 'status.v1'], header: { Cookie: ['ui_lang=en'] }, origin: 'https://s1.sessions.example' });
+  const f = encodeWSOpen({ target: '/ws/status?v=2', protocols: ['status.v2', 'status.v1'], header: { Cookie: ['ui_lang=en'] }, clientOrigin: 'https://s1.sessions.example' });
   assert.equal(dec.decode(f.subarray(1)), golden('tunnel/ws-open'));
   for (const bad of [{ target: 'ws://evil/' }, { target: '//evil/x' }, { target: '/x', protocols: ['a b'] }, { target: '/x', protocols: ['a', 'a'] }, { target: '/x#f' }]) {
     assert.throws(() => encodeWSOpen(bad), /bad_request/, JSON.stringify(bad));
