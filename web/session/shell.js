@@ -22,6 +22,7 @@ import { Recovery } from './recovery.js';
 import { MSG, tunnelRequest, webSocketRequest, pageHint, deviceOriginOf } from './protocol.js';
 import * as tokens from './tokenstore.js';
 import { serveWebSocketPort } from './wsport.js';
+import { keepBody, REPLAY_LIMIT } from './replay.js';
 
 const BOUND_KEY = 'porthole.session-bound'; // '1': the kept token is bound to this window's cookie
 const BIND_PATH = '/__t/bind';
@@ -622,6 +623,10 @@ async function serve(m) {
     if (e.data?.type === 'abort') ac.abort();
   };
   try {
+    let body = m.body;
+    // A body the device's login may refuse is kept for the repeat (replay.js).
+    const kept = body && m.method !== 'GET' && m.method !== 'HEAD' ? await keepBody(body) : null;
+    if (kept) body = kept.fresh();
     const req = {
       method: m.method,
       target: m.target,
@@ -630,11 +635,11 @@ async function serve(m) {
       origin: m.origin,
       referrer: m.referrer,
       clientOrigin: DEVICE_ORIGIN,
-      body: m.body,
+      body,
       signal: ac.signal,
     };
     const first = await state.tunnel.fetch({ ...req, credentials: takeCredentials() });
-    const { head, body: resBody } = await authenticate(req, first.head, first.body);
+    const { head, body: resBody } = await authenticate(req, first.head, first.body, kept);
     if (head.tls) noteLegacyTLS(head.tls);
     const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body: resBody };
     port.postMessage(reply, resBody ? [resBody] : []);
@@ -664,13 +669,15 @@ function takeCredentials() {
 
 /**
  * Answers a Basic or Digest 401: asks for credentials and repeats the
- * request with them (GET and HEAD; another method's body is gone, so its
- * credentials go with the next request). Returns the response to give the
- * page: the device's 401 as it is if the technician cancels.
+ * request with them, a POST or PUT with its body when the shell kept it
+ * (kept: replay.js, up to 1 MiB); a larger body is gone, so its
+ * credentials go with the next request and the toolbar says to send it
+ * again. Returns the response to give the page: the device's 401 as it is
+ * if the technician cancels.
  */
-async function authenticate(req, head, body) {
+async function authenticate(req, head, body, kept) {
   let challenge = head.status === 401 ? authChallenge(head.header) : null;
-  const replayable = (req.method === 'GET' || req.method === 'HEAD') && !req.body;
+  const replayable = ((req.method === 'GET' || req.method === 'HEAD') && !req.body) || !!kept?.replayable;
   for (let retry = false, i = 0; challenge && i < 3 && !auth.declined && !state.ended; i++, retry = true) {
     auth.asking ||= askCredentials(document, {
       realm: challenge.realm,
@@ -686,10 +693,11 @@ async function authenticate(req, head, body) {
     }
     if (!replayable) {
       auth.pending = creds;
+      state.toolbar.notify(`What this page sent was larger than ${REPLAY_LIMIT >> 20} MiB, too large to keep for a second try after the login: send it again.`, 'warning');
       break;
     }
     body?.cancel().catch(() => {});
-    ({ head, body } = await state.tunnel.fetch({ ...req, credentials: creds }));
+    ({ head, body } = await state.tunnel.fetch({ ...req, body: kept ? kept.fresh() : req.body, credentials: creds }));
     challenge = head.status === 401 ? authChallenge(head.header) : null;
   }
   return { head, body };
