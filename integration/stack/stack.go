@@ -254,6 +254,8 @@ func Start(t testing.TB, opts Options) *Stack {
 	devices := []map[string]any{{
 		"id": DeviceID, "name": "Demo printer", "scheme": "http",
 		"address": "127.0.0.1", "httpPort": s.DevicePort,
+		// The names the demo device writes into its pages (quirks.go).
+		"names": []string{"npi4000-demo", "npi4000-demo.local"},
 	}}
 	devices = append(devices, opts.ExtraDevices...)
 	cfg, _ := json.Marshal(map[string]any{"server": s.SignalingURL, "key": s.AgentKey, "devices": devices})
