@@ -173,3 +173,40 @@ func TestCLIWebSocketThroughStack(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIRealCockpit drives Debian's Cockpit, a real admin UI that lives on
+// one WebSocket, through the whole stack with `porthole http`: its pages
+// load, its socket (which refuses a foreign Origin) opens through the agent
+// with the device's origin and subprotocol cockpit1, and a command spawned
+// over it answers. The listener refuses the socket to another site.
+func TestCLIRealCockpit(t *testing.T) {
+	ck := realews.StartCockpit(t)
+	s := stack.Start(t, stack.Options{ExtraDevices: []map[string]any{
+		{"id": "cockpit", "name": "Cockpit", "scheme": "http", "address": "127.0.0.1", "httpPort": ck.Port},
+	}})
+	s.WaitOnline(t, "cockpit")
+	_, m := startCLI(t, s, `serving \S+ web page at (http://\S+/)`, "http", "cockpit", "--listen", "127.0.0.1:0")
+	host := strings.TrimSuffix(strings.TrimPrefix(m[1], "http://"), "/")
+
+	resp, body := get(t, http.DefaultClient, "http://"+host+"/cockpit/@localhost/system/index.html")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "cockpit.js") {
+		t.Fatalf("system page: %d %.300s", resp.StatusCode, body)
+	}
+	d := websocket.Dialer{Subprotocols: []string{"cockpit1"}, HandshakeTimeout: 10 * time.Second}
+	if _, resp, err := d.Dial("ws://"+host+"/cockpit/socket", http.Header{"Origin": {"http://evil.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site WebSocket to the listener: %v", err)
+	}
+	start := time.Now()
+	ws, resp, err := d.Dial("ws://"+host+"/cockpit/socket", http.Header{"Origin": {"http://" + host}})
+	if err != nil {
+		t.Fatalf("cockpit socket through the stack: %v (%+v)", err, resp)
+	}
+	defer ws.Close()
+	if ws.Subprotocol() != "cockpit1" {
+		t.Errorf("subprotocol %q", ws.Subprotocol())
+	}
+	if out := realews.CockpitRun(t, ws, "echo porthole; head -c 100000 /dev/zero | tr '\\0' x"); !strings.HasPrefix(out, "porthole\n") || len(out) != len("porthole\n")+100000 {
+		t.Fatalf("command over the socket: %d bytes, starts %.40q", len(out), out)
+	}
+	t.Logf("cockpit socket opened and a command's 100 kB came back in %s", time.Since(start).Round(time.Millisecond))
+}
