@@ -15,6 +15,7 @@ import (
 
 	"github.com/porthole-dev/porthole/integration/realews"
 	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -209,4 +210,67 @@ func TestCLIRealCockpit(t *testing.T) {
 		t.Fatalf("command over the socket: %d bytes, starts %.40q", len(out), out)
 	}
 	t.Logf("cockpit socket opened and a command's 100 kB came back in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestCLIRealMonit drives Debian's monit, a real admin UI, through the
+// whole stack with `porthole http`: its Basic login with the technician's
+// credentials, a status page that carries an HttpOnly CSRF cookie (kept in
+// the agent's jar, never given to the client) and the matching form token,
+// and the form's POST, which monit accepts only with both, then redirects
+// back to the page on the listener; the change shows on the page.
+func TestCLIRealMonit(t *testing.T) {
+	mo := realews.StartMonit(t)
+	s := stack.Start(t, stack.Options{ExtraDevices: []map[string]any{
+		{"id": "monit", "name": "monit", "scheme": "http", "address": "127.0.0.1", "httpPort": mo.Port},
+	}})
+	s.WaitOnline(t, "monit")
+	_, m := startCLI(t, s, `serving \S+ web page at (http://\S+/)`, "http", "monit", "--listen", "127.0.0.1:0")
+	base := strings.TrimSuffix(m[1], "/")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	resp, _ := get(t, client, base+"/")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("Www-Authenticate"), "Basic") {
+		t.Fatalf("monit without credentials: %d %v", resp.StatusCode, resp.Header)
+	}
+	do := func(req *http.Request) (*http.Response, string) {
+		t.Helper()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/"+mo.Check, nil)
+	req.Header.Set("X-Porthole-Credentials", base64.StdEncoding.EncodeToString([]byte(mo.User+":"+mo.Pass)))
+	resp, page := do(req)
+	if resp.StatusCode != 200 || !strings.Contains(page, "Monitored") {
+		t.Fatalf("status page with credentials: %d %.300s", resp.StatusCode, page)
+	}
+	if c := resp.Header.Values("Set-Cookie"); len(c) != 0 {
+		t.Errorf("the device's cookies reached the client: %q", c)
+	}
+	tok := realews.MonitToken(page)
+	if tok == "" {
+		t.Fatalf("no form token on %.400s", page)
+	}
+	post := func(tok string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/"+mo.Check, strings.NewReader("securitytoken="+tok+"&action=unmonitor"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", base)
+		return do(req)
+	}
+	if resp, _ := post("0" + tok[1:]); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a forged token: %d, want monit's 403", resp.StatusCode)
+	}
+	resp, _ = post(tok)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/"+mo.Check {
+		t.Fatalf("the form's POST: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	testenv.Eventually(t, 10*time.Second, "monit showing the check unmonitored", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, base+"/"+mo.Check, nil)
+		_, page := do(req)
+		return strings.Contains(page, "Not monitored")
+	})
 }
