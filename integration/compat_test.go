@@ -274,3 +274,42 @@ func TestCLIRealMonit(t *testing.T) {
 		return strings.Contains(page, "Not monitored")
 	})
 }
+
+// TestCLIDemoLegacyTLS: the demo device's own legacy profiles through the
+// stack (Options.LegacyTLS): its TLS 1.0-only port is listed as such, and
+// its https-only twin's http port, which redirects everything to that
+// port, is followed there inside the session.
+func TestCLIDemoLegacyTLS(t *testing.T) {
+	s := stack.Start(t, stack.Options{LegacyTLS: true})
+	s.WaitOnline(t, stack.RedirectDeviceID)
+	s.WaitOnline(t, stack.LegacyTLSDeviceID)
+	req, _ := http.NewRequest(http.MethodGet, s.SignalingURL+proto.PathDevices, nil)
+	req.Header.Set("Authorization", "Bearer "+s.TechToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Devices []proto.Device `json:"devices"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	for _, d := range list.Devices {
+		if strings.HasSuffix(d.ID, stack.LegacyTLSDeviceID) && (d.Health == nil || d.Health.TLS == nil || d.Health.TLS.Version != "TLS 1.0") {
+			t.Errorf("health of %s: %+v", d.ID, d.Health)
+		}
+	}
+	_, m := startCLI(t, s, `serving \S+ web page at (http://\S+/)`, "http", stack.RedirectDeviceID, "--listen", "127.0.0.1:0")
+	base := strings.TrimSuffix(m[1], "/")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, body := get(t, client, base+"/supplies")
+	if resp.StatusCode == http.StatusMovedPermanently {
+		if loc := resp.Header.Get("Location"); loc != "/supplies" {
+			t.Fatalf("the redirect to https: Location %q, want the path", loc)
+		}
+		resp, body = get(t, client, base+"/supplies")
+	}
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Supplies") {
+		t.Fatalf("supplies over the https port: %d %.300s", resp.StatusCode, body)
+	}
+}

@@ -3,11 +3,15 @@ package demodevice
 import (
 	"crypto/md5" //nolint:gosec // Digest auth as devices do it
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"strconv"
@@ -40,10 +44,13 @@ import (
 //	GET  /quirks/download         a CSV report with Content-Disposition: attachment
 //	GET  /quirks/sse, /quirks/events  a page on EventSource, and the stream (an event every 300 ms)
 //
-// Two more profiles are listeners of their own (see the demo launcher):
-// LegacyTLSConfig, a printer that only speaks TLS 1.0 with RSA key
-// exchange, and RedirectToHTTPS, an EWS whose http port sends everything
-// to its https port.
+// Two more profiles are listeners of their own (porthole-demo-device's
+// --legacy-https and --https-redirect; integration/stack's
+// Options.LegacyTLS declares them as devices): LegacyTLSConfig with
+// LegacyCertificate, a printer that only speaks TLS 1.0 with RSA key
+// exchange on a 1024-bit, SHA-1-signed, expired self-signed certificate,
+// and RedirectToHTTPS, an EWS whose http port sends everything to its
+// https port.
 
 var quirkPages = template.Must(template.New("quirks").Parse(`
 {{define "head"}}<!DOCTYPE html>
@@ -349,6 +356,35 @@ func LegacyTLSConfig(cert tls.Certificate) *tls.Config {
 		MaxVersion:   tls.VersionTLS10,
 		CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA},
 	}
+}
+
+// LegacyCertificate makes the certificate an old printer carries: a
+// self-signed, 1024-bit RSA key, signed with SHA-1, expired yesterday, for
+// 127.0.0.1 and the demo device's default hostname.
+func LegacyCertificate() (tls.Certificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 1024) //nolint:gosec // deliberately weak: a legacy device
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("demo device: legacy key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: strings.ToLower(DefaultHostname), Organization: []string{DefaultModel}},
+		NotBefore:             now.Add(-10 * 365 * 24 * time.Hour),
+		NotAfter:              now.Add(-24 * time.Hour),
+		SignatureAlgorithm:    x509.SHA1WithRSA,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{strings.ToLower(DefaultHostname)},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("demo device: legacy certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // RedirectToHTTPS is the http port of an EWS that only serves https: every

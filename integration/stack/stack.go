@@ -85,6 +85,10 @@ type Options struct {
 	// DeviceArgs are appended to porthole-demo-device's flags (e.g.
 	// "--strict-origin").
 	DeviceArgs []string
+	// LegacyTLS also serves the demo device on a TLS 1.0-only port and an
+	// http port that redirects to it, declared as LegacyTLSDeviceID and
+	// RedirectDeviceID.
+	LegacyTLS bool
 	// Users are created (with `porthole-signaling admin`) before
 	// signaling starts. The agent is always in site SiteID.
 	Users []User
@@ -109,13 +113,16 @@ const AgentID = "test-agent"
 
 // Stack is a running local Porthole.
 type Stack struct {
-	Bin          Binaries
-	Dir          string
-	DeviceAddr   string // host:port of the demo device
-	DevicePort   int
-	TURNAddr     string
-	SignalingURL string // http://127.0.0.1:port
-	AppURL       string // http://localhost:port, the app origin browsers use
+	Bin        Binaries
+	Dir        string
+	DeviceAddr string // host:port of the demo device
+	DevicePort int
+	// With Options.LegacyTLS: the demo device's TLS 1.0-only https port
+	// and its http port that redirects there.
+	DeviceLegacyPort, DeviceRedirectPort int
+	TURNAddr                             string
+	SignalingURL                         string // http://127.0.0.1:port
+	AppURL                               string // http://localhost:port, the app origin browsers use
 	// SessionsHost is the sessions domain, sessions.localhost:port: each
 	// session's window is on shell-<id>.SessionsHost and its device pages
 	// on <id>.SessionsHost, all same-site with each other (localhost is a
@@ -136,6 +143,15 @@ type Stack struct {
 
 // DeviceID is the demo device's ID in every stack.
 const DeviceID = "printer-1"
+
+// With Options.LegacyTLS, the demo device is also declared as these two:
+// its TLS 1.0-only https port (LegacyTLSDeviceID), and its http port that
+// redirects everything there (RedirectDeviceID, which declares both ports
+// and the https one as its httpsPort).
+const (
+	LegacyTLSDeviceID = "printer-tls10"
+	RedirectDeviceID  = "printer-https"
+)
 
 type testLogWriter struct{ t testing.TB }
 
@@ -176,10 +192,26 @@ func Start(t testing.TB, opts Options) *Stack {
 		return m
 	}
 
-	m := start("porthole-demo-device", append([]string{"--listen", "127.0.0.1:0"}, opts.DeviceArgs...), `listening on http://(\S+)`)
+	devArgs := append([]string{"--listen", "127.0.0.1:0"}, opts.DeviceArgs...)
+	if opts.LegacyTLS {
+		devArgs = append(devArgs, "--legacy-https", "127.0.0.1:0", "--https-redirect", "127.0.0.1:0")
+	}
+	m := start("porthole-demo-device", devArgs, `demo device listening on http://(\S+)`)
 	s.DeviceAddr = m[1]
 	_, portStr, _ := net.SplitHostPort(s.DeviceAddr)
 	s.DevicePort, _ = strconv.Atoi(portStr)
+	if opts.LegacyTLS {
+		port := func(re string) int {
+			m, err := s.Procs["porthole-demo-device"].WaitLine(ctx, regexp.MustCompile(re))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _ := strconv.Atoi(m[1])
+			return p
+		}
+		s.DeviceLegacyPort = port(`legacy https listening on https://127\.0\.0\.1:(\d+)`)
+		s.DeviceRedirectPort = port(`https redirect listening on http://127\.0\.0\.1:(\d+)`)
+	}
 
 	secretFile := filepath.Join(s.Dir, "turn.secret")
 	if err := os.WriteFile(secretFile, []byte(s.TURNSecret), 0o600); err != nil {
@@ -257,6 +289,18 @@ func Start(t testing.TB, opts Options) *Stack {
 		// The names the demo device writes into its pages (quirks.go).
 		"names": []string{"npi4000-demo", "npi4000-demo.local"},
 	}}
+	if opts.LegacyTLS {
+		devices = append(devices, map[string]any{
+			"id": LegacyTLSDeviceID, "name": "Demo printer (TLS 1.0)", "scheme": "https",
+			"address": "127.0.0.1", "httpPort": s.DeviceLegacyPort,
+			"names": []string{"npi4000-demo", "npi4000-demo.local"},
+		}, map[string]any{
+			"id": RedirectDeviceID, "name": "Demo printer (https only)", "scheme": "http",
+			"address": "127.0.0.1", "httpPort": s.DeviceRedirectPort,
+			"ports": []int{s.DeviceRedirectPort, s.DeviceLegacyPort}, "httpsPort": s.DeviceLegacyPort,
+			"names": []string{"npi4000-demo", "npi4000-demo.local"},
+		})
+	}
 	devices = append(devices, opts.ExtraDevices...)
 	cfg, _ := json.Marshal(map[string]any{"server": s.SignalingURL, "key": s.AgentKey, "devices": devices})
 	cfgPath := filepath.Join(s.Dir, "agent.json")
