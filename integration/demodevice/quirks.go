@@ -127,13 +127,18 @@ var quirkPages = template.Must(template.New("quirks").Parse(`
 // quirkData is what the quirk templates name the device by.
 type quirkData struct {
 	Host string // the Host the request came with: its own address
-	Name string // its hostname
-	MDNS string // its mDNS name
+	Name string // its hostname (with the port it is reached on, unless 80 or 443)
+	MDNS string // its mDNS name (likewise)
 }
 
 func (d *Device) quirkData(r *http.Request) quirkData {
 	name := strings.ToLower(d.Settings().Hostname)
-	return quirkData{Host: r.Host, Name: name, MDNS: name + ".local"}
+	// A device on a port of its own writes it after its name too.
+	port := ""
+	if _, p, err := net.SplitHostPort(r.Host); err == nil && p != "80" && p != "443" {
+		port = ":" + p
+	}
+	return quirkData{Host: r.Host, Name: name + port, MDNS: name + ".local" + port}
 }
 
 func (d *Device) quirkRoutes(mux *http.ServeMux) {

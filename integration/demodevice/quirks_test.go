@@ -3,6 +3,7 @@ package demodevice
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +18,7 @@ func TestQuirkProfiles(t *testing.T) {
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
+	_, port, _ := net.SplitHostPort(host)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func(path string) *http.Response {
 		t.Helper()
@@ -39,7 +41,7 @@ func TestQuirkProfiles(t *testing.T) {
 		body(resp)
 	}
 	if b := body(get("/quirks/absolute")); !strings.Contains(b, `href="http://`+host+`/supplies"`) ||
-		!strings.Contains(b, `src="http://npi4000-demo.local/logo.png"`) || !strings.Contains(b, `src="//`+host+`/quirks/absolute.js"`) {
+		!strings.Contains(b, `src="http://npi4000-demo.local:`+port+`/logo.png"`) || !strings.Contains(b, `src="//`+host+`/quirks/absolute.js"`) {
 		t.Errorf("absolute page: %s", b)
 	}
 	if b := body(get("/quirks/refresh")); !strings.Contains(b, `content="0; URL=http://`+host+`/quirks/absolute"`) {

@@ -1,0 +1,298 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
+	"github.com/porthole-dev/porthole/proto"
+)
+
+// netLog records, from the DevTools network log of one target, every
+// request that failed: a load that failed (refused, blocked by the
+// session's policy, aborted by the worker) or a response of 400 or more.
+type netLog struct {
+	mu     sync.Mutex
+	urls   map[network.RequestID]string
+	failed []string
+}
+
+func newNetLog(t testing.TB, ctx context.Context) *netLog {
+	t.Helper()
+	l := &netLog{urls: map[network.RequestID]string{}}
+	err := chromedp.Listen(ctx, func(ev any) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			l.urls[e.RequestID] = e.Request.URL
+		case *network.EventResponseReceived:
+			if e.Response.Status >= 400 {
+				l.failed = append(l.failed, fmt.Sprintf("%d %s", e.Response.Status, e.Response.URL))
+			}
+		case *network.EventLoadingFailed:
+			if e.Canceled {
+				return // a navigation away, an EventSource the page closed
+			}
+			l.failed = append(l.failed, fmt.Sprintf("%s %s %s", e.ErrorText, e.BlockedReason, l.urls[e.RequestID]))
+		}
+	})
+	if err != nil {
+		t.Fatalf("network log: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatalf("network log: %v", err)
+	}
+	return l
+}
+
+// take returns the failures since the last take and forgets them.
+func (l *netLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.failed
+	l.failed = nil
+	return f
+}
+
+// compatTab is a session window in a tab, opened on one device: the shell
+// in ctx, the device's page in its frame.
+type compatTab struct {
+	ctx  context.Context
+	info *proto.SessionInfo
+	net  *netLog
+}
+
+// compatOpen creates a session on device and opens its window at path,
+// waiting for cond in the device's frame.
+func compatOpen(t testing.TB, ctx context.Context, s *stack.Stack, device, path, cond string) *compatTab {
+	t.Helper()
+	api := &sigclient.API{Base: s.SignalingURL, Token: s.TechToken}
+	info, err := api.CreateSession(context.Background(), device)
+	if err != nil {
+		t.Fatalf("create a session on %s: %v", device, err)
+	}
+	c := &compatTab{ctx: ctx, info: info, net: newNetLog(t, ctx)}
+	if err := chromedp.Do(ctx, chromedp.Navigate(info.Origin+path+"#token="+info.Token)); err != nil {
+		t.Fatalf("open the session: %v", err)
+	}
+	c.wait(t, "the device's page in the frame", `d.readyState === 'complete' && (`+cond+`)`)
+	return c
+}
+
+// wait polls cond in the device frame (d, w its document and window).
+func (c *compatTab) wait(t testing.TB, what, cond string) {
+	t.Helper()
+	brWait(t, c.ctx, what, brFrame(cond))
+}
+
+// nav makes the device frame go to path and waits for cond there.
+func (c *compatTab) nav(t testing.TB, path, cond string) {
+	t.Helper()
+	brNavigate(t, c.ctx, path, cond)
+}
+
+// eval evaluates expr in the device frame.
+func compatEval[T any](t testing.TB, c *compatTab, expr string) T {
+	t.Helper()
+	return brEval[T](t, c.ctx, brFrame(expr))
+}
+
+// notice is the session toolbar's notice text.
+func (c *compatTab) notice(t testing.TB) string {
+	t.Helper()
+	return brEval[string](t, c.ctx, `document.querySelector('.toolbar .notice')?.textContent || ''`)
+}
+
+// noFailures fails t for every failed request since the last call, except
+// those whose description contains one of allowed.
+func (c *compatTab) noFailures(t testing.TB, allowed ...string) {
+	t.Helper()
+	for _, f := range c.net.take() {
+		if !slices.ContainsFunc(allowed, func(a string) bool { return strings.Contains(f, a) }) {
+			t.Errorf("failed request in the DevTools network log: %s", f)
+		}
+	}
+}
+
+// imagesLoaded is true when every image of the frame's document rendered.
+const imagesLoaded = `[...d.images].length > 0 && [...d.images].every((i) => i.complete && i.naturalWidth > 0)`
+
+// TestBrowserCompat clicks through the demo device's EWS quirk profiles
+// (integration/demodevice/quirks.go) in Chromium through the whole stack,
+// one step per profile, and asserts each rendered and that no request
+// failed in the DevTools network log: a CGI page and image without
+// Content-Type, a page naming the device by its address, hostname and
+// mDNS name in links, images, styles, scripts, fetches and a form, a meta
+// refresh to its own absolute URL, a frameset, a WebSocket status page,
+// Digest, a form POST that meets a login (sent again after the dialog), a
+// Content-Disposition download, Server-Sent Events; then the legacy-TLS
+// printer (the toolbar says it speaks only TLS 1.0) and the EWS whose http
+// port redirects to https.
+func TestBrowserCompat(t *testing.T) {
+	_, err := os.Stat(chromiumPath)
+	testenv.Require(t, "Chromium at "+chromiumPath, err == nil)
+	s := stack.Start(t, stack.Options{LegacyTLS: true})
+	s.WaitOnline(t, stack.LegacyTLSDeviceID)
+	s.WaitOnline(t, stack.RedirectDeviceID)
+	ctx := brBrowser(t)
+	art := testenv.ArtifactsDir(t)
+	tab := compatOpen(t, ctx, s, stack.DeviceID, "/quirks/", `d.querySelector('h1')?.textContent === 'EWS quirks'`)
+	tab.noFailures(t)
+
+	t.Run("cgi without content-type", func(t *testing.T) {
+		tab.nav(t, "/cgi-bin/status.cgi", `d.getElementById('cgi')?.textContent === 'Ready' && `+imagesLoaded)
+		if ct := compatEval[string](t, tab, `d.contentType`); ct != "text/html" {
+			t.Errorf("document type %q, want text/html (sniffed by the agent)", ct)
+		}
+		txt := compatEval[string](t, tab, `w.fetch('/cgi-bin/counters.cgi').then((r) => r.headers.get('content-type') + ' ' + r.status)`)
+		if txt != "text/plain; charset=utf-8 200" && txt != "text/plain 200" {
+			t.Errorf("untyped text: %q", txt)
+		}
+		tab.noFailures(t)
+		brShot(t, ctx, art, "compat-cgi")
+	})
+
+	t.Run("absolute urls", func(t *testing.T) {
+		tab.nav(t, "/quirks/absolute", imagesLoaded+` && d.getElementById('api').textContent === 'PHL4K-0001-DEMO' && d.getElementById('links').textContent === 'links 200'`)
+		// The stylesheet named by the device's address applied, and its own
+		// absolute url() with it.
+		bg := compatEval[string](t, tab, `getComputedStyle(d.getElementById('bg')).backgroundImage`)
+		if !strings.Contains(bg, tab.info.Origin+"/logo.png") {
+			t.Errorf("absolute.css background %q, want the logo on the session origin", bg)
+		}
+		for _, id := range []string{"supplies", "status-mdns"} {
+			if h := compatEval[string](t, tab, `d.getElementById('`+id+`').href`); !strings.HasPrefix(h, tab.info.Origin+"/") {
+				t.Errorf("link #%s: %q, want it on the session origin", id, h)
+			}
+		}
+		tab.noFailures(t)
+		// The device's own link stays in the session, so does its form.
+		compatEval[bool](t, tab, `(d.getElementById('supplies').click(), true)`)
+		tab.wait(t, "the supplies page", `w.location.pathname === '/supplies' && d.querySelector('h1')?.textContent === 'Supplies'`)
+		tab.nav(t, "/quirks/absolute", imagesLoaded)
+		compatEval[bool](t, tab, `(d.querySelector('#settings button').click(), true)`)
+		tab.wait(t, "the settings page by the form", `w.location.pathname === '/settings' && d.querySelector('form')`)
+		tab.noFailures(t)
+		brShot(t, ctx, art, "compat-absolute")
+	})
+
+	t.Run("meta refresh", func(t *testing.T) {
+		compatEval[bool](t, tab, `(w.location.href = '/quirks/refresh', true)`)
+		tab.wait(t, "the refresh's target", `w.location.pathname === '/quirks/absolute' && d.readyState === 'complete' && `+imagesLoaded)
+		tab.noFailures(t)
+	})
+
+	t.Run("frameset", func(t *testing.T) {
+		tab.nav(t, "/quirks/frameset", `w.frames.length === 2 && w.frames[0].document?.getElementById('nav-supplies') && w.frames[1].document?.readyState === 'complete'`)
+		// The menu frame's links name the device's address and target the
+		// main frame: they stay on the session origin.
+		if h := compatEval[string](t, tab, `w.frames[0].document.getElementById('nav-supplies').href`); h != tab.info.Origin+"/supplies" {
+			t.Errorf("menu link %q", h)
+		}
+		tab.noFailures(t)
+		brShot(t, ctx, art, "compat-frameset")
+	})
+
+	t.Run("websocket", func(t *testing.T) {
+		tab.nav(t, "/quirks/ws", `d.getElementById('state')`)
+		tab.wait(t, "open with status.v2, both echoes, live counters", `d.getElementById('state').textContent === 'open status.v2' && d.getElementById('state').dataset.echo === '1' && d.getElementById('state').dataset.binary === '3' && /^\d+$/.test(d.getElementById('pages').textContent)`)
+		tab.noFailures(t)
+	})
+
+	t.Run("digest", func(t *testing.T) {
+		compatEval[bool](t, tab, `(w.location.href = '/quirks/digest/', true)`)
+		brWait(t, ctx, "the shell's credentials dialog", `document.querySelector('dialog.credentials[open]')`)
+		compatCredentials(t, ctx, "service", "service")
+		tab.wait(t, "the Digest area", `w.location.pathname === '/quirks/digest/' && d.getElementById('digest')`)
+		compatEval[bool](t, tab, `(d.querySelector('a[href="/quirks/digest/counters"]').click(), true)`)
+		tab.wait(t, "the next Digest page, no second dialog", `w.location.pathname === '/quirks/digest/counters' && d.readyState === 'complete'`)
+		if brEval[bool](t, ctx, `!!document.querySelector('dialog.credentials[open]')`) {
+			t.Error("asked again")
+		}
+		tab.noFailures(t)
+	})
+
+	t.Run("post meets login", func(t *testing.T) {
+		tab.nav(t, "/quirks/post-login", `d.getElementById('save')`)
+		compatEval[bool](t, tab, `(d.querySelector('input[name=dept]').value = 'Field service', d.getElementById('save').click(), true)`)
+		brWait(t, ctx, "the shell's credentials dialog", `document.querySelector('dialog.credentials[open]')`)
+		compatCredentials(t, ctx, "service", "service")
+		tab.wait(t, "the POST sent again with its body", `d.getElementById('saved')?.textContent === 'saved: Field service'`)
+		tab.noFailures(t)
+	})
+
+	t.Run("download", func(t *testing.T) {
+		dir := t.TempDir()
+		done := make(chan string, 1)
+		err := chromedp.ListenBrowser(ctx, func(ev any) {
+			if e, ok := ev.(*browser.EventDownloadProgress); ok && e.State == browser.DownloadProgressStateCompleted {
+				select {
+				case done <- e.GUID:
+				default:
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: ptrTo(true)}); err != nil {
+			t.Fatal(err)
+		}
+		tab.nav(t, "/quirks/", `d.querySelector('a[href="/quirks/download"]')`)
+		compatEval[bool](t, tab, `(d.querySelector('a[href="/quirks/download"]').click(), true)`)
+		var guid string
+		select {
+		case guid = <-done:
+		case <-time.After(brWaitTimeout):
+			t.Fatal("the download did not complete")
+		}
+		b, err := os.ReadFile(dir + "/" + guid)
+		if err != nil || !strings.HasPrefix(string(b), "date,pages\n") {
+			t.Fatalf("downloaded %q, %v", b, err)
+		}
+		tab.noFailures(t)
+	})
+
+	t.Run("server-sent events", func(t *testing.T) {
+		tab.nav(t, "/quirks/sse", `d.getElementById('events')`)
+		tab.wait(t, "five events, one at a time", `d.getElementById('events').children.length >= 5`)
+		tab.noFailures(t)
+	})
+
+	t.Run("legacy tls printer", func(t *testing.T) {
+		ctx2, cancel := chromedp.NewContext(ctx)
+		defer cancel()
+		old := compatOpen(t, ctx2, s, stack.LegacyTLSDeviceID, "/quirks/absolute", imagesLoaded+` && d.getElementById('api').textContent === 'PHL4K-0001-DEMO'`)
+		brWait(t, ctx2, "the toolbar's TLS note", `(document.querySelector('.toolbar .notice')?.textContent || '').includes('TLS 1.0')`)
+		t.Logf("toolbar: %q", old.notice(t))
+		old.noFailures(t)
+		brShot(t, ctx2, art, "compat-legacy-tls")
+	})
+
+	t.Run("https redirect", func(t *testing.T) {
+		ctx2, cancel := chromedp.NewContext(ctx)
+		defer cancel()
+		red := compatOpen(t, ctx2, s, stack.RedirectDeviceID, "/supplies", `w.location.pathname === '/supplies' && d.querySelector('h1')?.textContent === 'Supplies'`)
+		red.noFailures(t)
+	})
+}
+
+// compatCredentials fills and sends the shell's credentials dialog.
+func compatCredentials(t testing.TB, ctx context.Context, user, pass string) {
+	t.Helper()
+	brEval[bool](t, ctx, fmt.Sprintf(`(() => { const d = document.querySelector('dialog.credentials'); d.querySelector('[name=username]').value = %q; d.querySelector('[name=password]').value = %q; d.querySelector('button[type=submit]').click(); return true; })()`, user, pass))
+}
