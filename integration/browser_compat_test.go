@@ -17,7 +17,6 @@ import (
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
-	"github.com/porthole-dev/porthole/proto"
 )
 
 // netLog records, from the DevTools network log of one target, every
@@ -27,11 +26,26 @@ type netLog struct {
 	mu     sync.Mutex
 	urls   map[network.RequestID]string
 	failed []string
+	seen   map[context.Context]bool // targets listened to
 }
 
-func newNetLog(t testing.TB, ctx context.Context) *netLog {
+func newNetLog() *netLog {
+	return &netLog{urls: map[network.RequestID]string{}, seen: map[context.Context]bool{}}
+}
+
+// listen records the network log of the target of ctx, once per target.
+func (l *netLog) listen(t testing.TB, ctx context.Context) error {
 	t.Helper()
-	l := &netLog{urls: map[network.RequestID]string{}}
+	l.mu.Lock()
+	seen := l.seen[ctx]
+	l.seen[ctx] = true
+	l.mu.Unlock()
+	if seen {
+		return nil
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`true`)); err != nil {
+		return fmt.Errorf("network log: %w", err)
+	}
 	err := chromedp.Listen(ctx, func(ev any) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -50,12 +64,12 @@ func newNetLog(t testing.TB, ctx context.Context) *netLog {
 		}
 	})
 	if err != nil {
-		t.Fatalf("network log: %v", err)
+		return fmt.Errorf("network log: %w", err)
 	}
 	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatalf("network log: %v", err)
+		return fmt.Errorf("network log: %w", err)
 	}
-	return l
+	return nil
 }
 
 // take returns the failures since the last take and forgets them.
@@ -68,11 +82,12 @@ func (l *netLog) take() []string {
 }
 
 // compatTab is a session window in a tab, opened on one device: the shell
-// in ctx, the device's page in its frame.
+// in ctx, the device's page in its frame, which runs on the session's
+// device origin as a target of its own (brTab); net records that frame's
+// network log.
 type compatTab struct {
-	ctx  context.Context
-	info *proto.SessionInfo
-	net  *netLog
+	*brTab
+	net *netLog
 }
 
 // compatOpen creates a session on device and opens its window at path,
@@ -84,30 +99,47 @@ func compatOpen(t testing.TB, ctx context.Context, s *stack.Stack, device, path,
 	if err != nil {
 		t.Fatalf("create a session on %s: %v", device, err)
 	}
-	c := &compatTab{ctx: ctx, info: info, net: newNetLog(t, ctx)}
-	if err := chromedp.Do(ctx, chromedp.Navigate(info.Origin+path+"#token="+info.Token)); err != nil {
+	c := &compatTab{brTab: newTab(t, ctx, info), net: newNetLog()}
+	if err := c.net.listen(t, ctx); err != nil { // the shell's own requests
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(info.ShellOrigin+path+"#token="+info.Token)); err != nil {
 		t.Fatalf("open the session: %v", err)
 	}
 	c.wait(t, "the device's page in the frame", `d.readyState === 'complete' && (`+cond+`)`)
 	return c
 }
 
+// frame is the device frame's target, with its network log recorded from
+// the first time it is seen.
+func (c *compatTab) frame(t testing.TB) {
+	t.Helper()
+	c.dev(t, "the device frame's target", func(fctx context.Context) (bool, error) {
+		if err := c.net.listen(t, fctx); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+}
+
 // wait polls cond in the device frame (d, w its document and window).
 func (c *compatTab) wait(t testing.TB, what, cond string) {
 	t.Helper()
-	brWait(t, c.ctx, what, brFrame(cond))
+	c.frame(t)
+	c.waitDev(t, what, cond)
 }
 
 // nav makes the device frame go to path and waits for cond there.
 func (c *compatTab) nav(t testing.TB, path, cond string) {
 	t.Helper()
-	brNavigate(t, c.ctx, path, cond)
+	c.frame(t)
+	c.navigate(t, path, cond)
 }
 
-// eval evaluates expr in the device frame.
+// compatEval evaluates expr in the device frame.
 func compatEval[T any](t testing.TB, c *compatTab, expr string) T {
 	t.Helper()
-	return brEval[T](t, c.ctx, brFrame(expr))
+	return brDev[T](t, c.brTab, expr)
 }
 
 // notice is the session toolbar's notice text.
@@ -170,11 +202,11 @@ func TestBrowserCompat(t *testing.T) {
 		// The stylesheet named by the device's address applied, and its own
 		// absolute url() with it.
 		bg := compatEval[string](t, tab, `getComputedStyle(d.getElementById('bg')).backgroundImage`)
-		if !strings.Contains(bg, tab.info.Origin+"/logo.png") {
+		if !strings.Contains(bg, tab.info.DeviceOrigin+"/logo.png") {
 			t.Errorf("absolute.css background %q, want the logo on the session origin", bg)
 		}
 		for _, id := range []string{"supplies", "status-mdns"} {
-			if h := compatEval[string](t, tab, `d.getElementById('`+id+`').href`); !strings.HasPrefix(h, tab.info.Origin+"/") {
+			if h := compatEval[string](t, tab, `d.getElementById('`+id+`').href`); !strings.HasPrefix(h, tab.info.DeviceOrigin+"/") {
 				t.Errorf("link #%s: %q, want it on the session origin", id, h)
 			}
 		}
@@ -199,7 +231,7 @@ func TestBrowserCompat(t *testing.T) {
 		tab.nav(t, "/quirks/frameset", `w.frames.length === 2 && w.frames[0].document?.getElementById('nav-supplies') && w.frames[1].document?.readyState === 'complete'`)
 		// The menu frame's links name the device's address and target the
 		// main frame: they stay on the session origin.
-		if h := compatEval[string](t, tab, `w.frames[0].document.getElementById('nav-supplies').href`); h != tab.info.Origin+"/supplies" {
+		if h := compatEval[string](t, tab, `w.frames[0].document.getElementById('nav-supplies').href`); h != tab.info.DeviceOrigin+"/supplies" {
 			t.Errorf("menu link %q", h)
 		}
 		tab.noFailures(t)
