@@ -410,7 +410,11 @@ func headerSet(lists ...[]string) map[string]bool {
 // writeDeviceHead writes the device's response head with the session's
 // rules: the session's CSP, no caching (nothing of the device outlives the
 // session in the browser's cache), and the device's script-visible cookies
-// set on the device origin as the worker would mirror them.
+// set on the device origin as the worker would mirror them, the ones it
+// deleted deleted. What the agent does to the device's answer on the
+// worker's path (a type sniffed for an untyped body, its absolute URLs on
+// the head's ClientOrigin, legacy TLS) it did on this one already: both
+// run agent/tunnel.ServeHTTP over the same device proxy.
 func writeDeviceHead(w http.ResponseWriter, resp *proto.FetchResponse, log *slog.Logger) {
 	h := w.Header()
 	for k, vs := range resp.Header {
@@ -442,6 +446,17 @@ func writeDeviceHead(w http.ResponseWriter, resp *proto.FetchResponse, log *slog
 			continue
 		}
 		c := &http.Cookie{Name: strings.TrimSpace(name), Value: value, Path: "/", Secure: true, SameSite: http.SameSiteStrictMode}
+		if v := c.String(); v != "" {
+			h.Add("Set-Cookie", v)
+		}
+	}
+	// Cookies the device deleted (agent/deviceproxy reports them), deleted
+	// in the browser's store too, as the worker does with cookieStore.
+	for _, name := range resp.DeletedCookies {
+		if proto.IsPortholeCookie(name) {
+			continue
+		}
+		c := &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, SameSite: http.SameSiteStrictMode}
 		if v := c.String(); v != "" {
 			h.Add("Set-Cookie", v)
 		}

@@ -235,6 +235,10 @@ func echoAgent(req *proto.FetchRequest, body []byte, x *fetchx.Exchange) {
 		answer(x, 302, http.Header{"Location": {"https://evil.example/phish"}}, nil, nil)
 	case req.Target == "/here":
 		answer(x, 302, http.Header{"Location": {"/login.html"}}, nil, nil)
+	case req.Target == "/logout":
+		_ = x.SendHead(context.Background(), &proto.FetchResponse{ResponseHead: proto.ResponseHead{Status: 200,
+			Header: http.Header{"Content-Type": {"text/html"}}, DeletedCookies: []string{"sid", proto.DeviceCookie}}})
+		_ = x.End(context.Background())
 	case req.Target == "/hang":
 		_ = x.SendHead(context.Background(), &proto.FetchResponse{ResponseHead: proto.ResponseHead{Status: 200}})
 		<-x.Done() // until signaling aborts it
@@ -316,6 +320,12 @@ func TestDeviceOriginCarriesWhatTheWorkerMisses(t *testing.T) {
 	nav.Set("Sec-Fetch-Dest", "document")
 	if resp, _ := e.deviceDo(session, "GET", "/index.html", nav, nil); resp.StatusCode != 200 {
 		t.Fatalf("reload: %s", resp.Status)
+	}
+	// Cookies the device deleted are deleted in the browser too; never
+	// signaling's own.
+	if resp, _ := e.deviceDo(session, "GET", "/logout", fromPage(cookie), nil); resp.StatusCode != 200 || len(resp.Cookies()) != 1 ||
+		resp.Cookies()[0].Name != "sid" || resp.Cookies()[0].MaxAge >= 0 || !resp.Cookies()[0].Secure {
+		t.Fatalf("logout: %s %q", resp.Status, resp.Header.Values("Set-Cookie"))
 	}
 	// Redirects: on the device they pass; off it they become a page.
 	if resp, _ := e.deviceDo(session, "GET", "/here", fromPage(cookie), nil); resp.StatusCode != 302 || resp.Header.Get("Location") != "/login.html" {
