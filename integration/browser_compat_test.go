@@ -26,6 +26,7 @@ type netLog struct {
 	mu     sync.Mutex
 	urls   map[network.RequestID]string
 	failed []string
+	n      int                      // requests seen since the last take
 	seen   map[context.Context]bool // targets listened to
 }
 
@@ -52,6 +53,7 @@ func (l *netLog) listen(t testing.TB, ctx context.Context) error {
 		switch e := ev.(type) {
 		case *network.EventRequestWillBeSent:
 			l.urls[e.RequestID] = e.Request.URL
+			l.n++
 		case *network.EventResponseReceived:
 			if e.Response.Status >= 400 {
 				l.failed = append(l.failed, fmt.Sprintf("%d %s", e.Response.Status, e.Response.URL))
@@ -72,13 +74,14 @@ func (l *netLog) listen(t testing.TB, ctx context.Context) error {
 	return nil
 }
 
-// take returns the failures since the last take and forgets them.
-func (l *netLog) take() []string {
+// take returns the failures and the number of requests since the last
+// take and forgets them.
+func (l *netLog) take() ([]string, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := l.failed
-	l.failed = nil
-	return f
+	f, n := l.failed, l.n
+	l.failed, l.n = nil, 0
+	return f, n
 }
 
 // compatTab is a session window in a tab, opened on one device: the shell
@@ -152,7 +155,11 @@ func (c *compatTab) notice(t testing.TB) string {
 // those whose description contains one of allowed.
 func (c *compatTab) noFailures(t testing.TB, allowed ...string) {
 	t.Helper()
-	for _, f := range c.net.take() {
+	failed, n := c.net.take()
+	if n == 0 {
+		t.Error("no request in the DevTools network log since the last check: the log is not listening")
+	}
+	for _, f := range failed {
 		if !slices.ContainsFunc(allowed, func(a string) bool { return strings.Contains(f, a) }) {
 			t.Errorf("failed request in the DevTools network log: %s", f)
 		}
