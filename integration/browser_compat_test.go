@@ -3,8 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +17,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/integration/realews"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
+	"github.com/porthole-dev/porthole/internal/tlstest"
 )
 
 // netLog records, from the DevTools network log of one target, every
@@ -334,4 +338,93 @@ func TestBrowserCompat(t *testing.T) {
 func compatCredentials(t testing.TB, ctx context.Context, user, pass string) {
 	t.Helper()
 	brEval[bool](t, ctx, fmt.Sprintf(`(() => { const d = document.querySelector('dialog.credentials'); d.querySelector('[name=username]').value = %q; d.querySelector('[name=password]').value = %q; d.querySelector('button[type=submit]').click(); return true; })()`, user, pass))
+}
+
+// TestBrowserCompatRealEWS is TestBrowserCompat against web servers no one
+// here wrote, in Chromium through the whole stack: Debian's lighttpd set
+// up as an old EWS (realews.StartLighttpd: a CGI that prints no
+// Content-Type, pages naming the device by its address, a Digest admin
+// area, an http port that sends /secure/ to its TLS 1.0-only https port)
+// and `openssl s_server -tls1` with a 1024-bit, SHA-1, expired,
+// self-signed certificate and only AES128-SHA (RSA key exchange) as a
+// legacy-TLS printer. Each step asserts what the technician sees and that
+// no request failed in the device frame's DevTools network log.
+func TestBrowserCompatRealEWS(t *testing.T) {
+	_, err := os.Stat(chromiumPath)
+	testenv.Require(t, "Chromium at "+chromiumPath, err == nil)
+	l := realews.StartLighttpd(t)
+	cert := tlstest.NewCert(t, tlstest.CertOptions{Bits: 1024, SHA1: true, Expired: true})
+	addr, ok := tlstest.OpenSSLServer(t, cert, "-tls1", "-cipher", "AES128-SHA:@SECLEVEL=0")
+	testenv.Require(t, "openssl s_server -tls1 -cipher AES128-SHA:@SECLEVEL=0", ok)
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sPort, _ := strconv.Atoi(port)
+	s := stack.Start(t, stack.Options{ExtraDevices: []map[string]any{
+		{"id": "ews-http", "name": "Old EWS", "scheme": "http", "address": "127.0.0.1", "httpPort": l.HTTPPort,
+			"ports": []int{l.HTTPPort, l.HTTPSPort}, "httpsPort": l.HTTPSPort},
+		{"id": "ews-openssl", "name": "OpenSSL TLS 1.0 printer", "scheme": "https", "address": "127.0.0.1", "httpPort": sPort},
+	}})
+	s.WaitOnline(t, "ews-http")
+	s.WaitOnline(t, "ews-openssl")
+	ctx := brBrowser(t)
+	art := testenv.ArtifactsDir(t)
+
+	tab := compatOpen(t, ctx, s, "ews-http", "/", `d.getElementById('status')`)
+	t.Run("absolute urls", func(t *testing.T) {
+		// The index names the device by its address in a stylesheet link and
+		// two links (one scheme-relative): all of them on the session's
+		// device origin; the vendor's link is left alone.
+		for id, want := range map[string]string{"status": tab.info.DeviceOrigin + "/cgi-bin/status.cgi", "admin": tab.info.DeviceOrigin + "/admin/",
+			"vendor": "http://example.invalid/"} {
+			if h := compatEval[string](t, tab, `d.getElementById('`+id+`').href`); h != want {
+				t.Errorf("link #%s: %q, want %q", id, h, want)
+			}
+		}
+		if css := compatEval[string](t, tab, `[...d.styleSheets].map((s) => s.href).join(' ')`); css != tab.info.DeviceOrigin+"/style.css" {
+			t.Errorf("stylesheet %q", css)
+		}
+		// The stylesheet's own url() names the device's address too.
+		img := compatEval[string](t, tab, `new Promise((ok) => { const i = new Image(); i.onload = () => ok(i.src + ' ' + i.naturalWidth); i.onerror = () => ok('error'); i.src = getComputedStyle(d.body).backgroundImage.slice(5, -2); })`)
+		if img != tab.info.DeviceOrigin+"/bg.png 1" {
+			t.Errorf("the stylesheet's background: %q", img)
+		}
+		tab.noFailures(t)
+	})
+	t.Run("cgi without content-type", func(t *testing.T) {
+		compatEval[bool](t, tab, `(d.getElementById('status').click(), true)`)
+		tab.wait(t, "the CGI page rendered", `w.location.pathname === '/cgi-bin/status.cgi' && d.getElementById('cgi')?.textContent === 'Ready'`)
+		if ct := compatEval[string](t, tab, `d.contentType`); ct != "text/html" {
+			t.Errorf("document type %q, want text/html (sniffed by the agent)", ct)
+		}
+		tab.noFailures(t)
+		brShot(t, ctx, art, "realews-cgi")
+	})
+	t.Run("digest", func(t *testing.T) {
+		tab.nav(t, "/", `d.getElementById('admin')`)
+		compatEval[bool](t, tab, `(d.getElementById('admin').click(), true)`)
+		brWait(t, ctx, "the shell's credentials dialog", `document.querySelector('dialog.credentials[open]')`)
+		compatCredentials(t, ctx, l.DigestUser, l.DigestPass)
+		tab.wait(t, "lighttpd's Digest area", `w.location.pathname === '/admin/' && d.getElementById('admin')?.textContent === 'Admin area'`)
+		tab.noFailures(t)
+	})
+	t.Run("http to a tls 1.0 https port", func(t *testing.T) {
+		tab.nav(t, "/secure/", `d.getElementById('secure')?.textContent === 'Secure area'`)
+		if h := compatEval[string](t, tab, `d.querySelector('a').href`); h != tab.info.DeviceOrigin+"/secure/next.html" {
+			t.Errorf("the https page's own link %q", h)
+		}
+		brWait(t, ctx, "the toolbar's TLS note", `(document.querySelector('.toolbar .notice')?.textContent || '').includes('TLS 1.0')`)
+		tab.noFailures(t)
+		brShot(t, ctx, art, "realews-secure")
+	})
+	t.Run("openssl s_server tls 1.0", func(t *testing.T) {
+		ctx2, cancel := chromedp.NewContext(ctx)
+		defer cancel()
+		old := compatOpen(t, ctx2, s, "ews-openssl", "/", `d.body.innerText.includes('TLSv1')`)
+		brWait(t, ctx2, "the toolbar's TLS note", `(document.querySelector('.toolbar .notice')?.textContent || '').includes('TLS 1.0')`)
+		t.Logf("toolbar: %q; page: %q", old.notice(t), compatEval[string](t, old, `d.body.innerText.split('\n').filter((l) => /Protocol|Cipher *:/.test(l)).join(' | ')`))
+		old.noFailures(t)
+		brShot(t, ctx2, art, "realews-openssl")
+	})
 }

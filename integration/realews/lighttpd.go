@@ -7,9 +7,13 @@
 package realews
 
 import (
+	"bytes"
 	"crypto/md5" //nolint:gosec // htdigest is MD5
 	"encoding/hex"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +25,16 @@ import (
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/internal/tlstest"
 )
+
+// onePixelPNG is a 1×1 PNG, the background the stylesheet names by the
+// device's address.
+func onePixelPNG() string {
+	var b bytes.Buffer
+	img := image.NewNRGBA(image.Rect(0, 0, 1, 1))
+	img.Set(0, 0, color.NRGBA{R: 0x20, G: 0x60, B: 0xa0, A: 0xff})
+	_ = png.Encode(&b, img) // into memory: cannot fail
+	return b.String()
+}
 
 // Lighttpd is a running lighttpd.
 type Lighttpd struct {
@@ -54,6 +68,7 @@ func StartLighttpd(t testing.TB) *Lighttpd {
 			`<body><a id="status" href="http://` + self + `/cgi-bin/status.cgi">Status</a>` +
 			`<a id="admin" href="//` + self + `/admin/">Admin</a><a id="vendor" href="http://example.invalid/">Vendor</a></body></html>`,
 		"style.css":        `body { background: url(http://` + self + `/bg.png); }`,
+		"bg.png":           onePixelPNG(),
 		"admin/index.html": `<!DOCTYPE html><title>Admin</title><h1 id="admin">Admin area</h1>`,
 		"secure/index.html": `<!DOCTYPE html><title>Secure</title><h1 id="secure">Secure area</h1>` +
 			`<a href="https://127.0.0.1:` + fmt.Sprint(l.HTTPSPort) + `/secure/next.html">next</a>`,
@@ -88,7 +103,7 @@ server.port = %d
 server.errorlog = %q
 server.modules = ("mod_access", "mod_auth", "mod_authn_file", "mod_cgi", "mod_redirect", "mod_openssl")
 index-file.names = ("index.html")
-mimetype.assign = (".html" => "text/html", ".css" => "text/css")
+mimetype.assign = (".html" => "text/html", ".css" => "text/css", ".png" => "image/png")
 cgi.assign = (".cgi" => "")
 auth.backend = "htdigest"
 auth.backend.htdigest.userfile = %q
