@@ -149,6 +149,13 @@ func compatEval[T any](t testing.TB, c *compatTab, expr string) T {
 	return brDev[T](t, c.brTab, expr)
 }
 
+// compatRace evaluates the promise expr in the device frame; "timeout"
+// if it has not settled within 5 s.
+func compatRace(t testing.TB, c *compatTab, expr string) string {
+	t.Helper()
+	return compatEval[string](t, c, `Promise.race([(`+expr+`), new Promise((ok) => setTimeout(() => ok('timeout'), 5000))])`)
+}
+
 // notice is the session toolbar's notice text.
 func (c *compatTab) notice(t testing.TB) string {
 	t.Helper()
@@ -427,4 +434,88 @@ func TestBrowserCompatRealEWS(t *testing.T) {
 		old.noFailures(t)
 		brShot(t, ctx2, art, "realews-openssl")
 	})
+}
+
+// TestBrowserWebSocketShimRefusals: what the page shim's WebSocket and its
+// path through the worker, the relay and the shell do not give a device
+// page. A socket to another LAN host (a listener of this test), to the
+// signaling server or to the session window's origin is the native one,
+// which the session's policy refuses (Chromium leaves it CLOSED without an
+// event): nothing connects. A page that
+// forges the shim's message to its worker with a target on another host
+// gets its port closed with 1006 by the shell, and nothing connects
+// either; one to a Porthole path (/__t/…) of the device origin reaches
+// only the device, which refuses the upgrade, never Porthole's own server.
+func TestBrowserWebSocketShimRefusals(t *testing.T) {
+	_, err := os.Stat(chromiumPath)
+	testenv.Require(t, "Chromium at "+chromiumPath, err == nil)
+	lan, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lan.Close()
+	var conns sync.WaitGroup
+	accepted := make(chan string, 16)
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := lan.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c.RemoteAddr().String()
+			c.Close()
+		}
+	}()
+	s := stack.Start(t, stack.Options{})
+	ctx := brBrowser(t)
+	tab := compatOpen(t, ctx, s, stack.DeviceID, "/quirks/", `d.querySelector('h1')?.textContent === 'EWS quirks'`)
+	// The shim is in place: a socket to the device is carried.
+	if got := compatRace(t, tab, `new Promise((ok) => { const ws = new w.WebSocket('/ws/status'); ws.onopen = () => { ok('open ' + (w.WebSocket.toString().includes('native code') ? 'native' : 'shim')); ws.close(); }; ws.onclose = (e) => ok('close ' + e.code); })`); got != "open shim" {
+		t.Fatalf("the device's own socket: %q", got)
+	}
+	tab.net.take()
+
+	sig := strings.TrimPrefix(s.SignalingURL, "http://")
+	shellHost := strings.TrimPrefix(tab.info.ShellOrigin, "http://")
+	shellHost = strings.TrimPrefix(shellHost, "https://")
+	for _, u := range []string{"ws://" + lan.Addr().String() + "/", "ws://" + sig + "/v1/signal", "ws://" + shellHost + "/__t/", "wss://example.invalid/"} {
+		got := compatRace(t, tab, fmt.Sprintf(`new Promise((ok) => { let ws; try { ws = new w.WebSocket(%q); } catch (e) { return ok('threw ' + e.name); }
+			ws.onopen = () => ok('open'); ws.onclose = (e) => ok('close ' + e.code + ' ' + e.wasClean);
+			setTimeout(() => ok('state ' + ws.readyState + ' ' + ws.constructor.name + ' ' + (ws instanceof w.WebSocket)), 2000); })`, u))
+		// Chromium 156 closes a socket its CSP blocks without an event
+		// (measured: readyState 3, no error or close).
+		if got != "close 1006 false" && !strings.HasPrefix(got, "threw") && !strings.HasPrefix(got, "state 3 ") {
+			t.Errorf("a socket to %s: %q, want it refused", u, got)
+		}
+		t.Logf("a socket to %s: %s", u, got)
+	}
+	// The shim's own message, forged: another host, a scheme-relative
+	// target, a bad subprotocol. The shell closes the port; nothing goes out.
+	for _, target := range []string{"//" + lan.Addr().String() + "/", "http://" + lan.Addr().String() + "/", "/ws/status\r\nX: y"} {
+		got := compatRace(t, tab, fmt.Sprintf(`new Promise((ok) => { const { port1, port2 } = new MessageChannel();
+			port1.onmessage = (e) => ok(e.data.type + ' ' + e.data.code);
+			navigator.serviceWorker.controller.postMessage({ type: 'porthole.ws', target: %q, protocols: ['a b'] }, [port2]); })`, target))
+		if got != "close 1006" {
+			t.Errorf("forged socket to %q: %q, want close 1006", target, got)
+		}
+	}
+	// A Porthole path through the shim goes to the device, which has no
+	// WebSocket there.
+	if got := compatRace(t, tab, `new Promise((ok) => { const ws = new w.WebSocket('/__t/sw.js'); ws.onopen = () => ok('open'); ws.onclose = (e) => ok('close ' + e.code); })`); got != "close 1006" {
+		t.Errorf("a socket to /__t/sw.js: %q, want the device's refusal", got)
+	}
+	lan.Close()
+	conns.Wait()
+	close(accepted)
+	for a := range accepted {
+		t.Errorf("the LAN host got a connection from %s", a)
+	}
+	// What the native socket's refusals leave in the log: the session's
+	// policy blocking them, nothing else.
+	failed, _ := tab.net.take()
+	for _, f := range failed {
+		t.Logf("network log: %s", f)
+	}
 }

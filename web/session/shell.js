@@ -474,6 +474,7 @@ function onMessage(e) {
     }
     const ws = webSocketRequest(m, e.ports);
     if (ws) serveWebSocket(ws);
+    else if (m?.type === MSG.ws && e.ports.length === 1) refuseWebSocket(e.ports[0]);
     return;
   }
   if (state.frame && e.source === state.frame.contentWindow) onHint(pageHint(e.data));
@@ -575,22 +576,27 @@ function popOut() {
  * cookies the device sets or deletes on the way go back over the port, for
  * the shim to mirror in the page's own store (the shell cannot reach it).
  */
-function serveWebSocket(req) {
-  if (state.ended || !state.tunnel) {
-    try {
-      req.port.postMessage({ type: 'close', code: 1006, reason: '', wasClean: false });
-    } catch {
-      // the page is gone
-    }
-    req.port.close();
-    return;
-  }
+async function serveWebSocket(req) {
+  // As a request: before session.ready it waits for the tunnel; after the
+  // end it is refused.
+  if (!state.ended && !state.tunnel) await tunnelReady().catch(() => {});
+  if (state.ended || !state.tunnel) return refuseWebSocket(req.port);
   serveWebSocketPort(state.tunnel, req, req.port, {
     origin: DEVICE_ORIGIN,
     onOpened: (o) => {
       if (o.tls) noteLegacyTLS(o.tls);
     },
   });
+}
+
+/** Fails a page WebSocket as a refused connection (1006), carrying nothing. */
+function refuseWebSocket(port) {
+  try {
+    port.postMessage({ type: 'close', code: 1006, reason: '', wasClean: false });
+  } catch {
+    // the page is gone
+  }
+  port.close();
 }
 
 /** The bars of popped-out tabs (bar.js) ask for the state and may ask to end. */
