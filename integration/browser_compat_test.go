@@ -284,6 +284,24 @@ func TestBrowserCompat(t *testing.T) {
 		tab.noFailures(t)
 	})
 
+	t.Run("cookies the device deletes", func(t *testing.T) {
+		// Worker path: the cookie the device set is mirrored into the
+		// device origin's store, and deleted from it when the device
+		// deletes it.
+		tab.nav(t, "/quirks/cookie/set", `d.getElementById('cookie')?.textContent === 'set'`)
+		tab.wait(t, "the device's cookie visible to the page", `d.cookie.includes('ews_theme=dark')`)
+		tab.nav(t, "/quirks/cookie/clear", `d.getElementById('cookie')?.textContent === 'clear'`)
+		tab.wait(t, "the cookie gone from the page's store", `!d.cookie.includes('ews_theme')`)
+		// Fallback path (a synchronous XHR, which the worker never sees):
+		// the same deletion reaches the browser's store from signaling.
+		tab.nav(t, "/quirks/cookie/set", `d.cookie.includes('ews_theme=dark')`)
+		got := compatEval[string](t, tab, `(() => { const x = new XMLHttpRequest(); x.open('GET', '/quirks/cookie/clear', false); x.send(); return x.status + ' ' + d.cookie; })()`)
+		if !strings.HasPrefix(got, "200") || strings.Contains(got, "ews_theme") {
+			t.Errorf("after the device deleted its cookie through the fallback: %q", got)
+		}
+		tab.noFailures(t)
+	})
+
 	t.Run("download", func(t *testing.T) {
 		dir := t.TempDir()
 		done := make(chan string, 1)

@@ -216,6 +216,23 @@ fetch("http://%[1]s/quirks/links.json").then(function (r) { return r.json(); })
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!DOCTYPE html><title>Saved</title><p id="saved">saved: %s</p>`, template.HTMLEscapeString(r.PostFormValue("dept")))
 	})
+	// A preference cookie the page's scripts read, set by one page and
+	// deleted by another (Max-Age=0), as an EWS's "reset display" does.
+	mux.HandleFunc("GET /quirks/cookie/{action}", func(w http.ResponseWriter, r *http.Request) {
+		switch r.PathValue("action") {
+		case "set":
+			http.SetCookie(w, &http.Cookie{Name: "ews_theme", Value: "dark", Path: "/"})
+		case "clear":
+			http.SetCookie(w, &http.Cookie{Name: "ews_theme", Value: "", Path: "/", MaxAge: -1})
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, `<!DOCTYPE html><title>Display</title><p id="cookie">%s</p><script>document.getElementById("cookie").dataset.seen = document.cookie;</script>`,
+			template.HTMLEscapeString(r.PathValue("action")))
+	})
 	mux.HandleFunc("GET /quirks/download", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/csv")
 		w.Header().Set("Content-Disposition", `attachment; filename="usage-report.csv"`)
