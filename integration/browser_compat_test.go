@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/integration/devtools"
 	"github.com/porthole-dev/porthole/integration/realews"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
@@ -415,6 +416,17 @@ func TestBrowserCompatRealEWS(t *testing.T) {
 		if img != tab.info.DeviceOrigin+"/bg.png 1" {
 			t.Errorf("the stylesheet's background: %q", img)
 		}
+		tab.noFailures(t)
+	})
+	t.Run("a link outside the device", func(t *testing.T) {
+		// The vendor's link is not the device's: the page shim sends the
+		// frame to the worker's interstitial instead of leaving the session,
+		// and nothing is fetched from the vendor.
+		compatEval[bool](t, tab, `(d.getElementById('vendor').click(), true)`)
+		ictx := brWaitIn(t, tab.tg, "iframe", devtools.Prefix(tab.info.DeviceOrigin+"/__t/offsite?"), "the interstitial in the frame",
+			`document.querySelector('h1')?.textContent === 'Link outside the device' && document.body.innerText.includes('http://example.invalid/')`)
+		brEval[bool](t, ictx, `(location.href = '/', true)`) // back to the device
+		tab.wait(t, "the index again", `w.location.pathname === '/' && d.getElementById('status')`)
 		tab.noFailures(t)
 	})
 	t.Run("cgi without content-type", func(t *testing.T) {

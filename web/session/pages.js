@@ -51,3 +51,16 @@ export function offsitePage(url) {
     code: 'offsite_redirect',
   });
 }
+
+/**
+ * The page for a link, form or window.open of the device's page that
+ * leads outside the device (page/offsite.js): the session does not open
+ * it, and the agent never fetches it.
+ */
+export function offsiteLinkPage(url) {
+  return noticePage({
+    title: 'Link outside the device',
+    text: `This link leads to ${String(url).slice(0, 300) || 'another site'}, which is not part of this session. Porthole does not open it here and the agent never fetches it; open it in a browser of your own if you need it.`,
+    code: 'offsite_link',
+  });
+}

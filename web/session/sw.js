@@ -15,7 +15,7 @@
 // sends Service-Worker-Allowed: /).
 
 import { targetOf, cookieHeader, parseCookiePair, responseHeaders, redirectTarget, statusForCode, requestOrigin, NULL_BODY_STATUS } from './headers.js';
-import { endedPage, errorPage, offsitePage } from './pages.js';
+import { endedPage, errorPage, offsitePage, offsiteLinkPage } from './pages.js';
 import { injectShim, isHTML } from './inject.js';
 import { MSG, shellOriginOf } from './protocol.js';
 
@@ -23,6 +23,7 @@ const PREFIX = '/__t/';
 const RELAY_PATH = '/__t/relay.html';
 const SHIM_PATH = '/__t/page.js';
 const ENDED_PATH = '/__t/ended';
+const OFFSITE_PATH = '/__t/offsite';
 const SHIM_CACHE = 'porthole-shim';
 // How long a request may wait for the shell to answer with a head. The
 // agent has its own device timeouts; this catches a shell that went away.
@@ -117,6 +118,12 @@ self.addEventListener('fetch', (e) => {
   if (url.origin !== self.location.origin) return;
   if (url.pathname === SHIM_PATH) {
     e.respondWith(caches.match(SHIM_PATH).then((r) => r || fetch(req)));
+    return;
+  }
+  if (url.pathname === OFFSITE_PATH) {
+    // The page shim's interstitial for a link, form or window.open that
+    // leaves the device (page/offsite.js): built here, nothing fetched.
+    e.respondWith(html(200, offsiteLinkPage(url.searchParams.get('u') || '')));
     return;
   }
   if (url.pathname.startsWith(PREFIX) || url.pathname === '/favicon.ico') return;

@@ -32,7 +32,7 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false, worke
     attachShadow(o) { this.shadow = { mode: o.mode, children: [], appendChild(c) { this.children.push(c); } }; return this.shadow; },
   });
   const win = {
-    location: { protocol: 'https:', host: 'abcdefgh12345678.sessions.example', pathname: '/status', search: '?x=1', hash: '', href: DEVICE + '/status?x=1',
+    location: { protocol: 'https:', host: 'abcdefgh12345678.sessions.example', pathname: '/status', search: '?x=1', hash: '', href: DEVICE + '/status?x=1', origin: DEVICE, assigned: [], assign(u) { this.assigned.push(u); },
       ancestorOrigins: framed ? [parentOrigin] : [] },
     history: { pushState() {}, replaceState() {} },
     addEventListener: on('window'),
@@ -135,4 +135,23 @@ test('a frame inside another page is not the session window\'s frame', () => {
     w.fire('document', 'DOMContentLoaded');
     assert.equal(w.posted.length, 0, parentOrigin);
   }
+});
+
+test('a link or form that leaves the device goes to the interstitial, one on the device does not', () => {
+  const w = fakeWindow();
+  const click = (href, extra = {}) => {
+    const a = { href, target: '', hasAttribute: () => false, ...extra };
+    const ev = { button: 0, defaultPrevented: false, target: { closest: () => a }, preventDefault() { this.defaultPrevented = true; } };
+    w.fire('document', 'click', ev);
+    return ev.defaultPrevented;
+  };
+  assert.equal(click(DEVICE + '/supplies'), false);
+  assert.equal(click('mailto:service@example.com'), false);
+  assert.equal(click('http://example.invalid/drivers?x=1'), true);
+  assert.deepEqual(w.win.location.assigned, ['/__t/offsite?u=' + encodeURIComponent('http://example.invalid/drivers?x=1')]);
+  assert.equal(click('http://192.168.1.20/other', { hasAttribute: (n) => n === 'download' }), false);
+  const ev = { target: { getAttribute: () => '', action: 'https://vendor.example/register' }, preventDefault() { this.prevented = true; } };
+  w.fire('document', 'submit', ev);
+  assert.equal(ev.prevented, true);
+  assert.equal(w.win.location.assigned.at(-1), '/__t/offsite?u=' + encodeURIComponent('https://vendor.example/register'));
 });
