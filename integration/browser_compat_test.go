@@ -22,6 +22,7 @@ import (
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/internal/tlstest"
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // netLog records, from the DevTools network log of one target, every
@@ -300,6 +301,26 @@ func TestBrowserCompat(t *testing.T) {
 		if !strings.HasPrefix(got, "200") || strings.Contains(got, "ews_theme") {
 			t.Errorf("after the device deleted its cookie through the fallback: %q", got)
 		}
+		tab.noFailures(t)
+	})
+
+	t.Run("the fallback applies the same rules", func(t *testing.T) {
+		// Synchronous XHRs, which the worker never sees, go through
+		// signaling to the agent: the untyped CGI comes back typed, and the
+		// device's absolute URLs in JSON come back on the device origin.
+		got := compatEval[string](t, tab, `(() => { const x = new XMLHttpRequest(); x.open('GET', '/cgi-bin/counters.cgi', false); x.send();
+			return x.status + ' ' + x.getResponseHeader('Content-Type') + ' ' + x.getResponseHeader('X-Content-Type-Options'); })()`)
+		if got != "200 text/plain; charset=utf-8 nosniff" && got != "200 text/plain nosniff" {
+			t.Errorf("untyped CGI through the fallback: %q", got)
+		}
+		links := compatEval[string](t, tab, `(() => { const x = new XMLHttpRequest(); x.open('GET', '/quirks/links.json', false); x.send(); const j = JSON.parse(x.responseText); return j.supplies + ' ' + j.status; })()`)
+		dev := strings.TrimPrefix(strings.TrimPrefix(tab.info.DeviceOrigin, "http://"), "https://")
+		if links != tab.info.DeviceOrigin+"/supplies //"+dev+"/" {
+			t.Errorf("absolute URLs through the fallback: %q, want them on %s", links, tab.info.DeviceOrigin)
+		}
+		// They went that way: the access log says so, and so for the
+		// cookie deletion above.
+		wantVia(t, s, tab.info.Session, 0, proto.ViaSignaling, "/cgi-bin/counters.cgi", "/quirks/links.json", "/quirks/cookie/clear")
 		tab.noFailures(t)
 	})
 
