@@ -1,15 +1,21 @@
 package deviceproxy
 
 import (
-	"bufio"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // sniffLen is how much of a body the WHATWG MIME sniffing algorithm reads
 // (http.DetectContentType implements it).
 const sniffLen = 512
+
+// sniffWait bounds how long a response without a type waits for its first
+// bytes: a long poll or an event stream that sends nothing for a while
+// must not hold its head (fetch() resolves, and a session's end or a
+// grant's expiry are seen, at the head).
+const sniffWait = time.Second
 
 // sniffType gives a response without a Content-Type the type a browser
 // would sniff for it. Embedded CGI programs often send none; a browser
@@ -17,6 +23,11 @@ const sniffLen = 512
 // (a device page must not get script or style out of an upload), and a
 // service worker's Response without a type is a download the page cannot
 // show. So the agent sniffs, as the browser would have, and nosniff stays.
+//
+// It reads up to sniffLen bytes or the end, as a browser's sniffer does,
+// but for at most sniffWait: then it decides with what came (nothing:
+// text/plain, which shows and runs nothing). The bytes it read are passed
+// on as they arrived, so a stream is not held either.
 //
 // The charset DetectContentType adds for text ("; charset=utf-8") is
 // dropped: a header charset overrides the page's own <meta charset>, and
@@ -30,23 +41,94 @@ func sniffType(resp *http.Response) {
 		resp.StatusCode < 200 {
 		return
 	}
-	br := bufio.NewReaderSize(resp.Body, sniffLen)
-	// Peek blocks until sniffLen bytes or the end, like a browser's
-	// sniffer (which also waits for the first 512 bytes).
-	head, _ := br.Peek(sniffLen)
+	b := &sniffedBody{body: resp.Body, chunks: make(chan []byte, sniffLen), done: make(chan struct{})}
+	go b.readFirst()
+	timer := time.NewTimer(sniffWait)
+	defer timer.Stop()
+	var head []byte
+	ended := false
+collect:
+	for len(head) < sniffLen {
+		select {
+		case p, ok := <-b.chunks:
+			if !ok {
+				ended = true
+				break collect
+			}
+			head = append(head, p...)
+			b.pending = append(b.pending, p...)
+		case <-timer.C:
+			break collect
+		}
+	}
 	ct := http.DetectContentType(head)
 	if len(head) == 0 {
-		// Nothing to sniff; an empty body needs no type to be shown as
-		// empty text rather than a download.
+		// Nothing to sniff (an empty body, or nothing yet): shown as empty
+		// text rather than a download.
 		ct = "text/plain"
 	}
 	if base, params, ok := strings.Cut(ct, ";"); ok && strings.TrimSpace(params) == "charset=utf-8" &&
 		!hasUTF8BOM(head) {
 		ct = base
 	}
+	if ended {
+		<-b.done
+		b.drained = true
+	}
 	resp.Header.Set("Content-Type", ct)
-	resp.Body = readCloser{Reader: br, Closer: resp.Body}
+	resp.Body = b
 }
+
+// sniffedBody is a body whose first sniffLen bytes a goroutine reads
+// (readFirst), handed on in order, then the rest read directly.
+type sniffedBody struct {
+	body    io.ReadCloser
+	chunks  chan []byte   // readFirst's reads; closed when it stops
+	done    chan struct{} // closed after err is set
+	err     error         // readFirst's final error (io.EOF at the end), read after done
+	pending []byte        // received from chunks, not yet returned
+	drained bool          // chunks closed and done
+}
+
+func (b *sniffedBody) readFirst() {
+	defer close(b.done)
+	defer close(b.chunks)
+	for n := 0; n < sniffLen; {
+		p := make([]byte, sniffLen-n)
+		m, err := b.body.Read(p)
+		if m > 0 {
+			b.chunks <- p[:m]
+			n += m
+		}
+		if err != nil {
+			b.err = err
+			return
+		}
+	}
+}
+
+func (b *sniffedBody) Read(p []byte) (int, error) {
+	for len(b.pending) == 0 && !b.drained {
+		c, ok := <-b.chunks
+		if !ok {
+			<-b.done
+			b.drained = true
+			break
+		}
+		b.pending = c
+	}
+	if len(b.pending) > 0 {
+		n := copy(p, b.pending)
+		b.pending = b.pending[n:]
+		return n, nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.body.Read(p)
+}
+
+func (b *sniffedBody) Close() error { return b.body.Close() }
 
 func hasUTF8BOM(b []byte) bool {
 	return len(b) >= 3 && b[0] == 0xef && b[1] == 0xbb && b[2] == 0xbf

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSniffTypeLikeABrowser(t *testing.T) {
@@ -56,5 +57,39 @@ func TestSniffTypeSkipsBodilessResponses(t *testing.T) {
 		if ct := resp.Header.Get("Content-Type"); ct != "" {
 			t.Errorf("%s %d: typed %q", tc.method, tc.status, ct)
 		}
+	}
+}
+
+// A response without a type whose body does not come (a long poll, a
+// stream that waits) gets its head after sniffWait, typed by what came;
+// the bytes that come later are passed on in order as they arrive.
+func TestSniffTypeDoesNotHoldASilentStream(t *testing.T) {
+	for _, tc := range []struct {
+		name, first, want string
+	}{{"nothing yet", "", "text/plain"}, {"a few bytes of HTML", "<html><body>", "text/html"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			if tc.first != "" {
+				go func() { _, _ = pw.Write([]byte(tc.first)) }()
+			}
+			resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: pr, Request: &http.Request{Method: http.MethodGet}}
+			start := time.Now()
+			sniffType(resp)
+			if d := time.Since(start); d > 3*sniffWait {
+				t.Fatalf("the head waited %s", d)
+			}
+			if got := resp.Header.Get("Content-Type"); got != tc.want {
+				t.Errorf("Content-Type = %q, want %q", got, tc.want)
+			}
+			go func() {
+				_, _ = pw.Write([]byte("later"))
+				_ = pw.Close()
+			}()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || string(b) != tc.first+"later" {
+				t.Errorf("body %q, %v", b, err)
+			}
+		})
 	}
 }
