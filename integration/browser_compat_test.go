@@ -262,6 +262,11 @@ func TestBrowserCompat(t *testing.T) {
 		tab.nav(t, "/quirks/ws", `d.getElementById('state')`)
 		tab.wait(t, "open with status.v2, both echoes, live counters", `d.getElementById('state').textContent === 'open status.v2' && d.getElementById('state').dataset.echo === '1' && d.getElementById('state').dataset.binary === '3' && /^\d+$/.test(d.getElementById('pages').textContent)`)
 		tab.noFailures(t)
+		// In a tab of its own (the toolbar's pop-out), the same worker and
+		// the same relay carry its socket to this window's peer connection.
+		brClick(t, ctx, ".toolbar .popout")
+		brWaitIn(t, tab.tg, "page", devtools.Prefix(tab.info.DeviceOrigin+"/quirks/ws"), "the WebSocket page in its own tab, live",
+			`document.getElementById('state').textContent === 'open status.v2' && document.getElementById('state').dataset.echo === '1' && /^\d+$/.test(document.getElementById('pages').textContent)`)
 	})
 
 	t.Run("digest", func(t *testing.T) {
