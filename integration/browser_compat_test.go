@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/agent/sigclient"
@@ -256,6 +257,24 @@ func TestBrowserCompat(t *testing.T) {
 		}
 		tab.noFailures(t)
 		brShot(t, ctx, art, "compat-frameset")
+	})
+
+	t.Run("target=_blank and window.open to the device", func(t *testing.T) {
+		// Both become tabs of the device origin, controlled by the same
+		// worker: the device's pages, in the session.
+		tab.nav(t, "/quirks/", `d.querySelector('h1')`)
+		for _, c := range []struct{ js, path, cond string }{
+			{`(() => { const a = d.createElement('a'); a.href = '/supplies'; a.target = '_blank'; d.body.append(a); a.click(); return true; })()`, "/supplies", `document.querySelector('h1')?.textContent === 'Supplies'`},
+			{`(w.open('/settings'), true)`, "/settings", `!!document.querySelector('form')`},
+		} {
+			tab.dev(t, "a user's click in the frame", func(fctx context.Context) (bool, error) {
+				_, err := chromedp.Run(fctx, chromedp.Evaluate[bool](brFrame(c.js), func(p *runtime.EvaluateParams) { p.UserGesture = ptr(true) }))
+				return err == nil, err
+			})
+			brWaitIn(t, tab.tg, "page", devtools.Prefix(tab.info.DeviceOrigin+c.path), "the device's "+c.path+" in a tab of its own",
+				`document.readyState === 'complete' && `+c.cond)
+		}
+		tab.noFailures(t)
 	})
 
 	t.Run("websocket", func(t *testing.T) {
