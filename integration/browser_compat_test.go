@@ -418,7 +418,8 @@ func compatCredentials(t testing.TB, ctx context.Context, user, pass string) {
 // area, an http port that sends /secure/ to its TLS 1.0-only https port)
 // and `openssl s_server -tls1` with a 1024-bit, SHA-1, expired,
 // self-signed certificate and only AES128-SHA (RSA key exchange) as a
-// legacy-TLS printer. Each step asserts what the technician sees and that
+// legacy-TLS printer; lighttpd also meta-refreshes one page to its https
+// URL and answers 426 for a CGI over http. Each step asserts what the technician sees and that
 // no request failed in the device frame's DevTools network log.
 func TestBrowserCompatRealEWS(t *testing.T) {
 	_, err := os.Stat(chromiumPath)
@@ -499,6 +500,23 @@ func TestBrowserCompatRealEWS(t *testing.T) {
 		brWait(t, ctx, "the toolbar's TLS note", `(document.querySelector('.toolbar .notice')?.textContent || '').includes('TLS 1.0')`)
 		tab.noFailures(t)
 		brShot(t, ctx, art, "realews-secure")
+	})
+	// A device that insists on https, in sessions of their own (the switch
+	// to the https port lasts for the session): a meta refresh to its own
+	// https URL, and a 426, are followed to the TLS 1.0 port inside the
+	// session.
+	t.Run("meta refresh to its https url", func(t *testing.T) {
+		ctx2, cancel := chromedp.NewContext(ctx)
+		defer cancel()
+		up := compatOpen(t, ctx2, s, "ews-http", "/upgrade.html", `w.location.pathname === '/secure/' && d.getElementById('secure')?.textContent === 'Secure area'`)
+		brWait(t, ctx2, "the toolbar's TLS note", `(document.querySelector('.toolbar .notice')?.textContent || '').includes('TLS 1.0')`)
+		up.noFailures(t)
+	})
+	t.Run("426 upgrade required", func(t *testing.T) {
+		ctx2, cancel := chromedp.NewContext(ctx)
+		defer cancel()
+		up := compatOpen(t, ctx2, s, "ews-http", "/cgi-bin/admin.cgi", `d.getElementById('tlsadmin')?.textContent === 'Admin over TLS'`)
+		up.noFailures(t)
 	})
 	t.Run("openssl s_server tls 1.0", func(t *testing.T) {
 		ctx2, cancel := chromedp.NewContext(ctx)

@@ -3,7 +3,8 @@
 // lighttpd with a CGI that prints no Content-Type, a Digest-protected
 // admin area, pages naming their own address, an http port that sends
 // its admin pages to https, and an https port that speaks only TLS 1.0
-// with RSA key exchange.
+// with RSA key exchange; an admin page that meta-refreshes to its https
+// URL, and a CGI that answers 426 over http.
 package realews
 
 import (
@@ -72,6 +73,13 @@ func StartLighttpd(t testing.TB) *Lighttpd {
 		"admin/index.html": `<!DOCTYPE html><title>Admin</title><h1 id="admin">Admin area</h1>`,
 		"secure/index.html": `<!DOCTYPE html><title>Secure</title><h1 id="secure">Secure area</h1>` +
 			`<a href="https://127.0.0.1:` + fmt.Sprint(l.HTTPSPort) + `/secure/next.html">next</a>`,
+		// An admin page that sends the browser to its own https URL with a
+		// meta refresh, as many EWS do.
+		"upgrade.html": `<!DOCTYPE html><html><head><meta http-equiv="refresh" content="0; url=https://127.0.0.1:` + fmt.Sprint(l.HTTPSPort) +
+			`/secure/"><title>Redirecting</title></head><body>Redirecting…</body></html>`,
+		// A CGI that insists on TLS: 426 over http, its page over https.
+		"cgi-bin/admin.cgi": "#!/bin/sh\nif [ \"$HTTPS\" != on ]; then printf 'Status: 426 Upgrade Required\\r\\nUpgrade: TLS/1.0, HTTP/1.1\\r\\nConnection: Upgrade\\r\\n\\r\\n'; exit 0; fi\n" +
+			"printf 'Content-Type: text/html\\r\\n\\r\\n<h1 id=\"tlsadmin\">Admin over TLS</h1>\\n'\n",
 		// A CGI that prints its body after an empty header block: no
 		// Content-Type, as old printer firmware does.
 		"cgi-bin/status.cgi": "#!/bin/sh\nprintf '\\r\\n'\nprintf '<HTML><BODY><H1 id=\"cgi\">Ready</H1></BODY></HTML>\\n'\n",
