@@ -113,8 +113,9 @@ func TestDecodeWSClose(t *testing.T) {
 		{`{"code":5000}`, false, 0},
 		{`{"reason":"no code"}`, false, 0},
 		{`{"code":1000,"reason":"` + strings.Repeat("x", 124) + `"}`, false, 0},
-		// encoding/json turns invalid UTF-8 into U+FFFD: decoded, it is valid.
-		{"{\"code\":1000,\"reason\":\"\xff\"}", true, 1000},
+		// Invalid UTF-8 is refused, as by every wire decoder (a peer must
+		// not see a reason other than the one sent).
+		{"{\"code\":1000,\"reason\":\"\xff\"}", false, 0},
 	}
 	for _, tc := range tests {
 		c, err := DecodeWSClose([]byte(tc.in))
