@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,11 +22,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/porthole-dev/porthole/internal/certfile"
 	"github.com/porthole-dev/porthole/internal/logflag"
 	"github.com/porthole-dev/porthole/internal/promserve"
 	"github.com/porthole-dev/porthole/internal/version"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/auditlog"
+	"github.com/porthole-dev/porthole/signaling/preflight"
 	"github.com/porthole-dev/porthole/signaling/server"
 	"github.com/porthole-dev/porthole/signaling/turncred"
 	"github.com/porthole-dev/porthole/web"
@@ -52,7 +55,11 @@ func main() {
 		}
 		return
 	}
-	if err := run(); err != nil {
+	args, checkOnly := os.Args[1:], false
+	if len(args) > 1 && args[0] == "config" && args[1] == "check" {
+		args, checkOnly = args[2:], true // config.go
+	}
+	if err := run(args, checkOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "porthole-signaling:", err)
 		os.Exit(1)
 	}
@@ -66,7 +73,12 @@ func isHelp(arg string) bool {
 // pairs is a repeatable name=value flag.
 type pairs map[string]string
 
-func (p pairs) String() string { return fmt.Sprintf("%d entries", len(p)) }
+func (p pairs) String() string {
+	if len(p) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d entries", len(p))
+}
 func (p pairs) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
 	if !ok || k == "" || val == "" {
@@ -82,7 +94,10 @@ type list []string
 func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
-func run() error {
+// run starts the server with the settings of args, the environment and
+// the configuration file (config.go); with checkOnly it prints them and
+// the preflight findings and returns.
+func run(args []string, checkOnly bool) error {
 	var (
 		listen        = flag.String("listen", "127.0.0.1:8080", "address to listen on (port 0 picks one)")
 		dataDir       = flag.String("data-dir", "", "directory of the embedded store (required)")
@@ -92,7 +107,8 @@ func run() error {
 		agentKeysFile = flag.String("agent-keys-file", "", "file of id=key lines")
 		techTokens    = pairs{}
 		techFile      = flag.String("tech-tokens-file", "", "file of token=user lines")
-		turnFile      = flag.String("turn-secret-file", "", "file holding the TURN secret (or env PORTHOLE_TURN_SECRET)")
+		turnFile      = flag.String("turn-secret-file", "", "file holding the TURN secret shared with porthole-turn")
+		turnSecret    = flag.String("turn-secret", "", "the TURN secret itself (prefer turn-secret-file or the environment: flags show in ps)")
 		iceURLs       list
 		turnRelays    list
 		origins       list
@@ -114,7 +130,11 @@ func run() error {
 	flag.Var(&turnRelays, "turn-relay", "region=turn:URL[,URL…]: a TURN relay in a region; sessions get the nearest to their agent (repeatable)")
 	flag.Var(&origins, "allowed-origin", "exact browser origin allowed to call the API (repeatable)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
-	flag.Parse()
+	prod := productionFlags(flag.CommandLine) // config.go
+	parsed, err := parseSettings(flag.CommandLine, args, checkOnly)
+	if err != nil {
+		return err
+	}
 	if *showVersion {
 		fmt.Print(version.Get("porthole-signaling"))
 		return nil
@@ -125,7 +145,7 @@ func run() error {
 		return err
 	}
 
-	if missing := web.MissingAssets(); len(missing) > 0 {
+	if missing := web.MissingAssets(); len(missing) > 0 && !checkOnly {
 		log.Warn("this binary was built without `make web`: the app is unstyled", "missing", missing)
 	}
 	brand := web.DefaultBrand()
@@ -142,7 +162,7 @@ func run() error {
 	if err := readPairs(*techFile, techTokens); err != nil {
 		return err
 	}
-	secret := []byte(os.Getenv("PORTHOLE_TURN_SECRET"))
+	secret := []byte(*turnSecret)
 	if *turnFile != "" {
 		b, err := os.ReadFile(*turnFile)
 		if err != nil {
@@ -163,6 +183,18 @@ func run() error {
 	}
 	if *node == "" {
 		*node, _ = os.Hostname()
+	}
+	findings := preflight.Check(preflight.Config{
+		Listen: *listen, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, AppOrigin: *appOrigin,
+		SessionsDomain: *sessDomain, SessionsScheme: *sessScheme, ICEURLs: iceURLs, TURNRelays: len(relays),
+		TURNSecret: len(secret) > 0, DevTokens: *devTokens, AgentListen: *agentListen,
+		LocalLogin: prod.localLogin, OIDC: prod.oidcIssuer != "",
+	})
+	if checkOnly {
+		return printCheck(os.Stdout, parsed, findings)
+	}
+	if err := logFindings(log, findings); err != nil {
+		return err
 	}
 
 	if *dataDir == "" {
@@ -299,10 +331,18 @@ func run() error {
 	}
 	fmt.Printf("porthole-signaling listening on %s://%s\n", scheme, ln.Addr())
 
+	if *tlsCert != "" {
+		// Reloaded when an ACME client or the operator replaces the files.
+		certs, err := certfile.New(*tlsCert, *tlsKey, 0, log)
+		if err != nil {
+			return err
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if *tlsCert != "" {
-			errc <- hs.ServeTLS(ln, *tlsCert, *tlsKey)
+			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)
 		}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/porthole-dev/porthole/internal/settings"
+	"github.com/porthole-dev/porthole/signaling/preflight"
+)
+
+// EnvPrefix starts the environment variable of every setting:
+// --data-dir is PORTHOLE_DATA_DIR.
+const EnvPrefix = "PORTHOLE"
+
+const configUsage = `usage: porthole-signaling config check [--config FILE] [flags]
+
+Reads the settings exactly as the server would (flags, then PORTHOLE_*
+environment variables, then the file), prints each with where it came
+from (secrets redacted), and the preflight findings. Exits 1 if the server
+would refuse to start.
+`
+
+// prodFlags are the settings of a production install that main.go's
+// list does not hold: single sign-on, local accounts, agent renewal.
+type prodFlags struct {
+	localLogin      bool
+	oidcIssuer      string
+	oidcClientID    string
+	oidcSecret      string
+	oidcSecretFile  string
+	oidcName        string
+	oidcGroupsClaim string
+	oidcUserClaim   string
+	oidcGroupRoles  list
+	agentRenewGrace time.Duration
+}
+
+// productionFlags defines the production settings on fs.
+func productionFlags(fs *flag.FlagSet) *prodFlags {
+	p := &prodFlags{}
+	fs.BoolVar(&p.localLogin, "local-login", true, "accept user name and password sign-in (false: single sign-on only)")
+	fs.StringVar(&p.oidcIssuer, "oidc-issuer", "", "OpenID Connect issuer URL of the identity provider (turns on single sign-on)")
+	fs.StringVar(&p.oidcClientID, "oidc-client-id", "", "client ID registered at the identity provider")
+	fs.StringVar(&p.oidcSecret, "oidc-client-secret", "", "client secret (prefer oidc-client-secret-file or the environment)")
+	fs.StringVar(&p.oidcSecretFile, "oidc-client-secret-file", "", "file holding the client secret")
+	fs.StringVar(&p.oidcName, "oidc-name", "single sign-on", "what the sign-in button calls the identity provider (\"Sign in with …\")")
+	fs.StringVar(&p.oidcGroupsClaim, "oidc-groups-claim", "groups", "ID token claim listing the user's groups")
+	fs.StringVar(&p.oidcUserClaim, "oidc-username-claim", "preferred_username", "ID token claim that becomes the user name (else email)")
+	fs.Var(&p.oidcGroupRoles, "oidc-group-role", "GROUP=admin or GROUP=SITE:ROLE[+ROLE]: members of the IdP group get that role (repeatable)")
+	fs.DurationVar(&p.agentRenewGrace, "agent-renew-grace", 30*24*time.Hour, "how long after its certificate expired an agent may still renew it (proving its key) instead of re-enrolling; 0 turns it off")
+	return p
+}
+
+// secretSetting says which settings Report must not print.
+func secretSetting(name string) bool {
+	switch name {
+	case "turn-secret", "oidc-client-secret", "agent-key", "tech-token":
+		return true
+	}
+	return false
+}
+
+func parseSettings(fs *flag.FlagSet, args []string, checkOnly bool) (*settings.Parsed, error) {
+	if checkOnly {
+		fs.Usage = func() { fmt.Fprint(os.Stderr, configUsage); fs.PrintDefaults() }
+	}
+	return settings.Parse(fs, args, settings.Options{EnvPrefix: EnvPrefix, Secret: secretSetting})
+}
+
+// printCheck is `config check`: the settings, then the findings.
+func printCheck(w io.Writer, p *settings.Parsed, findings []preflight.Finding) error {
+	if p.File != "" {
+		fmt.Fprintf(w, "# settings (configuration file %s)\n", p.File)
+	} else {
+		fmt.Fprintln(w, "# settings (no configuration file)")
+	}
+	p.Report(w)
+	fmt.Fprintln(w, "\n# preflight")
+	for _, f := range findings {
+		fmt.Fprintln(w, "#", f)
+	}
+	if err := preflight.Err(findings); err != nil {
+		return errors.New("the server would refuse to start with this configuration")
+	}
+	fmt.Fprintln(w, "# the server would start with this configuration")
+	return nil
+}
+
+// logFindings logs every finding, a refusal as an error, and returns the
+// refusals.
+func logFindings(log *slog.Logger, findings []preflight.Finding) error {
+	for _, f := range findings {
+		switch f.Level {
+		case preflight.Refuse:
+			log.Error("configuration refused", "setting", f.Setting, "problem", f.Message)
+		case preflight.Warn:
+			log.Warn(strings.ToUpper("configuration incomplete"), "setting", f.Setting, "problem", f.Message)
+		default:
+			log.Info("configuration", "setting", f.Setting, "note", f.Message)
+		}
+	}
+	return preflight.Err(findings)
+}
