@@ -65,6 +65,9 @@ func (m *Manager) Audit(ctx context.Context, actor, action, target, site string,
 type NewUser struct {
 	Name, DisplayName, Password string
 	Admin                       bool
+	// NoPassword creates the user without a password, for an invitation
+	// link (CreateLink) to give them one; Password must be empty.
+	NoPassword bool
 }
 
 // CreateUser creates an account.
@@ -73,7 +76,10 @@ func (m *Manager) CreateUser(ctx context.Context, actor string, nu NewUser) (*st
 	if !ValidUserName(name) {
 		return nil, fmt.Errorf("%w: user name must be 1-64 of a-z 0-9 . _ @ -", ErrInvalid)
 	}
-	if err := authn.CheckPasswordPolicy(nu.Password); err != nil {
+	if nu.NoPassword && nu.Password != "" {
+		return nil, fmt.Errorf("%w: a password for a user created without one", ErrInvalid)
+	}
+	if err := authn.CheckPasswordPolicy(nu.Password); err != nil && !nu.NoPassword {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if len(nu.DisplayName) > 128 {
@@ -82,8 +88,10 @@ func (m *Manager) CreateUser(ctx context.Context, actor string, nu NewUser) (*st
 	now := m.now()
 	u := &store.User{
 		ID: authn.NewID(), Name: name, DisplayName: nu.DisplayName, Admin: nu.Admin,
-		PasswordHash: authn.HashPassword(nu.Password, m.Params),
-		Roles:        map[string][]store.Role{}, Created: now, Updated: now,
+		Roles: map[string][]store.Role{}, Created: now, Updated: now,
+	}
+	if !nu.NoPassword {
+		u.PasswordHash = authn.HashPassword(nu.Password, m.Params)
 	}
 	if err := m.Store.CreateUser(ctx, u); err != nil {
 		return nil, err

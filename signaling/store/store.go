@@ -70,6 +70,10 @@ type User struct {
 	RecoveryCodes []string  `json:"recoveryCodes,omitempty"`
 	Created       time.Time `json:"created"`
 	Updated       time.Time `json:"updated"`
+	// SSO is "issuer subject" for a user of single sign-on: the identity
+	// provider's stable name for them. Such a user has no password and
+	// gets roles from their groups at every sign-in (package sso).
+	SSO string `json:"sso,omitempty"`
 }
 
 // HasRole reports whether u has role on site.
@@ -111,6 +115,10 @@ const (
 	TokenLogin TokenKind = "login" // a browser's login (the app's cookie)
 	TokenMFA   TokenKind = "mfa"   // password accepted, second factor pending
 	TokenAPI   TokenKind = "api"   // a personal API token (also what `porthole login` gets)
+	// A one-time link that sets the user's password: an invitation (or
+	// the first admin's link) and a reset (package accounts, links.go).
+	TokenInvite TokenKind = "invite"
+	TokenReset  TokenKind = "reset"
 )
 
 // Token is a bearer secret, stored by the hex SHA-256 of the secret only.
