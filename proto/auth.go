@@ -121,6 +121,7 @@ type Me struct {
 	TOTP          bool                `json:"totp"`
 	RecoveryCodes int                 `json:"recoveryCodes"`
 	Roles         map[string][]string `json:"roles"`
+	SSO           bool                `json:"sso,omitempty"` // signs in with single sign-on: no password here
 }
 
 // PasswordChange is the body of POST /v1/me/password. Every other login of
@@ -238,6 +239,10 @@ type UserView struct {
 	Disabled    bool                `json:"disabled"`
 	TOTP        bool                `json:"totp"`
 	Roles       map[string][]string `json:"roles"`
+	// SSO: signs in with single sign-on (roles come from the provider's
+	// groups). Invited: a local user without a password yet.
+	SSO     bool `json:"sso,omitempty"`
+	Invited bool `json:"invited,omitempty"`
 }
 
 // UserList answers GET /v1/users.

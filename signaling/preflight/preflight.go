@@ -73,7 +73,8 @@ type Config struct {
 	DevTokens      bool     // insecure-dev-tokens
 	AgentListen    string   // agent-listen
 	LocalLogin     bool     // local-login
-	OIDC           bool     // oidc-issuer is set
+	OIDCIssuer     string   // oidc-issuer
+	OIDCClientID   string   // oidc-client-id
 	// Now is the time certificates are checked at; zero means time.Now.
 	Now time.Time
 }
@@ -302,8 +303,23 @@ func (c *checker) turn() {
 
 func (c *checker) accounts() {
 	cfg := c.cfg
-	if !cfg.LocalLogin && !cfg.OIDC {
+	if !cfg.LocalLogin && cfg.OIDCIssuer == "" {
 		c.add(Refuse, "local-login", "local accounts are off and no single sign-on is configured (oidc-issuer): nobody could sign in")
+	}
+	if cfg.OIDCIssuer != "" {
+		u, err := url.Parse(cfg.OIDCIssuer)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			c.add(Refuse, "oidc-issuer", "%q is not an issuer URL like https://login.example.com/realms/acme", cfg.OIDCIssuer)
+		case u.Scheme == "http" && !local(u.Hostname()):
+			c.add(Refuse, "oidc-issuer", "%s is plain HTTP: ID tokens and codes would cross the network unencrypted", cfg.OIDCIssuer)
+		}
+		if cfg.OIDCClientID == "" {
+			c.add(Refuse, "oidc-client-id", "single sign-on needs the client ID registered at %s", cfg.OIDCIssuer)
+		}
+		if c.cfg.AppOrigin != "" {
+			c.add(Info, "oidc-issuer", "register the redirect URI %s/v1/sso/callback at the identity provider", strings.TrimSuffix(c.cfg.AppOrigin, "/"))
+		}
 	}
 	if cfg.AgentListen == "" && c.public {
 		c.add(Warn, "agent-listen", "not set: agents cannot enroll or connect with certificates, only with pre-shared keys (agent-key, a demo mechanism)")

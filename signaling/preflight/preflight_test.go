@@ -76,7 +76,11 @@ func TestCheck(t *testing.T) {
 			c.AppOrigin, c.Listen, c.DevTokens = "http://localhost:8080", "127.0.0.1:8080", true
 		}, "insecure-dev-tokens", Warn, "development mode"},
 		{"nobody could sign in", func(c *Config) { c.LocalLogin = false }, "local-login", Refuse, "nobody could sign in"},
-		{"single sign-on only", func(c *Config) { c.LocalLogin, c.OIDC = false, true }, "local-login", Info, ""},
+		{"single sign-on only", func(c *Config) {
+			c.LocalLogin, c.OIDCIssuer, c.OIDCClientID = false, "https://login.example.com/", "porthole"
+		}, "local-login", Info, ""},
+		{"issuer over plain HTTP", func(c *Config) { c.OIDCIssuer, c.OIDCClientID = "http://login.example.com/", "porthole" }, "oidc-issuer", Refuse, "plain HTTP"},
+		{"issuer without client", func(c *Config) { c.OIDCIssuer = "https://login.example.com/" }, "oidc-client-id", Refuse, "client ID"},
 		{"no agent listener", func(c *Config) { c.AgentListen = "" }, "agent-listen", Warn, "pre-shared keys"},
 		{"key without certificate", func(c *Config) { c.TLSKeyFile = "k.pem" }, "tls-cert", Refuse, "go together"},
 	} {

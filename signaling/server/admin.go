@@ -25,7 +25,8 @@ func (s *Server) adminOnly(scope string, h func(http.ResponseWriter, *http.Reque
 
 func userView(u *store.User) proto.UserView {
 	return proto.UserView{ID: u.ID, Name: u.Name, DisplayName: u.DisplayName, Admin: u.Admin,
-		Disabled: u.Disabled, TOTP: u.TOTPSecret != "", Roles: roleNames(u.Roles)}
+		Disabled: u.Disabled, TOTP: u.TOTPSecret != "", Roles: roleNames(u.Roles),
+		SSO: u.SSO != "", Invited: u.SSO == "" && u.PasswordHash == ""}
 }
 
 func (s *Server) fail(w http.ResponseWriter, err error) {
@@ -51,7 +52,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *principal
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	u, err := s.accounts.CreateUser(r.Context(), p.id(), accounts.NewUser{Name: req.Name, DisplayName: req.DisplayName, Password: req.Password, Admin: req.Admin})
+	u, err := s.accounts.CreateUser(r.Context(), p.id(), accounts.NewUser{Name: req.Name, DisplayName: req.DisplayName, Password: req.Password, Admin: req.Admin,
+		NoPassword: req.Password == ""}) // no password: an invitation link gives one (signin.go)
 	if err != nil {
 		s.fail(w, err)
 		return

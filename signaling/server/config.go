@@ -18,6 +18,7 @@ import (
 	"github.com/porthole-dev/porthole/signaling/authn"
 	"github.com/porthole-dev/porthole/signaling/bus"
 	"github.com/porthole-dev/porthole/signaling/enroll"
+	"github.com/porthole-dev/porthole/signaling/sso"
 	"github.com/porthole-dev/porthole/signaling/store"
 	"github.com/porthole-dev/porthole/signaling/turncred"
 )
@@ -208,6 +209,16 @@ type Config struct {
 	// The caller closes the bus after Close. Nil is a single node.
 	Bus bus.Bus
 
+	// SSO, if set, is single sign-on with an OpenID Connect provider
+	// (signin.go): a button on the sign-in page named SSOName, users
+	// created at their first sign-in with roles from their groups.
+	SSO     *sso.Provider
+	SSOName string
+
+	// NoLocalLogin turns password sign-in off: users sign in with SSO
+	// only, and password links are refused.
+	NoLocalLogin bool
+
 	// Metrics, if set, gets signaling's Prometheus metrics (package
 	// metrics): agents, sessions by state and path, setup times, access-log
 	// bytes and HTTP requests by route. Nil exports none.
@@ -321,6 +332,12 @@ func (cfg *Config) check() error {
 		if cfg.AppOrigin == "" {
 			fail("an app origin is required with a sessions domain: it authorizes the session origins")
 		}
+	}
+	if cfg.NoLocalLogin && cfg.SSO == nil {
+		fail("local sign-in is off and there is no single sign-on: nobody could sign in")
+	}
+	if cfg.SSO != nil && cfg.SSOName == "" {
+		cfg.SSOName = "single sign-on"
 	}
 	if len(cfg.Node) > proto.MaxText {
 		fail("node name too long")

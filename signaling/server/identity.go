@@ -199,6 +199,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, err)
 		return
 	}
+	if s.localLoginOff(w, r) { // signin.go
+		return
+	}
 	var req proto.Login
 	if !decodeBody(w, r, &req) {
 		return
@@ -216,7 +219,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.store.UserByName(ctx, name)
 	ok := false
-	if err == nil && !u.Disabled {
+	if err == nil && !u.Disabled && u.PasswordHash != "" { // SSO and invited users have none
 		ok = authn.VerifyPassword(u.PasswordHash, req.Password)
 	} else {
 		authn.VerifyPassword(s.dummyHash, req.Password) // same cost as a wrong password
@@ -341,7 +344,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *principal) {
 
 func me(u *store.User) *proto.Me {
 	return &proto.Me{ID: u.ID, Name: u.Name, DisplayName: u.DisplayName, Admin: u.Admin,
-		TOTP: u.TOTPSecret != "", RecoveryCodes: len(u.RecoveryCodes), Roles: roleNames(u.Roles)}
+		TOTP: u.TOTPSecret != "", RecoveryCodes: len(u.RecoveryCodes), Roles: roleNames(u.Roles), SSO: u.SSO != ""}
 }
 
 func roleNames(m map[string][]store.Role) map[string][]string {

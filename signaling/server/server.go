@@ -224,6 +224,7 @@ func (s *Server) routes() http.Handler {
 	s.jobRoutes(mux)
 
 	s.enrollRoutes(mux)
+	s.signinRoutes(mux) // signin.go
 	mux.HandleFunc(proto.PathAuthorize, s.authorize)
 	mux.HandleFunc(proto.PathToken, s.token)
 	mux.HandleFunc(proto.PathRevoke, s.revoke)

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/internal/settings"
+	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/preflight"
+	"github.com/porthole-dev/porthole/signaling/sso"
 )
 
 // EnvPrefix starts the environment variable of every setting:
@@ -38,6 +40,7 @@ type prodFlags struct {
 	oidcGroupsClaim string
 	oidcUserClaim   string
 	oidcGroupRoles  list
+	oidcScopes      string
 	agentRenewGrace time.Duration
 }
 
@@ -52,9 +55,42 @@ func productionFlags(fs *flag.FlagSet) *prodFlags {
 	fs.StringVar(&p.oidcName, "oidc-name", "single sign-on", "what the sign-in button calls the identity provider (\"Sign in with …\")")
 	fs.StringVar(&p.oidcGroupsClaim, "oidc-groups-claim", "groups", "ID token claim listing the user's groups")
 	fs.StringVar(&p.oidcUserClaim, "oidc-username-claim", "preferred_username", "ID token claim that becomes the user name (else email)")
+	fs.StringVar(&p.oidcScopes, "oidc-scopes", "", "scopes to ask for besides openid, profile and email, e.g. groups")
 	fs.Var(&p.oidcGroupRoles, "oidc-group-role", "GROUP=admin or GROUP=SITE:ROLE[+ROLE]: members of the IdP group get that role (repeatable)")
 	fs.DurationVar(&p.agentRenewGrace, "agent-renew-grace", 30*24*time.Hour, "how long after its certificate expired an agent may still renew it (proving its key) instead of re-enrolling; 0 turns it off")
 	return p
+}
+
+// ssoProvider is single sign-on as configured, nil without oidc-issuer.
+func (p *prodFlags) ssoProvider(appOrigin string, log *slog.Logger) (*sso.Provider, error) {
+	if p.oidcIssuer == "" {
+		return nil, nil
+	}
+	secret := p.oidcSecret
+	if p.oidcSecretFile != "" {
+		b, err := os.ReadFile(p.oidcSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--oidc-client-secret-file: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	var groups []sso.GroupRole
+	for _, v := range p.oidcGroupRoles {
+		g, err := sso.ParseGroupRole(v)
+		if err != nil {
+			return nil, fmt.Errorf("--oidc-group-role: %w", err)
+		}
+		groups = append(groups, g)
+	}
+	var scopes []string
+	if p.oidcScopes != "" {
+		scopes = strings.Fields(strings.ReplaceAll(p.oidcScopes, ",", " "))
+	}
+	return sso.New(sso.Config{
+		Issuer: p.oidcIssuer, ClientID: p.oidcClientID, ClientSecret: secret,
+		RedirectURL: appOrigin + proto.PathSSOCallback, Scopes: scopes,
+		GroupsClaim: p.oidcGroupsClaim, UsernameClaim: p.oidcUserClaim, Groups: groups, Logger: log,
+	})
 }
 
 // secretSetting says which settings Report must not print.

@@ -188,7 +188,7 @@ func run(args []string, checkOnly bool) error {
 		Listen: *listen, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, AppOrigin: *appOrigin,
 		SessionsDomain: *sessDomain, SessionsScheme: *sessScheme, ICEURLs: iceURLs, TURNRelays: len(relays),
 		TURNSecret: len(secret) > 0, DevTokens: *devTokens, AgentListen: *agentListen,
-		LocalLogin: prod.localLogin, OIDC: prod.oidcIssuer != "",
+		LocalLogin: prod.localLogin, OIDCIssuer: prod.oidcIssuer, OIDCClientID: prod.oidcClientID,
 	})
 	if checkOnly {
 		return printCheck(os.Stdout, parsed, findings)
@@ -262,11 +262,18 @@ func run(args []string, checkOnly bool) error {
 		sessionScheme = "https"
 	}
 	sessionWeb := web.Options{TokenEndpoint: tokenEndpoint(*appOrigin), AppOrigin: *appOrigin, Scheme: sessionScheme, Brand: brand}
+	ssoProvider, err := prod.ssoProvider(*appOrigin, log) // config.go
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
-		Enroll:      agents.service(),
-		Logger:      log,
-		AuditKey:    signer.Key(),
-		AuditAnchor: anchor,
+		SSO:          ssoProvider,
+		SSOName:      prod.oidcName,
+		NoLocalLogin: !prod.localLogin,
+		Enroll:       agents.service(),
+		Logger:       log,
+		AuditKey:     signer.Key(),
+		AuditAnchor:  anchor,
 		// A single node signs every head itself; a cluster node's anchor
 		// holds only its own heads.
 		AuditAnchorComplete: clusterBus == nil,
