@@ -7,6 +7,11 @@ import { $, anchor, api, busy, el, note, when } from './ui.js';
 export async function showAccount() {
   try {
     const me = await api('GET', '/v1/me');
+    // Single sign-on users have no password here, and their second factor
+    // is the identity provider's.
+    $('account-sso').hidden = !me.sso;
+    $('account-password').hidden = !!me.sso;
+    $('account-totp').hidden = !!me.sso;
     $('totp-status').textContent = me.totp ? t('account.totp.on', { count: me.recoveryCodes }) : t('account.totp.off');
     $('totp-start').hidden = me.totp;
     $('totp-off-form').hidden = !me.totp;

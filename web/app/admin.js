@@ -97,6 +97,14 @@ function renderUsers() {
           act(del, 'users-table', 'user.delete', { name: u.name }, () => api('DELETE', `/v1/users/${encodeURIComponent(u.id)}`), t('admin.users.deleted', { name: u.name }));
         });
         actions.append(toggle, del);
+        if (!u.sso && !u.disabled) {
+          const kind = u.invited ? 'invite' : 'reset';
+          const link = el('button', { type: 'button', className: 'secondary outline compact', textContent: t(u.invited ? 'admin.users.inviteLink' : 'admin.users.resetLink') });
+          link.addEventListener('click', () =>
+            act(link, key, 'user.link', { name: u.name }, () => makeLink(u, kind), t('admin.users.linkMade')),
+          );
+          actions.append(link);
+        }
         if (u.totp) {
           const reset = el('button', { type: 'button', className: 'secondary outline compact', textContent: t('admin.users.resetTotp') });
           reset.addEventListener('click', () =>
@@ -114,6 +122,8 @@ function renderUsers() {
           el('span', { className: 'cell-name', textContent: u.displayName || u.name }),
           u.displayName ? el('span', { className: 'cell-id', textContent: u.name }) : null,
           u.disabled ? el('span', { className: 'badge', textContent: t('admin.users.disabledTag') }) : null,
+          u.sso ? el('span', { className: 'badge', textContent: t('admin.users.ssoTag') }) : null,
+          u.invited ? el('span', { className: 'badge', textContent: t('admin.users.invitedTag') }) : null,
           u.id === me.id ? el('span', { className: 'badge on', textContent: t('admin.users.you') }) : null,
         ),
         el('td', { textContent: u.admin ? t('admin.users.yes') : t('admin.users.no') }),
@@ -144,6 +154,17 @@ function syncRoleBoxes() {
   const roles = u?.roles?.[$('role-site').value] || [];
   $('role-configurer').checked = roles.includes('configurer');
   $('role-technician').checked = roles.includes('user');
+}
+
+/** makeLink(user, kind): a one-time password link, shown once below the form. */
+async function makeLink(u, kind) {
+  const res = await api('POST', `/v1/users/${encodeURIComponent(u.id)}/link`, { kind });
+  $('user-link-url').textContent = res.url;
+  $('user-link-for').textContent = t('admin.users.linkFor', { name: res.user, time: when(res.expires) });
+  $('user-link-copy').textContent = t('admin.users.copy');
+  $('user-link').hidden = false;
+  $('user-link').scrollIntoView({ block: 'center' });
+  return res;
 }
 
 // ---- sites ----
@@ -297,8 +318,11 @@ export function setupAdmin() {
 
   submitWith('user-form', 'user.create', async (form) => {
     const name = $('user-name').value.trim();
-    await api('POST', '/v1/users', { name, password: $('user-password').value, admin: $('user-admin').checked });
+    const password = $('user-password').value;
+    const u = await api('POST', '/v1/users', { name, password, admin: $('user-admin').checked });
     form.reset();
+    // No password: the user chooses one with an invitation link.
+    if (!password) await makeLink(u, 'invite');
     return t('admin.users.created', { name });
   });
 
@@ -320,6 +344,22 @@ export function setupAdmin() {
     form.reset();
     showEnrollment(res);
     return '';
+  });
+
+  $('user-link-copy').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('user-link-url').textContent);
+      $('user-link-copy').textContent = t('admin.users.copied');
+    } catch {
+      const r = document.createRange();
+      r.selectNodeContents($('user-link-url'));
+      getSelection().removeAllRanges();
+      getSelection().addRange(r);
+    }
+  });
+  $('user-link-done').addEventListener('click', () => {
+    $('user-link').hidden = true;
+    $('user-link-url').textContent = '';
   });
 
   $('enroll-copy').addEventListener('click', async () => {
@@ -345,4 +385,7 @@ export function setupAdmin() {
 export function leaveAdmin() {
   $('enroll-command').textContent = '';
   $('enroll-result').hidden = true;
+  // A password link is a secret: it does not outlive the view.
+  $('user-link-url').textContent = '';
+  $('user-link').hidden = true;
 }

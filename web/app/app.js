@@ -18,6 +18,8 @@ import { $, api, busy, clearNotes, note, onUnauthorized } from './ui.js';
 
 let me = null;
 let mfaToken = '';
+let linkSecret = '';
+let signInOptions = { localLogin: true };
 let brandName = t('app.name');
 let lastView = '';
 
@@ -61,13 +63,61 @@ function showSignIn(reasonKey) {
   $('nav').hidden = true;
   $('user-box').hidden = true;
   $('who').textContent = '';
+  $('password-link').hidden = true;
   $('signin').hidden = false;
-  $('login-form').hidden = false;
+  $('login-form').hidden = !signInOptions.localLogin;
   $('mfa-form').hidden = true;
+  const sso = signInOptions.sso;
+  $('sso-box').hidden = !sso;
+  $('sso-or').hidden = !signInOptions.localLogin;
+  if (sso) {
+    $('sso-button').textContent = t('signin.sso', { name: sso.name });
+    $('sso-button').href = sso.url;
+  }
+  if (!signInOptions.localLogin) $('signin').querySelector('header p').textContent = t('signin.ssoOnly');
   const reason = reasonKey || (nextURL() ? 'signin.continue' : '');
-  note('signin', 'info', reason ? t(reason) : '');
+  note('signin', reason.startsWith('signin.sso.') ? 'error' : 'info', reason ? t(reason) : '');
   setTitle('signin');
-  $('login-username').focus();
+  if (signInOptions.localLogin) $('login-username').focus();
+  else if (sso) $('sso-button').focus();
+}
+
+/** loadSignInOptions: whether password sign-in is on, and the SSO button. */
+async function loadSignInOptions() {
+  try {
+    signInOptions = await api('GET', '/v1/signin');
+  } catch {
+    // An older server: password sign-in only.
+  }
+}
+
+/**
+ * takeHash reads what the address brings besides a route — a password
+ * link's secret (#password/<secret>) or a failed single sign-on
+ * (#signin?sso=<code>) — and takes it out of the address at once, so the
+ * secret stays in no history entry.
+ */
+function takeHash() {
+  const h = location.hash;
+  if (h.startsWith('#password/')) {
+    linkSecret = h.slice('#password/'.length);
+    history.replaceState(null, '', location.pathname + location.search);
+    return '';
+  }
+  if (h.startsWith('#signin?')) {
+    const code = new URLSearchParams(h.slice('#signin?'.length)).get('sso') || '';
+    history.replaceState(null, '', location.pathname + location.search);
+    return ['denied', 'state', 'unavailable', 'conflict', 'disabled'].includes(code) ? `signin.sso.${code}` : '';
+  }
+  return '';
+}
+
+function showPasswordLink() {
+  for (const v of VIEWS) $(v).hidden = true;
+  $('signin').hidden = true;
+  $('password-link').hidden = false;
+  setTitle('password');
+  $('password-link-new').focus();
 }
 
 function signedIn(user) {
@@ -79,6 +129,7 @@ function signedIn(user) {
   }
   clearNotes();
   $('signin').hidden = true;
+  $('password-link').hidden = true;
   $('nav').hidden = false;
   $('user-box').hidden = false;
   $('nav-admin').hidden = !me.admin;
@@ -141,6 +192,27 @@ function setupSignIn() {
           return;
         }
         note('mfa-form', 'error', errorText('mfa', err));
+      }
+    });
+  });
+
+  $('password-link-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    note('password-link', '', '');
+    const password = $('password-link-new').value;
+    if (password !== $('password-link-again').value) {
+      note('password-link', 'error', t('password.mismatch'));
+      return;
+    }
+    await busy(e.submitter || $('password-link-submit'), async () => {
+      try {
+        const res = await api('POST', '/v1/password-link', { token: linkSecret, password });
+        linkSecret = '';
+        $('password-link-form').reset();
+        $('password-link').hidden = true;
+        signedIn(res.user);
+      } catch (err) {
+        note('password-link', 'error', errorText('link.redeem', err));
       }
     });
   });
@@ -208,11 +280,16 @@ async function start() {
   setupJobs();
   setupAccount();
   setupAdmin();
-  await loadBrand();
+  const reason = takeHash();
+  await Promise.all([loadBrand(), loadSignInOptions()]);
+  if (linkSecret) {
+    showPasswordLink();
+    return;
+  }
   try {
     signedIn(await api('GET', '/v1/me'));
   } catch {
-    showSignIn();
+    showSignIn(reason);
   }
 }
 
