@@ -128,3 +128,11 @@ func (r *agentRelay) cut() int {
 	}
 	return n
 }
+
+// RestartSignalingWith restarts signaling (as RestartSignaling, without a
+// crash) with args added to its flags, for the rest of the test.
+func (s *Stack) RestartSignalingWith(t testing.TB, args ...string) {
+	t.Helper()
+	s.sigArgs = append(s.sigArgs, args...)
+	s.RestartSignaling(t, false)
+}

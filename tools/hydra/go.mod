@@ -1,3 +1,4 @@
+// Ory Hydra, the OpenID Connect provider the single sign-on test runs (integration/hydra).
 module github.com/porthole-dev/porthole/tools/hydra
 
 go 1.26.8
@@ -218,4 +219,6 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
+// Hydra's own go.mod replaces pop by Ory's fork; a replace in a dependency is ignored, so it
+// is repeated here (without it persistence/sql does not compile).
 replace github.com/gobuffalo/pop/v6 => github.com/ory/pop/v6 v6.2.1-0.20241121111754-e5dfc0f3344b
