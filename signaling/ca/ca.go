@@ -308,7 +308,7 @@ func (c *CA) IssueAgent(csrPEM []byte, agent, site string) (*x509.Certificate, e
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: agent, OrganizationalUnit: []string{site}, Organization: []string{"Porthole agents"}},
 		URIs:         []*url.URL{agentURI, siteURI},
-		NotBefore:    now.Add(-5 * time.Minute), // clock skew
+		NotBefore:    now.Add(-skew(c.ttl)), // clock skew
 		NotAfter:     now.Add(c.ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -319,6 +319,13 @@ func (c *CA) IssueAgent(csrPEM []byte, agent, site string) (*x509.Certificate, e
 	}
 	return x509.ParseCertificate(der)
 }
+
+// skew is how far an agent certificate's NotBefore is backdated for
+// clocks that run late: 5 minutes, or a tenth of a short lifetime, so
+// that the agent's renewal two thirds into NotBefore..NotAfter stays
+// ahead of the issuance (a 8 s certificate backdated 5 minutes would be
+// renewed again at once, forever).
+func skew(ttl time.Duration) time.Duration { return min(5*time.Minute, ttl/10) }
 
 // Identity is who an agent certificate names.
 type Identity struct {
@@ -331,10 +338,15 @@ type Identity struct {
 // Verify checks that cert was issued by this CA for client authentication
 // and is valid now, and returns the identity it names. Revocation is not
 // checked here.
-func (c *CA) Verify(cert *x509.Certificate) (Identity, error) {
+func (c *CA) Verify(cert *x509.Certificate) (Identity, error) { return c.VerifyAt(cert, c.now()) }
+
+// VerifyAt is Verify as of time at: for an expired certificate, whether
+// it was the CA's agent certificate when it expired (package enroll's
+// renewal grace).
+func (c *CA) VerifyAt(cert *x509.Certificate, at time.Time) (Identity, error) {
 	_, err := cert.Verify(x509.VerifyOptions{
 		Roots:       c.pool,
-		CurrentTime: c.now(),
+		CurrentTime: at,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {

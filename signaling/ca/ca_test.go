@@ -205,3 +205,28 @@ func TestServerCertificateIsTrustedThroughTheCA(t *testing.T) {
 		t.Fatal("a server certificate passed as an agent certificate")
 	}
 }
+
+// TestShortLivedCertificateRenewsAfterIssuance: the NotBefore backdating
+// for clock skew stays small against the lifetime, so the agent's renewal
+// point (two thirds into NotBefore..NotAfter) is after the issuance; with
+// a fixed 5 minutes an 8 s certificate would be renewed in a loop.
+func TestShortLivedCertificateRenewsAfterIssuance(t *testing.T) {
+	for _, ttl := range []time.Duration{8 * time.Second, time.Minute, ca.DefaultCertTTL} {
+		now := time.Now().Truncate(time.Second)
+		c, err := ca.Open(t.TempDir(), ca.Options{CertTTL: ttl, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := c.IssueAgent(csrFor(t, p256(t)), "agent-1", "site-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		renewAt := cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) * 2 / 3)
+		if !renewAt.After(now.Add(ttl / 2)) {
+			t.Errorf("lifetime %v: renewal due %v after issuance", ttl, renewAt.Sub(now))
+		}
+		if skew := now.Sub(cert.NotBefore); skew > 5*time.Minute || skew <= 0 {
+			t.Errorf("lifetime %v: NotBefore backdated %v", ttl, skew)
+		}
+	}
+}
