@@ -64,6 +64,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// RenewGrace is how long after its certificate expired an agent may
+	// still renew it (grace.go); zero turns renewal after expiry off.
+	RenewGrace time.Duration
 }
 
 // Service enrolls and authenticates agents.
@@ -80,6 +83,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if !strings.HasPrefix(cfg.AgentURL, "wss://") {
 		return nil, fmt.Errorf("enroll: agent URL %q must be wss://", cfg.AgentURL)
+	}
+	if cfg.RenewGrace < 0 {
+		return nil, errors.New("enroll: negative renewal grace")
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if s.log == nil {
@@ -246,6 +252,11 @@ func (s *Service) Renew(ctx context.Context, id ca.Identity, req *proto.RenewReq
 		if !c.Good(id.Serial) || c.Site != id.Site {
 			return ErrStale
 		}
+		// An expired certificate renews only if it is still the newest
+		// (grace.go): the second of two copies is refused.
+		if s.now().After(id.NotAfter) && c.Serial != id.Serial {
+			return ErrReplaced
+		}
 		c.PrevSerial, c.Serial, c.Expires, c.Renewed = id.Serial, serial, cert.NotAfter, s.now()
 		return nil
 	})
@@ -305,10 +316,14 @@ func (s *Service) GrantSigner() func(session, agent, device, user string, expire
 // its own certificate.
 func (s *Service) AgentTLSConfig(hosts []string) *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS13,
-		Time:           s.now,
-		ClientAuth:     tls.RequireAndVerifyClientCert,
-		ClientCAs:      s.cfg.CA.Pool(),
+		MinVersion: tls.VersionTLS13,
+		Time:       s.now,
+		// A certificate is required, and verified below rather than by
+		// crypto/tls, so that an expired one within the renewal grace can
+		// reach the renewal endpoint (grace.go). crypto/tls still checks
+		// the CertificateVerify signature: the client holds the key.
+		ClientAuth:     tls.RequireAnyClientCert,
+		ClientCAs:      s.cfg.CA.Pool(), // named in the certificate request
 		GetCertificate: s.cfg.CA.ServerCertificate(hosts),
 		NextProtos:     []string{"http/1.1"}, // WebSockets need HTTP/1.1
 		VerifyConnection: func(cs tls.ConnectionState) error {
@@ -317,7 +332,7 @@ func (s *Service) AgentTLSConfig(hosts []string) *tls.Config {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			id, err := s.Authenticate(ctx, cs.PeerCertificates[0])
+			id, _, err := s.handshakeIdentity(ctx, cs.PeerCertificates[0])
 			if err != nil {
 				s.log.Info("agent handshake refused", "agent", id.Agent, "site", id.Site, "err", err)
 			}

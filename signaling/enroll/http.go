@@ -24,7 +24,7 @@ func AsProto(err error) (int, *proto.Error) {
 		return proto.HTTPStatus(pe.Code), pe
 	case errors.Is(err, ErrBadToken):
 		return http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "the enrollment token is unknown, used or expired")
-	case errors.Is(err, ErrRevoked), errors.Is(err, ErrStale), errors.Is(err, ErrWrongSite), errors.Is(err, ErrUnknown), errors.Is(err, ca.ErrNotAgent):
+	case errors.Is(err, ErrRevoked), errors.Is(err, ErrStale), errors.Is(err, ErrExpired), errors.Is(err, ErrTooOld), errors.Is(err, ErrReplaced), errors.Is(err, ErrWrongSite), errors.Is(err, ErrUnknown), errors.Is(err, ca.ErrNotAgent):
 		return http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "%v", err)
 	case errors.Is(err, ErrNoSite), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "%v", err)
@@ -112,7 +112,13 @@ func (s *Service) AgentHandler(socket func(w http.ResponseWriter, r *http.Reques
 		}
 	})
 	mux.HandleFunc("POST "+proto.PathAgentRenew, func(w http.ResponseWriter, r *http.Request) {
-		id, ok := s.requestIdentity(w, r)
+		var id ca.Identity
+		var ok bool
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && s.now().After(r.TLS.PeerCertificates[0].NotAfter) {
+			id, ok = s.renewExpired(w, r, r.TLS.PeerCertificates[0]) // grace.go
+		} else {
+			id, ok = s.requestIdentity(w, r)
+		}
 		if !ok {
 			return
 		}
@@ -134,12 +140,18 @@ func (s *Service) AgentHandler(socket func(w http.ResponseWriter, r *http.Reques
 	return mux
 }
 
+// requestIdentity authenticates the request's client certificate, which
+// must be current (an expired one reaches only the renewal, grace.go).
 func (s *Service) requestIdentity(w http.ResponseWriter, r *http.Request) (ca.Identity, bool) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		s.fail(w, r, proto.Errorf(proto.CodeUnauthorized, "a client certificate is required"))
 		return ca.Identity{}, false
 	}
-	id, err := s.Authenticate(r.Context(), r.TLS.VerifiedChains[0][0])
+	if s.now().After(r.TLS.PeerCertificates[0].NotAfter) {
+		s.fail(w, r, ErrExpired)
+		return ca.Identity{}, false
+	}
+	id, err := s.Authenticate(r.Context(), r.TLS.PeerCertificates[0])
 	if err != nil {
 		s.fail(w, r, err)
 		return ca.Identity{}, false

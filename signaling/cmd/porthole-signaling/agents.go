@@ -30,8 +30,8 @@ type agentListener struct {
 // setupAgentListener opens the CA and listens on addr for agents.
 // advertise is the wss:// URL agents are told to use; "" derives it from
 // the listening address.
-func setupAgentListener(addr, advertise, dataDir string, st fullStore, signer *auditlog.Signer, log *slog.Logger) (*agentListener, error) {
-	authority, err := ca.Open(filepath.Join(dataDir, "ca"), ca.Options{})
+func setupAgentListener(addr, advertise, dataDir string, st fullStore, signer *auditlog.Signer, prod *prodFlags, log *slog.Logger) (*agentListener, error) {
+	authority, err := ca.Open(filepath.Join(dataDir, "ca"), ca.Options{CertTTL: prod.agentCertLifetime})
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,8 @@ func setupAgentListener(addr, advertise, dataDir string, st fullStore, signer *a
 	if h, _, _ := net.SplitHostPort(ln.Addr().String()); h != host && h != "::" && h != "0.0.0.0" {
 		hosts = append(hosts, h)
 	}
-	svc, err := enroll.New(enroll.Config{CA: authority, PKI: st, Store: auditlog.Checkpointed(st, signer, nil), AgentURL: advertise, Logger: log})
+	svc, err := enroll.New(enroll.Config{CA: authority, PKI: st, Store: auditlog.Checkpointed(st, signer, nil), AgentURL: advertise, Logger: log,
+		RenewGrace: prod.agentRenewGrace})
 	if err != nil {
 		ln.Close()
 		return nil, err

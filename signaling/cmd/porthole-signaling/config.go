@@ -12,6 +12,8 @@ import (
 
 	"github.com/porthole-dev/porthole/internal/settings"
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/ca"
+	"github.com/porthole-dev/porthole/signaling/enroll"
 	"github.com/porthole-dev/porthole/signaling/preflight"
 	"github.com/porthole-dev/porthole/signaling/sso"
 )
@@ -31,17 +33,18 @@ would refuse to start.
 // prodFlags are the settings of a production install that main.go's
 // list does not hold: single sign-on, local accounts, agent renewal.
 type prodFlags struct {
-	localLogin      bool
-	oidcIssuer      string
-	oidcClientID    string
-	oidcSecret      string
-	oidcSecretFile  string
-	oidcName        string
-	oidcGroupsClaim string
-	oidcUserClaim   string
-	oidcGroupRoles  list
-	oidcScopes      string
-	agentRenewGrace time.Duration
+	localLogin        bool
+	oidcIssuer        string
+	oidcClientID      string
+	oidcSecret        string
+	oidcSecretFile    string
+	oidcName          string
+	oidcGroupsClaim   string
+	oidcUserClaim     string
+	oidcGroupRoles    list
+	oidcScopes        string
+	agentRenewGrace   time.Duration
+	agentCertLifetime time.Duration
 }
 
 // productionFlags defines the production settings on fs.
@@ -57,7 +60,8 @@ func productionFlags(fs *flag.FlagSet) *prodFlags {
 	fs.StringVar(&p.oidcUserClaim, "oidc-username-claim", "preferred_username", "ID token claim that becomes the user name (else email)")
 	fs.StringVar(&p.oidcScopes, "oidc-scopes", "", "scopes to ask for besides openid, profile and email, e.g. groups")
 	fs.Var(&p.oidcGroupRoles, "oidc-group-role", "GROUP=admin or GROUP=SITE:ROLE[+ROLE]: members of the IdP group get that role (repeatable)")
-	fs.DurationVar(&p.agentRenewGrace, "agent-renew-grace", 30*24*time.Hour, "how long after its certificate expired an agent may still renew it (proving its key) instead of re-enrolling; 0 turns it off")
+	fs.DurationVar(&p.agentCertLifetime, "agent-cert-lifetime", ca.DefaultCertTTL, "lifetime of the agents' certificates; they renew two thirds into it")
+	fs.DurationVar(&p.agentRenewGrace, "agent-renew-grace", enroll.DefaultRenewGrace, "how long after its certificate expired an agent may still renew it (proving its key) instead of re-enrolling; 0 turns it off")
 	return p
 }
 

@@ -245,7 +245,7 @@ func run(args []string, checkOnly bool) error {
 
 	var agents *agentListener
 	if *agentListen != "" {
-		if agents, err = setupAgentListener(*agentListen, *agentURL, *dataDir, st, signer, log); err != nil {
+		if agents, err = setupAgentListener(*agentListen, *agentURL, *dataDir, st, signer, prod, log); err != nil {
 			return err
 		}
 	}
