@@ -193,6 +193,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.wg.Go(func() { a.shipAccessLog(ctx) })
 	backoff := a.cfg.MinBackoff
 	for {
+		var renewed <-chan struct{} // nil (never ready) without enrollment
+		if e := a.cfg.Enrollment; e != nil {
+			renewed = e.Renewed()
+		}
 		start := time.Now()
 		err := a.runConn(ctx)
 		a.connected.Store(false)
@@ -209,8 +213,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
+			backoff = min(backoff*2, a.cfg.MaxBackoff)
+		case <-renewed:
+			// An expired certificate was refused; the renewal that just
+			// succeeded is what the connection waited for.
+			backoff = a.cfg.MinBackoff
 		}
-		backoff = min(backoff*2, a.cfg.MaxBackoff)
 	}
 }
 

@@ -179,9 +179,22 @@ type State struct {
 	roots    *x509.CertPool
 	grantKey ed25519.PublicKey
 
-	mu     sync.Mutex
-	cert   *tls.Certificate
-	egress *egress.Egress // renewals' way out; nil means direct
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	egress  *egress.Egress // renewals' way out; nil means direct
+	renewed chan struct{}  // closed at the next renewal (Renewed)
+}
+
+// Renewed returns a channel closed once the certificate has been renewed
+// after this call: an agent whose socket was refused for an expired
+// certificate reconnects at once instead of at the end of its backoff.
+func (s *State) Renewed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.renewed == nil {
+		s.renewed = make(chan struct{})
+	}
+	return s.renewed
 }
 
 // SetEgress makes renewals leave through e (direct or the site's proxy),
@@ -411,6 +424,10 @@ func (s *State) Renew(ctx context.Context) error {
 	s.mu.Lock()
 	s.cert = next.cert
 	s.caPEM, s.roots = next.caPEM, next.roots
+	if s.renewed != nil {
+		close(s.renewed)
+		s.renewed = nil
+	}
 	s.mu.Unlock()
 	return nil
 }
