@@ -136,3 +136,33 @@ func (s *Stack) RestartSignalingWith(t testing.TB, args ...string) {
 	s.sigArgs = append(s.sigArgs, args...)
 	s.RestartSignaling(t, false)
 }
+
+// StopAgent stops porthole-agent (SIGTERM), as a machine switched off.
+func (s *Stack) StopAgent(t testing.TB) {
+	t.Helper()
+	if err := s.Procs["porthole-agent"].Stop(10 * time.Second); err != nil {
+		t.Logf("porthole-agent: %v", err)
+	}
+}
+
+// StartAgent starts porthole-agent again with its state directory and
+// flags, returning once it is connected to signaling.
+func (s *Stack) StartAgent(t testing.TB) {
+	t.Helper()
+	const name = "porthole-agent"
+	p, err := proc.Start(name, s.Bin[name], s.agentArgs, proc.Options{Out: s.out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Procs[name] = p
+	t.Cleanup(func() {
+		if err := p.Stop(10 * time.Second); err != nil {
+			t.Logf("%s: %v\n%s", name, err, p.Tail(30))
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := p.WaitLine(ctx, regexp.MustCompile(`connected to signaling`)); err != nil {
+		t.Fatalf("%s did not connect: %v\n%s", name, err, p.Tail(40))
+	}
+}

@@ -136,9 +136,10 @@ type Stack struct {
 	TURNSecret    string
 	Procs         map[string]*proc.Proc
 
-	sigArgs []string    // porthole-signaling's flags, for RestartSignaling
-	out     io.Writer   // process output, nil unless Verbose
-	relay   *agentRelay // with Options.AgentRelay
+	sigArgs   []string    // porthole-signaling's flags, for RestartSignaling
+	agentArgs []string    // porthole-agent's flags, for StartAgent
+	out       io.Writer   // process output, nil unless Verbose
+	relay     *agentRelay // with Options.AgentRelay
 }
 
 // DeviceID is the demo device's ID in every stack.
@@ -311,7 +312,8 @@ func Start(t testing.TB, opts Options) *Stack {
 	if err := Enroll(s.Bin["porthole-agent"], s.SignalingURL, enrollToken, s.AgentStateDir); err != nil {
 		t.Fatal(err)
 	}
-	start("porthole-agent", append([]string{"--config", cfgPath, "--state-dir", s.AgentStateDir, "--loopback-only"}, opts.AgentArgs...), `connected to signaling`)
+	s.agentArgs = append([]string{"--config", cfgPath, "--state-dir", s.AgentStateDir, "--loopback-only"}, opts.AgentArgs...)
+	start("porthole-agent", s.agentArgs, `connected to signaling`)
 	s.WaitOnline(t, DeviceID)
 	return s
 }
