@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/porthole-dev/porthole/internal/version.Version=$(VERSION) -X github.com/porthole-dev/porthole/internal/version.Commit=$(COMMIT)
 
-.PHONY: all build deps test vet bench bench-quick run lint clean web
+.PHONY: all build deps test vet bench bench-quick run lint clean web packages
 
 all: build
 
@@ -34,6 +34,30 @@ build: web
 	if [ -z "$$mains" ]; then echo "build: no commands yet"; exit 0; fi; \
 	echo "go build -o bin/ $$(echo $$mains | wc -w) commands"; \
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ $$mains
+
+# .deb and .rpm of porthole-agent, porthole-signaling and porthole-turn in
+# $(PKG_DIR)/ (agent/packaging/: nfpm configurations, systemd units, scripts),
+# built by nfpm at the version tools/nfpm pins. Static binaries for
+# GOARCH (amd64 or arm64); nfpm expands no variable in a file's source, so
+# each configuration is copied into $(PKG_DIR) with its BIN_DIR filled in. The package version is the nearest tag without
+# its v, else 0.0.0, with +git.<commit> when HEAD is not that tag.
+PKG_DIR ?= dist
+GOARCH ?= $(shell $(GO) env GOARCH)
+PKG_VERSION ?= $(shell t=$$(git describe --tags --abbrev=0 2>/dev/null); v=$${t#v}; \
+	if [ -n "$$t" ] && [ "$$(git rev-parse "$$t^{commit}")" = "$$(git rev-parse HEAD)" ]; then echo "$$v"; \
+	else echo "$${v:-0.0.0}+git.$$(git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)"; fi)
+packages: web
+	@mkdir -p $(PKG_DIR)/bin
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o $(PKG_DIR)/bin/ \
+		./agent/cmd/porthole-agent ./signaling/cmd/porthole-signaling ./turnserver/cmd/porthole-turn
+	GOOS= GOARCH= $(GO) build -C tools/nfpm -o $(abspath $(PKG_DIR))/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+	@for p in agent signaling turn; do \
+		sed 's|$${BIN_DIR}|$(PKG_DIR)/bin|' agent/packaging/nfpm-$$p.yaml > $(PKG_DIR)/nfpm-$$p.yaml; \
+		for f in deb rpm; do \
+			PKG_VERSION='$(PKG_VERSION)' GOARCH=$(GOARCH) \
+				$(PKG_DIR)/nfpm package --config $(PKG_DIR)/nfpm-$$p.yaml --packager $$f --target $(PKG_DIR)/ || exit 1; \
+		done; \
+	done
 
 # Debian packages the tests use (installs when root; otherwise reports what is missing).
 deps:
@@ -74,5 +98,5 @@ lint: web
 	cd web && ./node_modules/.bin/tsc -p jsconfig.json
 
 clean:
-	rm -rf bin artifacts web/ui/vendor web/node_modules
+	rm -rf bin artifacts dist web/ui/vendor web/node_modules
 	$(GO) clean -testcache

@@ -96,6 +96,10 @@ type Options struct {
 	// listener, so a test can cut the agent's signaling connection
 	// (CutAgentLink) while everything else stays up (restart.go).
 	AgentRelay bool
+	// NoAgent leaves the agent to the test: the stack enrolls and starts
+	// none, and gives the enrollment token (EnrollToken) and the agent's
+	// configuration (AgentConfig) instead, e.g. for an installed package.
+	NoAgent bool
 }
 
 // User is an account a stack creates.
@@ -135,6 +139,10 @@ type Stack struct {
 	TechToken     string
 	TURNSecret    string
 	Procs         map[string]*proc.Proc
+	// With Options.NoAgent: the one-time enrollment token of AgentID, and
+	// the agent configuration file's JSON (the demo device).
+	EnrollToken string
+	AgentConfig []byte
 
 	sigArgs   []string    // porthole-signaling's flags, for RestartSignaling
 	agentArgs []string    // porthole-agent's flags, for StartAgent
@@ -304,6 +312,13 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	devices = append(devices, opts.ExtraDevices...)
 	cfg, _ := json.Marshal(map[string]any{"server": s.SignalingURL, "key": s.AgentKey, "devices": devices})
+	if opts.NoAgent {
+		// Without the pre-shared key: an installed agent runs on its
+		// enrollment only.
+		s.EnrollToken = enrollToken
+		s.AgentConfig, _ = json.MarshalIndent(map[string]any{"devices": devices}, "", "  ")
+		return s
+	}
 	cfgPath := filepath.Join(s.Dir, "agent.json")
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)

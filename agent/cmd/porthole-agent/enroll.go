@@ -19,8 +19,6 @@ import (
 	"github.com/porthole-dev/porthole/agent/enroll"
 )
 
-const defaultStateDir = "/var/lib/porthole-agent"
-
 // enrollCmd is `porthole-agent enroll --server URL --token T [--state-dir DIR]`.
 func enrollCmd(args []string) error {
 	fs := flag.NewFlagSet("enroll", flag.ContinueOnError)

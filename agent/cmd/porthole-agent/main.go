@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -61,18 +62,40 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "service" {
+		if err := serviceCmd(os.Args[2:], os.Stdout); err != nil { // service_windows.go
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			fmt.Fprintln(os.Stderr, "porthole-agent service:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "run" {
 		os.Args = append(os.Args[:1], os.Args[2:]...)
 	}
-	if err := run(); err != nil {
+	if ok, err := runAsService(); ok || err != nil { // Windows' service manager started us
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "porthole-agent:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Stderr)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "porthole-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// run runs the agent with the command line's flags until ctx ends,
+// logging to logOut.
+func run(ctx context.Context, logOut io.Writer) error {
 	var (
-		configPath = flag.String("config", "/etc/porthole/agent.json", "agent configuration file (JSON)")
+		configPath = flag.String("config", defaultConfig, "agent configuration file (JSON)")
 		server     = flag.String("server", "", "signaling base URL; overrides the config file")
 		loopback   = flag.Bool("loopback-only", false, "use only loopback ICE candidates (local demo and tests)")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
@@ -90,7 +113,7 @@ func run() error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 
 	fc, err := daemon.LoadFile(*configPath)
 	if err != nil {
@@ -140,8 +163,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if *debugAddr != "" {
 		if err := serveDebug(ctx, *debugAddr, logger); err != nil {
 			return err

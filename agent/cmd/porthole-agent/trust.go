@@ -24,7 +24,7 @@ func tlsPinDir(stateDir string) string { return filepath.Join(stateDir, "tls-pin
 // presents then. A running agent reads the pin at every check: no restart.
 func trustCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("trust", flag.ContinueOnError)
-	configPath := fs.String("config", "/etc/porthole/agent.json", "agent configuration file (JSON)")
+	configPath := fs.String("config", defaultConfig, "agent configuration file (JSON)")
 	stateDir := fs.String("state-dir", "", "state directory (default: the config's stateDir, else "+defaultStateDir+")")
 	fp := fs.String("sha256", "", "pin this certificate SHA-256 (hex) instead of the one seen at the next check")
 	if err := fs.Parse(args); err != nil {

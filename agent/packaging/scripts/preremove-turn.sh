@@ -1,0 +1,6 @@
+#!/bin/sh
+# preremove of porthole-turn: stop the service if systemd runs it.
+set -e
+if [ -d /run/systemd/system ]; then
+	systemctl disable --now porthole-turn.service >/dev/null 2>&1 || true
+fi
