@@ -37,7 +37,7 @@ build: web
 
 # .deb and .rpm of porthole-agent, porthole-signaling and porthole-turn in
 # $(PKG_DIR)/ (agent/packaging/: nfpm configurations, systemd units, scripts),
-# built by nfpm at the version tools/nfpm pins. Static binaries for
+# built by nfpm at the version agent/packaging/nfpm pins. Static binaries for
 # GOARCH (amd64 or arm64); nfpm expands no variable in a file's source, so
 # each configuration is copied into $(PKG_DIR) with its BIN_DIR filled in. The package version is the nearest tag without
 # its v, else 0.0.0, with +git.<commit> when HEAD is not that tag.
@@ -50,7 +50,7 @@ packages: web
 	@mkdir -p $(PKG_DIR)/bin
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o $(PKG_DIR)/bin/ \
 		./agent/cmd/porthole-agent ./signaling/cmd/porthole-signaling ./turnserver/cmd/porthole-turn
-	GOOS= GOARCH= $(GO) build -C tools/nfpm -o $(abspath $(PKG_DIR))/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+	GOOS= GOARCH= $(GO) build -C agent/packaging/nfpm -o $(abspath $(PKG_DIR))/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
 	@for p in agent signaling turn; do \
 		sed 's|$${BIN_DIR}|$(PKG_DIR)/bin|' agent/packaging/nfpm-$$p.yaml > $(PKG_DIR)/nfpm-$$p.yaml; \
 		for f in deb rpm; do \

@@ -1,5 +1,5 @@
 // Package hydra runs a real OpenID Connect provider for tests: Ory Hydra
-// (github.com/ory/hydra/v2, built from tools/hydra at the version pinned
+// (github.com/ory/hydra/v2, built from integration/hydra/tool at the version pinned
 // there) with an in-memory database, plus the login and consent app that
 // Hydra delegates to by design. Hydra does everything a provider does on
 // the wire — discovery, the authorization endpoint with PKCE, the token
@@ -45,7 +45,7 @@ var (
 	buildErr  error
 )
 
-// Build compiles Hydra from tools/hydra once per test process (with
+// Build compiles Hydra from integration/hydra/tool once per test process (with
 // SQLite, for its in-memory database; cgo). The Go build cache makes
 // later runs quick; the first on a new machine takes a few minutes.
 func Build(t testing.TB) string {
@@ -58,14 +58,14 @@ func Build(t testing.TB) string {
 		}
 		built = filepath.Join(dir, "hydra")
 		cmd := exec.Command("go", "build", "-tags", "sqlite,sqlite_omit_load_extension", "-o", built, "github.com/ory/hydra/v2")
-		cmd.Dir = filepath.Join(testenv.RepoRoot(t), "tools", "hydra")
+		cmd.Dir = filepath.Join(testenv.RepoRoot(t), "integration", "hydra", "tool")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build hydra (tools/hydra): %v\n%s", err, out)
+			buildErr = fmt.Errorf("build hydra (integration/hydra/tool): %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
-		testenv.Require(t, "Ory Hydra built from tools/hydra ("+buildErr.Error()+")", false)
+		testenv.Require(t, "Ory Hydra built from integration/hydra/tool ("+buildErr.Error()+")", false)
 	}
 	return built
 }

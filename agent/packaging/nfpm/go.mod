@@ -1,4 +1,7 @@
-module github.com/porthole-dev/porthole/tools/nfpm
+// nfpm v2.48.0, the .deb and .rpm packager of `make packages` (agent/packaging/),
+// pinned in a module of its own so that its dependencies never enter the
+// project's go.mod (go test ./... from the root does not descend here).
+module github.com/porthole-dev/porthole/agent/packaging/nfpm
 
 go 1.26.8
 

@@ -1,5 +1,11 @@
-// Ory Hydra, the OpenID Connect provider the single sign-on test runs (integration/hydra).
-module github.com/porthole-dev/porthole/tools/hydra
+// Ory Hydra v2.3.0, the OpenID Connect provider the single sign-on test runs
+// (integration/hydra, TestSingleSignOnWithHydra), pinned in a module of its own
+// so that its dependencies never enter the project's go.mod (go test ./... from
+// the root does not descend here). Built with -tags sqlite (cgo) for its in-memory
+// database. The replace below repeats Hydra's own of gobuffalo/pop by ory/pop (a
+// replace in a dependency is ignored, and without it Hydra does not compile).
+// By hand: go build -C integration/hydra/tool -tags sqlite,sqlite_omit_load_extension -o hydra github.com/ory/hydra/v2
+module github.com/porthole-dev/porthole/integration/hydra/tool
 
 go 1.26.8
 
