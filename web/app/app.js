@@ -14,7 +14,7 @@ import { showDevices, stopDevices } from './devices.js';
 import { setupJobs, showJobs } from './jobs.js';
 import { applyMessages, errorText, t } from './messages.js';
 import { parseRoute, routeHash, VIEWS } from './routes.js';
-import { $, api, busy, clearNotes, note, onUnauthorized } from './ui.js';
+import { $, anchor, api, busy, clearNotes, note, onUnauthorized } from './ui.js';
 
 let me = null;
 let mfaToken = '';
@@ -72,7 +72,7 @@ function showSignIn(reasonKey) {
   $('sso-or').hidden = !signInOptions.localLogin;
   if (sso) {
     $('sso-button').textContent = t('signin.sso', { name: sso.name });
-    $('sso-button').href = sso.url;
+    anchor('sso-button').href = sso.url;
   }
   if (!signInOptions.localLogin) $('signin').querySelector('header p').textContent = t('signin.ssoOnly');
   const reason = reasonKey || (nextURL() ? 'signin.continue' : '');
@@ -208,7 +208,7 @@ function setupSignIn() {
       try {
         const res = await api('POST', '/v1/password-link', { token: linkSecret, password });
         linkSecret = '';
-        $('password-link-form').reset();
+        /** @type {HTMLFormElement} */ ($('password-link-form')).reset();
         $('password-link').hidden = true;
         signedIn(res.user);
       } catch (err) {

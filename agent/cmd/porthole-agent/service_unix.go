@@ -13,5 +13,5 @@ func runAsService() (bool, error) { return false, nil }
 
 // serviceCmd exists on Windows only.
 func serviceCmd([]string, io.Writer) error {
-	return errors.New("Windows only; on Linux install the .deb or .rpm, whose systemd unit runs the agent (README, Agent packages)")
+	return errors.New("only on Windows; on Linux install the .deb or .rpm, whose systemd unit runs the agent (README, Agent packages)")
 }
