@@ -15,7 +15,7 @@ if [ -n "$shared" ]; then
 	usermod -a -G "$shared" "$user"
 fi
 # Its enrollment (key, certificate) and access-log spool, written by
-# `sudo -u porthole-agent porthole-agent enroll` before the first start (systemd's
+# `runuser -u porthole-agent -- porthole-agent enroll` before the first start (systemd's
 # StateDirectory= is the same directory).
 install -d -m 0700 -o "$user" -g "$user" "/var/lib/$user"
 [ -d /etc/porthole ] || install -d -m 0755 -o root -g root /etc/porthole

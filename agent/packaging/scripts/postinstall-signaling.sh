@@ -14,7 +14,7 @@ if [ -n "$shared" ]; then
 	getent group "$shared" >/dev/null || groupadd --system "$shared"
 	usermod -a -G "$shared" "$user"
 fi
-# Its store, written by `sudo -u porthole-signaling porthole-signaling
+# Its store, written by `runuser -u porthole-signaling -- porthole-signaling
 # admin …` before the first start (systemd's
 # StateDirectory= is the same directory).
 install -d -m 0700 -o "$user" -g "$user" "/var/lib/$user"
