@@ -29,15 +29,18 @@ func buildPackages(t *testing.T, dir string) {
 	}
 }
 
-// TestAgentPackages builds the packages once with `make packages` (nfpm)
-// and checks them: the .rpm files with rpm (rpm), the agent's .deb
-// installed with dpkg and started from what it installed (deb).
-func TestAgentPackages(t *testing.T) {
+// TestPackages builds the packages once with `make packages` (nfpm) and
+// checks them: the .rpm files with rpm (rpm), the agent's .deb installed
+// with dpkg and started from what it installed (agent-deb), and the
+// server installed from its .deb by the README's own commands
+// (server-readme, server_install_test.go).
+func TestPackages(t *testing.T) {
 	testenv.NeedBinary(t, "make")
 	dir := t.TempDir()
 	buildPackages(t, dir)
 	t.Run("rpm", func(t *testing.T) { testPackagesRPM(t, dir) })
-	t.Run("deb", func(t *testing.T) { testAgentDeb(t, dir) })
+	t.Run("agent-deb", func(t *testing.T) { testAgentDeb(t, dir) })
+	t.Run("server-readme", func(t *testing.T) { testServerInstallFromREADME(t, dir) })
 }
 
 func onePackage(t *testing.T, dir, glob string) string {
