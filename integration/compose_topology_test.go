@@ -2,12 +2,9 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -190,12 +187,7 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 		return err == nil && pool.AppendCertsFromPEM(b)
 	})
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Timeout: 10 * time.Second, Jar: jar, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+lbHTTPS)
-		},
-	}}
+	c := tlsClientTo(pool, "127.0.0.1:"+lbHTTPS, jar)
 	app := "https://app.localhost"
 	testenv.Eventually(t, 20*time.Second, "the app through Caddy (TLS, healthy upstreams)", func() bool {
 		res, err := c.Get(app + "/")
@@ -206,21 +198,7 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 		return res.StatusCode == http.StatusOK
 	})
 
-	body, _ := json.Marshal(proto.PasswordLinkRedeem{Token: m[1], Password: "compose cluster first admin 19"})
-	req, _ := http.NewRequest(http.MethodPost, app+"/v1/password-link", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", app)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lr proto.LoginResult
-	err = json.NewDecoder(res.Body).Decode(&lr)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || err != nil || lr.User == nil || lr.User.Name != "admin" || !lr.User.Admin {
-		t.Fatalf("first admin's link through Caddy: %s %+v %v", res.Status, lr, err)
-	}
+	redeemAdminLink(t, c, app, m[1], "compose cluster first admin 19")
 	// Round robin: the login is in Redis, so every node knows it.
 	for i := range 4 {
 		res, err := c.Get(app + "/v1/me")

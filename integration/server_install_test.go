@@ -105,6 +105,38 @@ func writeServerCert(t *testing.T, gid int) *x509.CertPool {
 // capability beyond the unit's, no_new_privs), on loopback ports, opens
 // the one-time link create-admin printed, chooses the admin's password
 // through it, and is signed in as that admin. Purging removes it all.
+// tlsClientTo is a client that reaches every name at addr, as DNS would,
+// trusting pool; jar may be nil.
+func tlsClientTo(pool *x509.CertPool, addr string, jar http.CookieJar) *http.Client {
+	return &http.Client{Timeout: 20 * time.Second, Jar: jar, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// redeemAdminLink chooses password through the one-time link secret as
+// the app's page does, and checks that it signed in the admin "admin".
+func redeemAdminLink(t *testing.T, c *http.Client, app, secret, password string) {
+	t.Helper()
+	body, _ := json.Marshal(proto.PasswordLinkRedeem{Token: secret, Password: password})
+	req, _ := http.NewRequest(http.MethodPost, app+"/v1/password-link", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", app)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lr proto.LoginResult
+	err = json.NewDecoder(res.Body).Decode(&lr)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || err != nil || lr.User == nil || lr.User.Name != "admin" || !lr.User.Admin {
+		t.Fatalf("the sign-in link: %s %+v %v", res.Status, lr, err)
+	}
+}
+
 func testServerInstallFromREADME(t *testing.T, dir string) {
 	testenv.NeedRoot(t)
 	for _, b := range []string{"dpkg", "apt-get", "runuser", "setpriv", "groupadd"} {
@@ -210,12 +242,7 @@ func testServerInstallFromREADME(t *testing.T, dir string) {
 	}
 	addr := m[1]
 
-	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: installAppName},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
+	c := tlsClientTo(pool, addr, nil)
 	app := "https://" + installAppName
 	res, err := c.Get(app + "/")
 	if err != nil {
@@ -225,21 +252,7 @@ func testServerInstallFromREADME(t *testing.T, dir string) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("GET /: %s", res.Status)
 	}
-	body, _ := json.Marshal(proto.PasswordLinkRedeem{Token: string(link[1]), Password: "correct horse battery staple 19"})
-	req, _ := http.NewRequest(http.MethodPost, app+"/v1/password-link", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", app)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	res, err = c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lr proto.LoginResult
-	err = json.NewDecoder(res.Body).Decode(&lr)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || err != nil || lr.User == nil || lr.User.Name != "admin" || !lr.User.Admin {
-		t.Fatalf("the sign-in link: %s %+v %v\n%s", res.Status, lr, err, p.Tail(20))
-	}
+	redeemAdminLink(t, c, app, string(link[1]), "correct horse battery staple 19")
 	if err := p.Stop(10 * time.Second); err != nil {
 		t.Errorf("installed server: %v\n%s", err, p.Tail(20))
 	}
