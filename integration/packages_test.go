@@ -79,11 +79,12 @@ func unitValues(t *testing.T, path, key string) []string {
 	return vs
 }
 
-// testAgentDeb installs porthole-agent's .deb from dir with dpkg, checks what it put
-// on the machine (binary, unit, configuration, its own system user with no
-// shell), has systemd-analyze verify the unit and rate its sandbox, then
-// enrolls the agent as its user and starts the unit's ExecStart as the
-// unit would run it (its User, no capabilities, no_new_privs: this machine
+// testAgentDeb checks porthole-agent's .deb from dir, installs and enrolls
+// it by README "Installing an agent at a site" (apt-get, the device list,
+// enroll as its user), checks what it put on the machine (binary, unit,
+// configuration, its own system user with no shell), has systemd-analyze
+// verify the unit and rate its sandbox, then starts the unit's ExecStart
+// as the unit would run it (its User, no capabilities, no_new_privs: this machine
 // has no systemd running) against a live signaling server, which sees the
 // agent's device online. Purging the package removes the user and state.
 func testAgentDeb(t *testing.T, dir string) {
@@ -106,7 +107,17 @@ func testAgentDeb(t *testing.T, dir string) {
 		t.Fatalf("agent.json is not a conffile (an upgrade would overwrite the site's devices): %q", conf)
 	}
 
-	mustRun(t, "dpkg", "-i", deb)
+	// README "Installing an agent at a site", word for word but for the
+	// server's address and the token the app shows; its $EDITOR puts the
+	// stack's device list in place.
+	s := stack.Start(t, stack.Options{NoAgent: true})
+	devices := filepath.Join(t.TempDir(), "agent.json")
+	if err := os.WriteFile(devices, s.AgentConfig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, systemctl := runREADMEBlock(t, "install-agent", dir,
+		[]string{"https://porthole.example.com", s.SignalingURL, "phe_…", s.EnrollToken}, "EDITOR=cp "+devices)
+	t.Logf("README block install-agent:\n%s", out)
 	purged := false
 	t.Cleanup(func() {
 		if !purged {
@@ -149,18 +160,12 @@ func testAgentDeb(t *testing.T, dir string) {
 		t.Fatalf("unit User %q ExecStart %q", user, exec0)
 	}
 
-	s := stack.Start(t, stack.Options{NoAgent: true})
-	if err := os.WriteFile("/etc/porthole/agent.json", s.AgentConfig, 0o644); err != nil {
-		t.Fatal(err)
+	if systemctl != "enable --now porthole-agent" {
+		t.Fatalf("systemctl asked %q", systemctl)
 	}
 	// As the unit would: its user, no capabilities at all, no way to gain any.
 	asUnit := []string{"--reuid", user[0], "--regid", user[0], "--init-groups", "--no-new-privs",
 		"--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"}
-	enroll := exec.Command("setpriv", append(asUnit, "/usr/bin/porthole-agent", "enroll",
-		"--server", s.SignalingURL, "--token", s.EnrollToken, "--state-dir", "/var/lib/porthole-agent")...)
-	if out, err := enroll.CombinedOutput(); err != nil {
-		t.Fatalf("porthole-agent enroll as its user: %v\n%s", err, out)
-	}
 	p, err := proc.Start("porthole-agent (deb)", "/usr/bin/setpriv", append(asUnit, strings.Fields(exec0[0])...), proc.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,33 @@ func readmeBlock(t *testing.T, name string) string {
 	return strings.TrimSuffix(block, "```")
 }
 
+// runREADMEBlock runs the README's block name word for word with bash in
+// dir (the packages' folder), but for the placeholders in subst (old, new
+// pairs: a token the app shows, the server's address), with env added and
+// a systemctl on PATH that only records what it is asked (returned): this
+// machine runs no systemd. It fails the test if the block fails.
+func runREADMEBlock(t *testing.T, name, dir string, subst []string, env ...string) (out []byte, systemctl string) {
+	t.Helper()
+	block := readmeBlock(t, name)
+	if len(subst) > 0 {
+		block = strings.NewReplacer(subst...).Replace(block)
+	}
+	shims := t.TempDir()
+	calls := filepath.Join(shims, "systemctl.calls")
+	if err := os.WriteFile(filepath.Join(shims, "systemctl"), []byte("#!/bin/sh\necho \"$@\" >> "+calls+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh := exec.Command("bash", "-euo", "pipefail", "-c", block)
+	sh.Dir = dir
+	sh.Env = append(os.Environ(), append([]string{"PATH=" + shims + ":" + os.Getenv("PATH"), "DEBIAN_FRONTEND=noninteractive"}, env...)...)
+	out, err := sh.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README block %s: %v\n%s\n%s", name, err, block, out)
+	}
+	got, _ := os.ReadFile(calls)
+	return out, strings.TrimSpace(string(got))
+}
+
 // writeServerCert makes a CA and, signed by it, the certificate the README
 // asks for (the app's name and the sessions wildcard) as
 // /etc/porthole/tls/{fullchain,privkey}.pem, the key readable by group gid.
@@ -152,7 +179,6 @@ func testServerInstallFromREADME(t *testing.T, dir string) {
 			t.Fatalf("%s exists: the test needs a machine without a Porthole server", f)
 		}
 	}
-	block := readmeBlock(t, "install-server")
 
 	// The admin's certificate, ready before the install: for the group
 	// the package creates, made beforehand (the package keeps it).
@@ -180,25 +206,14 @@ func testServerInstallFromREADME(t *testing.T, dir string) {
 	}
 	pool := writeServerCert(t, gid)
 
-	shims := t.TempDir()
-	calls := filepath.Join(shims, "systemctl.calls")
-	if err := os.WriteFile(filepath.Join(shims, "systemctl"), []byte("#!/bin/sh\necho \"$@\" >> "+calls+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sh := exec.Command("bash", "-euo", "pipefail", "-c", block)
-	sh.Dir = dir
-	sh.Env = append(os.Environ(), "PATH="+shims+":"+os.Getenv("PATH"), "EDITOR=true", "DEBIAN_FRONTEND=noninteractive")
-	out, err := sh.CombinedOutput()
-	if err != nil {
-		t.Fatalf("README block install-server: %v\n%s\n%s", err, block, out)
-	}
+	out, systemctl := runREADMEBlock(t, "install-server", dir, nil, "EDITOR=true")
 	t.Logf("README block install-server:\n%s", out)
 	link := regexp.MustCompile(`https://` + regexp.QuoteMeta(installAppName) + `/` + regexp.QuoteMeta(proto.LinkFragment) + `(\S+)`).FindSubmatch(out)
 	if link == nil {
 		t.Fatalf("create-admin printed no sign-in link:\n%s", out)
 	}
-	if got, _ := os.ReadFile(calls); strings.TrimSpace(string(got)) != "enable --now porthole-signaling porthole-turn" {
-		t.Fatalf("systemctl asked %q", got)
+	if systemctl != "enable --now porthole-signaling porthole-turn" {
+		t.Fatalf("systemctl asked %q", systemctl)
 	}
 	if !bytes.Contains(out, []byte("# preflight")) {
 		t.Fatalf("config check printed no preflight:\n%s", out)
