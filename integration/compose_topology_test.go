@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -15,51 +14,32 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/porthole-dev/porthole/integration/proc"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 )
 
-// composeCommands reads the command of each service in compose.yaml (an
-// inline JSON list or a block list of plain items, the two forms the file
-// uses).
+// composeCommands reads the command of each service in compose.yaml.
 func composeCommands(t *testing.T) map[string][]string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testenv.RepoRoot(t), "compose.yaml"))
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "compose.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	var file struct {
+		Services map[string]struct {
+			Command []string `yaml:"command"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
 	cmds := map[string][]string{}
-	var service string
-	inServices, inCommand := false, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "services:":
-			inServices = true
-		case inServices && len(line) > 2 && line[0] != ' ' && line[0] != '#':
-			inServices = false
-		case inServices && strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":"):
-			service, inCommand = strings.TrimSuffix(strings.TrimSpace(line), ":"), false
-		case inServices && strings.HasPrefix(line, "    command:"):
-			rest := strings.TrimSpace(strings.TrimPrefix(line, "    command:"))
-			if rest == "" {
-				inCommand = true
-				continue
-			}
-			var list []string
-			if err := json.Unmarshal([]byte(rest), &list); err != nil {
-				t.Fatalf("compose.yaml %s: command %q: %v", service, rest, err)
-			}
-			cmds[service] = list
-		case inCommand && strings.HasPrefix(line, "      - "):
-			cmds[service] = append(cmds[service], strings.TrimSpace(strings.TrimPrefix(line, "      - ")))
-		default:
-			inCommand = false
-		}
+	for name, svc := range file.Services {
+		cmds[name] = svc.Command
 	}
 	return cmds
 }
@@ -95,6 +75,7 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 
 	mapArgs := func(args []string, extra ...string) []string {
 		r := strings.NewReplacer(append([]string{
+			"redis://porthole:change-me-demo-redis-password@redis:6379", "redis://" + redis, // the test's Redis has no ACL file: its default user
 			"redis://redis:6379", "redis://" + redis,
 			"turn-eu:3478", "127.0.0.1:" + turnEU,
 			"turn-us:3478", "127.0.0.1:" + turnUS,
