@@ -293,6 +293,8 @@ var knownTypes = map[MsgType]bool{
 	// fetch.go
 	TypeFetchRequest: true, TypeFetchResponse: true, TypeFetchData: true,
 	TypeFetchEnd: true, TypeFetchAbort: true, TypeFetchCredit: true,
+	// discovery.go
+	TypeDiscoveryReport: true, TypeDiscoveryRun: true, TypeInventory: true, TypeInventoryApplied: true,
 }
 
 var needsSession = map[MsgType]bool{
