@@ -68,7 +68,7 @@ func discoverCmd(args []string, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(struct {
-		Scope      string `json:"scope"`
+		Scope string `json:"scope"`
 		*discovery.Result
 		DurationMS int64 `json:"durationMs"`
 	}{sc.String(), res, res.Duration.Milliseconds()})
@@ -100,4 +100,3 @@ func splitList(s string) []string {
 	}
 	return out
 }
-
