@@ -111,7 +111,7 @@ func TestScopeControlChecksResolvedAddress(t *testing.T) {
 func TestScopeHostsResumesAndWraps(t *testing.T) {
 	s := mustScope(t, Config{CIDRs: []string{"10.1.0.0/29", "10.2.0.0/30"}}, "10.1.0.1/29")
 	var got []string
-	next, total := s.Hosts(0, 100, func(a netip.Addr) bool { got = append(got, a.String()); return true })
+	_, total := s.Hosts(0, 100, func(a netip.Addr) bool { got = append(got, a.String()); return true })
 	// 10.1.0.0/29: .2-.6 (.0 network, .1 own, .7 broadcast); 10.2.0.0/30: .1-.2.
 	want := []string{"10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6", "10.2.0.1", "10.2.0.2"}
 	if total != 12 || len(got) != len(want) {
@@ -123,7 +123,7 @@ func TestScopeHostsResumesAndWraps(t *testing.T) {
 		}
 	}
 	got = nil
-	next, _ = s.Hosts(0, 3, func(a netip.Addr) bool { got = append(got, a.String()); return true })
+	next, _ := s.Hosts(0, 3, func(a netip.Addr) bool { got = append(got, a.String()); return true })
 	if len(got) != 3 || got[2] != "10.1.0.4" {
 		t.Fatalf("first three: %v", got)
 	}
