@@ -2,9 +2,10 @@
 // reach: the site's subnets (CIDRs) and TCP ports. It is declared at the
 // site — by default the subnets of the agent's own interfaces and ports
 // 80 and 443 plus the ports of adopted devices — and checked by the agent
-// itself on every dial, every discovery probe and every inventory entry
-// that signaling sends, so a compromised signaling node cannot point the
-// agent anywhere the site did not allow.
+// itself, so a compromised signaling node cannot point the agent anywhere
+// the site did not allow. Today discovery checks every probe against it
+// (Scope.Control on each dial); the daemon's device dials and the
+// inventory signaling will send are to be checked the same way.
 //
 // Whatever the subnets say, a scope never contains loopback, unspecified,
 // multicast, broadcast or link-local addresses, nor the agent's own
