@@ -104,9 +104,9 @@ func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin s
 		"--tech-token", s.techToken + "=tech",
 		"--turn-secret-file", secretFile,
 		"--sessions-domain", natSessionsDomain, "--sessions-scheme", "http",
-		"--allowed-origin", "http://app.example:443",
+		"--allowed-origin", "http://app.test:443",
 		// Development mode: dev technician tokens and #token= session links.
-		"--app-origin", "http://app.example:443", "--insecure-dev-tokens",
+		"--app-origin", "http://app.test:443", "--insecure-dev-tokens",
 		"--data-dir", filepath.Join(s.dir, "signaling"),
 	}, iceArgs(iceURLs)...), `listening on`, 15*time.Second)
 	return s

@@ -120,11 +120,13 @@ func (c *checker) add(l Level, setting, format string, args ...any) {
 	c.out = append(c.out, Finding{Level: l, Setting: setting, Message: fmt.Sprintf(format, args...)})
 }
 
-// local reports whether host names only this machine: a loopback
-// address, localhost or a name under .localhost (RFC 6761).
+// local reports whether host can never be a public server's name: a
+// loopback address, localhost or a name under .localhost, or a name under
+// .test, which RFC 6761 (6.2) reserves for testing and no public resolver
+// answers (the NAT lab's servers use it).
 func local(host string) bool {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || host == "test" || strings.HasSuffix(host, ".test") {
 		return true
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))

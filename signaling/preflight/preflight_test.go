@@ -54,6 +54,10 @@ func TestCheck(t *testing.T) {
 			c.AppOrigin, c.Listen, c.SessionsDomain = "http://localhost:8080", "127.0.0.1:8080", "sessions.localhost:8080"
 		}, "app-origin", Info, ""},
 		{"demo over http reachable from the network", func(c *Config) { c.AppOrigin = "http://localhost:8080" }, "listen", Warn, "without TLS"},
+		{"a lab under .test over http", func(c *Config) {
+			c.AppOrigin, c.SessionsDomain, c.SessionsScheme, c.DevTokens = "http://app.test:443", "sessions.localhost:443", "http", true
+		}, "app-origin", Info, ""},
+		{"a name merely containing test is public", func(c *Config) { c.AppOrigin = "http://porthole.latest" }, "app-origin", Refuse, "unencrypted"},
 		{"sessions under the app's registrable domain", func(c *Config) { c.SessionsDomain = "s.example.com" }, "sessions-domain", Refuse, "same registrable domain"},
 		{"sessions domain a public suffix", func(c *Config) { c.SessionsDomain = "github.io" }, "sessions-domain", Refuse, "public suffix"},
 		{"sessions domain a public suffix with a wildcard rule", func(c *Config) { c.SessionsDomain = "foo.ck" }, "sessions-domain", Refuse, "public suffix"},
