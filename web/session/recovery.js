@@ -49,7 +49,7 @@ export function giveUpText(cfg, restarts) {
  * break giveUp() is called once. 'closed' or stop() ends everything.
  */
 export class Recovery {
-  constructor({ restart, notice = () => {}, giveUp, config = RECOVERY, clock = globalThis }) {
+  constructor({ restart, notice = (_text, _level) => {}, giveUp, config = RECOVERY, clock = globalThis }) {
     this.restart = restart;
     this.notice = notice;
     this.onGiveUp = giveUp;

@@ -582,7 +582,7 @@ async function serveWebSocket(req) {
   if (!state.ended && !state.tunnel) await tunnelReady().catch(() => {});
   if (state.ended || !state.tunnel) return refuseWebSocket(req.port);
   serveWebSocketPort(state.tunnel, req, req.port, {
-    origin: DEVICE_ORIGIN,
+    clientOrigin: DEVICE_ORIGIN,
     onOpened: (o) => {
       if (o.tls) noteLegacyTLS(o.tls);
     },
@@ -728,10 +728,7 @@ function setStatus(text) {
 }
 
 function coded(code, message) {
-  const e = new Error(message ? `${code}: ${message}` : code);
-  e.code = code;
-  e.detail = message;
-  return e;
+  return Object.assign(new Error(message ? `${code}: ${message}` : code), { code, detail: message });
 }
 
 function fail(err) {

@@ -79,10 +79,7 @@ export function sessionFromHost(hostname) {
 }
 
 function codedError(code, message) {
-  const e = new Error(`${code}: ${message}`);
-  e.code = code;
-  e.detail = message;
-  return e;
+  return Object.assign(new Error(`${code}: ${message}`), { code, detail: message });
 }
 
 /**
@@ -92,7 +89,9 @@ function codedError(code, message) {
 export class Signaling {
   constructor({ url, token, session }) {
     this.session = session || '';
+    /** @type {(env: any) => void} */
     this.onmessage = () => {};
+    /** @type {(code: number, reason: string) => void} */
     this.onclose = () => {};
     this.closed = false;
     // Browsers cannot set Authorization on a WebSocket; the token rides in

@@ -54,7 +54,5 @@ export function checkJSON(text) {
 }
 
 function strictError(reason, message) {
-  const e = new Error(message);
-  e.reason = reason;
-  return e;
+  return Object.assign(new Error(message), { reason });
 }

@@ -14,7 +14,7 @@ import { TunnelError } from './frames.js';
  * clientOrigin: the device origin the page is on; onOpened(opened), if set, sees
  * the device's answer (cookies to mirror, legacy TLS).
  */
-export async function serveWebSocketPort(tunnel, m, port, { clientOrigin, onOpened } = {}) {
+export async function serveWebSocketPort(tunnel, m, port, { clientOrigin = '', onOpened = undefined } = {}) {
   const closeWith = (code, reason, wasClean) => {
     try {
       port.postMessage({ type: 'close', code, reason, wasClean });
