@@ -184,20 +184,26 @@ func TestNATBrowser(t *testing.T) {
 			type toolbar struct {
 				Kind, Label, Title, Reason string
 			}
-			// The toolbar polls getStats every 2 s: wait for it to agree.
-			want := "direct"
+			// The toolbar polls getStats every 2 s, and the agent's account
+			// of its side (session.path) may arrive after the first pair:
+			// wait for both to agree.
+			want, wantReason := "direct", ""
 			if tp.wantRelay {
-				want = "relay"
+				want, wantReason = "relay", tp.browserReason
 			}
 			tb, err := chromedp.Run(wctx, chromedp.Poll[toolbar](fmt.Sprintf(`(() => {
 				const p = document.querySelector('.toolbar .path');
 				if (!p || p.dataset.kind !== %q) return null;
 				const r = document.querySelector('.toolbar .path-reason');
-				return {kind: p.dataset.kind, label: p.textContent, title: p.title, reason: r ? r.textContent : ''};
-			})()`, want), chromedp.WithPollingInterval(20*time.Millisecond)))
+				const reason = r ? r.textContent : '';
+				if (!reason.includes(%q)) return null;
+				return {kind: p.dataset.kind, label: p.textContent, title: p.title, reason};
+			})()`, want, wantReason), chromedp.WithPollingInterval(20*time.Millisecond)))
 			if err != nil {
 				label, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.toolbar .path')?.title || ''`))
-				t.Fatalf("the toolbar never showed a %s path (it shows %q; getStats: first %s, then %s): %v", want, label, ps.First, ps.Final, err)
+				reason, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.toolbar .path-reason')?.textContent || ''`))
+				t.Fatalf("the toolbar never showed a %s path saying %q (it shows %q, reason %q; getStats: first %s, then %s): %v",
+					want, wantReason, label, reason, ps.First, ps.Final, err)
 			}
 			r.kind, r.label, r.title, r.reason = tb.Kind, tb.Label, tb.Title, tb.Reason
 
