@@ -95,21 +95,14 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&o.SessionTTL, DefaultSessionTTL)
-	def(&o.ReadyTimeout, DefaultReadyTimeout)
-	def(&o.ClientGrace, DefaultClientGrace)
-	def(&o.PingInterval, DefaultPingInterval)
-	def(&o.PongWait, DefaultPongWait)
-	def(&o.WriteWait, DefaultWriteWait)
-	def(&o.HelloTimeout, DefaultHelloTimeout)
-	if o.MaxQueue <= 0 {
-		o.MaxQueue = DefaultMaxQueue
-	}
+	setDefault(&o.SessionTTL, DefaultSessionTTL)
+	setDefault(&o.ReadyTimeout, DefaultReadyTimeout)
+	setDefault(&o.ClientGrace, DefaultClientGrace)
+	setDefault(&o.PingInterval, DefaultPingInterval)
+	setDefault(&o.PongWait, DefaultPongWait)
+	setDefault(&o.WriteWait, DefaultWriteWait)
+	setDefault(&o.HelloTimeout, DefaultHelloTimeout)
+	setDefault(&o.MaxQueue, DefaultMaxQueue)
 	if o.MaxBadMessages <= 0 {
 		o.MaxBadMessages = DefaultMaxBadMessages
 	}

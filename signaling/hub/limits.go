@@ -60,26 +60,16 @@ const (
 )
 
 func (l *Limits) setDefaults(maxQueue int) {
-	f := func(v *float64, d float64) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	i := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	f(&l.SessionRate, DefaultSessionRate)
-	i(&l.SessionBurst, DefaultSessionBurst)
-	i(&l.MaxCandidates, DefaultMaxCandidates)
-	f(&l.ClientRate, DefaultClientRate)
-	i(&l.ClientBurst, DefaultClientBurst)
-	f(&l.AgentRate, DefaultAgentRate)
-	i(&l.AgentBurst, DefaultAgentBurst)
-	i(&l.AgentQueue, max(DefaultAgentQueue, maxQueue))
-	i(&l.SessionShare, DefaultSessionShare)
-	i(&l.AgentReserve, DefaultAgentReserve)
+	setDefault(&l.SessionRate, DefaultSessionRate)
+	setDefault(&l.SessionBurst, DefaultSessionBurst)
+	setDefault(&l.MaxCandidates, DefaultMaxCandidates)
+	setDefault(&l.ClientRate, DefaultClientRate)
+	setDefault(&l.ClientBurst, DefaultClientBurst)
+	setDefault(&l.AgentRate, DefaultAgentRate)
+	setDefault(&l.AgentBurst, DefaultAgentBurst)
+	setDefault(&l.AgentQueue, max(DefaultAgentQueue, maxQueue))
+	setDefault(&l.SessionShare, DefaultSessionShare)
+	setDefault(&l.AgentReserve, DefaultAgentReserve)
 	l.AgentReserve = min(l.AgentReserve, l.AgentQueue/2)
 }
 
@@ -180,3 +170,10 @@ func (h *Hub) forwardLocked(s *session, from *conn, typ proto.MsgType, payload a
 }
 
 func newLimiter(r float64, burst int) *rate.Limiter { return rate.NewLimiter(rate.Limit(r), burst) }
+
+// setDefault sets *v to d unless the caller set it (a positive value).
+func setDefault[T ~int | ~int64 | ~float64](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
