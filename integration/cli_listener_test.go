@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
 )
 
 // TestCLIListenerRefusesOtherSitesInChromium serves the demo device with
@@ -80,6 +81,11 @@ document.getElementById('f').submit();
 			t.Fatalf("the listener did not refuse the cross-site POST: %v", err)
 		}
 	}
+	// WaitLine may see the same line twice; wait for the second refusal
+	// itself before counting.
+	testenv.Eventually(t, 30*time.Second, "the listener's second refusal", func() bool {
+		return strings.Count(cli.Tail(200), "origin="+evilOrigin) >= 2
+	})
 	if n := strings.Count(cli.Tail(200), "origin="+evilOrigin); n != 2 {
 		t.Errorf("%d refusals of %s, want 2 (the form and the fetch):\n%s", n, evilOrigin, cli.Tail(20))
 	}
