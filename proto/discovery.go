@@ -117,6 +117,10 @@ type Inventory struct {
 type InventoryApplied struct {
 	Applied []string           `json:"applied,omitempty"`
 	Refused []InventoryRefusal `json:"refused,omitempty"`
+	// Devices are all the agent now serves (its file's and the adopted
+	// ones), declared with their health as in hello: signaling replaces
+	// what the agent's hello declared with them.
+	Devices []Device `json:"devices,omitempty"`
 }
 
 // InventoryRefusal says why an inventory entry was not applied.
@@ -282,5 +286,5 @@ func (a *InventoryApplied) Validate() error {
 			return Errorf(CodeBadMessage, "inventory.applied: malformed refusal")
 		}
 	}
-	return nil
+	return validateDevices("inventory.applied", a.Devices)
 }

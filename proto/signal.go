@@ -342,24 +342,30 @@ func (h *Hello) Validate() error {
 	if h.Role == RoleClient && len(h.Devices) > 0 {
 		return Errorf(CodeBadMessage, "hello: clients declare no devices")
 	}
-	if len(h.Devices) > MaxDevices {
-		return Errorf(CodeTooLarge, "hello: %d devices, limit %d", len(h.Devices), MaxDevices)
-	}
 	if h.Fetch < 0 || h.Fetch > 1000 || (h.Fetch != 0 && h.Role != RoleAgent) {
 		return Errorf(CodeBadMessage, "hello: bad fetch version %d", h.Fetch)
 	}
 	if h.Region != "" && !ValidRegion(h.Region) {
 		return Errorf(CodeBadMessage, "hello: malformed region %.40q", h.Region)
 	}
-	seen := make(map[string]bool, len(h.Devices))
-	for i := range h.Devices {
-		if err := h.Devices[i].Validate(); err != nil {
+	return validateDevices("hello", h.Devices)
+}
+
+// validateDevices checks an agent's device declarations (hello,
+// inventory.applied): within the limit, each valid, none twice.
+func validateDevices(what string, devs []Device) error {
+	if len(devs) > MaxDevices {
+		return Errorf(CodeTooLarge, "%s: %d devices, limit %d", what, len(devs), MaxDevices)
+	}
+	seen := make(map[string]bool, len(devs))
+	for i := range devs {
+		if err := devs[i].Validate(); err != nil {
 			return err
 		}
-		if seen[h.Devices[i].ID] {
-			return Errorf(CodeBadMessage, "hello: device %q declared twice", h.Devices[i].ID)
+		if seen[devs[i].ID] {
+			return Errorf(CodeBadMessage, "%s: device %q declared twice", what, devs[i].ID)
 		}
-		seen[h.Devices[i].ID] = true
+		seen[devs[i].ID] = true
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -10,12 +11,15 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/porthole-dev/porthole/agent/deviceid"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/egress"
+	"github.com/porthole-dev/porthole/agent/scope"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -62,6 +66,48 @@ type FileConfig struct {
 	// private relay certificate (TURN over TLS), an https:// proxy, or a
 	// proxy that inspects TLS.
 	CAFile string `json:"caFile,omitempty"`
+	// Scope is the part of the site's network the agent may ever reach:
+	// "scope": {"cidrs": ["192.168.1.0/24"], "ports": [80, 443, 22]}.
+	// Without it, the subnets of the agent's own interfaces and ports
+	// 80/443 plus the adopted devices' ports. Devices adopted in the app
+	// are always checked against it; the devices above only when the file
+	// declares a scope (then a device outside it stops the agent).
+	Scope *scope.Config `json:"scope,omitempty"`
+	// Discovery tunes the agent's scans of the scope (discover.go).
+	Discovery *DiscoveryConfig `json:"discovery,omitempty"`
+}
+
+// DiscoveryConfig is the agent's discovery entry:
+//
+//	"discovery": {"interval": "12h", "rate": 100, "snmpCommunities": ["public"]}
+type DiscoveryConfig struct {
+	// Off stops discovery, periodic and on demand.
+	Off bool `json:"off,omitempty"`
+	// Interval between periodic scans (Go duration, at least 10m);
+	// "0" scans only when asked from the app. Default DefaultDiscoveryInterval.
+	Interval string `json:"interval,omitempty"`
+	// Rate is probes per second, all sources together (default 100).
+	Rate float64 `json:"rate,omitempty"`
+	// SNMPCommunities are the v2c communities tried (default "public").
+	SNMPCommunities []string `json:"snmpCommunities,omitempty"`
+}
+
+// DefaultDiscoveryInterval is the time between periodic scans.
+const DefaultDiscoveryInterval = 12 * time.Hour
+
+// IntervalOrDefault parses Interval.
+func (dc *DiscoveryConfig) IntervalOrDefault() (time.Duration, error) {
+	if dc == nil || dc.Interval == "" {
+		return DefaultDiscoveryInterval, nil
+	}
+	d, err := time.ParseDuration(dc.Interval)
+	if err != nil {
+		return 0, fmt.Errorf("agent config: discovery interval: %w", err)
+	}
+	if d != 0 && d < 10*time.Minute {
+		return 0, fmt.Errorf("agent config: discovery interval %s: at least 10m, or 0 for scans only on demand", d)
+	}
+	return d, nil
 }
 
 // ProxyConfig is the agent's proxy entry:
@@ -152,6 +198,10 @@ type DeviceConfig struct {
 	// (with snmp or httpProbe) and tlsCertSha256, inline in the device's
 	// JSON object.
 	deviceid.Expect
+
+	// scope, if set, bounds every dial to the device (an adopted device,
+	// or the file's when the site declared a scope).
+	scope *scope.Scope
 }
 
 // LoadFile reads and validates a configuration file.
@@ -302,7 +352,16 @@ func (d DeviceConfig) proxyDevice() deviceproxy.Device {
 		HostHeader:         d.HostHeader,
 		InsecureSkipVerify: d.InsecureSkipVerify,
 		Names:              d.names(),
+		Control:            d.control(),
 	}
+}
+
+// control is the scope's check on every dial to the device, if bounded.
+func (d DeviceConfig) control() func(context.Context, string, string, syscall.RawConn) error {
+	if d.scope == nil {
+		return nil
+	}
+	return d.scope.Control
 }
 
 // names are the declared names plus, for a host-name address

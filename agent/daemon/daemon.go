@@ -17,8 +17,10 @@ import (
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/deviceid"
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/discovery"
 	"github.com/porthole-dev/porthole/agent/egress"
 	"github.com/porthole-dev/porthole/agent/enroll"
+	"github.com/porthole-dev/porthole/agent/scope"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/proto"
@@ -81,13 +83,29 @@ type Config struct {
 	// TLS; nil means the system's roots. (An enrolled agent trusts only
 	// its enrollment's CA for signaling.)
 	RootCAs *x509.CertPool
+	// Scope is the part of the site's network the agent may ever reach
+	// (agent/scope). Devices signaling sends (the inventory adopted in the
+	// app, inventory.go) are checked against it before they are served
+	// and on every dial; nil refuses every adopted device. Devices of the
+	// agent's own file are bounded by it only when BoundFileDevices says
+	// so (the site declared a scope in the file).
+	Scope            *scope.Scope
+	BoundFileDevices bool
+	// Scanner, if set, runs discovery (agent/discovery) when signaling
+	// asks and every DiscoveryInterval (0: only when asked), reporting
+	// what it finds to signaling (discover.go).
+	Scanner           *discovery.Scanner
+	DiscoveryInterval time.Duration
 }
 
 // Agent is a running on-site agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	devices map[string]*device
+	cfg Config
+	log *slog.Logger
+
+	devMu    sync.RWMutex
+	devices  map[string]*device // the file's and the adopted ones (inventory.go)
+	scanning atomic.Bool        // a discovery scan in progress (discover.go)
 
 	conn      atomic.Pointer[sigclient.Conn]
 	connected atomic.Bool
@@ -107,6 +125,9 @@ type Agent struct {
 type device struct {
 	cfg   DeviceConfig
 	proxy *deviceproxy.Proxy
+	// adopted says the device came from signaling's inventory, not the
+	// agent's file.
+	adopted bool
 }
 
 // New validates cfg and builds an agent. It does no I/O.
@@ -169,6 +190,15 @@ func New(cfg Config) (*Agent, error) {
 		if _, dup := a.devices[d.ID]; dup {
 			return nil, fmt.Errorf("agent: device %s declared twice", d.ID)
 		}
+		if cfg.BoundFileDevices {
+			if cfg.Scope == nil {
+				return nil, errors.New("agent: bounding the file's devices needs a scope")
+			}
+			if err := checkScope(cfg.Scope, d, true); err != nil {
+				return nil, fmt.Errorf("agent: device %s: %w", d.ID, err)
+			}
+			d.scope = cfg.Scope
+		}
 		p, err := deviceproxy.New(d.proxyDevice(), cfg.Logger.With("device", d.ID))
 		if err != nil {
 			return nil, fmt.Errorf("agent: device %s: %w", d.ID, err)
@@ -191,6 +221,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.wg.Go(func() { e.RenewLoop(ctx, a.log, 0) })
 	}
 	a.wg.Go(func() { a.shipAccessLog(ctx) })
+	if a.cfg.Scanner != nil && a.cfg.DiscoveryInterval > 0 {
+		a.wg.Go(func() { a.discoverLoop(ctx) })
+	}
 	backoff := a.cfg.MinBackoff
 	for {
 		var renewed <-chan struct{} // nil (never ready) without enrollment
@@ -289,10 +322,26 @@ func (a *Agent) handle(ctx context.Context, env *proto.Envelope) {
 		}
 		a.alog.Rewind() // a new connection: ship what the last one did not get acknowledged
 		a.connected.Store(true)
-		a.log.Info("connected to signaling", "agent", w.ID, "node", w.Node, "devices", len(a.devices), "signaling", a.signalingRoute())
+		a.log.Info("connected to signaling", "agent", w.ID, "node", w.Node, "devices", a.deviceCount(), "signaling", a.signalingRoute())
 		if len(w.Relays) > 0 {
 			a.wg.Go(func() { a.measureRelays(ctx, w.Relays) })
 		}
+	case proto.TypeInventory:
+		var inv proto.Inventory
+		if err := proto.DecodeData(env, &inv); err != nil {
+			a.log.Warn("inventory refused: malformed", "err", err)
+			_ = a.send(proto.TypeError, "", &proto.Error{Code: proto.CodeOf(err), Message: "inventory refused: " + err.Error()})
+			return
+		}
+		// Health checks of the adopted devices take a moment.
+		a.wg.Go(func() { a.applyInventory(ctx, &inv) })
+	case proto.TypeDiscoveryRun:
+		var run proto.DiscoveryRun
+		if err := proto.DecodeData(env, &run); err != nil {
+			a.log.Warn("discovery.run refused: malformed", "err", err)
+			return
+		}
+		a.startDiscovery(ctx, "asked by signaling")
 	case proto.TypeSessionOpen:
 		// The device check takes a moment: do not hold up other sessions'
 		// messages meanwhile.

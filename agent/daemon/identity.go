@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -52,15 +51,15 @@ func (a *Agent) dialOptions() (string, sigclient.Options) {
 func (a *Agent) inventory(ctx context.Context) []proto.Device {
 	ctx, cancel := context.WithTimeout(ctx, inventoryTimeout)
 	defer cancel()
-	ids := make([]string, 0, len(a.devices))
-	for id := range a.devices {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	out := make([]proto.Device, len(ids))
+	return a.declare(ctx, a.deviceList())
+}
+
+// declare declares devs with what a check of each finds now.
+func (a *Agent) declare(ctx context.Context, devs []*device) []proto.Device {
+	out := make([]proto.Device, len(devs))
 	var wg sync.WaitGroup
-	for i, id := range ids {
-		d := a.devices[id]
+	for i, d := range devs {
+		id := d.cfg.ID
 		out[i] = d.cfg.declaration()
 		wg.Go(func() {
 			res, err := a.checkDevice(ctx, d)

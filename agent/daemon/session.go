@@ -248,7 +248,7 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 		refuse(perr.Code, "%s", perr.Message)
 		return
 	}
-	dev, ok := a.devices[open.Device]
+	dev, ok := a.device(open.Device)
 	if !ok {
 		refuse(proto.CodeDeviceNotFound, "this agent declares no device %q", open.Device)
 		return

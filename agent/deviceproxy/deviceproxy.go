@@ -85,6 +85,11 @@ type Device struct {
 	// MAC address in the neighbour table the connection just confirmed);
 	// an error closes the connection and refuses the exchange.
 	VerifyConn func(net.Conn) error
+	// Control, if set, is the dialer's ControlContext for every
+	// connection to the device: the agent's scope check (agent/scope) on
+	// the address actually dialled, so a device adopted from signaling
+	// cannot be pointed outside the site's scope at the last moment.
+	Control func(ctx context.Context, network, address string, c syscall.RawConn) error
 	// UploadSpoolLimit bounds a request body of unknown length that the
 	// agent spools to learn its length before sending it to the device
 	// (see spool.go): 0 means DefaultUploadSpoolLimit; a negative value
@@ -406,7 +411,18 @@ func (p *Proxy) dial(ctx context.Context, port int) (net.Conn, error) {
 		return nil, err
 	}
 	d := net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}
+	var refused error
+	if c := p.d.Control; c != nil {
+		d.ControlContext = func(ctx context.Context, network, address string, raw syscall.RawConn) error {
+			refused = c(ctx, network, address, raw)
+			return refused
+		}
+	}
 	conn, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, uint16(port)).String()) //nolint:gosec // port checked
+	if refused != nil {
+		p.log.Warn("deviceproxy: dial refused by the site's scope", "device", p.d.ID, "port", port, "err", refused)
+		return nil, proto.Errorf(proto.CodeForbidden, "device %s: %v", p.d.ID, refused)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dial device: %w", err)
 	}

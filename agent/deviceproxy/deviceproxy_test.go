@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
+	"github.com/porthole-dev/porthole/agent/scope"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -284,4 +286,33 @@ func TestOriginIsNeverLaundered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestControlRefusesTheDialItself: the scope check runs on the address
+// actually dialled (after resolution), so a device whose name resolves
+// outside the site's scope is never connected to.
+func TestControlRefusesTheDialItself(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := portOf(t, ln.Addr().String())
+	sc, err := scope.New(scope.Config{CIDRs: []string{"192.0.2.0/24"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, deviceproxy.Device{ID: "d1", Host: "localhost", HTTPPort: 80, Ports: []int{port}, Control: sc.Control})
+	_, err = p.DialTCP(context.Background(), port)
+	var pe *proto.Error
+	if !errors.As(err, &pe) || pe.Code != proto.CodeForbidden || !strings.Contains(pe.Message, "outside the site's scope") {
+		t.Fatalf("dial: %v, want a forbidden out-of-scope refusal", err)
+	}
+	// The same device without the check reaches the listener.
+	open := newProxy(t, deviceproxy.Device{ID: "d1", Host: "localhost", HTTPPort: 80, Ports: []int{port}})
+	c, err := open.DialTCP(context.Background(), port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
 }

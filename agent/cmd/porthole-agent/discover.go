@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/porthole-dev/porthole/agent/daemon"
 	"github.com/porthole-dev/porthole/agent/discovery"
 	"github.com/porthole-dev/porthole/agent/scope"
 )
@@ -72,6 +74,61 @@ func discoverCmd(args []string, stdout io.Writer) error {
 		*discovery.Result
 		DurationMS int64 `json:"durationMs"`
 	}{sc.String(), res, res.Duration.Milliseconds()})
+}
+
+// siteScope builds the running agent's scope from its file (default: its
+// own interfaces' subnets, ports 80/443 plus the adopted devices') and its
+// discovery scanner, unless the file turns discovery off.
+func siteScope(fc *daemon.FileConfig, logger *slog.Logger) (*scope.Scope, *discovery.Scanner, time.Duration, error) {
+	own, err := scope.Interfaces()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var cfg scope.Config
+	if fc.Scope != nil {
+		cfg = *fc.Scope
+	}
+	sc, err := scope.New(cfg, own)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("agent config: %w", err)
+	}
+	dc := fc.Discovery
+	if dc != nil && dc.Off {
+		return sc, nil, 0, nil
+	}
+	interval, err := dc.IntervalOrDefault()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	stages := discovery.DefaultStages()
+	if dc != nil && len(dc.SNMPCommunities) > 0 {
+		for _, st := range stages {
+			for _, src := range st {
+				if s, ok := src.(*discovery.SNMP); ok {
+					s.Communities = dc.SNMPCommunities
+				}
+			}
+		}
+	}
+	var rate float64
+	if dc != nil {
+		rate = dc.Rate
+	}
+	scanner, err := discovery.New(discovery.Config{Scope: sc, Stages: stages, Rate: rate, Logger: logger.With("part", "discovery")})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return sc, scanner, interval, nil
+}
+
+func discoveryState(s *discovery.Scanner, every time.Duration) string {
+	switch {
+	case s == nil:
+		return "off"
+	case every == 0:
+		return "on demand"
+	}
+	return "on demand and every " + every.String()
 }
 
 // buildScope makes the site's scope from the flags or config fields.

@@ -156,19 +156,27 @@ func run(ctx context.Context, logOut io.Writer) error {
 		return err
 	}
 	defer alog.Close()
+	sc, scanner, interval, err := siteScope(fc, logger)
+	if err != nil {
+		return err
+	}
 	agent, err := daemon.New(daemon.Config{
-		AccessLog:    alog,
-		Enrollment:   enrollment,
-		Server:       fc.Server,
-		Key:          fc.Key,
-		Devices:      fc.Devices,
-		Logger:       logger,
-		LoopbackOnly: *loopback,
-		Region:       fc.Region,
-		Pins:         &deviceid.PinStore{Dir: tlsPinDir(stateDirOf(*stateDir, fc))},
-		Egress:       eg,
-		RootCAs:      roots,
-		TLS:          &tlscompat.Store{Dir: filepath.Join(stateDirOf(*stateDir, fc), "tls-compat")},
+		Scope:             sc,
+		BoundFileDevices:  fc.Scope != nil,
+		Scanner:           scanner,
+		DiscoveryInterval: interval,
+		AccessLog:         alog,
+		Enrollment:        enrollment,
+		Server:            fc.Server,
+		Key:               fc.Key,
+		Devices:           fc.Devices,
+		Logger:            logger,
+		LoopbackOnly:      *loopback,
+		Region:            fc.Region,
+		Pins:              &deviceid.PinStore{Dir: tlsPinDir(stateDirOf(*stateDir, fc))},
+		Egress:            eg,
+		RootCAs:           roots,
+		TLS:               &tlscompat.Store{Dir: filepath.Join(stateDirOf(*stateDir, fc), "tls-compat")},
 	})
 	if err != nil {
 		return err
@@ -178,6 +186,7 @@ func run(ctx context.Context, logOut io.Writer) error {
 			return err
 		}
 	}
-	logger.Info("porthole-agent starting", "server", fc.Server, "devices", len(fc.Devices), "proxy", eg.String())
+	logger.Info("porthole-agent starting", "server", fc.Server, "devices", len(fc.Devices), "proxy", eg.String(),
+		"scope", sc.String(), "discovery", discoveryState(scanner, interval))
 	return agent.Run(ctx)
 }
