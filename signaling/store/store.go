@@ -21,6 +21,8 @@ import (
 	"errors"
 	"slices"
 	"time"
+
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // Errors every backend returns, wrapped with detail; compare with errors.Is.
@@ -105,6 +107,47 @@ type Device struct {
 	Enabled   bool      `json:"enabled"`
 	UpdatedBy string    `json:"updatedBy,omitempty"`
 	Updated   time.Time `json:"updated"`
+
+	// The inventory. Adopted says a configurer adopted the device in the
+	// app: signaling sends it to its agent (proto.InventoryDevice), which
+	// checks it against the site's scope. A device declared in the
+	// agent's own file is not adopted; its record keeps what the agent
+	// last declared, so it is listed (offline) while the agent is away.
+	Adopted   bool   `json:"adopted,omitempty"`
+	AdoptedBy string `json:"adoptedBy,omitempty"`
+	Name      string `json:"name,omitempty"`
+	// Addr and Services are the adopted device's (what the agent is sent).
+	Addr     string          `json:"addr,omitempty"`
+	Services []proto.Service `json:"services,omitempty"`
+	// MAC and Serial are the identity seen at adoption, checked before
+	// every session unless Relaxed.
+	MAC     string `json:"mac,omitempty"`
+	Serial  string `json:"serial,omitempty"`
+	Relaxed bool   `json:"relaxed,omitempty"`
+	// Type, Vendor and Model are what discovery learnt, for people.
+	Type   string `json:"type,omitempty"`
+	Vendor string `json:"vendor,omitempty"`
+	Model  string `json:"model,omitempty"`
+	// Declared is the device as its agent last declared it (hello or
+	// inventory.applied), with its health; LastSeen when that was.
+	Declared *proto.Device `json:"declared,omitempty"`
+	LastSeen time.Time     `json:"lastSeen,omitzero"`
+	// Refused is the agent's reason for not serving an adopted device
+	// (outside the site's scope, say); empty when it serves it.
+	Refused string `json:"refused,omitempty"`
+}
+
+// Discovery is the latest scan an agent reported: the candidates the app
+// shows as "Discovered" beside the site's devices.
+type Discovery struct {
+	Agent     string             `json:"agent"`
+	Scan      string             `json:"scan"`
+	Scope     []string           `json:"scope,omitempty"`
+	Started   time.Time          `json:"started"`
+	Finished  time.Time          `json:"finished,omitzero"`
+	Probes    int                `json:"probes,omitempty"`
+	Truncated bool               `json:"truncated,omitempty"`
+	Devices   []proto.Discovered `json:"devices,omitempty"`
 }
 
 // TokenKind says what a token is good for.
@@ -230,6 +273,15 @@ type Store interface {
 	// UpdateDevice applies fn to the device's settings (the zero settings
 	// if none are stored) atomically and stores the result.
 	UpdateDevice(ctx context.Context, agent, id string, fn func(*Device) error) (*Device, error)
+	// Devices lists the device records of agent, sorted by ID.
+	Devices(ctx context.Context, agent string) ([]*Device, error)
+	// DeleteDevice removes a device record; ErrNotFound if there is none.
+	DeleteDevice(ctx context.Context, agent, id string) error
+
+	// PutDiscovery stores an agent's latest scan, replacing the last.
+	PutDiscovery(ctx context.Context, d *Discovery) error
+	// Discovery returns an agent's latest scan; ErrNotFound if none.
+	Discovery(ctx context.Context, agent string) (*Discovery, error)
 
 	// PutToken stores t; ErrExists if its Hash is taken.
 	PutToken(ctx context.Context, t *Token) error

@@ -27,6 +27,7 @@ var (
 	bSites      = []byte("sites")      // id → Site
 	bAgents     = []byte("agents")     // id → Agent
 	bDevices    = []byte("devices")    // agent \x00 id → Device
+	bDiscovery  = []byte("discovery")  // agent → Discovery
 	bTokens     = []byte("tokens")     // hash → Token
 	bUserTokens = []byte("usertokens") // user \x00 hash → nothing
 	bCodes      = []byte("codes")      // hash → Code
@@ -66,7 +67,7 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bUsers, bUserNames, bSites, bAgents, bDevices, bTokens, bUserTokens, bCodes, bAttempts, bAudit, bJobs, bJobsByTime, bCheckpoints} {
+		for _, b := range [][]byte{bUsers, bUserNames, bSites, bAgents, bDevices, bDiscovery, bTokens, bUserTokens, bCodes, bAttempts, bAudit, bJobs, bJobsByTime, bCheckpoints} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -330,6 +331,47 @@ func (s *Store) UpdateDevice(ctx context.Context, agent, id string, fn func(*sto
 		return nil, err
 	}
 	return d, nil
+}
+
+// Devices implements store.Store.
+func (s *Store) Devices(ctx context.Context, agent string) (out []*store.Device, err error) {
+	prefix := deviceKey(agent, "")
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bDevices).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			d := new(store.Device)
+			if err := json.Unmarshal(v, d); err != nil {
+				return fmt.Errorf("device %q: %w: %v", k, store.ErrBadRecord, err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteDevice implements store.Store.
+func (s *Store) DeleteDevice(ctx context.Context, agent, id string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDevices)
+		if b.Get(deviceKey(agent, id)) == nil {
+			return fmt.Errorf("device %s/%s: %w", agent, id, store.ErrNotFound)
+		}
+		return b.Delete(deviceKey(agent, id))
+	})
+}
+
+// PutDiscovery implements store.Store.
+func (s *Store) PutDiscovery(ctx context.Context, d *store.Discovery) error {
+	if d.Agent == "" {
+		return fmt.Errorf("put discovery: %w: empty agent", store.ErrBadRecord)
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error { return put(tx.Bucket(bDiscovery), []byte(d.Agent), d) })
+}
+
+// Discovery implements store.Store.
+func (s *Store) Discovery(ctx context.Context, agent string) (*store.Discovery, error) {
+	return viewGet[store.Discovery](ctx, s, bDiscovery, []byte(agent), "discovery")
 }
 
 func userTokenKey(user, hash string) []byte { return []byte(user + "\x00" + hash) }

@@ -105,6 +105,8 @@ func (s *Store) kSiteAgents(id string) string { return s.k("siteagents", id) }
 func (s *Store) kAgent(id string) string      { return s.k("agent", id) }
 func (s *Store) kAgents() string              { return s.k("agents") }
 func (s *Store) kDevice(a, id string) string  { return s.k("device", a+"\x00"+id) }
+func (s *Store) kDevices(a string) string     { return s.k("agentdevices", a) }
+func (s *Store) kDiscovery(a string) string   { return s.k("discovery", a) }
 func (s *Store) kToken(h string) string       { return s.k("token", h) }
 func (s *Store) kUserTokens(u string) string  { return s.k("usertokens", u) }
 func (s *Store) kCode(h string) string        { return s.k("code", h) }
@@ -416,6 +418,7 @@ func (s *Store) UpdateDevice(ctx context.Context, agent, id string, fn func(*sto
 		d.Agent, d.ID = agent, id
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, k, enc(d), 0)
+			p.SAdd(ctx, s.kDevices(agent), id)
 			return nil
 		})
 		return err
@@ -424,6 +427,46 @@ func (s *Store) UpdateDevice(ctx context.Context, agent, id string, fn func(*sto
 		return nil, err
 	}
 	return d, nil
+}
+
+// Devices implements store.Store.
+func (s *Store) Devices(ctx context.Context, agent string) ([]*store.Device, error) {
+	out, err := list[store.Device](ctx, s, s.kDevices(agent), func(id string) string { return s.kDevice(agent, id) }, "device")
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// DeleteDevice implements store.Store.
+func (s *Store) DeleteDevice(ctx context.Context, agent, id string) error {
+	k := s.kDevice(agent, id)
+	return s.tx(ctx, func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, k).Result()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("device %s/%s: %w", agent, id, store.ErrNotFound)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, k)
+			p.SRem(ctx, s.kDevices(agent), id)
+			return nil
+		})
+		return err
+	}, k)
+}
+
+// PutDiscovery implements store.Store.
+func (s *Store) PutDiscovery(ctx context.Context, d *store.Discovery) error {
+	if d.Agent == "" {
+		return fmt.Errorf("put discovery: %w: empty agent", store.ErrBadRecord)
+	}
+	return s.rdb.Set(ctx, s.kDiscovery(d.Agent), enc(d), 0).Err()
+}
+
+// Discovery implements store.Store.
+func (s *Store) Discovery(ctx context.Context, agent string) (*store.Discovery, error) {
+	return get[store.Discovery](ctx, s.rdb, s.kDiscovery(agent), "discovery", agent)
 }
 
 // setExpiring stores v under key until expires (forever if zero). An

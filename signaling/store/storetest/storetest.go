@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/store"
 )
 
@@ -28,6 +30,8 @@ func Run(t *testing.T, open Factory) {
 		{"UpdateUserIsAtomic", testUpdateUserAtomic},
 		{"SitesAndAgents", testSitesAndAgents},
 		{"Devices", testDevices},
+		{"Inventory", testInventory},
+		{"Discovery", testDiscovery},
 		{"Tokens", testTokens},
 		{"CodesAreSingleUse", testCodes},
 		{"CodeConsumedOnceUnderRace", testCodeRace},
@@ -220,6 +224,90 @@ func testDevices(t *testing.T, open Factory) {
 	must(t, err)
 	if !got.Enabled || got.UpdatedBy != "u1" {
 		t.Fatalf("Device = %+v", got)
+	}
+}
+
+func testInventory(t *testing.T, open Factory) {
+	s := newStore(t, open)
+	list, err := s.Devices(ctx, "ag1")
+	must(t, err)
+	if len(list) != 0 {
+		t.Fatalf("Devices of a new agent = %v", list)
+	}
+	seen := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, id := range []string{"zebra", "printer-1", "cam"} {
+		_, err := s.UpdateDevice(ctx, "ag1", id, func(d *store.Device) error {
+			d.Adopted, d.Addr, d.MAC, d.Serial = id != "cam", "192.0.2.20", "02:00:5e:10:00:01", "SN-"+id
+			d.Services = []proto.Service{{Kind: proto.ServiceWeb, Port: 80, Scheme: "http"}}
+			d.Declared = &proto.Device{ID: id, Health: &proto.DeviceHealth{Reachable: true}}
+			d.LastSeen = seen
+			return nil
+		})
+		must(t, err)
+	}
+	_, err = s.UpdateDevice(ctx, "ag2", "other", func(d *store.Device) error { d.Adopted = true; return nil })
+	must(t, err)
+	list, err = s.Devices(ctx, "ag1")
+	must(t, err)
+	var ids []string
+	for _, d := range list {
+		ids = append(ids, d.ID)
+	}
+	if strings.Join(ids, ",") != "cam,printer-1,zebra" {
+		t.Fatalf("Devices(ag1) = %v, want cam,printer-1,zebra (sorted, this agent's only)", ids)
+	}
+	p := list[1]
+	if !p.Adopted || p.Serial != "SN-printer-1" || len(p.Services) != 1 || p.Services[0].Port != 80 ||
+		p.Declared == nil || p.Declared.Health == nil || !p.Declared.Health.Reachable || !p.LastSeen.Equal(seen) {
+		t.Fatalf("round trip lost fields: %+v", p)
+	}
+	must(t, s.DeleteDevice(ctx, "ag1", "zebra"))
+	wantErr(t, s.DeleteDevice(ctx, "ag1", "zebra"), store.ErrNotFound)
+	_, err = s.Device(ctx, "ag1", "zebra")
+	wantErr(t, err, store.ErrNotFound)
+	list, err = s.Devices(ctx, "ag1")
+	must(t, err)
+	if len(list) != 2 {
+		t.Fatalf("after delete: %d devices", len(list))
+	}
+	// Deleted and adopted again: a fresh record, listed again.
+	_, err = s.UpdateDevice(ctx, "ag1", "zebra", func(d *store.Device) error {
+		if d.Adopted || d.Serial != "" {
+			return errors.New("a deleted device came back with its old record")
+		}
+		return nil
+	})
+	must(t, err)
+	if list, _ = s.Devices(ctx, "ag1"); len(list) != 3 {
+		t.Fatalf("after re-adding: %d devices", len(list))
+	}
+}
+
+func testDiscovery(t *testing.T, open Factory) {
+	s := newStore(t, open)
+	_, err := s.Discovery(ctx, "ag1")
+	wantErr(t, err, store.ErrNotFound)
+	wantErr(t, s.PutDiscovery(ctx, &store.Discovery{}), store.ErrBadRecord)
+	d := &store.Discovery{Agent: "ag1", Scan: "scan-1", Scope: []string{"192.0.2.0/24"}, Started: time.Now().UTC().Truncate(time.Second),
+		Probes: 263, Devices: []proto.Discovered{{Addr: "192.0.2.20", MAC: "02:00:5e:10:00:01", Model: "HP LaserJet", Serial: "CNB1",
+			Services: []proto.DiscoveredService{{Kind: proto.ServiceWeb, Port: 80, Title: "EWS"}}}}}
+	must(t, s.PutDiscovery(ctx, d))
+	d2 := *d
+	d2.Scan, d2.Devices = "scan-2", nil
+	must(t, s.PutDiscovery(ctx, &d2))
+	got, err := s.Discovery(ctx, "ag1")
+	must(t, err)
+	if got.Scan != "scan-2" || len(got.Devices) != 0 {
+		t.Fatalf("the latest scan replaces the last: %+v", got)
+	}
+	must(t, s.PutDiscovery(ctx, d))
+	got, err = s.Discovery(ctx, "ag1")
+	must(t, err)
+	if got.Probes != 263 || len(got.Devices) != 1 || got.Devices[0].Services[0].Title != "EWS" || !got.Started.Equal(d.Started) {
+		t.Fatalf("Discovery = %+v", got)
+	}
+	if _, err := s.Discovery(ctx, "ag2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another agent's discovery: %v", err)
 	}
 }
 
