@@ -30,6 +30,20 @@ type DeviceStatus struct {
 	Device
 	Agent  string `json:"agent"`
 	Online bool   `json:"online"`
+	// The inventory (signaling/inventory): what the app shows beyond the
+	// agent's declaration. LastSeen is when the agent last declared the
+	// device (set while it is offline); Adopted says a configurer adopted
+	// it in the app (else the agent's own file declares it); Refused is
+	// the agent's reason for not serving an adopted device; Moved says
+	// discovery found the device at a new address and the inventory
+	// followed it ("192.0.2.20 → 192.0.2.31").
+	LastSeen time.Time `json:"lastSeen,omitzero"`
+	Adopted  bool      `json:"adopted,omitempty"`
+	Type     string    `json:"type,omitempty"`
+	Model    string    `json:"model,omitempty"`
+	Serial   string    `json:"serial,omitempty"`
+	Refused  string    `json:"refused,omitempty"`
+	Moved    string    `json:"moved,omitempty"`
 }
 
 // DeviceList answers GET /v1/devices.

@@ -135,6 +135,11 @@ type Device struct {
 	// Refused is the agent's reason for not serving an adopted device
 	// (outside the site's scope, say); empty when it serves it.
 	Refused string `json:"refused,omitempty"`
+	// Moved says discovery found the adopted device (by its MAC, and its
+	// serial when recorded) at a new address, which the inventory took:
+	// "192.0.2.20 → 192.0.2.31", at MovedAt.
+	Moved   string    `json:"moved,omitempty"`
+	MovedAt time.Time `json:"movedAt,omitzero"`
 }
 
 // Discovery is the latest scan an agent reported: the candidates the app
