@@ -10,24 +10,27 @@ import "time"
 
 // API paths.
 const (
-	PathLogin    = "/v1/login"                   // POST Login → LoginResult (sets the login cookie unless a second factor is due)
-	PathLoginMFA = "/v1/login/mfa"               // POST LoginMFA → LoginResult
-	PathLogout   = "/v1/logout"                  // POST; ends the login
-	PathMe       = "/v1/me"                      // GET → Me
-	PathPassword = "/v1/me/password"             // POST PasswordChange
-	PathTOTP     = "/v1/me/totp"                 // POST → TOTPEnrollment; DELETE with PasswordConfirm
-	PathTOTPConf = "/v1/me/totp/verify"          // POST TOTPVerify → RecoveryCodes (second factor on)
-	PathTokens   = "/v1/me/tokens"               // GET → TokenList; POST NewToken → CreatedToken; DELETE /v1/me/tokens/{id}
-	PathOverview = "/v1/overview"                // GET → Overview: the caller's sites and their devices
-	PathDevice   = "/v1/devices/{id}"            // PATCH DeviceUpdate → DeviceView (configurers and admins)
-	PathUsers    = "/v1/users"                   // admin: GET → UserList; POST NewUser → UserView
-	PathUser     = "/v1/users/{id}"              // admin: PATCH UserUpdate → UserView; DELETE
-	PathUserRole = "/v1/users/{id}/roles/{site}" // admin: PUT RoleUpdate → UserView
-	PathSites    = "/v1/sites"                   // GET → SiteList (admin: all; others: their own); admin POST NewSite → SiteView
-	PathSite     = "/v1/sites/{id}"              // admin: DELETE
-	PathAgents   = "/v1/agents"                  // admin: GET → AgentList
-	PathAgent    = "/v1/agents/{id}"             // admin: PUT AgentUpdate → AgentView
-	PathAudit    = "/v1/audit"                   // admin: GET ?after=N&limit=M → AuditList
+	PathLogin      = "/v1/login"                   // POST Login → LoginResult (sets the login cookie unless a second factor is due)
+	PathLoginMFA   = "/v1/login/mfa"               // POST LoginMFA → LoginResult
+	PathLogout     = "/v1/logout"                  // POST; ends the login
+	PathMe         = "/v1/me"                      // GET → Me
+	PathPassword   = "/v1/me/password"             // POST PasswordChange
+	PathTOTP       = "/v1/me/totp"                 // POST → TOTPEnrollment; DELETE with PasswordConfirm
+	PathTOTPConf   = "/v1/me/totp/verify"          // POST TOTPVerify → RecoveryCodes (second factor on)
+	PathTokens     = "/v1/me/tokens"               // GET → TokenList; POST NewToken → CreatedToken; DELETE /v1/me/tokens/{id}
+	PathOverview   = "/v1/overview"                // GET → Overview: the caller's sites and their devices
+	PathDevice     = "/v1/devices/{id}"            // PATCH DeviceUpdate → DeviceView; DELETE an adopted device (configurers and admins)
+	PathAdopt      = "/v1/devices/adopt"           // POST Adopt → DeviceView: adopt a discovered device (configurers and admins)
+	PathDiscovered = "/v1/sites/{id}/discovered"   // GET → DiscoveredList: the site's agents' latest scans (configurers and admins)
+	PathDiscover   = "/v1/sites/{id}/discover"     // POST → DiscoverStarted: ask the site's agents to scan now
+	PathUsers      = "/v1/users"                   // admin: GET → UserList; POST NewUser → UserView
+	PathUser       = "/v1/users/{id}"              // admin: PATCH UserUpdate → UserView; DELETE
+	PathUserRole   = "/v1/users/{id}/roles/{site}" // admin: PUT RoleUpdate → UserView
+	PathSites      = "/v1/sites"                   // GET → SiteList (admin: all; others: their own); admin POST NewSite → SiteView
+	PathSite       = "/v1/sites/{id}"              // admin: DELETE
+	PathAgents     = "/v1/agents"                  // admin: GET → AgentList
+	PathAgent      = "/v1/agents/{id}"             // admin: PUT AgentUpdate → AgentView
+	PathAudit      = "/v1/audit"                   // admin: GET ?after=N&limit=M → AuditList
 
 	PathAuthorize = "/oauth/authorize" // OAuth 2.1 authorization endpoint (GET, and POST for consent)
 	PathToken     = "/oauth/token"     // OAuth 2.1 token endpoint (POST, form-encoded)
@@ -214,9 +217,61 @@ type Overview struct {
 	Sites []SiteView `json:"sites"`
 }
 
-// DeviceUpdate is the body of PATCH /v1/devices/{id}.
+// DeviceUpdate is the body of PATCH /v1/devices/{id}. Name and Relaxed
+// change only adopted devices (a device of the agent's file is the
+// site's to change).
 type DeviceUpdate struct {
-	Enabled *bool `json:"enabled"`
+	Enabled *bool   `json:"enabled"`
+	Name    *string `json:"name,omitempty"`
+	// Relaxed turns the identity check (MAC and serial, recorded at
+	// adoption) off before sessions; the app warns first.
+	Relaxed *bool `json:"relaxed,omitempty"`
+}
+
+// Adopt is the body of POST /v1/devices/adopt: a device of the agent's
+// latest scan (by address) becomes a device of the site. An empty ID is
+// derived from the name; nil Services means what the scan found.
+type Adopt struct {
+	Agent    string    `json:"agent"`
+	Addr     string    `json:"addr"`
+	ID       string    `json:"id,omitempty"`
+	Name     string    `json:"name"`
+	Services []Service `json:"services,omitempty"`
+	Type     string    `json:"type,omitempty"`
+	Relaxed  bool      `json:"relaxed,omitempty"`
+}
+
+// DiscoveredCandidate is a discovered device, with the ID of the device it became
+// if it was adopted.
+type DiscoveredCandidate struct {
+	Discovered
+	Adopted string `json:"adopted,omitempty"`
+}
+
+// AgentScan is one agent's latest scan.
+type AgentScan struct {
+	Agent      string                `json:"agent"`
+	AgentName  string                `json:"agentName,omitempty"`
+	Online     bool                  `json:"online"`
+	Scan       string                `json:"scan,omitempty"`
+	Scope      []string              `json:"scope,omitempty"`
+	Started    time.Time             `json:"started,omitzero"`
+	Finished   time.Time             `json:"finished,omitzero"`
+	Probes     int                   `json:"probes,omitempty"`
+	Truncated  bool                  `json:"truncated,omitempty"`
+	Candidates []DiscoveredCandidate `json:"candidates"`
+}
+
+// DiscoveredList answers GET /v1/sites/{id}/discovered.
+type DiscoveredList struct {
+	Agents []AgentScan `json:"agents"`
+}
+
+// DiscoverStarted answers POST /v1/sites/{id}/discover: the agents asked
+// to scan, and those offline.
+type DiscoverStarted struct {
+	Asked   []string `json:"asked"`
+	Offline []string `json:"offline,omitempty"`
 }
 
 // SiteList answers GET /v1/sites.

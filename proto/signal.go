@@ -70,6 +70,9 @@ type Hello struct {
 	// Fetch is, for agents, the version of the signaling fallback
 	// (fetch.go) the agent serves; 0 for agents that predate it.
 	Fetch int `json:"fetch,omitempty"`
+	// Inventory says, for agents, that the agent applies the inventory
+	// signaling sends (discovery.go); agents that predate it are sent none.
+	Inventory bool `json:"inventory,omitempty"`
 }
 
 // Device is a device as an agent declares it: an ID the technician names,
@@ -344,6 +347,9 @@ func (h *Hello) Validate() error {
 	}
 	if h.Fetch < 0 || h.Fetch > 1000 || (h.Fetch != 0 && h.Role != RoleAgent) {
 		return Errorf(CodeBadMessage, "hello: bad fetch version %d", h.Fetch)
+	}
+	if h.Inventory && h.Role != RoleAgent {
+		return Errorf(CodeBadMessage, "hello: only agents apply an inventory")
 	}
 	if h.Region != "" && !ValidRegion(h.Region) {
 		return Errorf(CodeBadMessage, "hello: malformed region %.40q", h.Region)

@@ -267,7 +267,7 @@ func (a *Agent) runConn(ctx context.Context) error {
 	defer conn.Close()
 	// The inventory with each device's reachability and identity.
 	hello := &proto.Hello{Role: proto.RoleAgent, Software: a.cfg.Software, Devices: a.inventory(ctx), Region: a.cfg.Region,
-		Fetch: proto.FetchVersion}
+		Fetch: proto.FetchVersion, Inventory: true}
 	if err := conn.Send(proto.TypeHello, "", hello); err != nil {
 		return err
 	}

@@ -60,8 +60,32 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 		c.log.Info("agent reconnected within its grace; sessions resumed", "sessions", n)
 	}
 	h.agents[c.id] = c
-	declared := make(map[string]bool, len(hello.Devices))
-	for _, d := range hello.Devices {
+	accepted, refused := h.declareLocked(c, hello.Devices)
+	c.place = AgentPlace{Region: hello.Region}
+	c.fetch = hello.Fetch
+	c.inventory = hello.Inventory
+	c.log.Info("agent online", "devices", len(accepted), "software", hello.Software, "region", hello.Region)
+	if h.opt.Presence != nil {
+		h.opt.Presence(c.id, accepted, true)
+	}
+	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: c.id, Node: h.opt.Node, Relays: h.opt.Relays})
+	c.sendRefusedLocked(refused)
+}
+
+// sendRefusedLocked tells c which of its declarations were refused.
+func (c *conn) sendRefusedLocked(refused []string) {
+	for _, id := range refused {
+		c.sendMsg(proto.TypeError, "", &proto.Error{Code: proto.CodeForbidden,
+			Message: "device " + id + " is already declared by another agent of this site; this agent's declaration of it is refused (rename the device, or stop declaring it on the other agent)"})
+	}
+}
+
+// declareLocked replaces the devices c's agent declares (its hello, or
+// its answer to an inventory) and returns the declarations accepted and
+// the IDs refused because another connected agent of the site holds them.
+func (h *Hub) declareLocked(c *conn, devices []proto.Device) (accepted []proto.Device, refused []string) {
+	declared := make(map[string]bool, len(devices))
+	for _, d := range devices {
 		declared[d.ID] = true
 	}
 	for k := range h.devices {
@@ -69,8 +93,7 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 			h.deleteDeviceLocked(k)
 		}
 	}
-	var refused []string
-	for _, d := range hello.Devices {
+	for _, d := range devices {
 		if owner, ok := h.deviceOwnerLocked(d.ID, c.site, c.id); ok {
 			if h.agents[owner] != nil {
 				c.log.Warn("device declaration refused: another agent of the same site declared this id first",
@@ -83,26 +106,16 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 		}
 		h.putDeviceLocked(deviceKey{c.id, d.ID}, deviceEntry{agent: c.id, site: c.site, dev: d})
 	}
-	accepted := hello.Devices
+	accepted = devices
 	if len(refused) > 0 {
-		accepted = make([]proto.Device, 0, len(hello.Devices)-len(refused))
-		for _, d := range hello.Devices {
+		accepted = make([]proto.Device, 0, len(devices)-len(refused))
+		for _, d := range devices {
 			if h.devices[deviceKey{c.id, d.ID}].agent == c.id {
 				accepted = append(accepted, d)
 			}
 		}
 	}
-	c.place = AgentPlace{Region: hello.Region}
-	c.fetch = hello.Fetch
-	c.log.Info("agent online", "devices", len(accepted), "software", hello.Software, "region", hello.Region)
-	if h.opt.Presence != nil {
-		h.opt.Presence(c.id, accepted, true)
-	}
-	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: c.id, Node: h.opt.Node, Relays: h.opt.Relays})
-	for _, id := range refused {
-		c.sendMsg(proto.TypeError, "", &proto.Error{Code: proto.CodeForbidden,
-			Message: "device " + id + " is already declared by another agent of this site; this agent's declaration of it is refused (rename the device, or stop declaring it on the other agent)"})
-	}
+	return accepted, refused
 }
 
 // deviceOwnerLocked returns the agent other than self that holds device id

@@ -35,14 +35,15 @@ type conn struct {
 	closing  atomic.Bool // closeAfterFlush was called: nothing more is queued
 
 	// Guarded by h.mu.
-	session  string               // clients: the one session this connection may speak for
-	auth     ClientAuth           // clients: what the server proved about it (binding.go)
-	sessions map[string]*session  // agents: live sessions on this connection
-	revoked  bool                 // agents: dropped on purpose; its sessions end at once
-	place    AgentPlace           // agents: where it is, for choosing relays (relays.go)
-	fetch    int                  // agents: the fallback protocol version it announced (fetch.go)
-	fetches  map[*fetchEntry]bool // agents: exchanges in flight on this connection
-	site     string               // agents: its site, the scope of its device IDs (agents.go)
+	session   string               // clients: the one session this connection may speak for
+	auth      ClientAuth           // clients: what the server proved about it (binding.go)
+	sessions  map[string]*session  // agents: live sessions on this connection
+	revoked   bool                 // agents: dropped on purpose; its sessions end at once
+	place     AgentPlace           // agents: where it is, for choosing relays (relays.go)
+	fetch     int                  // agents: the fallback protocol version it announced (fetch.go)
+	inventory bool                 // agents: it applies inventories (inventory.go); under h.mu
+	fetches   map[*fetchEntry]bool // agents: exchanges in flight on this connection
+	site      string               // agents: its site, the scope of its device IDs (agents.go)
 
 	// Owned by the read goroutine.
 	greeted bool
@@ -337,10 +338,11 @@ func (c *conn) hello(env *proto.Envelope) {
 	c.greeted = true
 	c.ws.SetReadDeadline(time.Now().Add(c.h.opt.PongWait))
 	if c.role == proto.RoleAgent {
-		if len(hello.Devices) > 0 && c.h.opt.AgentSite != nil {
+		if (len(hello.Devices) > 0 || c.h.opt.Inventory != nil) && c.h.opt.AgentSite != nil {
 			c.site = c.h.opt.AgentSite(c.id) // before the lock: it may read the store
 		}
 		c.h.agentHello(c, &hello)
+		c.h.agentSynced(c, &hello)
 	} else {
 		c.h.clientHello(c)
 	}

@@ -86,6 +86,9 @@ type Options struct {
 	// It is called from the agent's read goroutine without the hub's lock,
 	// once per hello that declares devices, and may do store I/O.
 	AgentSite func(agent string) string
+	// Inventory, if set, keeps the agents' adopted devices and discovery
+	// scans (inventory.go); nil refuses their reports.
+	Inventory InventoryHooks
 }
 
 func (o *Options) setDefaults() {

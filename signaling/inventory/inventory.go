@@ -452,6 +452,8 @@ func (m *Manager) List(ctx context.Context, agents []string, live []proto.Device
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b proto.DeviceStatus) int { return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Agent, b.Agent)) })
+	slices.SortFunc(out, func(a, b proto.DeviceStatus) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Agent, b.Agent))
+	})
 	return out, nil
 }

@@ -89,8 +89,12 @@ func (s *Server) devicesFor(ctx context.Context, p *principal) ([]*access, error
 	if err != nil {
 		return nil, err
 	}
+	all, err := s.allDevices(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []*access
-	for _, d := range s.devices(ctx) {
+	for _, d := range all {
 		a, err := s.decide(ctx, p, d, sites[d.Agent])
 		if err != nil {
 			return nil, err
@@ -108,8 +112,12 @@ func (s *Server) devicesFor(ctx context.Context, p *principal) ([]*access, error
 // several devices with this ID (an admin, or a user of several sites), the
 // caller must name the agent.
 func (s *Server) deviceFor(ctx context.Context, p *principal, id, agent string) (*access, error) {
+	all, err := s.allDevices(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var found []*access
-	for _, d := range s.devices(ctx) {
+	for _, d := range all {
 		if d.ID != id || (agent != "" && d.Agent != agent) {
 			continue
 		}
@@ -203,44 +211,34 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, p *principal) 
 }
 
 // patchDevice answers PATCH /v1/devices/{id}: configurers (and admins)
-// turn remote access on or off.
+// turn remote access on or off, and rename or relax an adopted device.
 func (s *Server) patchDevice(w http.ResponseWriter, r *http.Request, p *principal) {
-	id := r.PathValue("id")
-	if !proto.ValidID(id) {
-		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "no such device"))
-		return
-	}
 	var req proto.DeviceUpdate
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	ctx := r.Context()
-	agent := r.URL.Query().Get("agent")
-	if agent != "" && !proto.ValidID(agent) {
-		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "malformed agent id"))
-		return
-	}
-	a, err := s.deviceFor(ctx, p, id, agent)
-	if err != nil {
-		s.refuse(r, "device not visible", "user", p.id(), "device", id)
-		writeError(w, httpStatus(asProto(err)), asProto(err))
-		return
-	}
-	if !a.canConfigure {
-		s.refuse(r, "not a configurer of the device's site", "user", p.id(), "device", id)
-		writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "only configurers of the site may change this device"))
-		return
-	}
-	if req.Enabled == nil {
+	if req.Enabled == nil && req.Name == nil && req.Relaxed == nil {
 		writeError(w, http.StatusBadRequest, proto.Errorf(proto.CodeBadMessage, "nothing to change"))
 		return
 	}
-	if _, err := s.accounts.SetDeviceEnabled(ctx, p.id(), a.status.Agent, id, a.site, *req.Enabled); err != nil {
-		writeError(w, httpStatus(asProto(err)), asProto(err))
+	a, ok := s.configurableDevice(w, r, p)
+	if !ok {
 		return
 	}
-	s.log.Info("device setting changed", "user", p.id(), "device", id, "agent", a.status.Agent, "enabled", *req.Enabled)
-	a, err = s.deviceFor(ctx, p, id, a.status.Agent)
+	ctx := r.Context()
+	id := a.status.ID
+	if err := s.editAdopted(ctx, p, a, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if req.Enabled != nil {
+		if _, err := s.accounts.SetDeviceEnabled(ctx, p.id(), a.status.Agent, id, a.site, *req.Enabled); err != nil {
+			writeError(w, httpStatus(asProto(err)), asProto(err))
+			return
+		}
+		s.log.Info("device setting changed", "user", p.id(), "device", id, "agent", a.status.Agent, "enabled", *req.Enabled)
+	}
+	a, err := s.deviceFor(ctx, p, id, a.status.Agent)
 	if err != nil {
 		writeError(w, httpStatus(asProto(err)), asProto(err))
 		return

@@ -18,7 +18,7 @@ func TestOpenAPIDocumentsEveryPath(t *testing.T) {
 	for _, p := range []string{
 		proto.PathLogin, proto.PathLoginMFA, proto.PathLogout, proto.PathMe, proto.PathPassword, proto.PathTOTP,
 		proto.PathTOTPConf, proto.PathTokens, proto.PathTokens + "/{id}", proto.PathOverview, proto.PathDevices,
-		proto.PathDevice, proto.PathSessions, proto.PathSessions + "/{id}", proto.PathUsers, proto.PathUser,
+		proto.PathDevice, proto.PathAdopt, proto.PathDiscovered, proto.PathDiscover, proto.PathSessions, proto.PathSessions + "/{id}", proto.PathUsers, proto.PathUser,
 		proto.PathUserRole, proto.PathSites, proto.PathSite, proto.PathAgents, proto.PathAgent, proto.PathAudit,
 		proto.PathAuthorize, proto.PathToken, proto.PathAuditVerify, proto.PathJobs, proto.PathJob, proto.PathJobLog,
 		proto.PathJobExport, proto.PathJobVerify, proto.PathJobTerminate,

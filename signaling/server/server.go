@@ -24,6 +24,7 @@ import (
 	"github.com/porthole-dev/porthole/signaling/auditlog"
 	"github.com/porthole-dev/porthole/signaling/authn"
 	"github.com/porthole-dev/porthole/signaling/hub"
+	"github.com/porthole-dev/porthole/signaling/inventory"
 	"github.com/porthole-dev/porthole/signaling/jobs"
 	"github.com/porthole-dev/porthole/signaling/metrics"
 	"github.com/porthole-dev/porthole/signaling/store"
@@ -43,6 +44,7 @@ type Server struct {
 
 	store     store.Store
 	accounts  *accounts.Manager
+	inventory *inventory.Manager          // the sites' devices across restarts (inventory.go)
 	cop       *http.CrossOriginProtection // checks state-changing browser requests
 	dummyHash string                      // verified for unknown users, so they cost as much as known ones
 	now       func() time.Time
@@ -99,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 	// anchored before it is acknowledged.
 	s.store = auditlog.Checkpointed(cfg.Store, s.auditSigner, s.now)
 	s.accounts = &accounts.Manager{Store: s.store, Params: cfg.PasswordParams, Now: s.now}
+	s.inventory = inventory.New(inventory.Options{Store: s.store, Logger: log.With("part", "inventory"), Now: s.now})
 	s.cop = http.NewCrossOriginProtection()
 	s.dummyHash = authn.DummyHash(cfg.PasswordParams)
 	s.recorder, err = jobs.New(jobs.Config{Store: s.store, Signer: s.auditSigner, Logger: log, Node: cfg.Node, Now: s.now})
@@ -131,6 +134,7 @@ func New(cfg Config) (*Server, error) {
 		AccessLog:    s.storeAccessLog,
 		Presence:     presenceHook(cfg.Bus),
 		AgentSite:    s.agentSite,
+		Inventory:    inventoryHooks{s},
 	})
 	if cfg.Bus != nil {
 		s.cluster = newCluster(s, cfg.Bus)
@@ -211,7 +215,10 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(proto.PathTokens, s.api(methods{"GET": get(s.listTokens), "POST": manage(s.createToken)}))
 	mux.Handle(proto.PathTokens+"/{id}", s.api(methods{"DELETE": get(s.deleteToken)}))
 	mux.Handle(proto.PathOverview, s.api(methods{"GET": get(s.overview)}))
-	mux.Handle(proto.PathDevice, s.api(methods{"PATCH": manage(s.patchDevice)}))
+	mux.Handle(proto.PathDevice, s.api(methods{"PATCH": manage(s.patchDevice), "DELETE": manage(s.deleteDevice)}))
+	mux.Handle(proto.PathAdopt, s.api(methods{"POST": manage(s.adoptDevice)}))
+	mux.Handle(proto.PathDiscovered, s.api(methods{"GET": get(s.listDiscovered)}))
+	mux.Handle(proto.PathDiscover, s.api(methods{"POST": manage(s.startDiscovery)}))
 
 	mux.Handle(proto.PathUsers, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.listUsers), "POST": s.adminOnly(proto.ScopeManage, s.createUser)}))
 	mux.Handle(proto.PathUser, s.api(methods{"PATCH": s.adminOnly(proto.ScopeManage, s.updateUser), "DELETE": s.adminOnly(proto.ScopeManage, s.deleteUser)}))
