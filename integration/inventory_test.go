@@ -187,3 +187,29 @@ func TestDiscoverAdoptOpenWithoutRestart(t *testing.T) {
 	t.Logf("discovered %s (%s, %d services), adopted as %s, opened and removed; agent pid %d throughout",
 		found.Addr, found.MAC, len(found.Services), view.ID, pid)
 }
+
+// TestOfflineDevicesListedAfterSignalingRestart: with the agent off,
+// signaling restarts; the agent's devices are still listed, offline,
+// with when they were last seen.
+func TestOfflineDevicesListedAfterSignalingRestart(t *testing.T) {
+	const pw = "inventory-admin-password"
+	s := stack.Start(t, stack.Options{Users: []stack.User{{Name: "root", Password: pw, Admin: true}}})
+	s.StopAgent(t)
+	stopped := time.Now()
+	s.RestartSignaling(t, false)
+	c := apiLogin(t, s, "root", pw)
+	var list proto.DeviceList
+	apiCall(t, s, c, http.MethodGet, proto.PathDevices, nil, &list)
+	var d *proto.DeviceStatus
+	for i := range list.Devices {
+		if list.Devices[i].ID == stack.DeviceID {
+			d = &list.Devices[i]
+		}
+	}
+	if d == nil {
+		t.Fatalf("device %s not listed after the restart: %+v", stack.DeviceID, list.Devices)
+	}
+	if d.Online || d.LastSeen.IsZero() || d.LastSeen.After(stopped) || d.Name == "" {
+		t.Fatalf("device %+v: want offline, named, last seen before the agent stopped (%v)", d, stopped)
+	}
+}
