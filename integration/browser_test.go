@@ -96,7 +96,14 @@ func brEval[T any](t testing.TB, ctx context.Context, expr string) T {
 // reloads, for at most brWaitTimeout.
 func brWait(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
-	deadline := time.Now().Add(brWaitTimeout)
+	brWaitFor(t, ctx, brWaitTimeout, what, expr)
+}
+
+// brWaitFor is brWait with its own bound, for what takes longer than a
+// page (a discovery scan).
+func brWaitFor(t testing.TB, ctx context.Context, within time.Duration, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	var lastErr error
@@ -109,7 +116,7 @@ func brWait(t testing.TB, ctx context.Context, what, expr string) {
 		<-tick.C
 	}
 	state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' | ' + document.body.innerText.slice(0, 300)`))
-	t.Fatalf("waiting for %s: not within %s (last error %v); page: %s", what, brWaitTimeout, lastErr, state)
+	t.Fatalf("waiting for %s: not within %s (last error %v); page: %s", what, within, lastErr, state)
 }
 
 // brClick clicks the element sel of ctx's page as the technician would:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/porthole-dev/porthole/integration/netlab"
+	"github.com/porthole-dev/porthole/integration/proc"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
@@ -65,16 +69,23 @@ func (a *apiClient) do(method, path string, body, out any) int {
 	return resp.StatusCode
 }
 
-// TestDiscoverAdoptOpenWithoutRestart: an agent with no devices in its
-// file and a declared scope finds a device on its LAN when the app asks,
-// a configurer adopts and enables it, and a technician opens it — while
-// the agent process keeps running; a device removed in the app can no
-// longer be opened. The device is checked by the MAC the scan saw.
-func TestDiscoverAdoptOpenWithoutRestart(t *testing.T) {
+// inventoryLab is a site whose agent declares no device in its file: a
+// LAN with one device (a fixed MAC), signaling and a relay on the
+// "internet", a technician's host.
+type inventoryLab struct {
+	bin       stack.Binaries
+	svc       *natServices
+	tech, dev *netlab.Host
+	agent     *proc.Proc
+	api       *apiClient
+}
+
+func newInventoryLab(t *testing.T, opt natOptions) *inventoryLab {
+	t.Helper()
 	bin := stack.Build(t)
 	lab := netlab.New(t)
 	inet := lab.Internet("203.0.113.0/24", "198.51.100.0/24")
-	svc := startNATServices(t, lab, inet, bin)
+	svc := startNATServices(t, lab, inet, bin, opt)
 	tech := lab.Host("tech", inet, invTechIP)
 	agentHost := lab.Host("agent", inet, invAgentIP)
 	lan := lab.Switch("plant", "10.81.0.0/24")
@@ -86,7 +97,7 @@ func TestDiscoverAdoptOpenWithoutRestart(t *testing.T) {
 	dev.StartAndWait("porthole-demo-device", bin["porthole-demo-device"], []string{"--listen", invDeviceIP + ":80"}, `listening on`, 15*time.Second)
 
 	api := &apiClient{t: t, c: tech.HTTPClient(15 * time.Second), base: svc.signalURL, token: svc.techToken}
-	defer api.c.CloseIdleConnections()
+	t.Cleanup(api.c.CloseIdleConnections)
 	if st := api.do("POST", proto.PathSites, proto.NewSite{ID: "plant", Name: "Plant 7"}, nil); st != http.StatusCreated && st != http.StatusOK {
 		t.Fatalf("create site: %d", st)
 	}
@@ -104,6 +115,17 @@ func TestDiscoverAdoptOpenWithoutRestart(t *testing.T) {
 	}
 	agent, _ := agentHost.StartAndWait("porthole-agent", bin["porthole-agent"], []string{"--config", path, "--log-level", "info"},
 		`connected to signaling`, 20*time.Second)
+	return &inventoryLab{bin: bin, svc: svc, tech: tech, dev: dev, agent: agent, api: api}
+}
+
+// TestDiscoverAdoptOpenWithoutRestart: an agent with no devices in its
+// file and a declared scope finds a device on its LAN when the app asks,
+// a configurer adopts and enables it, and a technician opens it — while
+// the agent process keeps running; a device removed in the app can no
+// longer be opened. The device is checked by the MAC the scan saw.
+func TestDiscoverAdoptOpenWithoutRestart(t *testing.T) {
+	l := newInventoryLab(t, natOptions{})
+	bin, svc, tech, dev, agent, api := l.bin, l.svc, l.tech, l.dev, l.agent, l.api
 	pid := agent.Pid()
 
 	var started proto.DiscoverStarted
@@ -211,5 +233,71 @@ func TestOfflineDevicesListedAfterSignalingRestart(t *testing.T) {
 	}
 	if d.Online || d.LastSeen.IsZero() || d.LastSeen.After(stopped) || d.Name == "" {
 		t.Fatalf("device %+v: want offline, named, last seen before the agent stopped (%v)", d, stopped)
+	}
+}
+
+// TestUIDiscoverAdoptEnableOpen plays the configurer in real Chromium in
+// the technician's namespace: sign in, scan the site from the Discovered
+// panel, adopt the device the agent found with one click, turn remote
+// access on and open it; the device's page renders in the session window.
+// The agent is never restarted.
+func TestUIDiscoverAdoptEnableOpen(t *testing.T) {
+	testenv.NeedBinary(t, netlab.ChromiumPath)
+	const appOrigin = "http://app.localhost:443"
+	l := newInventoryLab(t, natOptions{appOrigin: appOrigin})
+	pid := l.agent.Pid()
+	const pw = "inventory-ui-password-1"
+	var u proto.UserView
+	if st := l.api.do("POST", proto.PathUsers, proto.NewUser{Name: "conf", Password: pw}, &u); st != http.StatusCreated && st != http.StatusOK {
+		t.Fatalf("create user: %d", st)
+	}
+	if st := l.api.do("PUT", "/v1/users/"+u.ID+"/roles/plant", proto.RoleUpdate{Roles: []string{"configurer", "user"}}, nil); st != http.StatusOK {
+		t.Fatalf("roles: %d", st)
+	}
+	ctx := l.tech.Chromium(chromedp.Flag("host-resolver-rules", browserResolverRules))
+	art := testenv.ArtifactsDir(t)
+	defer func() {
+		if t.Failed() {
+			brShot(t, ctx, art, "failure")
+		}
+	}()
+	js := func(expr string) { brEval[bool](t, ctx, "("+expr+", true)") }
+	if err := chromedp.Do(ctx, chromedp.Navigate(appOrigin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	brWait(t, ctx, "the sign-in form", `document.querySelector('#login-form') && !document.querySelector('#signin').hidden`)
+	js(fmt.Sprintf(`document.querySelector('#login-username').value = %q`, "conf"))
+	js(fmt.Sprintf(`document.querySelector('#login-password').value = %q`, pw))
+	js(`document.querySelector('#login-form').requestSubmit()`)
+
+	panel := `#sites section[data-site="plant"] details.discovered`
+	brWait(t, ctx, "the site's Discovered panel", fmt.Sprintf(`document.querySelector(%q)`, panel))
+	js(fmt.Sprintf(`document.querySelector(%q).open = true`, panel))
+	js(fmt.Sprintf(`document.querySelector('%s button.scan-now').click()`, panel))
+	cand := fmt.Sprintf(`%s li.candidate[data-addr=%q]`, panel, invDeviceIP)
+	brWaitFor(t, ctx, 90*time.Second, "the scan's candidate", fmt.Sprintf(`document.querySelector('%s button.adopt')`, cand))
+	if text := brEval[string](t, ctx, fmt.Sprintf(`document.querySelector('%s').innerText`, cand)); !strings.Contains(strings.ToLower(text), invDeviceMAC) {
+		t.Errorf("the candidate does not show its MAC: %q", text)
+	}
+	brShot(t, ctx, art, "discovered")
+	js(fmt.Sprintf(`document.querySelector('%s input.adopt-name').value = 'Line printer'`, cand))
+	js(fmt.Sprintf(`document.querySelector('%s button.adopt').click()`, cand))
+
+	const id = "line-printer-20"
+	toggle := fmt.Sprintf(`#sites li[data-device=%q] input.enable-toggle`, id)
+	brWait(t, ctx, "the adopted device in the site's list", fmt.Sprintf(`document.querySelector(%q)`, toggle))
+	js(fmt.Sprintf(`document.querySelector(%q).click()`, toggle))
+	open := fmt.Sprintf(`#sites li[data-device=%q] button.open`, id)
+	brWaitFor(t, ctx, 30*time.Second, "an enabled Open button", fmt.Sprintf(`document.querySelector(%q) && !document.querySelector(%q).disabled`, open, open))
+	brShot(t, ctx, art, "adopted")
+	js(`document.querySelector('#same-tab').checked = true`)
+	js(fmt.Sprintf(`document.querySelector(%q).click()`, open))
+	brWait(t, ctx, "the session window", `location.hostname.startsWith('shell-') && document.querySelector('iframe.device')`)
+	shellOrigin := brEval[string](t, ctx, `location.origin`)
+	tab := newTab(t, ctx, &proto.SessionInfo{ShellOrigin: shellOrigin, DeviceOrigin: strings.Replace(shellOrigin, "://shell-", "://", 1)})
+	tab.waitDev(t, "the adopted device's page in the session window", `d.readyState === 'complete' && d.body.innerText.includes('Porthole LaserJet 4000')`)
+	brShot(t, ctx, art, "session")
+	if l.agent.Pid() != pid {
+		t.Fatal("the agent restarted")
 	}
 }

@@ -58,6 +58,10 @@ type natOptions struct {
 	relayTLS bool
 	// relayPorts confines relayed addresses ("MIN-MAX").
 	relayPorts string
+	// appOrigin is the app's origin (default http://app.test:443); a
+	// *.localhost one is a secure context, where Chromium keeps the
+	// app's __Host- login cookie.
+	appOrigin string
 }
 
 // startNATServices starts the relay and signaling on inet.
@@ -96,6 +100,10 @@ func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin s
 	}
 	s.relay.StartAndWait("porthole-turn", bin["porthole-turn"], relayArgs, `porthole-turn listening`, 15*time.Second)
 
+	appOrigin := opt.appOrigin
+	if appOrigin == "" {
+		appOrigin = "http://app.test:443"
+	}
 	sig := lab.Host("signal", inet, natSignalIP)
 	s.signalURL = "http://" + natSignalIP + ":443"
 	sig.StartAndWait("porthole-signaling", bin["porthole-signaling"], append([]string{
@@ -104,9 +112,9 @@ func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin s
 		"--tech-token", s.techToken + "=tech",
 		"--turn-secret-file", secretFile,
 		"--sessions-domain", natSessionsDomain, "--sessions-scheme", "http",
-		"--allowed-origin", "http://app.test:443",
+		"--allowed-origin", appOrigin,
 		// Development mode: dev technician tokens and #token= session links.
-		"--app-origin", "http://app.test:443", "--insecure-dev-tokens",
+		"--app-origin", appOrigin, "--insecure-dev-tokens",
 		"--data-dir", filepath.Join(s.dir, "signaling"),
 	}, iceArgs(iceURLs)...), `listening on`, 15*time.Second)
 	return s

@@ -4,6 +4,7 @@
 // seconds in place: rows that did not change keep focus and open details.
 
 import { healthView, openBlocker, signalingRoute, servicesView } from './agents.js';
+import { discoveredPanel } from './discovered.js';
 import { errorText, t } from './messages.js';
 import { $, api, APIError, busy, el, note, noteSlot, reconcile, when } from './ui.js';
 
@@ -80,7 +81,33 @@ function renderSite(site) {
     ),
     roles || me?.admin ? el('p', { className: 'muted site-roles', textContent: roles ? t('devices.site.roles', { roles }) : t('devices.site.admin') }) : null,
     devices.length ? el('ul', { className: 'device-list', attrs: { role: 'list' } }) : el('p', { className: 'empty', textContent: t('devices.site.empty') }),
+    site.id && (me?.admin || (site.roles || []).includes('configurer')) ? discoveredPanel(site, refresh) : null,
   );
+}
+
+/** inventoryFacts says what the inventory knows of d: model, serial, last seen, the agent's refusal, a move. */
+function inventoryFacts(d) {
+  const facts = [d.model && t('devices.model', { model: d.model }), d.serial && t('devices.serial', { serial: d.serial })].filter(Boolean);
+  const out = [];
+  if (facts.length) out.push(el('span', { className: 'device-facts muted', textContent: facts.join(' · ') }));
+  if (!d.online && d.lastSeen) out.push(el('span', { className: 'device-last-seen muted', textContent: t('devices.lastSeen', { time: when(d.lastSeen) }) }));
+  if (d.refused) out.push(el('span', { className: 'device-refused why', textContent: t('devices.refused', { reason: d.refused }) }));
+  if (d.moved) out.push(el('span', { className: 'device-moved muted', textContent: t('devices.moved', { moved: d.moved }) }));
+  return out;
+}
+
+async function removeDevice(d, button) {
+  const name = d.name || d.id;
+  if (!confirm(t('devices.removeConfirm', { name }))) return;
+  await busy(button, async () => {
+    try {
+      await api('DELETE', `/v1/devices/${encodeURIComponent(d.id)}?agent=${encodeURIComponent(d.agent)}`);
+      note('devices', 'ok', t('devices.removed', { name }));
+      refresh();
+    } catch (err) {
+      note(`device:${d.id}`, 'error', errorText('device.remove', err, { name }));
+    }
+  });
 }
 
 function deviceItem(d, technician) {
@@ -127,6 +154,11 @@ function deviceItem(d, technician) {
     action.append(open);
     if (why) action.append(el('p', { className: 'why', id: whyId, textContent: t(why) }));
   }
+  if (d.canConfigure && d.adopted) {
+    const remove = el('button', { type: 'button', className: 'secondary outline remove', textContent: t('devices.remove'), dataset: { device: d.id }, attrs: { 'aria-label': t('devices.removeLabel', { name }) } });
+    remove.addEventListener('click', () => removeDevice(d, remove));
+    action.append(remove);
+  }
 
   return el(
     'li',
@@ -141,6 +173,7 @@ function deviceItem(d, technician) {
         { className: 'device-services', attrs: { 'aria-label': t('devices.services') } },
         ...servicesView(d).map((s) => el('span', { className: `service service-${s.kind}`, dataset: { service: s.kind }, textContent: s.label })),
       ),
+      ...inventoryFacts(d),
     ),
     status,
     el('div', { className: 'device-access' }, access),
