@@ -22,8 +22,15 @@ all: build
 WEB_VENDOR := web/ui/vendor/pico.min.css
 web: $(WEB_VENDOR)
 
-$(WEB_VENDOR): web/package.json web/package-lock.json
+# npm ci writes node_modules/.package-lock.json last: its age says whether
+# node_modules matches the lock file (and a missing node_modules is
+# installed again even when the vendored copy is still there).
+WEB_MODULES := web/node_modules/.package-lock.json
+
+$(WEB_MODULES): web/package.json web/package-lock.json
 	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+$(WEB_VENDOR): $(WEB_MODULES)
 	@mkdir -p web/ui/vendor
 	cp web/node_modules/@picocss/pico/css/pico.min.css $(WEB_VENDOR)
 

@@ -287,6 +287,14 @@ func TestUIDiscoverAdoptEnableOpen(t *testing.T) {
 	toggle := fmt.Sprintf(`#sites li[data-device=%q] input.enable-toggle`, id)
 	brWait(t, ctx, "the adopted device in the site's list", fmt.Sprintf(`document.querySelector(%q)`, toggle))
 	js(fmt.Sprintf(`document.querySelector(%q).click()`, toggle))
+	// The list's search: a word of the name finds it, another word nothing.
+	search := func(q string) {
+		js(fmt.Sprintf(`(() => { const i = document.querySelector('#df-q'); i.value = %q; i.dispatchEvent(new Event('input', {bubbles: true})); })()`, q))
+	}
+	search("no such device")
+	brWait(t, ctx, "the no-match note", `!document.querySelector('#no-match').hidden && !document.querySelector('#sites li.device')`)
+	search("line")
+	brWait(t, ctx, "the device found by its name", fmt.Sprintf(`document.querySelector('#no-match').hidden && document.querySelector('#sites li[data-device=%q] .type-icon')`, id))
 	open := fmt.Sprintf(`#sites li[data-device=%q] button.open`, id)
 	brWaitFor(t, ctx, 30*time.Second, "an enabled Open button", fmt.Sprintf(`document.querySelector(%q) && !document.querySelector(%q).disabled`, open, open))
 	brShot(t, ctx, art, "adopted")

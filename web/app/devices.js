@@ -5,6 +5,7 @@
 
 import { healthView, openBlocker, signalingRoute, servicesView } from './agents.js';
 import { discoveredPanel } from './discovered.js';
+import { active, deviceType, filterSites, types } from './filters.js';
 import { errorText, t } from './messages.js';
 import { $, api, APIError, busy, el, note, noteSlot, reconcile, when } from './ui.js';
 
@@ -15,8 +16,16 @@ let me = null;
 /** The devices seen last, by ID: other views read names from it. */
 export const knownDevices = new Map();
 
+let last = null; // the overview shown last, refiltered as the filters change
+
 export function showDevices(user) {
   me = user;
+  const form = $('device-filters');
+  if (!form.dataset.wired) {
+    form.dataset.wired = '1';
+    form.addEventListener('input', () => last && render(last));
+    form.addEventListener('submit', (e) => e.preventDefault());
+  }
   stopDevices();
   refresh();
   timer = setInterval(refresh, POLL_EVERY);
@@ -36,8 +45,33 @@ async function refresh() {
   }
 }
 
+/** currentFilter reads the filter form. */
+function currentFilter() {
+  const v = (id) => /** @type {HTMLInputElement} */ ($(id)).value;
+  return { q: v('df-q'), site: v('df-site'), type: v('df-type'), state: v('df-state') };
+}
+
+/** fillSelect keeps select id's options in step with values (after its first, "any" option). */
+function fillSelect(id, values) {
+  const sel = /** @type {HTMLSelectElement} */ ($(id));
+  const want = JSON.stringify(values);
+  if (sel.dataset.values === want) return;
+  sel.dataset.values = want;
+  const keep = sel.value;
+  while (sel.options.length > 1) sel.remove(1);
+  for (const [value, text] of values) sel.append(el('option', { value, textContent: text }));
+  sel.value = values.some(([v]) => v === keep) ? keep : '';
+}
+
 function render(ov) {
-  const sites = Array.isArray(ov?.sites) ? ov.sites : [];
+  last = ov;
+  const all = Array.isArray(ov?.sites) ? ov.sites : [];
+  fillSelect('df-site', all.filter((s) => s.id).map((s) => [s.id, s.name || s.id]));
+  fillSelect('df-type', types(all).map((ty) => [ty, t(`devices.type.${ty}`)]));
+  const f = currentFilter();
+  const sites = filterSites(all, f);
+  $('no-match').hidden = !(active(f) && sites.length === 0);
+  $('device-filters').hidden = all.reduce((n, s) => n + (s.devices || []).length, 0) === 0;
   let count = 0;
   const box = $('sites');
   reconcile(
@@ -166,7 +200,13 @@ function deviceItem(d, technician) {
     el(
       'div',
       { className: 'device-main' },
-      el('span', { className: 'device-name', id: nameId, textContent: name }),
+      el(
+        'span',
+        { className: 'device-name', id: nameId },
+        el('span', { className: `type-icon type-${deviceType(d)}`, dataset: { type: deviceType(d) }, attrs: { 'aria-hidden': 'true' } }),
+        el('span', { className: 'sr-only', textContent: `${t(`devices.type.${deviceType(d)}`)}: ` }),
+        name,
+      ),
       el('span', { className: 'device-id', textContent: d.id }),
       el(
         'span',
