@@ -78,7 +78,17 @@ func axeViolations(t *testing.T, ctx context.Context, axe, screen string) []axeV
 	if !brEval[bool](t, ctx, `typeof axe !== 'undefined'`) {
 		brEval[bool](t, ctx, axe+";\ntrue")
 	}
-	out := brEval[string](t, ctx, `axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']})
+	return axeRun(t, ctx, screen, "")
+}
+
+// axeRun runs the axe-core already on the page with WCAG 2.1 A/AA rules
+// and extra options opts ("" for none; "iframes: false", …).
+func axeRun(t *testing.T, ctx context.Context, screen, opts string) []axeViolation {
+	t.Helper()
+	if opts != "" {
+		opts = ", " + opts
+	}
+	out := brEval[string](t, ctx, `axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']`+opts+`})
 		.then((r) => JSON.stringify(r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
 			nodes: v.nodes.slice(0, 4).map((n) => n.target.join(' ') + ' — ' + (n.failureSummary || '').replace(/\s+/g, ' '))}))))`)
 	var vs []axeViolation

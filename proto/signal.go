@@ -167,7 +167,12 @@ type SessionOpen struct {
 
 // SessionReady tells the client that the agent accepted the session.
 type SessionReady struct {
-	Device     string      `json:"device,omitempty"`
+	Device string `json:"device,omitempty"`
+	// DeviceName and SiteName are what the session window shows the
+	// technician: the device's name as its agent declared it, and the
+	// name of the site (the customer) it belongs to. Empty when unknown.
+	DeviceName string      `json:"deviceName,omitempty"`
+	SiteName   string      `json:"siteName,omitempty"`
 	Expires    time.Time   `json:"expires,omitzero"`
 	ICEServers []ICEServer `json:"iceServers,omitempty"`
 	// RelayTicket is a single-use secret, valid for RelayTicketTTL, that

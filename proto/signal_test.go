@@ -30,7 +30,7 @@ var goldenMessages = []struct {
 	{"hello-client", TypeHello, "", &Hello{Role: RoleClient, Software: "porthole/dev"}},
 	{"welcome", TypeWelcome, "", &Welcome{ID: "tech", Node: "node-a", Devices: []Device{{ID: "printer-1", Name: "Front desk printer", Ports: []int{80}, HTTPPort: 80}}}},
 	{"session-open-agent", TypeSessionOpen, "abcdefgh12345678", &SessionOpen{Device: "printer-1", User: "tech", Expires: time.Date(2026, 11, 23, 18, 30, 0, 0, time.UTC), ICEServers: []ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}, {URLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Username: "1795458600:abcdefgh12345678", Credential: "c2VjcmV0"}}}},
-	{"session-ready", TypeSessionReady, "abcdefgh12345678", &SessionReady{Device: "printer-1", Expires: time.Date(2026, 11, 23, 18, 30, 0, 0, time.UTC), ICEServers: []ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}}, RelayTicket: "q3N9xYl0dG2cV4bW8eR1tA"}},
+	{"session-ready", TypeSessionReady, "abcdefgh12345678", &SessionReady{Device: "printer-1", DeviceName: "Demo printer", SiteName: "Acme GmbH", Expires: time.Date(2026, 11, 23, 18, 30, 0, 0, time.UTC), ICEServers: []ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}}, RelayTicket: "q3N9xYl0dG2cV4bW8eR1tA"}},
 	{"session-end", TypeSessionEnd, "abcdefgh12345678", &SessionEnd{Reason: EndExpired, Message: "the 30-minute limit was reached"}},
 	{"offer", TypeOffer, "abcdefgh12345678", &SessionDescription{Type: "offer", SDP: "v=0\r\n"}},
 	{"answer", TypeAnswer, "abcdefgh12345678", &SessionDescription{Type: "answer", SDP: "v=0\r\n"}},

@@ -42,6 +42,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -344,7 +345,11 @@ func Device(opt Options) http.Handler {
 			h.Set("Clear-Site-Data", `"cache", "storage"`)
 			h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; base-uri 'none'; "+
 				"form-action 'none'; frame-ancestors 'self' "+shellOrigin)
-			serveFile(w, r, "session/ended.html")
+			h.Set("Content-Type", contentTypes[".html"])
+			h.Set("Cache-Control", "no-store")
+			if r.Method != http.MethodHead {
+				_ = endedTmpl.Execute(w, struct{ Again string }{againURL(opt.AppOrigin, r.Host)})
+			}
 		case strings.HasPrefix(p, ShellPrefix):
 			name := strings.TrimPrefix(p, ShellPrefix)
 			if !deviceAssets[name] {
@@ -376,6 +381,24 @@ func Device(opt Options) http.Handler {
 			}
 		}
 	})
+}
+
+// endedTmpl is the device origin's end page: it offers a new session on
+// the same device (againURL).
+var endedTmpl = template.Must(template.ParseFS(files, "session/ended.html"))
+
+// sessionLabel matches a session ID, the first label of a device origin's host.
+var sessionLabel = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
+
+// againURL is where a window whose session ended goes on: the session's
+// job in the app (app/#jobs/<session>), which opens a new session on the
+// same device with one click. "" without an app origin or a session host.
+func againURL(app, host string) string {
+	label, _, _ := strings.Cut(strings.ToLower(host), ".")
+	if app == "" || !sessionLabel.MatchString(label) {
+		return ""
+	}
+	return app + "/#jobs/" + label
 }
 
 // detachedTmpl is the device origin's answer to a page the worker did not

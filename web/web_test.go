@@ -206,13 +206,36 @@ func TestFramePolicies(t *testing.T) {
 
 func TestDeviceEndedPageWipesTheOrigin(t *testing.T) {
 	res := get(t, device(), deviceHost, http.MethodGet, "/__t/ended", map[string]string{"Sec-Fetch-Dest": "document"})
-	if res.StatusCode != http.StatusOK || !strings.Contains(body(t, res), "Session ended") {
+	page := body(t, res)
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, "Session ended") {
 		t.Fatalf("status %d", res.StatusCode)
+	}
+	// Not a dead end: it offers a new session on the same device (the
+	// session's job in the app, whose button opens one).
+	if want := `<a class="again" id="again" href="http://localhost:8080/#jobs/abcdefgh12345678">Open a new session on this device</a>`; !strings.Contains(page, want) {
+		t.Errorf("the end page lacks %s:\n%s", want, page)
+	}
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("Content-Type %q", ct)
 	}
 	// Not "cookies": Chromium clears those for the whole site, which is
 	// every other session.
 	if got := res.Header.Get("Clear-Site-Data"); got != `"cache", "storage"` {
 		t.Fatalf("Clear-Site-Data %q", got)
+	}
+}
+
+func TestAgainURL(t *testing.T) {
+	for _, c := range []struct{ app, host, want string }{
+		{"https://app.example.com", "abc123.sessions.example.net", "https://app.example.com/#jobs/abc123"},
+		{"https://app.example.com", "ABC123.sessions.example.net:443", "https://app.example.com/#jobs/abc123"},
+		{"", "abc123.sessions.example.net", ""},
+		{"https://app.example.com", "a_b.sessions.example.net", ""},
+		{"https://app.example.com", ".sessions.example.net", ""},
+	} {
+		if got := againURL(c.app, c.host); got != c.want {
+			t.Errorf("againURL(%q, %q) = %q, want %q", c.app, c.host, got, c.want)
+		}
 	}
 }
 

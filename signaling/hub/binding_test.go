@@ -290,3 +290,27 @@ func TestRelayTickets(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionReadyNamesDeviceAndSite: the session window is told the
+// device's name and its site's name, not only the device's ID.
+func TestSessionReadyNamesDeviceAndSite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, Options{
+			AgentSite: func(string) string { return "lab" },
+			SiteName: func(site string) string {
+				if site != "lab" {
+					t.Errorf("SiteName(%q)", site)
+				}
+				return "Acme GmbH"
+			},
+		})
+		agent := b.dial("/agent")
+		send(t, agent, proto.TypeHello, "", &proto.Hello{Role: proto.RoleAgent, Devices: []proto.Device{{ID: "printer-1", Name: "Demo printer"}}})
+		recv(t, agent, proto.TypeWelcome, nil)
+		info := openAccepted(t, b, agent)
+		r := joined(t, hello(t, b, info.Session, info.Token, "", false))
+		if r.Device != "printer-1" || r.DeviceName != "Demo printer" || r.SiteName != "Acme GmbH" {
+			t.Fatalf("session.ready = %+v", r)
+		}
+	})
+}

@@ -66,6 +66,8 @@ func (h *Hub) clientHello(c *conn) {
 	c.sendMsg(proto.TypeWelcome, "", &proto.Welcome{ID: s.user, Node: h.opt.Node})
 	c.sendMsg(proto.TypeSessionReady, s.id, &proto.SessionReady{
 		Device:      s.device,
+		DeviceName:  s.deviceName,
+		SiteName:    s.siteName,
 		Expires:     s.expires,
 		ICEServers:  h.opt.ICEServers(s.id, s.expires, s.agent.place),
 		RelayTicket: h.newRelayTicketLocked(s),

@@ -89,6 +89,10 @@ type Options struct {
 	// Inventory, if set, keeps the agents' adopted devices and discovery
 	// scans (inventory.go); nil refuses their reports.
 	Inventory InventoryHooks
+	// SiteName, if set, returns the name of a site ("" when unknown),
+	// which session.ready tells the session window. It is called without
+	// the hub's lock, once per session opened, and may do store I/O.
+	SiteName func(site string) string
 }
 
 func (o *Options) setDefaults() {

@@ -27,6 +27,7 @@ const (
 type session struct {
 	id, user, device string
 	deviceName       string                // as the agent declared it at creation
+	site, siteName   string                // the device's site (its agent's) and that site's name
 	agentID          string                // the agent that serves it
 	endedBy          string                // the admin who terminated it
 	jobReason        string                // the end reason for its job when it differs from the proto one
@@ -96,6 +97,14 @@ func (h *Hub) OpenAgentSession(ctx context.Context, user, agent, device string) 
 	if err != nil {
 		return nil, err
 	}
+	if s.site != "" && h.opt.SiteName != nil {
+		// Outside the lock (it may read the store), before the agent can
+		// accept: session.ready, which carries it, follows acceptance.
+		name := h.opt.SiteName(s.site)
+		h.mu.Lock()
+		s.siteName = name
+		h.mu.Unlock()
+	}
 	t := time.NewTimer(h.opt.ReadyTimeout)
 	defer t.Stop()
 	var cause *proto.Error
@@ -158,6 +167,7 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 		user:       user,
 		device:     device,
 		deviceName: dev.dev.Name,
+		site:       dev.site,
 		agentID:    dev.agent,
 		tokenHash:  hashToken(token),
 		expires:    h.opt.Now().Add(h.opt.SessionTTL),

@@ -282,3 +282,18 @@ func (s *Server) agentSite(agent string) string {
 	}
 	return a.Site
 }
+
+// siteName is the name of site ("" when the store cannot say), shown in
+// the session window's toolbar (hub.Options.SiteName).
+func (s *Server) siteName(site string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := s.store.Site(ctx, site)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("site name unknown", "site", site, "err", err)
+		}
+		return ""
+	}
+	return st.Name
+}

@@ -135,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 		Presence:     presenceHook(cfg.Bus),
 		AgentSite:    s.agentSite,
 		Inventory:    inventoryHooks{s},
+		SiteName:     s.siteName,
 	})
 	if cfg.Bus != nil {
 		s.cluster = newCluster(s, cfg.Bus)

@@ -248,9 +248,13 @@ function sessionOrigin(info) {
   throw new APIError(500, 'internal', 'signaling has no sessions domain configured');
 }
 
-async function openSession(device, button) {
+/**
+ * openSession opens a session on device ({id, name, agent}) as button's
+ * action; its feedback goes to the note slot key (the device's own by
+ * default).
+ */
+export async function openSession(device, button, key = `device:${device.id}`) {
   const name = device.name || device.id;
-  const key = `device:${device.id}`;
   note(key, '', '');
   await busy(button, async () => {
     try {

@@ -5,7 +5,7 @@
 // Names, never IDs, where people read who and what (IDs stay beside device
 // names, for the CLI). Every value is set as text.
 
-import { knownDevices } from './devices.js';
+import { knownDevices, openSession } from './devices.js';
 import { errorText, has, t } from './messages.js';
 import { $, anchor, api, busy, clock, el, note, when } from './ui.js';
 
@@ -173,12 +173,21 @@ async function openJob(id) {
   anchor('job-export-json').href = `${path}/export?format=json`;
   anchor('job-export-har').href = `${path}/export?format=har`;
   if (shown !== id) {
+    note('job-again', '', '');
     note('job-verify', '', '');
     note('job-detail', '', '');
   }
   shown = id;
   if (log.more) note('job-detail', 'ok', t('jobs.detail.more'));
   $('job-terminate').hidden = !(me?.admin && job.live);
+  // A web page session that is over offers a new one on the same device:
+  // where the session window's end page leads.
+  const again = job.type === 'Open Device Webpage' && !job.live;
+  $('job-again-box').hidden = !again;
+  $('job-again').textContent = again ? t('jobs.detail.again', { device: w.device }) : '';
+  $('job-again').dataset.device = again ? job.device : '';
+  $('job-again').dataset.agent = again ? job.agent || '' : '';
+  $('job-again').dataset.name = again ? w.device : '';
   const entries = Array.isArray(log.entries) ? log.entries : [];
   $('log-rows').replaceChildren(
     ...(entries.length
@@ -244,4 +253,8 @@ export function setupJobs() {
   $('job-filter').addEventListener('reset', () => setTimeout(refreshJobs));
   $('job-verify').addEventListener('click', verify);
   $('job-terminate').addEventListener('click', terminate);
+  $('job-again').addEventListener('click', (e) => {
+    const b = /** @type {HTMLButtonElement} */ (e.currentTarget);
+    openSession({ id: b.dataset.device || '', name: b.dataset.name || '', agent: b.dataset.agent || '' }, b, 'job-again');
+  });
 }

@@ -221,6 +221,7 @@ export const en = {
   'jobs.detail.terminateConfirm': 'End this live session now? The technician is disconnected.',
   'jobs.detail.terminated': 'Session terminated.',
   'jobs.detail.close': 'Back to all jobs',
+  'jobs.detail.again': 'Open a new session on {device}',
   'jobs.detail.more': 'The log is longer than one page; export it to see every entry.',
   'jobs.detail.log': 'Access log',
   'jobs.detail.logEmpty': 'No requests in this job’s log.',

@@ -79,6 +79,8 @@ const state = {
   noticeTimer: null,
   barChannel: null,
   bar: { device: '', expires: 0, path: '', kind: '', ended: '' },
+  app: '', // the app's origin (from auth.json): where a new session is opened
+  device: { id: '', name: '', site: '' }, // as session.ready names them
 };
 
 const AUTH_KEY = 'porthole.session-oauth'; // {state, verifier, back} while the authorization runs
@@ -103,6 +105,7 @@ async function obtainToken() {
   const res = await fetch(AUTH_CONFIG, { cache: 'no-store', credentials: 'omit' });
   if (!res.ok) throw coded(res.status === 404 ? 'session_ended' : 'unavailable', 'This session is not available; open the device again from Porthole.');
   const cfg = await res.json();
+  state.app = appOrigin(cfg.authorizationEndpoint);
   // Development mode only: a session token handed over in the fragment.
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
   if (fromHash) {
@@ -118,6 +121,22 @@ async function obtainToken() {
   if (stored) return stored;
   await startAuthorization(cfg);
   return new Promise(() => {});
+}
+
+/** The origin of the app's authorization endpoint, '' if it is not an http(s) URL. */
+function appOrigin(endpoint) {
+  try {
+    const u = new URL(endpoint);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? u.origin : '';
+  } catch {
+    return '';
+  }
+}
+
+/** This window's session ID: the first label of shell-<session>.<sessions domain>. */
+function sessionID() {
+  const m = /^shell-([a-z0-9-]{1,64})\./.exec(location.hostname);
+  return m ? m[1] : '';
 }
 
 async function startAuthorization(cfg) {
@@ -334,9 +353,13 @@ async function startPeer(ready) {
   if (state.pc) return;
   state.joined = true;
   const expires = new Date(ready.expires);
-  document.title = `${ready.device || 'Device'} — Porthole`;
-  state.toolbar.setDevice(ready.device || '');
-  state.bar.device = ready.device || '';
+  const id = typeof ready.device === 'string' ? ready.device : '';
+  const name = typeof ready.deviceName === 'string' && ready.deviceName ? ready.deviceName : id;
+  const site = typeof ready.siteName === 'string' ? ready.siteName : '';
+  state.device = { id, name, site };
+  document.title = `${name || 'Device'}${site ? ` · ${site}` : ''} — Porthole`;
+  state.toolbar.setDevice(name, site, id);
+  state.bar.device = site ? `${name} · ${site}` : name;
   if (!Number.isNaN(expires.getTime())) {
     state.toolbar.setExpires(expires);
     state.bar.expires = expires.getTime();
@@ -808,14 +831,29 @@ function showEnded(title, text, code) {
   const p = document.createElement('p');
   p.textContent = text;
   panel.append(h, p);
+  // The way on: the session's job in the app, which opens a new session on
+  // the same device with one click (never opened by a link alone).
+  const session = sessionID();
+  if (state.app && session && code !== 'session_in_use') {
+    const a = document.createElement('a');
+    a.className = 'again';
+    a.href = `${state.app}/#jobs/${session}`;
+    a.textContent = state.device.name ? `Open a new session on ${state.device.name}` : 'Open a new session on this device';
+    panel.append(a);
+  }
   if (code) {
+    // The code is for support, behind "Details" as in the app.
+    const d = document.createElement('details');
+    d.className = 'code';
+    const sum = document.createElement('summary');
+    sum.textContent = 'Details';
     const c = document.createElement('p');
-    c.className = 'code';
     c.append('Code: ');
     const k = document.createElement('code');
     k.textContent = code;
     c.append(k);
-    panel.append(c);
+    d.append(sum, c);
+    panel.append(d);
   }
   document.getElementById('stage').replaceChildren(panel);
   state.frame = null;

@@ -84,6 +84,9 @@ export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
   const brand = el('span', 'brand', 'Porthole');
   const device = el('span', 'device', '');
   device.title = 'Device';
+  const site = el('span', 'site', '');
+  site.title = 'Customer site';
+  site.hidden = true;
   const timer = el('span', 'timer', '');
   timer.title = 'Time left in this session';
   const path = el('span', 'path', 'connecting…');
@@ -95,14 +98,18 @@ export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
   where.title = 'Page in the device';
   const notice = el('span', 'notice', '');
   notice.setAttribute('role', 'status');
-  const popout = el('button', 'popout', 'Open in its own tab');
+  // At phone widths the button keeps a short label (shell.css); its
+  // accessible name stays the long one.
+  const popout = el('button', 'popout');
+  popout.append(el('span', 'long', 'Open in its own tab'), el('span', 'short', 'New tab'));
+  popout.setAttribute('aria-label', 'Open in its own tab');
   popout.type = 'button';
   popout.title = 'Show the device page as a tab of its own, for pages that refuse to be shown in a frame; the session stays in this window';
   popout.addEventListener('click', () => onPopOut?.());
   const end = el('button', 'end', 'End session');
   end.type = 'button';
   end.addEventListener('click', () => onEnd());
-  bar.append(brand, device, where, notice, popout, path, reason, timer, end);
+  bar.append(brand, device, site, where, notice, popout, path, reason, timer, end);
   root.prepend(bar);
 
   let tick = null;
@@ -126,8 +133,12 @@ export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
   };
 
   const api = {
-    setDevice(name) {
-      device.textContent = name;
+    /** name and site are what the technician reads; id stays in the tooltip. */
+    setDevice(name, siteName = '', id = '') {
+      device.textContent = name || id;
+      device.title = id && id !== name ? `Device ${id}` : 'Device';
+      site.textContent = siteName;
+      site.hidden = !siteName;
     },
     setExpires(date) {
       expiresAt = date.getTime();

@@ -41,6 +41,8 @@ test('messages the shell receives decode to what it reads', () => {
   assert.equal(ready.type, 'session.ready');
   assert.equal(ready.session, S);
   assert.equal(ready.data.device, 'printer-1');
+  assert.equal(ready.data.deviceName, 'Demo printer');
+  assert.equal(ready.data.siteName, 'Acme GmbH');
   assert.equal(new Date(ready.data.expires).toISOString(), '2026-11-23T18:30:00.000Z');
   assert.deepEqual(ready.data.iceServers, [{ urls: ['stun:127.0.0.1:3478'] }]);
   const answer = parseEnvelope(golden('answer'));
