@@ -98,10 +98,10 @@ export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
   where.title = 'Page in the device';
   const notice = el('span', 'notice', '');
   notice.setAttribute('role', 'status');
-  // At phone widths the button keeps a short label (shell.css); its
-  // accessible name stays the long one.
+  // At phone widths the button keeps a short label (shell.css), part of
+  // its accessible name as WCAG 2.5.3 wants.
   const popout = el('button', 'popout');
-  popout.append(el('span', 'long', 'Open in its own tab'), el('span', 'short', 'New tab'));
+  popout.append(el('span', 'long', 'Open in its own tab'), el('span', 'short', 'Own tab'));
   popout.setAttribute('aria-label', 'Open in its own tab');
   popout.type = 'button';
   popout.title = 'Show the device page as a tab of its own, for pages that refuse to be shown in a frame; the session stays in this window';
