@@ -111,6 +111,18 @@ func TestCLIServesDevicePage(t *testing.T) {
 			if got := hex.EncodeToString(h.Sum(nil)); got != strings.TrimSpace(string(want)) {
 				t.Fatalf("firmware checksum %s, want %s", got, want)
 			}
+			// The technician's terminal after a connect, pages and a 64 MiB
+			// download: a few lines of Porthole's own (issue 23 counted 98
+			// library warnings on a connect and 986 during a download), no
+			// library log, no log-formatted line.
+			out := p.Tail(1000)
+			t.Logf("the CLI printed:\n%s", out)
+			if n := strings.Count(out, "\n"); n > 12 {
+				t.Errorf("the CLI printed %d lines", n)
+			}
+			if m := regexp.MustCompile(`level=|pion|\b(ice|sctp|dtls|turn)\b.*(Failed|warn)|^\s*\d{4}/\d\d/\d\d `).FindString(out); m != "" {
+				t.Errorf("a library log line reached the terminal (%q)", m)
+			}
 		})
 	}
 }
