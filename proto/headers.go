@@ -21,6 +21,14 @@ func HopByHopHeaders() []string {
 	}
 }
 
+// HeaderDeviceOrigins is the response field in which the agent tells the
+// browser side, with each HTML document of a device, the device's own
+// origins ("http://192.168.1.20 https://192.168.1.20 http://npi4000.local",
+// space-separated): the ones it rewrites in bodies to the session's
+// origin. The page shim does the same to URLs the page builds at run time
+// ("http://" + ip). A value the device sent itself is never passed on.
+const HeaderDeviceOrigins = "Porthole-Device-Origins"
+
 // DroppedDeviceResponseHeaders never reach the technician's browser from a
 // device: cookies stay in the agent's jar; CORS grants, HSTS and pinning are
 // the device's business, not the session origin's; the frame-blocking header

@@ -3,10 +3,12 @@ package deviceproxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -315,4 +317,37 @@ func TestControlRefusesTheDialItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.Close()
+}
+
+// TestDeviceOriginsHeader: an HTML document carries the device's own
+// origins (each of its names, http and https as mapped) for the page
+// shim's run-time URLs; a value the device sent itself never passes, and
+// other types carry none.
+func TestDeviceOriginsHeader(t *testing.T) {
+	dev := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(proto.HeaderDeviceOrigins, "http://evil.example")
+		if r.URL.Path == "/page" {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		} else {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		io.WriteString(w, "x")
+	}))
+	defer dev.Close()
+	port := portOf(t, dev.Listener.Addr().String())
+	p := newProxy(t, deviceproxy.Device{ID: "d1", Host: "127.0.0.1", HTTPPort: port, HostHeader: "printer.example", Names: []string{"NPI4000.local"}})
+	h, _ := p.Handler(0)
+	ctx := deviceproxy.WithClientOrigin(context.Background(), "https://s1.sessions.example")
+	got := serve(h, originFormRequest(ctx, "GET", "/page", nil)).Header().Get(proto.HeaderDeviceOrigins)
+	for _, want := range []string{fmt.Sprintf("http://127.0.0.1:%d", port), "http://printer.example", fmt.Sprintf("https://printer.example:%d", port), "http://npi4000.local"} {
+		if !slices.Contains(strings.Fields(got), want) {
+			t.Errorf("%s = %q, lacks %s", proto.HeaderDeviceOrigins, got, want)
+		}
+	}
+	if strings.Contains(got, "evil") {
+		t.Errorf("the device's own value passed: %q", got)
+	}
+	if got := serve(h, originFormRequest(ctx, "GET", "/data", nil)).Header().Values(proto.HeaderDeviceOrigins); len(got) != 0 {
+		t.Errorf("JSON carries %q", got)
+	}
 }

@@ -6,7 +6,11 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"io"
+	"mime"
+	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,6 +89,15 @@ func (h *portHandler) modifyResponse(resp *http.Response) error {
 
 	for _, k := range proto.DroppedDeviceResponseHeaders() {
 		hdr.Del(k)
+	}
+	// The device's own origins, for the page shim to keep URLs the page
+	// builds at run time inside the session (a device's own value never
+	// passes).
+	hdr.Del(proto.HeaderDeviceOrigins)
+	if ClientOrigin(resp.Request.Context()) != "" && isHTMLDocument(hdr.Get("Content-Type")) {
+		if o := h.deviceOrigins(); len(o) > 0 {
+			hdr.Set(proto.HeaderDeviceOrigins, strings.Join(o, " "))
+		}
 	}
 	for k := range hdr {
 		if strings.HasPrefix(k, "Access-Control-") {
@@ -231,4 +244,49 @@ func (d *decodedBody) Close() error {
 		_ = d.c.Close()
 	}
 	return d.raw.Close()
+}
+
+// isHTMLDocument reports whether a Content-Type is one browsers render as
+// an HTML document.
+func isHTMLDocument(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
+}
+
+// deviceOrigins are the origins the rewriter maps to the session's
+// (rewrite.go): each of the device's names with each scheme and port
+// mapped, default ports left out, as a browser spells an origin.
+func (h *portHandler) deviceOrigins() []string {
+	up := h.up.Load()
+	ports := []int{h.port, up.port, 80, 443, h.p.d.HTTPSPort}
+	for _, p := range []int{h.port, up.port} {
+		if t, ok := twinPorts[p]; ok {
+			ports = append(ports, t)
+		}
+	}
+	if _, ps, err := net.SplitHostPort(up.host); err == nil {
+		if p, err := strconv.Atoi(ps); err == nil {
+			ports = append(ports, p)
+		}
+	}
+	var out []string
+	for _, host := range h.p.names() {
+		for _, scheme := range []string{"http", "https"} {
+			seen := map[int]bool{}
+			for _, port := range ports {
+				if port <= 0 || seen[port] || !h.mapped(scheme, port) {
+					continue
+				}
+				seen[port] = true
+				o := scheme + "://" + host
+				if port != defaultPort(scheme) {
+					o += ":" + strconv.Itoa(port)
+				}
+				if !slices.Contains(out, o) {
+					out = append(out, o)
+				}
+			}
+		}
+	}
+	return out
 }
