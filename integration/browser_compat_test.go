@@ -242,6 +242,30 @@ func TestBrowserCompat(t *testing.T) {
 		brShot(t, ctx, art, "compat-absolute")
 	})
 
+	t.Run("urls built at run time", func(t *testing.T) {
+		tab.nav(t, "/quirks/runtime", `d.getElementById('state').textContent === 'ready' && d.getElementById('api').textContent === 'PHL4K-0001-DEMO' && d.getElementById('xhr').textContent === 'xhr 200' && d.getElementById('ws').textContent === 'ws open' && `+imagesLoaded)
+		for _, id := range []string{"rt-link", "rt-html"} {
+			if h := compatEval[string](t, tab, `d.getElementById('`+id+`').href`); !strings.HasPrefix(h, tab.info.DeviceOrigin+"/") {
+				t.Errorf("link #%s: %q, want it on the session origin", id, h)
+			}
+		}
+		tab.noFailures(t)
+		compatEval[bool](t, tab, `(d.getElementById('go').click(), true)`)
+		tab.wait(t, "location.href to the device's own address", `w.location.pathname + w.location.search === '/supplies?from=runtime' && d.querySelector('h1')?.textContent === 'Supplies'`)
+		tab.nav(t, "/quirks/runtime", `d.getElementById('state').textContent === 'ready'`)
+		compatEval[bool](t, tab, `(d.getElementById('go-assign').click(), true)`)
+		tab.wait(t, "location.assign to its mDNS name", `w.location.pathname + w.location.search === '/settings?from=assign' && d.querySelector('form')`)
+		compatEval[bool](t, tab, `(w.location.href = '/quirks/runtime', true)`)
+		tab.wait(t, "the page again", `w.location.pathname === '/quirks/runtime' && d.getElementById('state').textContent === 'ready'`)
+		compatEval[bool](t, tab, `(d.getElementById('rt-link').click(), true)`)
+		tab.wait(t, "the link built with setAttribute", `w.location.pathname === '/supplies' && d.querySelector('h1')?.textContent === 'Supplies'`)
+		tab.noFailures(t)
+		if n := brEval[string](t, tab.ctx, `document.querySelector('.toolbar .notice')?.textContent || ''`); strings.Contains(n, "outside") {
+			t.Errorf("the toolbar says %q", n)
+		}
+		brShot(t, ctx, art, "compat-runtime")
+	})
+
 	t.Run("meta refresh", func(t *testing.T) {
 		compatEval[bool](t, tab, `(w.location.href = '/quirks/refresh', true)`)
 		tab.wait(t, "the refresh's target", `w.location.pathname === '/quirks/absolute' && d.readyState === 'complete' && `+imagesLoaded)

@@ -103,7 +103,7 @@ var (
 // The shim is one classic script, not a module, because a module runs only
 // after the document is parsed, after the page's own inline scripts: hooks
 // such as a WebSocket shim must be in place before those run.
-var pageParts = []string{"core.js", "location.js", "framebust.js", "wsclass.js", "websocket.js", "offsite.js", "bar.js", "start.js"}
+var pageParts = []string{"core.js", "location.js", "framebust.js", "wsclass.js", "websocket.js", "deviceurls.js", "offsite.js", "bar.js", "start.js"}
 
 func set(names ...string) map[string]bool {
 	m := make(map[string]bool, len(names))

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -43,6 +44,11 @@ import (
 //	POST /quirks/post-login       needs Basic auth; echoes the field it got
 //	GET  /quirks/download         a CSV report with Content-Disposition: attachment
 //	GET  /quirks/sse, /quirks/events  a page on EventSource, and the stream (an event every 300 ms)
+//	GET  /quirks/runtime          a script that builds the device's URLs at run time from the bare
+//	                              address, hostname and mDNS name in /quirks/where.json ("http://" + ip):
+//	                              fetch, XHR, WebSocket, an image, links by setAttribute and markup,
+//	                              location.href and location.assign
+//	GET  /quirks/print            a report page with a Print button (window.print)
 //
 // Two more profiles are listeners of their own (porthole-demo-device's
 // --legacy-https and --https-redirect; integration/stack's
@@ -66,7 +72,54 @@ var quirkPages = template.Must(template.New("quirks").Parse(`
 <li><a href="/quirks/post-login">Form that meets a login</a></li>
 <li><a href="/quirks/download">Download a report</a></li>
 <li><a href="/quirks/sse">Live events</a></li>
+<li><a href="/quirks/runtime">URLs built at run time</a></li>
+<li><a href="/quirks/print">Print a report</a></li>
 </ul></main></body></html>{{end}}
+{{define "runtime"}}{{template "head" "URLs built at run time"}}
+<p>API: <span id="api">…</span></p><p id="xhr">…</p><p id="ws">…</p><p id="img"></p><p id="links"></p>
+<p><button id="go" type="button">Supplies (location.href)</button> <button id="go-assign" type="button">Settings (location.assign)</button></p>
+<p id="state">loading…</p>
+<script>
+(function () {
+  // Like many EWS scripts: the device's address comes from its own JSON,
+  // and the script puts the URL together ("http://" + ip).
+  fetch("/quirks/where.json").then(function (r) { return r.json(); }).then(function (w) {
+    var base = "http://" + w.ip;
+    fetch(base + "/api/status").then(function (r) { return r.json(); })
+      .then(function (s) { document.getElementById("api").textContent = s.serial; })
+      .catch(function (e) { document.getElementById("api").textContent = "failed: " + e; });
+    var x = new XMLHttpRequest();
+    x.open("GET", "http://" + w.mdns + "/quirks/links.json");
+    x.onload = function () { document.getElementById("xhr").textContent = "xhr " + x.status; };
+    x.onerror = function () { document.getElementById("xhr").textContent = "xhr failed"; };
+    x.send();
+    var ws = new WebSocket("ws://" + w.name + "/ws/status");
+    ws.onopen = function () { document.getElementById("ws").textContent = "ws open"; ws.close(); };
+    ws.onerror = function () { document.getElementById("ws").textContent = "ws failed"; };
+    var img = new Image();
+    img.alt = "logo";
+    img.src = base + "/logo.png";
+    document.getElementById("img").appendChild(img);
+    var a = document.createElement("a");
+    a.id = "rt-link";
+    a.setAttribute("href", "http://" + w.name + "/supplies");
+    a.textContent = "Supplies (setAttribute)";
+    document.getElementById("links").appendChild(a);
+    document.getElementById("links").insertAdjacentHTML("beforeend", ' <a id="rt-html" href="' + base + '/settings">Settings (markup)</a>');
+    document.getElementById("go").onclick = function () { location.href = base + "/supplies?from=runtime"; };
+    document.getElementById("go-assign").onclick = function () { location.assign("http://" + w.mdns + "/settings?from=assign"); };
+    document.getElementById("state").textContent = "ready";
+  });
+})();
+</script></main></body></html>{{end}}
+{{define "print"}}{{template "head" "Print a report"}}
+<p id="report">Page counts: 48,213</p>
+<p><button id="print" type="button" onclick="window.print()">Print</button></p>
+<p id="printed">not printed</p>
+<script>
+window.addEventListener("beforeprint", function () { document.getElementById("printed").dataset.before = "1"; });
+window.addEventListener("afterprint", function () { document.getElementById("printed").textContent = "printed"; });
+</script></main></body></html>{{end}}
 {{define "absolute"}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Absolute URLs</title>
 <link rel="stylesheet" href="http://{{.Host}}/static/style.css">
@@ -163,6 +216,14 @@ func (d *Device) quirkRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /quirks/nav", page("nav"))
 	mux.HandleFunc("GET /quirks/ws", page("ws"))
 	mux.HandleFunc("GET /quirks/sse", page("sse"))
+	mux.HandleFunc("GET /quirks/runtime", page("runtime"))
+	mux.HandleFunc("GET /quirks/print", page("print"))
+	mux.HandleFunc("GET /quirks/where.json", func(w http.ResponseWriter, r *http.Request) {
+		// Bare host names, not URLs: nothing for the agent to rewrite.
+		q := d.quirkData(r)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"ip": q.Host, "name": q.Name, "mdns": q.MDNS})
+	})
 	mux.HandleFunc("GET /quirks/absolute.css", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css")
 		fmt.Fprintf(w, ".bg { width: 32px; height: 32px; background: url(http://%s/logo.png); }\n", r.Host)

@@ -17,6 +17,21 @@
 // UTF-16 (with its byte order mark) is scanned and written as UTF-16.
 
 export const SHIM_TAG = '<script src="/__t/page.js"></script>';
+
+// One origin as the agent spells it in Porthole-Device-Origins: a scheme,
+// a host name, IPv4 or bracketed IPv6 address, and a port.
+const ORIGIN_RE = /^https?:\/\/(?:[a-z0-9](?:[a-z0-9.-]{0,252})|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+
+/**
+ * shimTag(origins) → the shim's script element, carrying the device's own
+ * origins (the agent's Porthole-Device-Origins, space-separated) for the
+ * URLs the page builds at run time (page/deviceurls.js). Anything that is
+ * not a plain origin is left out, so the attribute needs no escaping.
+ */
+export function shimTag(origins) {
+  const list = String(origins || '').toLowerCase().split(/\s+/).filter((o) => ORIGIN_RE.test(o)).slice(0, 64);
+  return list.length ? `<script src="/__t/page.js" data-device-origins="${list.join(' ')}"></script>` : SHIM_TAG;
+}
 export const LOOKAHEAD = 8192;
 
 const latin1 = new TextDecoder('windows-1252');
@@ -32,7 +47,7 @@ export function isHTML(contentType) {
  * bytes are needed to decide (and final is false), or null to leave the
  * document alone.
  */
-export function insertionPoint(bytes, final) {
+export function insertionPoint(bytes, final, tagText = SHIM_TAG) {
   let bom = 0;
   let enc = 'latin1';
   if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xfe) [bom, enc] = [2, 'utf-16le'];
@@ -43,7 +58,7 @@ export function insertionPoint(bytes, final) {
   const text = wide ? new TextDecoder(enc, { ignoreBOM: true }).decode(body.subarray(0, body.length & ~1)) : latin1.decode(body);
   const r = scan(text, final || bytes.length >= LOOKAHEAD);
   if (r === null || r === WAIT) return r === WAIT ? { wait: true } : null;
-  return { at: bom + (wide ? 2 * r : r), tag: encodeTag(enc) };
+  return { at: bom + (wide ? 2 * r : r), tag: encodeTag(enc, tagText) };
 }
 
 const WAIT = -1;
@@ -122,11 +137,11 @@ function afterCharset(s, i, complete) {
   return i;
 }
 
-function encodeTag(enc) {
-  if (enc === 'latin1') return new TextEncoder().encode(SHIM_TAG);
-  const out = new Uint8Array(SHIM_TAG.length * 2);
-  for (let k = 0; k < SHIM_TAG.length; k++) {
-    const c = SHIM_TAG.charCodeAt(k);
+function encodeTag(enc, tag) {
+  if (enc === 'latin1') return new TextEncoder().encode(tag);
+  const out = new Uint8Array(tag.length * 2);
+  for (let k = 0; k < tag.length; k++) {
+    const c = tag.charCodeAt(k);
     if (enc === 'utf-16le') [out[2 * k], out[2 * k + 1]] = [c, 0];
     else [out[2 * k], out[2 * k + 1]] = [0, c];
   }
@@ -134,15 +149,17 @@ function encodeTag(enc) {
 }
 
 /**
- * Returns a stream of body with the shim inserted. It holds back at most
+ * Returns a stream of body with the shim inserted (shimTag of origins,
+ * the agent's Porthole-Device-Origins). It holds back at most
  * LOOKAHEAD bytes until it knows where; from then on chunks pass through
  * as they come.
  */
-export function injectShim(body) {
+export function injectShim(body, origins = '') {
+  const tagText = shimTag(origins);
   let held = new Uint8Array(0);
   let decided = false;
   const flush = (controller, final) => {
-    const p = insertionPoint(held, final);
+    const p = insertionPoint(held, final, tagText);
     if (p && p.wait) return;
     decided = true;
     if (p) {

@@ -317,7 +317,7 @@ async function carry(event, req, url) {
   let out = reply.body;
   if (doc && isHTML(headers.get('Content-Type'))) {
     headers.delete('Content-Length');
-    out = injectShim(out);
+    out = injectShim(out, headers.get('Porthole-Device-Origins'));
   }
   // Keep the worker alive until the body has been handed over completely;
   // the piping also carries cancellation back to the shell.

@@ -112,3 +112,15 @@ test('only HTML documents', () => {
   for (const ct of ['text/html', 'text/html; charset=utf-8', ' TEXT/HTML;charset=Shift_JIS']) assert.ok(isHTML(ct), ct);
   for (const ct of ['', null, 'application/xhtml+xml', 'text/plain', 'text/htmlx', 'application/json']) assert.ok(!isHTML(ct), ct);
 });
+
+test('the shim tag carries the device origins, only plain origins', async () => {
+  const { shimTag, SHIM_TAG } = await import('../session/inject.js');
+  assert.equal(shimTag(''), SHIM_TAG);
+  assert.equal(shimTag(null), SHIM_TAG);
+  assert.equal(
+    shimTag('http://192.168.1.20 https://192.168.1.20 http://NPI4000.local:8080 http://[fe80::20]'),
+    '<script src="/__t/page.js" data-device-origins="http://192.168.1.20 https://192.168.1.20 http://npi4000.local:8080 http://[fe80::20]"></script>',
+  );
+  // Nothing that could leave the attribute or is not an origin.
+  assert.equal(shimTag('http://a"b http://x/path javascript:alert(1) http://ok.example "><script>'), '<script src="/__t/page.js" data-device-origins="http://ok.example"></script>');
+});

@@ -6,9 +6,12 @@
 // the worker's interstitial, which says where the link led; nothing is
 // fetched. Only http(s) URLs; javascript:, mailto: and the like are the
 // page's own business, and location assignments cannot be hooked.
-feature('offsite', () => {
+feature('offsite', (shim) => {
   const PATH = '/__t/offsite?u=';
+  // The device's own URLs (deviceurls.js) stay in the session.
+  const own = (raw) => (shim.toSession ? shim.toSession(raw) : '');
   const offsite = (raw) => {
+    if (own(raw)) return '';
     try {
       const u = new URL(String(raw), location.href);
       return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin !== location.origin ? u.href : '';
@@ -21,6 +24,11 @@ feature('offsite', () => {
     if (e.defaultPrevented || e.button !== 0) return;
     const a = e.target && e.target.closest && e.target.closest('a[href], area[href]');
     if (!a || a.hasAttribute('download')) return;
+    const to = own(a.href);
+    if (to) {
+      a.href = to; // then the browser follows it as usual
+      return;
+    }
     const url = offsite(a.href);
     if (!url) return;
     e.preventDefault();
@@ -31,6 +39,11 @@ feature('offsite', () => {
   document.addEventListener('submit', (e) => {
     const f = e.target;
     if (!f || typeof f.getAttribute !== 'function') return;
+    const to = own(f.action);
+    if (to) {
+      f.action = to;
+      return;
+    }
     const url = offsite(f.action);
     if (!url) return;
     e.preventDefault();
