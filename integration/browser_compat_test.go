@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -264,6 +266,28 @@ func TestBrowserCompat(t *testing.T) {
 			t.Errorf("the toolbar says %q", n)
 		}
 		brShot(t, ctx, art, "compat-runtime")
+	})
+
+	t.Run("print", func(t *testing.T) {
+		tab.nav(t, "/quirks/print", `d.getElementById('printed') && `+imagesLoaded)
+		// The device page's own Print button: the frame's sandbox allows
+		// modals, so window.print is not ignored (Chromium ignores it in a
+		// sandbox without allow-modals, and fires no beforeprint); headless
+		// Chromium then prints at once, without afterprint.
+		compatEval[bool](t, tab, `(d.getElementById('print').click(), true)`)
+		tab.wait(t, "the page printed", `d.getElementById('printed').textContent === 'print returned' && d.getElementById('printed').dataset.before === '1'`)
+		tab.noFailures(t)
+		// And the session window prints what the technician sees: the
+		// device's page in its frame, whose logo is the PDF's one image
+		// (the toolbar has none).
+		pdf, err := chromedp.Run(tab.ctx, chromedp.PrintToPDF(func(p *page.PrintToPDFParams) { p.PrintBackground = ptr(true) }))
+		if err != nil {
+			t.Fatalf("print the session window: %v", err)
+		}
+		if !bytes.HasPrefix(pdf, []byte("%PDF-")) || !bytes.Contains(pdf, []byte("/Subtype /Image")) {
+			t.Errorf("the session window printed %d bytes without the device page's image", len(pdf))
+		}
+		t.Logf("the session window printed a %d-byte PDF", len(pdf))
 	})
 
 	t.Run("meta refresh", func(t *testing.T) {

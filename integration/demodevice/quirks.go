@@ -113,12 +113,16 @@ var quirkPages = template.Must(template.New("quirks").Parse(`
 })();
 </script></main></body></html>{{end}}
 {{define "print"}}{{template "head" "Print a report"}}
-<p id="report">Page counts: 48,213</p>
-<p><button id="print" type="button" onclick="window.print()">Print</button></p>
+<p id="report"><img src="/logo.png" alt="Porthole LaserJet" width="48" height="48"> Page counts: 48,213</p>
+<p><button id="print" type="button">Print</button></p>
 <p id="printed">not printed</p>
 <script>
+document.getElementById("print").onclick = function () {
+  window.print();
+  document.getElementById("printed").textContent = "print returned";
+};
 window.addEventListener("beforeprint", function () { document.getElementById("printed").dataset.before = "1"; });
-window.addEventListener("afterprint", function () { document.getElementById("printed").textContent = "printed"; });
+window.addEventListener("afterprint", function () { document.getElementById("printed").dataset.after = "1"; });
 </script></main></body></html>{{end}}
 {{define "absolute"}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Absolute URLs</title>
