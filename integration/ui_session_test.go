@@ -20,7 +20,9 @@ import (
 // customer (never only the device ID) and keeps the time left and End
 // session on the screen at a phone's width; the end panel, and the device
 // origin's end page, are no dead end: they lead to the session's job,
-// whose one button opens a new session on the same device. Every screen is
+// whose one button opens a new session on the same device (busy while it
+// waits, deaf to a second click). Someone with no site first meets empty
+// states that say what to do. Every screen is
 // screenshotted, checked by axe-core (zero serious or critical) and for
 // raw error text.
 func TestUISessionToolbarAndEndedPage(t *testing.T) {
@@ -30,6 +32,7 @@ func TestUISessionToolbarAndEndedPage(t *testing.T) {
 	s := stack.Start(t, stack.Options{Users: []stack.User{
 		{Name: "conf", Password: pw, Roles: []string{"configurer"}},
 		{Name: "tech", Password: pw, Roles: []string{"user"}},
+		{Name: "newbie", Password: pw},
 	}})
 	apiCall(t, s, apiLogin(t, s, "conf", pw), http.MethodPatch, "/v1/devices/"+stack.DeviceID, &proto.DeviceUpdate{Enabled: ptrTo(true)}, nil)
 
@@ -57,6 +60,21 @@ func TestUISessionToolbarAndEndedPage(t *testing.T) {
 		}
 		brShot(t, ctx, art, name)
 	}
+
+	// Someone with no site yet: the empty states say what to do next.
+	uiLogin(t, ctx, s, "newbie", pw)
+	brWait(t, ctx, "the empty device list", `!document.querySelector('#empty').hidden`)
+	if got := brEval[string](t, ctx, `document.querySelector('#empty').innerText`); !strings.Contains(got, "No devices yet") || !strings.Contains(got, "ask yours for access to a site") {
+		t.Errorf("the empty device list says %q", got)
+	}
+	check("devices-empty-390")
+	brEval[bool](t, ctx, `(location.hash = '#jobs', true)`)
+	brWait(t, ctx, "the empty job list", `!document.querySelector('#jobs-empty').hidden`)
+	if got := brEval[string](t, ctx, `document.querySelector('#jobs-empty').innerText`); !strings.Contains(got, "No jobs yet") || !strings.Contains(got, "Open one under Devices") {
+		t.Errorf("the empty job list says %q", got)
+	}
+	brEval[bool](t, ctx, `(document.querySelector('#signout').click(), true)`)
+	brWait(t, ctx, "signed out", `!document.querySelector('#signin').hidden`)
 
 	// Open the printer from the app, in this tab.
 	uiLogin(t, ctx, s, "tech", pw)
@@ -132,7 +150,19 @@ func TestUISessionToolbarAndEndedPage(t *testing.T) {
 	onScreen(t, ctx, "#job-again", "Open a new session on the job page")
 	check("job-again-390")
 	brEval[bool](t, ctx, `(document.querySelector('#same-tab').checked = true, true)`)
+	// While it waits the button says so and takes no second click: the
+	// session request is held for a moment to see it.
+	brEval[bool](t, ctx, `(() => { const f = window.fetch; window.__posts = 0; window.fetch = (u, o) => {
+		if (String(u).endsWith('/v1/sessions') && o?.method === 'POST') { window.__posts++; return new Promise((r) => setTimeout(r, 600)).then(() => f(u, o)); }
+		return f(u, o); }; return true; })()`)
 	brClick(t, ctx, "#job-again")
+	if got := brEval[string](t, ctx, `document.querySelector('#job-again').getAttribute('aria-busy') + ' ' + document.querySelector('#job-again').disabled`); got != "true true" {
+		t.Errorf("the waiting button: aria-busy disabled = %q", got)
+	}
+	brClick(t, ctx, "#job-again")
+	if n := brEval[int](t, ctx, `window.__posts`); n != 1 {
+		t.Errorf("two clicks sent %d session requests", n)
+	}
 	brWait(t, ctx, "a new session window", ready+fmt.Sprintf(` && !location.hostname.startsWith(%q)`, "shell-"+session+"."))
 	if got := brEval[string](t, ctx, `document.querySelector('.toolbar .device').textContent`); got != "Demo printer" {
 		t.Errorf("the new session's toolbar names %q", got)
