@@ -30,7 +30,7 @@ type deviceEntry struct {
 // ServeAgent runs the signaling connection of agent agentID, whose identity
 // the caller has verified, until it closes or the hub closes. It returns at
 // once; the connection runs on goroutines the hub owns.
-func (h *Hub) ServeAgent(ws *websocket.Conn, agentID string) {
+func (h *Hub) ServeAgent(ws Socket, agentID string) {
 	c := h.newConn(ws, proto.RoleAgent, agentID, h.log.With("agent", agentID))
 	c.sessions = make(map[string]*session)
 	h.start(c)

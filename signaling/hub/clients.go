@@ -10,13 +10,13 @@ import (
 // inside signaling): the connection is treated as an unbound non-browser
 // client. It returns at once; the connection runs on goroutines the hub
 // owns.
-func (h *Hub) ServeClient(ws *websocket.Conn, sessionID string) {
+func (h *Hub) ServeClient(ws Socket, sessionID string) {
 	h.ServeClientAuth(ws, sessionID, ClientAuth{})
 }
 
 // ServeClientToken is ServeClientAuth for a non-browser client that
 // presented the token whose SHA-256 is tokenHash and no binding.
-func (h *Hub) ServeClientToken(ws *websocket.Conn, sessionID string, tokenHash [32]byte) {
+func (h *Hub) ServeClientToken(ws Socket, sessionID string, tokenHash [32]byte) {
 	h.ServeClientAuth(ws, sessionID, ClientAuth{TokenHash: tokenHash})
 }
 
@@ -25,7 +25,7 @@ func (h *Hub) ServeClientToken(ws *websocket.Conn, sessionID string, tokenHash [
 // its hello the hub applies the binding and one-client rules (binding.go):
 // a refused client gets an error message with the reason and is closed.
 // RevokeToken of its token closes it.
-func (h *Hub) ServeClientAuth(ws *websocket.Conn, sessionID string, auth ClientAuth) {
+func (h *Hub) ServeClientAuth(ws Socket, sessionID string, auth ClientAuth) {
 	h.mu.Lock()
 	user := ""
 	if s := h.sessions[sessionID]; s != nil {

@@ -16,12 +16,35 @@ import (
 	"github.com/porthole-dev/porthole/proto"
 )
 
+// Socket is what a connection needs of its WebSocket: the methods of
+// gorilla's *websocket.Conn that the pumps call, so that a socket may also
+// be something that only behaves like one (a technician's WebSocket held
+// by another node of a cluster, package cluster), as netbird's signal
+// server serves its peers through one small interface.
+//
+// As with gorilla, one goroutine reads (ReadMessage, and the deadline,
+// limit and pong handler it applies) and one writes (WriteMessage,
+// SetWriteDeadline); WriteControl and Close may be called from any
+// goroutine and must not block beyond the deadline given.
+type Socket interface {
+	ReadMessage() (messageType int, data []byte, err error)
+	SetReadLimit(limit int64)
+	SetReadDeadline(t time.Time) error
+	SetPongHandler(h func(appData string) error)
+	WriteMessage(messageType int, data []byte) error
+	SetWriteDeadline(t time.Time) error
+	WriteControl(messageType int, data []byte, deadline time.Time) error
+	Close() error
+}
+
+var _ Socket = (*websocket.Conn)(nil)
+
 // conn is one WebSocket, agent or client, in the gorilla chat pattern: a
 // readPump that decodes and dispatches messages and a writePump that owns all
 // writes, joined by a bounded send queue.
 type conn struct {
 	h    *Hub
-	ws   *websocket.Conn
+	ws   Socket
 	role proto.Role
 	id   string // agent ID for agents, user ID for clients
 	log  *slog.Logger
@@ -77,7 +100,7 @@ func (h *Hub) start(c *conn) {
 	go c.readPump()
 }
 
-func (h *Hub) newConn(ws *websocket.Conn, role proto.Role, id string, log *slog.Logger) *conn {
+func (h *Hub) newConn(ws Socket, role proto.Role, id string, log *slog.Logger) *conn {
 	l := &h.opt.Limits
 	queue, limiter := h.opt.MaxQueue, newLimiter(l.ClientRate, l.ClientBurst)
 	if role == proto.RoleAgent {
