@@ -179,12 +179,12 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request, _ *principal
 		v := get(a.ID)
 		v.Name, v.Site = a.Name, a.Site
 	}
-	for _, d := range s.devices(r.Context()) {
+	for _, d := range s.sessions.Devices(r.Context()) {
 		v := get(d.Agent)
 		v.Devices++
 		v.Online = v.Online || d.Online
 	}
-	for _, id := range s.onlineAgents(r.Context()) {
+	for _, id := range s.sessions.OnlineAgents(r.Context()) {
 		get(id).Online = true
 	}
 	out := proto.AgentList{Agents: make([]proto.AgentView, 0, len(order))}

@@ -63,7 +63,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request, p *princi
 	if !ok {
 		return
 	}
-	info, err := s.openSession(r.Context(), user, agent, req.Device)
+	info, err := s.sessions.OpenSession(r.Context(), user, agent, req.Device)
 	if err != nil {
 		s.log.Info("session not opened", "user", user, "device", req.Device, "code", proto.CodeOf(err), "err", err)
 		writeError(w, httpStatus(err), err)
@@ -82,7 +82,7 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, p *princi
 		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "no such session"))
 		return
 	}
-	if err := s.endSession(r.Context(), id, user); err != nil {
+	if err := s.sessions.EndSession(r.Context(), id, user); err != nil {
 		writeError(w, httpStatus(err), err)
 		return
 	}

@@ -79,7 +79,7 @@ func TestCopiedTokenIsRefused(t *testing.T) {
 		// The same user opening the session's window again gets a token of
 		// its own (OAuth, modelled by AddToken) and is refused.
 		second := "second-window-token-0123456789abcdef"
-		if _, err := e.srv.addToken(t.Context(), info.Session, sha256Of(second)); err != nil {
+		if _, err := e.srv.sessions.AddToken(t.Context(), info.Session, sha256Of(second)); err != nil {
 			t.Fatal(err)
 		}
 		var got proto.Error

@@ -205,7 +205,7 @@ type Config struct {
 	// Bus, if set, joins this server to a cluster of signaling nodes
 	// (package bus; Redis in production, bus.Network in tests): agents on
 	// other nodes are reachable, and sessions they own are served here by
-	// asking their node (cluster.go). Node must be unique in the cluster.
+	// asking their node (package cluster). Node must be unique in the cluster.
 	// The caller closes the bus after Close. Nil is a single node.
 	Bus bus.Bus
 

@@ -14,11 +14,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/porthole-dev/porthole/internal/fetchx"
 	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/cluster"
 	"github.com/porthole-dev/porthole/signaling/hub"
 )
 
@@ -49,50 +48,6 @@ import (
 // terminates TLS here, so its operator can see these requests — and only
 // these; everything else stays peer to peer.
 
-// deviceExchange is an exchange with the session's agent: local (this node
-// holds the agent) or across the cluster (fallback_cluster.go).
-type deviceExchange struct {
-	*fetchx.Exchange
-	release func()
-	once    sync.Once
-}
-
-// Close ends the exchange and forgets it; it may be called more than once.
-func (x *deviceExchange) Close() {
-	x.Exchange.Close()
-	x.once.Do(x.release)
-}
-
-// openFetch opens an exchange for session id with the agent, on whichever
-// node owns the session.
-func (s *Server) openFetch(ctx context.Context, id string, cookie [32]byte) (*deviceExchange, error) {
-	var x *fetchx.Exchange
-	release, err := s.hub.OpenFetch(id, cookie, func(xid uint64, send fetchx.Sender) hub.FetchRoute {
-		x = fetchx.New(xid, send, 0)
-		return x
-	})
-	if err == nil {
-		return &deviceExchange{Exchange: x, release: release}, nil
-	}
-	if c := s.cluster; c != nil && errors.Is(err, hub.ErrNoSession) {
-		if node := c.sessionNode(ctx, id); node != "" {
-			return c.openRemoteFetch(ctx, node, id, cookie)
-		}
-	}
-	return nil, err
-}
-
-// redeemTicket is hub.RedeemTicket on the session's node.
-func (s *Server) redeemTicket(ctx context.Context, id, ticket string, cookie [32]byte) (time.Time, error) {
-	exp, err := s.hub.RedeemTicket(id, ticket, cookie)
-	if c := s.cluster; c != nil && errors.Is(err, hub.ErrNoSession) {
-		if node := c.sessionNode(ctx, id); node != "" {
-			return c.redeemRemoteTicket(ctx, node, id, ticket, cookie)
-		}
-	}
-	return exp, err
-}
-
 // redeemRelayTicket answers the query of GET /__t/relay.html?t=<ticket> on
 // session id's device origin: it burns the ticket and sets the device
 // cookie. It reports whether the relay page may be served (the caller
@@ -103,7 +58,7 @@ func (s *Server) redeemRelayTicket(w http.ResponseWriter, r *http.Request, id st
 	var raw [32]byte
 	rand.Read(raw[:])
 	secret := base64.RawURLEncoding.EncodeToString(raw[:])
-	exp, err := s.redeemTicket(r.Context(), id, tk, sha256.Sum256([]byte(secret)))
+	exp, err := s.sessions.RedeemTicket(r.Context(), id, tk, sha256.Sum256([]byte(secret)))
 	if err != nil {
 		log.Info("relay ticket refused", "code", proto.CodeOf(err), "err", err)
 		status := http.StatusForbidden
@@ -210,7 +165,7 @@ func (s *Server) serveDeviceFallback(w http.ResponseWriter, r *http.Request, id 
 		return
 	}
 	start := time.Now()
-	x, err := s.openFetch(r.Context(), id, sha256.Sum256([]byte(secret)))
+	x, err := s.sessions.OpenFetch(r.Context(), id, sha256.Sum256([]byte(secret)))
 	if err != nil {
 		log.Info("device request refused", "code", proto.CodeOf(err), "err", err)
 		s.fallbackErrorPage(w, err)
@@ -280,7 +235,7 @@ func (s *Server) serveDeviceFallback(w http.ResponseWriter, r *http.Request, id 
 
 // pumpBody sends the request body to the agent; a body over
 // proto.MaxFetchBody aborts the exchange with too_large.
-func pumpBody(ctx context.Context, x *deviceExchange, body io.Reader) error {
+func pumpBody(ctx context.Context, x *cluster.Exchange, body io.Reader) error {
 	buf := make([]byte, proto.FetchChunk)
 	var total int64
 	for {
@@ -307,7 +262,7 @@ func pumpBody(ctx context.Context, x *deviceExchange, body io.Reader) error {
 }
 
 // copyBody streams the response body to the browser, flushing each chunk.
-func copyBody(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, x *deviceExchange) (int64, error) {
+func copyBody(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, x *cluster.Exchange) (int64, error) {
 	var n int64
 	for {
 		p, err := x.Read(ctx)

@@ -19,6 +19,7 @@ import (
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/bus"
+	"github.com/porthole-dev/porthole/signaling/cluster"
 	"github.com/porthole-dev/porthole/signaling/store/boltstore"
 )
 
@@ -115,13 +116,13 @@ func (a *fakeFetchAgent) run() {
 					a.serve(&req, body, x)
 				}()
 			case proto.IsFetch(env.Type):
-				v, err := decodeFetch(env)
+				v, err := cluster.DecodeFetch(env)
 				if err != nil {
 					a.t.Errorf("agent got a bad %s: %v", env.Type, err)
 					continue
 				}
 				a.mu.Lock()
-				x := a.open[fmt.Sprintf("%s/%d", env.Session, fetchID(v))]
+				x := a.open[fmt.Sprintf("%s/%d", env.Session, cluster.FetchID(v))]
 				a.mu.Unlock()
 				if x != nil {
 					if err := x.Deliver(env.Type, v); err != nil {
@@ -552,7 +553,7 @@ func TestDeviceOriginAcrossNodes(t *testing.T) {
 	a := owner.fetchAgent(agentKey, echoAgent, "printer-1")
 	a.run()
 	testenv.Eventually(t, wait, "the agent's presence on the edge", func() bool {
-		return len(edge.srv.devices(context.Background())) == 1
+		return len(edge.srv.sessions.Devices(context.Background())) == 1
 	})
 	session, cookie := edge.deviceSession(a, "printer-1")
 	bin := make([]byte, 200<<10)
@@ -567,14 +568,9 @@ func TestDeviceOriginAcrossNodes(t *testing.T) {
 	if resp, _ := edge.deviceDo(session, "GET", "/x", fromPage("Zm9yZ2VkLWNvb2tpZS12YWx1ZS0wMDAwMDAwMDAwMDA"), nil); resp.StatusCode != 401 {
 		t.Fatalf("forged cookie across nodes: %s", resp.Status)
 	}
-	owner.srv.cluster.fx.mu.Lock()
-	left := len(owner.srv.cluster.fx.owned)
-	owner.srv.cluster.fx.mu.Unlock()
-	if left != 0 {
+	if owner.srv.router.Forwarders() != 0 {
 		testenv.Eventually(t, wait, "forwarders to finish", func() bool {
-			owner.srv.cluster.fx.mu.Lock()
-			defer owner.srv.cluster.fx.mu.Unlock()
-			return len(owner.srv.cluster.fx.owned) == 0
+			return owner.srv.router.Forwarders() == 0
 		})
 	}
 }

@@ -62,7 +62,7 @@ func (h inventoryHooks) Report(ctx context.Context, agent string, r *proto.Disco
 // (the hub, or the cluster) merged with the stored inventory, which lists
 // an offline agent's devices offline with when they were last seen.
 func (s *Server) allDevices(ctx context.Context) ([]proto.DeviceStatus, error) {
-	live := s.devices(ctx)
+	live := s.sessions.Devices(ctx)
 	agents, err := s.store.Agents(ctx)
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (s *Server) listDiscovered(w http.ResponseWriter, r *http.Request, p *princ
 		return
 	}
 	online := map[string]bool{}
-	for _, a := range s.onlineAgents(ctx) {
+	for _, a := range s.sessions.OnlineAgents(ctx) {
 		online[a] = true
 	}
 	out := proto.DiscoveredList{Agents: []proto.AgentScan{}}

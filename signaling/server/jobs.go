@@ -355,7 +355,7 @@ func (s *Server) terminateJob(w http.ResponseWriter, r *http.Request, p *princip
 	if !ok {
 		return
 	}
-	if err := s.terminateSession(r.Context(), j.ID, p.id()); err != nil {
+	if err := s.sessions.TerminateSession(r.Context(), j.ID, p.id()); err != nil {
 		writeError(w, http.StatusConflict, proto.Errorf(proto.CodeSessionEnded, "the session is not live"))
 		return
 	}

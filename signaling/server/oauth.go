@@ -51,7 +51,7 @@ func (s *Server) oauthClient(id, redirect string) (*client, bool) {
 	if !proto.ValidSessionID(id) || s.shellOrigin(id) == "" {
 		return nil, false
 	}
-	if _, _, live := s.sessionOwner(context.Background(), id); !live {
+	if _, _, live := s.sessions.SessionOwner(context.Background(), id); !live {
 		return nil, false
 	}
 	origin := s.shellOrigin(id)
@@ -166,7 +166,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if c.session != "" {
-		owner, _, live := s.sessionOwner(r.Context(), c.session)
+		owner, _, live := s.sessions.SessionOwner(r.Context(), c.session)
 		if !live || owner != p.id() {
 			s.refuse(r, "authorize: session of another user", "session", c.session, "user", p.id())
 			redirectError(w, r, c, state, proto.OAuthAccessDenied, "this session belongs to somebody else")
@@ -327,13 +327,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	if stored.Session != "" {
-		owner, _, live := s.sessionOwner(ctx, stored.Session)
+		owner, _, live := s.sessions.SessionOwner(ctx, stored.Session)
 		if !live || owner != stored.User {
 			oauthError(w, http.StatusBadRequest, proto.OAuthInvalidGrant, "the session has ended")
 			return
 		}
 		raw := sha256.Sum256([]byte(secret))
-		expires, err := s.addToken(ctx, stored.Session, raw)
+		expires, err := s.sessions.AddToken(ctx, stored.Session, raw)
 		if err != nil {
 			oauthError(w, http.StatusBadRequest, proto.OAuthInvalidGrant, "the session has ended")
 			return
@@ -363,7 +363,7 @@ func (s *Server) revokeIssued(r *http.Request, c *store.Code) {
 	if c.Session != "" {
 		raw, err := hex.DecodeString(c.Issued)
 		if err == nil && len(raw) == sha256.Size {
-			s.revokeToken(r.Context(), [sha256.Size]byte(raw))
+			s.sessions.RevokeToken(r.Context(), [sha256.Size]byte(raw))
 		}
 		return
 	}

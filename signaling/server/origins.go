@@ -86,7 +86,7 @@ func (s *Server) serveShellHost(w http.ResponseWriter, r *http.Request, id strin
 		s.wipeShell(w, r)
 		return
 	}
-	if !s.sessionLive(r.Context(), id) {
+	if !s.sessions.SessionLive(r.Context(), id) {
 		noSession(w)
 		return
 	}
@@ -137,7 +137,7 @@ func (s *Server) serveDeviceHost(w http.ResponseWriter, r *http.Request, id stri
 		s.cfg.DeviceWeb.ServeHTTP(w, r)
 		return
 	}
-	if !s.sessionLive(r.Context(), id) {
+	if !s.sessions.SessionLive(r.Context(), id) {
 		noSession(w)
 		return
 	}
@@ -189,12 +189,12 @@ func (s *Server) bindSessionToken(w http.ResponseWriter, r *http.Request, id str
 		return
 	}
 	tok := bearer(r)
-	sid, node, ok, err := s.tokenSession(r.Context(), tok)
+	ref, ok, err := s.sessions.TokenSession(r.Context(), tok)
 	if err != nil {
 		writeError(w, httpStatus(err), err)
 		return
 	}
-	if !ok || sid != id {
+	if !ok || ref.ID != id {
 		s.refuse(r, "token binding: token missing, wrong or of another session", "session", id)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="porthole"`)
 		writeError(w, http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "a valid session token is required"))
@@ -202,12 +202,7 @@ func (s *Server) bindSessionToken(w http.ResponseWriter, r *http.Request, id str
 	}
 	secret, _ := authn.NewSecret()
 	tokenHash, bindHash := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(secret))
-	if node == "" {
-		err = s.hub.BindToken(id, tokenHash, bindHash)
-	} else {
-		err = s.cluster.bindToken(r.Context(), node, id, tokenHash, bindHash)
-	}
-	if err != nil {
+	if err := s.sessions.BindToken(r.Context(), ref, tokenHash, bindHash); err != nil {
 		if errors.Is(err, hub.ErrNoSession) {
 			noSession(w)
 			return
@@ -216,7 +211,7 @@ func (s *Server) bindSessionToken(w http.ResponseWriter, r *http.Request, id str
 		writeError(w, httpStatus(err), err)
 		return
 	}
-	_, expires, _ := s.sessionOwner(r.Context(), id)
+	_, expires, _ := s.sessions.SessionOwner(r.Context(), id)
 	maxAge := int(time.Until(expires).Seconds()) + 60
 	if maxAge <= 60 {
 		maxAge = int(MaxSessionTTL.Seconds())

@@ -23,6 +23,7 @@ import (
 	"github.com/porthole-dev/porthole/signaling/accounts"
 	"github.com/porthole-dev/porthole/signaling/auditlog"
 	"github.com/porthole-dev/porthole/signaling/authn"
+	"github.com/porthole-dev/porthole/signaling/cluster"
 	"github.com/porthole-dev/porthole/signaling/hub"
 	"github.com/porthole-dev/porthole/signaling/inventory"
 	"github.com/porthole-dev/porthole/signaling/jobs"
@@ -52,7 +53,8 @@ type Server struct {
 	auditSigner *auditlog.Signer // signs the checkpoints of audit logs
 	recorder    *jobs.Recorder   // sessions as jobs, and their access logs
 
-	cluster *cluster // nil on a single node
+	sessions cluster.Sessions // this node's hub, or the cluster's router
+	router   *cluster.Router  // nil on a single node
 
 	metrics *metrics.Metrics // nil without Config.Metrics (metrics.go)
 }
@@ -132,13 +134,16 @@ func New(cfg Config) (*Server, error) {
 		AgentGrace:   max(cfg.AgentGrace, 0),
 		Events:       s.sessionEvent,
 		AccessLog:    s.storeAccessLog,
-		Presence:     presenceHook(cfg.Bus),
+		Presence:     cluster.Presence(cfg.Bus),
 		AgentSite:    s.agentSite,
 		Inventory:    inventoryHooks{s},
 		SiteName:     s.siteName,
 	})
+	s.sessions = cluster.OneNode(s.hub)
 	if cfg.Bus != nil {
-		s.cluster = newCluster(s, cfg.Bus)
+		s.router = cluster.New(cluster.Config{Hub: s.hub, Bus: cfg.Bus, Logger: log, ReadyTimeout: cfg.ReadyTimeout,
+			PingInterval: cfg.PingInterval, PongWait: cfg.PongWait, Limits: cfg.Limits, Now: s.now})
+		s.sessions = s.router
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
@@ -177,8 +182,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // POST /v1/sessions requests are answered 504 unavailable.
 func (s *Server) Close() {
 	s.hub.Close()
-	if s.cluster != nil {
-		s.cluster.close()
+	if s.router != nil {
+		s.router.Close()
 	}
 	s.recorder.Close() // after the hub: its last events are written
 }

@@ -39,7 +39,7 @@ func (s *Server) serveAgentSocket(w http.ResponseWriter, r *http.Request) {
 // rules (hub/binding.go) to what the request proved: the token, the bind
 // cookie, and whether it came from a web page.
 func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
-	id, node, ok, cerr := s.tokenSession(r.Context(), sessionToken(r))
+	ref, ok, cerr := s.sessions.TokenSession(r.Context(), sessionToken(r))
 	if cerr != nil {
 		writeError(w, httpStatus(cerr), cerr)
 		return
@@ -50,6 +50,7 @@ func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, proto.Errorf(proto.CodeUnauthorized, "a valid session token is required"))
 		return
 	}
+	id := ref.ID
 	origin := r.Header.Get("Origin")
 	if origin != "" && !s.allowed[origin] && (s.shellOrigin(id) == "" || origin != s.shellOrigin(id)) {
 		s.refuse(r, "origin not allowed on the session socket", "session", id)
@@ -70,10 +71,5 @@ func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("client upgrade failed", "session", id, "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	if node != "" {
-		// The session lives on another node: bridge the socket there.
-		s.cluster.serveEdge(ws, id, node, auth)
-		return
-	}
-	s.hub.ServeClientAuth(ws, id, auth)
+	s.sessions.ServeClient(ws, ref, auth)
 }

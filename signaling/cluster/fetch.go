@@ -1,4 +1,4 @@
-package server
+package cluster
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/porthole-dev/porthole/signaling/hub"
 )
 
-// The signaling fallback across a cluster (device.go). A request for a
+// The signaling fallback across a cluster (package server's device.go). A request for a
 // device origin may reach any node (the edge); its session belongs to the
 // node its agent is connected to (the owner), whose hub checks the device
 // cookie and routes the exchange to the agent. The edge runs the exchange
@@ -21,23 +21,15 @@ import (
 // end, between the edge and the agent, so every queue on the way stays
 // bounded and a slow browser never holds anything but its own exchange.
 //
-// The surface towards cluster.go is small: four bus kinds, newFetchRelay,
-// and deliver/open/ticket/watch/close hooks.
-
-// Kinds of busMsg for the fallback.
-const (
-	kindFetchOpen = "fetch.open" // call: OpenFetch on the owner (Session, Hash: the cookie's SHA-256, Bridge: the edge's key)
-	kindFetchMsg  = "fetch.msg"  // one fetch.* envelope of an exchange (Data), towards the edge if ToEdge
-	kindFetchDone = "fetch.done" // the edge is done with an exchange
-	kindTicket    = "ticket"     // call: RedeemTicket on the owner (Session, Token: the ticket, Hash)
-)
+// The surface towards the router is small: four kinds of msg,
+// newFetchRelay, and deliver/open/ticket/watch/close hooks.
 
 // forwarderIdle ends a forwarder that heard nothing from its edge for this
 // long (a lost fetch.done): longer than any wait the exchange itself has.
 const forwarderIdle = proto.FetchHeadTimeout + proto.FetchIdleTimeout
 
 type fetchRelay struct {
-	c *cluster
+	c *Router
 
 	mu     sync.Mutex
 	closed bool
@@ -45,7 +37,7 @@ type fetchRelay struct {
 	owned  map[bridgeKey]*forwarder   // exchanges other nodes run for sessions owned here
 }
 
-func newFetchRelay(c *cluster) *fetchRelay {
+func newFetchRelay(c *Router) *fetchRelay {
 	return &fetchRelay{c: c, edges: map[bridgeKey]*remoteFetch{}, owned: map[bridgeKey]*forwarder{}}
 }
 
@@ -56,10 +48,10 @@ type remoteFetch struct {
 }
 
 // openRemoteFetch opens an exchange for session on its owner node.
-func (c *cluster) openRemoteFetch(ctx context.Context, owner, session string, cookie [32]byte) (*deviceExchange, error) {
+func (c *Router) openRemoteFetch(ctx context.Context, owner, session string, cookie [32]byte) (*Exchange, error) {
 	f := c.fx
 	key := bridgeKey{edge: c.bus.Node(), id: c.seq.Add(1)}
-	r, err := c.call(ctx, owner, &busMsg{Kind: kindFetchOpen, Session: session, Hash: cookie[:], Bridge: key.id}, 0)
+	r, err := c.call(ctx, owner, &msg{Kind: kindFetchOpen, Session: session, Hash: cookie[:], Bridge: key.id}, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +63,7 @@ func (c *cluster) openRemoteFetch(ctx context.Context, owner, session string, co
 		if err != nil {
 			return err
 		}
-		if !c.send(owner, &busMsg{Kind: kindFetchMsg, Bridge: key.id, Data: string(b)}) {
+		if !c.send(owner, &msg{Kind: kindFetchMsg, Bridge: key.id, Data: string(b)}) {
 			return proto.Errorf(proto.CodeUnavailable, "the cluster bus is unavailable")
 		}
 		return nil
@@ -79,38 +71,26 @@ func (c *cluster) openRemoteFetch(ctx context.Context, owner, session string, co
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
-		c.send(owner, &busMsg{Kind: kindFetchDone, Bridge: key.id})
-		return nil, ErrClosedServer
+		c.send(owner, &msg{Kind: kindFetchDone, Bridge: key.id})
+		return nil, ErrClosed
 	}
 	f.edges[key] = &remoteFetch{x: x, owner: owner}
 	f.mu.Unlock()
-	return &deviceExchange{Exchange: x, release: func() {
+	return &Exchange{Exchange: x, release: func() {
 		f.mu.Lock()
 		delete(f.edges, key)
 		f.mu.Unlock()
-		c.send(owner, &busMsg{Kind: kindFetchDone, Bridge: key.id})
+		c.send(owner, &msg{Kind: kindFetchDone, Bridge: key.id})
 	}}, nil
 }
 
-// redeemRemoteTicket is hub.RedeemTicket on the owner node.
-func (c *cluster) redeemRemoteTicket(ctx context.Context, owner, session, ticket string, cookie [32]byte) (time.Time, error) {
-	r, err := c.call(ctx, owner, &busMsg{Kind: kindTicket, Session: session, Token: ticket, Hash: cookie[:]}, 0)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if r.Err != nil {
-		return time.Time{}, r.Err
-	}
-	return r.Expires, nil
-}
-
 // ticket serves kindTicket on the owner.
-func (f *fetchRelay) ticket(m *busMsg) *busMsg {
+func (f *fetchRelay) ticket(m *msg) *msg {
 	if len(m.Hash) != sha256.Size {
-		return &busMsg{Err: proto.Errorf(proto.CodeBadMessage, "bad cookie hash")}
+		return &msg{Err: proto.Errorf(proto.CodeBadMessage, "bad cookie hash")}
 	}
-	exp, err := f.c.s.hub.RedeemTicket(m.Session, m.Token, [32]byte(m.Hash))
-	return &busMsg{Expires: exp, Err: protoErr(err)}
+	exp, err := f.c.hub.RedeemTicket(m.Session, m.Token, [32]byte(m.Hash))
+	return &msg{Expires: exp, Err: protoErr(err)}
 }
 
 // forwarder is the owner's side of an exchange an edge runs: it carries
@@ -132,22 +112,22 @@ type forwarder struct {
 }
 
 // open serves kindFetchOpen on the owner.
-func (f *fetchRelay) open(m *busMsg) *busMsg {
+func (f *fetchRelay) open(m *msg) *msg {
 	if len(m.Hash) != sha256.Size || m.Bridge == 0 {
-		return &busMsg{Err: proto.Errorf(proto.CodeBadMessage, "bad fetch.open")}
+		return &msg{Err: proto.Errorf(proto.CodeBadMessage, "bad fetch.open")}
 	}
 	// The edge may send up to a window of data and of credits, the head,
 	// the end and an abort before anything is forwarded.
 	fw := &forwarder{f: f, key: bridgeKey{edge: m.From, id: m.Bridge}, session: m.Session,
 		in: make(chan []byte, 2*proto.FetchWindow+4), stop: make(chan struct{})}
 	fw.ctx, fw.cancel = context.WithCancel(context.Background())
-	release, err := f.c.s.hub.OpenFetch(m.Session, [32]byte(m.Hash), func(id uint64, send fetchx.Sender) hub.FetchRoute {
+	release, err := f.c.hub.OpenFetch(m.Session, [32]byte(m.Hash), func(id uint64, send fetchx.Sender) hub.FetchRoute {
 		fw.id, fw.send = id, send
 		return fw
 	})
 	if err != nil {
 		fw.cancel()
-		return &busMsg{Err: protoErr(err)}
+		return &msg{Err: protoErr(err)}
 	}
 	fw.release = release
 	f.mu.Lock()
@@ -155,18 +135,18 @@ func (f *fetchRelay) open(m *busMsg) *busMsg {
 		f.mu.Unlock()
 		fw.cancel()
 		release()
-		return &busMsg{Err: ErrClosedServer}
+		return &msg{Err: ErrClosed}
 	}
 	f.owned[fw.key] = fw
 	f.c.wg.Add(1)
 	f.mu.Unlock()
 	go fw.run()
-	return &busMsg{FetchID: fw.id}
+	return &msg{FetchID: fw.id}
 }
 
 // deliver handles kindFetchMsg and kindFetchDone on the bus's delivery
 // goroutine; it never blocks.
-func (f *fetchRelay) deliver(m *busMsg) {
+func (f *fetchRelay) deliver(m *msg) {
 	if m.ToEdge {
 		f.mu.Lock()
 		r := f.edges[bridgeKey{edge: f.c.bus.Node(), id: m.Bridge}]
@@ -177,7 +157,7 @@ func (f *fetchRelay) deliver(m *busMsg) {
 		env, err := proto.Decode([]byte(m.Data))
 		var v proto.Validator
 		if err == nil {
-			v, err = decodeFetch(env)
+			v, err = DecodeFetch(env)
 		}
 		if err == nil {
 			err = r.x.Deliver(env.Type, v)
@@ -250,11 +230,11 @@ func (fw *forwarder) forward(data []byte) error {
 	default:
 		return proto.Errorf(proto.CodeBadMessage, "the edge does not send %s", env.Type)
 	}
-	v, err := decodeFetch(env)
+	v, err := DecodeFetch(env)
 	if err != nil {
 		return err
 	}
-	if fetchID(v) != fw.id {
+	if FetchID(v) != fw.id {
 		return proto.Errorf(proto.CodeBadMessage, "fetch message for another exchange")
 	}
 	ctx, cancel := context.WithTimeout(fw.ctx, proto.FetchIdleTimeout)
@@ -268,7 +248,7 @@ func (fw *forwarder) Deliver(typ proto.MsgType, payload proto.Validator) error {
 	if err != nil {
 		return err
 	}
-	if !fw.f.c.send(fw.key.edge, &busMsg{Kind: kindFetchMsg, ToEdge: true, Bridge: fw.key.id, Data: string(b)}) {
+	if !fw.f.c.send(fw.key.edge, &msg{Kind: kindFetchMsg, ToEdge: true, Bridge: fw.key.id, Data: string(b)}) {
 		return proto.Errorf(proto.CodeUnavailable, "the cluster bus is unavailable")
 	}
 	return nil
@@ -355,15 +335,15 @@ func (f *fetchRelay) close() {
 	}
 	f.mu.Unlock()
 	for _, r := range edges {
-		r.x.Abort(ErrClosedServer)
+		r.x.Abort(ErrClosed)
 	}
 	for _, fw := range owned {
-		fw.Abort(ErrClosedServer)
+		fw.Abort(ErrClosed)
 	}
 }
 
-// decodeFetch decodes the payload of any fetch message.
-func decodeFetch(env *proto.Envelope) (proto.Validator, error) {
+// DecodeFetch decodes the payload of any fetch message.
+func DecodeFetch(env *proto.Envelope) (proto.Validator, error) {
 	var v proto.Validator
 	switch env.Type {
 	case proto.TypeFetchRequest:
@@ -384,8 +364,8 @@ func decodeFetch(env *proto.Envelope) (proto.Validator, error) {
 	return v, proto.DecodeData(env, v)
 }
 
-// fetchID is the exchange ID of a fetch message.
-func fetchID(v proto.Validator) uint64 {
+// FetchID is the exchange ID of a fetch message.
+func FetchID(v proto.Validator) uint64 {
 	switch m := v.(type) {
 	case *proto.FetchRequest:
 		return m.ID
@@ -401,4 +381,12 @@ func fetchID(v proto.Validator) uint64 {
 		return m.ID
 	}
 	return 0
+}
+
+// Forwarders counts the fallback exchanges that other nodes run through
+// this node for sessions it owns.
+func (c *Router) Forwarders() int {
+	c.fx.mu.Lock()
+	defer c.fx.mu.Unlock()
+	return len(c.fx.owned)
 }
