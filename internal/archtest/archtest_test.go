@@ -75,6 +75,10 @@ var rules = []rule{
 		why: "internal packages are shared leaves"},
 	{from: "web", forbidden: []string{module + "/"},
 		why: "web only embeds the browser code"},
+	{from: "signaling/cluster", forbidden: []string{module + "/signaling/server", module + "/signaling/store", module + "/signaling/accounts", module + "/signaling/sso", module + "/signaling/jobs"},
+		why: "cross-node routing holds the hub and the bus, never the HTTP layer or the store"},
+	{from: "signaling/hub", forbidden: []string{module + "/signaling/server", module + "/signaling/cluster", module + "/signaling/bus"},
+		why: "the hub knows one node; routing across nodes is layered on it"},
 	{from: "proto", stdOnly: true,
 		why: "wire types build with the standard library alone"},
 }
@@ -157,6 +161,8 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"proto imports a module", pkg{path: "proto", deps: []string{"github.com/gorilla/websocket", "encoding/json"}}, 1},
 		{"proto's own subpackage is fine", pkg{path: "proto", deps: []string{module + "/proto/wire", "fmt"}}, 0},
 		{"agent may import proto", pkg{path: "agent/tunnel", deps: []string{module + "/proto", "github.com/pion/webrtc/v4"}}, 0},
+		{"cluster routing reaches into the HTTP layer", pkg{path: "signaling/cluster", deps: []string{module + "/signaling/server"}}, 1},
+		{"the hub routes across nodes itself", pkg{path: "signaling/hub", deps: []string{module + "/signaling/cluster"}}, 1},
 		{"signalingx is not signaling", pkg{path: "signalingx", deps: []string{"github.com/pion/ice/v4"}}, 0},
 	}
 	for _, c := range cases {
