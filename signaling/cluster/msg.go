@@ -60,6 +60,8 @@ const (
 	kindFetchMsg  = "fetch.msg"  // one fetch.* envelope of an exchange (Data), towards the edge if ToEdge
 	kindFetchDone = "fetch.done" // the edge is done with an exchange
 	kindTicket    = "ticket"     // call: RedeemTicket on the owner (Session, Token: the ticket, Hash)
+	kindInventory = "inventory"  // call: PushInventory on the agent's node (Agent)
+	kindDiscover  = "discover"   // call: RunDiscovery on the agent's node (Agent, Data: the reason)
 )
 
 // encodeMsg stamps m with the version and its sender, and encodes it.

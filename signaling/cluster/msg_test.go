@@ -48,6 +48,8 @@ var goldenMsgs = []struct {
 	{"fetch-msg", &msg{Kind: kindFetchMsg, Bridge: 4, ToEdge: true, Data: `{"v":1,"type":"fetch.credit","session":"s1","data":{"id":2,"n":8}}`}},
 	{"fetch-done", &msg{Kind: kindFetchDone, Bridge: 4}},
 	{"ticket", &msg{Kind: kindTicket, Call: 17, Session: "s1", Token: "ticket", Hash: goldenHash[:]}},
+	{"inventory", &msg{Kind: kindInventory, Call: 18, Agent: "agent-1"}},
+	{"discover", &msg{Kind: kindDiscover, Call: 19, Agent: "agent-1", Data: "asked by alice"}},
 }
 
 // TestGoldenMessages freezes the messages between nodes: a change to one
@@ -84,7 +86,7 @@ func TestGoldenMessages(t *testing.T) {
 		})
 	}
 	for _, k := range []string{kindReply, kindOpen, kindCheck, kindLive, kindOwner, kindAddToken, kindRevoke, kindBind, kindEnd,
-		kindTerminate, kindJoin, kindFrame, kindClose, kindFetchOpen, kindFetchMsg, kindFetchDone, kindTicket} {
+		kindTerminate, kindJoin, kindFrame, kindClose, kindFetchOpen, kindFetchMsg, kindFetchDone, kindTicket, kindInventory, kindDiscover} {
 		if !kinds[k] {
 			t.Errorf("no golden message of kind %s", k)
 		}

@@ -222,6 +222,12 @@ func (c *Router) serve(m *msg) *msg {
 		return &msg{Session: id, OK: ok}
 	case kindLive:
 		return &msg{OK: h.SessionLive(m.Session)}
+	case kindInventory:
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		return &msg{OK: h.PushInventory(ctx, m.Agent)}
+	case kindDiscover:
+		return &msg{OK: h.RunDiscovery(m.Agent, m.Data)}
 	case kindOwner:
 		user, exp, ok := h.SessionOwner(m.Session)
 		return &msg{User: user, Expires: exp, OK: ok}
@@ -421,6 +427,33 @@ func (c *Router) onSessionNode(ctx context.Context, id string, local error, m *m
 		return local
 	}
 	return c.callErr(ctx, node, m)
+}
+
+// PushInventory implements Sessions.
+func (c *Router) PushInventory(ctx context.Context, agent string) bool {
+	if c.hub.PushInventory(ctx, agent) {
+		return true
+	}
+	return c.agentCall(ctx, &msg{Kind: kindInventory, Agent: agent})
+}
+
+// RunDiscovery implements Sessions.
+func (c *Router) RunDiscovery(ctx context.Context, agent, reason string) bool {
+	if c.hub.RunDiscovery(agent, reason) {
+		return true
+	}
+	return c.agentCall(ctx, &msg{Kind: kindDiscover, Agent: agent, Data: reason})
+}
+
+// agentCall makes call m on the node that holds m.Agent, if another one
+// does, and reports its answer.
+func (c *Router) agentCall(ctx context.Context, m *msg) bool {
+	p, ok, err := c.agentPresence(ctx, m.Agent)
+	if err != nil || !ok || p.Node == c.bus.Node() {
+		return false
+	}
+	r, err := c.call(ctx, p.Node, m, 0)
+	return err == nil && r.OK
 }
 
 // SessionLive implements Sessions.

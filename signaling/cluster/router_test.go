@@ -93,9 +93,13 @@ type node struct {
 	router *Router
 }
 
-func newNode(t *testing.T, network *bus.Network, name string) *node {
+func newNode(t *testing.T, network *bus.Network, name string, inv ...hub.InventoryHooks) *node {
 	b := network.Join(name)
-	h := hub.New(hub.Options{Node: name, Presence: Presence(b)})
+	opt := hub.Options{Node: name, Presence: Presence(b)}
+	if len(inv) > 0 {
+		opt.Inventory = inv[0]
+	}
+	h := hub.New(opt)
 	n := &node{hub: h, router: New(Config{Hub: h, Bus: b})}
 	t.Cleanup(func() {
 		h.Close()
@@ -258,5 +262,50 @@ func TestRouterBridgeCarriesTheOwnersRefusal(t *testing.T) {
 	case <-tech.done:
 	case <-time.After(wait):
 		t.Fatal("the edge did not close the refused technician's socket")
+	}
+}
+
+// fixedInventory is an inventory of one adopted device for every agent.
+type fixedInventory struct{}
+
+func (fixedInventory) Declared(context.Context, string, []proto.Device) error { return nil }
+func (fixedInventory) Applied(context.Context, string, *proto.InventoryApplied) error {
+	return nil
+}
+func (fixedInventory) Report(context.Context, string, *proto.DiscoveryReport) error { return nil }
+func (fixedInventory) Inventory(context.Context, string) (*proto.Inventory, error) {
+	return &proto.Inventory{Devices: []proto.InventoryDevice{{ID: "adopted-1", Addr: "192.0.2.20",
+		Services: []proto.Service{{Kind: proto.ServiceWeb, Port: 80, Scheme: "http"}}}}}, nil
+}
+
+// TestRouterReachesAnAgentOnAnotherNode: an edit made on node B reaches
+// the agent connected to node A at once (its inventory and a scan
+// request), and an agent connected nowhere is reported as such.
+func TestRouterReachesAnAgentOnAnotherNode(t *testing.T) {
+	ctx := context.Background()
+	network := bus.NewNetwork()
+	a, b := newNode(t, network, "node-a", fixedInventory{}), newNode(t, network, "node-b", fixedInventory{})
+	p := newPipe(t)
+	a.hub.ServeAgent(p, "agent-1")
+	p.send(proto.TypeHello, "", &proto.Hello{Role: proto.RoleAgent, Inventory: true})
+	p.next(proto.TypeWelcome)
+	p.next(proto.TypeInventory) // after every hello
+	if !b.router.PushInventory(ctx, "agent-1") {
+		t.Fatal("PushInventory from node B did not reach the agent on node A")
+	}
+	env := p.next(proto.TypeInventory)
+	var inv proto.Inventory
+	if err := proto.DecodeData(env, &inv); err != nil || len(inv.Devices) != 1 {
+		t.Fatalf("inventory %s: %v", env.Data, err)
+	}
+	if !b.router.RunDiscovery(ctx, "agent-1", "asked by alice") {
+		t.Fatal("RunDiscovery from node B did not reach the agent")
+	}
+	var run proto.DiscoveryRun
+	if err := proto.DecodeData(p.next(proto.TypeDiscoveryRun), &run); err != nil || run.Reason != "asked by alice" {
+		t.Fatalf("discovery.run %+v: %v", run, err)
+	}
+	if b.router.PushInventory(ctx, "agent-9") || b.router.RunDiscovery(ctx, "agent-9", "") {
+		t.Fatal("an agent connected nowhere was reported reached")
 	}
 }

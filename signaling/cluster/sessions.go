@@ -49,6 +49,11 @@ type Sessions interface {
 	OpenFetch(ctx context.Context, id string, cookie [32]byte) (*Exchange, error)
 	// RedeemTicket is hub.RedeemTicket on the session's node.
 	RedeemTicket(ctx context.Context, id, ticket string, cookie [32]byte) (time.Time, error)
+	// PushInventory is hub.PushInventory on the agent's node: it reports
+	// whether the agent is connected anywhere (and applies inventories).
+	PushInventory(ctx context.Context, agent string) bool
+	// RunDiscovery is hub.RunDiscovery on the agent's node.
+	RunDiscovery(ctx context.Context, agent, reason string) bool
 }
 
 // Ref names a session found by TokenSession, and the node that owns it.
@@ -121,6 +126,14 @@ func (o oneNode) ServeClient(ws hub.Socket, ref Ref, auth hub.ClientAuth) {
 func (o oneNode) Devices(context.Context) []proto.DeviceStatus { return o.h.Devices() }
 
 func (o oneNode) OnlineAgents(context.Context) []string { return o.h.OnlineAgents() }
+
+func (o oneNode) PushInventory(ctx context.Context, agent string) bool {
+	return o.h.PushInventory(ctx, agent)
+}
+
+func (o oneNode) RunDiscovery(_ context.Context, agent, reason string) bool {
+	return o.h.RunDiscovery(agent, reason)
+}
 
 func (o oneNode) OpenFetch(_ context.Context, id string, cookie [32]byte) (*Exchange, error) {
 	var x *fetchx.Exchange

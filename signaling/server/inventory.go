@@ -15,13 +15,12 @@ import (
 // asks them to scan, adopts a candidate with one click (the identity the
 // scan saw is recorded and checked before every session), renames,
 // relaxes or removes an adopted device; every change reaches the agent at
-// once (hub.PushInventory) with no restart and no dropped session, and is
+// once (cluster.Sessions.PushInventory) with no restart and no dropped session, and is
 // written to the admin audit log.
 //
-// In a cluster the agent may be connected to another node: the push and
-// the scan request reach it when it next connects to any node (the
-// inventory is sent after every hello); routing them across nodes at once
-// waits for the cluster's Sessions interface.
+// In a cluster the push and the scan request reach the agent on whichever
+// node holds it (cluster.Sessions); an agent that is offline gets its
+// inventory after its next hello, on any node.
 
 // inventoryHooks connect the hub to package inventory.
 type inventoryHooks struct{ s *Server }
@@ -169,7 +168,7 @@ func (s *Server) startDiscovery(w http.ResponseWriter, r *http.Request, p *princ
 	}
 	out := proto.DiscoverStarted{Asked: []string{}}
 	for _, a := range agents {
-		if s.hub.RunDiscovery(a.ID, "asked by "+p.user.Name) {
+		if s.sessions.RunDiscovery(r.Context(), a.ID, "asked by "+p.user.Name) {
 			out.Asked = append(out.Asked, a.ID)
 		} else {
 			out.Offline = append(out.Offline, a.ID)
@@ -217,7 +216,7 @@ func (s *Server) adoptDevice(w http.ResponseWriter, r *http.Request, p *principa
 		s.fail(w, err)
 		return
 	}
-	s.hub.PushInventory(ctx, req.Agent)
+	s.sessions.PushInventory(ctx, req.Agent)
 	a, err := s.decide(ctx, p, proto.DeviceStatus{Device: proto.Device{ID: d.ID, Name: d.Name, Services: d.Services}, Agent: d.Agent,
 		Adopted: true, Type: d.Type, Model: d.Model, Serial: d.Serial}, ag.Site)
 	if err != nil {
@@ -243,7 +242,7 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, p *princip
 		s.fail(w, err)
 		return
 	}
-	s.hub.PushInventory(ctx, a.status.Agent)
+	s.sessions.PushInventory(ctx, a.status.Agent)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -305,6 +304,6 @@ func (s *Server) editAdopted(ctx context.Context, p *principal, a *access, req *
 	if err := s.accounts.Audit(ctx, p.id(), "device.edit", a.status.ID, a.site, detail); err != nil {
 		return err
 	}
-	s.hub.PushInventory(ctx, a.status.Agent)
+	s.sessions.PushInventory(ctx, a.status.Agent)
 	return nil
 }
