@@ -81,6 +81,7 @@ func BrowserFigures(t testing.TB, r *Report, cfg Config) {
 	// before it (a same-origin frame, measured once: see the issue).
 	base := r.Add(figNavDirect, "ms", navDirect.load)
 	base.Annotate("document's first byte %.1f ms (p50), %d subresources", medianOf(navDirect.firstByte), navDirect.resources)
+	base.Annotate("per request, ms (p50): %s", navDirect.hopNote())
 	for _, name := range []string{figNavFrame, figNavTab} {
 		s := navFrame
 		if name == figNavTab {
@@ -91,6 +92,7 @@ func BrowserFigures(t testing.TB, r *Report, cfg Config) {
 		f.Annotate("%.1f ms over direct (p50); document's first byte %.1f ms (p50), %d subresources; "+
 			"the session window made %d peer connection(s) over %d navigations",
 			f.Median-base.Median, medianOf(s.firstByte), s.resources, pcs, 2*navsPerRun)
+		f.Annotate("per request, ms (p50): %s", s.hopNote())
 	}
 }
 
@@ -98,6 +100,12 @@ func (s *navSamples) add(o navSamples) {
 	s.load = append(s.load, o.load...)
 	s.firstByte = append(s.firstByte, o.firstByte...)
 	s.resources = max(s.resources, o.resources)
+	for k, vs := range o.hops {
+		if s.hops == nil {
+			s.hops = map[string][]float64{}
+		}
+		s.hops[k] = append(s.hops[k], vs...)
+	}
 }
 
 // medianOf is the median of xs (0 for none).

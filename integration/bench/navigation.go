@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,12 @@ func navigateAll(t testing.TB, tg *devtools.Targets, find func() (context.Contex
 			if p, err := chromedp.Run(ctx, chromedp.Evaluate[navParts](navPartsJS)); err == nil {
 				out.firstByte = append(out.firstByte, p.FirstByte)
 				out.resources = max(out.resources, p.Resources)
+				if out.hops == nil {
+					out.hops = map[string][]float64{}
+				}
+				for k, vs := range p.Hops {
+					out.hops[k] = append(out.hops[k], vs...)
+				}
 			}
 		}
 	}
@@ -137,15 +144,30 @@ func navigateAll(t testing.TB, tg *devtools.Targets, find func() (context.Contex
 }
 
 // navParts is where a navigation's time went: its document's first byte
-// (from navigation start) and the subresources it loaded.
+// (from navigation start), the subresources it loaded, and per request
+// (document and subresources) the phases of Resource Timing and the
+// session's hops (the worker's Server-Timing metrics, sw.js hopTiming), in
+// milliseconds.
 type navParts struct {
-	FirstByte float64 `json:"firstByte"`
-	Resources int     `json:"resources"`
+	FirstByte float64              `json:"firstByte"`
+	Resources int                  `json:"resources"`
+	Hops      map[string][]float64 `json:"hops"`
 }
 
 const navPartsJS = `(() => {
 	const n = performance.getEntriesByType('navigation')[0];
-	return {firstByte: n ? n.responseStart : 0, resources: performance.getEntriesByType('resource').length};
+	const res = performance.getEntriesByType('resource');
+	const hops = {};
+	const add = (k, v) => { (hops[k] ||= []).push(v); };
+	for (const e of [n, ...res].filter(Boolean)) {
+		const kind = e.entryType === 'navigation' ? 'doc' : 'sub';
+		add(kind + ' request→head', e.responseStart - e.startTime);
+		add(kind + ' body', e.responseEnd - e.responseStart);
+		if (e.workerStart > 0) add(kind + ' worker start→fetch event', e.fetchStart - e.workerStart);
+		for (const st of e.serverTiming || []) if (st.name.startsWith('ph-')) add(kind + ' ' + st.name, st.duration);
+	}
+	if (n) add('doc responseEnd→load', n.loadEventEnd - n.responseEnd);
+	return {firstByte: n ? n.responseStart : 0, resources: res.length, hops};
 })()`
 
 // navSamples are the navigations of one place: navigation start to load
@@ -154,6 +176,21 @@ const navPartsJS = `(() => {
 type navSamples struct {
 	load, firstByte []float64
 	resources       int
+	hops            map[string][]float64
+}
+
+// hopNote is the medians of the per-request phases, in a stable order.
+func (s navSamples) hopNote() string {
+	keys := make([]string, 0, len(s.hops))
+	for k := range s.hops {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s %.1f; ", k, medianOf(s.hops[k]))
+	}
+	return strings.TrimSuffix(b.String(), "; ")
 }
 
 // pollTarget evaluates expr in the target that find reaches (found again

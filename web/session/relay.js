@@ -60,6 +60,7 @@ async function main() {
       announced = true;
       window.parent.postMessage({ type: MSG.relayReady }, SHELL);
     } else if (m.type === MSG.fetch && e.ports.length === 1) {
+      m.relayed = performance.timeOrigin + performance.now(); // sw.js hopTiming
       window.parent.postMessage(m, SHELL, m.body ? [e.ports[0], m.body] : [e.ports[0]]);
     } else if (m.type === MSG.ws && e.ports.length === 1) {
       window.parent.postMessage(m, SHELL, [e.ports[0]]);

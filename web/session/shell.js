@@ -492,6 +492,7 @@ function onMessage(e) {
     }
     const req = tunnelRequest(m, e.ports);
     if (req) {
+      if (typeof m.relayed === 'number') req.relayed = m.relayed;
       serve(req);
       return;
     }
@@ -640,6 +641,7 @@ function publishBar() {
 /** Serves one tunnel request from the relay; answers on its port. */
 async function serve(m) {
   const { port } = m;
+  const recv = performance.timeOrigin + performance.now();
   if (state.ended || !state.tunnel) {
     // Requests before session.ready wait for the tunnel; after the end they
     // are refused, so the device's page cannot outlive the session.
@@ -670,7 +672,9 @@ async function serve(m) {
     const first = await state.tunnel.fetch({ ...req, credentials: takeCredentials() });
     const { head, body: resBody } = await authenticate(req, first.head, first.body, kept);
     if (head.tls) noteLegacyTLS(head.tls);
-    const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body: resBody };
+    // When the request arrived and its head came back (sw.js hopTiming).
+    const timing = { relayed: m.relayed, recv, head: performance.timeOrigin + performance.now() };
+    const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body: resBody, timing };
     port.postMessage(reply, resBody ? [resBody] : []);
   } catch (err) {
     port.postMessage({ type: 'error', code: err.code || 'internal', message: err.detail || err.message || '' });

@@ -238,7 +238,27 @@ async function requestBody(req) {
   });
 }
 
+/** Milliseconds on the clock every context of the browser shares. */
+const clock = () => performance.timeOrigin + performance.now();
+
+/**
+ * Where a request's time went before its response head, as Server-Timing
+ * metrics (the page's Resource Timing shows them; make bench reads them):
+ * pre: the worker, before it posts the request (finding the shell, the
+ * cookies, the body); relay: worker to relay frame; shell: on to the
+ * shell; tunnel: the shell's round trip
+ * over the data channel to the device's head; back: the head from the
+ * shell to the worker. Durations only; they tell the page nothing it could
+ * not time itself.
+ */
+function hopTiming(t) {
+  const d = (a, b) => (typeof a === 'number' && typeof b === 'number' && b >= a ? (b - a).toFixed(1) : null);
+  const parts = [['ph-pre', d(t.start, t.posted)], ['ph-relay', d(t.posted, t.relayed)], ['ph-shell', d(t.relayed ?? t.posted, t.recv)], ['ph-tunnel', d(t.recv, t.head)], ['ph-back', d(t.head, t.reply)]];
+  return parts.filter(([, v]) => v !== null).map(([k, v]) => `${k};dur=${v}`).join(', ');
+}
+
 async function carry(event, req, url) {
+  const timing = { start: clock() };
   const over = isOver();
   if (over) return html(410, endedPage(over));
   const relay = await findRelay();
@@ -259,6 +279,7 @@ async function carry(event, req, url) {
     dest: req.destination,
     navigate,
   };
+  timing.posted = clock();
   try {
     relay.postMessage(msg, body ? [port2, body] : [port2]);
   } catch {
@@ -275,6 +296,7 @@ async function carry(event, req, url) {
     const timer = setTimeout(() => resolve({ type: 'error', code: 'device_timeout', message: 'No answer from the session window.' }), HEAD_TIMEOUT);
     port1.onmessage = (e) => {
       clearTimeout(timer);
+      timing.reply = clock();
       resolve(e.data);
     };
   });
@@ -296,6 +318,12 @@ async function carry(event, req, url) {
       // a value the Headers class refuses is dropped, not fatal
     }
   }
+  if (reply.timing && typeof reply.timing === 'object') {
+    timing.relayed = reply.timing.relayed;
+    timing.recv = reply.timing.recv;
+    timing.head = reply.timing.head;
+  }
+  headers.append('Server-Timing', hopTiming(timing));
   const location = headers.get('Location');
   if (location !== null) {
     const r = redirectTarget(location, self.location.origin, req.url);
