@@ -9,7 +9,14 @@
 //   page shim → worker → relay → shell: `ws`, a WebSocket the device's
 //     page opens on its own origin, with the MessagePort the page and the
 //     shell then speak over (page/wsclass.js, wsport.js).
-//   shell → relay → worker: `session` (the expiry) and `ended`.
+//   shell → relay → worker: `session` (the expiry) and `ended`; and once,
+//     while the session window holds no device frame yet, `port`: a
+//     MessagePort of the shell's that the relay hands on to the worker at
+//     once. From then on the worker posts `fetch` and `ws` on that port,
+//     straight to the shell (one cross-process hop less per request, and
+//     nothing of them passes the relay, which the device's page can
+//     script). The relay passes it on only while it is the session
+//     window's only frame, so no device page exists yet that could take it.
 //   page shim (device origin, in the shell's device frame) → shell: `hint`
 //     (the frame's location, a frame-busting page, a WebSocket): untrusted,
 //     turned into toolbar text and nothing else.
@@ -31,6 +38,8 @@ export const MSG = Object.freeze({
   ended: 'porthole.ended', // shell → relay → worker: {reason}
   wiped: 'porthole.wiped', // worker → relay → shell: device windows sent to the end page, worker unregistered
   hint: 'porthole.hint', // page shim → shell
+  port: 'porthole.port', // shell → relay → worker, once: the worker's own MessagePort to the shell
+  portAck: 'porthole.port.ack', // worker → shell, on that port
 });
 
 export const HINTS = new Set(['location', 'framebust', 'websocket']);

@@ -83,11 +83,20 @@ async function main() {
   hello();
   setInterval(hello, HEARTBEAT);
 
+  let portGiven = false;
   window.addEventListener('message', (e) => {
     if (e.source !== window.parent || e.origin !== SHELL) return;
     const m = e.data;
     if (!m || typeof m !== 'object') return;
-    if (m.type === MSG.session && typeof m.expires === 'number') worker()?.postMessage({ type: MSG.session, expires: m.expires });
+    if (m.type === MSG.port && e.ports.length === 1) {
+      // The shell's port for the worker, handed on at once and only while
+      // this relay is the session window's only frame: no device page
+      // exists yet that could script this realm and take it (protocol.js).
+      // The relay keeps no reference to it.
+      if (!portGiven && window.parent.length === 1) worker()?.postMessage({ type: MSG.port }, [e.ports[0]]);
+      else e.ports[0].close();
+      portGiven = true;
+    } else if (m.type === MSG.session && typeof m.expires === 'number') worker()?.postMessage({ type: MSG.session, expires: m.expires });
     else if (m.type === MSG.ended) worker()?.postMessage({ type: MSG.ended, reason: typeof m.reason === 'string' ? m.reason : '' });
   });
 }

@@ -5,9 +5,11 @@
 // device content. The device's pages run on the device origin
 // (https://<id>.D), which holds nothing: in this window's sandboxed frame,
 // and in tabs popped out of it ("Open in its own tab"). Their requests
-// reach this window through the service worker and the relay frame (both
-// device origin, see sw.js and relay.js); it carries them over the tunnel
-// and answers each on the MessagePort it came with.
+// reach this window through the service worker (device origin, sw.js), on
+// a MessagePort this window handed it through the relay frame before any
+// device page existed (relay.js, protocol.js MSG.port), or through the
+// relay itself; it carries them over the tunnel and answers each on the
+// MessagePort it came with.
 //
 // From the device origin this window takes nothing but tunnel requests
 // from its relay and display-only hints from the page shim in its frame
@@ -33,6 +35,7 @@ const DEVICE_ORIGIN = deviceOriginOf(location);
 const CONNECT_TIMEOUT = 30_000; // from session.ready to a connected peer
 const RELAY_TIMEOUT = 20_000; // from session.ready to an active worker
 const WIPE_TIMEOUT = 3_000; // how long the end waits for the worker's wipe
+const PORT_WAIT = 1_000; // how long the device frame waits for the worker to take this window's port
 const STATS_EVERY = 2_000;
 const RESTORED_NOTICE = 10_000; // how long "restored" stays in the toolbar
 // The device frame is cross-origin (device origin), so its scripts cannot
@@ -65,6 +68,7 @@ const state = {
   toolbar: null,
   frame: null,
   relay: null,
+  workerPort: null, // the worker posts its requests here (protocol.js MSG.port)
   relayReady: null, // resolves when the worker is active and knows the relay
   relayReadyResolve: null,
   location: '', // the device frame's path, as its page shim says
@@ -478,30 +482,62 @@ function onMessage(e) {
   if (state.relay && e.source === state.relay.contentWindow) {
     const m = e.data;
     if (m?.type === MSG.relayReady) {
-      if (typeof m.error === 'string') state.relayReadyResolve?.reject(coded('unsupported', m.error.slice(0, 300)));
+      const ready = state.relayReadyResolve;
+      state.relayReadyResolve = null;
+      if (!ready) return;
+      if (typeof m.error === 'string') ready.reject(coded('unsupported', m.error.slice(0, 300)));
       else {
         performance.mark('porthole.relay-ready');
-        state.relayReadyResolve?.resolve();
+        offerPort().then(() => ready.resolve());
       }
-      state.relayReadyResolve = null;
       return;
     }
     if (m?.type === MSG.wiped) {
       state.wiped?.();
       return;
     }
-    const req = tunnelRequest(m, e.ports);
-    if (req) {
-      if (typeof m.relayed === 'number') req.relayed = m.relayed;
-      serve(req);
-      return;
-    }
-    const ws = webSocketRequest(m, e.ports);
-    if (ws) serveWebSocket(ws);
-    else if (m?.type === MSG.ws && e.ports.length === 1) refuseWebSocket(e.ports[0]);
+    onRequest(m, e.ports);
     return;
   }
   if (state.frame && e.source === state.frame.contentWindow) onHint(pageHint(e.data));
+}
+
+/** A tunnel request or a page WebSocket, from the relay or on the worker's port. */
+function onRequest(m, ports) {
+  const req = tunnelRequest(m, ports);
+  if (req) {
+    if (typeof m.relayed === 'number') req.relayed = m.relayed;
+    serve(req);
+    return;
+  }
+  const ws = webSocketRequest(m, ports);
+  if (ws) serveWebSocket(ws);
+  else if (m?.type === MSG.ws && ports.length === 1) refuseWebSocket(ports[0]);
+}
+
+/**
+ * Hands the worker a port of this window's, through the relay, before the
+ * device frame exists (protocol.js MSG.port): the worker then posts its
+ * requests straight here. Resolves when the worker has it, or after
+ * PORT_WAIT (a worker that does not take it goes through the relay).
+ */
+function offerPort() {
+  if (state.workerPort || !state.relay) return Promise.resolve();
+  const { port1, port2 } = new MessageChannel();
+  state.workerPort = port1;
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, PORT_WAIT);
+    // After the end, serve() still answers, with session_ended.
+    port1.onmessage = (e) => {
+      if (e.data?.type === MSG.portAck) {
+        clearTimeout(timer);
+        resolve();
+        return;
+      }
+      onRequest(e.data, e.ports);
+    };
+    state.relay.contentWindow.postMessage({ type: MSG.port }, DEVICE_ORIGIN, [port2]);
+  });
 }
 
 /** What the page shim says about the frame's page: toolbar text only. */

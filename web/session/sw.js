@@ -41,6 +41,16 @@ let ended = null; // reason, once the session is over
 let expires = 0; // ms since epoch, 0 if unknown
 let relayId = ''; // the client id of the relay that announced itself last
 const relayWaiters = new Set();
+// The shell's own port (protocol.js MSG.port), and the client id of the
+// relay that handed it over: requests go straight to the shell on it. A
+// worker that was stopped and restarted has none and goes through the relay
+// until the session window is reopened. A port is taken only while there is
+// none that is alive, so a relay the device's page forged cannot replace it.
+let shellPort = null;
+let portRelayId = '';
+// How long a request on the shell's port waits before the worker checks
+// that the session window that gave the port still exists.
+const PORT_CHECK = 1_000;
 
 self.addEventListener('install', (e) => {
   // The shim is served from here, so a navigation costs no round trip to
@@ -67,7 +77,17 @@ self.addEventListener('message', (e) => {
   const m = e.data;
   if (!m || typeof m !== 'object') return;
   switch (m.type) {
+    case MSG.port:
+      if (!shellPort && e.ports.length === 1) {
+        shellPort = e.ports[0];
+        portRelayId = src.id;
+        shellPort.postMessage({ type: MSG.portAck });
+      }
+      return;
     case MSG.relayHello:
+      // Another relay: the session window was reloaded, and the port of
+      // the one before is dead if its relay is gone.
+      if (shellPort && src.id !== portRelayId) e.waitUntil(portAlive(shellPort));
       relayId = src.id;
       for (const w of relayWaiters) w();
       relayWaiters.clear();
@@ -78,11 +98,32 @@ self.addEventListener('message', (e) => {
       return;
     case MSG.ended:
       ended = typeof m.reason === 'string' ? m.reason.slice(0, 64) : 'session_ended';
+      dropPort();
       e.waitUntil(wipe().then(() => src.postMessage({ type: MSG.wiped }), () => src.postMessage({ type: MSG.wiped })));
       return;
     default:
   }
 });
+
+function dropPort() {
+  shellPort?.close();
+  shellPort = null;
+  portRelayId = '';
+}
+
+/**
+ * Whether port is still the shell's live port: the relay that handed it
+ * over still exists (Chromium 156 has no MessagePort close event). A dead
+ * one is dropped, so requests go through the relay again until a new
+ * session window hands over its own.
+ */
+async function portAlive(port) {
+  if (port !== shellPort) return false;
+  const c = await self.clients.get(portRelayId);
+  if (c || port !== shellPort) return port === shellPort;
+  dropPort();
+  return false;
+}
 
 /**
  * The end of the session: every device window goes to the end page (the
@@ -218,7 +259,7 @@ async function carryWebSocket(m, port) {
     port.close();
   };
   if (isOver()) return refuse();
-  const relay = await findRelay();
+  const relay = shellPort || (await findRelay());
   if (!relay) return refuse();
   const protocols = Array.isArray(m.protocols) ? m.protocols : [];
   relay.postMessage({ type: MSG.ws, target: m.target, protocols, cookie: await pageCookies() }, [port]);
@@ -261,7 +302,9 @@ async function carry(event, req, url) {
   const timing = { start: clock() };
   const over = isOver();
   if (over) return html(410, endedPage(over));
-  const relay = await findRelay();
+  // Straight to the shell on its port, else through the relay frame.
+  const via = shellPort;
+  const relay = via || (await findRelay());
   if (!relay) return html(503, errorPage('unavailable', 'The Porthole session window is closed. Reopen the session to reach the device.'));
 
   const [body, cookie] = await Promise.all([requestBody(req), pageCookies()]);
@@ -293,13 +336,28 @@ async function carry(event, req, url) {
   req.signal?.addEventListener('abort', onAbort, { once: true });
 
   const reply = await new Promise((resolve) => {
-    const timer = setTimeout(() => resolve({ type: 'error', code: 'device_timeout', message: 'No answer from the session window.' }), HEAD_TIMEOUT);
-    port1.onmessage = (e) => {
+    let settled = false;
+    const settle = (v) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
+      clearTimeout(check);
+      resolve(v);
+    };
+    const timer = setTimeout(() => settle({ type: 'error', code: 'device_timeout', message: 'No answer from the session window.' }), HEAD_TIMEOUT);
+    // A port whose session window is gone never answers: ask again
+    // through the relay (a request without a body), or fail at once.
+    const check = via ? setTimeout(() => portAlive(via).then((alive) => alive || settle({ type: 'retry' })), PORT_CHECK) : 0;
+    port1.onmessage = (e) => {
       timing.reply = clock();
-      resolve(e.data);
+      settle(e.data);
     };
   });
+  if (reply?.type === 'retry') {
+    port1.close();
+    if (!body) return carry(event, req, url);
+    return html(503, errorPage('unavailable', 'The Porthole session window closed while this was being sent. Send it again.'));
+  }
   if (!reply || reply.type !== 'response') {
     const code = typeof reply?.code === 'string' ? reply.code : 'internal';
     if (code === 'session_ended') return html(410, endedPage(reply.message || code));
