@@ -81,11 +81,11 @@ test: deps web lint
 
 # Benchmarks (integration/bench): every figure of PERF.md next to its
 # baseline measured in the same run; a table on stdout, JSON and markdown in
-# artifacts/bench/. BENCH_ONLY=stack,inproc,turn,signaling,path,browser,fallback limits the
+# artifacts/bench/. BENCH_ONLY=stack,inproc,turn,signaling,path,browser,bulk,fallback limits the
 # groups. Compare two runs with: go run ./integration/cmd/porthole-bench -compare old.json new.json
 BENCH_ONLY ?=
 bench:
-	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 16m \
+	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 24m \
 		-args -suite=full -only='$(BENCH_ONLY)' -out $(CURDIR)/artifacts/bench/results.json
 
 bench-quick:

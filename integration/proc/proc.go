@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ type Proc struct {
 	mu      sync.Mutex
 	lines   []string // bounded history for WaitLine and failure reports
 	waiters []*waiter
+	counts  map[string]int // Count's substrings: lines seen containing each
 	exited  chan struct{}
 	err     error
 }
@@ -94,6 +96,11 @@ func (p *Proc) addLine(line string) {
 	if len(p.lines) > maxLines {
 		p.lines = p.lines[len(p.lines)-maxLines:]
 	}
+	for sub := range p.counts {
+		if strings.Contains(line, sub) {
+			p.counts[sub]++
+		}
+	}
 	kept := p.waiters[:0]
 	for _, w := range p.waiters {
 		if m := w.re.FindStringSubmatch(line); m != nil {
@@ -132,6 +139,27 @@ func (p *Proc) WaitLine(ctx context.Context, re *regexp.Regexp) ([]string, error
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%s: waiting for %q: %w; last output:\n%s", p.Name, re, context.Cause(ctx), p.Tail(20))
 	}
+}
+
+// Count returns how many lines of output, from the first call with sub on
+// (and among the bounded history before it), contained sub.
+func (p *Proc) Count(sub string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n, ok := p.counts[sub]; ok {
+		return n
+	}
+	if p.counts == nil {
+		p.counts = map[string]int{}
+	}
+	n := 0
+	for _, l := range p.lines {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	p.counts[sub] = n
+	return n
 }
 
 // Tail returns the last n lines of output.
