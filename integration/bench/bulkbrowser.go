@@ -49,7 +49,10 @@ type transfer struct {
 	drops drops
 }
 
-type drops struct{ packetio, kernel int }
+type drops struct {
+	packetio, kernel int
+	sockets          map[string]int // per process, the kernel's drops on its UDP sockets
+}
 
 func (d drops) total() int { return d.packetio + d.kernel }
 
@@ -71,23 +74,68 @@ func (b bulkProcs) cpu() map[string]time.Duration {
 		out["porthole (CLI)"], _ = procCPU(b.cli.Pid())
 	}
 	if b.browser != 0 {
-		var sum time.Duration
 		for _, pid := range processTree(b.browser) {
 			c, _ := procCPU(pid)
-			sum += c
+			out[fmt.Sprintf("%s%d", chromiumPid, pid)] = c
 		}
-		out["chromium (all processes)"] = sum
+	}
+	return out
+}
+
+// chromiumPid prefixes the CPU of each of Chromium's processes in a cpu
+// map; measure sums them (a process that exited meanwhile is not counted,
+// one that started counts from zero).
+const chromiumPid = "chromium pid "
+
+// udpDrops is the kernel's per-socket drop counters of the UDP sockets of
+// the given processes (/proc/net/udp and udp6, by socket inode), summed per
+// process name.
+func udpDrops(pids map[string][]int) map[string]int {
+	owner := map[string]string{} // socket inode → process name
+	for name, ps := range pids {
+		for _, pid := range ps {
+			fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			for _, fd := range fds {
+				l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+				if ino, ok := strings.CutPrefix(l, "socket:["); ok && err == nil {
+					owner[strings.TrimSuffix(ino, "]")] = name
+				}
+			}
+		}
+	}
+	out := map[string]int{}
+	for _, file := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 13 {
+				continue
+			}
+			if name, ok := owner[f[9]]; ok {
+				n, _ := strconv.Atoi(f[len(f)-1])
+				out[name] += n
+			}
+		}
 	}
 	return out
 }
 
 func (b bulkProcs) drops() drops {
 	d := drops{kernel: udpRcvbufErrors()}
-	for _, p := range []*proc.Proc{b.st.Procs["porthole-agent"], b.cli} {
+	pids := map[string][]int{}
+	for name, p := range map[string]*proc.Proc{"porthole-agent": b.st.Procs["porthole-agent"], "porthole (CLI)": b.cli} {
 		if p != nil {
 			d.packetio += p.Count(packetioDrop)
+			pids[name] = []int{p.Pid()}
 		}
 	}
+	if b.browser != 0 {
+		pids["chromium"] = processTree(b.browser)
+	}
+	d.sockets = udpDrops(pids)
 	return d
 }
 
@@ -99,7 +147,19 @@ func (b bulkProcs) measure(t testing.TB, n int64, fn func() time.Duration) trans
 	tr := transfer{mbs: float64(n) / d.Seconds() / 1e6, cpu: map[string]time.Duration{}, bytes: n,
 		drops: drops{packetio: d1.packetio - d0.packetio, kernel: d1.kernel - d0.kernel}}
 	for k, v := range c1 {
+		if strings.HasPrefix(k, chromiumPid) {
+			tr.cpu["chromium (all processes)"] += v - c0[k]
+			continue
+		}
 		tr.cpu[k] = v - c0[k]
+	}
+	for k, v := range d1.sockets {
+		if n := v - d0.sockets[k]; n != 0 {
+			if tr.drops.sockets == nil {
+				tr.drops.sockets = map[string]int{}
+			}
+			tr.drops.sockets[k] = n
+		}
 	}
 	return tr
 }
@@ -334,7 +394,11 @@ func cpuPerGiB(ts []transfer) string {
 func dropNote(ts []transfer) string {
 	var b strings.Builder
 	for _, tr := range ts {
-		fmt.Fprintf(&b, "%d packetio + %d kernel, ", tr.drops.packetio, tr.drops.kernel)
+		fmt.Fprintf(&b, "%d packetio + %d kernel", tr.drops.packetio, tr.drops.kernel)
+		if len(tr.drops.sockets) > 0 {
+			fmt.Fprintf(&b, " (on the sockets of %v)", tr.drops.sockets)
+		}
+		b.WriteString(", ")
 	}
 	return strings.TrimSuffix(b.String(), ", ")
 }
