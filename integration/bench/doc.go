@@ -4,7 +4,8 @@
 //
 // The scenarios live in this package as functions of a testing.TB, because
 // most of them start the real binaries through integration/stack. They run
-// from TestSuite when the test binary gets -suite=quick or -suite=full
+// from TestSuite (groups stack, inproc, turn, signaling, path, browser,
+// bulk, fallback) when the test binary gets -suite=quick or -suite=full
 // (make bench-quick, make bench); otherwise TestSuite runs a smoke version
 // that only proves the code works. The Benchmark functions expose a few
 // scenarios to `go test -bench` for profiling (-cpuprofile).
