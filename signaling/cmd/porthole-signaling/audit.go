@@ -90,7 +90,7 @@ func audit(args []string, out io.Writer) error {
 	dataDir := fs.String("data-dir", "", "directory of the embedded store (required)")
 	session := fs.String("session", "", "verify only this session's access log")
 	asJSON := fs.Bool("json", false, "print one JSON report per line")
-	redisURL := fs.String("redis", "", "redis://host:port[/db] of a cluster's store")
+	redisURL := fs.String("redis", "", "redis://host:port[/db] (or Sentinel / Redis Cluster URL) of a cluster's store")
 	complete := fs.Bool("complete", false, "the anchors hold every head ever signed (implied without --redis)")
 	var anchors list
 	fs.Var(&anchors, "anchor", "an anchor file to check against (repeatable; default: audit-anchor*.log in --data-dir)")

@@ -21,7 +21,8 @@ type fullStore interface {
 	store.PKI
 }
 
-// openStore opens the Redis store when redisURL is set (a cluster node),
+// openStore opens the Redis store when redisURL is set (a cluster node:
+// one server, Sentinel or Redis Cluster, see redisstore.Open),
 // otherwise the embedded store in dir, creating dir if needed.
 func openStore(dir, redisURL string) (fullStore, error) {
 	if dir != "" {
@@ -38,7 +39,7 @@ func openStore(dir, redisURL string) (fullStore, error) {
 		defer cancel()
 		if err := st.Ping(ctx); err != nil {
 			st.Close()
-			return nil, fmt.Errorf("redis %s: %w", redisURL, err)
+			return nil, fmt.Errorf("redis: %w", err) // the URL may hold a password
 		}
 		return st, nil
 	}
@@ -52,5 +53,7 @@ func clusterBus(st fullStore, node string, log *slog.Logger) (bus.Bus, error) {
 	if !ok {
 		return nil, nil
 	}
-	return bus.NewRedis(rs.Client(), bus.RedisOptions{Node: node, Logger: log})
+	// The bus's keys share the store's prefix: on a Redis Cluster, its hash
+	// tag puts them on the one slot that the bus's scripts need.
+	return bus.NewRedis(rs.Client(), bus.RedisOptions{Node: node, Prefix: rs.Prefix(), Logger: log})
 }

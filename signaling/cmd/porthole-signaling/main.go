@@ -121,7 +121,7 @@ func run(args []string, checkOnly bool) error {
 		agentListen   = flag.String("agent-listen", "", "address of the agents' mutual-TLS listener (enables enrollment; port 0 picks one)")
 		agentURL      = flag.String("agent-url", "", "wss://host:port agents are told to use (default: from --agent-listen)")
 		metricsAddr   = flag.String("metrics-listen", "", "address serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9640 (default off)")
-		redisURL      = flag.String("redis", "", "redis://host:port[/db]: keep state in Redis and join the cluster of nodes sharing it (node names must differ)")
+		redisURL      = flag.String("redis", "", "redis://host:port[/db] (or a Sentinel URL with master_name=, or a Redis Cluster URL with cluster=true; see README, Redis high availability): keep state in Redis and join the cluster of nodes sharing it (node names must differ)")
 		brandFile     = flag.String("brand", "", "JSON file of the app's product name, logo and colours (see README, Branding)")
 	)
 	flag.Var(agentKeys, "agent-key", "agent credential id=key (repeatable)")

@@ -194,7 +194,21 @@ func (s *Store) AppendAuditBatch(ctx context.Context, stream string, entries []*
 		if len(out) == 0 {
 			return nil, gap
 		}
-		n, err := appendAuditBatch.Run(ctx, s.rdb, []string{k}, args...).Int()
+		var n int
+		if s.waitN > 0 {
+			// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
+			var cmd *redis.Cmd
+			err = s.replicated(ctx, k, func(p redis.Pipeliner) { cmd = appendAuditBatch.Eval(ctx, p, []string{k}, args...) })
+			if cmd != nil { // nil: no connection to the primary
+				if cerr := cmd.Err(); cerr != nil {
+					err = cerr
+				} else if n, _ = cmd.Int(); n != len(out) {
+					err = nil // the tail moved: nothing was written, try again
+				}
+			}
+		} else {
+			n, err = appendAuditBatch.Run(ctx, s.rdb, []string{k}, args...).Int()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("append audit %q: %w", stream, err)
 		}
@@ -221,7 +235,24 @@ func (s *Store) PutCheckpoint(ctx context.Context, c *store.Checkpoint) error {
 	if c.Stream == "" {
 		return fmt.Errorf("put checkpoint: %w: empty stream", store.ErrBadRecord)
 	}
-	ok, err := putCheckpoint.Run(ctx, s.rdb, []string{s.kCheckpoint(c.Stream)}, strconv.FormatUint(c.Seq, 10), enc(c)).Int()
+	k, args := s.kCheckpoint(c.Stream), []any{strconv.FormatUint(c.Seq, 10), enc(c)}
+	var (
+		ok  int
+		err error
+	)
+	if s.waitN > 0 {
+		var cmd *redis.Cmd
+		err = s.replicated(ctx, k, func(p redis.Pipeliner) { cmd = putCheckpoint.Eval(ctx, p, []string{k}, args...) })
+		if cmd != nil { // nil: no connection to the primary
+			if cerr := cmd.Err(); cerr != nil {
+				err = cerr
+			} else if err == nil {
+				ok, _ = cmd.Int()
+			}
+		}
+	} else {
+		ok, err = putCheckpoint.Run(ctx, s.rdb, []string{k}, args...).Int()
+	}
 	if err != nil {
 		return err
 	}

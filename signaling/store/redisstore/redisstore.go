@@ -13,7 +13,10 @@
 // like every backend.
 //
 // Durability is Redis's: run it with appendonly yes (and appendfsync always
-// where an acknowledged audit entry must survive a Redis crash).
+// where an acknowledged audit entry must survive a Redis crash). Behind
+// Sentinel, an entry acknowledged by the primary alone is lost when a
+// replica that had not received it is promoted; Options.WaitReplicas closes
+// that window for audit entries (see the README, Redis high availability).
 package redisstore
 
 import (
@@ -21,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -40,32 +44,159 @@ var (
 // Options tune New and Open.
 type Options struct {
 	// Prefix starts every key, so several deployments (or tests) can share
-	// one Redis. Empty means "porthole:".
+	// one Redis. Empty means "porthole:", or "{porthole}:" on a Redis
+	// Cluster, where the prefix must start with a hash tag (see Open).
 	Prefix string
 	// Now returns the current time for expiry checks. Nil means time.Now.
 	// Redis TTLs always run on Redis's clock.
 	Now func() time.Time
+	// WaitReplicas, when above zero, makes every audit append and
+	// checkpoint wait (Redis WAIT, on the connection that wrote) until
+	// that many replicas acknowledged it, and fail with ErrNotReplicated
+	// when they did not within WaitTimeout: an entry the caller was told
+	// is stored is then on a replica too, and survives a failover.
+	WaitReplicas int
+	// WaitTimeout bounds that wait; zero means DefaultWaitTimeout. Keep it
+	// below the client's read timeout (3 s by default).
+	WaitTimeout time.Duration
 }
+
+// DefaultWaitTimeout is Options.WaitTimeout's default.
+const DefaultWaitTimeout = time.Second
+
+// ErrNotReplicated says Redis took a write but fewer replicas than
+// Options.WaitReplicas acknowledged it in time: the write is on the primary
+// only, and the caller must treat it as not stored (a retry is safe: audit
+// appends at a given sequence number are idempotent, AppendAudit appends
+// anew).
+var ErrNotReplicated = errors.New("redis: write not acknowledged by enough replicas")
 
 // Store is a Store on Redis. Create it with Open or New.
 type Store struct {
-	rdb    redis.UniversalClient
-	own    bool // Close closes rdb
-	p      string
-	now    func() time.Time
-	closed bool
+	rdb         redis.UniversalClient
+	own         bool // Close closes rdb
+	p           string
+	now         func() time.Time
+	waitN       int
+	waitTimeout time.Duration
+	closed      bool
 }
 
-// Open connects to the Redis at url (redis://[user:pass@]host:port[/db] or
-// rediss:// for TLS). It does no I/O: the first command connects.
-func Open(url string, opt Options) (*Store, error) {
-	o, err := redis.ParseURL(url)
+// The query parameters that Open takes for itself; every other one goes to
+// go-redis's own URL parser.
+const (
+	paramCluster      = "cluster"       // true: a Redis Cluster (ParseClusterURL)
+	paramWaitReplicas = "wait_replicas" // Options.WaitReplicas
+	paramWaitTimeout  = "wait_timeout"  // Options.WaitTimeout (a Go duration)
+	paramKeyPrefix    = "key_prefix"    // Options.Prefix
+	paramMasterName   = "master_name"   // go-redis's: marks a Sentinel URL
+)
+
+// Open connects to Redis as rawURL says. It does no I/O: the first command
+// connects. Three forms, parsed by go-redis itself:
+//
+//   - one server: redis://[user:pass@]host:port[/db] (rediss:// for TLS), by
+//     redis.ParseURL;
+//   - Sentinel: redis://[user:pass@]sentinel1:26379[/db]?master_name=NAME&addr=sentinel2:26379&…
+//     (the user and password are the sentinels'; the data nodes' go in
+//     username= and password=), by redis.ParseFailoverURL and
+//     redis.NewFailoverClient, which asks the sentinels for the primary and
+//     follows a failover;
+//   - Redis Cluster: redis://[user:pass@]node1:6379?cluster=true&addr=node2:6379&…,
+//     by redis.ParseClusterURL and redis.NewClusterClient.
+//
+// Open also takes key_prefix= (Options.Prefix), wait_replicas= and
+// wait_timeout= (Options.WaitReplicas and WaitTimeout); values in opt win
+// over the URL's. On a cluster the prefix must start with a hash tag
+// ("{porthole}:" by default) so that every key lands on one slot, which the
+// store's multi-key transactions and scripts need.
+func Open(rawURL string, opt Options) (*Store, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", err)
+		return nil, fmt.Errorf("redis URL: %w", redactURLError(err))
 	}
-	s := New(redis.NewClient(o), opt)
+	q := u.Query()
+	cluster := false
+	if v := q.Get(paramCluster); v != "" {
+		if cluster, err = strconv.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("redis URL: %s=%q: not a boolean", paramCluster, v)
+		}
+	}
+	if v := q.Get(paramWaitReplicas); v != "" && opt.WaitReplicas == 0 {
+		if opt.WaitReplicas, err = strconv.Atoi(v); err != nil || opt.WaitReplicas < 0 {
+			return nil, fmt.Errorf("redis URL: %s=%q: not a replica count", paramWaitReplicas, v)
+		}
+	}
+	if v := q.Get(paramWaitTimeout); v != "" && opt.WaitTimeout == 0 {
+		if opt.WaitTimeout, err = time.ParseDuration(v); err != nil || opt.WaitTimeout <= 0 {
+			return nil, fmt.Errorf("redis URL: %s=%q: not a positive duration", paramWaitTimeout, v)
+		}
+	}
+	if v := q.Get(paramKeyPrefix); v != "" && opt.Prefix == "" {
+		opt.Prefix = v
+	}
+	for _, k := range []string{paramCluster, paramWaitReplicas, paramWaitTimeout, paramKeyPrefix} {
+		q.Del(k)
+	}
+	u.RawQuery = q.Encode()
+	rest := u.String()
+
+	var rdb redis.UniversalClient
+	switch {
+	case cluster:
+		if q.Has(paramMasterName) {
+			return nil, fmt.Errorf("redis URL: %s and %s=true exclude each other", paramMasterName, paramCluster)
+		}
+		if opt.Prefix == "" {
+			opt.Prefix = "{porthole}:"
+		}
+		if !hashTagged(opt.Prefix) {
+			return nil, fmt.Errorf("redis URL: key prefix %q on a Redis Cluster must start with a hash tag such as {porthole}:", opt.Prefix)
+		}
+		o, err := redis.ParseClusterURL(rest)
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster URL: %w", err)
+		}
+		rdb = redis.NewClusterClient(o)
+	case q.Has(paramMasterName):
+		o, err := redis.ParseFailoverURL(rest)
+		if err != nil {
+			return nil, fmt.Errorf("redis sentinel URL: %w", err)
+		}
+		if o.MasterName == "" {
+			return nil, fmt.Errorf("redis sentinel URL: empty %s", paramMasterName)
+		}
+		rdb = redis.NewFailoverClient(o)
+	default:
+		o, err := redis.ParseURL(rest)
+		if err != nil {
+			return nil, fmt.Errorf("redis URL: %w", err)
+		}
+		rdb = redis.NewClient(o)
+	}
+	s := New(rdb, opt)
 	s.own = true
 	return s, nil
+}
+
+// redactURLError drops the URL (which may hold a password) from a
+// url.Parse error.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// hashTagged reports whether every key under prefix hashes by the same
+// non-empty hash tag: the prefix starts with "{tag}".
+func hashTagged(prefix string) bool {
+	if !strings.HasPrefix(prefix, "{") {
+		return false
+	}
+	end := strings.IndexByte(prefix, '}')
+	return end > 1
 }
 
 // New returns a Store on an existing client, which the caller closes.
@@ -76,8 +207,15 @@ func New(rdb redis.UniversalClient, opt Options) *Store {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Store{rdb: rdb, p: opt.Prefix, now: opt.Now}
+	if opt.WaitTimeout <= 0 {
+		opt.WaitTimeout = DefaultWaitTimeout
+	}
+	return &Store{rdb: rdb, p: opt.Prefix, now: opt.Now, waitN: opt.WaitReplicas, waitTimeout: opt.WaitTimeout}
 }
+
+// Prefix returns the key prefix, which the cluster bus shares (on a Redis
+// Cluster its keys need the same hash tag).
+func (s *Store) Prefix() string { return s.p }
 
 // Client returns the Redis client (for the cluster bus to share).
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
@@ -745,18 +883,59 @@ func (s *Store) lastAudit(ctx context.Context, k, stream string) (store.AuditEnt
 // ID "<seq>-1". It reports false, with no error, when XADD refused the ID
 // because another writer took that sequence number or a later one first.
 func (s *Store) addAudit(ctx context.Context, k, stream string, e *store.AuditEntry) (bool, error) {
-	err := s.rdb.XAdd(ctx, &redis.XAddArgs{
+	args := &redis.XAddArgs{
 		Stream: k,
 		ID:     strconv.FormatUint(e.Seq, 10) + "-1",
 		Values: []string{"e", enc(e)},
-	}).Err()
+	}
+	var err error
+	if s.waitN > 0 {
+		var add *redis.StringCmd
+		err = s.replicated(ctx, k, func(p redis.Pipeliner) { add = p.XAdd(ctx, args) })
+		if add != nil && add.Err() != nil {
+			err = add.Err() // the refused ID matters more than WAIT's reply
+		}
+	} else {
+		err = s.rdb.XAdd(ctx, args).Err()
+	}
 	if err == nil {
 		return true, nil
 	}
-	if !strings.Contains(err.Error(), "equal or smaller") {
+	if errors.Is(err, ErrNotReplicated) || !strings.Contains(err.Error(), "equal or smaller") {
 		return false, fmt.Errorf("append audit %q: %w", stream, err)
 	}
 	return false, nil
+}
+
+// replicated runs the writes that queue adds, then WAIT for s.waitN
+// replicas, in one pipeline on one connection (WAIT counts the writes of its
+// own connection only; on a cluster, the connection to the primary of key's
+// slot). It returns the first command error, else ErrNotReplicated when
+// fewer replicas than s.waitN acknowledged within s.waitTimeout.
+func (s *Store) replicated(ctx context.Context, key string, queue func(redis.Pipeliner)) error {
+	var c redis.Cmdable = s.rdb
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return err
+		}
+		c = m
+	}
+	var wait *redis.Cmd
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		queue(p)
+		wait = p.Do(ctx, "WAIT", s.waitN, s.waitTimeout.Milliseconds())
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n, err := wait.Int64(); err != nil {
+		return err
+	} else if n < int64(s.waitN) {
+		return fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.waitN, s.waitTimeout)
+	}
+	return nil
 }
 
 func decodeEntry(m redis.XMessage) (*store.AuditEntry, error) {
