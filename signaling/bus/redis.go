@@ -167,7 +167,12 @@ func (r *Redis) publish() {
 		}
 		pipe := r.rdb.Pipeline()
 		for _, m := range batch {
-			pipe.Publish(ctx, r.channel(m.node), m.data)
+			// go-redis counts PUBLISH as keyless, so a cluster client would
+			// send each to a random node, and Redis Cluster's forwarding
+			// between nodes would reorder them: route by the channel's slot.
+			cmd := redis.NewIntCmd(ctx, "publish", r.channel(m.node), m.data)
+			cmd.SetFirstKeyPos(1)
+			_ = pipe.Process(ctx, cmd)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			r.log.Warn("bus publish failed; messages dropped", "count", len(batch), "err", err)
