@@ -164,3 +164,51 @@ func TestACLUserCannotDeleteAuditStreams(t *testing.T) {
 		t.Fatalf("XDEL as the admin user: %v", err)
 	}
 }
+
+// TestACLCoversTheClusterPrefix checks deploy/redis-users.acl under the
+// Redis Cluster prefix "{porthole}:" too: the app's user appends to audit
+// streams and writes and deletes its other keys, but cannot remove audit
+// entries.
+func TestACLCoversTheClusterPrefix(t *testing.T) {
+	acl := filepath.Join(testenv.RepoRoot(t), "deploy", "redis-users.acl")
+	addr := testenv.StartRedisWith(t, "--aclfile", acl)
+	const app = "porthole:change-me-demo-redis-password"
+	s, err := redisstore.Open(fmt.Sprintf("redis://%s@%s?key_prefix={porthole}:", app, addr), redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := s.AppendAudit(ctx, "admin", &store.AuditEntry{Actor: "u", Action: fmt.Sprint("a", i)}); err != nil {
+			t.Fatalf("append as the app user: %v", err)
+		}
+	}
+	if _, err := s.AppendAuditBatch(ctx, "session/s1", []*store.AuditEntry{{Seq: 1, Action: "http"}}); err != nil {
+		t.Fatalf("batch append as the app user: %v", err)
+	}
+	if err := s.CreateUser(ctx, &store.User{ID: "u1", Name: "alice"}); err != nil {
+		t.Fatalf("create user as the app user: %v", err)
+	}
+	if err := s.DeleteUser(ctx, "u1"); err != nil {
+		t.Fatalf("delete user as the app user: %v", err)
+	}
+	rdb := s.Client()
+	for _, cmd := range [][]any{
+		{"XDEL", "{porthole}:audit:admin", "2-1"},
+		{"XTRIM", "{porthole}:audit:admin", "MAXLEN", "0"},
+		{"DEL", "{porthole}:audit:admin"},
+		{"UNLINK", "{porthole}:audit:session/s1"},
+		{"RENAME", "{porthole}:audit:admin", "{porthole}:x"},
+		{"SET", "{porthole}:audit:admin", "x"},
+		{"EVAL", "return redis.call('XDEL', KEYS[1], '1-1')", "1", "{porthole}:audit:admin"},
+	} {
+		err := rdb.Do(ctx, cmd...).Err()
+		if err == nil || !strings.Contains(err.Error(), "NOPERM") && !strings.Contains(err.Error(), "can't access") {
+			t.Errorf("%v as the app user: %v, want NOPERM", cmd, err)
+		}
+	}
+	if n, err := rdb.XLen(ctx, "{porthole}:audit:admin").Result(); err != nil || n != 3 {
+		t.Fatalf("admin stream has %d entries (%v) after the refusals, want 3", n, err)
+	}
+}
