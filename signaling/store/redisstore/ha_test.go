@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -362,6 +363,20 @@ func TestClusterConformance(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			return s
 		})
+	})
+	t.Run("wait_replicas without replicas", func(t *testing.T) {
+		// WAIT goes to the primary of the stream's slot on the connection
+		// that wrote; these primaries have no replica, so nothing is
+		// acknowledged.
+		s, err := redisstore.Open(url+"&wait_replicas=1&wait_timeout=50ms", redisstore.Options{Prefix: "{w" + rand.Text() + "}:"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, err = s.AppendAudit(context.Background(), "x", &store.AuditEntry{Actor: "a", Action: "b"})
+		if !errors.Is(err, redisstore.ErrNotReplicated) {
+			t.Fatalf("append with no replica = %v, want ErrNotReplicated", err)
+		}
 	})
 	t.Run("default prefix", func(t *testing.T) {
 		s, err := redisstore.Open(url, redisstore.Options{})
