@@ -151,7 +151,7 @@ func Open(rawURL string, opt Options) (*Store, error) {
 			opt.Prefix = "{porthole}:"
 		}
 		if !hashTagged(opt.Prefix) {
-			return nil, fmt.Errorf("redis URL: key prefix %q on a Redis Cluster must start with a hash tag such as {porthole}:", opt.Prefix)
+			return nil, fmt.Errorf("redis URL: key prefix %q on a Redis Cluster must start with a hash tag such as {porthole}", opt.Prefix)
 		}
 		o, err := redis.ParseClusterURL(rest)
 		if err != nil {
