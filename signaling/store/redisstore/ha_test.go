@@ -278,13 +278,8 @@ func TestSentinelFailoverLossWindow(t *testing.T) {
 			set.primary.Kill()
 			set.replica.Resume()
 			set.awaitFailover(t)
-			if err := set.primary.Start(); err != nil {
-				t.Fatal(err)
-			}
-			testenv.Eventually(t, 60*time.Second, "an append on the new primary", func() bool {
-				_, err := st.AppendAudit(ctx, "after", &store.AuditEntry{Actor: "t", Action: "after"})
-				return err == nil
-			})
+			// Reads need no replica: count on the new primary at once (the old
+			// one, restarted, would only be resynchronised from it).
 			lost := checkAcknowledged(t, st, "s", acked)
 			t.Logf("%s: acknowledged %d, refused %d, acknowledged but lost %d", tc.name, len(acked), refused, lost)
 			if tc.wantLoss && lost == 0 {
