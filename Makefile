@@ -20,7 +20,9 @@ all: build
 # (git-ignored), which the signaling binary embeds. A build without this
 # step still compiles and runs, unstyled, and says so when it starts.
 WEB_VENDOR := web/ui/vendor/pico.min.css
-web: $(WEB_VENDOR)
+# The last file the step copies: its presence means the step completed.
+WEB_STAMP := web/ui/vendor/xterm/xterm.mjs
+web: $(WEB_STAMP)
 
 # npm ci writes node_modules/.package-lock.json last: its age says whether
 # node_modules matches the lock file (and a missing node_modules is
@@ -30,9 +32,16 @@ WEB_MODULES := web/node_modules/.package-lock.json
 $(WEB_MODULES): web/package.json web/package-lock.json
 	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-$(WEB_VENDOR): $(WEB_MODULES)
+$(WEB_STAMP): $(WEB_MODULES)
 	@mkdir -p web/ui/vendor
 	cp web/node_modules/@picocss/pico/css/pico.min.css $(WEB_VENDOR)
+	@# noVNC (the session window's VNC viewer) as the ES modules it ships:
+	@# its core/ and the vendored pako it imports, unchanged.
+	rm -rf web/ui/vendor/novnc && mkdir -p web/ui/vendor/novnc
+	cp -r web/node_modules/@novnc/novnc/core web/node_modules/@novnc/novnc/vendor web/node_modules/@novnc/novnc/LICENSE.txt web/ui/vendor/novnc/
+	@# xterm.js (the session window's terminal): its ES module build and CSS.
+	rm -rf web/ui/vendor/xterm && mkdir -p web/ui/vendor/xterm
+	cp web/node_modules/@xterm/xterm/lib/xterm.mjs web/node_modules/@xterm/xterm/css/xterm.css web/node_modules/@xterm/xterm/LICENSE web/ui/vendor/xterm/
 
 # Every main package in the module, wherever it lives, into bin/.
 build: web

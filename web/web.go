@@ -62,7 +62,7 @@ var files embed.FS
 const UIPrefix = "/ui/"
 
 // foundation lists the files `make web` copies from npm into ui/.
-var foundation = []string{"ui/vendor/pico.min.css"}
+var foundation = []string{"ui/vendor/pico.min.css", "ui/vendor/novnc/core/rfb.js", "ui/vendor/xterm/xterm.mjs"}
 
 // MissingAssets names the files of `make web` that this build lacks: the
 // binary was built without the step, and the app is unstyled.
@@ -92,7 +92,7 @@ var contentTypes = map[string]string{
 var (
 	shellAssets = set("shell.js", "signaling.js", "tunnel.js", "frames.js", "headers.js", "toolbar.js",
 		"credentials.js", "recovery.js", "pathreason.js", "protocol.js", "strictjson.js", "tokenstore.js", "shell.css", "bar.js", "bar.css",
-		"wsport.js", "wstunnel.js", "replay.js")
+		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js")
 	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "relay.js", "notice.css")
 )
 
@@ -168,7 +168,9 @@ func AppWith(opt AppOptions) http.Handler {
 // folder at most (vendor/), no dot files.
 func uiFile(rest string) string {
 	parts := strings.Split(rest, "/")
-	if len(parts) > 2 {
+	// The session window's viewers (vendor/novnc/, vendor/xterm/) are ES
+	// modules in folders of their own, as their npm packages ship them.
+	if len(parts) > 2 && (parts[0] != "vendor" || (parts[1] != "novnc" && parts[1] != "xterm") || len(parts) > 8) {
 		return ""
 	}
 	for _, p := range parts {

@@ -186,6 +186,20 @@ function deviceItem(d, technician) {
     });
     open.addEventListener('click', () => openSession(d, open));
     action.append(open);
+    // The device's screen in the session window (noVNC), beside Open.
+    const vnc = Array.isArray(d.services) ? d.services.find((s) => s.kind === 'vnc') : null;
+    if (vnc) {
+      const screen = el('button', {
+        type: 'button',
+        textContent: t('devices.vnc'),
+        className: 'open-vnc secondary',
+        disabled: !d.canOpen,
+        dataset: { device: d.id, focus: 'vnc' },
+        attrs: { 'aria-label': t('devices.vncLabel', { name, port: vnc.port }) },
+      });
+      screen.addEventListener('click', () => openSession(d, screen, undefined, `/?porthole-view=vnc&port=${vnc.port}`));
+      action.append(screen);
+    }
     if (why) action.append(el('p', { className: 'why', id: whyId, textContent: t(why) }));
   }
   if (d.canConfigure && d.adopted) {
@@ -251,9 +265,10 @@ function sessionOrigin(info) {
 /**
  * openSession opens a session on device ({id, name, agent}) as button's
  * action; its feedback goes to the note slot key (the device's own by
- * default).
+ * default). view is the session window's path: '/' for the device's web
+ * page, '/?porthole-view=vnc&port=N' for its screen (session/screen.js).
  */
-export async function openSession(device, button, key = `device:${device.id}`) {
+export async function openSession(device, button, key = `device:${device.id}`, view = '/') {
   const name = device.name || device.id;
   note(key, '', '');
   await busy(button, async () => {
@@ -261,7 +276,7 @@ export async function openSession(device, button, key = `device:${device.id}`) {
       const info = await api('POST', '/v1/sessions', { device: device.id, ...(device.agent ? { agent: device.agent } : {}) });
       // The session window (its shell origin) signs itself in with OAuth
       // against this origin: no credential travels in the URL.
-      const url = `${sessionOrigin(info)}/`;
+      const url = `${sessionOrigin(info)}${view}`;
       if ($('same-tab').checked) {
         location.assign(url);
         return;

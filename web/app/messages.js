@@ -76,6 +76,8 @@ export const en = {
   'devices.id': 'ID {id}',
   'devices.open': 'Open',
   'devices.openLabel': 'Open {name}',
+  'devices.vnc': 'VNC',
+  'devices.vncLabel': 'Show the screen of {name} (VNC, port {port})',
   'devices.access.toggle': 'Remote access enabled',
   'devices.access.on': 'Remote access on',
   'devices.access.off': 'Remote access off',

@@ -25,6 +25,7 @@ import { MSG, tunnelRequest, webSocketRequest, pageHint, deviceOriginOf } from '
 import * as tokens from './tokenstore.js';
 import { serveWebSocketPort } from './wsport.js';
 import { keepBody, REPLAY_LIMIT } from './replay.js';
+import { showScreen } from './screen.js';
 
 const BOUND_KEY = 'porthole.session-bound'; // '1': the kept token is bound to this window's cookie
 const BIND_PATH = '/__t/bind';
@@ -85,7 +86,15 @@ const state = {
   bar: { device: '', expires: 0, path: '', kind: '', ended: '' },
   app: '', // the app's origin (from auth.json): where a new session is opened
   device: { id: '', name: '', site: '' }, // as session.ready names them
+  screen: null, // the VNC viewer (screen.js) when the session shows the device's screen
 };
+
+/** Resolves once the peer connection first connects: the viewers wait for it. */
+/** @type {(v?: any) => void} */
+let markConnected = () => {};
+const connected = new Promise((resolve) => {
+  markConnected = resolve;
+});
 
 const AUTH_KEY = 'porthole.session-oauth'; // {state, verifier, back} while the authorization runs
 const AUTH_CONFIG = '/__t/auth.json';
@@ -262,7 +271,38 @@ async function main() {
   // The frame waits for the worker only: requests it makes before the peer
   // connection is up simply wait for the tunnel.
   const path = location.pathname === CALLBACK_PATH ? '/' : location.pathname + location.search;
+  const view = viewOf(path);
+  if (view) {
+    connected.then(() => showView(view), (err) => fail(err));
+    return;
+  }
   state.relayReady.then(() => showFrame(path), (err) => fail(err));
+}
+
+/**
+ * The viewer the app asked for (/?porthole-view=vnc&port=5900&view-only=1):
+ * the device's screen instead of its web page. Null for a web page.
+ */
+function viewOf(path) {
+  const u = new URL(path, location.origin);
+  const kind = u.searchParams.get('porthole-view');
+  const port = Number(u.searchParams.get('port'));
+  if (kind !== 'vnc' || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { kind, port, viewOnly: u.searchParams.get('view-only') === '1' };
+}
+
+async function showView(view) {
+  if (state.ended) return;
+  setStatus('');
+  document.body.dataset.view = view.kind;
+  state.toolbar.setLocation(`VNC :${view.port}${view.viewOnly ? ' (view only)' : ''}`);
+  state.screen = await showScreen({
+    pc: state.pc,
+    stage: document.getElementById('stage'),
+    port: view.port,
+    viewOnly: view.viewOnly,
+    notify: (text, level) => state.toolbar.notify(text, level),
+  });
 }
 
 async function connect(token) {
@@ -394,6 +434,7 @@ async function startPeer(ready) {
     switch (st) {
       case 'connected':
         clearTimeout(state.connectTimer);
+        markConnected();
         setStatus('');
         pollStats();
         break;

@@ -1,0 +1,182 @@
+// A TCP connection to one of the session device's declared ports, as a
+// WebSocket-like object (send, close, binaryType, readyState, protocol and
+// the on* handlers), which is what noVNC's RFB accepts in place of a URL.
+//
+// It runs one TCP exchange (proto/tunnel.go) on a data channel of its own:
+//
+//   shell → agent: TCPOpen {port}  Data*  (End | Abort)
+//   agent → shell: (TCPOpened | Abort)  Data*  (End | Abort)
+//
+// The agent resolves the port through its own table of the device's
+// services and dials nothing else. The channel is not returned to the pool:
+// a viewer holds its connection for the whole session, and closing the
+// channel closes the connection.
+//
+// Sending waits while the channel's buffer is above the tunnel's high-water
+// mark (a queue of chunks, bounded by what the viewer sends: a few bytes per
+// input event); receiving hands each Data frame's bytes on as one message.
+// Filter, when given, sees every chunk before it is sent and may drop it
+// (view-only mode, see screen.js).
+
+import { FrameType, TunnelError, encodeFrame, encodeJSONFrame, encodeAbort, decodeAbort, parseFrame, dataFrames } from './frames.js';
+import { LABEL, HIGH_WATER, LOW_WATER } from './tunnel.js';
+
+export class TunnelSocket {
+  /**
+   * @param {RTCPeerConnection} pc the session's peer connection
+   * @param {number} port the device's declared port
+   * @param {{filter?: (bytes: Uint8Array) => Uint8Array | null}} [opt]
+   */
+  constructor(pc, port, opt = {}) {
+    this.binaryType = 'arraybuffer';
+    this.protocol = '';
+    this.readyState = 'connecting';
+    this.onopen = null;
+    this.onmessage = null;
+    this.onclose = null;
+    this.onerror = null;
+    this.filter = opt.filter || null;
+    this.bytesIn = 0;
+    this.bytesOut = 0;
+    this.error = null;
+    this.queue = [];
+    this.dc = pc.createDataChannel(LABEL, { ordered: true });
+    this.dc.binaryType = 'arraybuffer';
+    this.dc.bufferedAmountLowThreshold = LOW_WATER;
+    this.dc.onmessage = (e) => this.onFrame(e.data);
+    this.dc.onbufferedamountlow = () => this.flush();
+    this.dc.onclose = () => this.finish(this.error || new TunnelError('unavailable', 'data channel closed'));
+    this.dc.onopen = () => this.dc.send(encodeJSONFrame(FrameType.TCPOpen, { port }));
+  }
+
+  onFrame(data) {
+    let f;
+    try {
+      if (typeof data === 'string') throw new TunnelError('bad_message', 'text message on a tunnel channel');
+      f = parseFrame(data);
+    } catch (err) {
+      return this.fail(err);
+    }
+    switch (f.type) {
+      case FrameType.TCPOpened:
+        if (this.readyState !== 'connecting') return this.fail(new TunnelError('bad_message', 'tcp-opened twice'));
+        this.readyState = 'open';
+        this.onopen?.(new Event('open'));
+        this.flush();
+        return;
+      case FrameType.Data:
+        if (this.readyState !== 'open') return this.fail(new TunnelError('bad_message', 'data before tcp-opened'));
+        this.bytesIn += f.payload.byteLength;
+        // A copy: the payload is a view on the channel's message.
+        this.onmessage?.(new MessageEvent('message', { data: f.payload.slice().buffer }));
+        return;
+      case FrameType.End:
+        return this.fail(null);
+      case FrameType.Abort:
+        return this.fail(decodeAbort(f.payload));
+      default:
+        return this.fail(new TunnelError('bad_message', `unexpected frame 0x${f.type.toString(16)} in a tcp exchange`));
+    }
+  }
+
+  /** @param {ArrayBuffer | ArrayBufferView} data */
+  send(data) {
+    if (this.readyState === 'closed' || this.readyState === 'closing') return;
+    let bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (this.filter) {
+      bytes = this.filter(bytes);
+      if (!bytes || !bytes.byteLength) return;
+    }
+    for (const frame of dataFrames(bytes)) this.queue.push(frame);
+    this.flush();
+  }
+
+  flush() {
+    if (this.readyState !== 'open' || this.dc.readyState !== 'open') return;
+    while (this.queue.length && this.dc.bufferedAmount <= HIGH_WATER) {
+      const frame = this.queue.shift();
+      this.bytesOut += frame.byteLength - 1;
+      this.dc.send(frame);
+    }
+  }
+
+  close() {
+    if (this.readyState === 'closed') return;
+    if (this.dc.readyState === 'open') {
+      try {
+        this.dc.send(encodeFrame(FrameType.End));
+      } catch {
+        // closing anyway
+      }
+    }
+    this.fail(null);
+  }
+
+  /** Ends the connection; err null is a clean end. */
+  fail(err) {
+    if (err && this.dc.readyState === 'open') {
+      try {
+        this.dc.send(encodeAbort(err.code || 'internal', err.message));
+      } catch {
+        // closing anyway
+      }
+    }
+    this.error = err;
+    try {
+      this.dc.close();
+    } catch {
+      // already closed
+    }
+    this.finish(err);
+  }
+
+  finish(err) {
+    if (this.readyState === 'closed') return;
+    this.readyState = 'closed';
+    this.queue = [];
+    if (err) this.onerror?.(new Event('error'));
+    this.onclose?.(new CloseEvent('close', { code: err ? 1006 : 1000, reason: err ? String(err.message || '').slice(0, 123) : '', wasClean: !err }));
+  }
+}
+
+/**
+ * Drops what a VNC client sends in view-only mode: after the handshake,
+ * client messages are a type byte and a fixed or length-prefixed body
+ * (RFC 6143 7.5); KeyEvent (4), PointerEvent (5) and ClientCutText (6) are
+ * input and never leave; SetPixelFormat (0), SetEncodings (2) and
+ * FramebufferUpdateRequest (3) pass. noVNC sends whole messages in one
+ * send; anything that does not parse is dropped, not forwarded.
+ * handshakeDone tells when the RFB handshake is over (before it, bytes pass).
+ */
+export function viewOnlyFilter(handshakeDone) {
+  return (bytes) => {
+    if (!handshakeDone()) return bytes;
+    const keep = [];
+    let i = 0;
+    while (i < bytes.byteLength) {
+      const t = bytes[i];
+      let n = 0;
+      if (t === 0) n = 20;
+      else if (t === 3) n = 10;
+      else if (t === 4) n = 8;
+      else if (t === 5) n = 6;
+      else if (t === 2 && i + 4 <= bytes.byteLength) n = 4 + 4 * ((bytes[i + 2] << 8) | bytes[i + 3]);
+      else if (t === 6 && i + 8 <= bytes.byteLength) n = 8 + Math.abs(new DataView(bytes.buffer, bytes.byteOffset + i + 4, 4).getInt32(0));
+      else if (t === 150 || t === 248 || t === 250 || t === 251 || t === 252 || t === 255) return keep.length ? concat(keep) : null;
+      if (!n || i + n > bytes.byteLength) break;
+      if (t === 0 || t === 2 || t === 3) keep.push(bytes.subarray(i, i + n));
+      i += n;
+    }
+    return keep.length ? concat(keep) : null;
+  };
+}
+
+function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
