@@ -67,6 +67,7 @@ type svLab struct {
 	known    string // its known_hosts
 	sshd     *proc.Proc
 	xvnc     *proc.Proc
+	display  int // Xvnc's display number
 	env      []string // the CLI's environment
 	libLines int      // library log lines the CLI printed, over every run
 }
@@ -133,6 +134,7 @@ Subsystem sftp internal-sftp
 	}
 	writeFile(t, filepath.Join(l.dir, "vncpasswd"), string(pw))
 	display := freeDisplay(t)
+	l.display = display
 	l.xvnc, _ = l.box.StartAndWait("Xvnc", xvnc, []string{fmt.Sprintf(":%d", display), "-rfbport", "5900", "-rfbauth", filepath.Join(l.dir, "vncpasswd"),
 		"-SecurityTypes", "VncAuth", "-localhost=0", "-nolisten", "tcp", "-geometry", "320x200", "-depth", "24", "-log", "*:stderr:100"},
 		`Listening for VNC connections`, 15*time.Second)

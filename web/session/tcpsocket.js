@@ -142,29 +142,41 @@ export class TunnelSocket {
 /**
  * Drops what a VNC client sends in view-only mode: after the handshake,
  * client messages are a type byte and a fixed or length-prefixed body
- * (RFC 6143 7.5); KeyEvent (4), PointerEvent (5) and ClientCutText (6) are
- * input and never leave; SetPixelFormat (0), SetEncodings (2) and
- * FramebufferUpdateRequest (3) pass. noVNC sends whole messages in one
- * send; anything that does not parse is dropped, not forwarded.
- * handshakeDone tells when the RFB handshake is over (before it, bytes pass).
+ * (RFC 6143 7.5 and the community extensions noVNC uses). Input never
+ * leaves: KeyEvent (4), PointerEvent (5), ClientCutText (6), SetDesktopSize
+ * (251), XVP (250), QEMU key events (255). What keeps the picture coming
+ * passes: SetPixelFormat (0), SetEncodings (2), FramebufferUpdateRequest
+ * (3), EnableContinuousUpdates (150), Fence (248). A message that does not
+ * parse, or of another type, is dropped with everything after it in the
+ * chunk. handshakeDone tells when the RFB handshake is over (before it,
+ * bytes pass: version, security, password, ClientInit).
  */
 export function viewOnlyFilter(handshakeDone) {
   return (bytes) => {
     if (!handshakeDone()) return bytes;
     const keep = [];
+    const at = (k) => (k < bytes.byteLength ? bytes[k] : -1);
     let i = 0;
     while (i < bytes.byteLength) {
       const t = bytes[i];
       let n = 0;
-      if (t === 0) n = 20;
-      else if (t === 3) n = 10;
-      else if (t === 4) n = 8;
-      else if (t === 5) n = 6;
-      else if (t === 2 && i + 4 <= bytes.byteLength) n = 4 + 4 * ((bytes[i + 2] << 8) | bytes[i + 3]);
-      else if (t === 6 && i + 8 <= bytes.byteLength) n = 8 + Math.abs(new DataView(bytes.buffer, bytes.byteOffset + i + 4, 4).getInt32(0));
-      else if (t === 150 || t === 248 || t === 250 || t === 251 || t === 252 || t === 255) return keep.length ? concat(keep) : null;
+      let pass = false;
+      switch (t) {
+        case 0: n = 20; pass = true; break;
+        case 2: n = at(i + 3) < 0 ? 0 : 4 + 4 * ((at(i + 2) << 8) | at(i + 3)); pass = true; break;
+        case 3: n = 10; pass = true; break;
+        case 150: n = 10; pass = true; break;
+        case 248: n = at(i + 8) < 0 ? 0 : 9 + at(i + 8); pass = true; break;
+        case 4: n = 8; break;
+        case 5: n = 6; break;
+        case 6: n = i + 8 > bytes.byteLength ? 0 : 8 + Math.abs(new DataView(bytes.buffer, bytes.byteOffset + i + 4, 4).getInt32(0)); break;
+        case 250: n = 4; break;
+        case 251: n = at(i + 6) < 0 ? 0 : 8 + 16 * at(i + 6); break;
+        case 255: n = 12; break;
+        default: n = 0;
+      }
       if (!n || i + n > bytes.byteLength) break;
-      if (t === 0 || t === 2 || t === 3) keep.push(bytes.subarray(i, i + n));
+      if (pass) keep.push(bytes.subarray(i, i + n));
       i += n;
     }
     return keep.length ? concat(keep) : null;
