@@ -67,7 +67,7 @@ type svLab struct {
 	known    string // its known_hosts
 	sshd     *proc.Proc
 	xvnc     *proc.Proc
-	display  int // Xvnc's display number
+	display  int      // Xvnc's display number
 	env      []string // the CLI's environment
 	libLines int      // library log lines the CLI printed, over every run
 }
