@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -41,10 +42,10 @@ func TestVNCBrowser(t *testing.T) {
 		t.Fatalf("xev's window never appeared: %v\n%s", err, xevProc.Tail(20))
 	}
 
+	hc := l.tech.HTTPClient(30 * time.Second)
+	defer hc.CloseIdleConnections()
+	api := &sigclient.API{Base: l.svc.signalURL, Token: l.svc.techToken, Client: hc}
 	open := func() *proto.SessionInfo {
-		c := l.tech.HTTPClient(30 * time.Second)
-		defer c.CloseIdleConnections()
-		api := &sigclient.API{Base: l.svc.signalURL, Token: l.svc.techToken, Client: c}
 		info, err := api.CreateSession(context.Background(), "box-1")
 		if err != nil {
 			t.Fatal(err)
@@ -83,14 +84,16 @@ func TestVNCBrowser(t *testing.T) {
 	}
 
 	// 1. View-only: a key and a click on the canvas must not reach X.
-	connect(open(), true)
+	first := open()
+	connect(first, true)
 	brShot(t, bctx, art, "vnc-viewer-view-only")
 	if err := chromedp.Do(bctx, chromedp.Click("#screen-view canvas"), chromedp.KeyEvent("w")); err != nil {
 		t.Fatalf("click and key in view-only: %v", err)
 	}
 
 	// 2. Interactive: the key reaches the server.
-	connect(open(), false)
+	second := open()
+	connect(second, false)
 	if err := chromedp.Do(bctx, chromedp.KeyEvent("q")); err != nil {
 		t.Fatalf("key press: %v", err)
 	}
@@ -105,5 +108,41 @@ func TestVNCBrowser(t *testing.T) {
 	earlier := out[:qAt]
 	if strings.Contains(earlier, "keysym 0x77, w)") || strings.Contains(earlier, "ButtonPress") {
 		t.Errorf("input of the view-only session reached the X server:\n%s", earlier)
+	}
+
+	// Both sessions are jobs of their own: "Open Device Screen" (every
+	// stream went to the device's VNC service), with the stream's bytes
+	// once the viewer's connection ended (its access-log entry is written
+	// then). The first ended when its window went to the second session.
+	for _, info := range []*proto.SessionInfo{second, first} {
+		if err := api.EndSession(context.Background(), info.Session); err != nil {
+			t.Logf("end session %s: %v", info.Session, err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := api.Jobs(context.Background(), url.Values{"device": {"box-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		var got []string
+		for _, j := range l.Jobs {
+			if j.ID != first.Session && j.ID != second.Session {
+				continue
+			}
+			got = append(got, fmt.Sprintf("%s %q streams=%d bytes=%d/%d state=%s", j.ID, j.Type, j.TCPStreams, j.ReqBytes, j.RespBytes, j.State))
+			if j.Type == "Open Device Screen" && j.TCPStreams == 1 && j.RespBytes > 0 && j.State == "ended" {
+				done++
+			}
+		}
+		if done == 2 {
+			t.Logf("jobs: %s", strings.Join(got, "; "))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two VNC sessions are not both ended \"Open Device Screen\" jobs with their bytes: %s", strings.Join(got, "; "))
+		}
+		time.Sleep(200 * time.Millisecond) // polling the API, which has no push for jobs
 	}
 }

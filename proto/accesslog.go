@@ -66,6 +66,10 @@ type AccessEntry struct {
 	// ViaSignaling (the fallback, fetch.go). Empty in entries older than
 	// the fallback, which all took a data channel.
 	Via string `json:"via,omitempty"`
+	// Service is the kind of the device's service on Port (ServiceVNC for
+	// its screen, …), as the agent's table declares it; empty for entries
+	// of older agents.
+	Service ServiceKind `json:"service,omitempty"`
 }
 
 // AccessLog is the body of log.entries: consecutive entries of the
@@ -170,6 +174,8 @@ func (e *AccessEntry) Validate() error {
 		return Errorf(CodeBadMessage, "access entry %d: unknown error code", e.Seq)
 	case e.Via != "" && e.Via != ViaWebRTC && e.Via != ViaSignaling:
 		return Errorf(CodeBadMessage, "access entry %d: unknown path %.20q", e.Seq, e.Via)
+	case e.Service != "" && e.Service != ServiceWeb && e.Service != ServiceSSH && e.Service != ServiceVNC && e.Service != ServiceTCP:
+		return Errorf(CodeBadMessage, "access entry %d: unknown service %.20q", e.Seq, e.Service)
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func (a *Agent) observe(s *session) func(tunnel.Exchange) (func(tunnel.ExchangeR
 		return func(r tunnel.ExchangeResult) {
 			e := proto.AccessEntry{Kind: x.Kind, Time: x.Start.UTC(), Method: x.Method, URL: x.Target, Port: port,
 				Status: r.Status, ReqBytes: r.ReqBytes, RespBytes: r.RespBytes,
-				DurationUS: r.Duration.Microseconds(), Stream: x.Stream, Via: x.Via}
+				DurationUS: r.Duration.Microseconds(), Stream: x.Stream, Via: x.Via, Service: serviceOn(s.device.cfg.Services, port)}
 			if r.Err != nil {
 				e.Error = proto.CodeOf(r.Err)
 			}
@@ -92,4 +92,14 @@ func candType(desc string) string {
 		return ""
 	}
 	return t
+}
+
+// serviceOn is the kind of the declared service on port, or "".
+func serviceOn(services []proto.Service, port int) proto.ServiceKind {
+	for _, sv := range services {
+		if sv.Port == port {
+			return sv.Kind
+		}
+	}
+	return ""
 }

@@ -249,6 +249,7 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 	}
 	var head *store.AuditEntry
 	var add store.Job // totals of the entries stored now
+	var screen int64  // of add.TCP, the streams to the device's VNC service
 	k := 0
 	for i := range l.Entries {
 		e := &l.Entries[i]
@@ -259,6 +260,9 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 		k++
 		if e.Kind == proto.AccessTCP {
 			add.TCP++
+			if e.Service == proto.ServiceVNC {
+				screen++
+			}
 		} else {
 			add.Requests++
 		}
@@ -273,9 +277,14 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 			j.ReqBytes += add.ReqBytes
 			j.RespBytes += add.RespBytes
 			j.LogSeq = max(j.LogSeq, add.LogSeq)
-			if j.TCP > 0 && j.Requests == 0 {
+			switch {
+			case j.TCP > 0 && j.Requests == 0 && screen == add.TCP && (j.TCP == add.TCP || j.Type == store.JobScreen):
+				// Every stream so far went to the device's VNC service:
+				// its screen (the type says so for the earlier batches).
+				j.Type = store.JobScreen
+			case j.TCP > 0 && j.Requests == 0:
 				j.Type = store.JobPort
-			} else {
+			default:
 				j.Type = store.JobWebpage
 			}
 			return nil

@@ -9,6 +9,9 @@ import (
 const (
 	JobWebpage = "Open Device Webpage"
 	JobPort    = "Open Device Port"
+	// JobScreen is a session that reached only the device's VNC service:
+	// its screen, in the browser (noVNC) or through porthole forward.
+	JobScreen = "Open Device Screen"
 )
 
 // JobState is where a session is in its life.

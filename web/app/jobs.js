@@ -54,7 +54,7 @@ export function filterQuery(f) {
   return s ? `?${s}` : '';
 }
 
-const TYPES = { 'Open Device Webpage': 'jobs.type.webpage', 'Open Device Port': 'jobs.type.port' };
+const TYPES = { 'Open Device Webpage': 'jobs.type.webpage', 'Open Device Port': 'jobs.type.port', 'Open Device Screen': 'jobs.type.screen' };
 
 /** jobWords(job, devices) → the names and words a job row shows. */
 export function jobWords(j, devices = new Map()) {

@@ -192,6 +192,7 @@ export const en = {
   'jobs.live': 'Live',
   'jobs.type.webpage': 'Open Device Webpage',
   'jobs.type.port': 'Open Device Port',
+  'jobs.type.screen': 'Open Device Screen',
   'jobs.path.direct': 'Direct',
   'jobs.path.relay': 'Relayed',
   'jobs.reason.client': 'Ended by the technician',
