@@ -84,7 +84,7 @@ func (a *Agent) shipAccessLog(ctx context.Context) {
 	}
 }
 
-// candType is the type word that starts a webrtcpeer.Path description
+// candType is the type word that starts a peerconn.Path description
 // ("relay udp 203.0.113.30:40000 …").
 func candType(desc string) string {
 	t, _, _ := strings.Cut(desc, " ")

@@ -3,7 +3,7 @@ package daemon
 import (
 	"slices"
 
-	"github.com/porthole-dev/porthole/agent/webrtcpeer"
+	"github.com/porthole-dev/porthole/agent/peerconn"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -19,13 +19,13 @@ func (a *Agent) reportPath(s *session, r pathReport) {
 // pathReport is the agent's account of a connected session's path.
 type pathReport struct {
 	path          string // proto.PathDirect or proto.PathRelay
-	local, remote string // webrtcpeer.Path descriptions
+	local, remote string // peerconn.Path descriptions
 	relay         string // the agent's relay transport (udp, tcp, tls) when its end is a relay
 	proxy         string // the site's proxy that relay connection went through
 	site          string // a proto.Site… reason, when the agent can tell
 }
 
-func newPathReport(p webrtcpeer.Path, proxy string, localTypes, remoteTypes []string) pathReport {
+func newPathReport(p peerconn.Path, proxy string, localTypes, remoteTypes []string) pathReport {
 	r := pathReport{path: proto.PathDirect, local: p.Local, remote: p.Remote}
 	if p.Relayed {
 		r.path = proto.PathRelay

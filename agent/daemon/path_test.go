@@ -3,7 +3,7 @@ package daemon
 import (
 	"testing"
 
-	"github.com/porthole-dev/porthole/agent/webrtcpeer"
+	"github.com/porthole-dev/porthole/agent/peerconn"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -11,19 +11,19 @@ import (
 // ladder — direct, TURN/UDP, TURN/TCP, TURN/TLS, TURN through the site's
 // proxy — with the reason the site needed the relay.
 func TestPathReportNamesEachRung(t *testing.T) {
-	relay := func(transport string) webrtcpeer.Path {
-		return webrtcpeer.Path{Relayed: true, LocalType: "relay", Relay: transport,
+	relay := func(transport string) peerconn.Path {
+		return peerconn.Path{Relayed: true, LocalType: "relay", Relay: transport,
 			Local: "relay udp 203.0.113.30:40000 related 192.168.1.10:51000", Remote: "prflx udp 198.51.100.20:5000"}
 	}
 	for _, tc := range []struct {
 		name       string
-		path       webrtcpeer.Path
+		path       peerconn.Path
 		proxy      string
 		localTypes []string
 		remote     []string // the technician's candidate types (srflx and relay if nil)
 		want       proto.SessionPath
 	}{
-		{"direct", webrtcpeer.Path{LocalType: "srflx", Local: "srflx udp 203.0.113.20:4000", Remote: "srflx udp 198.51.100.20:5000"}, "",
+		{"direct", peerconn.Path{LocalType: "srflx", Local: "srflx udp 203.0.113.20:4000", Remote: "srflx udp 198.51.100.20:5000"}, "",
 			[]string{"host", "srflx"}, nil, proto.SessionPath{Path: "direct", Local: "srflx", Remote: "srflx"}},
 		{"TURN/UDP: the NATs let no direct path through", relay("udp"), "", []string{"host", "relay", "srflx"}, nil,
 			proto.SessionPath{Path: "relay", Local: "relay", Remote: "prflx", Relay: "udp", Site: proto.SiteNoDirect}},
@@ -37,7 +37,7 @@ func TestPathReportNamesEachRung(t *testing.T) {
 			proto.SessionPath{Path: "relay", Local: "relay", Remote: "prflx", Relay: "tls", Site: proto.SiteTLSOnly}},
 		{"TURN/TLS through the proxy", relay("tls"), "192.168.1.1:3128", []string{"host", "relay"}, nil,
 			proto.SessionPath{Path: "relay", Local: "relay", Remote: "prflx", Relay: "tls", Proxy: "192.168.1.1:3128", Site: proto.SiteProxyOnly}},
-		{"the technician's end relayed only", webrtcpeer.Path{Relayed: true, LocalType: "host", Local: "host udp 192.168.1.10:4000", Remote: "relay udp 203.0.113.30:41000"}, "",
+		{"the technician's end relayed only", peerconn.Path{Relayed: true, LocalType: "host", Local: "host udp 192.168.1.10:4000", Remote: "relay udp 203.0.113.30:41000"}, "",
 			[]string{"host"}, nil, proto.SessionPath{Path: "relay", Local: "host", Remote: "relay"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

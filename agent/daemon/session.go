@@ -11,9 +11,9 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/deviceproxy"
 	"github.com/porthole-dev/porthole/agent/fallback"
-	"github.com/porthole-dev/porthole/agent/peering"
+	"github.com/porthole-dev/porthole/agent/negotiate"
+	"github.com/porthole-dev/porthole/agent/peerconn"
 	"github.com/porthole-dev/porthole/agent/tunnel"
-	"github.com/porthole-dev/porthole/agent/webrtcpeer"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -46,7 +46,7 @@ type session struct {
 // rtcPeer is one peer connection of a session and the tunnel served on it.
 type rtcPeer struct {
 	pc     *webrtc.PeerConnection
-	peer   *peering.Peer
+	peer   *negotiate.Peer
 	tunnel *tunnel.Session
 	cancel context.CancelFunc
 }
@@ -89,8 +89,8 @@ func (s *session) close() {
 // newPeer builds a peer connection for s and starts serving the tunnel on
 // it before any offer is applied, so no data channel is missed.
 func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
-	dials := &webrtcpeer.DialLog{}
-	pc, err := webrtcpeer.NewPeerConnection(webrtcpeer.Config{
+	dials := &peerconn.DialLog{}
+	pc, err := peerconn.NewPeerConnection(peerconn.Config{
 		ICEServers:   s.ice,
 		LoopbackOnly: a.cfg.LoopbackOnly,
 		Logger:       a.log,
@@ -102,7 +102,7 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 		return nil, err
 	}
 	r := &rtcPeer{pc: pc}
-	r.peer = peering.New(pc, func(typ proto.MsgType, payload any) error {
+	r.peer = negotiate.New(pc, func(typ proto.MsgType, payload any) error {
 		return a.send(typ, s.id, payload)
 	})
 	srv := &tunnel.Server{
@@ -125,7 +125,7 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 		case webrtc.PeerConnectionStateConnected:
 			lt, rt := r.peer.CandidateTypes()
 			rep := pathReport{path: "unknown"}
-			if info, err := webrtcpeer.PathInfo(pc); err == nil {
+			if info, err := peerconn.PathInfo(pc); err == nil {
 				rep = newPathReport(info, dials.Proxy(info), lt, rt)
 			}
 			a.reportPath(s, rep)

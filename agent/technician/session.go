@@ -20,10 +20,10 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/bufpool"
 	"github.com/porthole-dev/porthole/agent/egress"
-	"github.com/porthole-dev/porthole/agent/peering"
+	"github.com/porthole-dev/porthole/agent/negotiate"
+	"github.com/porthole-dev/porthole/agent/peerconn"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/agent/tunnel"
-	"github.com/porthole-dev/porthole/agent/webrtcpeer"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -62,7 +62,7 @@ type Session struct {
 	pc   *webrtc.PeerConnection
 	log  *slog.Logger
 
-	peer     *peering.Peer
+	peer     *negotiate.Peer
 	progress func(string)
 	// established is set once the first connection is up; from then on a
 	// broken path starts recover. restored is signalled on each return to
@@ -129,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	}
 
 	progress("connecting peer to peer (ICE)…")
-	s.pc, err = webrtcpeer.NewPeerConnection(webrtcpeer.Config{
+	s.pc, err = peerconn.NewPeerConnection(peerconn.Config{
 		ICEServers:   ready.ICEServers,
 		RelayOnly:    cfg.RelayOnly,
 		LoopbackOnly: cfg.LoopbackOnly,
@@ -168,7 +168,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		}
 	})
 	s.Client = tunnel.NewClient(s.pc, tunnel.ClientConfig{MaxChannels: cfg.MaxChannels, Logger: s.log})
-	peer := peering.New(s.pc, func(typ proto.MsgType, payload any) error {
+	peer := negotiate.New(s.pc, func(typ proto.MsgType, payload any) error {
 		return s.conn.Send(typ, info.Session, payload)
 	})
 	s.peer = peer
@@ -226,7 +226,7 @@ func (s *Session) waitReady(ctx context.Context) (*proto.SessionReady, error) {
 	}
 }
 
-func (s *Session) readLoop(peer *peering.Peer) {
+func (s *Session) readLoop(peer *negotiate.Peer) {
 	defer s.wg.Done()
 	for {
 		select {
@@ -370,7 +370,7 @@ func (s *Session) recover() {
 func (s *Session) Restarts() int64 { return s.restarts.Load() }
 
 // Path reports the selected ICE path.
-func (s *Session) Path() (webrtcpeer.Path, error) { return webrtcpeer.PathInfo(s.pc) }
+func (s *Session) Path() (peerconn.Path, error) { return peerconn.PathInfo(s.pc) }
 
 // PeerConnection exposes the underlying connection (tests, stats).
 func (s *Session) PeerConnection() *webrtc.PeerConnection { return s.pc }

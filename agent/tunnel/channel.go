@@ -61,7 +61,7 @@ type Channel struct {
 // Detach detaches an open data channel and wraps it. Call it from the
 // channel's OnOpen handler (or after it ran); it fails if the peer
 // connection's API was not built with detached data channels
-// (agent/webrtcpeer does that).
+// (agent/peerconn does that).
 func Detach(dc *webrtc.DataChannel) (*Channel, error) {
 	rwc, err := dc.DetachWithDeadline()
 	if err != nil {

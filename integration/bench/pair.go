@@ -13,8 +13,8 @@ import (
 	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/porthole-dev/porthole/agent/peerconn"
 	"github.com/porthole-dev/porthole/agent/tunnel"
-	"github.com/porthole-dev/porthole/agent/webrtcpeer"
 )
 
 // connectTimeout bounds an in-process peer connection setup.
@@ -43,12 +43,12 @@ type Pair struct {
 
 // newPeers creates the two peer connections.
 func newPeers() (*webrtc.PeerConnection, *webrtc.PeerConnection, error) {
-	cfg := webrtcpeer.Config{LoopbackOnly: true}
-	c, err := webrtcpeer.NewPeerConnection(cfg)
+	cfg := peerconn.Config{LoopbackOnly: true}
+	c, err := peerconn.NewPeerConnection(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := webrtcpeer.NewPeerConnection(cfg)
+	a, err := peerconn.NewPeerConnection(cfg)
 	if err != nil {
 		_ = c.Close()
 		return nil, nil, err

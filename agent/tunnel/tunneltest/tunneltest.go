@@ -13,8 +13,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/porthole-dev/porthole/agent/peerconn"
 	"github.com/porthole-dev/porthole/agent/tunnel"
-	"github.com/porthole-dev/porthole/agent/webrtcpeer"
 )
 
 // ConnectTimeout bounds the in-process connection setup.
@@ -53,12 +53,12 @@ func NewPair(t testing.TB, srv *tunnel.Server) *Pair {
 // NewPairConfig is NewPair with options.
 func NewPairConfig(t testing.TB, srv *tunnel.Server, cfg Config) *Pair {
 	t.Helper()
-	pcfg := webrtcpeer.Config{LoopbackOnly: true, Logger: cfg.PeerLogger}
-	cpc, err := webrtcpeer.NewPeerConnection(pcfg)
+	pcfg := peerconn.Config{LoopbackOnly: true, Logger: cfg.PeerLogger}
+	cpc, err := peerconn.NewPeerConnection(pcfg)
 	if err != nil {
 		t.Fatalf("client peer connection: %v", err)
 	}
-	apc, err := webrtcpeer.NewPeerConnection(pcfg)
+	apc, err := peerconn.NewPeerConnection(pcfg)
 	if err != nil {
 		_ = cpc.Close()
 		t.Fatalf("agent peer connection: %v", err)

@@ -1,4 +1,4 @@
-package webrtcpeer_test
+package peerconn_test
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/porthole-dev/porthole/agent/webrtcpeer"
+	"github.com/porthole-dev/porthole/agent/peerconn"
 	"github.com/porthole-dev/porthole/internal/testenv"
 )
 
@@ -24,9 +24,9 @@ func remoteCandidateIPs(pc *webrtc.PeerConnection) map[string]bool {
 
 // answeringPeer returns a peer configured by cfg with a remote description
 // applied, ready to take remote candidates.
-func answeringPeer(t *testing.T, cfg webrtcpeer.Config) *webrtc.PeerConnection {
+func answeringPeer(t *testing.T, cfg peerconn.Config) *webrtc.PeerConnection {
 	t.Helper()
-	offerer, err := webrtcpeer.NewPeerConnection(webrtcpeer.Config{LoopbackOnly: true})
+	offerer, err := peerconn.NewPeerConnection(peerconn.Config{LoopbackOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func answeringPeer(t *testing.T, cfg webrtcpeer.Config) *webrtc.PeerConnection {
 	if err := offerer.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := webrtcpeer.NewPeerConnection(cfg)
+	pc, err := peerconn.NewPeerConnection(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +82,13 @@ func TestPeerDropsRemoteCandidatesOnForbiddenAddresses(t *testing.T) {
 	}
 
 	// Control: with loopback allowed, the loopback candidate is taken.
-	control := answeringPeer(t, webrtcpeer.Config{LoopbackOnly: true})
+	control := answeringPeer(t, peerconn.Config{LoopbackOnly: true})
 	add(control, forbidden[0])
 	testenv.Eventually(t, 5*time.Second,
 		"control: the loopback candidate to become a remote candidate (else the check below would prove nothing)",
 		func() bool { return remoteCandidateIPs(control)["127.0.0.1"] })
 
-	pc := answeringPeer(t, webrtcpeer.Config{})
+	pc := answeringPeer(t, peerconn.Config{})
 	for _, c := range forbidden {
 		add(pc, c)
 	}

@@ -1,6 +1,8 @@
-// Package webrtcpeer builds the pion/webrtc API that every Porthole Go peer
-// uses — the on-site agent and the technician's CLI alike — so that the
-// settings that matter for security and speed live in one place:
+// Package peerconn builds the pion/webrtc API and the peer connections that
+// every Porthole Go peer uses — the on-site agent and the technician's CLI
+// alike — so that the settings that matter for security and speed live in
+// one place (agent/negotiate then runs a connection's offer/answer over
+// signaling):
 //
 //   - data channels are detached (io.ReadWriteCloser per channel, read with a
 //     buffer of proto.MaxFrame bytes) and advertise a small SCTP max message
@@ -17,8 +19,8 @@
 //
 // Typical use:
 //
-//	pc, err := webrtcpeer.NewPeerConnection(webrtcpeer.Config{ICEServers: ready.ICEServers, Logger: log})
-package webrtcpeer
+//	pc, err := peerconn.NewPeerConnection(peerconn.Config{ICEServers: ready.ICEServers, Logger: log})
+package peerconn
 
 import (
 	"crypto/x509"
@@ -244,7 +246,7 @@ func (p Path) String() string {
 }
 
 // ErrNoPath is returned by PathInfo before ICE selected a candidate pair.
-var ErrNoPath = errors.New("webrtcpeer: no selected candidate pair")
+var ErrNoPath = errors.New("peerconn: no selected candidate pair")
 
 // PathInfo reports the selected candidate pair of pc.
 func PathInfo(pc *webrtc.PeerConnection) (Path, error) {

@@ -1,8 +1,9 @@
-// Package peering runs the WebRTC half of one session over signaling: the
-// offer/answer exchange and trickle ICE in both directions. The agent
-// daemon and the technician CLI both use it, so the two peers follow the
-// same rules for ordering candidates against descriptions.
-package peering
+// Package negotiate runs the WebRTC half of one session over signaling: the
+// offer/answer exchange and trickle ICE in both directions, on a peer
+// connection built by agent/peerconn. The agent daemon and the technician
+// CLI both use it, so the two peers follow the same rules for ordering
+// candidates against descriptions.
+package negotiate
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package webrtcpeer
+package peerconn
 
 import (
 	"context"

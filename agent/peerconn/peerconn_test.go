@@ -1,4 +1,4 @@
-package webrtcpeer_test
+package peerconn_test
 
 import (
 	"net"
@@ -8,9 +8,9 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
+	"github.com/porthole-dev/porthole/agent/peerconn"
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/agent/tunnel/tunneltest"
-	"github.com/porthole-dev/porthole/agent/webrtcpeer"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -54,25 +54,25 @@ func TestAllowRemoteIP(t *testing.T) {
 		if ip == nil {
 			t.Fatalf("bad test IP %s", tc.ip)
 		}
-		if got := webrtcpeer.AllowRemoteIP(ip, false); got != tc.allow {
+		if got := peerconn.AllowRemoteIP(ip, false); got != tc.allow {
 			t.Errorf("AllowRemoteIP(%s, false) = %v, want %v", tc.ip, got, tc.allow)
 		}
-		if got := webrtcpeer.AllowRemoteIP(ip, true); got != tc.allowLoopback {
+		if got := peerconn.AllowRemoteIP(ip, true); got != tc.allowLoopback {
 			t.Errorf("AllowRemoteIP(%s, true) = %v, want %v", tc.ip, got, tc.allowLoopback)
 		}
 		if v4 := ip.To4(); v4 != nil {
-			if webrtcpeer.AllowRemoteIP(v4, false) != webrtcpeer.AllowRemoteIP(ip.To16(), false) {
+			if peerconn.AllowRemoteIP(v4, false) != peerconn.AllowRemoteIP(ip.To16(), false) {
 				t.Errorf("%s: 4-byte and 16-byte forms disagree", tc.ip)
 			}
 		}
 	}
-	if webrtcpeer.AllowRemoteIP(nil, true) || webrtcpeer.AllowRemoteIP(net.IP{1, 2, 3}, true) {
+	if peerconn.AllowRemoteIP(nil, true) || peerconn.AllowRemoteIP(net.IP{1, 2, 3}, true) {
 		t.Error("malformed IPs must be refused")
 	}
 }
 
 func TestICEServers(t *testing.T) {
-	got, err := webrtcpeer.ICEServers([]proto.ICEServer{
+	got, err := peerconn.ICEServers([]proto.ICEServer{
 		{URLs: []string{"stun:turn.example:3478"}},
 		{URLs: []string{"turn:turn.example:3478?transport=udp", "turns:turn.example:5349"}, Username: "1700000000:s1", Credential: "secret"},
 	})
@@ -88,14 +88,14 @@ func TestICEServers(t *testing.T) {
 		{{URLs: []string{"http://evil.example/"}}},
 		make([]proto.ICEServer, proto.MaxICEServers+1),
 	} {
-		if _, err := webrtcpeer.ICEServers(bad); err == nil {
+		if _, err := peerconn.ICEServers(bad); err == nil {
 			t.Errorf("ICEServers(%+v) accepted", bad)
 		}
 	}
 }
 
 func TestNewPeerConnectionRelayOnly(t *testing.T) {
-	pc, err := webrtcpeer.NewPeerConnection(webrtcpeer.Config{
+	pc, err := peerconn.NewPeerConnection(peerconn.Config{
 		RelayOnly:  true,
 		ICEServers: []proto.ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: "u", Credential: "p"}},
 	})
@@ -111,7 +111,7 @@ func TestNewPeerConnectionRelayOnly(t *testing.T) {
 func TestPathInfoDirectLoopback(t *testing.T) {
 	p := tunneltest.NewPair(t, &tunnel.Server{})
 	for _, pc := range []*webrtc.PeerConnection{p.ClientPC, p.AgentPC} {
-		path, err := webrtcpeer.PathInfo(pc)
+		path, err := peerconn.PathInfo(pc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,12 +130,12 @@ func TestPathInfoDirectLoopback(t *testing.T) {
 }
 
 func TestPathInfoBeforeConnect(t *testing.T) {
-	pc, err := webrtcpeer.NewPeerConnection(webrtcpeer.Config{LoopbackOnly: true})
+	pc, err := peerconn.NewPeerConnection(peerconn.Config{LoopbackOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	if _, err := webrtcpeer.PathInfo(pc); err == nil {
+	if _, err := peerconn.PathInfo(pc); err == nil {
 		t.Fatal("PathInfo before connecting returned no error")
 	}
 }
