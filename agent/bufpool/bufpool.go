@@ -1,6 +1,9 @@
-// Package bufpool lends body-copy buffers of one tunnel chunk
-// (proto.MaxChunk) to httputil.ReverseProxy, so that copying a body on
-// either end of the tunnel does not allocate a fresh buffer per request.
+// Package bufpool lends copy buffers of one tunnel chunk (proto.MaxChunk)
+// to httputil.ReverseProxy and to the tunnel's own body and stream copies,
+// so that copying a body on either end of the tunnel does not allocate a
+// fresh buffer per request. Each owner (a tunnel Client or Session, a
+// device proxy, a technician session) holds its own Pool: no pool is
+// package state.
 package bufpool
 
 import (

@@ -219,20 +219,14 @@ func closeChannels(chans []*Channel) {
 	}
 }
 
-// framePool holds buffers for assembling outgoing frames.
+// framePool holds buffers for assembling outgoing frames: capacity
+// proto.MaxFrame (a head frame may be twice a chunk), unlike the chunk
+// buffers of Client and Session (agent/bufpool), which copy bodies and
+// streams.
 var framePool = sync.Pool{New: func() any {
 	b := make([]byte, 0, proto.MaxFrame)
 	return &b
 }}
-
-// chunkPool holds proto.MaxChunk buffers for copying bodies and streams.
-var chunkPool = sync.Pool{New: func() any {
-	b := make([]byte, proto.MaxChunk)
-	return &b
-}}
-
-func getChunk() *[]byte  { return chunkPool.Get().(*[]byte) }
-func putChunk(b *[]byte) { chunkPool.Put(b) }
 
 // abortPayload encodes err as a FrameAbort payload: its proto code (or
 // internal) and a message cut to proto.MaxText.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/porthole-dev/porthole/agent/bufpool"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -55,6 +56,8 @@ type Client struct {
 	closed    chan struct{}
 
 	opened, dropped, exchanges atomic.Int64
+
+	bufs *bufpool.Pool // request-body copies
 }
 
 var _ http.RoundTripper = (*Client)(nil)
@@ -80,6 +83,7 @@ func NewClient(pc *webrtc.PeerConnection, cfg ClientConfig) *Client {
 		live:      map[*Channel]struct{}{},
 		changedCh: make(chan struct{}),
 		closed:    make(chan struct{}),
+		bufs:      bufpool.New(),
 	}
 	c.tokens <- struct{}{}
 	c.opening.Add(1)

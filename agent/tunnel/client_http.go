@@ -198,9 +198,8 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 // that fails or does not match its declared length aborts the exchange.
 func (x *exchange) sendBody(ctx context.Context, body io.ReadCloser, length int64) {
 	defer x.bodyOnce.Do(x.bodyClose)
-	bp := getChunk()
-	defer putChunk(bp)
-	buf := *bp
+	buf := x.c.bufs.Get()
+	defer x.c.bufs.Put(buf)
 	var sent int64
 	for {
 		n, err := body.Read(buf)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // PipeGrace is how long Pipe lets the second direction run on after the
@@ -63,12 +65,11 @@ loop:
 func pipeForward(a, b io.ReadWriteCloser, errc chan<- error)  { errc <- copyHalf(b, a) }
 func pipeBackward(a, b io.ReadWriteCloser, errc chan<- error) { errc <- copyHalf(a, b) }
 
-// copyHalf copies src to dst with a pooled buffer and half-closes dst on
-// EOF.
+// copyHalf copies src to dst and half-closes dst on EOF. Its buffer of
+// one chunk lives as long as the pipe, which lives as long as its
+// connection, so it is allocated here rather than lent by a pool.
 func copyHalf(dst, src io.ReadWriteCloser) error {
-	bp := getChunk()
-	defer putChunk(bp)
-	_, err := io.CopyBuffer(writerOnly{dst}, readerOnly{src}, *bp)
+	_, err := io.CopyBuffer(writerOnly{dst}, readerOnly{src}, make([]byte, proto.MaxChunk))
 	if err != nil {
 		return err
 	}
@@ -79,6 +80,6 @@ func copyHalf(dst, src io.ReadWriteCloser) error {
 }
 
 // readerOnly and writerOnly hide ReadFrom/WriteTo so CopyBuffer uses the
-// pooled buffer.
+// given buffer.
 type readerOnly struct{ io.Reader }
 type writerOnly struct{ io.Writer }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/porthole-dev/porthole/agent/bufpool"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -78,7 +79,7 @@ func (s *Server) Start(ctx context.Context, pc *webrtc.PeerConnection) *Session 
 	if maxCh <= 0 {
 		maxCh = DefaultServerMaxChannels
 	}
-	ss := &Session{srv: s, log: log, ctx: ctx, max: maxCh, chans: map[*Channel]struct{}{}}
+	ss := &Session{srv: s, log: log, ctx: ctx, max: maxCh, chans: map[*Channel]struct{}{}, bufs: bufpool.New()}
 	pc.OnDataChannel(ss.onDataChannel)
 	context.AfterFunc(ctx, ss.shutdown)
 	return ss
@@ -98,6 +99,8 @@ type Session struct {
 	wg     sync.WaitGroup
 
 	accepted, refused, exchanges atomic.Int64
+
+	bufs *bufpool.Pool // copies from the device to the channel
 }
 
 // SessionStats counts a session's channels and exchanges.

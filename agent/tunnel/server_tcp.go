@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/bufpool"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -20,6 +21,7 @@ type tcpExchange struct {
 	out  *outDir
 	log  *slog.Logger
 	conn net.Conn
+	bufs *bufpool.Pool
 	fin  chan struct{}
 
 	start     time.Time
@@ -58,7 +60,7 @@ func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agent
 		}
 		return ss.refuse(ch, log, "tcp stream", err)
 	}
-	x := &tcpExchange{out: out, log: log, conn: conn, fin: make(chan struct{}), start: start, observed: observed}
+	x := &tcpExchange{out: out, log: log, conn: conn, bufs: ss.bufs, fin: make(chan struct{}), start: start, observed: observed}
 	if err := out.send(proto.FrameTCPOpened, nil); err != nil {
 		out.stopFn()
 		x.closeOnce.Do(func() { x.record(err) })
@@ -74,9 +76,8 @@ func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agent
 // fromDevice sends what the device sends, then our FrameEnd at its EOF.
 func (x *tcpExchange) fromDevice() {
 	defer close(x.fin)
-	bp := getChunk()
-	defer putChunk(bp)
-	buf := *bp
+	buf := x.bufs.Get()
+	defer x.bufs.Put(buf)
 	for {
 		n, err := x.conn.Read(buf)
 		x.fromDev.Add(int64(n))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/porthole-dev/porthole/agent/bufpool"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -41,6 +42,7 @@ type wsExchange struct {
 	out  *outDir
 	log  *slog.Logger
 	conn DeviceWebSocket
+	bufs *bufpool.Pool
 	fin  chan struct{}
 
 	start    time.Time
@@ -83,7 +85,7 @@ func (ss *Session) startWS(ch *Channel, log *slog.Logger, payload []byte) agentE
 	if opened == nil {
 		opened = &proto.WSOpened{}
 	}
-	x := &wsExchange{out: out, log: log, conn: conn, fin: make(chan struct{}), start: start, observed: observed,
+	x := &wsExchange{out: out, log: log, conn: conn, bufs: ss.bufs, fin: make(chan struct{}), start: start, observed: observed,
 		clientDone: make(chan struct{})}
 	b, err := proto.EncodeHead(opened)
 	if err == nil {
@@ -128,9 +130,9 @@ func (x *wsExchange) report(err error) {
 // direction: FrameWSClose after a closing handshake, FrameAbort when the
 // connection broke. It returns nil for a clean close.
 func (x *wsExchange) fromDevice() error {
-	bufA, bufB := getChunk(), getChunk()
-	defer putChunk(bufA)
-	defer putChunk(bufB)
+	bufA, bufB := x.bufs.Get(), x.bufs.Get()
+	defer x.bufs.Put(bufA)
+	defer x.bufs.Put(bufB)
 	frame := make([]byte, 0, 1+proto.MaxChunk)
 	for {
 		typ, r, err := x.conn.NextReader()
@@ -139,7 +141,7 @@ func (x *wsExchange) fromDevice() error {
 		}
 		binary := typ == websocket.BinaryMessage
 		// One chunk of look-ahead tells which chunk is the last.
-		cur, next := *bufA, *bufB
+		cur, next := bufA, bufB
 		n, rerr := io.ReadFull(r, cur)
 		for {
 			final := rerr != nil
