@@ -71,6 +71,8 @@ var rules = []rule{
 		why: "agent and CLI talk to signaling over the wire only"},
 	{from: "agent/cmd/porthole", forbidden: []string{module + "/agent/daemon", module + "/agent/deviceproxy", module + "/agent/deviceid", module + "/agent/enroll", module + "/agent/accesslog"},
 		why: "the technician's CLI must not link the site daemon"},
+	{from: "agent/negotiate", forbidden: []string{module + "/agent"},
+		why: "negotiation runs offer/answer over proto messages; the peer connection and its settings come from agent/peerconn"},
 	{from: "internal", forbidden: []string{module + "/signaling", module + "/agent", module + "/turnserver", module + "/web", module + "/integration"},
 		why: "internal packages are shared leaves"},
 	{from: "web", forbidden: []string{module + "/"},
