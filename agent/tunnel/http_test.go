@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -90,6 +91,10 @@ func TestHTTPThroughDeviceProxy(t *testing.T) {
 		t.Errorf("X-Custom = %q, X-Hop = %q", s.custom, s.connection)
 	}
 
+	// The channel returns to the pool once both directions ended, which
+	// can be a moment after the body's last byte: the next request reuses
+	// it from then on.
+	testenv.Eventually(t, 5*time.Second, "the channel back in the pool", func() bool { return dev.pair.Client.Stats().Idle == 1 })
 	// GET, and a redirect that is returned, not followed.
 	resp, err = dev.http.Get("http://ignored/redirect")
 	if err != nil {
