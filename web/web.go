@@ -37,7 +37,6 @@ package web
 import (
 	"bytes"
 	"embed"
-	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -92,8 +91,8 @@ var contentTypes = map[string]string{
 var (
 	shellAssets = set("shell.js", "signaling.js", "tunnel.js", "frames.js", "headers.js", "toolbar.js",
 		"credentials.js", "recovery.js", "pathreason.js", "protocol.js", "strictjson.js", "tokenstore.js", "shell.css", "bar.js", "bar.css",
-		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js")
-	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "relay.js", "notice.css")
+		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js")
+	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "messages.js", "relay.js", "notice.css")
 )
 
 // pageParts are the page shim's parts (session/page/), in the order
@@ -222,6 +221,8 @@ func Shell(opt Options) http.Handler {
 	if brand == nil {
 		brand = DefaultBrand()
 	}
+	catalog := sessionCatalog()
+	shellPage, barPage := renderStatic(catalog, "shell.html"), renderStatic(catalog, "bar.html")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		strictHeaders(h)
@@ -245,7 +246,7 @@ func Shell(opt Options) http.Handler {
 			// broadcasts to it (time left, path).
 			h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "+
 				"base-uri 'none'; form-action 'none'; frame-ancestors "+deviceOrigin)
-			serveFile(w, r, "session/bar.html")
+			serveHTML(w, r, barPage)
 		case strings.HasPrefix(p, ShellPrefix):
 			name := strings.TrimPrefix(p, ShellPrefix)
 			// The shared foundation and the branding, as on the app origin.
@@ -286,7 +287,7 @@ func Shell(opt Options) http.Handler {
 			// A window the device's page opens on this origin gets no
 			// reference to anything here, nor this page to it.
 			h.Set("Cross-Origin-Opener-Policy", "same-origin")
-			serveFile(w, r, "session/shell.html")
+			serveHTML(w, r, shellPage)
 		}
 	})
 }
@@ -295,6 +296,11 @@ func Shell(opt Options) http.Handler {
 // (https://<session>.<sessions-domain>).
 func Device(opt Options) http.Handler {
 	page := pageBundle()
+	catalog := sessionCatalog()
+	relayPage := renderStatic(catalog, "relay.html")
+	// The end page offers a new session on the same device (againURL); the
+	// detached page answers a page the worker did not carry.
+	endedTmpl, detachedTmpl := sessionTemplate(catalog, "ended.html"), sessionTemplate(catalog, "detached.html")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		strictHeaders(h)
@@ -334,7 +340,7 @@ func Device(opt Options) http.Handler {
 			own := opt.scheme(r) + "://" + strings.ToLower(r.Host) + ShellPrefix
 			h.Set("Content-Security-Policy", "default-src 'none'; script-src "+own+"; worker-src "+own+"; connect-src "+own+"ended; "+
 				"base-uri 'none'; form-action 'none'; frame-ancestors "+shellOrigin)
-			serveFile(w, r, "session/relay.html")
+			serveHTML(w, r, relayPage)
 		case p == ShellPrefix+"page.js":
 			h.Set("Content-Type", contentTypes[".js"])
 			if r.Method != http.MethodHead {
@@ -385,10 +391,6 @@ func Device(opt Options) http.Handler {
 	})
 }
 
-// endedTmpl is the device origin's end page: it offers a new session on
-// the same device (againURL).
-var endedTmpl = template.Must(template.ParseFS(files, "session/ended.html"))
-
 // sessionLabel matches a session ID, the first label of a device origin's host.
 var sessionLabel = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 
@@ -402,10 +404,6 @@ func againURL(app, host string) string {
 	}
 	return app + "/#jobs/" + label
 }
-
-// detachedTmpl is the device origin's answer to a page the worker did not
-// carry.
-var detachedTmpl = template.Must(template.ParseFS(files, "session/detached.html"))
 
 // pageBundle is /__t/page.js: pageParts in one strict-mode function, so the
 // shim's names stay out of the page's global scope.
@@ -463,6 +461,14 @@ func getOrHead(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Allow", "GET, HEAD")
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	return false
+}
+
+// serveHTML writes a page rendered from session/*.html (messages.go).
+func serveHTML(w http.ResponseWriter, r *http.Request, page []byte) {
+	w.Header().Set("Content-Type", contentTypes[".html"])
+	if r.Method != http.MethodHead {
+		w.Write(page)
+	}
 }
 
 // serveFile writes one embedded file, or 404 if name is empty or unknown.

@@ -5,6 +5,9 @@
 // ended, the device or tunnel failed, a redirect off the device. They are
 // built here as strings with every dynamic part escaped, because messages can
 // come from the agent and the device. They load only the shell's stylesheet.
+// Their text is the session catalog's (messages.js).
+
+import { t } from './messages.js';
 
 const ESC = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -20,7 +23,7 @@ export function noticePage({ title, text, code }) {
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
     `<title>${escapeHTML(title)}</title><link rel="stylesheet" href="/__t/notice.css"></head>` +
     `<body><main class="notice"><h1>${escapeHTML(title)}</h1><p>${escapeHTML(text)}</p>` +
-    (code ? `<p class="code">Code: <code>${escapeHTML(code)}</code></p>` : '') +
+    (code ? `<p class="code">${escapeHTML(t('ended.code'))}<code>${escapeHTML(code)}</code></p>` : '') +
     '</main></body></html>'
   );
 }
@@ -28,8 +31,8 @@ export function noticePage({ title, text, code }) {
 /** The page every request gets once the session is over (SECURITY 14). */
 export function endedPage(reason) {
   return noticePage({
-    title: 'Session ended',
-    text: 'This remote session is over; the device can no longer be reached from this page. Start a new session from Porthole to continue.',
+    title: t('ended.title'),
+    text: t('page.ended.text'),
     code: reason || 'session_ended',
   });
 }
@@ -37,8 +40,8 @@ export function endedPage(reason) {
 /** The page for a request the tunnel could not carry. */
 export function errorPage(code, message) {
   return noticePage({
-    title: 'The device could not be reached',
-    text: message || 'The request could not be carried to the device.',
+    title: t('page.error.title'),
+    text: message || t('page.error.text'),
     code,
   });
 }
@@ -46,8 +49,8 @@ export function errorPage(code, message) {
 /** The page for a redirect that would leave the session. */
 export function offsitePage(url) {
   return noticePage({
-    title: 'Redirect outside the device',
-    text: `The device redirected to ${url}, which is not part of this session. Porthole does not follow it.`,
+    title: t('page.offsite.title'),
+    text: t('page.offsite.text', { url }),
     code: 'offsite_redirect',
   });
 }
@@ -59,8 +62,8 @@ export function offsitePage(url) {
  */
 export function offsiteLinkPage(url) {
   return noticePage({
-    title: 'Link outside the device',
-    text: `This link leads to ${String(url).slice(0, 300) || 'another site'}, which is not part of this session. Porthole does not open it here and the agent never fetches it; open it in a browser of your own if you need it.`,
+    title: t('page.offsiteLink.title'),
+    text: t('page.offsiteLink.text', { url: String(url).slice(0, 300) || t('page.offsiteLink.anotherSite') }),
     code: 'offsite_link',
   });
 }

@@ -11,6 +11,7 @@
 // every popped-out tab alike.
 
 import { MSG, shellOriginOf } from './protocol.js';
+import { t } from './messages.js';
 
 const WORKER_URL = '/__t/sw.js';
 const ENDED_URL = '/__t/ended';
@@ -44,11 +45,11 @@ function fromOurWorker(e) {
 async function main() {
   // Only inside the session window: anywhere else there is nobody to relay to.
   if (window.parent === window || location.ancestorOrigins?.[0] !== SHELL) {
-    document.body.textContent = 'This page is part of a Porthole session window.';
+    document.body.textContent = t('relay.page');
     return;
   }
   if (!('serviceWorker' in navigator)) {
-    window.parent.postMessage({ type: MSG.relayReady, error: 'This browser has no service workers; Porthole needs them to show the device.' }, SHELL);
+    window.parent.postMessage({ type: MSG.relayReady, error: t('relay.noWorkers') }, SHELL);
     return;
   }
   let announced = false;
@@ -75,7 +76,7 @@ async function main() {
     await navigator.serviceWorker.register(WORKER_URL, { scope: '/', type: 'module', updateViaCache: 'none' });
     reg = await navigator.serviceWorker.ready;
   } catch (err) {
-    window.parent.postMessage({ type: MSG.relayReady, error: `The service worker could not start: ${err.message}` }, SHELL);
+    window.parent.postMessage({ type: MSG.relayReady, error: t('relay.workerFailed', { error: err.message }) }, SHELL);
     return;
   }
   const worker = () => reg.active || navigator.serviceWorker.controller;

@@ -18,6 +18,7 @@ import { targetOf, cookieHeader, parseCookiePair, responseHeaders, redirectTarge
 import { endedPage, errorPage, offsitePage, offsiteLinkPage } from './pages.js';
 import { injectShim, isHTML } from './inject.js';
 import { MSG, shellOriginOf } from './protocol.js';
+import { t } from './messages.js';
 
 const PREFIX = '/__t/';
 const RELAY_PATH = '/__t/relay.html';
@@ -305,7 +306,7 @@ async function carry(event, req, url) {
   // Straight to the shell on its port, else through the relay frame.
   const via = shellPort;
   const relay = via || (await findRelay());
-  if (!relay) return html(503, errorPage('unavailable', 'The Porthole session window is closed. Reopen the session to reach the device.'));
+  if (!relay) return html(503, errorPage('unavailable', t('page.windowClosed')));
 
   const [body, cookie] = await Promise.all([requestBody(req), pageCookies()]);
   const { port1, port2 } = new MessageChannel();
@@ -344,7 +345,7 @@ async function carry(event, req, url) {
       clearTimeout(check);
       resolve(v);
     };
-    const timer = setTimeout(() => settle({ type: 'error', code: 'device_timeout', message: 'No answer from the session window.' }), HEAD_TIMEOUT);
+    const timer = setTimeout(() => settle({ type: 'error', code: 'device_timeout', message: t('page.noAnswer') }), HEAD_TIMEOUT);
     // A port whose session window is gone never answers: ask again
     // through the relay (a request without a body), or fail at once.
     const check = via ? setTimeout(() => portAlive(via).then((alive) => alive || settle({ type: 'retry' })), PORT_CHECK) : 0;
@@ -356,7 +357,7 @@ async function carry(event, req, url) {
   if (reply?.type === 'retry') {
     port1.close();
     if (!body) return carry(event, req, url);
-    return html(503, errorPage('unavailable', 'The Porthole session window closed while this was being sent. Send it again.'));
+    return html(503, errorPage('unavailable', t('page.windowClosedSending')));
   }
   if (!reply || reply.type !== 'response') {
     const code = typeof reply?.code === 'string' ? reply.code : 'internal';
@@ -394,7 +395,7 @@ async function carry(event, req, url) {
   // Response accepts 200-599 only; 1xx and exotic codes become an error.
   if (status < 200 || status > 599) {
     reply.body?.cancel().catch(() => {});
-    return html(502, errorPage('device_failed', `The device answered with status ${status}.`));
+    return html(502, errorPage('device_failed', t('page.deviceStatus', { status })));
   }
   if (!reply.body || NULL_BODY_STATUS.has(status) || req.method === 'HEAD') {
     reply.body?.cancel().catch(() => {});

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { en, errorText, format, has, t, useCatalog } from '../app/messages.js';
+import * as session from '../session/messages.js';
 
 const here = new URL('.', import.meta.url);
 const read = (p) => readFileSync(new URL(p, here), 'utf8');
@@ -89,5 +90,75 @@ test('a translation replaces texts and falls back to English for the rest', () =
     assert.equal(t('devices.heading'), 'Devices');
   } finally {
     useCatalog({}, 'en');
+  }
+});
+
+// The session window's catalog (web/session/messages.js): the same shape,
+// read by Go too (web/messages.go), so every line of its en object has the
+// one form Go reads.
+const sessionDir = new URL('../session/', here);
+const sessionJS = [
+  ...readdirSync(sessionDir).filter((f) => f.endsWith('.js')).map((f) => [f, read(`../session/${f}`)]),
+  ...readdirSync(new URL('page/', sessionDir)).filter((f) => f.endsWith('.js')).map((f) => [`page/${f}`, read(`../session/page/${f}`)]),
+];
+const sessionHTML = readdirSync(sessionDir).filter((f) => f.endsWith('.html')).map((f) => [f, read(`../session/${f}`)]);
+
+test('session catalog: every line of en has the form Go reads, and Go reads the same object', () => {
+  const src = read('../session/messages.js');
+  const body = src.split('\nexport const en = {\n')[1].split('\n};\n')[0];
+  const line = /^'([A-Za-z0-9_.]+)': '((?:[^'\\]|\\')*)',$/;
+  const parsed = {};
+  for (const raw of body.split('\n')) {
+    const l = raw.trim();
+    if (!l || l.startsWith('//')) continue;
+    const m = line.exec(l);
+    assert.ok(m, `messages.js: ${l}`);
+    assert.ok(!Object.hasOwn(parsed, m[1]), `twice: ${m[1]}`);
+    parsed[m[1]] = m[2].replaceAll("\\'", "'");
+  }
+  assert.deepEqual(parsed, session.en);
+});
+
+test('session catalog: every key the session code and pages name exists', () => {
+  let n = 0;
+  for (const [file, src] of sessionJS) {
+    for (const m of src.matchAll(/\bt\('([a-zA-Z0-9_.]+)'/g)) {
+      n++;
+      const k = m[1];
+      assert.ok(session.has(k) || (session.has(`${k}.one`) && session.has(`${k}.other`)), `${file}: t('${k}') is not in the session catalog`);
+    }
+  }
+  for (const [file, src] of sessionHTML) {
+    for (const m of src.matchAll(/\{\{msg "([^"]+)"/g)) {
+      n++;
+      assert.ok(session.has(m[1]), `${file}: msg "${m[1]}" is not in the session catalog`);
+    }
+  }
+  assert.ok(n > 15, `only ${n} uses found`);
+});
+
+test('the session HTML files hold no text of their own: all of it comes from the catalog', () => {
+  for (const [file, src] of sessionHTML) {
+    const rest = src
+      .replace(/<!doctype[^>]*>/i, '')
+      .replace(/<code>[^<]*<\/code>/g, '') // codes are for support, not words
+      .replace(/\{\{[^}]*\}\}/g, '\n')
+      .replace(/<[^>]+>/g, '\n');
+    // Parentheses around a link are all that may stay.
+    const text = rest.split('\n').map((s) => s.trim()).filter((s) => /\p{L}/u.test(s));
+    assert.deepEqual(text, [], file);
+  }
+});
+
+test('session catalog: format, plural forms and a translation', () => {
+  assert.equal(session.t('recovery.restored', { count: 1, seconds: '4.3' }), 'Connection to the agent restored after 4.3 s (1 ICE restart).');
+  assert.equal(session.t('recovery.restored', { count: 3, seconds: '13' }), 'Connection to the agent restored after 13 s (3 ICE restarts).');
+  assert.equal(session.t('no.such.key'), 'no.such.key');
+  session.useCatalog({ 'toolbar.end': 'Sitzung beenden' }, 'de');
+  try {
+    assert.equal(session.t('toolbar.end'), 'Sitzung beenden');
+    assert.equal(session.t('toolbar.closed'), 'closed');
+  } finally {
+    session.useCatalog({}, 'en');
   }
 });
