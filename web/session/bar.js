@@ -6,6 +6,7 @@
 // comes from the agent.
 
 import { formatRemaining, timerLevel } from './toolbar.js';
+import { t } from './messages.js';
 
 const CHANNEL = 'porthole.bar';
 const $ = (id) => document.getElementById(id);
@@ -17,7 +18,7 @@ let confirming = false;
 let tick = null;
 const ch = new BroadcastChannel(CHANNEL);
 const lost = setTimeout(() => {
-  $('state').textContent = 'The session window is closed';
+  $('state').textContent = t('bar.lost');
 }, NO_WINDOW);
 
 function render() {
@@ -39,7 +40,7 @@ ch.onmessage = (e) => {
     ended = true;
     clearInterval(tick);
     $('timer').textContent = '';
-    $('state').textContent = 'Session ended';
+    $('state').textContent = t('bar.ended');
     $('end').hidden = true;
     return;
   }
@@ -55,10 +56,10 @@ $('end').addEventListener('click', () => {
   if (ended) return;
   if (!confirming) {
     confirming = true;
-    $('end').textContent = 'Click again to end';
+    $('end').textContent = t('bar.confirm');
     setTimeout(() => {
       confirming = false;
-      $('end').textContent = 'End session';
+      $('end').textContent = t('toolbar.end');
     }, 3000);
     return;
   }

@@ -8,6 +8,8 @@
 // (headers.js CREDENTIALS_HEADER). The agent keeps them for the session and
 // answers the device's challenges; the shell forgets them at once.
 
+import { t } from './messages.js';
+
 /** The first Basic or Digest challenge of a response head, or null. */
 export function authChallenge(header) {
   for (const [name, values] of Object.entries(header || {})) {
@@ -41,12 +43,12 @@ export function askCredentials(doc, { realm, device, retry }) {
     dialog.className = 'credentials';
     const form = doc.createElement('form');
     const h = doc.createElement('h2');
-    h.textContent = 'The device asks you to sign in';
+    h.textContent = t('credentials.heading');
     const p = doc.createElement('p');
-    p.textContent = `${device || 'The device'} wants a user name and password${realm ? ` for “${realm}”` : ''}. Porthole passes them to the device for this session only.`;
+    p.textContent = t(realm ? 'credentials.textRealm' : 'credentials.text', { device: device || t('credentials.device'), realm });
     const err = doc.createElement('p');
     err.className = 'error';
-    err.textContent = retry ? 'The device did not accept these credentials.' : '';
+    err.textContent = retry ? t('credentials.refused') : '';
     err.hidden = !retry;
     const field = (label, type, name, autocomplete) => {
       const l = doc.createElement('label');
@@ -59,17 +61,17 @@ export function askCredentials(doc, { realm, device, retry }) {
       l.append(i);
       return [l, i];
     };
-    const [ul, user] = field('User name', 'text', 'username', 'username');
-    const [pl, pass] = field('Password', 'password', 'password', 'current-password');
+    const [ul, user] = field(t('credentials.username'), 'text', 'username', 'username');
+    const [pl, pass] = field(t('credentials.password'), 'password', 'password', 'current-password');
     const buttons = doc.createElement('div');
     buttons.className = 'buttons';
     const cancel = doc.createElement('button');
     cancel.type = 'button';
-    cancel.textContent = 'Cancel';
+    cancel.textContent = t('credentials.cancel');
     const ok = doc.createElement('button');
     ok.type = 'submit';
     ok.className = 'primary';
-    ok.textContent = 'Sign in';
+    ok.textContent = t('credentials.submit');
     buttons.append(cancel, ok);
     form.append(h, p, err, ul, pl, buttons);
     dialog.append(form);
@@ -86,7 +88,7 @@ export function askCredentials(doc, { realm, device, retry }) {
       e.preventDefault();
       const enc = encodeCredentials(user.value, pass.value);
       if (!enc) {
-        err.textContent = 'A user name cannot contain a colon.';
+        err.textContent = t('credentials.colon');
         err.hidden = false;
         return;
       }

@@ -73,7 +73,7 @@ export const en = {
   'path.rtt': '{kind} · {ms} ms',
   'path.title': 'Network path: {local} → {remote}',
   'path.candidates': ' (candidates here: {here}; at the site: {site})',
-  'path.viaProxy': '{relay} via the site’s HTTP proxy',
+  'path.viaProxy': '{relay} via the site\'s HTTP proxy',
 
   // why a session is relayed (pathreason.js)
   'reason.policy': 'relay forced by policy: direct connections are turned off',
@@ -89,7 +89,7 @@ export const en = {
   'reason.tlsOnly': 'site lets only TLS out (UDP and plain TCP blocked)',
   'reason.both': '{first}; {second}',
   'reason.symmetricSiteOnly': '{reason}; your NAT accepts only hosts it contacted',
-  'reason.symmetricHereOnly': '{reason}; the site’s NAT accepts only hosts it contacted',
+  'reason.symmetricHereOnly': '{reason}; the site\'s NAT accepts only hosts it contacted',
   'reason.strictDetail': '{reason} (symmetric NAT on both sides, or strict firewalls)',
 
   // notices in the toolbar

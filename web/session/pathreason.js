@@ -23,19 +23,21 @@
 // reason such as "proxy-only"), and explainPath takes that report as its
 // second argument.
 
+import { t } from './messages.js';
+
 /** The relay reasons, so callers and tests can compare. */
 export const REASONS = Object.freeze({
-  policy: 'relay forced by policy: direct connections are turned off',
-  udpBlockedBoth: 'UDP blocked on both networks',
-  udpBlockedSite: 'UDP blocked at the site',
-  udpBlockedHere: 'UDP blocked on your network',
-  symmetricBoth: 'symmetric NAT on both sides',
-  symmetricSite: 'symmetric NAT at the site',
-  symmetricHere: 'symmetric NAT on your network',
-  strictNATs: 'the NATs on both sides refuse direct connections',
-  noDirect: 'no direct path worked',
-  proxyOnly: 'site allows only an HTTP proxy',
-  tlsOnly: 'site lets only TLS out (UDP and plain TCP blocked)',
+  policy: t('reason.policy'),
+  udpBlockedBoth: t('reason.udpBlockedBoth'),
+  udpBlockedSite: t('reason.udpBlockedSite'),
+  udpBlockedHere: t('reason.udpBlockedHere'),
+  symmetricBoth: t('reason.symmetricBoth'),
+  symmetricSite: t('reason.symmetricSite'),
+  symmetricHere: t('reason.symmetricHere'),
+  strictNATs: t('reason.strictNATs'),
+  noDirect: t('reason.noDirect'),
+  proxyOnly: t('reason.proxyOnly'),
+  tlsOnly: t('reason.tlsOnly'),
 });
 
 /** The words for the agent's site reasons (proto.Site… values). */
@@ -98,7 +100,8 @@ export function explainPath(report, site = null) {
   const agentRelay = remote.candidateType === 'relay' && site?.path === 'relay' && site?.local === 'relay' ? site : null;
   let remoteDesc = describe(remote);
   if (agentRelay && /^(udp|tcp|tls)$/.test(agentRelay.relay || '')) {
-    remoteDesc = `relay/${agentRelay.relay}${agentRelay.proxy ? ' via the site\'s HTTP proxy' : ''}`;
+    remoteDesc = `relay/${agentRelay.relay}`;
+    if (agentRelay.proxy) remoteDesc = t('path.viaProxy', { relay: remoteDesc });
   }
   return {
     relay,
@@ -111,7 +114,7 @@ export function explainPath(report, site = null) {
 }
 
 function relayReason(locals, remotes, all, agentRelay) {
-  const has = (cands, t) => cands.some((c) => c.candidateType === t);
+  const has = (cands, type) => cands.some((c) => c.candidateType === type);
   if (locals.length > 0 && locals.every((c) => c.candidateType === 'relay')) return REASONS.policy;
   // A side without srflx had no UDP answer from the STUN server. The
   // agent's relay candidate over TCP shows up as a relay with no srflx.
@@ -120,7 +123,7 @@ function relayReason(locals, remotes, all, agentRelay) {
   // The agent knows more about its own network than the stats show.
   const siteReason = agentRelay && Object.hasOwn(SITE_REASONS, agentRelay.site) ? SITE_REASONS[agentRelay.site] : '';
   if (siteReason && siteReason !== REASONS.udpBlockedSite) {
-    return hereBlocked ? `${siteReason}; ${REASONS.udpBlockedHere}` : siteReason;
+    return hereBlocked ? t('reason.both', { first: siteReason, second: REASONS.udpBlockedHere }) : siteReason;
   }
   if (siteBlocked && hereBlocked) return REASONS.udpBlockedBoth;
   if (siteBlocked) return REASONS.udpBlockedSite;
@@ -139,9 +142,9 @@ function relayReason(locals, remotes, all, agentRelay) {
     // Both sides reach STUN over UDP, yet every direct check failed. With
     // evidence for one side only, name it; with none, both NATs map per
     // destination or filter strictly, which in practice is symmetric NAT.
-    if (symSite) return `${REASONS.symmetricSite}; your NAT accepts only hosts it contacted`;
-    if (symHere) return `${REASONS.symmetricHere}; the site's NAT accepts only hosts it contacted`;
-    return `${REASONS.strictNATs} (symmetric NAT on both sides, or strict firewalls)`;
+    if (symSite) return t('reason.symmetricSiteOnly', { reason: REASONS.symmetricSite });
+    if (symHere) return t('reason.symmetricHereOnly', { reason: REASONS.symmetricHere });
+    return t('reason.strictDetail', { reason: REASONS.strictNATs });
   }
   return REASONS.noDirect;
 }

@@ -12,6 +12,8 @@
 // restart(attempt), notice(text, level) and giveUp(message) calls out. The
 // timers are injectable for node --test.
 
+import { t } from './messages.js';
+
 export const RECOVERY = Object.freeze({
   // How long 'disconnected' may last before the first restart: a path that
   // only hiccuped (a lost consent check or two) comes back on its own.
@@ -23,22 +25,22 @@ export const RECOVERY = Object.freeze({
   giveUp: 60_000,
 });
 
-export const RECONNECTING = 'Connection to the agent interrupted; reconnecting…';
+export const RECONNECTING = t('recovery.reconnecting');
 
 /** The toolbar text while restart number attempt runs. */
 export function reconnectingText(attempt) {
-  return attempt > 1 ? `${RECONNECTING} (attempt ${attempt})` : RECONNECTING;
+  return attempt > 1 ? t('recovery.attempt', { attempt }) : RECONNECTING;
 }
 
 /** The toolbar text once the path is back. */
 export function restoredText(ms, restarts) {
   const s = ms < 10_000 ? (ms / 1000).toFixed(1) : String(Math.round(ms / 1000));
-  return `Connection to the agent restored after ${s} s (${restarts} ICE restart${restarts === 1 ? '' : 's'}).`;
+  return t('recovery.restored', { seconds: s, count: restarts });
 }
 
 /** The session's end message when the restarts did not help. */
 export function giveUpText(cfg, restarts) {
-  return `The connection to the agent broke and ${restarts} ICE restart${restarts === 1 ? '' : 's'} in ${Math.round(cfg.giveUp / 1000)} s did not restore it.`;
+  return t('recovery.giveUp', { count: restarts, seconds: Math.round(cfg.giveUp / 1000) });
 }
 
 /**

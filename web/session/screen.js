@@ -13,6 +13,7 @@
 // forwards the bytes as they come.
 
 import { TunnelSocket, viewOnlyFilter } from './tcpsocket.js';
+import { t } from './messages.js';
 
 const RFB_URL = '/__t/ui/vendor/novnc/core/rfb.js';
 
@@ -32,17 +33,17 @@ export async function showScreen({ pc, stage, port, viewOnly, notify }) {
   view.className = 'screen-view';
   view.id = 'screen-view';
 
-  const viewOnlyBox = checkbox('screen-view-only', 'View only', viewOnly);
-  const scaleBox = checkbox('screen-scale', 'Scale to window', true);
+  const viewOnlyBox = checkbox('screen-view-only', t('screen.viewOnly'), viewOnly);
+  const scaleBox = checkbox('screen-scale', t('screen.scale'), true);
   const clip = document.createElement('textarea');
   clip.id = 'screen-clipboard';
   clip.rows = 1;
-  clip.setAttribute('aria-label', 'Clipboard');
-  clip.placeholder = 'Clipboard';
+  clip.setAttribute('aria-label', t('screen.clipboard'));
+  clip.placeholder = t('screen.clipboard');
   const send = document.createElement('button');
   send.type = 'button';
   send.id = 'screen-clipboard-send';
-  send.textContent = 'Send clipboard';
+  send.textContent = t('screen.send');
   controls.append(viewOnlyBox.label, scaleBox.label, clip, send);
   panel.append(controls, view);
   stage.replaceChildren(panel);
@@ -82,11 +83,11 @@ export async function showScreen({ pc, stage, port, viewOnly, notify }) {
     if (!state.viewOnly) rfb.focus();
   });
   rfb.addEventListener('securityfailure', (e) => {
-    notify(`The device refused the VNC password${e.detail?.reason ? `: ${e.detail.reason}` : ''}.`, 'warning');
+    notify(e.detail?.reason ? t('screen.refusedWhy', { reason: e.detail.reason }) : t('screen.refused'), 'warning');
   });
   rfb.addEventListener('disconnect', (e) => {
     document.body.dataset.screen = 'disconnected';
-    if (!e.detail?.clean) notify('The connection to the device\u2019s screen closed.', 'warning');
+    if (!e.detail?.clean) notify(t('screen.closed'), 'warning');
   });
   return { socket, rfb };
 }
@@ -107,7 +108,7 @@ function askPassword(panel, done) {
   const form = document.createElement('form');
   form.className = 'screen-password';
   const label = document.createElement('label');
-  label.textContent = 'VNC password of the device';
+  label.textContent = t('screen.password');
   const input = document.createElement('input');
   input.type = 'password';
   input.id = 'screen-password';
@@ -115,7 +116,7 @@ function askPassword(panel, done) {
   label.append(input);
   const ok = document.createElement('button');
   ok.type = 'submit';
-  ok.textContent = 'Connect';
+  ok.textContent = t('screen.connect');
   form.append(label, ok);
   form.addEventListener('submit', (e) => {
     e.preventDefault();

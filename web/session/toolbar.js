@@ -6,6 +6,7 @@
 // elements and sets only textContent, because device names come from agents.
 
 import { explainPath } from './pathreason.js';
+import { t } from './messages.js';
 
 export { explainPath };
 
@@ -61,9 +62,9 @@ export function pathFromStats(report) {
 
 /** The label shown for a path. */
 export function pathLabel(p) {
-  if (!p) return 'connecting…';
-  const kind = p.relay ? 'relayed' : 'direct';
-  return p.rttMs === null ? kind : `${kind} · ${p.rttMs} ms`;
+  if (!p) return t('path.connecting');
+  const kind = p.relay ? t('path.relayed') : t('path.direct');
+  return p.rttMs === null ? kind : t('path.rtt', { kind, ms: p.rttMs });
 }
 
 function el(tag, cls, text) {
@@ -81,32 +82,32 @@ function el(tag, cls, text) {
 export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
   const bar = el('header', 'toolbar');
   bar.setAttribute('role', 'banner');
-  const brand = el('span', 'brand', 'Porthole');
+  const brand = el('span', 'brand', t('brand'));
   const device = el('span', 'device', '');
-  device.title = 'Device';
+  device.title = t('toolbar.device');
   const site = el('span', 'site', '');
-  site.title = 'Customer site';
+  site.title = t('toolbar.site');
   site.hidden = true;
   const timer = el('span', 'timer', '');
-  timer.title = 'Time left in this session';
-  const path = el('span', 'path', 'connecting…');
-  path.title = 'Network path to the agent';
+  timer.title = t('toolbar.timer');
+  const path = el('span', 'path', t('path.connecting'));
+  path.title = t('toolbar.path');
   const reason = el('span', 'path-reason', '');
-  reason.title = 'Why the session is relayed';
+  reason.title = t('toolbar.reason');
   reason.hidden = true;
   const where = el('span', 'where', '');
-  where.title = 'Page in the device';
+  where.title = t('toolbar.where');
   const notice = el('span', 'notice', '');
   notice.setAttribute('role', 'status');
   // At phone widths the button keeps a short label (shell.css), part of
   // its accessible name as WCAG 2.5.3 wants.
   const popout = el('button', 'popout');
-  popout.append(el('span', 'long', 'Open in its own tab'), el('span', 'short', 'Own tab'));
-  popout.setAttribute('aria-label', 'Open in its own tab');
+  popout.append(el('span', 'long', t('toolbar.popout')), el('span', 'short', t('toolbar.popoutShort')));
+  popout.setAttribute('aria-label', t('toolbar.popout'));
   popout.type = 'button';
-  popout.title = 'Show the device page as a tab of its own, for pages that refuse to be shown in a frame; the session stays in this window';
+  popout.title = t('toolbar.popoutTitle');
   popout.addEventListener('click', () => onPopOut?.());
-  const end = el('button', 'end', 'End session');
+  const end = el('button', 'end', t('toolbar.end'));
   end.type = 'button';
   end.addEventListener('click', () => onEnd());
   bar.append(brand, device, site, where, notice, popout, path, reason, timer, end);
@@ -122,8 +123,8 @@ export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
     timer.dataset.level = level;
     if (level !== lastLevel) {
       lastLevel = level;
-      if (level === 'warning') api.notify('The session ends in 5 minutes.', 'warning');
-      if (level === 'critical') api.notify('The session ends in 1 minute.', 'critical');
+      if (level === 'warning') api.notify(t('toolbar.ends5'), 'warning');
+      if (level === 'critical') api.notify(t('toolbar.ends1'), 'critical');
     }
     if (left <= 0) {
       clearInterval(tick);
@@ -136,7 +137,7 @@ export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
     /** name and site are what the technician reads; id stays in the tooltip. */
     setDevice(name, siteName = '', id = '') {
       device.textContent = name || id;
-      device.title = id && id !== name ? `Device ${id}` : 'Device';
+      device.title = id && id !== name ? t('toolbar.deviceID', { id }) : t('toolbar.device');
       site.textContent = siteName;
       site.hidden = !siteName;
     },
@@ -149,8 +150,8 @@ export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
     setPath(p, why) {
       path.textContent = pathLabel(p);
       path.dataset.kind = p ? (p.relay ? 'relay' : 'direct') : '';
-      if (p) path.title = `Network path: ${why?.local || p.local} → ${why?.remote || p.remote}`;
-      if (why) path.title += ` (candidates here: ${why.localTypes.join(', ')}; at the site: ${why.remoteTypes.join(', ')})`;
+      if (p) path.title = t('path.title', { local: why?.local || p.local, remote: why?.remote || p.remote });
+      if (why) path.title += t('path.candidates', { here: why.localTypes.join(', '), site: why.remoteTypes.join(', ') });
       reason.textContent = p?.relay && why?.reason ? why.reason : '';
       reason.hidden = !reason.textContent;
     },
@@ -175,7 +176,7 @@ export function createToolbar(root, { onEnd, onExpire, onPopOut }) {
       popout.disabled = true;
       timer.textContent = '';
       delete timer.dataset.level;
-      path.textContent = 'closed';
+      path.textContent = t('toolbar.closed');
       delete path.dataset.kind;
       reason.textContent = '';
       reason.hidden = true;
