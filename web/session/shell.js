@@ -26,6 +26,7 @@ import * as tokens from './tokenstore.js';
 import { serveWebSocketPort } from './wsport.js';
 import { keepBody, REPLAY_LIMIT } from './replay.js';
 import { showScreen } from './screen.js';
+import { t } from './messages.js';
 
 const BOUND_KEY = 'porthole.session-bound'; // '1': the kept token is bound to this window's cookie
 const BIND_PATH = '/__t/bind';
@@ -47,18 +48,8 @@ const RESTORED_NOTICE = 10_000; // how long "restored" stays in the toolbar
 // device origin, controlled by the same worker), dialogs, downloads.
 const SANDBOX = 'allow-scripts allow-forms allow-same-origin allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads';
 
-const END_TEXT = {
-  client: 'You ended the session.',
-  agent: 'The agent ended the session.',
-  expired: 'The session reached its time limit.',
-  agent_lost: 'The agent lost its connection to Porthole.',
-  client_lost: 'This window lost its connection to Porthole.',
-  admin: 'An administrator ended the session.',
-  error: 'The session ended because of an error.',
-};
-
-const FRAMEBUST_NOTICE = 'This page only works in its own tab.';
-const WEBSOCKET_NOTICE = 'This page opened a WebSocket before the session\'s service worker controlled it (a hard reload?); reload the page normally for its live updates.';
+// Why the session ended, by its end reason: the catalog's end.<reason>.
+const END_REASONS = new Set(['client', 'agent', 'expired', 'agent_lost', 'client_lost', 'admin', 'error']);
 
 const state = {
   ended: false,
@@ -116,7 +107,7 @@ function b64url(bytes) {
  */
 async function obtainToken() {
   const res = await fetch(AUTH_CONFIG, { cache: 'no-store', credentials: 'omit' });
-  if (!res.ok) throw coded(res.status === 404 ? 'session_ended' : 'unavailable', 'This session is not available; open the device again from Porthole.');
+  if (!res.ok) throw coded(res.status === 404 ? 'session_ended' : 'unavailable', t('join.unavailable'));
   const cfg = await res.json();
   state.app = appOrigin(cfg.authorizationEndpoint);
   // Development mode only: a session token handed over in the fragment.
@@ -166,7 +157,7 @@ async function startAuthorization(cfg) {
     code_challenge_method: 'S256',
     state,
   }).toString();
-  setStatus('Signing in…');
+  setStatus(t('status.signingIn'));
   location.replace(url.href);
 }
 
@@ -182,7 +173,7 @@ async function finishAuthorization(cfg) {
   // The code must not stay in the address bar or the history.
   history.replaceState(null, '', saved?.back || '/');
   if (!saved || params.get('state') !== saved.state) {
-    throw coded('unauthorized', 'The sign-in answer does not belong to this window. Open the device again from Porthole.');
+    throw coded('unauthorized', t('join.stateMismatch'));
   }
   if (params.get('error')) throw coded('unauthorized', params.get('error_description') || params.get('error'));
   const res = await fetch(cfg.tokenEndpoint, {
@@ -200,7 +191,7 @@ async function finishAuthorization(cfg) {
   });
   const body = await res.json().catch(() => ({}));
   if (!res.ok || typeof body.access_token !== 'string') {
-    throw coded('unauthorized', body.error_description || body.error || `token request failed (HTTP ${res.status})`);
+    throw coded('unauthorized', body.error_description || body.error || t('join.tokenFailed', { status: res.status }));
   }
   keepToken(body.access_token);
   return body.access_token;
@@ -225,7 +216,7 @@ async function bindToken(token) {
     return;
   }
   const body = await res.json().catch(() => ({}));
-  throw coded(typeof body.code === 'string' ? body.code : 'unauthorized', typeof body.message === 'string' ? body.message : `the session could not be joined (HTTP ${res.status})`);
+  throw coded(typeof body.code === 'string' ? body.code : 'unauthorized', typeof body.message === 'string' ? body.message : t('join.bindFailed', { status: res.status }));
 }
 
 // A new token is not bound yet, whatever a copy of this tab's
@@ -250,7 +241,7 @@ async function main() {
     state.relayReadyResolve = { resolve, reject };
   });
   state.relayReady.catch(() => {});
-  setStatus('Connecting…');
+  setStatus(t('status.connecting'));
   let token;
   try {
     token = await obtainToken();
@@ -258,11 +249,11 @@ async function main() {
   } catch (err) {
     const e = err?.code ? err : coded('unauthorized', err?.message || String(err));
     forgetToken();
-    showEnded(e.code === 'session_in_use' ? 'Session open elsewhere' : 'Could not join the session', e.detail || e.message || 'Open the device again from Porthole.', e.code);
+    showEnded(e.code === 'session_in_use' ? t('ended.inUse') : t('ended.notJoined'), e.detail || e.message || t('ended.openAgain'), e.code);
     return;
   }
   if (!token) {
-    showEnded('No session', 'This page needs a session. Open the device from Porthole to start one.', 'unauthorized');
+    showEnded(t('ended.noSession'), t('ended.noSessionText'), 'unauthorized');
     return;
   }
   window.addEventListener('message', onMessage);
@@ -295,7 +286,7 @@ async function showView(view) {
   if (state.ended) return;
   setStatus('');
   document.body.dataset.view = view.kind;
-  state.toolbar.setLocation(`VNC :${view.port}${view.viewOnly ? ' (view only)' : ''}`);
+  state.toolbar.setLocation(t(view.viewOnly ? 'view.vncViewOnly' : 'view.vnc', { port: view.port }));
   state.screen = await showScreen({
     pc: state.pc,
     stage: document.getElementById('stage'),
@@ -312,11 +303,11 @@ async function connect(token) {
   sig.onclose = (code) => {
     if (state.ended) return;
     if (!state.joined) {
-      showEnded('Could not join the session', `The signaling connection closed (${code}). The link may have expired; open the device again from Porthole.`, 'unavailable');
+      showEnded(t('ended.notJoined'), t('join.signalingClosed', { code }), 'unavailable');
       return;
     }
     // The data path does not need signaling once connected; say so.
-    state.toolbar.notify('Signaling connection lost; the page still works while the connection to the agent holds.', 'warning');
+    state.toolbar.notify(t('notice.signalingLost'), 'warning');
   };
   sig.onmessage = (env) => onSignal(env);
   await sig.opened;
@@ -331,7 +322,7 @@ function refused(err) {
   state.signaling?.close();
   state.toolbar.stop();
   const inUse = err.code === 'session_in_use';
-  showEnded(inUse ? 'Session open elsewhere' : 'Could not join the session', err.detail || err.message, err.code);
+  showEnded(inUse ? t('ended.inUse') : t('ended.notJoined'), err.detail || err.message, err.code);
 }
 
 async function onSignal(env) {
@@ -377,7 +368,7 @@ async function onSignal(env) {
       // session, which belongs to another window.
       if (!state.joined) return refused(err);
       if (!state.pc) return fail(err);
-      state.toolbar.notify(`${err.detail || 'Error'} (${err.code})`, 'warning');
+      state.toolbar.notify(t('notice.error', { detail: err.detail || t('notice.errorFallback'), code: err.code }), 'warning');
       return;
     }
     default:
@@ -401,7 +392,7 @@ async function startPeer(ready) {
   const name = typeof ready.deviceName === 'string' && ready.deviceName ? ready.deviceName : id;
   const site = typeof ready.siteName === 'string' ? ready.siteName : '';
   state.device = { id, name, site };
-  document.title = `${name || 'Device'}${site ? ` · ${site}` : ''} — Porthole`;
+  document.title = t(site ? 'title.deviceSite' : 'title.device', { device: name || t('device.fallback'), site });
   state.toolbar.setDevice(name, site, id);
   state.bar.device = site ? `${name} · ${site}` : name;
   if (!Number.isNaN(expires.getTime())) {
@@ -440,13 +431,13 @@ async function startPeer(ready) {
         break;
       case 'failed':
         // After the first connection, recovery restarts ICE instead.
-        if (!state.recovery.established) endSession('error', 'The connection to the agent failed.', true);
+        if (!state.recovery.established) endSession('error', t('fail.connection'), true);
         break;
       default:
     }
   };
   state.connectTimer = setTimeout(() => {
-    if (pc.connectionState !== 'connected') endSession('error', 'No network path to the agent could be established.', true);
+    if (pc.connectionState !== 'connected') endSession('error', t('fail.noPath'), true);
   }, CONNECT_TIMEOUT);
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
@@ -502,11 +493,11 @@ function startRelay(ticket) {
   const f = document.createElement('iframe');
   f.className = 'relay';
   f.hidden = true;
-  f.title = 'Porthole relay';
+  f.title = t('title.relay');
   f.src = `${DEVICE_ORIGIN}${RELAY_PATH}${ticket ? `?t=${encodeURIComponent(ticket)}` : ''}`;
   document.body.append(f);
   state.relay = f;
-  setTimeout(() => state.relayReadyResolve?.reject(coded('unavailable', 'The service worker did not start in time; reload the window.')), RELAY_TIMEOUT);
+  setTimeout(() => state.relayReadyResolve?.reject(coded('unavailable', t('fail.worker'))), RELAY_TIMEOUT);
 }
 
 function postRelay(m) {
@@ -602,14 +593,14 @@ function onHint(h) {
       return;
     case 'framebust':
       state.pageNotice = true;
-      state.toolbar.notify(FRAMEBUST_NOTICE, 'warning');
+      state.toolbar.notify(t('notice.framebust'), 'warning');
       state.toolbar.attention(true);
       // A page that hid itself leaves the frame blank: say why over it.
       if (h.reason === 'hidden') showHiddenPage();
       return;
     case 'websocket':
       state.pageNotice = true;
-      state.toolbar.notify(WEBSOCKET_NOTICE, 'warning');
+      state.toolbar.notify(t('notice.websocket'), 'warning');
       return;
     default:
   }
@@ -622,13 +613,13 @@ function showHiddenPage() {
   const panel = document.createElement('section');
   panel.className = 'hidden-page';
   const h = document.createElement('h2');
-  h.textContent = FRAMEBUST_NOTICE;
+  h.textContent = t('notice.framebust');
   const p = document.createElement('p');
-  p.textContent = 'It hides itself when it is shown inside another page. In a tab of its own it works, and stays in this session: this window keeps the connection, the time and End session.';
+  p.textContent = t('hidden.text');
   const b = document.createElement('button');
   b.type = 'button';
   b.className = 'primary';
-  b.textContent = 'Open in its own tab';
+  b.textContent = t('toolbar.popout');
   b.addEventListener('click', () => popOut());
   panel.append(h, p, b);
   stage.append(panel);
@@ -639,7 +630,7 @@ function showFrame(path) {
   const frame = document.createElement('iframe');
   frame.className = 'device';
   frame.setAttribute('sandbox', SANDBOX);
-  frame.title = 'Device page';
+  frame.title = t('frame.title');
   frame.addEventListener('load', () => {
     // A new page in the frame: a new chance for the credentials dialog.
     auth.declined = false;
@@ -664,7 +655,7 @@ function popOut() {
   window.open(DEVICE_ORIGIN + (state.location || '/'), '_blank', 'noopener');
   state.toolbar.attention(false);
   document.querySelector('.stage .hidden-page')?.remove();
-  state.toolbar.notify('The page is open in its own tab; this window keeps the session. Closing it ends the session.', 'info');
+  state.toolbar.notify(t('notice.poppedOut'), 'info');
 }
 
 /**
@@ -762,7 +753,7 @@ async function serve(m) {
 function noteLegacyTLS(tls) {
   if (state.legacyTLSNoted || !state.toolbar) return;
   state.legacyTLSNoted = true;
-  state.toolbar.notify(tls.note || `This device only speaks ${tls.version}.`, 'warning');
+  state.toolbar.notify(tls.note || t('notice.legacyTLS', { version: tls.version }), 'warning');
 }
 
 // Device authentication (credentials.js): one dialog at a time, shared by
@@ -803,7 +794,7 @@ async function authenticate(req, head, body, kept) {
     }
     if (!replayable) {
       auth.pending = creds;
-      state.toolbar.notify(`What this page sent was larger than ${REPLAY_LIMIT >> 20} MiB, too large to keep for a second try after the login: send it again.`, 'warning');
+      state.toolbar.notify(t('notice.tooLarge', { mib: REPLAY_LIMIT >> 20 }), 'warning');
       break;
     }
     body?.cancel().catch(() => {});
@@ -870,8 +861,8 @@ function endSession(reason, message, tellSignaling, code) {
   state.toolbar.notify('');
   state.bar.ended = reason;
   publishBar();
-  const text = [END_TEXT[reason] || 'The session is over.', message].filter(Boolean).join(' ');
-  showEnded('Session ended', text, code || reason);
+  const text = [END_REASONS.has(reason) ? t(`end.${reason}`) : t('ended.over'), message].filter(Boolean).join(' ');
+  showEnded(t('ended.title'), text, code || reason);
   wipe(reason);
 }
 
@@ -919,7 +910,7 @@ function showEnded(title, text, code) {
     const a = document.createElement('a');
     a.className = 'again';
     a.href = `${state.app}/#jobs/${session}`;
-    a.textContent = state.device.name ? `Open a new session on ${state.device.name}` : 'Open a new session on this device';
+    a.textContent = state.device.name ? t('ended.againOn', { device: state.device.name }) : t('ended.again');
     panel.append(a);
   }
   if (code) {
@@ -927,9 +918,9 @@ function showEnded(title, text, code) {
     const d = document.createElement('details');
     d.className = 'code';
     const sum = document.createElement('summary');
-    sum.textContent = 'Details';
+    sum.textContent = t('ended.details');
     const c = document.createElement('p');
-    c.append('Code: ');
+    c.append(t('ended.code'));
     const k = document.createElement('code');
     k.textContent = code;
     c.append(k);
