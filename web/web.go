@@ -37,6 +37,7 @@ package web
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -103,6 +104,11 @@ var (
 // after the document is parsed, after the page's own inline scripts: hooks
 // such as a WebSocket shim must be in place before those run.
 var pageParts = []string{"core.js", "location.js", "framebust.js", "wsclass.js", "websocket.js", "deviceurls.js", "offsite.js", "bar.js", "start.js"}
+
+// shimMessages are the keys of the session catalog (session/messages.js)
+// the page shim shows; the bundle carries them as its TEXT object, since a
+// classic script cannot import the catalog.
+var shimMessages = []string{"title.session"}
 
 func set(names ...string) map[string]bool {
 	m := make(map[string]bool, len(names))
@@ -295,8 +301,8 @@ func Shell(opt Options) http.Handler {
 // Device returns the handler for session device origins
 // (https://<session>.<sessions-domain>).
 func Device(opt Options) http.Handler {
-	page := pageBundle()
 	catalog := sessionCatalog()
+	page := pageBundle(catalog)
 	relayPage := renderStatic(catalog, "relay.html")
 	// The end page offers a new session on the same device (againURL); the
 	// detached page answers a page the worker did not carry.
@@ -407,11 +413,26 @@ func againURL(app, host string) string {
 
 // pageBundle is /__t/page.js: pageParts in one strict-mode function, so the
 // shim's names stay out of the page's global scope.
-func pageBundle() []byte {
+func pageBundle(catalog map[string]string) []byte {
 	var b bytes.Buffer
 	b.WriteString("// Porthole page shim (web/session/page/): a compatibility aid in the device page's own realm,\n" +
 		"// not a security boundary. Everything it does, the device's page could do itself.\n" +
 		"(function () {\n'use strict';\n")
+	text := map[string]string{}
+	for _, k := range shimMessages {
+		v, ok := catalog[k]
+		if !ok {
+			panic("web: the page shim's message " + k + " is not in session/messages.js") // a build error
+		}
+		text[k] = v
+	}
+	j, err := json.Marshal(text)
+	if err != nil {
+		panic("web: " + err.Error())
+	}
+	b.WriteString("// --- text (session/messages.js)\nconst TEXT = Object.freeze(")
+	b.Write(j)
+	b.WriteString(");\n")
 	for _, p := range pageParts {
 		src, err := files.ReadFile("session/page/" + p)
 		if err != nil {

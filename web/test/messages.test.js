@@ -147,6 +147,14 @@ test('session catalog: every key the session code and pages name exists', () => 
   // shell.js names end reasons by the set it knows: each has its sentence.
   const reasons = read('../session/shell.js').match(/const END_REASONS = new Set\(\[([^\]]*)\]\)/)[1];
   for (const m of reasons.matchAll(/'([a-z_]+)'/g)) assert.ok(session.has(`end.${m[1]}`), `no end.${m[1]}`);
+  // The page shim, a classic script, reads the texts web.go puts into its bundle (shimMessages).
+  const shimKeys = JSON.parse('[' + /var shimMessages = \[\]string\{([^}]*)\}/.exec(read('../web.go'))[1] + ']');
+  for (const [file, src] of sessionJS.filter(([f]) => f.startsWith('page/'))) {
+    for (const m of src.matchAll(/\bTEXT\['([^']+)'\]/g)) {
+      n++;
+      assert.ok(session.has(m[1]) && shimKeys.includes(m[1]), `${file}: TEXT['${m[1]}'] is not in shimMessages or the catalog`);
+    }
+  }
   assert.ok(n > 100, `only ${n} uses found`);
 });
 

@@ -6,12 +6,18 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import vm from 'node:vm';
+import { en } from '../session/messages.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const parts = JSON.parse(
   '[' + /var pageParts = \[\]string\{([^}]*)\}/.exec(readFileSync(join(here, '../web.go'), 'utf8'))[1] + ']',
 );
-const bundle = '(function () {\n\'use strict\';\n' +
+// The texts web.go's pageBundle puts first (shimMessages), from the session catalog.
+const shimKeys = JSON.parse(
+  '[' + /var shimMessages = \[\]string\{([^}]*)\}/.exec(readFileSync(join(here, '../web.go'), 'utf8'))[1] + ']',
+);
+const text = Object.fromEntries(shimKeys.map((k) => [k, en[k]]));
+const bundle = '(function () {\n\'use strict\';\n' + `const TEXT = Object.freeze(${JSON.stringify(text)});\n` +
   parts.map((p) => readFileSync(join(here, '../session/page', p), 'utf8')).join('\n') + '\n})();';
 
 const DEVICE = 'https://abcdefgh12345678.sessions.example';

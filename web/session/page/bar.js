@@ -24,7 +24,7 @@ feature('bar', (shim) => {
       'display:block !important;visibility:visible !important;opacity:1 !important;');
     const root = host.attachShadow({ mode: 'closed' });
     const f = document.createElement('iframe');
-    f.title = 'Porthole session';
+    f.title = TEXT['title.session'];
     f.src = shim.shellOrigin + '/__t/bar.html';
     f.setAttribute('style', 'width:100%;height:100%;border:0;border-radius:6px;box-shadow:0 2px 10px rgba(0,0,0,.35);' +
       'background:#1f2933;color-scheme:dark;display:block;');
