@@ -29,6 +29,10 @@
 // everything but the foundation (MissingAssets names it, and signaling
 // warns at start), so `go build ./...` and `go vet` work without Node.
 //
+// Every text of the session window is in one catalog, session/messages.js,
+// which the modules import and from which messages.go renders
+// session/*.html; the app's is app/messages.js.
+//
 // Neither session handler needs per-session configuration: the origin-dependent
 // values in their policies come from the request's Host, which signaling
 // has matched against its sessions domain before calling them.
