@@ -40,6 +40,12 @@ var goldenTunnelHeads = []struct {
 		func(b []byte) error { _, err := DecodeWSOpened(b); return err }},
 	{"ws-close", &WSClose{Code: 4001, Reason: "device says bye"},
 		func(b []byte) error { _, err := DecodeWSClose(b); return err }},
+	{"ssh-open", &SSHOpen{Port: 22, User: "tech", Password: "s3cret pass", Cols: 120, Rows: 40},
+		func(b []byte) error { _, err := DecodeSSHOpen(b); return err }},
+	{"ssh-opened", &SSHOpened{HostKey: "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", FirstUse: true},
+		func(b []byte) error { _, err := DecodeSSHOpened(b); return err }},
+	{"ssh-resize", &SSHResize{Cols: 132, Rows: 50},
+		func(b []byte) error { _, err := DecodeSSHResize(b); return err }},
 }
 
 func TestGoldenTunnelHeads(t *testing.T) {

@@ -23,7 +23,8 @@ import (
 //	open-or-head  Data*  (End | Abort)
 //
 // client → agent: FrameRequest (HTTP) or FrameTCPOpen (TCP) (or FrameWSOpen
-// for a WebSocket, see websocket.go), then body or
+// for a WebSocket, see websocket.go, or FrameSSHOpen for a terminal, see
+// ssh.go), then body or
 // stream bytes as FrameData, then FrameEnd. agent → client: FrameResponse
 // (HTTP) or FrameTCPOpened (TCP), then FrameData, then FrameEnd. A side that
 // wants to stop early sends FrameAbort (with a coded error) in its own
@@ -80,6 +81,12 @@ func (t FrameType) String() string {
 		return "ws-message"
 	case FrameWSClose:
 		return "ws-close"
+	case FrameSSHOpen:
+		return "ssh-open"
+	case FrameSSHOpened:
+		return "ssh-opened"
+	case FrameSSHResize:
+		return "ssh-resize"
 	}
 	return "unknown"
 }
@@ -120,7 +127,7 @@ func ParseFrame(msg []byte) (Frame, error) {
 	}
 	f := Frame{Type: FrameType(msg[0]), Payload: msg[1:]}
 	switch f.Type {
-	case FrameRequest, FrameResponse, FrameTCPOpen, FrameAbort, FrameWSOpen, FrameWSOpened:
+	case FrameRequest, FrameResponse, FrameTCPOpen, FrameAbort, FrameWSOpen, FrameWSOpened, FrameSSHOpen, FrameSSHOpened, FrameSSHResize:
 		if len(f.Payload) == 0 {
 			return Frame{}, Errorf(CodeBadMessage, "%s frame without payload", f.Type)
 		}
