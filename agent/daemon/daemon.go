@@ -61,6 +61,10 @@ type Config struct {
 	// use (identity.go); nil keeps them in memory for the process's life.
 	// porthole-agent keeps them in its state directory.
 	Pins *deviceid.PinStore
+	// SSHPins holds the SSH host keys of the devices' SSH services pinned
+	// at the first browser terminal (terminal.go); nil keeps them beside
+	// Pins (its directory's ssh-host-keys), or in memory when Pins does.
+	SSHPins *deviceid.PinStore
 	// TLS remembers the rung of the legacy TLS ladder (agent/tlscompat)
 	// each device needs; nil remembers in memory for the process's life.
 	// porthole-agent keeps it in its state directory.
@@ -146,6 +150,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Pins == nil {
 		cfg.Pins = &deviceid.PinStore{}
+	}
+	if cfg.SSHPins == nil {
+		cfg.SSHPins = sshPinsBeside(cfg.Pins)
 	}
 	if cfg.TLS == nil {
 		cfg.TLS = &tlscompat.Store{}

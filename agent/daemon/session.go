@@ -116,6 +116,7 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 			}
 			return c, opened, nil
 		},
+		SSH:     a.openTerminal(s),
 		Logger:  a.log.With("session", s.id, "device", s.device.cfg.ID),
 		Observe: a.observe(s),
 	}

@@ -46,6 +46,11 @@ type Server struct {
 	// (proto.WSOpen) and says what the device answered. A *proto.Error
 	// return refuses with that code. Nil refuses every WebSocket.
 	WebSocket func(ctx context.Context, open *proto.WSOpen) (DeviceWebSocket, *proto.WSOpened, error)
+	// SSH logs in to the device's SSH service on a declared port and
+	// starts a shell on a pty (the agent is the SSH client). A
+	// *proto.Error return refuses with that code. Nil refuses every
+	// terminal.
+	SSH func(ctx context.Context, open *proto.SSHOpen) (Terminal, *proto.SSHOpened, error)
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// MaxChannels caps the data channels a peer may have open at once; 0
@@ -259,7 +264,7 @@ func (ss *Session) serveChannel(ch *Channel) {
 				// A cancel sent after the client's FrameEnd.
 				x.cancel(proto.Errorf(proto.CodeCanceled, "cancelled by the client"))
 				continue
-			case proto.FrameRequest, proto.FrameTCPOpen, proto.FrameWSOpen:
+			case proto.FrameRequest, proto.FrameTCPOpen, proto.FrameWSOpen, proto.FrameSSHOpen:
 				// The client saw our terminal frame; the exchange is over.
 				<-x.done()
 				x = nil
@@ -276,6 +281,8 @@ func (ss *Session) serveChannel(ch *Channel) {
 				x = ss.startTCP(ch, log, f.Payload)
 			case proto.FrameWSOpen:
 				x = ss.startWS(ch, log, f.Payload)
+			case proto.FrameSSHOpen:
+				x = ss.startSSH(ch, log, f.Payload)
 			case proto.FrameAbort:
 				// A late cancel of an exchange that was already over.
 				continue
@@ -302,6 +309,11 @@ func (ss *Session) serveChannel(ch *Channel) {
 		case proto.FrameAbort:
 			inEnded = true
 			x.aborted(proto.DecodeAbort(f.Payload))
+		case proto.FrameSSHResize:
+			if err := sshResize(x, f.Payload); err != nil {
+				fatal(err)
+				return
+			}
 		case proto.FrameWSMessage, proto.FrameWSClose:
 			ws, ok := x.(*wsExchange)
 			if !ok {

@@ -20,7 +20,7 @@ import (
 type tcpExchange struct {
 	out  *outDir
 	log  *slog.Logger
-	conn net.Conn
+	conn io.ReadWriteCloser // a net.Conn, or a Terminal for SSH
 	bufs *bufpool.Pool
 	fin  chan struct{}
 
