@@ -186,6 +186,21 @@ function deviceItem(d, technician) {
     });
     open.addEventListener('click', () => openSession(d, open));
     action.append(open);
+    // The device's terminal in the session window (xterm.js; the agent is
+    // the SSH client), beside Open.
+    const ssh = Array.isArray(d.services) ? d.services.find((s) => s.kind === 'ssh') : null;
+    if (ssh) {
+      const terminal = el('button', {
+        type: 'button',
+        textContent: t('devices.ssh'),
+        className: 'open-ssh secondary',
+        disabled: !d.canOpen,
+        dataset: { device: d.id, focus: 'ssh' },
+        attrs: { 'aria-label': t('devices.sshLabel', { name, port: ssh.port }) },
+      });
+      terminal.addEventListener('click', () => openSession(d, terminal, undefined, `/?porthole-view=ssh&port=${ssh.port}`));
+      action.append(terminal);
+    }
     // The device's screen in the session window (noVNC), beside Open.
     const vnc = Array.isArray(d.services) ? d.services.find((s) => s.kind === 'vnc') : null;
     if (vnc) {

@@ -76,6 +76,8 @@ export const en = {
   'devices.id': 'ID {id}',
   'devices.open': 'Open',
   'devices.openLabel': 'Open {name}',
+  'devices.ssh': 'SSH',
+  'devices.sshLabel': 'Open a terminal on {name} (SSH, port {port})',
   'devices.vnc': 'VNC',
   'devices.vncLabel': 'Show the screen of {name} (VNC, port {port})',
   'devices.access.toggle': 'Remote access enabled',

@@ -21,6 +21,10 @@ export const FrameType = Object.freeze({
   WSOpened: 0x06, // JSON WSOpened: the device accepted the upgrade
   WSMessage: 0x13, // flags byte (binary 0x01, final 0x02), then a chunk of a message
   WSClose: 0x14, // JSON {code, reason}, or empty: this direction is complete
+  // Terminals (proto/ssh.go, terminal.js)
+  SSHOpen: 0x07, // JSON SSHOpen: port, login, terminal size
+  SSHOpened: 0x08, // JSON {hostKey, firstUse}: logged in, the shell runs
+  SSHResize: 0x15, // JSON {cols, rows}: a window change
 });
 
 // Limits, equal to proto.MaxChunk, proto.MaxHead and proto.MaxFrame.
@@ -109,6 +113,9 @@ export function parseFrame(msg) {
     case FrameType.Abort:
     case FrameType.WSOpen:
     case FrameType.WSOpened:
+    case FrameType.SSHOpen:
+    case FrameType.SSHOpened:
+    case FrameType.SSHResize:
       if (payload.byteLength === 0) throw new TunnelError('bad_message', `frame 0x${hex(type)} without payload`);
       break;
     case FrameType.Data:

@@ -27,6 +27,7 @@ import { serveWebSocketPort } from './wsport.js';
 import { keepBody, REPLAY_LIMIT } from './replay.js';
 import { showScreen } from './screen.js';
 import { t } from './messages.js';
+import { showTerminal } from './terminal.js';
 
 const BOUND_KEY = 'porthole.session-bound'; // '1': the kept token is bound to this window's cookie
 const BIND_PATH = '/__t/bind';
@@ -77,6 +78,7 @@ const state = {
   bar: { device: '', expires: 0, path: '', kind: '', ended: '' },
   app: '', // the app's origin (from auth.json): where a new session is opened
   device: { id: '', name: '', site: '' }, // as session.ready names them
+  terminal: null, // the SSH terminal (terminal.js) when the session shows one
   screen: null, // the VNC viewer (screen.js) when the session shows the device's screen
 };
 
@@ -278,7 +280,7 @@ function viewOf(path) {
   const u = new URL(path, location.origin);
   const kind = u.searchParams.get('porthole-view');
   const port = Number(u.searchParams.get('port'));
-  if (kind !== 'vnc' || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  if ((kind !== 'vnc' && kind !== 'ssh') || !Number.isInteger(port) || port < 1 || port > 65535) return null;
   return { kind, port, viewOnly: u.searchParams.get('view-only') === '1' };
 }
 
@@ -286,6 +288,16 @@ async function showView(view) {
   if (state.ended) return;
   setStatus('');
   document.body.dataset.view = view.kind;
+  if (view.kind === 'ssh') {
+    state.toolbar.setLocation(`SSH :${view.port}`);
+    state.terminal = await showTerminal({
+      pc: state.pc,
+      stage: document.getElementById('stage'),
+      port: view.port,
+      notify: (text, level) => state.toolbar.notify(text, level),
+    });
+    return;
+  }
   state.toolbar.setLocation(t(view.viewOnly ? 'view.vncViewOnly' : 'view.vnc', { port: view.port }));
   state.screen = await showScreen({
     pc: state.pc,

@@ -11,7 +11,7 @@ const bytes = (s) => enc.encode(s);
 test('frame types equal proto/tunnel.go', () => {
   assert.deepEqual({ ...FrameType }, {
     Request: 1, Response: 2, TCPOpen: 3, TCPOpened: 4, Data: 0x10, End: 0x11, Abort: 0x12,
-    WSOpen: 5, WSOpened: 6, WSMessage: 0x13, WSClose: 0x14,
+    WSOpen: 5, WSOpened: 6, WSMessage: 0x13, WSClose: 0x14, SSHOpen: 7, SSHOpened: 8, SSHResize: 0x15,
   });
   assert.equal(MAX_CHUNK, 16384);
   assert.equal(MAX_FRAME, 32769);
@@ -117,4 +117,14 @@ test('canonicalKey matches Go', () => {
     ['www-authenticate', 'Www-Authenticate'], ['a b', 'a b'], ['x_y', 'X_y'],
   ];
   for (const [in_, want] of cases) assert.equal(canonicalKey(in_), want);
+});
+
+test('terminal frames parse with the Go rules and the goldens', async () => {
+  const { golden } = await import('./golden.js');
+  const te = new TextEncoder();
+  for (const [type, name] of [[FrameType.SSHOpen, 'ssh-open'], [FrameType.SSHOpened, 'ssh-opened'], [FrameType.SSHResize, 'ssh-resize']]) {
+    const f = parseFrame(encodeFrame(type, te.encode(golden(`tunnel/${name}`))));
+    assert.equal(f.type, type);
+  }
+  assert.throws(() => parseFrame(encodeFrame(FrameType.SSHResize)), /without payload/);
 });
