@@ -56,20 +56,21 @@ var (
 var libraryLine = regexp.MustCompile(`(^|\s)(pion=|level=)`)
 
 type svLab struct {
-	t        *testing.T
-	bin      stack.Binaries
-	svc      *natServices
-	tech     *netlab.Host
-	agent    *netlab.Host
-	box      *netlab.Host
-	dir      string
-	key      string // the technician's SSH key
-	known    string // its known_hosts
-	sshd     *proc.Proc
-	xvnc     *proc.Proc
-	display  int      // Xvnc's display number
-	env      []string // the CLI's environment
-	libLines int      // library log lines the CLI printed, over every run
+	t         *testing.T
+	bin       stack.Binaries
+	svc       *natServices
+	tech      *netlab.Host
+	agent     *netlab.Host
+	box       *netlab.Host
+	dir       string
+	key       string // the technician's SSH key
+	known     string // its known_hosts
+	sshd      *proc.Proc
+	agentProc *proc.Proc
+	xvnc      *proc.Proc
+	display   int      // Xvnc's display number
+	env       []string // the CLI's environment
+	libLines  int      // library log lines the CLI printed, over every run
 }
 
 func startSVLab(t *testing.T) *svLab {
@@ -161,7 +162,7 @@ Subsystem sftp internal-sftp
 	})
 	path := filepath.Join(l.dir, "agent.json")
 	writeFile(t, path, string(cfg))
-	l.agent.StartAndWait("porthole-agent", bin["porthole-agent"], []string{"--config", path, "--log-level", "info"}, `connected to signaling`, 20*time.Second)
+	l.agentProc, _ = l.agent.StartAndWait("porthole-agent", bin["porthole-agent"], []string{"--config", path, "--state-dir", filepath.Join(l.dir, "agent-state"), "--log-level", "info"}, `connected to signaling`, 20*time.Second)
 	l.env = []string{"PORTHOLE_SERVER=" + l.svc.signalURL, "PORTHOLE_TOKEN=" + l.svc.techToken, "HOME=" + l.dir}
 	return l
 }

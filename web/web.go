@@ -86,6 +86,7 @@ func MissingAssets() []string {
 var contentTypes = map[string]string{
 	".html": "text/html; charset=utf-8",
 	".js":   "text/javascript; charset=utf-8",
+	".mjs":  "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
 	".ico":  "image/x-icon",
 }
@@ -96,7 +97,7 @@ var contentTypes = map[string]string{
 var (
 	shellAssets = set("shell.js", "signaling.js", "tunnel.js", "frames.js", "headers.js", "toolbar.js",
 		"credentials.js", "recovery.js", "pathreason.js", "protocol.js", "strictjson.js", "tokenstore.js", "shell.css", "bar.js", "bar.css",
-		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js")
+		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js", "terminal.js")
 	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "messages.js", "relay.js", "notice.css")
 )
 

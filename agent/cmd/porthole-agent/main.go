@@ -174,6 +174,7 @@ func run(ctx context.Context, logOut io.Writer) error {
 		LoopbackOnly:      *loopback,
 		Region:            fc.Region,
 		Pins:              &deviceid.PinStore{Dir: tlsPinDir(stateDirOf(*stateDir, fc))},
+		SSHPins:           &deviceid.PinStore{Dir: filepath.Join(stateDirOf(*stateDir, fc), "ssh-host-keys")},
 		Egress:            eg,
 		RootCAs:           roots,
 		TLS:               &tlscompat.Store{Dir: filepath.Join(stateDirOf(*stateDir, fc), "tls-compat")},
