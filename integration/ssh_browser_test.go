@@ -102,6 +102,13 @@ func TestSSHBrowser(t *testing.T) {
 	t.Logf("SSH terminal: login form submitted to uname -a output in %s; host key %s", time.Since(start).Round(time.Millisecond), firstKey)
 	brShot(t, bctx, art, "ssh-terminal")
 
+	// The shell exits (sshd's session process with it, which holds the
+	// output of the sshd about to be stopped): the terminal says so.
+	if err := chromedp.Do(bctx, insertText("exit"), chromedp.KeyEvent("\r")); err != nil {
+		t.Fatalf("type exit: %v", err)
+	}
+	brWait(t, bctx, "the terminal closed after exit", `document.body.dataset.terminal === 'closed'`)
+
 	// 3. The box's host key changes: refused with both fingerprints.
 	if err := l.sshd.Stop(5 * time.Second); err != nil {
 		t.Logf("stop sshd: %v", err)
