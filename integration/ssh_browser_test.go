@@ -150,11 +150,6 @@ func TestSSHBrowser(t *testing.T) {
 	}
 }
 
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 // insertText types text as one input event (Input.insertText).
 func insertText(text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
