@@ -126,6 +126,15 @@ export const en = {
   'credentials.submit': 'Sign in',
   'credentials.colon': 'A user name cannot contain a colon.',
 
+  // the SSH terminal (terminal.js)
+  'terminal.user': 'User',
+  'terminal.password': 'Password',
+  'terminal.key': 'or private key (PEM)',
+  'terminal.connect': 'Connect',
+  'terminal.connecting': 'Connecting to port {port} as {user}…',
+  'terminal.pinned': 'SSH host key pinned at first use: {key}',
+  'terminal.ended': '[the session on the device ended]',
+  'terminal.location': 'SSH :{port}',
   // the VNC viewer (screen.js)
   'screen.viewOnly': 'View only',
   'screen.scale': 'Scale to window',

@@ -289,7 +289,7 @@ async function showView(view) {
   setStatus('');
   document.body.dataset.view = view.kind;
   if (view.kind === 'ssh') {
-    state.toolbar.setLocation(`SSH :${view.port}`);
+    state.toolbar.setLocation(t('terminal.location', { port: view.port }));
     state.terminal = await showTerminal({
       pc: state.pc,
       stage: document.getElementById('stage'),

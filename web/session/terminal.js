@@ -9,6 +9,7 @@
 // are dropped from the form at once; nothing here logs or stores them.
 
 import { TunnelSocket } from './tcpsocket.js';
+import { t } from './messages.js';
 import { FrameType, TunnelError, encodeJSONFrame, decodeAbort, parseFrame } from './frames.js';
 
 const XTERM_URL = '/__t/ui/vendor/xterm/xterm.mjs';
@@ -96,14 +97,14 @@ export async function showTerminal({ pc, stage, port, notify }) {
   const { cols, rows } = fit(view);
   term.resize(cols, rows);
   document.body.dataset.terminal = 'connecting';
-  term.write(`Connecting to port ${port} as ${login.user}\u2026\r\n`);
+  term.write(`${t('terminal.connecting', { port, user: login.user })}\r\n`);
   const socket = new SSHSocket(pc, { port, ...login, cols, rows });
   state.socket = socket;
   socket.onopen = () => {
     document.body.dataset.terminal = 'connected';
     const hk = socket.hostKey || {};
     document.body.dataset.hostKey = hk.hostKey || '';
-    if (hk.firstUse) notify(`SSH host key pinned at first use: ${hk.hostKey}`, 'info');
+    if (hk.firstUse) notify(t('terminal.pinned', { key: hk.hostKey }), 'info');
     term.focus();
   };
   socket.onmessage = (e) => term.write(new Uint8Array(e.data));
@@ -116,7 +117,7 @@ export async function showTerminal({ pc, stage, port, notify }) {
       view.dataset.error = text;
       notify(text, 'warning');
     } else {
-      term.write('\r\n[the session on the device ended]\r\n');
+      term.write(`\r\n${t('terminal.ended')}\r\n`);
     }
   };
   term.onData((d) => socket.send(new TextEncoder().encode(d)));
@@ -159,15 +160,15 @@ function askLogin(panel) {
       form.append(label);
       return el;
     };
-    const user = field('terminal-user', 'User', document.createElement('input'));
-    const pw = field('terminal-password', 'Password', document.createElement('input'));
+    const user = field('terminal-user', t('terminal.user'), document.createElement('input'));
+    const pw = field('terminal-password', t('terminal.password'), document.createElement('input'));
     pw.type = 'password';
-    const key = field('terminal-key', 'or private key (PEM)', document.createElement('textarea'));
+    const key = field('terminal-key', t('terminal.key'), document.createElement('textarea'));
     key.rows = 3;
     const ok = document.createElement('button');
     ok.type = 'submit';
     ok.id = 'terminal-connect';
-    ok.textContent = 'Connect';
+    ok.textContent = t('terminal.connect');
     form.append(ok);
     form.addEventListener('submit', (e) => {
       e.preventDefault();
