@@ -42,8 +42,8 @@ type Manager struct {
 
 // partial is a scan whose last part has not arrived yet.
 type partial struct {
-	d     store.Discovery
-	scope []netip.Prefix
+	d    store.Discovery
+	seen map[string]bool // addresses reported so far
 }
 
 // Options configure New.
@@ -152,7 +152,7 @@ func (m *Manager) Report(ctx context.Context, agent string, r *proto.DiscoveryRe
 	p := m.scans[agent]
 	if p == nil || p.d.Scan != r.Scan {
 		// A new scan (an unfinished one is dropped: the agent restarted).
-		p = &partial{d: store.Discovery{Agent: agent, Scan: r.Scan, Scope: slices.Clone(r.Scope), Started: r.Started.UTC()}, scope: scope}
+		p = &partial{d: store.Discovery{Agent: agent, Scan: r.Scan, Scope: slices.Clone(r.Scope), Started: r.Started.UTC()}, seen: map[string]bool{}}
 		m.scans[agent] = p
 	} else if !slices.Equal(p.d.Scope, r.Scope) {
 		delete(m.scans, agent)
@@ -165,11 +165,12 @@ func (m *Manager) Report(ctx context.Context, agent string, r *proto.DiscoveryRe
 		return nil, nil, fmt.Errorf("%w: scan %s reports more than %d devices", ErrReport, r.Scan, proto.MaxDiscoveredPerRun)
 	}
 	for _, d := range r.Devices {
-		if slices.ContainsFunc(p.d.Devices, func(x proto.Discovered) bool { return x.Addr == d.Addr }) {
+		if p.seen[d.Addr] {
 			delete(m.scans, agent)
 			m.mu.Unlock()
 			return nil, nil, fmt.Errorf("%w: %s reported twice in scan %s", ErrReport, d.Addr, r.Scan)
 		}
+		p.seen[d.Addr] = true
 	}
 	p.d.Devices = append(p.d.Devices, r.Devices...)
 	if !r.Last {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/inventory"
@@ -299,7 +300,7 @@ func (s *Server) editAdopted(ctx context.Context, p *principal, a *access, req *
 		detail["name"] = *req.Name
 	}
 	if req.Relaxed != nil {
-		detail["relaxed"] = map[bool]string{true: "true", false: "false"}[*req.Relaxed]
+		detail["relaxed"] = strconv.FormatBool(*req.Relaxed)
 	}
 	if err := s.accounts.Audit(ctx, p.id(), "device.edit", a.status.ID, a.site, detail); err != nil {
 		return err
