@@ -229,6 +229,13 @@ func (h *Hub) endLocked(s *session, reason proto.EndReason, msg string, from *co
 	s.extraTokens = nil
 	s.stopTimersLocked()
 	h.endFetchesLocked(s)
+	// The job hears of the end before either side does, so whoever is
+	// told the session ended finds it ended in the job too.
+	jobReason := string(reason)
+	if s.jobReason != "" {
+		jobReason = s.jobReason
+	}
+	h.emitLocked(s, Event{State: EventEnded, Reason: jobReason, Message: msg, By: s.endedBy})
 	end := &proto.SessionEnd{Reason: reason, Message: msg}
 	if a := s.agent; a != nil {
 		delete(a.sessions, s.id)
@@ -250,11 +257,6 @@ func (h *Hub) endLocked(s *session, reason proto.EndReason, msg string, from *co
 		s.result <- waitErr
 	}
 	s.log.Info("session ended", "reason", reason, "message", msg)
-	jobReason := string(reason)
-	if s.jobReason != "" {
-		jobReason = s.jobReason
-	}
-	h.emitLocked(s, Event{State: EventEnded, Reason: jobReason, Message: msg, By: s.endedBy})
 	if h.closed {
 		delete(h.sessions, s.id)
 		return
