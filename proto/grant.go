@@ -45,6 +45,11 @@ type Grant struct {
 	User     string `json:"user,omitempty"`
 	IssuedAt int64  `json:"iat"` // Unix seconds
 	Expires  int64  `json:"exp"` // Unix seconds
+	// Approval is set when the session needed a site admin's approval
+	// (policy.go); Scope narrows what the session may do. Both are absent
+	// from grants that need neither, so older grants decode unchanged.
+	Approval *GrantApproval `json:"approval,omitempty"`
+	Scope    *GrantScope    `json:"scope,omitempty"`
 }
 
 // ExpiresAt returns the grant's expiry as a time.
@@ -66,6 +71,16 @@ func (g *Grant) Validate() error {
 		return Errorf(CodeBadMessage, "grant: expiry must follow issue time")
 	case time.Duration(g.Expires-g.IssuedAt)*time.Second > MaxGrantLifetime:
 		return Errorf(CodeBadMessage, "grant: lifetime over %v", MaxGrantLifetime)
+	}
+	if g.Approval != nil {
+		if err := g.Approval.Validate(); err != nil {
+			return err
+		}
+	}
+	if g.Scope != nil {
+		if err := g.Scope.Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -122,7 +137,7 @@ func VerifyGrant(s string, pub ed25519.PublicKey) (*Grant, error) {
 	if err != nil {
 		return nil, Errorf(CodeUnauthorized, "grant: malformed payload")
 	}
-	if err := checkJSON(payload, 2); err != nil {
+	if err := checkJSON(payload, 3); err != nil {
 		return nil, err
 	}
 	var g Grant

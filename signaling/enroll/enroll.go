@@ -301,12 +301,12 @@ func (s *Service) audit(ctx context.Context, actor, action, target, site string,
 	}
 }
 
-// GrantSigner returns a function that signs a session's grant, for the hub.
-func (s *Service) GrantSigner() func(session, agent, device, user string, expires time.Time) (string, error) {
-	return func(session, agent, device, user string, expires time.Time) (string, error) {
-		now := s.now()
-		return s.cfg.CA.SignGrant(&proto.Grant{Session: session, Agent: agent, Device: device, User: user,
-			IssuedAt: now.Unix(), Expires: expires.Unix()})
+// GrantSigner returns a function that signs a session's grant, for the
+// hub: it sets the issue time and signs what it is given.
+func (s *Service) GrantSigner() func(g *proto.Grant) (string, error) {
+	return func(g *proto.Grant) (string, error) {
+		g.IssuedAt = s.now().Unix()
+		return s.cfg.CA.SignGrant(g)
 	}
 }
 

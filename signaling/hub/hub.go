@@ -62,8 +62,11 @@ type Options struct {
 	// welcome (proto.TypeRelayRTT). Nil asks for none.
 	Relays []string
 	// Grant signs the session grant sent to the agent with session.open
-	// (package enroll). Nil sends none; an error refuses the session.
-	Grant func(session, agent, device, user string, expires time.Time) (string, error)
+	// (package enroll). The hub fills the session, agent, device, user and
+	// expiry; the signer may add the customer's policy (proto/policy.go)
+	// and sets the issue time. Nil sends none; an error refuses the
+	// session. It is called with the hub's lock held.
+	Grant func(g *proto.Grant) (string, error)
 	// AgentGrace is how long a live session waits for its agent to
 	// reconnect after its connection dropped before it ends with
 	// agent_lost; zero ends it at once.

@@ -193,7 +193,7 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 		ICEServers: h.opt.ICEServers(id, s.expires, agent.place),
 	}
 	if h.opt.Grant != nil {
-		g, err := h.opt.Grant(id, dev.agent, device, user, s.expires)
+		g, err := h.opt.Grant(&proto.Grant{Session: id, Agent: dev.agent, Device: device, User: user, Expires: s.expires.Unix()})
 		if err != nil {
 			s.log.Error("sign session grant", "err", err)
 			h.endLocked(s, proto.EndError, "the session grant could not be signed", nil, proto.Errorf(proto.CodeInternal, "session grant"))

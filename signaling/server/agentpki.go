@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/enroll"
@@ -11,7 +10,7 @@ import (
 // Agent enrollment, the agent listener and revocation (package enroll
 // keeps the state; this file mounts it with the server's role checks).
 
-func grantSigner(e *enroll.Service) func(session, agent, device, user string, expires time.Time) (string, error) {
+func grantSigner(e *enroll.Service) func(g *proto.Grant) (string, error) {
 	if e == nil {
 		return nil
 	}
