@@ -91,6 +91,11 @@ const CLIClientID = "porthole-cli"
 const (
 	RoleConfigurer = "configurer" // Remote Technician Configurer: sees devices, changes "Remote access enabled"
 	RoleUser       = "user"       // Remote Technician User: opens sessions to enabled devices
+	// RoleSiteAdmin is the customer's own administrator of a site: sees the
+	// site's devices, live sessions and jobs (and nothing of other sites),
+	// approves or denies session requests, ends live sessions, sets the
+	// site's policies and subscribes webhooks (issue 18).
+	RoleSiteAdmin = "siteadmin"
 )
 
 // Login is the body of POST /v1/login.
