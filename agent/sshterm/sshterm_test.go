@@ -9,9 +9,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/ssh"
@@ -113,6 +115,18 @@ func (s *fakeServer) dial(t *testing.T) net.Conn {
 				for {
 					n, err := ch.Read(buf)
 					if n > 0 {
+						if bytes.Contains(buf[:n], []byte("flood")) {
+							// A device that floods: 8 MiB of output
+							// in one burst, then a marker.
+							chunk := bytes.Repeat([]byte("x"), 32<<10)
+							for range floodBytes / len(chunk) {
+								if _, err := ch.Write(chunk); err != nil {
+									return
+								}
+							}
+							_, _ = io.WriteString(ch, "END-OF-FLOOD\n")
+							continue
+						}
 						if bytes.Contains(buf[:n], []byte("exit")) {
 							_, _ = ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, 0))
 							return
@@ -129,19 +143,9 @@ func (s *fakeServer) dial(t *testing.T) net.Conn {
 	return a
 }
 
-func itoa(n uint32) string { return formatUint(n) }
+func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
 
-func formatUint(n uint32) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
-}
+const floodBytes = 8 << 20
 
 func readUntil(t *testing.T, r io.Reader, want string) {
 	t.Helper()
@@ -243,5 +247,143 @@ func TestTerminalBadPrivateKeyIsRefusedWithoutTheKey(t *testing.T) {
 	_, _, err := sshterm.Open(context.Background(), srv.dial(t), "dev1", nil, &proto.SSHOpen{Port: 22, User: "tech", PrivateKey: key, Cols: 80, Rows: 24})
 	if proto.CodeOf(err) != proto.CodeBadRequest || strings.Contains(err.Error(), "c2VjcmV0") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// A device whose output floods is carried at the reader's pace: the
+// terminal reads all of it, in order, and closes promptly in the middle
+// of another flood (goleak checks nothing is left behind).
+func TestTerminalFloodIsReadAtTheReadersPaceAndClosesMidFlood(t *testing.T) {
+	srv := newFakeServer(t)
+	term, _, err := sshterm.Open(context.Background(), srv.dial(t), "dev1", nil, open("tech", password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(term, "flood\n"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var tail []byte
+	buf := make([]byte, 64<<10)
+	for !bytes.Contains(tail, []byte("END-OF-FLOOD")) {
+		k, err := term.Read(buf)
+		n += k
+		tail = append(tail, buf[:k]...)
+		if len(tail) > 64 {
+			tail = tail[len(tail)-64:]
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", n, err)
+		}
+	}
+	// The echo of "flood" comes first, upper-cased, then the flood.
+	if n < floodBytes {
+		t.Fatalf("read %d bytes, want at least %d", n, floodBytes)
+	}
+	if _, err := io.WriteString(term, "flood\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(term, buf[:1024]); err != nil {
+		t.Fatal(err)
+	}
+	if err := term.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// garbageServer accepts one connection and writes what send writes to it
+// until the client goes (gone is closed then).
+func garbageServer(t *testing.T, send func(w io.Writer, gone <-chan struct{}) error) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer b.Close()
+		gone := make(chan struct{})
+		go func() {
+			defer close(gone)
+			_, _ = io.Copy(io.Discard, b)
+		}()
+		_ = send(b, gone)
+		_ = b.Close()
+		<-gone
+	}()
+	t.Cleanup(func() { <-done })
+	return a
+}
+
+// A device that answers with garbage — endless pre-banner lines, a banner
+// line that never ends, random bytes after a good banner, a packet length
+// of 4 GiB — gets a clear device error, within the caller's deadline, with
+// nothing of the login in it.
+func TestTerminalGarbageServerIsRefusedWithinTheDeadline(t *testing.T) {
+	random := make([]byte, 64<<10)
+	_, _ = rand.Read(random)
+	cases := []struct {
+		name string
+		send func(w io.Writer, gone <-chan struct{}) error
+	}{
+		{"endless lines before the banner", func(w io.Writer, _ <-chan struct{}) error {
+			for {
+				if _, err := io.WriteString(w, "welcome to the device, please wait\r\n"); err != nil {
+					return err
+				}
+			}
+		}},
+		{"a banner line that never ends", func(w io.Writer, _ <-chan struct{}) error {
+			if _, err := io.WriteString(w, "SSH-2.0-"); err != nil {
+				return err
+			}
+			for {
+				if _, err := w.Write(bytes.Repeat([]byte("A"), 4096)); err != nil {
+					return err
+				}
+			}
+		}},
+		{"random bytes after a banner", func(w io.Writer, _ <-chan struct{}) error {
+			if _, err := io.WriteString(w, "SSH-2.0-Garbage\r\n"); err != nil {
+				return err
+			}
+			for {
+				if _, err := w.Write(random); err != nil {
+					return err
+				}
+			}
+		}},
+		{"a 4 GiB packet length", func(w io.Writer, gone <-chan struct{}) error {
+			_, err := w.Write(append([]byte("SSH-2.0-Huge\r\n"), 0xff, 0xff, 0xff, 0xf0, 4))
+			if err != nil {
+				return err
+			}
+			<-gone // and then nothing
+			return nil
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			_, _, err := sshterm.Open(ctx, garbageServer(t, c.send), "dev1", nil, open("tech", password))
+			code := proto.CodeOf(err)
+			if code != proto.CodeDeviceFailed && code != proto.CodeDeviceTimeout && code != proto.CodeCanceled {
+				t.Fatalf("err %v (code %q), want a device error", err, code)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Fatalf("error shows the password: %v", err)
+			}
+		})
 	}
 }
