@@ -145,4 +145,16 @@ func TestVNCBrowser(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling the API, which has no push for jobs
 	}
+	// The agent kept the first stream view-only and says so in its access
+	// log; the second was interactive.
+	for _, c := range []struct {
+		info *proto.SessionInfo
+		want bool
+	}{{first, true}, {second, false}} {
+		var log proto.JobLog
+		techGetVia(t, l.tech, l.svc, c.info.Session, &log)
+		if len(log.Entries) != 1 || log.Entries[0].ViewOnly != c.want {
+			t.Errorf("job %s: access log %+v, want one stream with viewOnly=%v", c.info.Session, log.Entries, c.want)
+		}
+	}
 }

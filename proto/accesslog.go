@@ -70,6 +70,8 @@ type AccessEntry struct {
 	// its screen, …), as the agent's table declares it; empty for entries
 	// of older agents.
 	Service ServiceKind `json:"service,omitempty"`
+	// ViewOnly marks a VNC stream the agent kept view-only.
+	ViewOnly bool `json:"viewOnly,omitempty"`
 }
 
 // AccessLog is the body of log.entries: consecutive entries of the

@@ -191,6 +191,10 @@ type ResponseHead struct {
 // TCPOpen opens a TCP exchange to a declared port of the session's device.
 type TCPOpen struct {
 	Port int `json:"port"`
+	// ViewOnly asks the agent to pass only what a VNC viewer needs to
+	// watch (agent/rfbfilter): no key, pointer or clipboard reaches the
+	// device, whatever the browser side sends after it.
+	ViewOnly bool `json:"viewOnly,omitempty"`
 }
 
 // EncodeHead marshals a head or abort payload and checks its size.

@@ -50,7 +50,7 @@ func (a *Agent) observe(s *session) func(tunnel.Exchange) (func(tunnel.ExchangeR
 		return func(r tunnel.ExchangeResult) {
 			e := proto.AccessEntry{Kind: x.Kind, Time: x.Start.UTC(), Method: x.Method, URL: x.Target, Port: port,
 				Status: r.Status, ReqBytes: r.ReqBytes, RespBytes: r.RespBytes,
-				DurationUS: r.Duration.Microseconds(), Stream: x.Stream, Via: x.Via, Service: serviceOn(s.device.cfg.Services, port)}
+				DurationUS: r.Duration.Microseconds(), Stream: x.Stream, Via: x.Via, Service: serviceOn(s.device.cfg.Services, port), ViewOnly: x.ViewOnly}
 			if r.Err != nil {
 				e.Error = proto.CodeOf(r.Err)
 			}

@@ -30,7 +30,14 @@ var _ io.ReadWriteCloser = (*Stream)(nil)
 // device. A refusal (port_not_allowed, device_failed, …) is an error
 // wrapping the agent's *proto.Error.
 func (c *Client) DialTCP(ctx context.Context, port int) (*Stream, error) {
-	payload, err := proto.EncodeHead(&proto.TCPOpen{Port: port})
+	return c.Dial(ctx, &proto.TCPOpen{Port: port})
+}
+
+// Dial opens a TCP connection as o asks (DialTCP with options, such as a
+// view-only VNC stream).
+func (c *Client) Dial(ctx context.Context, o *proto.TCPOpen) (*Stream, error) {
+	port := o.Port
+	payload, err := proto.EncodeHead(o)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: %w", err)
 	}

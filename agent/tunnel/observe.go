@@ -11,6 +11,9 @@ type Exchange struct {
 	Port   int    // the device port (0: its web port)
 	Start  time.Time
 	Via    string // the path it took: proto.ViaWebRTC, or proto.ViaSignaling (agent/fallback)
+	// ViewOnly: a TCP stream the agent filters to a VNC viewer's
+	// picture messages (agent/rfbfilter).
+	ViewOnly bool
 }
 
 // ExchangeResult is how an exchange ended.

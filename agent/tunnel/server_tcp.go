@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/agent/bufpool"
+	"github.com/porthole-dev/porthole/agent/rfbfilter"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -23,6 +24,10 @@ type tcpExchange struct {
 	conn io.ReadWriteCloser // a net.Conn, or a Terminal for SSH
 	bufs *bufpool.Pool
 	fin  chan struct{}
+	// view, when set, keeps the stream view-only: the client's bytes
+	// reach the device through it (viewBuf is its output's room).
+	view    *rfbfilter.Filter
+	viewBuf []byte
 
 	start     time.Time
 	observed  func(ExchangeResult) // Server.Observe's, or nil
@@ -46,7 +51,7 @@ func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agent
 		return ss.refuse(ch, log, "tcp stream", proto.Errorf(proto.CodePortNotAllowed, "no TCP forwarding"))
 	}
 	start := time.Now()
-	observed, err := ss.observe(Exchange{Kind: "tcp", Stream: int(ch.ID()), Port: o.Port, Start: start, Via: proto.ViaWebRTC})
+	observed, err := ss.observe(Exchange{Kind: "tcp", Stream: int(ch.ID()), Port: o.Port, Start: start, Via: proto.ViaWebRTC, ViewOnly: o.ViewOnly})
 	if err != nil {
 		return ss.refuse(ch, log, "tcp stream", asRefusal(err, proto.CodeInternal))
 	}
@@ -61,6 +66,9 @@ func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agent
 		return ss.refuse(ch, log, "tcp stream", err)
 	}
 	x := &tcpExchange{out: out, log: log, conn: conn, bufs: ss.bufs, fin: make(chan struct{}), start: start, observed: observed}
+	if o.ViewOnly {
+		x.view = &rfbfilter.Filter{}
+	}
 	if err := out.send(proto.FrameTCPOpened, nil); err != nil {
 		out.stopFn()
 		x.closeOnce.Do(func() { x.record(err) })
@@ -68,7 +76,7 @@ func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agent
 		close(x.fin)
 		return x
 	}
-	log.Debug("tunnel: tcp stream", "port", o.Port)
+	log.Debug("tunnel: tcp stream", "port", o.Port, "viewOnly", o.ViewOnly)
 	go x.fromDevice()
 	return x
 }
@@ -141,6 +149,23 @@ func (x *tcpExchange) data(p []byte) error {
 	x.mu.Unlock()
 	if discard {
 		return nil
+	}
+	if x.view != nil {
+		var ferr error
+		// The filter's output is never longer than its input.
+		x.viewBuf, ferr = x.view.Write(x.viewBuf[:0], p)
+		p = x.viewBuf
+		if ferr != nil {
+			x.log.Warn("tunnel: view-only stream stopped", "err", ferr)
+			if len(p) > 0 {
+				_, _ = x.conn.Write(p)
+			}
+			x.stop(proto.Errorf(proto.CodeForbidden, "%v", ferr))
+			return nil
+		}
+		if len(p) == 0 {
+			return nil
+		}
 	}
 	n, err := x.conn.Write(p)
 	x.toDevice.Add(int64(n))

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // echoServer echoes each connection and, after the client half-closed,
@@ -183,5 +185,45 @@ func TestPipe(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Pipe did not return after both directions ended")
+	}
+}
+
+// A view-only stream reaches the device through the agent's RFB filter: a
+// client that ignores view-only (this one sends keys and pointer moves
+// among picture requests) gets only the picture requests to the device,
+// the handshake with a shared ClientInit, and the stream stopped with
+// forbidden at a message the filter cannot follow.
+func TestTCPViewOnlyIsEnforcedByTheAgent(t *testing.T) {
+	port := echoServer(t)
+	dev := newDevice(t, http.NotFoundHandler(), deviceOptions{extraPorts: []int{port}})
+	ctx := ctxTimeout(t, 30*time.Second)
+	st, err := dev.pair.Client.Dial(ctx, &proto.TCPOpen{Port: port, ViewOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	handshake := append([]byte("RFB 003.008\n\x02"), bytes.Repeat([]byte{0xaa}, 16)...)
+	fbUpdate := []byte{3, 1, 0, 0, 0, 0, 4, 0, 3, 0}
+	key := []byte{4, 1, 0, 0, 0, 0, 0, 'a'}
+	pointer := []byte{5, 1, 0, 10, 0, 20}
+	send := bytes.Join([][]byte{handshake, {0}, fbUpdate, key, pointer, fbUpdate, key}, nil)
+	if _, err := st.Write(send); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Join([][]byte{handshake, {1}, fbUpdate, fbUpdate}, nil)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(st, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the device got\n%v\nwant\n%v", got, want)
+	}
+	// A message of a type the filter cannot follow stops the stream.
+	if _, err := st.Write([]byte{77, 1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(st)
+	if proto.CodeOf(err) != proto.CodeForbidden || !strings.Contains(err.Error(), "message type 77") {
+		t.Fatalf("after an unknown message: %v, want forbidden naming it", err)
 	}
 }

@@ -346,6 +346,12 @@ func ToAudit(j *store.Job, e *proto.AccessEntry) *store.AuditEntry {
 	if e.Via != "" {
 		d["via"] = e.Via // absent from entries older than the fallback: their hashes stay
 	}
+	if e.Service != "" {
+		d["service"] = string(e.Service)
+	}
+	if e.ViewOnly {
+		d["viewOnly"] = "true"
+	}
 	target := e.URL
 	if e.Kind == proto.AccessTCP {
 		target = "port " + strconv.Itoa(e.Port)
@@ -360,5 +366,6 @@ func FromAudit(a *store.AuditEntry) proto.AccessEntry {
 	i := func(k string) int64 { n, _ := strconv.ParseInt(d[k], 10, 64); return n }
 	return proto.AccessEntry{Seq: a.Seq, Kind: d["kind"], Time: a.Time, Method: d["method"], URL: d["url"],
 		Port: int(i("port")), Status: int(i("status")), ReqBytes: i("reqBytes"), RespBytes: i("respBytes"),
-		DurationUS: i("durationUs"), Stream: int(i("stream")), Error: proto.Code(d["error"]), Via: d["via"]}
+		DurationUS: i("durationUs"), Stream: int(i("stream")), Error: proto.Code(d["error"]), Via: d["via"],
+		Service: proto.ServiceKind(d["service"]), ViewOnly: d["viewOnly"] == "true"}
 }

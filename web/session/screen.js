@@ -50,9 +50,14 @@ export async function showScreen({ pc, stage, port, viewOnly, notify }) {
 
   let rfb = null;
   const state = { viewOnly };
+  // Opened view-only, the agent enforces it for the whole stream and the
+  // box stays checked; opened interactive, the box makes this side drop
+  // input while it is checked.
   const socket = new TunnelSocket(pc, port, {
-    filter: (bytes) => (state.viewOnly ? viewOnlyFilter(() => rfb?._rfbConnectionState === 'connected')(bytes) : bytes),
+    viewOnly,
+    filter: viewOnly ? null : (bytes) => (state.viewOnly ? viewOnlyFilter(() => rfb?._rfbConnectionState === 'connected')(bytes) : bytes),
   });
+  viewOnlyBox.input.disabled = viewOnly;
   rfb = new RFB(view, socket, { shared: true });
   rfb.viewOnly = viewOnly;
   rfb.scaleViewport = true;

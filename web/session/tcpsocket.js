@@ -25,7 +25,7 @@ export class TunnelSocket {
   /**
    * @param {RTCPeerConnection} pc the session's peer connection
    * @param {number} port the device's declared port
-   * @param {{filter?: (bytes: Uint8Array) => Uint8Array | null}} [opt]
+   * @param {{filter?: ((bytes: Uint8Array) => Uint8Array | null) | null, viewOnly?: boolean}} [opt]
    */
   constructor(pc, port, opt = {}) {
     this.binaryType = 'arraybuffer';
@@ -46,7 +46,10 @@ export class TunnelSocket {
     this.dc.onmessage = (e) => this.onFrame(e.data);
     this.dc.onbufferedamountlow = () => this.flush();
     this.dc.onclose = () => this.finish(this.error || new TunnelError('unavailable', 'data channel closed'));
-    this.dc.onopen = () => this.dc.send(encodeJSONFrame(FrameType.TCPOpen, { port }));
+    // viewOnly asks the agent to keep the stream view-only itself
+    // (agent/rfbfilter), whatever this side sends later.
+    const open = opt.viewOnly ? { port, viewOnly: true } : { port };
+    this.dc.onopen = () => this.dc.send(encodeJSONFrame(FrameType.TCPOpen, open));
   }
 
   onFrame(data) {
