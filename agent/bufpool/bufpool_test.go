@@ -23,3 +23,26 @@ func TestPoolLendsChunkSizedBuffers(t *testing.T) {
 		}
 	}
 }
+
+func TestFramePoolBorrowAndReturn(t *testing.T) {
+	p := NewFrames()
+	if p.Size() != proto.MaxFrame {
+		t.Fatalf("frame pool size %d, want %d", p.Size(), proto.MaxFrame)
+	}
+	bp := p.Borrow()
+	if len(*bp) != proto.MaxFrame {
+		t.Fatalf("borrowed %d bytes, want %d", len(*bp), proto.MaxFrame)
+	}
+	*bp = append((*bp)[:0], "frame"...) // the tunnel's use: append a frame into it
+	p.Return(bp)
+	if got := p.Borrow(); len(*got) != proto.MaxFrame {
+		t.Fatalf("borrowed %d bytes after Return of a short slice, want %d", len(*got), proto.MaxFrame)
+	}
+	small := make([]byte, 10)
+	p.Return(&small) // too small: dropped
+	for range 4 {
+		if got := p.Borrow(); len(*got) != proto.MaxFrame {
+			t.Fatalf("lent a %d-byte buffer", len(*got))
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/porthole-dev/porthole/agent/bufpool"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -50,6 +51,9 @@ type Channel struct {
 	rwc  datachannel.ReadWriteCloser
 	flow flowControl
 	rbuf []byte
+	// frames lends the buffers outgoing frames are assembled in; its
+	// owner (the Client or Session) shares it among its channels.
+	frames *bufpool.Pool
 
 	lowMu  sync.Mutex
 	lowGen chan struct{} // closed and replaced each time the send buffer drains to LowWater
@@ -58,11 +62,13 @@ type Channel struct {
 	closed    chan struct{}
 }
 
-// Detach detaches an open data channel and wraps it. Call it from the
+// Detach detaches an open data channel and wraps it; frames (from
+// bufpool.NewFrames, shared by the channels of one owner) lends the
+// buffers its outgoing frames are assembled in. Call it from the
 // channel's OnOpen handler (or after it ran); it fails if the peer
 // connection's API was not built with detached data channels
 // (agent/peerconn does that).
-func Detach(dc *webrtc.DataChannel) (*Channel, error) {
+func Detach(dc *webrtc.DataChannel, frames *bufpool.Pool) (*Channel, error) {
 	rwc, err := dc.DetachWithDeadline()
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: detach data channel: %w", err)
@@ -77,6 +83,7 @@ func Detach(dc *webrtc.DataChannel) (*Channel, error) {
 		rwc:    rwc,
 		flow:   flow,
 		rbuf:   make([]byte, proto.MaxFrame),
+		frames: frames,
 		lowGen: make(chan struct{}),
 		closed: make(chan struct{}),
 	}
@@ -160,11 +167,11 @@ func (c *Channel) write(ctx context.Context, stop <-chan struct{}, t proto.Frame
 		return ErrChannelClosed
 	default:
 	}
-	bp := framePool.Get().(*[]byte)
+	bp := c.frames.Borrow()
 	msg := proto.AppendFrame((*bp)[:0], t, payload)
 	_, err := c.rwc.Write(msg) // pion copies msg before returning
-	*bp = msg[:0]
-	framePool.Put(bp)
+	*bp = msg
+	c.frames.Return(bp)
 	if err != nil {
 		c.Close()
 		return fmt.Errorf("tunnel: write %s frame: %w", t, err)
@@ -218,15 +225,6 @@ func closeChannels(chans []*Channel) {
 		ch.Close()
 	}
 }
-
-// framePool holds buffers for assembling outgoing frames: capacity
-// proto.MaxFrame (a head frame may be twice a chunk), unlike the chunk
-// buffers of Client and Session (agent/bufpool), which copy bodies and
-// streams.
-var framePool = sync.Pool{New: func() any {
-	b := make([]byte, 0, proto.MaxFrame)
-	return &b
-}}
 
 // abortPayload encodes err as a FrameAbort payload: its proto code (or
 // internal) and a message cut to proto.MaxText.

@@ -57,7 +57,8 @@ type Client struct {
 
 	opened, dropped, exchanges atomic.Int64
 
-	bufs *bufpool.Pool // request-body copies
+	bufs   *bufpool.Pool // request-body copies
+	frames *bufpool.Pool // outgoing frames of every channel
 }
 
 var _ http.RoundTripper = (*Client)(nil)
@@ -84,6 +85,7 @@ func NewClient(pc *webrtc.PeerConnection, cfg ClientConfig) *Client {
 		changedCh: make(chan struct{}),
 		closed:    make(chan struct{}),
 		bufs:      bufpool.New(),
+		frames:    bufpool.NewFrames(),
 	}
 	c.tokens <- struct{}{}
 	c.opening.Add(1)

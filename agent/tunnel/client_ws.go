@@ -106,8 +106,8 @@ func (w *WebSocket) WriteMessage(ctx context.Context, binary bool, data []byte) 
 	}
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
-	bp := framePool.Get().(*[]byte)
-	defer framePool.Put(bp)
+	bp := w.x.ch.frames.Borrow()
+	defer w.x.ch.frames.Return(bp)
 	for {
 		chunk := data
 		if len(chunk) > proto.MaxChunk {

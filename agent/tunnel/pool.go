@@ -40,7 +40,7 @@ func (c *Client) open() error {
 	dc.OnOpen(func() {
 		defer c.changed()
 		c.opening.Add(-1)
-		ch, err := Detach(dc)
+		ch, err := Detach(dc, c.frames)
 		if err != nil {
 			c.log.Warn("tunnel: open data channel", "err", err)
 			_ = dc.Close()

@@ -84,7 +84,7 @@ func (s *Server) Start(ctx context.Context, pc *webrtc.PeerConnection) *Session 
 	if maxCh <= 0 {
 		maxCh = DefaultServerMaxChannels
 	}
-	ss := &Session{srv: s, log: log, ctx: ctx, max: maxCh, chans: map[*Channel]struct{}{}, bufs: bufpool.New()}
+	ss := &Session{srv: s, log: log, ctx: ctx, max: maxCh, chans: map[*Channel]struct{}{}, bufs: bufpool.New(), frames: bufpool.NewFrames()}
 	pc.OnDataChannel(ss.onDataChannel)
 	context.AfterFunc(ctx, ss.shutdown)
 	return ss
@@ -105,7 +105,8 @@ type Session struct {
 
 	accepted, refused, exchanges atomic.Int64
 
-	bufs *bufpool.Pool // copies from the device to the channel
+	bufs   *bufpool.Pool // copies from the device to the channel
+	frames *bufpool.Pool // outgoing frames of every channel
 }
 
 // SessionStats counts a session's channels and exchanges.
@@ -185,7 +186,7 @@ func (ss *Session) onDataChannel(dc *webrtc.DataChannel) {
 		}
 		ss.wg.Add(1) // never after Wait saw closed
 		ss.mu.Unlock()
-		ch, err := Detach(dc)
+		ch, err := Detach(dc, ss.frames)
 		if err != nil {
 			ss.log.Warn("tunnel: detach", "err", err)
 			_ = dc.Close()

@@ -29,8 +29,6 @@ type packet struct {
 	to  *net.UDPAddr
 }
 
-var packetPool = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
-
 // UDPDelay forwards datagrams between clients and one target, each
 // direction delayed by Delay. Each client source address gets its own
 // upstream socket, so the target sees one peer per client.
@@ -38,6 +36,8 @@ type UDPDelay struct {
 	Delay  time.Duration
 	target *net.UDPAddr
 	ln     *net.UDPConn
+	// packets lends 2 KiB datagram buffers to this relay's readers.
+	packets sync.Pool
 
 	mu    sync.Mutex
 	ups   map[string]*net.UDPConn
@@ -60,6 +60,7 @@ func NewUDPDelay(target string, delay time.Duration) (*UDPDelay, error) {
 	}
 	growUDP(ln)
 	r := &UDPDelay{Delay: delay, target: ta, ln: ln, ups: map[string]*net.UDPConn{}}
+	r.packets.New = func() any { b := make([]byte, 2048); return &b }
 	r.conns = append(r.conns, ln)
 	down := r.newLine(ln) // towards clients, sent from the listening socket
 	r.wg.Add(1)
@@ -85,7 +86,7 @@ func (r *UDPDelay) newLine(out *net.UDPConn) chan packet {
 				time.Sleep(d)
 			}
 			_, _ = out.WriteToUDP((*p.buf)[:p.n], p.to)
-			packetPool.Put(p.buf)
+			r.packets.Put(p.buf)
 		}
 	}()
 	return line
@@ -96,7 +97,7 @@ func (r *UDPDelay) push(line chan packet, p packet) {
 	case line <- p:
 	default:
 		r.Dropped.Add(1)
-		packetPool.Put(p.buf)
+		r.packets.Put(p.buf)
 	}
 }
 
@@ -113,10 +114,10 @@ func (r *UDPDelay) readClients(down chan packet) {
 	}()
 	upLines := map[string]chan packet{}
 	for {
-		bp := packetPool.Get().(*[]byte)
+		bp := r.packets.Get().(*[]byte)
 		n, src, err := r.ln.ReadFromUDP(*bp)
 		if err != nil {
-			packetPool.Put(bp)
+			r.packets.Put(bp)
 			return
 		}
 		key := src.String()
@@ -124,7 +125,7 @@ func (r *UDPDelay) readClients(down chan packet) {
 		if !ok {
 			uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 			if err != nil {
-				packetPool.Put(bp)
+				r.packets.Put(bp)
 				continue
 			}
 			growUDP(uc)
@@ -132,7 +133,7 @@ func (r *UDPDelay) readClients(down chan packet) {
 			if r.closed.Load() {
 				r.mu.Unlock()
 				uc.Close()
-				packetPool.Put(bp)
+				r.packets.Put(bp)
 				return
 			}
 			r.ups[key] = uc
@@ -151,14 +152,14 @@ func (r *UDPDelay) readClients(down chan packet) {
 func (r *UDPDelay) readUpstream(uc *net.UDPConn, client *net.UDPAddr, down chan packet, readers *sync.WaitGroup) {
 	defer readers.Done()
 	for {
-		bp := packetPool.Get().(*[]byte)
+		bp := r.packets.Get().(*[]byte)
 		n, _, err := uc.ReadFromUDP(*bp)
 		if err != nil {
-			packetPool.Put(bp)
+			r.packets.Put(bp)
 			return
 		}
 		if r.closed.Load() {
-			packetPool.Put(bp)
+			r.packets.Put(bp)
 			return
 		}
 		r.push(down, packet{due: time.Now().Add(r.Delay), buf: bp, n: n, to: client})

@@ -42,6 +42,9 @@ type Server struct {
 	allowed  map[string]bool
 	upgrader websocket.Upgrader
 	handler  http.Handler
+	// wsWritePool holds the write buffers of this server's WebSockets
+	// between writes (the upgrader's WriteBufferPool).
+	wsWritePool sync.Pool
 
 	store     store.Store
 	accounts  *accounts.Manager
@@ -152,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 		// messages are small, and a large one is read through.
 		ReadBufferSize:  wsReadBuffer,
 		WriteBufferSize: wsWriteBuffer,
-		WriteBufferPool: wsWritePool,
+		WriteBufferPool: &s.wsWritePool,
 		Subprotocols:    []string{proto.SocketProtocol},           // never the token protocol
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked before Upgrade is called
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
@@ -168,9 +171,6 @@ const (
 	wsReadBuffer  = 512
 	wsWriteBuffer = 4096
 )
-
-// wsWritePool holds the write buffers of every WebSocket between writes.
-var wsWritePool = &sync.Pool{}
 
 // Handler returns the HTTP handler serving the API, the WebSockets, the web
 // UI (Config.Web) and the session origins (Config.ShellWeb and
