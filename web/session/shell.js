@@ -21,13 +21,18 @@ import { Tunnel } from './tunnel.js';
 import { createToolbar, explainPath, pathFromStats, pathLabel } from './toolbar.js';
 import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
-import { MSG, tunnelRequest, webSocketRequest, pageHint, deviceOriginOf } from './protocol.js';
+import { MSG, pageHint, deviceOriginOf } from './protocol.js';
 import * as tokens from './tokenstore.js';
 import { serveWebSocketPort } from './wsport.js';
 import { keepBody, REPLAY_LIMIT } from './replay.js';
 import { showScreen } from './screen.js';
 import { t } from './messages.js';
 import { showTerminal } from './terminal.js';
+import {
+  againHref, appOrigin, b64url, barRequest, bindError, callbackError, coded, endedReply, endNotice, endOf, endText, errorReply,
+  failAction, fragmentToken, joinError, messageSource, notJoinedTitle, readyOf, relayReadyOf, requestOf, savedAuthorization,
+  sessionIDOf, tokenAnswer, viewOf,
+} from './shellflow.js';
 
 const BOUND_KEY = 'porthole.session-bound'; // '1': the kept token is bound to this window's cookie
 const BIND_PATH = '/__t/bind';
@@ -48,9 +53,6 @@ const RESTORED_NOTICE = 10_000; // how long "restored" stays in the toolbar
 // controls it), scripts, forms, popups (which become normal tabs on the
 // device origin, controlled by the same worker), dialogs, downloads.
 const SANDBOX = 'allow-scripts allow-forms allow-same-origin allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads';
-
-// Why the session ended, by its end reason: the catalog's end.<reason>.
-const END_REASONS = new Set(['client', 'agent', 'expired', 'agent_lost', 'client_lost', 'admin', 'error']);
 
 const state = {
   ended: false,
@@ -93,13 +95,6 @@ const AUTH_KEY = 'porthole.session-oauth'; // {state, verifier, back} while the 
 const AUTH_CONFIG = '/__t/auth.json';
 const CALLBACK_PATH = '/__t/callback';
 
-/** Base64url without padding, as PKCE wants it. */
-function b64url(bytes) {
-  let s = '';
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
 /**
  * Obtains this session's access token. The app origin is an OAuth 2.1
  * authorization server and this origin one of its clients: the shell runs
@@ -113,7 +108,7 @@ async function obtainToken() {
   const cfg = await res.json();
   state.app = appOrigin(cfg.authorizationEndpoint);
   // Development mode only: a session token handed over in the fragment.
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+  const fromHash = fragmentToken(location.hash);
   if (fromHash) {
     // The token must not stay in the address bar, the history or a bookmark.
     history.replaceState(null, '', location.pathname + location.search);
@@ -129,20 +124,9 @@ async function obtainToken() {
   return new Promise(() => {});
 }
 
-/** The origin of the app's authorization endpoint, '' if it is not an http(s) URL. */
-function appOrigin(endpoint) {
-  try {
-    const u = new URL(endpoint);
-    return u.protocol === 'https:' || u.protocol === 'http:' ? u.origin : '';
-  } catch {
-    return '';
-  }
-}
-
 /** This window's session ID: the first label of shell-<session>.<sessions domain>. */
 function sessionID() {
-  const m = /^shell-([a-z0-9-]{1,64})\./.exec(location.hostname);
-  return m ? m[1] : '';
+  return sessionIDOf(location.hostname);
 }
 
 async function startAuthorization(cfg) {
@@ -165,19 +149,12 @@ async function startAuthorization(cfg) {
 
 async function finishAuthorization(cfg) {
   const params = new URLSearchParams(location.search);
-  let saved = null;
-  try {
-    saved = JSON.parse(sessionStorage.getItem(AUTH_KEY) || 'null');
-  } catch {
-    saved = null;
-  }
+  const saved = savedAuthorization(sessionStorage.getItem(AUTH_KEY));
   sessionStorage.removeItem(AUTH_KEY);
   // The code must not stay in the address bar or the history.
   history.replaceState(null, '', saved?.back || '/');
-  if (!saved || params.get('state') !== saved.state) {
-    throw coded('unauthorized', t('join.stateMismatch'));
-  }
-  if (params.get('error')) throw coded('unauthorized', params.get('error_description') || params.get('error'));
+  const refused = callbackError(params, saved);
+  if (refused) throw refused;
   const res = await fetch(cfg.tokenEndpoint, {
     method: 'POST',
     body: new URLSearchParams({
@@ -191,12 +168,10 @@ async function finishAuthorization(cfg) {
     cache: 'no-store',
     referrerPolicy: 'no-referrer',
   });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok || typeof body.access_token !== 'string') {
-    throw coded('unauthorized', body.error_description || body.error || t('join.tokenFailed', { status: res.status }));
-  }
-  keepToken(body.access_token);
-  return body.access_token;
+  const answer = tokenAnswer(res.ok, res.status, await res.json().catch(() => ({})));
+  if (answer.error) throw answer.error;
+  keepToken(answer.token);
+  return answer.token;
 }
 
 /**
@@ -217,8 +192,7 @@ async function bindToken(token) {
     sessionStorage.setItem(BOUND_KEY, '1');
     return;
   }
-  const body = await res.json().catch(() => ({}));
-  throw coded(typeof body.code === 'string' ? body.code : 'unauthorized', typeof body.message === 'string' ? body.message : t('join.bindFailed', { status: res.status }));
+  throw bindError(res.status, await res.json().catch(() => ({})));
 }
 
 // A new token is not bound yet, whatever a copy of this tab's
@@ -249,9 +223,9 @@ async function main() {
     token = await obtainToken();
     if (token) await bindToken(token);
   } catch (err) {
-    const e = err?.code ? err : coded('unauthorized', err?.message || String(err));
+    const e = joinError(err);
     forgetToken();
-    showEnded(e.code === 'session_in_use' ? t('ended.inUse') : t('ended.notJoined'), e.detail || e.message || t('ended.openAgain'), e.code);
+    showEnded(notJoinedTitle(e.code), e.detail || e.message || t('ended.openAgain'), e.code);
     return;
   }
   if (!token) {
@@ -264,24 +238,12 @@ async function main() {
   // The frame waits for the worker only: requests it makes before the peer
   // connection is up simply wait for the tunnel.
   const path = location.pathname === CALLBACK_PATH ? '/' : location.pathname + location.search;
-  const view = viewOf(path);
+  const view = viewOf(path, location.origin);
   if (view) {
     connected.then(() => showView(view), (err) => fail(err));
     return;
   }
   state.relayReady.then(() => showFrame(path), (err) => fail(err));
-}
-
-/**
- * The viewer the app asked for (/?porthole-view=vnc&port=5900&view-only=1):
- * the device's screen instead of its web page. Null for a web page.
- */
-function viewOf(path) {
-  const u = new URL(path, location.origin);
-  const kind = u.searchParams.get('porthole-view');
-  const port = Number(u.searchParams.get('port'));
-  if ((kind !== 'vnc' && kind !== 'ssh') || !Number.isInteger(port) || port < 1 || port > 65535) return null;
-  return { kind, port, viewOnly: u.searchParams.get('view-only') === '1' };
 }
 
 async function showView(view) {
@@ -333,8 +295,7 @@ function refused(err) {
   forgetToken();
   state.signaling?.close();
   state.toolbar.stop();
-  const inUse = err.code === 'session_in_use';
-  showEnded(inUse ? t('ended.inUse') : t('ended.notJoined'), err.detail || err.message, err.code);
+  showEnded(notJoinedTitle(err.code), err.detail || err.message, err.code);
 }
 
 async function onSignal(env) {
@@ -344,7 +305,7 @@ async function onSignal(env) {
     case 'welcome':
       return;
     case 'session.ready':
-      startRelay(typeof d.relayTicket === 'string' ? d.relayTicket : '');
+      startRelay(readyOf(d).relayTicket);
       return startPeer(d).catch((err) => fail(err));
     case 'answer':
       if (!state.pc || d.type !== 'answer' || typeof d.sdp !== 'string') return;
@@ -371,8 +332,10 @@ async function onSignal(env) {
       // tell from this side (a proxy at the site, TLS only).
       state.sitePath = d;
       return;
-    case 'session.end':
-      return endSession(typeof d.reason === 'string' ? d.reason : 'error', typeof d.message === 'string' ? d.message : '', false);
+    case 'session.end': {
+      const end = endOf(d);
+      return endSession(end.reason, end.message, false);
+    }
     case 'error': {
       const err = coded(d.code || 'internal', d.message || '');
       // Refused before joining (another window holds the session, a token
@@ -399,22 +362,20 @@ async function addCandidate(d) {
 async function startPeer(ready) {
   if (state.pc) return;
   state.joined = true;
-  const expires = new Date(ready.expires);
-  const id = typeof ready.device === 'string' ? ready.device : '';
-  const name = typeof ready.deviceName === 'string' && ready.deviceName ? ready.deviceName : id;
-  const site = typeof ready.siteName === 'string' ? ready.siteName : '';
-  state.device = { id, name, site };
-  document.title = t(site ? 'title.deviceSite' : 'title.device', { device: name || t('device.fallback'), site });
+  const r = readyOf(ready);
+  const expires = new Date(r.expires);
+  const { id, name, site } = r.device;
+  state.device = r.device;
+  document.title = r.title;
   state.toolbar.setDevice(name, site, id);
-  state.bar.device = site ? `${name} · ${site}` : name;
+  state.bar.device = r.bar;
   if (!Number.isNaN(expires.getTime())) {
     state.toolbar.setExpires(expires);
     state.bar.expires = expires.getTime();
     state.relayReady.then(() => postRelay({ type: MSG.session, expires: expires.getTime() })).catch(() => {});
   }
   publishBar();
-  const iceServers = Array.isArray(ready.iceServers) ? ready.iceServers : [];
-  const pc = new RTCPeerConnection({ iceServers });
+  const pc = new RTCPeerConnection({ iceServers: r.iceServers });
   state.pc = pc;
   state.tunnel = new Tunnel(pc);
   state.tunnel.prime();
@@ -522,14 +483,15 @@ function postRelay(m) {
  * else.
  */
 function onMessage(e) {
-  if (e.origin !== DEVICE_ORIGIN) return;
-  if (state.relay && e.source === state.relay.contentWindow) {
+  const from = messageSource(e, { deviceOrigin: DEVICE_ORIGIN, relay: state.relay?.contentWindow, frame: state.frame?.contentWindow });
+  if (from === 'relay') {
     const m = e.data;
     if (m?.type === MSG.relayReady) {
       const ready = state.relayReadyResolve;
       state.relayReadyResolve = null;
       if (!ready) return;
-      if (typeof m.error === 'string') ready.reject(coded('unsupported', m.error.slice(0, 300)));
+      const { error } = relayReadyOf(m);
+      if (error) ready.reject(error);
       else {
         performance.mark('porthole.relay-ready');
         offerPort().then(() => ready.resolve());
@@ -543,20 +505,15 @@ function onMessage(e) {
     onRequest(m, e.ports);
     return;
   }
-  if (state.frame && e.source === state.frame.contentWindow) onHint(pageHint(e.data));
+  if (from === 'frame') onHint(pageHint(e.data));
 }
 
 /** A tunnel request or a page WebSocket, from the relay or on the worker's port. */
 function onRequest(m, ports) {
-  const req = tunnelRequest(m, ports);
-  if (req) {
-    if (typeof m.relayed === 'number') req.relayed = m.relayed;
-    serve(req);
-    return;
-  }
-  const ws = webSocketRequest(m, ports);
-  if (ws) serveWebSocket(ws);
-  else if (m?.type === MSG.ws && ports.length === 1) refuseWebSocket(ports[0]);
+  const r = requestOf(m, ports);
+  if (r?.kind === 'fetch') serve(r.req);
+  else if (r?.kind === 'ws') serveWebSocket(r.req);
+  else if (r?.kind === 'refuse') refuseWebSocket(r.port);
 }
 
 /**
@@ -708,9 +665,9 @@ function openBarChannel() {
   if (typeof BroadcastChannel === 'undefined') return;
   state.barChannel = new BroadcastChannel(BAR_CHANNEL);
   state.barChannel.onmessage = (e) => {
-    const m = e.data;
-    if (m?.type === 'hello') publishBar();
-    else if (m?.type === 'end' && !state.ended) endSession('client', '', true);
+    const ask = barRequest(e.data, state.ended);
+    if (ask === 'publish') publishBar();
+    else if (ask === 'end') endSession('client', '', true);
   };
 }
 
@@ -725,9 +682,9 @@ async function serve(m) {
   if (state.ended || !state.tunnel) {
     // Requests before session.ready wait for the tunnel; after the end they
     // are refused, so the device's page cannot outlive the session.
-    if (state.ended) return port.postMessage({ type: 'error', code: 'session_ended', message: state.endReason || 'session_ended' });
+    if (state.ended) return port.postMessage(endedReply(state.endReason));
     await tunnelReady();
-    if (state.ended) return port.postMessage({ type: 'error', code: 'session_ended', message: state.endReason || 'session_ended' });
+    if (state.ended) return port.postMessage(endedReply(state.endReason));
   }
   const ac = new AbortController();
   port.onmessage = (e) => {
@@ -757,7 +714,7 @@ async function serve(m) {
     const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body: resBody, timing };
     port.postMessage(reply, resBody ? [resBody] : []);
   } catch (err) {
-    port.postMessage({ type: 'error', code: err.code || 'internal', message: err.detail || err.message || '' });
+    port.postMessage(errorReply(err));
   }
 }
 
@@ -834,13 +791,9 @@ function setStatus(text) {
   }
 }
 
-function coded(code, message) {
-  return Object.assign(new Error(message ? `${code}: ${message}` : code), { code, detail: message });
-}
-
 function fail(err) {
   if (state.ended) return;
-  if (!state.joined && (err.code === 'session_in_use' || err.code === 'unauthorized')) return refused(err);
+  if (failAction(err, state.joined) === 'refuse') return refused(err);
   endSession('error', err.detail || err.message || String(err), true, err.code);
 }
 
@@ -855,9 +808,7 @@ function endSession(reason, message, tellSignaling, code) {
   state.ended = true;
   state.endReason = reason;
   if (tellSignaling && state.signaling) {
-    const end = { reason: reason === 'client' ? 'client' : 'error' };
-    if (message) end.message = message.slice(0, 500);
-    state.signaling.send('session.end', end);
+    state.signaling.send('session.end', endNotice(reason, message));
   }
   clearInterval(state.statsTimer);
   clearTimeout(state.connectTimer);
@@ -873,8 +824,7 @@ function endSession(reason, message, tellSignaling, code) {
   state.toolbar.notify('');
   state.bar.ended = reason;
   publishBar();
-  const text = [END_REASONS.has(reason) ? t(`end.${reason}`) : t('ended.over'), message].filter(Boolean).join(' ');
-  showEnded(t('ended.title'), text, code || reason);
+  showEnded(t('ended.title'), endText(reason, message), code || reason);
   wipe(reason);
 }
 
@@ -917,11 +867,11 @@ function showEnded(title, text, code) {
   panel.append(h, p);
   // The way on: the session's job in the app, which opens a new session on
   // the same device with one click (never opened by a link alone).
-  const session = sessionID();
-  if (state.app && session && code !== 'session_in_use') {
+  const again = againHref(state.app, sessionID(), code);
+  if (again) {
     const a = document.createElement('a');
     a.className = 'again';
-    a.href = `${state.app}/#jobs/${session}`;
+    a.href = again;
     a.textContent = state.device.name ? t('ended.againOn', { device: state.device.name }) : t('ended.again');
     panel.append(a);
   }

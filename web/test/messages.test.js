@@ -144,8 +144,8 @@ test('session catalog: every key the session code and pages name exists', () => 
       assert.ok(session.has(m[1]) || (session.has(`${m[1]}.one`) && session.has(`${m[1]}.other`)), `${file}: '${m[1]}' is not in the session catalog`);
     }
   }
-  // shell.js names end reasons by the set it knows: each has its sentence.
-  const reasons = read('../session/shell.js').match(/const END_REASONS = new Set\(\[([^\]]*)\]\)/)[1];
+  // shellflow.js names end reasons by the set it knows: each has its sentence.
+  const reasons = read('../session/shellflow.js').match(/const END_REASONS = new Set\(\[([^\]]*)\]\)/)[1];
   for (const m of reasons.matchAll(/'([a-z_]+)'/g)) assert.ok(session.has(`end.${m[1]}`), `no end.${m[1]}`);
   // The page shim, a classic script, reads the texts web.go puts into its bundle (shimMessages).
   const shimKeys = JSON.parse('[' + /var shimMessages = \[\]string\{([^}]*)\}/.exec(read('../web.go'))[1] + ']');
