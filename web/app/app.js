@@ -13,7 +13,8 @@ import { leaveAdmin, setupAdmin, showAdmin } from './admin.js';
 import { showDevices, stopDevices } from './devices.js';
 import { setupJobs, showJobs } from './jobs.js';
 import { applyMessages, errorText, t } from './messages.js';
-import { parseRoute, routeHash, VIEWS } from './routes.js';
+import { VIEWS } from './routes.js';
+import { brandOf, hashExtras, mfaBody, mfaExpired, nextURL as nextOf, pageTitle, signInNote, viewChange } from './appflow.js';
 import { $, anchor, api, busy, clearNotes, note, onUnauthorized } from './ui.js';
 
 let me = null;
@@ -28,12 +29,12 @@ let lastView = '';
 async function loadBrand() {
   try {
     const res = await fetch('/brand.json', { cache: 'no-store' });
-    const b = await res.json();
-    if (typeof b?.name === 'string' && b.name) brandName = b.name;
+    const b = brandOf(await res.json(), brandName);
+    brandName = b.name;
     $('brand-name').textContent = brandName;
-    if (typeof b?.logo === 'string' && b.logo) {
+    if (b.logo) {
       const img = $('brand-logo');
-      img.src = `/${b.logo}`;
+      img.src = b.logo;
       img.hidden = false;
     }
   } catch {
@@ -43,15 +44,14 @@ async function loadBrand() {
 }
 
 function setTitle(view) {
-  document.title = view ? `${t(`title.${view}`)} · ${brandName}` : brandName;
+  document.title = pageTitle(view, brandName);
 }
 
 // ---- sign in ----
 
 /** Where to go after signing in: only our own OAuth authorization endpoint. */
 function nextURL() {
-  const next = new URLSearchParams(location.search).get('next') || '';
-  return next.startsWith('/oauth/authorize?') ? next : '';
+  return nextOf(location.search);
 }
 
 function showSignIn(reasonKey) {
@@ -75,8 +75,8 @@ function showSignIn(reasonKey) {
     anchor('sso-button').href = sso.url;
   }
   if (!signInOptions.localLogin) $('signin').querySelector('header p').textContent = t('signin.ssoOnly');
-  const reason = reasonKey || (nextURL() ? 'signin.continue' : '');
-  note('signin', reason.startsWith('signin.sso.') ? 'error' : 'info', reason ? t(reason) : '');
+  const n = signInNote(reasonKey, nextURL());
+  note('signin', n.level, n.text);
   setTitle('signin');
   if (signInOptions.localLogin) $('login-username').focus();
   else if (sso) $('sso-button').focus();
@@ -98,18 +98,10 @@ async function loadSignInOptions() {
  * secret stays in no history entry.
  */
 function takeHash() {
-  const h = location.hash;
-  if (h.startsWith('#password/')) {
-    linkSecret = h.slice('#password/'.length);
-    history.replaceState(null, '', location.pathname + location.search);
-    return '';
-  }
-  if (h.startsWith('#signin?')) {
-    const code = new URLSearchParams(h.slice('#signin?'.length)).get('sso') || '';
-    history.replaceState(null, '', location.pathname + location.search);
-    return ['denied', 'state', 'unavailable', 'conflict', 'disabled'].includes(code) ? `signin.sso.${code}` : '';
-  }
-  return '';
+  const x = hashExtras(location.hash);
+  if (x.secret) linkSecret = x.secret;
+  if (x.take) history.replaceState(null, '', location.pathname + location.search);
+  return x.reason;
 }
 
 function showPasswordLink() {
@@ -176,7 +168,7 @@ function setupSignIn() {
     e.preventDefault();
     note('mfa-form', '', '');
     const value = $('mfa-code').value.trim();
-    const body = $('mfa-recovery').checked ? { mfaToken, recoveryCode: value } : { mfaToken, code: value };
+    const body = mfaBody(mfaToken, value, $('mfa-recovery').checked);
     await busy(e.submitter || $('mfa-submit'), async () => {
       try {
         const res = await api('POST', '/v1/login/mfa', body);
@@ -186,7 +178,7 @@ function setupSignIn() {
       } catch (err) {
         $('mfa-code').value = '';
         // The password step expired: back to it, saying so.
-        if (err.status === 401 && /start again/.test(err.message)) {
+        if (mfaExpired(err)) {
           showSignIn();
           note('login-form', 'error', `${t('action.mfa')} ${t('err.mfa.expired')}`);
           return;
@@ -240,19 +232,16 @@ function leave() {
 
 function route() {
   if (!me) return;
-  const r = parseRoute(location.hash, { admin: !!me.admin });
-  const canonical = routeHash(r);
-  if (location.hash !== canonical) {
+  const { route: r, canonical, replace, key, leave: leaving, moved } = viewChange(location.hash, me.admin, lastView);
+  if (replace) {
     // Old or unknown addresses (#admin, #nowhere) become the canonical one
     // without adding a history entry.
     history.replaceState(null, '', canonical);
   }
-  const key = `${r.view}/${r.section}`;
-  if (key !== lastView) {
+  if (leaving) {
     clearNotes();
     leave();
   }
-  const moved = lastView && key !== lastView;
   lastView = key;
   for (const v of VIEWS) {
     $(v).hidden = v !== r.view;
