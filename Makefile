@@ -110,8 +110,10 @@ lint: web
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
-	@# The browser code's JSDoc types, checked by TypeScript (pinned in web/package-lock.json).
-	cd web && ./node_modules/.bin/tsc -p jsconfig.json
+	@# The browser code's JSDoc types, checked by TypeScript (pinned in web/package-lock.json):
+	@# the modules of both origins (DOM), the service worker (webworker lib: its own globals)
+	@# and the page shim's classic scripts (one strict-mode bundle, web.go's pageBundle).
+	cd web && ./node_modules/.bin/tsc -p jsconfig.json && ./node_modules/.bin/tsc -p jsconfig.worker.json && ./node_modules/.bin/tsc -p jsconfig.page.json
 
 clean:
 	rm -rf bin artifacts dist web/ui/vendor web/node_modules

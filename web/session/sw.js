@@ -20,6 +20,11 @@ import { injectShim, isHTML } from './inject.js';
 import { MSG, shellOriginOf } from './protocol.js';
 import { t } from './messages.js';
 
+// The worker's own global scope, typed as what it is: make lint checks
+// this file with TypeScript's webworker lib (jsconfig.worker.json), whose
+// `self` is any worker's.
+const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
+
 const PREFIX = '/__t/';
 const RELAY_PATH = '/__t/relay.html';
 const SHIM_PATH = '/__t/page.js';
@@ -33,7 +38,7 @@ const HEAD_TIMEOUT = 120_000;
 // window reloading takes about a second; a closed one never comes back.
 const RELAY_WAIT = 5_000;
 
-const SHELL_ORIGIN = shellOriginOf(self.location);
+const SHELL_ORIGIN = shellOriginOf(sw.location);
 
 // What the relay told us. The worker may be stopped and restarted at any
 // time and lose this; the shell is the authority and refuses requests once
@@ -53,22 +58,28 @@ let portRelayId = '';
 // that the session window that gave the port still exists.
 const PORT_CHECK = 1_000;
 
-self.addEventListener('install', (e) => {
+sw.addEventListener('install', (e) => {
   // The shim is served from here, so a navigation costs no round trip to
   // the server for it. A failure only means it comes from the network.
-  e.waitUntil(caches.open(SHIM_CACHE).then((c) => c.add(SHIM_PATH)).catch(() => {}).then(() => self.skipWaiting()));
+  e.waitUntil(caches.open(SHIM_CACHE).then((c) => c.add(SHIM_PATH)).catch(() => {}).then(() => sw.skipWaiting()));
 });
-self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
+sw.addEventListener('activate', (e) => e.waitUntil(sw.clients.claim()));
 
-/** A relay client: the relay page in a nested frame. */
+/**
+ * A relay client: the relay page in a nested frame.
+ * @param {any} src a message's source or a client
+ * @returns {boolean}
+ */
 function isRelay(src) {
   return src && src.type === 'window' && src.frameType === 'nested' && new URL(src.url).pathname === RELAY_PATH;
 }
 
-self.addEventListener('message', (e) => {
+sw.addEventListener('message', (e) => {
   // Only the relay speaks for the session window. (The device's page can
   // load a relay page of its own; what it then gets is its own requests.)
-  const src = e.source;
+  // Typed as the window client it must be: a worker or a port as source
+  // has none of a client's fields, so the checks below refuse it.
+  const src = /** @type {WindowClient | null} */ (e.source);
   if (!isRelay(src)) {
     // A device page's WebSocket (page/websocket.js): handed on to the
     // shell like a request, with the page's cookies; the shell checks it.
@@ -120,7 +131,7 @@ function dropPort() {
  */
 async function portAlive(port) {
   if (port !== shellPort) return false;
-  const c = await self.clients.get(portRelayId);
+  const c = await sw.clients.get(portRelayId);
   if (c || port !== shellPort) return port === shellPort;
   dropPort();
   return false;
@@ -132,7 +143,7 @@ async function portAlive(port) {
  * device set here are deleted, and the worker unregisters itself.
  */
 async function wipe() {
-  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const windows = await sw.clients.matchAll({ type: 'window', includeUncontrolled: true });
   await Promise.all(windows.map(async (c) => {
     if (isRelay(c) || new URL(c.url).pathname === ENDED_PATH) return;
     try {
@@ -142,22 +153,24 @@ async function wipe() {
       // "no such session"
     }
   }));
-  if (self.cookieStore) {
+  if (sw.cookieStore) {
     try {
-      for (const c of await self.cookieStore.getAll()) await self.cookieStore.delete({ name: c.name, path: c.path || '/' });
+      // Chromium's items still carry the path the cookie store's spec dropped.
+      const items = /** @type {Array<CookieListItem & {path?: string}>} */ (await sw.cookieStore.getAll());
+      for (const c of items) await sw.cookieStore.delete({ name: c.name, path: c.path || '/' });
     } catch {
       // a cookie the store cannot delete is one it could not have set
     }
   }
   await caches.delete(SHIM_CACHE).catch(() => {});
-  await self.registration.unregister();
+  await sw.registration.unregister();
 }
 
-self.addEventListener('fetch', (e) => {
+sw.addEventListener('fetch', (e) => {
   const req = e.request;
   const url = new URL(req.url);
   // Other origins are not ours to carry; the device page's CSP refuses them.
-  if (url.origin !== self.location.origin) return;
+  if (url.origin !== sw.location.origin) return;
   if (url.pathname === SHIM_PATH) {
     e.respondWith(caches.match(SHIM_PATH).then((r) => r || fetch(req)));
     return;
@@ -198,10 +211,10 @@ function isOver() {
  */
 async function findRelay() {
   if (relayId) {
-    const c = await self.clients.get(relayId);
+    const c = await sw.clients.get(relayId);
     if (c) return c;
   }
-  const all = await self.clients.matchAll({ includeUncontrolled: true, type: 'window' });
+  const all = await sw.clients.matchAll({ includeUncontrolled: true, type: 'window' });
   const r = all.find(isRelay);
   if (r) return r;
   await new Promise((resolve) => {
@@ -213,27 +226,27 @@ async function findRelay() {
     const timer = setTimeout(done, RELAY_WAIT);
     relayWaiters.add(done);
   });
-  return relayId ? (await self.clients.get(relayId)) || null : null;
+  return relayId ? (await sw.clients.get(relayId)) || null : null;
 }
 
 async function pageCookies() {
   // Cookies the page set through document.cookie or that we mirrored; the
   // agent merges them with its jar, which also holds the HttpOnly ones.
-  if (!self.cookieStore) return '';
+  if (!sw.cookieStore) return '';
   try {
-    return cookieHeader(await self.cookieStore.getAll());
+    return cookieHeader(await sw.cookieStore.getAll());
   } catch {
     return '';
   }
 }
 
 async function mirrorCookies(pairs) {
-  if (!self.cookieStore) return;
+  if (!sw.cookieStore) return;
   for (const pair of pairs || []) {
     const c = parseCookiePair(pair);
     if (!c) continue;
     try {
-      await self.cookieStore.set({ name: c.name, value: c.value, path: '/' });
+      await sw.cookieStore.set({ name: c.name, value: c.value, path: '/' });
     } catch {
       // a cookie the store refuses is one the page cannot read either
     }
@@ -243,11 +256,11 @@ async function mirrorCookies(pairs) {
 async function deleteCookies(names) {
   // The device deleted these (agent/deviceproxy reports them): so must the
   // session origin's store, or the page's scripts would still see them.
-  if (!self.cookieStore || !Array.isArray(names)) return;
+  if (!sw.cookieStore || !Array.isArray(names)) return;
   for (const name of names) {
     if (typeof name !== 'string') continue;
     try {
-      await self.cookieStore.delete({ name, path: '/' });
+      await sw.cookieStore.delete({ name, path: '/' });
     } catch {
       // nothing to delete
     }
@@ -318,7 +331,7 @@ async function carry(event, req, url) {
     headers: [...req.headers],
     cookie,
     body,
-    origin: requestOrigin(req, self.location.origin),
+    origin: requestOrigin(req, sw.location.origin),
     referrer: req.referrer && req.referrer !== 'about:client' ? req.referrer : '',
     dest: req.destination,
     navigate,
@@ -385,7 +398,7 @@ async function carry(event, req, url) {
   headers.append('Server-Timing', hopTiming(timing));
   const location = headers.get('Location');
   if (location !== null) {
-    const r = redirectTarget(location, self.location.origin, req.url);
+    const r = redirectTarget(location, sw.location.origin, req.url);
     if (r.offsite) {
       reply.body?.cancel().catch(() => {});
       return html(502, offsitePage(r.offsite));

@@ -101,8 +101,9 @@ feature('deviceurls', (shim) => {
       if (r.type === 'attributes') fix(r.target);
       for (const n of r.addedNodes || []) {
         if (n.nodeType !== 1) continue;
-        fix(n);
-        if (n.querySelectorAll) for (const el of n.querySelectorAll('[src],[href],[action],[formaction],[data],[poster]')) fix(el);
+        const added = /** @type {Element} */ (n); // an element node
+        fix(added);
+        if (added.querySelectorAll) for (const el of added.querySelectorAll('[src],[href],[action],[formaction],[data],[poster]')) fix(el);
       }
     }
   }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: [...URL_ATTRS] });
@@ -115,7 +116,7 @@ feature('deviceurls', (shim) => {
   }
   // location.href = …, location.assign/replace, window.location = …: the
   // navigation is cancelled and made again to the session's URL.
-  const nav = window.navigation;
+  const nav = /** @type {any} */ (window).navigation; // the Navigation API, not in TypeScript's DOM types yet
   if (nav && typeof nav.addEventListener === 'function') {
     nav.addEventListener('navigate', (e) => {
       if (!e.cancelable || e.formData || e.hashChange) return;

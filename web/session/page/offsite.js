@@ -22,7 +22,8 @@ feature('offsite', (shim) => {
   const interstitial = (url) => PATH + encodeURIComponent(url.slice(0, 1000));
   document.addEventListener('click', (e) => {
     if (e.defaultPrevented || e.button !== 0) return;
-    const a = e.target && e.target.closest && e.target.closest('a[href], area[href]');
+    const el = /** @type {Element} */ (e.target); // checked before use: a text node has no closest
+    const a = /** @type {HTMLAnchorElement | HTMLAreaElement | null} */ (el && el.closest && el.closest('a[href], area[href]'));
     if (!a || a.hasAttribute('download')) return;
     const to = own(a.href);
     if (to) {
@@ -37,7 +38,7 @@ feature('offsite', (shim) => {
     else location.assign(interstitial(url));
   }, true);
   document.addEventListener('submit', (e) => {
-    const f = e.target;
+    const f = /** @type {HTMLFormElement} */ (e.target); // checked: only a form is submitted
     if (!f || typeof f.getAttribute !== 'function') return;
     const to = own(f.action);
     if (to) {

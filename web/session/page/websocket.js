@@ -29,5 +29,5 @@ feature('websocket', (shim) => {
     location, connect, onCookies, NativeWebSocket: Native, Blob, MessageEvent,
     CloseEvent: window.CloseEvent, DOMException, EventTarget, Event,
   });
-  window.WebSocket = WS;
+  window.WebSocket = /** @type {typeof WebSocket} */ (/** @type {unknown} */ (WS)); // its statics are defined in wsclass.js
 });
