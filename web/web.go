@@ -31,7 +31,11 @@
 //
 // Every text of the session window is in one catalog, session/messages.js,
 // which the modules import and from which messages.go renders
-// session/*.html; the app's is app/messages.js.
+// session/*.html; the app's is app/messages.js. Both get their machinery
+// (t, has, useCatalog, format) from one module, session/catalog.js, which
+// the app origin serves at /session/catalog.js, where app/messages.js's
+// import of ../session/catalog.js resolves in the browser as in the
+// source tree.
 //
 // Neither session handler needs per-session configuration: the origin-dependent
 // values in their policies come from the request's Host, which signaling
@@ -97,8 +101,8 @@ var contentTypes = map[string]string{
 var (
 	shellAssets = set("shell.js", "signaling.js", "tunnel.js", "frames.js", "headers.js", "toolbar.js",
 		"credentials.js", "recovery.js", "pathreason.js", "protocol.js", "strictjson.js", "tokenstore.js", "shell.css", "bar.js", "bar.css",
-		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js", "terminal.js", "shellflow.js")
-	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "messages.js", "relay.js", "notice.css")
+		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js", "catalog.js", "terminal.js", "shellflow.js")
+	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "messages.js", "catalog.js", "relay.js", "notice.css")
 )
 
 // pageParts are the page shim's parts (session/page/), in the order
@@ -134,6 +138,9 @@ type AppOptions struct {
 // "Open" button that creates a session and opens its origin.
 func App() http.Handler { return AppWith(AppOptions{}) }
 
+// appCatalog is where the app origin serves session/catalog.js.
+const appCatalog = "/session/catalog.js"
+
 // appCSP is the app's policy: its own origin only, no inline script or
 // style (the branding is a stylesheet of its own, /brand.css).
 const appCSP = "default-src 'self'; script-src 'self'; style-src 'self'; " +
@@ -165,6 +172,11 @@ func AppWith(opt AppOptions) http.Handler {
 			name = "favicon.ico"
 		case strings.HasPrefix(p, UIPrefix):
 			name = uiFile(strings.TrimPrefix(p, UIPrefix))
+		case p == appCatalog:
+			// The catalog machinery app/messages.js shares with the
+			// session window, where its import resolves from the source
+			// tree (../session/catalog.js) and node --test finds it too.
+			name = "session/catalog.js"
 		default:
 			if p := strings.TrimPrefix(p, "/"); !strings.Contains(p, "/") {
 				name = "app/" + p

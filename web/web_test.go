@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
@@ -400,14 +401,17 @@ func TestFoundationServedOnBothOrigins(t *testing.T) {
 // origin does not serve fails to load in the browser (the shell stays on
 // "Loading…"), which no unit test of the module itself sees.
 func TestEveryImportIsServedOnItsOrigin(t *testing.T) {
-	importRe := regexp.MustCompile(`(?m)^\s*import\s[^'"]*['"]\./([^'"]+)['"]`)
+	// Relative imports, resolved against the importing module's path as
+	// the browser does (path.Join stops ".." at the root, as URLs do).
+	importRe := regexp.MustCompile(`(?m)^\s*import\s[^'"]*['"](\.\.?/[^'"]+)['"]`)
 	for _, c := range []struct {
 		h       http.Handler
 		host    string
 		entries []string
 	}{
-		{shell(), shellHost, []string{"shell.js", "bar.js"}},
-		{device(), deviceHost, []string{"sw.js", "relay.js"}},
+		{shell(), shellHost, []string{ShellPrefix + "shell.js", ShellPrefix + "bar.js"}},
+		{device(), deviceHost, []string{ShellPrefix + "sw.js", ShellPrefix + "relay.js"}},
+		{App(), "localhost:8080", []string{"/app.js"}},
 	} {
 		seen := map[string]bool{}
 		queue := append([]string{}, c.entries...)
@@ -418,13 +422,16 @@ func TestEveryImportIsServedOnItsOrigin(t *testing.T) {
 				continue
 			}
 			seen[name] = true
-			res := get(t, c.h, c.host, http.MethodGet, ShellPrefix+name, map[string]string{"Sec-Fetch-Dest": "script"})
+			res := get(t, c.h, c.host, http.MethodGet, name, map[string]string{"Sec-Fetch-Dest": "script"})
 			if res.StatusCode != http.StatusOK {
-				t.Errorf("%s: %s%s is imported but answers %d", c.host, ShellPrefix, name, res.StatusCode)
+				t.Errorf("%s: %s is imported but answers %d", c.host, name, res.StatusCode)
 				continue
 			}
+			if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
+				t.Errorf("%s: %s is served as %q, not JavaScript", c.host, name, ct)
+			}
 			for _, m := range importRe.FindAllStringSubmatch(body(t, res), -1) {
-				queue = append(queue, m[1])
+				queue = append(queue, path.Join(path.Dir(name), m[1]))
 			}
 		}
 		if len(seen) <= len(c.entries) {

@@ -10,6 +10,8 @@
 // (action.KEY) and why, in words (err.ACTION.CODE, else err.CODE). The
 // server's message only goes to the console, for whoever debugs.
 
+import { catalogOf, format } from '../session/catalog.js';
+
 export const en = {
   'app.name': 'Porthole',
   'app.tagline': 'Remote access to the devices at your customers’ sites',
@@ -515,39 +517,10 @@ export const en = {
   'err.job.terminate.session_ended': 'The session had ended already.',
 };
 
-/** The active catalog; a translation would replace it. */
-let catalog = en;
-let locale = 'en';
-
-/** useCatalog(messages, locale): switch the language (keys missing there fall back to English). */
-export function useCatalog(messages, lang) {
-  catalog = { ...en, ...messages };
-  locale = lang || 'en';
-}
-
-/** has(key) reports whether the catalog has key. */
-export function has(key) {
-  return Object.hasOwn(catalog, key);
-}
-
-/** format('Hello {name}', {name: 'x'}) → 'Hello x'; unknown placeholders stay as they are. */
-export function format(text, params = {}) {
-  return text.replace(/\{(\w+)\}/g, (m, k) => (Object.hasOwn(params, k) ? String(params[k]) : m));
-}
-
-/**
- * t(key, params) → the text of key with its placeholders filled. A
- * params.count picks key.one / key.other by the locale's plural rules. A
- * missing key returns the key itself (a test catches it first).
- */
-export function t(key, params = {}) {
-  let k = key;
-  if (typeof params.count === 'number' && !has(k)) {
-    const form = new Intl.PluralRules(locale).select(params.count);
-    k = has(`${key}.${form}`) ? `${key}.${form}` : `${key}.other`;
-  }
-  return has(k) ? format(catalog[k], params) : key;
-}
+// The machinery is the session window's too (served here at
+// /session/catalog.js, web.go).
+export { format };
+export const { useCatalog, has, t } = catalogOf(en);
 
 /**
  * errorText(action, err, params) → one or two sentences: what failed and

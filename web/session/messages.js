@@ -13,6 +13,8 @@
 // line of it is one 'key': 'text', (single quotes, \' the only escape) or
 // a // comment. web/test/messages.test.js holds it to that.
 
+import { catalogOf, format } from './catalog.js';
+
 export const en = {
   'brand': 'Porthole',
   'title.session': 'Porthole session',
@@ -180,36 +182,6 @@ export const en = {
   'detached.after': ', or go back to its session window and reload it.',
 };
 
-/** The active catalog; a translation would replace it. */
-let catalog = en;
-let locale = 'en';
-
-/** useCatalog(messages, locale): switch the language (keys missing there fall back to English). */
-export function useCatalog(messages, lang) {
-  catalog = { ...en, ...messages };
-  locale = lang || 'en';
-}
-
-/** has(key) reports whether the catalog has key. */
-export function has(key) {
-  return Object.hasOwn(catalog, key);
-}
-
-/** format('Hello {name}', {name: 'x'}) → 'Hello x'; unknown placeholders stay as they are. */
-export function format(text, params = {}) {
-  return text.replace(/\{(\w+)\}/g, (m, k) => (Object.hasOwn(params, k) ? String(params[k]) : m));
-}
-
-/**
- * t(key, params) → the text of key with its placeholders filled. A
- * params.count picks key.one / key.other by the locale's plural rules. A
- * missing key returns the key itself (a test catches it first).
- */
-export function t(key, params = {}) {
-  let k = key;
-  if (typeof params.count === 'number' && !has(k)) {
-    const form = new Intl.PluralRules(locale).select(params.count);
-    k = has(`${key}.${form}`) ? `${key}.${form}` : `${key}.other`;
-  }
-  return has(k) ? format(catalog[k], params) : key;
-}
+// The machinery is the app's too (catalog.js).
+export { format };
+export const { useCatalog, has, t } = catalogOf(en);

@@ -158,14 +158,14 @@ func run(w io.Writer, compare bool, only string, tolerance float64, args []strin
 	for _, f := range b.Figures {
 		o := old[f.Name]
 		if o == nil {
-			fmt.Fprintf(tw, "%s\t—\t%.4g %s\t—\t%.3g\t—\tnew\t%s\t\n", f.Name, f.Median, f.Unit, f.Ratio, verdict(f))
+			fmt.Fprintf(tw, "%s\t—\t%.4g %s\t—\t%s\t—\tnew\t%s\t\n", f.Name, f.Median, f.Unit, ratio(f), verdict(f))
 			continue
 		}
 		d := diff(o, f, tolerance)
 		if d.regressed {
 			regressed++
 		}
-		fmt.Fprintf(tw, "%s\t%.4g\t%.4g %s\t%.3g\t%.3g\t%s\t%s\t%s\t\n", f.Name, o.Median, f.Median, f.Unit, o.Ratio, f.Ratio, d.change, d.word, verdict(f))
+		fmt.Fprintf(tw, "%s\t%.4g\t%.4g %s\t%s\t%s\t%s\t%s\t%s\t\n", f.Name, o.Median, f.Median, f.Unit, ratio(o), ratio(f), d.change, d.word, verdict(f))
 	}
 	tw.Flush()
 	if regressed > 0 {
@@ -174,6 +174,14 @@ func run(w io.Writer, compare bool, only string, tolerance float64, args []strin
 	}
 	fmt.Fprintf(w, "no figure regressed beyond noise (tolerance %.0f %%)\n", tolerance*100)
 	return nil
+}
+
+// ratio is a figure's same-run ratio to its baseline, "—" without one.
+func ratio(f *figure) string {
+	if f.Baseline == "" && f.Ratio == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.3g", f.Ratio)
 }
 
 // higherIsBetter reports whether a figure in unit improves upwards: rates
