@@ -213,7 +213,17 @@ function deviceItem(d, technician) {
         attrs: { 'aria-label': t('devices.vncLabel', { name, port: vnc.port }) },
       });
       screen.addEventListener('click', () => openSession(d, screen, undefined, `/?porthole-view=vnc&port=${vnc.port}`));
-      action.append(screen);
+      // Watch: the same screen, view-only at the agent (agent/rfbfilter).
+      const watch = el('button', {
+        type: 'button',
+        textContent: t('devices.vncWatch'),
+        className: 'open-vnc-watch secondary outline',
+        disabled: !d.canOpen,
+        dataset: { device: d.id, focus: 'vnc-watch' },
+        attrs: { 'aria-label': t('devices.vncWatchLabel', { name, port: vnc.port }) },
+      });
+      watch.addEventListener('click', () => openSession(d, watch, undefined, `/?porthole-view=vnc&port=${vnc.port}&view-only=1`));
+      action.append(screen, watch);
     }
     if (why) action.append(el('p', { className: 'why', id: whyId, textContent: t(why) }));
   }

@@ -82,6 +82,8 @@ export const en = {
   'devices.sshLabel': 'Open a terminal on {name} (SSH, port {port})',
   'devices.vnc': 'VNC',
   'devices.vncLabel': 'Show the screen of {name} (VNC, port {port})',
+  'devices.vncWatch': 'Watch',
+  'devices.vncWatchLabel': 'Watch the screen of {name} without control (VNC view only, port {port})',
   'devices.access.toggle': 'Remote access enabled',
   'devices.access.on': 'Remote access on',
   'devices.access.off': 'Remote access off',
