@@ -46,10 +46,12 @@ const (
 	// RoleUser ("Remote Technician User") opens sessions to the site's
 	// enabled devices.
 	RoleUser Role = "user"
+	// RoleSiteAdmin is the customer's own administrator of one site.
+	RoleSiteAdmin Role = "siteadmin"
 )
 
 // Valid reports whether r is a defined role.
-func (r Role) Valid() bool { return r == RoleConfigurer || r == RoleUser }
+func (r Role) Valid() bool { return r == RoleConfigurer || r == RoleUser || r == RoleSiteAdmin }
 
 // User is an account.
 type User struct {
@@ -326,6 +328,8 @@ type Store interface {
 
 	// JobStore: sessions as jobs, their access logs and checkpoints (jobs.go).
 	JobStore
+	// WebhookStore: sites' webhook subscriptions and deliveries (webhooks.go).
+	WebhookStore
 
 	// Close releases the store. Other methods must not be called after.
 	Close() error

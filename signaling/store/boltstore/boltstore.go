@@ -37,6 +37,9 @@ var (
 	bJobs        = []byte("jobs")        // id → Job
 	bJobsByTime  = []byte("jobsbytime")  // created (8 bytes BE Unix ns) + id → nothing
 	bCheckpoints = []byte("checkpoints") // stream → Checkpoint
+	// webhooks.go
+	bWebhooks   = []byte("webhooks")   // id → Webhook
+	bDeliveries = []byte("deliveries") // webhook → bucket of created + id → WebhookDelivery
 )
 
 // Options tune Open.
@@ -67,7 +70,7 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bUsers, bUserNames, bSites, bAgents, bDevices, bDiscovery, bTokens, bUserTokens, bCodes, bAttempts, bAudit, bJobs, bJobsByTime, bCheckpoints} {
+		for _, b := range [][]byte{bUsers, bUserNames, bSites, bAgents, bDevices, bDiscovery, bTokens, bUserTokens, bCodes, bAttempts, bAudit, bJobs, bJobsByTime, bCheckpoints, bWebhooks, bDeliveries} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -47,6 +47,8 @@ func Run(t *testing.T, open Factory) {
 		{"AppendAuditBatchUnderRace", testAppendAuditBatchRace},
 		{"CheckpointsOnlyMoveForward", testCheckpoints},
 		{"JobsSurviveRestart", testJobsRestart},
+		// webhooks.go
+		{"Webhooks", testWebhooks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
