@@ -30,6 +30,8 @@ type Event struct {
 	User    string
 	Agent   string
 	Device  string
+	// Site is the device's site ("" when its agent has none).
+	Site string
 	// DeviceName is the name the device's agent declared for it.
 	DeviceName string
 	Expires    time.Time
@@ -52,7 +54,7 @@ func (h *Hub) emitLocked(s *session, e Event) {
 		return
 	}
 	e.Session, e.Time = s.id, h.opt.Now()
-	e.User, e.Agent, e.Device, e.DeviceName, e.Expires = s.user, s.agentID, s.device, s.deviceName, s.expires
+	e.User, e.Agent, e.Device, e.DeviceName, e.Expires, e.Site = s.user, s.agentID, s.device, s.deviceName, s.expires, s.site
 	h.opt.Events(e)
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/porthole-dev/porthole/signaling/sso"
 	"github.com/porthole-dev/porthole/signaling/store"
 	"github.com/porthole-dev/porthole/signaling/turncred"
+	"github.com/porthole-dev/porthole/signaling/webhook"
 )
 
 // MaxSessionTTL is the longest a session may last.
@@ -223,6 +225,14 @@ type Config struct {
 	// metrics): agents, sessions by state and path, setup times, access-log
 	// bytes and HTTP requests by route. Nil exports none.
 	Metrics prometheus.Registerer
+
+	// Notify, if set, receives every webhook event (issue 18): the
+	// session events this server emits and the approval and policy
+	// events. It must not block (webhook.Dispatcher.Notify queues).
+	Notify func(ctx context.Context, ev proto.WebhookEvent)
+	// Webhooks, if set, serves the webhooks API of sites (webhooks.go):
+	// it checks endpoints and sends test events. Nil: no webhooks API.
+	Webhooks *webhook.Dispatcher
 }
 
 func (cfg *Config) check() error {

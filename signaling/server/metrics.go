@@ -14,6 +14,7 @@ import (
 func (s *Server) sessionEvent(e hub.Event) {
 	s.recorder.Event(e)
 	s.metrics.Event(e)
+	s.sessionWebhook(e)
 }
 
 // storeAccessLog stores a batch of an agent's access log and counts its

@@ -60,6 +60,9 @@ type Server struct {
 	router   *cluster.Router  // nil on a single node
 
 	metrics *metrics.Metrics // nil without Config.Metrics (metrics.go)
+
+	hookMu      sync.Mutex
+	hookStarted map[string]bool // sessions whose session.started was sent (webhooks.go)
 }
 
 // New checks cfg and builds a server. It does no I/O and starts no
@@ -85,6 +88,8 @@ func New(cfg Config) (*Server, error) {
 		agents:  credentials(cfg.AgentKeys, true),
 		techs:   credentials(cfg.TechnicianTokens, false),
 		allowed: make(map[string]bool, len(cfg.AllowedOrigins)),
+
+		hookStarted: map[string]bool{},
 	}
 	for _, o := range cfg.AllowedOrigins {
 		s.allowed[o] = true
@@ -235,6 +240,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(proto.PathAgent, s.api(methods{"PUT": s.adminOnly(proto.ScopeManage, s.putAgent)}))
 	mux.Handle(proto.PathAudit, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.listAudit)}))
 	s.jobRoutes(mux)
+	s.webhookRoutes(mux) // webhooks.go
 
 	s.enrollRoutes(mux)
 	s.signinRoutes(mux) // signin.go

@@ -422,3 +422,10 @@ func (d *Dispatcher) attempt(w *store.Webhook, delivery, typ string, body []byte
 	}
 	return resp.StatusCode, nil
 }
+
+// CheckURL validates a subscription's endpoint under this dispatcher's
+// AllowPrivate (the package's CheckURL).
+func (d *Dispatcher) CheckURL(raw string) error {
+	_, err := CheckURL(raw, d.cfg.AllowPrivate)
+	return err
+}
