@@ -22,6 +22,7 @@ func TestOpenAPIDocumentsEveryPath(t *testing.T) {
 		proto.PathUserRole, proto.PathSites, proto.PathSite, proto.PathAgents, proto.PathAgent, proto.PathAudit,
 		proto.PathAuthorize, proto.PathToken, proto.PathAuditVerify, proto.PathJobs, proto.PathJob, proto.PathJobLog,
 		proto.PathJobExport, proto.PathJobVerify, proto.PathJobTerminate,
+		proto.PathWebhooks, proto.PathWebhook, proto.PathWebhookTest, proto.PathWebhookDeliveries,
 		proto.PathRevoke, proto.PathOAuthMetadata, proto.PathCLICode, proto.PathEnrollments, proto.PathEnroll, proto.PathAgentRevoke,
 	} {
 		if !strings.Contains(doc, "\n  "+p+":\n") {
