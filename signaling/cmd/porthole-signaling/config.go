@@ -45,6 +45,7 @@ type prodFlags struct {
 	oidcScopes        string
 	agentRenewGrace   time.Duration
 	agentCertLifetime time.Duration
+	webhookPrivate    bool
 }
 
 // productionFlags defines the production settings on fs.
@@ -62,6 +63,7 @@ func productionFlags(fs *flag.FlagSet) *prodFlags {
 	fs.Var(&p.oidcGroupRoles, "oidc-group-role", "GROUP=admin or GROUP=SITE:ROLE[+ROLE]: members of the IdP group get that role (repeatable)")
 	fs.DurationVar(&p.agentCertLifetime, "agent-cert-lifetime", ca.DefaultCertTTL, "lifetime of the agents' certificates; they renew two thirds into it")
 	fs.DurationVar(&p.agentRenewGrace, "agent-renew-grace", enroll.DefaultRenewGrace, "how long after its certificate expired an agent may still renew it (proving its key) instead of re-enrolling; 0 turns it off")
+	fs.BoolVar(&p.webhookPrivate, "webhook-allow-private", false, "let webhook endpoints be loopback, private or link-local addresses, and plain http to loopback (tests and development only: otherwise a site admin could make signaling call its internal network)")
 	return p
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/porthole-dev/porthole/signaling/preflight"
 	"github.com/porthole-dev/porthole/signaling/server"
 	"github.com/porthole-dev/porthole/signaling/turncred"
+	"github.com/porthole-dev/porthole/signaling/webhook"
 	"github.com/porthole-dev/porthole/web"
 )
 
@@ -266,7 +267,19 @@ func run(args []string, checkOnly bool) error {
 	if err != nil {
 		return err
 	}
+	// Webhooks: every node delivers the events it emits (package webhook).
+	hooks, err := webhook.New(webhook.Config{Store: st, Logger: log.With("part", "webhook"), Metrics: registerer(reg),
+		AllowPrivate: prod.webhookPrivate})
+	if err != nil {
+		return err
+	}
+	defer hooks.Close() // after the server: its last events are queued
+	if prod.webhookPrivate {
+		log.Warn("webhook endpoints may be private or loopback addresses (--webhook-allow-private)")
+	}
 	srv, err := server.New(server.Config{
+		Notify:       hooks.Notify,
+		Webhooks:     hooks,
 		SSO:          ssoProvider,
 		SSOName:      prod.oidcName,
 		NoLocalLogin: !prod.localLogin,
