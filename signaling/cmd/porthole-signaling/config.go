@@ -16,6 +16,7 @@ import (
 	"github.com/porthole-dev/porthole/signaling/enroll"
 	"github.com/porthole-dev/porthole/signaling/preflight"
 	"github.com/porthole-dev/porthole/signaling/sso"
+	"github.com/porthole-dev/porthole/signaling/webhook"
 )
 
 // EnvPrefix starts the environment variable of every setting:
@@ -46,6 +47,7 @@ type prodFlags struct {
 	agentRenewGrace   time.Duration
 	agentCertLifetime time.Duration
 	webhookPrivate    bool
+	webhookRetry      time.Duration
 }
 
 // productionFlags defines the production settings on fs.
@@ -64,6 +66,7 @@ func productionFlags(fs *flag.FlagSet) *prodFlags {
 	fs.DurationVar(&p.agentCertLifetime, "agent-cert-lifetime", ca.DefaultCertTTL, "lifetime of the agents' certificates; they renew two thirds into it")
 	fs.DurationVar(&p.agentRenewGrace, "agent-renew-grace", enroll.DefaultRenewGrace, "how long after its certificate expired an agent may still renew it (proving its key) instead of re-enrolling; 0 turns it off")
 	fs.BoolVar(&p.webhookPrivate, "webhook-allow-private", false, "let webhook endpoints be loopback, private or link-local addresses, and plain http to loopback (tests and development only: otherwise a site admin could make signaling call its internal network)")
+	fs.DurationVar(&p.webhookRetry, "webhook-retry-delay", webhook.DefaultBaseDelay, "wait before a failed webhook delivery's first retry; it doubles with each attempt (with jitter), up to 10 minutes, for 6 attempts")
 	return p
 }
 

@@ -269,7 +269,7 @@ func run(args []string, checkOnly bool) error {
 	}
 	// Webhooks: every node delivers the events it emits (package webhook).
 	hooks, err := webhook.New(webhook.Config{Store: st, Logger: log.With("part", "webhook"), Metrics: registerer(reg),
-		AllowPrivate: prod.webhookPrivate})
+		AllowPrivate: prod.webhookPrivate, BaseDelay: prod.webhookRetry})
 	if err != nil {
 		return err
 	}
