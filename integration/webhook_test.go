@@ -1,0 +1,232 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
+	"github.com/porthole-dev/porthole/proto"
+	"github.com/porthole-dev/porthole/signaling/webhook"
+)
+
+// techDo calls signaling's API with the stack's dev technician token and
+// decodes a 2xx answer into out.
+func techDo(t *testing.T, s *stack.Stack, method, path string, body, out any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.SignalingURL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+s.TechToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode/100 == 2 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return resp.StatusCode, b
+}
+
+// hookReceiver is a subscriber's endpoint: it records every delivery and
+// fails the first one.
+type hookReceiver struct {
+	mu    sync.Mutex
+	got   []received
+	fails int // answer 503 to this many requests first
+}
+
+type received struct {
+	header http.Header
+	body   []byte
+	at     time.Time
+	code   int
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	code := http.StatusOK
+	if h.fails > 0 {
+		h.fails--
+		code = http.StatusServiceUnavailable
+	}
+	h.got = append(h.got, received{r.Header.Clone(), b, time.Now(), code})
+	h.mu.Unlock()
+	w.WriteHeader(code)
+}
+
+func (h *hookReceiver) all() []received {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]received(nil), h.got...)
+}
+
+// event waits for a delivery of type typ accepted (200) and returns it with
+// the earlier attempts of the same delivery.
+func (h *hookReceiver) event(t *testing.T, typ string) (proto.WebhookEvent, []received) {
+	t.Helper()
+	var ok received
+	testenv.Eventually(t, 60*time.Second, "a "+typ+" webhook", func() bool {
+		for _, r := range h.all() {
+			if r.header.Get(proto.WebhookEventHeader) == typ && r.code == http.StatusOK {
+				ok = r
+				return true
+			}
+		}
+		return false
+	})
+	var attempts []received
+	for _, r := range h.all() {
+		if r.header.Get(proto.WebhookDeliveryHeader) == ok.header.Get(proto.WebhookDeliveryHeader) {
+			attempts = append(attempts, r)
+		}
+	}
+	var ev proto.WebhookEvent
+	if err := json.Unmarshal(ok.body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev, attempts
+}
+
+// TestWebhooksDeliverSessionEventsSigned: a site's subscriber receives
+// session.started, session.ended and session.terminated of real sessions
+// (through `porthole http`, the last one ended with the jobs terminate
+// API) on a real HTTP server, each signed with the secret the API showed
+// once; the first delivery fails and is retried under the same delivery
+// id; the delivery log, a test event and the admin audit say so.
+func TestWebhooksDeliverSessionEventsSigned(t *testing.T) {
+	s := stack.Start(t, stack.Options{SignalingArgs: []string{"--webhook-allow-private", "--webhook-retry-delay", "200ms"}})
+	recv := &hookReceiver{fails: 1}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+
+	base := strings.Replace(proto.PathWebhooks, "{site}", stack.SiteID, 1)
+	var created proto.WebhookCreated
+	if code, b := techDo(t, s, http.MethodPost, base, proto.NewWebhook{URL: srv.URL + "/porthole"}, &created); code != http.StatusCreated {
+		t.Fatalf("create webhook: %d %s", code, b)
+	}
+	if !strings.HasPrefix(created.Secret, "whsec_") || created.Site != stack.SiteID {
+		t.Fatalf("created %+v", created)
+	}
+	if code, b := techDo(t, s, http.MethodPost, base, proto.NewWebhook{URL: "http://hooks.example.com/x"}, nil); code != http.StatusBadRequest {
+		t.Fatalf("plain http to a non-loopback host: %d %s, want 400", code, b)
+	}
+	var list proto.WebhookList
+	if code, b := techDo(t, s, http.MethodGet, base, nil, &list); code != http.StatusOK || len(list.Webhooks) != 1 || strings.Contains(string(b), created.Secret) {
+		t.Fatalf("list: %d %s (the secret must not be shown again)", code, b)
+	}
+
+	verify := func(rs []received) {
+		t.Helper()
+		for _, r := range rs {
+			if err := webhook.Verify(created.Secret, r.header.Get(proto.WebhookSignatureHeader), r.body, time.Now(), 5*time.Minute); err != nil {
+				t.Fatalf("delivery %s: %v", r.header.Get(proto.WebhookDeliveryHeader), err)
+			}
+		}
+	}
+
+	// Session 1: connects, then the technician closes it.
+	cli, m := startCLI(t, s, `serving \S+ web page at (http://\S+/)`, "http", stack.DeviceID, "--listen", "127.0.0.1:0")
+	if resp, _ := get(t, http.DefaultClient, m[1]); resp.StatusCode != http.StatusOK {
+		t.Fatalf("device page through the tunnel: %d", resp.StatusCode)
+	}
+	started, attempts := recv.event(t, proto.WebhookSessionStarted)
+	if started.Site != stack.SiteID || started.Device != stack.DeviceID || started.Session == "" || started.Until.IsZero() {
+		t.Fatalf("session.started %+v", started)
+	}
+	if len(attempts) != 2 || attempts[0].code != http.StatusServiceUnavailable || !bytes.Equal(attempts[0].body, attempts[1].body) {
+		t.Fatalf("session.started: %d attempts, want a failed one then the accepted retry with the same body", len(attempts))
+	}
+	verify(attempts)
+	startedDelivery := attempts[0].header.Get(proto.WebhookDeliveryHeader)
+	if err := cli.Stop(10 * time.Second); err != nil {
+		t.Logf("cli: %v", err)
+	}
+	ended, attempts := recv.event(t, proto.WebhookSessionEnded)
+	if ended.Session != started.Session || ended.Reason == "" {
+		t.Fatalf("session.ended %+v", ended)
+	}
+	verify(attempts)
+
+	// Session 2: terminated by an administrator through the jobs API.
+	_, m = startCLI(t, s, `serving \S+ web page at (http://\S+/)`, "http", stack.DeviceID, "--listen", "127.0.0.1:0")
+	get(t, http.DefaultClient, m[1])
+	var second proto.WebhookEvent
+	testenv.Eventually(t, 60*time.Second, "the second session.started", func() bool {
+		for _, r := range recv.all() {
+			var ev proto.WebhookEvent
+			if json.Unmarshal(r.body, &ev) == nil && ev.Type == proto.WebhookSessionStarted && ev.Session != started.Session {
+				second = ev
+				return true
+			}
+		}
+		return false
+	})
+	if code, b := techDo(t, s, http.MethodPost, strings.Replace(proto.PathJobTerminate, "{id}", second.Session, 1), nil, nil); code != http.StatusOK {
+		t.Fatalf("terminate: %d %s", code, b)
+	}
+	term, attempts := recv.event(t, proto.WebhookSessionTerminated)
+	if term.Session != second.Session || term.By != "tech" || term.Reason != string(proto.EndByAdmin) {
+		t.Fatalf("session.terminated %+v", term)
+	}
+	verify(attempts)
+
+	// A test event, then the delivery log as the API shows it.
+	hook := base + "/" + created.ID
+	if code, b := techDo(t, s, http.MethodPost, hook+"/test", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("test: %d %s", code, b)
+	}
+	_, attempts = recv.event(t, proto.WebhookTest)
+	verify(attempts)
+	var log proto.WebhookDeliveryList
+	testenv.Eventually(t, 10*time.Second, "the delivery log", func() bool {
+		log = proto.WebhookDeliveryList{}
+		techDo(t, s, http.MethodGet, hook+"/deliveries", nil, &log)
+		return len(log.Deliveries) >= 5
+	})
+	var first *proto.WebhookDelivery
+	for i, d := range log.Deliveries {
+		if d.Status != "delivered" {
+			t.Errorf("delivery %+v not delivered", d)
+		}
+		if d.ID == startedDelivery {
+			first = &log.Deliveries[i]
+		}
+	}
+	if first == nil || first.Attempts != 2 || first.Code != http.StatusOK || first.Event != proto.WebhookSessionStarted {
+		t.Fatalf("the retried delivery in the log: %+v (log %+v)", first, log.Deliveries)
+	}
+	if log.Deliveries[0].Event != proto.WebhookTest {
+		t.Errorf("newest delivery %+v, want the test event", log.Deliveries[0])
+	}
+
+	// The admin audit records the subscription.
+	var audit proto.AuditList
+	techDo(t, s, http.MethodGet, proto.PathAudit, nil, &audit)
+	actions := map[string]bool{}
+	for _, e := range audit.Entries {
+		actions[e.Action] = true
+	}
+	if !actions["webhook.create"] || !actions["webhook.test"] {
+		t.Fatalf("audit actions %v, want webhook.create and webhook.test", actions)
+	}
+	if code, b := techDo(t, s, http.MethodDelete, hook, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+}
