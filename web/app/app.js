@@ -15,6 +15,7 @@ import { setupJobs, showJobs } from './jobs.js';
 import { applyMessages, errorText, t } from './messages.js';
 import { VIEWS } from './routes.js';
 import { brandOf, hashExtras, mfaBody, mfaExpired, nextURL as nextOf, pageTitle, signInNote, viewChange } from './appflow.js';
+import { leaveWebhooks, mayManageWebhooks, setupWebhooks, showWebhooks } from './webhooks.js';
 import { $, anchor, api, busy, clearNotes, note, onUnauthorized } from './ui.js';
 
 let me = null;
@@ -125,6 +126,7 @@ function signedIn(user) {
   $('nav').hidden = false;
   $('user-box').hidden = false;
   $('nav-admin').hidden = !me.admin;
+  $('nav-webhooks').hidden = !mayManageWebhooks(me);
   $('who').textContent = me.displayName || me.name;
   $('who').title = t('nav.signedInAs', { name: me.displayName || me.name });
   lastView = '';
@@ -228,6 +230,7 @@ function leave() {
   stopDevices();
   leaveAccount();
   leaveAdmin();
+  leaveWebhooks();
 }
 
 function route() {
@@ -251,6 +254,7 @@ function route() {
   if (r.view === 'devices') showDevices(me);
   else if (r.view === 'jobs') showJobs(me, r.id);
   else if (r.view === 'account') showAccount();
+  else if (r.view === 'webhooks') showWebhooks(me);
   else showAdmin(me, r.section);
   // Keyboard and screen-reader users land at the new view's top.
   if (moved) {
@@ -269,6 +273,7 @@ async function start() {
   setupJobs();
   setupAccount();
   setupAdmin();
+  setupWebhooks();
   const reason = takeHash();
   await Promise.all([loadBrand(), loadSignInOptions()]);
   if (linkSecret) {

@@ -6,8 +6,9 @@
 //   #jobs/<id>             one job, with its access log
 //   #account               password, two-factor login, API tokens
 //   #admin/<section>       users, sites, agents or audit (#admin = users)
+//   #webhooks              a site's webhooks (admins and site admins)
 
-export const VIEWS = ['devices', 'jobs', 'account', 'admin'];
+export const VIEWS = ['devices', 'jobs', 'account', 'admin', 'webhooks'];
 export const ADMIN_SECTIONS = ['users', 'sites', 'agents', 'audit'];
 
 /**
