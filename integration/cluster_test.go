@@ -468,7 +468,7 @@ func startProc(t *testing.T, ctx context.Context, name, bin string, args []strin
 	return m
 }
 
-func startNode(t *testing.T, ctx context.Context, bin stack.Binaries, dir, redisURL, name, techToken string, keys map[string]string) *clusterNode {
+func startNode(t *testing.T, ctx context.Context, bin stack.Binaries, dir, redisURL, name, techToken string, keys map[string]string, extra ...string) *clusterNode {
 	t.Helper()
 	var lastErr error
 	for range 3 { // the free port may be taken meanwhile
@@ -479,6 +479,7 @@ func startNode(t *testing.T, ctx context.Context, bin stack.Binaries, dir, redis
 		for id, k := range keys {
 			args = append(args, "--agent-key", id+"="+k)
 		}
+		args = append(args, extra...)
 		p, err := proc.Start("porthole-signaling-"+name, bin["porthole-signaling"], args, proc.Options{})
 		if err != nil {
 			t.Fatal(err)

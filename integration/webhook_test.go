@@ -2,15 +2,20 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/daemon"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
@@ -228,5 +233,88 @@ func TestWebhooksDeliverSessionEventsSigned(t *testing.T) {
 	}
 	if code, b := techDo(t, s, http.MethodDelete, hook, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", code, b)
+	}
+}
+
+// TestWebhooksInAClusterDeliverOnce: two signaling nodes on one Redis, the
+// agent on n0 and the technician and the subscription's API on n1. The
+// session lives on n0 (its owner), which alone emits and delivers its
+// events: the subscriber gets session.started and session.ended once
+// each, and n1's API shows the log n0 wrote.
+func TestWebhooksInAClusterDeliverOnce(t *testing.T) {
+	redisAddr := testenv.StartRedis(t)
+	bin := stack.Build(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	devProc := startProc(t, ctx, "porthole-demo-device", bin["porthole-demo-device"], []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
+	_, devPortStr, _ := net.SplitHostPort(devProc[1])
+	devPort, _ := strconv.Atoi(devPortStr)
+	const techToken = "cluster-hook-token"
+	keys := map[string]string{"hook-agent": "hook-agent-key-0123456789"}
+	n0 := startNode(t, ctx, bin, dir, "redis://"+redisAddr, "n0", techToken, keys, "--webhook-allow-private")
+	n1 := startNode(t, ctx, bin, dir, "redis://"+redisAddr, "n1", techToken, keys, "--webhook-allow-private")
+	call := func(n *clusterNode, method, path string, body, out any) int {
+		t.Helper()
+		code, b := techDo(t, &stack.Stack{SignalingURL: n.url, TechToken: techToken}, method, path, body, out)
+		if code/100 != 2 {
+			t.Logf("%s %s on %s: %d %s", method, path, n.name, code, b)
+		}
+		return code
+	}
+	if code := call(n1, http.MethodPost, proto.PathSites, proto.NewSite{ID: "hq", Name: "HQ"}, nil); code != http.StatusCreated {
+		t.Fatalf("create site: %d", code)
+	}
+	if code := call(n1, http.MethodPut, "/v1/agents/hook-agent", proto.AgentUpdate{Site: "hq"}, nil); code != http.StatusOK {
+		t.Fatalf("assign agent: %d", code)
+	}
+	recv := &hookReceiver{}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	var created proto.WebhookCreated
+	if code := call(n1, http.MethodPost, "/v1/sites/hq/webhooks", proto.NewWebhook{URL: srv.URL}, &created); code != http.StatusCreated {
+		t.Fatalf("create webhook: %d", code)
+	}
+
+	a, err := daemon.New(daemon.Config{Server: n0.url, Key: keys["hook-agent"], LoopbackOnly: true, Logger: slog.New(slog.DiscardHandler),
+		Devices: []daemon.DeviceConfig{{ID: "hook-printer", Address: "127.0.0.1", HTTPPort: devPort}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(ctx)
+	var awg sync.WaitGroup
+	defer func() { acancel(); awg.Wait() }()
+	awg.Go(func() { _ = a.Run(actx) })
+	testenv.Eventually(t, 30*time.Second, "the device online on n1", func() bool { return deviceOnline(ctx, n1.url, techToken, "hook-printer") })
+
+	sess, err := openSession(ctx, n1.url, techToken, "hook-printer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := getPage(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	started, _ := recv.event(t, proto.WebhookSessionStarted)
+	sess.Close()
+	ended, _ := recv.event(t, proto.WebhookSessionEnded)
+	if started.Site != "hq" || ended.Session != started.Session {
+		t.Fatalf("started %+v ended %+v", started, ended)
+	}
+	var log proto.WebhookDeliveryList
+	testenv.Eventually(t, 10*time.Second, "both deliveries in n1's log", func() bool {
+		log = proto.WebhookDeliveryList{}
+		call(n1, http.MethodGet, "/v1/sites/hq/webhooks/"+created.ID+"/deliveries", nil, &log)
+		return len(log.Deliveries) >= 2 && log.Deliveries[0].Status == "delivered" && log.Deliveries[1].Status == "delivered"
+	})
+	got := recv.all()
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[r.header.Get(proto.WebhookDeliveryHeader)] = true
+		if err := webhook.Verify(created.Secret, r.header.Get(proto.WebhookSignatureHeader), r.body, time.Now(), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 || len(ids) != 2 || len(log.Deliveries) != 2 {
+		t.Fatalf("%d requests (%d delivery ids), %d deliveries logged: want each event once", len(got), len(ids), len(log.Deliveries))
 	}
 }
