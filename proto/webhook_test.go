@@ -75,3 +75,19 @@ func TestGoldenWebhooks(t *testing.T) {
 		})
 	}
 }
+
+// TestREADMEShowsTheGoldenWebhook: the README's payload example is the
+// golden file itself.
+func TestREADMEShowsTheGoldenWebhook(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "golden", "webhook", "event-session-terminated.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, append([]byte("```json\n"), golden...)) {
+		t.Fatal("README.md's webhook example is not proto/testdata/golden/webhook/event-session-terminated.json")
+	}
+}
