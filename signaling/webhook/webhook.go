@@ -334,15 +334,23 @@ func (d *Dispatcher) deliver(w *store.Webhook, ev proto.WebhookEvent, body []byt
 		switch {
 		case err == nil:
 			rec.Status = store.DeliveryDelivered
+		case d.ctx.Err() != nil:
+			// Signaling is stopping: the delivery stays pending in the log.
+			rec.LastError = "abandoned: signaling stopped"
+			d.record(log, rec)
+			return
 		default:
 			rec.LastError = errorText(err)
-			retry = retryable(code, err) && attempt < d.cfg.MaxAttempts && d.ctx.Err() == nil
+			retry = retryable(code, err) && attempt < d.cfg.MaxAttempts
 			rec.Status = store.DeliveryFailed
 			if retry {
 				rec.Status = store.DeliveryPending
 			}
 		}
-		d.record(log, rec)
+		if !d.record(log, rec) {
+			log.Info("webhook removed; delivery stopped", "attempts", attempt)
+			return
+		}
 		switch {
 		case err == nil:
 			d.count("delivered", func(s *Stats) { s.Delivered++ })
@@ -371,12 +379,19 @@ func (d *Dispatcher) count(result string, f func(*Stats)) {
 	d.mu.Unlock()
 }
 
-func (d *Dispatcher) record(log *slog.Logger, rec *store.WebhookDelivery) {
+// record stores rec in its subscription's log, and reports false when the
+// subscription is gone (its deliveries stop).
+func (d *Dispatcher) record(log *slog.Logger, rec *store.WebhookDelivery) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeout)
 	defer cancel()
-	if err := d.cfg.Store.PutDelivery(ctx, rec, d.cfg.Keep); err != nil && !errors.Is(err, store.ErrNotFound) {
+	err := d.cfg.Store.PutDelivery(ctx, rec, d.cfg.Keep)
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	if err != nil {
 		log.Error("record webhook delivery", "err", err)
 	}
+	return true
 }
 
 // errStatus is an answer that is not 2xx.

@@ -131,8 +131,9 @@ func TestCheckURL(t *testing.T) {
 type fixture struct {
 	st    store.Store
 	d     *Dispatcher
-	mu    sync.Mutex
-	waits []time.Duration
+	mu     sync.Mutex
+	waits  []time.Duration
+	onWait func() // runs at each wait between attempts
 }
 
 func newFixture(t *testing.T, cfg Config) *fixture {
@@ -148,7 +149,11 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	cfg.After = func(d time.Duration) <-chan time.Time {
 		f.mu.Lock()
 		f.waits = append(f.waits, d)
+		hook := f.onWait
 		f.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
 		c := make(chan time.Time, 1)
 		c <- time.Time{}
 		return c
@@ -359,4 +364,19 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 	}
 	close(bs.release)
 	d.Flush()
+}
+
+func TestRemovedWebhookStopsRetrying(t *testing.T) {
+	srv, hits := receiver(t, 503)
+	f := newFixture(t, Config{AllowPrivate: true, MaxAttempts: 6})
+	f.hook(t, "wh1", srv.URL)
+	f.mu.Lock()
+	f.onWait = func() { _ = f.st.DeleteWebhook(ctx, "wh1") }
+	f.mu.Unlock()
+	f.d.Notify(ctx, proto.WebhookEvent{Type: proto.WebhookSessionStarted, Site: "site1"})
+	f.d.Flush()
+	// The attempt under way when it was removed is the last.
+	if n := len(hits()); n != 2 {
+		t.Fatalf("%d attempts after the webhook was removed during the first wait, want 2", n)
+	}
 }
