@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/porthole-dev/porthole/proto"
@@ -129,8 +132,8 @@ func TestCheckURL(t *testing.T) {
 // fixture is a dispatcher on a real store, with waits recorded and fired
 // at once.
 type fixture struct {
-	st    store.Store
-	d     *Dispatcher
+	st     store.Store
+	d      *Dispatcher
 	mu     sync.Mutex
 	waits  []time.Duration
 	onWait func() // runs at each wait between attempts
@@ -344,7 +347,11 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 	}
 	defer st.Close()
 	bs := &blockingStore{WebhookStore: st, entered: make(chan struct{}), release: make(chan struct{})}
-	d, err := New(Config{Store: bs, Queue: 2, AllowPrivate: true})
+	reg := prometheus.NewRegistry()
+	var logs strings.Builder
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	d, err := New(Config{Store: bs, Queue: 2, AllowPrivate: true, Metrics: reg, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,6 +368,18 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 	}
 	if s := d.Stats(); s.Dropped != 3 {
 		t.Fatalf("dropped %d, want 3", s.Dropped)
+	}
+	if n := testutil.ToFloat64(d.mDropped); n != 3 {
+		t.Fatalf("porthole_signaling_webhook_events_dropped_total = %v, want 3", n)
+	}
+	if n, err := testutil.GatherAndCount(reg, "porthole_signaling_webhook_events_dropped_total"); err != nil || n != 1 {
+		t.Fatalf("the dropped counter is not registered: %d, %v", n, err)
+	}
+	logMu.Lock()
+	lines := strings.Count(logs.String(), "webhook queue full; event dropped")
+	logMu.Unlock()
+	if lines != 3 {
+		t.Fatalf("%d log lines for 3 drops", lines)
 	}
 	close(bs.release)
 	d.Flush()
@@ -379,4 +398,15 @@ func TestRemovedWebhookStopsRetrying(t *testing.T) {
 	if n := len(hits()); n != 2 {
 		t.Fatalf("%d attempts after the webhook was removed during the first wait, want 2", n)
 	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }
