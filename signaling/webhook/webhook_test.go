@@ -410,3 +410,23 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+func TestSlowEndpointTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // answers only once signaling gave up
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	f := newFixture(t, Config{AllowPrivate: true, Timeout: 100 * time.Millisecond, MaxAttempts: 2})
+	f.hook(t, "wh1", srv.URL)
+	f.d.Notify(ctx, proto.WebhookEvent{Type: proto.WebhookSessionStarted, Site: "site1"})
+	f.d.Flush()
+	d := f.deliveries(t, "wh1")[0]
+	if d.Status != store.DeliveryFailed || d.Attempts != 2 || d.LastError != "timed out" || d.Code != 0 {
+		t.Fatalf("delivery log %+v, want two timed-out attempts", d)
+	}
+}
