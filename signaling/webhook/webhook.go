@@ -279,12 +279,8 @@ func (d *Dispatcher) run() {
 			hooks = nil
 		}
 		for _, w := range hooks {
-			select {
-			case d.sem <- struct{}{}:
-			case <-d.ctx.Done():
-			}
-			if d.ctx.Err() != nil {
-				break
+			if !d.acquire() {
+				break // closing
 			}
 			d.mu.Lock()
 			d.pending++
@@ -296,6 +292,21 @@ func (d *Dispatcher) run() {
 			}()
 		}
 		d.finish(1)
+	}
+}
+
+// acquire takes a delivery slot, waiting while InFlight deliveries run;
+// false once the dispatcher is closing.
+func (d *Dispatcher) acquire() bool {
+	select {
+	case d.sem <- struct{}{}:
+		if d.ctx.Err() != nil {
+			<-d.sem
+			return false
+		}
+		return true
+	case <-d.ctx.Done():
+		return false
 	}
 }
 
