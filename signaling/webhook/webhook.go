@@ -97,15 +97,16 @@ type job struct {
 // Dispatcher delivers webhook events. Create it with New, Close it after
 // the last Notify.
 type Dispatcher struct {
-	cfg    Config
-	log    *slog.Logger
-	client *http.Client
-	queue  chan job
-	sem    chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	wg     sync.WaitGroup // deliveries
+	cfg      Config
+	log      *slog.Logger
+	client   *http.Client
+	queue    chan job
+	sem      chan struct{}
+	ctx      context.Context // cancelled once Close's grace is over
+	cancel   context.CancelFunc
+	stopping chan struct{} // closed by Close: no more retries
+	done     chan struct{}
+	wg       sync.WaitGroup // deliveries
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -153,7 +154,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Jitter = mrand.Float64
 	}
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger, client: cfg.Client, queue: make(chan job, cfg.Queue),
-		sem: make(chan struct{}, cfg.InFlight), done: make(chan struct{})}
+		sem: make(chan struct{}, cfg.InFlight), done: make(chan struct{}), stopping: make(chan struct{})}
 	if d.client == nil {
 		d.client = newClient(cfg.AllowPrivate)
 	}
@@ -254,8 +255,10 @@ func (d *Dispatcher) Stats() Stats {
 	return d.stats
 }
 
-// Close stops taking events, abandons the deliveries waiting for a retry
-// (their log says pending) and returns once every goroutine has stopped.
+// Close stops taking events, makes one attempt (or finishes the one under
+// way) for each event already queued, within Config.Timeout and a second,
+// abandons the deliveries that would wait for a retry (their log says
+// pending, abandoned) and returns once every goroutine has stopped.
 func (d *Dispatcher) Close() {
 	d.mu.Lock()
 	if d.closed {
@@ -264,10 +267,20 @@ func (d *Dispatcher) Close() {
 	}
 	d.closed = true
 	close(d.queue)
+	close(d.stopping)
 	d.mu.Unlock()
+	// Events queued before Close (a node's sessions end as it stops) get
+	// their attempt under way or the first one, for a bounded time.
+	drained := make(chan struct{})
+	go func() { <-d.done; d.wg.Wait(); close(drained) }()
+	grace := time.NewTimer(d.cfg.Timeout + time.Second)
+	defer grace.Stop()
+	select {
+	case <-drained:
+	case <-grace.C:
+	}
 	d.cancel()
-	<-d.done
-	d.wg.Wait()
+	<-drained
 }
 
 func (d *Dispatcher) run() {
@@ -373,11 +386,23 @@ func (d *Dispatcher) deliver(w *store.Webhook, ev proto.WebhookEvent, body []byt
 			return
 		}
 		d.count("retried", func(s *Stats) { s.Retried++ })
+		abandon := func() {
+			rec.LastError += "; abandoned: signaling stopped"
+			d.record(log, rec)
+			log.Warn("webhook delivery abandoned: signaling stopped", "attempts", attempt)
+		}
+		select {
+		case <-d.stopping:
+			abandon()
+			return
+		default:
+		}
 		wait := Backoff(attempt, d.cfg.BaseDelay, d.cfg.MaxDelay, d.cfg.Jitter())
 		log.Info("webhook attempt failed; retrying", "attempt", attempt, "code", code, "err", rec.LastError, "wait", wait)
 		select {
 		case <-d.cfg.After(wait):
-		case <-d.ctx.Done():
+		case <-d.stopping:
+			abandon()
 			return
 		}
 	}

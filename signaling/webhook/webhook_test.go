@@ -149,17 +149,8 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	if cfg.Store == nil {
 		cfg.Store = st
 	}
-	cfg.After = func(d time.Duration) <-chan time.Time {
-		f.mu.Lock()
-		f.waits = append(f.waits, d)
-		hook := f.onWait
-		f.mu.Unlock()
-		if hook != nil {
-			hook()
-		}
-		c := make(chan time.Time, 1)
-		c <- time.Time{}
-		return c
+	if cfg.After == nil {
+		cfg.After = f.after
 	}
 	cfg.Jitter = func() float64 { return 0 }
 	f.d, err = New(cfg)
@@ -168,6 +159,20 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	}
 	t.Cleanup(func() { f.d.Close(); st.Close() })
 	return f
+}
+
+// after records a wait and fires at once.
+func (f *fixture) after(d time.Duration) <-chan time.Time {
+	f.mu.Lock()
+	f.waits = append(f.waits, d)
+	hook := f.onWait
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	c := make(chan time.Time, 1)
+	c <- time.Time{}
+	return c
 }
 
 func (f *fixture) hook(t *testing.T, id, url string, events ...string) *store.Webhook {
@@ -428,5 +433,28 @@ func TestSlowEndpointTimesOut(t *testing.T) {
 	d := f.deliveries(t, "wh1")[0]
 	if d.Status != store.DeliveryFailed || d.Attempts != 2 || d.LastError != "timed out" || d.Code != 0 {
 		t.Fatalf("delivery log %+v, want two timed-out attempts", d)
+	}
+}
+
+// TestCloseDeliversQueuedEventsAndAbandonsRetries: events queued before
+// Close still get their attempt; a delivery that would wait for a retry
+// is abandoned at once, pending in the log.
+func TestCloseDeliversQueuedEventsAndAbandonsRetries(t *testing.T) {
+	ok, okHits := receiver(t, 200)
+	down, downHits := receiver(t, 503)
+	never := make(chan time.Time) // a retry wait that would never end
+	f := newFixture(t, Config{AllowPrivate: true, After: func(time.Duration) <-chan time.Time { return never }})
+	f.hook(t, "ok", ok.URL)
+	f.hook(t, "down", down.URL)
+	f.d.Notify(ctx, proto.WebhookEvent{Type: proto.WebhookSessionEnded, Site: "site1"})
+	f.d.Close()
+	if n, m := len(okHits()), len(downHits()); n != 1 || m != 1 {
+		t.Fatalf("after Close: %d and %d attempts, want 1 each", n, m)
+	}
+	if d := f.deliveries(t, "ok")[0]; d.Status != store.DeliveryDelivered {
+		t.Fatalf("ok: %+v", d)
+	}
+	if d := f.deliveries(t, "down")[0]; d.Status != store.DeliveryPending || !strings.HasSuffix(d.LastError, "abandoned: signaling stopped") {
+		t.Fatalf("down: %+v", d)
 	}
 }
