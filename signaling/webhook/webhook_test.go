@@ -458,3 +458,49 @@ func TestCloseDeliversQueuedEventsAndAbandonsRetries(t *testing.T) {
 		t.Fatalf("down: %+v", d)
 	}
 }
+
+// BenchmarkNotifyQueueFull is what the hub pays per event when the queue
+// is full: a drop, counted and logged (to a discarding logger here).
+func BenchmarkNotifyQueueFull(b *testing.B) {
+	st, err := boltstore.Open(filepath.Join(b.TempDir(), "s.db"), boltstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	bs := &blockingStore{WebhookStore: st, entered: make(chan struct{}), release: make(chan struct{})}
+	d, err := New(Config{Store: bs, Queue: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	ev := proto.WebhookEvent{ID: "ev_1", Type: proto.WebhookSessionStarted, Site: "site1", Time: time.Now()}
+	d.Notify(ctx, ev)
+	<-bs.entered
+	d.Notify(ctx, ev) // fills the queue
+	b.ResetTimer()
+	for b.Loop() {
+		d.Notify(ctx, ev)
+	}
+	b.StopTimer()
+	close(bs.release)
+}
+
+// BenchmarkNotify is what the hub pays per event with room in the queue.
+func BenchmarkNotify(b *testing.B) {
+	st, err := boltstore.Open(filepath.Join(b.TempDir(), "s.db"), boltstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	d, err := New(Config{Store: st, Queue: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	ev := proto.WebhookEvent{ID: "ev_1", Type: proto.WebhookSessionStarted, Site: "site1", Time: time.Now()}
+	for b.Loop() {
+		d.Notify(ctx, ev)
+	}
+	b.StopTimer()
+	d.Flush()
+}
