@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -67,17 +68,25 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for a separate process
-// that must be told its port. Another process may take it before it is used: callers that can,
-// retry on "address in use".
+// FreePort returns a TCP port that was free a moment ago on every address, for a separate
+// process that must be told its port. It is drawn below the kernel's ephemeral range
+// (32768–60999 by default), where no outgoing connection's source port can take it before
+// the process binds it — a port the kernel hands out for listen(":0") is in that range, and a
+// busy machine's connections took one in CI. Another test may still draw the same port:
+// callers that can, retry on "address in use".
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen on loopback: %v", err)
+	for range 200 {
+		port := 20000 + rand.IntN(12000) // 20000–31999
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free TCP port in 20000–31999 after 200 tries")
+	return 0
 }
 
 // RepoRoot returns the module root: the nearest directory at or above the working directory
