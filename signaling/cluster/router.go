@@ -109,8 +109,15 @@ func Presence(b bus.Bus) func(agent string, devices []proto.Device, online bool)
 
 // Close ends every bridge and exchange and fails the calls in flight, and
 // returns once the router's goroutines have returned. Close the hub first.
+// Later calls only wait (the signaling main closes the server twice: on
+// its way out and deferred).
 func (c *Router) Close() {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.wg.Wait()
+		return
+	}
 	c.closed = true
 	bridges := make([]bridgeEnd, 0, len(c.bridges))
 	for _, b := range c.bridges {

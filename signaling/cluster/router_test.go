@@ -104,6 +104,7 @@ func newNode(t *testing.T, network *bus.Network, name string, inv ...hub.Invento
 	t.Cleanup(func() {
 		h.Close()
 		n.router.Close()
+		n.router.Close() // a second Close only waits (it closed a closed channel once)
 		b.Close()
 	})
 	return n
