@@ -203,6 +203,10 @@ type DeviceView struct {
 	Enabled      bool   `json:"enabled"`      // "Remote access enabled"
 	CanOpen      bool   `json:"canOpen"`      // the caller may open a session now (enabled, online, role)
 	CanConfigure bool   `json:"canConfigure"` // the caller may change Enabled
+	// NeedsApproval: a session needs a site admin's approval first
+	// (customer.go); CanAdminister: the caller is a site admin of its site.
+	NeedsApproval bool `json:"needsApproval,omitempty"`
+	CanAdminister bool `json:"canAdminister,omitempty"`
 }
 
 // SiteView is a site with the caller's roles on it and, in an overview,

@@ -33,6 +33,10 @@ const (
 	CodeAuditBacklog    Code = "audit_backlog"     // the agent cannot record more (its access log is not acknowledged yet): nothing is served until it can
 	CodeExists          Code = "exists"            // a user, site or token with that name or ID exists already
 	CodeSessionInUse    Code = "session_in_use"    // the session is already open in another window (one client per session)
+	// The customer's policy (customer.go): the device needs a site admin's
+	// approval first, or the site allows no sessions now.
+	CodeApprovalRequired Code = "approval_required"
+	CodeOutsideWindow    Code = "outside_window"
 )
 
 var knownCodes = map[Code]bool{
@@ -43,6 +47,7 @@ var knownCodes = map[Code]bool{
 	CodeDeviceTimeout: true, CodeBadRequest: true, CodeCanceled: true,
 	CodeRateLimited: true, CodeUnavailable: true, CodeInternal: true,
 	CodeAuditBacklog: true, CodeExists: true, CodeSessionInUse: true,
+	CodeApprovalRequired: true, CodeOutsideWindow: true,
 }
 
 // Known reports whether c is one of the codes defined here.
@@ -102,7 +107,7 @@ func HTTPStatus(c Code) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
-	case CodeForbidden, CodePortNotAllowed:
+	case CodeForbidden, CodePortNotAllowed, CodeApprovalRequired, CodeOutsideWindow:
 		return http.StatusForbidden
 	case CodeNotFound, CodeSessionNotFound, CodeDeviceNotFound:
 		return http.StatusNotFound

@@ -56,6 +56,13 @@ type JobView struct {
 	Bytes       int64           `json:"bytes"`
 	LogEntries  uint64          `json:"logEntries"`
 	States      []JobTransition `json:"states,omitempty"`
+	// The approval the session was opened with, when its device needed one.
+	ApprovalRequest string    `json:"approvalRequest,omitempty"`
+	ApprovedBy      string    `json:"approvedBy,omitempty"`
+	ApprovedByName  string    `json:"approvedByName,omitempty"`
+	ApprovedAt      time.Time `json:"approvedAt,omitzero"`
+	ApprovalReason  string    `json:"approvalReason,omitempty"`
+	ApprovalComment string    `json:"approvalComment,omitempty"`
 }
 
 // JobList answers GET PathJobs, newest first.
