@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/porthole-dev/porthole/proto"
 )
 
 // Job types: what a session was opened for.
@@ -63,6 +65,8 @@ type Job struct {
 	ReqBytes  int64  `json:"reqBytes"`
 	RespBytes int64  `json:"respBytes"`
 	LogSeq    uint64 `json:"logSeq"` // the last access-log entry stored
+	// Approval is the site admin's approval the session was opened with.
+	Approval *proto.GrantApproval `json:"approval,omitempty"`
 }
 
 // SessionStream names the audit stream holding a session's access log.

@@ -46,8 +46,10 @@ const (
 	// RoleUser ("Remote Technician User") opens sessions to the site's
 	// enabled devices.
 	RoleUser Role = "user"
-	// RoleSiteAdmin is the customer's own administrator of one site.
-	RoleSiteAdmin Role = "siteadmin"
+	// RoleSiteAdmin is the customer's own administrator of the site: sees
+	// its devices, live sessions and jobs, approves session requests, ends
+	// sessions and sets the site's policies (proto.RoleSiteAdmin).
+	RoleSiteAdmin Role = proto.RoleSiteAdmin
 )
 
 // Valid reports whether r is a defined role.
@@ -90,6 +92,9 @@ type Site struct {
 	ID      string    `json:"id"`
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Policy is the site's policy (approval, time windows); nil allows
+	// sessions at any time without approval.
+	Policy *proto.SitePolicy `json:"policy,omitempty"`
 }
 
 // Agent records which site an agent belongs to. An agent with no record,
@@ -142,6 +147,8 @@ type Device struct {
 	// "192.0.2.20 → 192.0.2.31", at MovedAt.
 	Moved   string    `json:"moved,omitempty"`
 	MovedAt time.Time `json:"movedAt,omitzero"`
+	// Policy is the device's policy (approval, scope); nil narrows nothing.
+	Policy *proto.DevicePolicy `json:"policy,omitempty"`
 }
 
 // Discovery is the latest scan an agent reported: the candidates the app
@@ -265,6 +272,11 @@ type Store interface {
 	Site(ctx context.Context, id string) (*Site, error)
 	// Sites lists every site, sorted by ID.
 	Sites(ctx context.Context) ([]*Site, error)
+	// UpdateSite applies fn to the stored site atomically and stores the
+	// result unless fn returns an error (returned as is); ErrNotFound if
+	// there is no such site. fn must not change ID and may run more than
+	// once.
+	UpdateSite(ctx context.Context, id string, fn func(*Site) error) (*Site, error)
 	// DeleteSite removes a site; ErrConflict while agents belong to it.
 	DeleteSite(ctx context.Context, id string) error
 
@@ -330,6 +342,8 @@ type Store interface {
 	JobStore
 	// WebhookStore: sites' webhook subscriptions and deliveries (webhooks.go).
 	WebhookStore
+	// RequestStore: technicians' requests for approval (customer.go).
+	RequestStore
 
 	// Close releases the store. Other methods must not be called after.
 	Close() error

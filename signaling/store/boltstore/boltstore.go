@@ -40,6 +40,9 @@ var (
 	// webhooks.go
 	bWebhooks   = []byte("webhooks")   // id → Webhook
 	bDeliveries = []byte("deliveries") // webhook → bucket of created + id → WebhookDelivery
+	// customer.go
+	bRequests     = []byte("requests")     // id → Request
+	bSiteRequests = []byte("siterequests") // site \x00 created (8 bytes BE Unix ns) id → nothing
 )
 
 // Options tune Open.
@@ -70,7 +73,7 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bUsers, bUserNames, bSites, bAgents, bDevices, bDiscovery, bTokens, bUserTokens, bCodes, bAttempts, bAudit, bJobs, bJobsByTime, bCheckpoints, bWebhooks, bDeliveries} {
+		for _, b := range [][]byte{bUsers, bUserNames, bSites, bAgents, bDevices, bDiscovery, bTokens, bUserTokens, bCodes, bAttempts, bAudit, bJobs, bJobsByTime, bCheckpoints, bWebhooks, bDeliveries, bRequests, bSiteRequests} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -257,6 +260,28 @@ func (s *Store) Sites(ctx context.Context) (out []*store.Site, err error) {
 		return err
 	})
 	return out, err
+}
+
+// UpdateSite implements store.Store.
+func (s *Store) UpdateSite(ctx context.Context, id string, fn func(*store.Site) error) (site *store.Site, err error) {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bSites)
+		site, err = get[store.Site](b, []byte(id), "site")
+		if err != nil {
+			return err
+		}
+		if err := fn(site); err != nil {
+			return err
+		}
+		if site.ID != id {
+			return fmt.Errorf("update site %q: %w: the ID is fixed", id, store.ErrConflict)
+		}
+		return put(b, []byte(id), site)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return site, nil
 }
 
 // DeleteSite implements store.Store.

@@ -455,6 +455,32 @@ func (s *Store) Sites(ctx context.Context) ([]*store.Site, error) {
 	return out, err
 }
 
+// UpdateSite implements store.Store.
+func (s *Store) UpdateSite(ctx context.Context, id string, fn func(*store.Site) error) (site *store.Site, err error) {
+	k := s.kSite(id)
+	err = s.tx(ctx, func(tx *redis.Tx) error {
+		site, err = get[store.Site](ctx, tx, k, "site", id)
+		if err != nil {
+			return err
+		}
+		if err := fn(site); err != nil {
+			return err
+		}
+		if site.ID != id {
+			return fmt.Errorf("update site %q: %w: the ID is fixed", id, store.ErrConflict)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, k, enc(site), 0)
+			return nil
+		})
+		return err
+	}, k)
+	if err != nil {
+		return nil, err
+	}
+	return site, nil
+}
+
 // DeleteSite implements store.Store.
 func (s *Store) DeleteSite(ctx context.Context, id string) error {
 	k, ak := s.kSite(id), s.kSiteAgents(id)

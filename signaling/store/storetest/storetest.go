@@ -49,6 +49,9 @@ func Run(t *testing.T, open Factory) {
 		{"JobsSurviveRestart", testJobsRestart},
 		// webhooks.go
 		{"Webhooks", testWebhooks},
+		// customer.go
+		{"Policies", testPolicies},
+		{"Requests", testRequests},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
