@@ -45,6 +45,8 @@ type Event struct {
 	Reason  string
 	Message string
 	By      string
+	// Approval is the site admin's approval the session was opened with.
+	Approval *proto.GrantApproval
 }
 
 // emitLocked reports e for s. Events arrive in order; Options.Events must
@@ -55,6 +57,7 @@ func (h *Hub) emitLocked(s *session, e Event) {
 	}
 	e.Session, e.Time = s.id, h.opt.Now()
 	e.User, e.Agent, e.Device, e.DeviceName, e.Expires, e.Site = s.user, s.agentID, s.device, s.deviceName, s.expires, s.site
+	e.Approval = s.approval
 	h.opt.Events(e)
 }
 

@@ -96,6 +96,19 @@ type Options struct {
 	// which session.ready tells the session window. It is called without
 	// the hub's lock, once per session opened, and may do store I/O.
 	SiteName func(site string) string
+	// Prepare, if set, decides the customer's policy for a session before
+	// it is created on this hub (the node that holds the device's agent):
+	// the approval and scope its grant carries and a shorter lifetime.
+	// It is called without the hub's lock and may do store I/O; an error
+	// refuses the session and is returned to the opener as is.
+	Prepare func(ctx context.Context, user, agent, site, device string) (*Prepared, error)
+}
+
+// Prepared is what Options.Prepare decided for one session.
+type Prepared struct {
+	Approval *proto.GrantApproval
+	Scope    *proto.GrantScope
+	TTL      time.Duration // when not zero and shorter than SessionTTL, the session's lifetime
 }
 
 func (o *Options) setDefaults() {

@@ -30,6 +30,7 @@ type session struct {
 	site, siteName   string                // the device's site (its agent's) and that site's name
 	agentID          string                // the agent that serves it
 	endedBy          string                // the admin who terminated it
+	approval         *proto.GrantApproval  // the site admin's approval it was opened with
 	jobReason        string                // the end reason for its job when it differs from the proto one
 	tokenHash        [32]byte              // the token POST /v1/sessions returned (the API caller's)
 	extraTokens      [][32]byte            // tokens added later (OAuth), all ending with the session
@@ -93,7 +94,22 @@ func (h *Hub) OpenSession(ctx context.Context, user, device string) (*proto.Sess
 // by agent (any agent if agent is empty): a caller that checked the
 // agent's site before does not open a device another agent declared since.
 func (h *Hub) OpenAgentSession(ctx context.Context, user, agent, device string) (*proto.SessionInfo, error) {
-	s, token, err := h.createSession(user, agent, device)
+	var prep *Prepared
+	if h.opt.Prepare != nil {
+		// Outside the lock (it may read the store): the device's agent
+		// and site first, then the policy for them.
+		h.mu.Lock()
+		dev, _, err := h.findDeviceLocked(agent, device)
+		h.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if prep, err = h.opt.Prepare(ctx, user, dev.agent, dev.site, device); err != nil {
+			return nil, err
+		}
+		agent = dev.agent
+	}
+	s, token, err := h.createSession(user, agent, device, prep)
 	if err != nil {
 		return nil, err
 	}
@@ -131,11 +147,11 @@ func sessionInfo(s *session, token string, err error) (*proto.SessionInfo, error
 	return &proto.SessionInfo{Session: s.id, Device: s.device, Token: token, Expires: s.expires}, nil
 }
 
-func (h *Hub) createSession(user, wantAgent, device string) (*session, string, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// findDeviceLocked finds device (of wantAgent, unless empty) and its
+// agent's connection.
+func (h *Hub) findDeviceLocked(wantAgent, device string) (deviceEntry, *conn, error) {
 	if h.closed {
-		return nil, "", ErrClosed
+		return deviceEntry{}, nil, ErrClosed
 	}
 	var dev deviceEntry
 	found := 0
@@ -147,13 +163,30 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 	}
 	switch {
 	case found == 0:
-		return nil, "", ErrNotFound
+		return dev, nil, ErrNotFound
 	case found > 1:
-		return nil, "", ErrAmbiguous
+		return dev, nil, ErrAmbiguous
 	}
 	agent := h.agents[dev.agent]
 	if agent == nil {
-		return nil, "", ErrAgentOffline
+		return dev, nil, ErrAgentOffline
+	}
+	return dev, agent, nil
+}
+
+func (h *Hub) createSession(user, wantAgent, device string, prep *Prepared) (*session, string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	dev, agent, err := h.findDeviceLocked(wantAgent, device)
+	if err != nil {
+		return nil, "", err
+	}
+	if prep == nil {
+		prep = &Prepared{}
+	}
+	ttl := h.opt.SessionTTL
+	if prep.TTL > 0 && prep.TTL < ttl {
+		ttl = prep.TTL
 	}
 	id := newSessionID()
 	for h.sessions[id] != nil {
@@ -170,7 +203,8 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 		site:       dev.site,
 		agentID:    dev.agent,
 		tokenHash:  hashToken(token),
-		expires:    h.opt.Now().Add(h.opt.SessionTTL),
+		expires:    h.opt.Now().Add(ttl),
+		approval:   prep.Approval,
 		agent:      agent,
 		result:     make(chan error, 1),
 		log:        h.log.With("session", id, "device", device, "user", user, "agent", dev.agent),
@@ -179,7 +213,7 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 	h.sessions[id] = s
 	h.tokens[s.tokenHash] = s
 	agent.sessions[id] = s
-	s.timer = h.afterFunc(h.opt.SessionTTL, func() {
+	s.timer = h.afterFunc(ttl, func() {
 		if s.state != stateEnded {
 			h.endLocked(s, proto.EndExpired, "the session's time limit was reached", nil, nil)
 		}
@@ -193,7 +227,8 @@ func (h *Hub) createSession(user, wantAgent, device string) (*session, string, e
 		ICEServers: h.opt.ICEServers(id, s.expires, agent.place),
 	}
 	if h.opt.Grant != nil {
-		g, err := h.opt.Grant(&proto.Grant{Session: id, Agent: dev.agent, Device: device, User: user, Expires: s.expires.Unix()})
+		g, err := h.opt.Grant(&proto.Grant{Session: id, Agent: dev.agent, Device: device, User: user, Expires: s.expires.Unix(),
+			Approval: prep.Approval, Scope: prep.Scope})
 		if err != nil {
 			s.log.Error("sign session grant", "err", err)
 			h.endLocked(s, proto.EndError, "the session grant could not be signed", nil, proto.Errorf(proto.CodeInternal, "session grant"))

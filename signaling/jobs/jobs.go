@@ -129,7 +129,7 @@ func (r *Recorder) apply(e hub.Event) {
 		}
 		j := &store.Job{ID: e.Session, Type: store.JobWebpage, User: e.User, Agent: e.Agent, Device: e.Device,
 			DeviceName: e.DeviceName, Site: site, Node: r.cfg.Node, State: store.JobRequested, Created: e.Time.UTC(), Expires: e.Expires.UTC(),
-			States: []store.JobTransition{{State: store.JobRequested, Time: e.Time.UTC()}}}
+			States: []store.JobTransition{{State: store.JobRequested, Time: e.Time.UTC()}}, Approval: e.Approval}
 		if err := st.PutJob(ctx, j); err != nil {
 			r.log.Error("record job", "session", e.Session, "err", err)
 		}

@@ -40,17 +40,19 @@ func accountsResetTOTP() accounts.UserChange { return accounts.UserChange{ResetT
 
 // access is what a caller may do with one device.
 type access struct {
-	status       proto.DeviceStatus
-	site         string
-	enabled      bool
-	visible      bool
-	canOpen      bool // role and setting allow it (online or not)
-	canConfigure bool
+	status        proto.DeviceStatus
+	site          string
+	enabled       bool
+	visible       bool
+	canOpen       bool // role and setting allow it (online or not)
+	canConfigure  bool
+	needsApproval bool
+	canAdminister bool
 }
 
 func (a *access) view() proto.DeviceView {
 	return proto.DeviceView{DeviceStatus: a.status, Site: a.site, Enabled: a.enabled,
-		CanOpen: a.canOpen && a.status.Online, CanConfigure: a.canConfigure}
+		CanOpen: a.canOpen && a.status.Online, CanConfigure: a.canConfigure, NeedsApproval: a.needsApproval, CanAdminister: a.canAdminister}
 }
 
 // agentSites maps agent ID → site from the store.
@@ -67,12 +69,15 @@ func (s *Server) agentSites(ctx context.Context) (map[string]string, error) {
 }
 
 // decide works out p's access to one declared device.
-func (s *Server) decide(ctx context.Context, p *principal, d proto.DeviceStatus, site string) (*access, error) {
+func (s *Server) decide(ctx context.Context, p *principal, d proto.DeviceStatus, site string, sp *proto.SitePolicy) (*access, error) {
 	a := &access{status: d, site: site}
+	a.needsApproval = sp != nil && sp.RequireApproval
+	a.canAdminister = siteAdmin(p, site)
 	settings, err := s.store.Device(ctx, d.Agent, d.ID)
 	switch {
 	case err == nil:
 		a.enabled = settings.Enabled
+		a.needsApproval = a.needsApproval || settings.Policy != nil && settings.Policy.RequireApproval
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
@@ -93,9 +98,15 @@ func (s *Server) devicesFor(ctx context.Context, p *principal) ([]*access, error
 	if err != nil {
 		return nil, err
 	}
+	policies := map[string]*proto.SitePolicy{}
+	if list, err := s.store.Sites(ctx); err == nil {
+		for _, st := range list {
+			policies[st.ID] = st.Policy
+		}
+	}
 	var out []*access
 	for _, d := range all {
-		a, err := s.decide(ctx, p, d, sites[d.Agent])
+		a, err := s.decide(ctx, p, d, sites[d.Agent], policies[sites[d.Agent]])
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +138,11 @@ func (s *Server) deviceFor(ctx context.Context, p *principal, id, agent string) 
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		a, err := s.decide(ctx, p, d, site)
+		sp, err := s.sitePolicy(ctx, site)
+		if err != nil {
+			return nil, err
+		}
+		a, err := s.decide(ctx, p, d, site, sp)
 		if err != nil {
 			return nil, err
 		}

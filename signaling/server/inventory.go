@@ -219,7 +219,7 @@ func (s *Server) adoptDevice(w http.ResponseWriter, r *http.Request, p *principa
 	}
 	s.sessions.PushInventory(ctx, req.Agent)
 	a, err := s.decide(ctx, p, proto.DeviceStatus{Device: proto.Device{ID: d.ID, Name: d.Name, Services: d.Services}, Agent: d.Agent,
-		Adopted: true, Type: d.Type, Model: d.Model, Serial: d.Serial}, ag.Site)
+		Adopted: true, Type: d.Type, Model: d.Model, Serial: d.Serial}, ag.Site, nil)
 	if err != nil {
 		s.fail(w, err)
 		return

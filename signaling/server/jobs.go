@@ -28,14 +28,14 @@ func (s *Server) jobRoutes(mux *http.ServeMux) {
 	mux.Handle(proto.PathJobLog, s.api(methods{"GET": get(s.getJobLog)}))
 	mux.Handle(proto.PathJobExport, s.api(methods{"GET": get(s.exportJob)}))
 	mux.Handle(proto.PathJobVerify, s.api(methods{"GET": get(s.verifyJob)}))
-	mux.Handle(proto.PathJobTerminate, s.api(methods{"POST": s.adminOnly(proto.ScopeSessions, s.terminateJob)}))
+	mux.Handle(proto.PathJobTerminate, s.api(methods{"POST": s.authed(proto.ScopeSessions, s.terminateJob)}))
 	mux.Handle(proto.PathAuditVerify, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.verifyStream)}))
 }
 
 // maySeeJob: admins see every job; a user sees their own and, as a
-// configurer, those of their sites.
+// configurer or a site admin, those of their sites.
 func maySeeJob(p *principal, j *store.Job) bool {
-	return p.admin() || j.User == p.id() || (j.Site != "" && p.user.HasRole(j.Site, store.RoleConfigurer))
+	return p.admin() || j.User == p.id() || (j.Site != "" && p.user.HasRole(j.Site, store.RoleConfigurer)) || siteAdmin(p, j.Site)
 }
 
 // jobView presents j as of now: a job signaling never saw end (it
@@ -46,6 +46,10 @@ func (s *Server) jobView(j *store.Job, names jobNames) proto.JobView {
 		DeviceName: j.DeviceName, Site: j.Site, SiteName: names.sites[j.Site], EndedByName: names.users[j.EndedBy], State: string(j.State), Path: j.Path, Start: j.Created, End: j.Ended, Expires: j.Expires,
 		EndReason: j.EndReason, EndMessage: j.EndMessage, EndedBy: j.EndedBy, Requests: j.Requests, TCPStreams: j.TCP,
 		ReqBytes: j.ReqBytes, RespBytes: j.RespBytes, Bytes: j.ReqBytes + j.RespBytes, LogEntries: j.LogSeq}
+	if a := j.Approval; a != nil {
+		v.ApprovalRequest, v.ApprovedBy, v.ApprovedByName, v.ApprovedAt = a.Request, a.By, names.users[a.By], time.Unix(a.At, 0).UTC()
+		v.ApprovalReason, v.ApprovalComment = a.Reason, a.Comment
+	}
 	if j.State != store.JobEnded && !now.Before(j.Expires) {
 		v.State, v.End, v.EndReason = string(store.JobEnded), j.Expires, string(proto.EndExpired)
 	}
@@ -348,18 +352,24 @@ func (s *Server) writeVerification(w http.ResponseWriter, r *http.Request, strea
 		Attested: rep.Attested, Broken: rep.Broken, Problem: rep.Problem})
 }
 
-// terminateJob answers POST PathJobTerminate (admins): the live session
-// ends with reason admin, and the termination is in the admin audit log.
+// terminateJob answers POST PathJobTerminate (admins, and the site admins
+// of the job's site): the live session ends with reason admin, and the
+// termination is in the admin audit log.
 func (s *Server) terminateJob(w http.ResponseWriter, r *http.Request, p *principal) {
 	j, ok := s.jobFor(w, r, p)
 	if !ok {
+		return
+	}
+	if !p.admin() && !siteAdmin(p, j.Site) {
+		s.refuse(r, "terminate: not an admin of the site", "user", p.id(), "session", j.ID)
+		writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "only admins and the site's admins end sessions"))
 		return
 	}
 	if err := s.sessions.TerminateSession(r.Context(), j.ID, p.id()); err != nil {
 		writeError(w, http.StatusConflict, proto.Errorf(proto.CodeSessionEnded, "the session is not live"))
 		return
 	}
-	s.log.Info("session terminated by an admin", "session", j.ID, "user", j.User, "device", j.Device, "by", p.id())
+	s.log.Info("session terminated by an admin", "siteAdmin", !p.admin(), "session", j.ID, "user", j.User, "device", j.Device, "by", p.id())
 	if err := s.accounts.Audit(r.Context(), p.id(), "session.terminate", j.ID, j.Site,
 		map[string]string{"user": j.User, "device": j.Device, "agent": j.Agent}); err != nil {
 		s.fail(w, err)

@@ -146,6 +146,7 @@ func New(cfg Config) (*Server, error) {
 		AgentSite:    s.agentSite,
 		Inventory:    inventoryHooks{s},
 		SiteName:     s.siteName,
+		Prepare:      s.prepareSession,
 	})
 	s.sessions = cluster.OneNode(s.hub)
 	if cfg.Bus != nil {
@@ -241,6 +242,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(proto.PathAudit, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.listAudit)}))
 	s.jobRoutes(mux)
 	s.webhookRoutes(mux) // webhooks.go
+	mux.Handle(proto.PathSitePolicy, s.api(methods{"GET": get(s.getSitePolicy), "PUT": manage(s.putSitePolicy)}))
+	mux.Handle(proto.PathDevicePolicy, s.api(methods{"GET": get(s.getDevicePolicy), "PUT": manage(s.putDevicePolicy)}))
+	mux.Handle(proto.PathRequests, s.api(methods{"GET": get(s.listRequests), "POST": s.authed(proto.ScopeSessions, s.createRequest)}))
+	mux.Handle(proto.PathRequest, s.api(methods{"GET": get(s.getRequest), "DELETE": s.authed(proto.ScopeSessions, s.cancelRequest)}))
+	mux.Handle(proto.PathDecision, s.api(methods{"POST": manage(s.decideRequest)}))
 
 	s.enrollRoutes(mux)
 	s.signinRoutes(mux) // signin.go

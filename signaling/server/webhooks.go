@@ -213,13 +213,6 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, p *princ
 	writeJSON(w, http.StatusOK, &out)
 }
 
-// notify hands ev to Config.Notify, which must not block.
-func (s *Server) notify(ev proto.WebhookEvent) {
-	if s.cfg.Notify != nil {
-		s.cfg.Notify(context.Background(), ev)
-	}
-}
-
 // sessionWebhook turns the hub's session events into webhook events:
 // session.started at a session's first connection (later ones are path
 // changes), session.terminated when an admin or site admin ended it,
@@ -253,5 +246,5 @@ func (s *Server) sessionWebhook(e hub.Event) {
 	default:
 		return
 	}
-	s.notify(ev)
+	s.notify(context.Background(), ev)
 }
