@@ -207,6 +207,11 @@ type DeviceView struct {
 	// (customer.go); CanAdminister: the caller is a site admin of its site.
 	NeedsApproval bool `json:"needsApproval,omitempty"`
 	CanAdminister bool `json:"canAdminister,omitempty"`
+	// WindowClosed: the site's time windows allow no session now;
+	// NextWindow is when the next one opens, TimeZone the site's zone.
+	WindowClosed bool      `json:"windowClosed,omitempty"`
+	NextWindow   time.Time `json:"nextWindow,omitzero"`
+	TimeZone     string    `json:"timeZone,omitempty"`
 }
 
 // SiteView is a site with the caller's roles on it and, in an overview,

@@ -48,11 +48,15 @@ type access struct {
 	canConfigure  bool
 	needsApproval bool
 	canAdminister bool
+	windowClosed  bool
+	nextWindow    time.Time
+	timeZone      string
 }
 
 func (a *access) view() proto.DeviceView {
 	return proto.DeviceView{DeviceStatus: a.status, Site: a.site, Enabled: a.enabled,
-		CanOpen: a.canOpen && a.status.Online, CanConfigure: a.canConfigure, NeedsApproval: a.needsApproval, CanAdminister: a.canAdminister}
+		CanOpen: a.canOpen && a.status.Online, CanConfigure: a.canConfigure, NeedsApproval: a.needsApproval, CanAdminister: a.canAdminister,
+		WindowClosed: a.windowClosed, NextWindow: a.nextWindow, TimeZone: a.timeZone}
 }
 
 // agentSites maps agent ID → site from the store.
@@ -73,6 +77,14 @@ func (s *Server) decide(ctx context.Context, p *principal, d proto.DeviceStatus,
 	a := &access{status: d, site: site}
 	a.needsApproval = sp != nil && sp.RequireApproval
 	a.canAdminister = siteAdmin(p, site)
+	if sp != nil && len(sp.Windows) > 0 {
+		now := s.now()
+		if open, _ := sp.Open(now); !open {
+			a.windowClosed = true
+			a.nextWindow, _ = sp.NextWindow(now)
+			a.timeZone = sp.TimeZone
+		}
+	}
 	settings, err := s.store.Device(ctx, d.Agent, d.ID)
 	switch {
 	case err == nil:

@@ -154,6 +154,7 @@ function syncRoleBoxes() {
   const roles = u?.roles?.[$('role-site').value] || [];
   $('role-configurer').checked = roles.includes('configurer');
   $('role-technician').checked = roles.includes('user');
+  $('role-siteadmin').checked = roles.includes('siteadmin');
 }
 
 /** makeLink(user, kind): a one-time password link, shown once below the form. */
@@ -310,6 +311,7 @@ export function setupAdmin() {
     const roles = [];
     if ($('role-configurer').checked) roles.push('configurer');
     if ($('role-technician').checked) roles.push('user');
+    if ($('role-siteadmin').checked) roles.push('siteadmin');
     const user = $('role-user').value;
     const site = $('role-site').value;
     await api('PUT', `/v1/users/${encodeURIComponent(user)}/roles/${encodeURIComponent(site)}`, { roles });

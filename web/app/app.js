@@ -10,6 +10,7 @@
 
 import { leaveAccount, setupAccount, showAccount } from './account.js';
 import { leaveAdmin, setupAdmin, showAdmin } from './admin.js';
+import { adminSites, leaveSite, showSite } from './customer.js';
 import { showDevices, stopDevices } from './devices.js';
 import { setupJobs, showJobs } from './jobs.js';
 import { applyMessages, errorText, t } from './messages.js';
@@ -127,6 +128,7 @@ function signedIn(user) {
   $('user-box').hidden = false;
   $('nav-admin').hidden = !me.admin;
   $('nav-webhooks').hidden = !mayManageWebhooks(me);
+  $('nav-site').hidden = adminSites(me).length === 0;
   $('who').textContent = me.displayName || me.name;
   $('who').title = t('nav.signedInAs', { name: me.displayName || me.name });
   lastView = '';
@@ -228,6 +230,7 @@ function setupSignIn() {
 /** leave: what a view must not keep on the page once the user moves on. */
 function leave() {
   stopDevices();
+  leaveSite();
   leaveAccount();
   leaveAdmin();
   leaveWebhooks();
@@ -253,6 +256,7 @@ function route() {
   setTitle(r.view);
   if (r.view === 'devices') showDevices(me);
   else if (r.view === 'jobs') showJobs(me, r.id);
+  else if (r.view === 'site') showSite(me);
   else if (r.view === 'account') showAccount();
   else if (r.view === 'webhooks') showWebhooks(me);
   else showAdmin(me, r.section);

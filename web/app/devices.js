@@ -7,7 +7,8 @@ import { healthView, openBlocker, signalingRoute, servicesView } from './agents.
 import { discoveredPanel } from './discovered.js';
 import { active, deviceType, filterSites, types } from './filters.js';
 import { errorText, t } from './messages.js';
-import { $, api, APIError, busy, el, note, noteSlot, reconcile, when } from './ui.js';
+import { windowText } from './policytext.js';
+import { $, api, APIError, busy, clock, el, note, noteSlot, reconcile, when } from './ui.js';
 
 const POLL_EVERY = 5_000;
 let timer = null;
@@ -174,13 +175,14 @@ function deviceItem(d, technician) {
 
   const action = el('div', { className: 'device-action' });
   if (technician || d.canOpen) {
+    const closed = d.windowClosed ? t('devices.why.window', { next: d.nextWindow ? windowText(d.nextWindow, d.timeZone) : '?' }) : '';
     const why = openBlocker(d);
     const whyId = `why-${d.id}`;
     const open = el('button', {
       type: 'button',
-      textContent: t('devices.open'),
+      textContent: d.needsApproval ? t('devices.request') : t('devices.open'),
       className: 'open',
-      disabled: !!why,
+      disabled: !!why || !!closed,
       dataset: { device: d.id, focus: 'open' },
       attrs: { 'aria-label': t('devices.openLabel', { name }), ...(why ? { 'aria-describedby': whyId } : {}) },
     });
@@ -226,6 +228,8 @@ function deviceItem(d, technician) {
       action.append(screen, watch);
     }
     if (why) action.append(el('p', { className: 'why', id: whyId, textContent: t(why) }));
+    else if (closed) action.append(el('p', { className: 'why window-closed', id: whyId, textContent: closed }));
+    if (d.needsApproval) action.append(el('p', { className: 'muted needs-approval', textContent: t('devices.needsApproval') }));
   }
   if (d.canConfigure && d.adopted) {
     const remove = el('button', { type: 'button', className: 'secondary outline remove', textContent: t('devices.remove'), dataset: { device: d.id }, attrs: { 'aria-label': t('devices.removeLabel', { name }) } });
@@ -294,6 +298,15 @@ function sessionOrigin(info) {
  * page, '/?porthole-view=vnc&port=N' for its screen (session/screen.js).
  */
 export async function openSession(device, button, key = `device:${device.id}`, view = '/') {
+  if (device.needsApproval) {
+    askApproval(device, button, key, view);
+    return;
+  }
+  await startSession(device, button, key, view);
+}
+
+/** startSession creates the session and opens its window. */
+async function startSession(device, button, key, view) {
   const name = device.name || device.id;
   note(key, '', '');
   await busy(button, async () => {
@@ -310,7 +323,105 @@ export async function openSession(device, button, key = `device:${device.id}`, v
       // window.open with noopener cannot report a blocked popup; offer a link.
       note(key, 'ok', t('devices.opened', { name }), { href: url, text: t('devices.openLink') });
     } catch (err) {
+      if (err.code === 'approval_required') {
+        askApproval(device, button, key, view);
+        return;
+      }
       note(key, 'error', errorText('device.open', err, { name }));
+      if (err.code === 'outside_window') refresh();
     }
   });
+}
+
+// ---- approval (customer.go) ----
+
+const WAIT_POLL = 2_000;
+
+/**
+ * askApproval asks the technician why and for how long (a dialog), sends
+ * the request to the site's admins, waits for their answer and opens the
+ * session once approved.
+ */
+function askApproval(device, button, key, view) {
+  const name = device.name || device.id;
+  const reason = el('textarea', { id: 'request-reason', required: true, maxLength: 500, rows: 3 });
+  const minutes = el('input', { id: 'request-minutes', type: 'number', min: '1', max: '30', value: '15', required: true });
+  const send = el('button', { type: 'submit', id: 'request-send', textContent: t('request.send') });
+  const cancel = el('button', { type: 'button', id: 'request-cancel', className: 'secondary', textContent: t('request.cancel') });
+  const form = el(
+    'form',
+    { method: 'dialog' },
+    el('h2', { id: 'request-heading', textContent: t('request.heading', { name }) }),
+    el('p', { textContent: t('request.intro') }),
+    el('label', { htmlFor: 'request-reason', textContent: t('request.reason') }),
+    reason,
+    el('label', { htmlFor: 'request-minutes', textContent: t('request.minutes') }),
+    minutes,
+    el('div', { className: 'ph-actions' }, send, cancel),
+    noteSlot('request-dialog'),
+  );
+  const dialog = /** @type {HTMLDialogElement} */ (el('dialog', { id: 'request-dialog', attrs: { 'aria-labelledby': 'request-heading' } }, form));
+  document.getElementById('request-dialog')?.remove();
+  document.body.append(dialog);
+  const close = () => {
+    dialog.close();
+    dialog.remove();
+  };
+  cancel.addEventListener('click', close);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const why = reason.value.trim();
+    if (!why) {
+      note('request-dialog', 'error', t('request.needReason'));
+      reason.focus();
+      return;
+    }
+    busy(send, async () => {
+      try {
+        const r = await api('POST', '/v1/requests', { device: device.id, ...(device.agent ? { agent: device.agent } : {}), reason: why, minutes: Number(minutes.value) });
+        close();
+        waitForAnswer(r, device, button, key, view);
+      } catch (err) {
+        note('request-dialog', 'error', errorText('request.send', err, { name }));
+      }
+    });
+  });
+  dialog.showModal();
+  reason.focus();
+}
+
+/** waitForAnswer shows the waiting state until the site's admins answer. */
+function waitForAnswer(r, device, button, key, view) {
+  const name = device.name || device.id;
+  button.setAttribute('aria-busy', 'true');
+  button.disabled = true;
+  note(key, 'ok', t('request.waiting', { name, time: clock(r.expires) }));
+  const done = () => {
+    button.removeAttribute('aria-busy');
+    button.disabled = false;
+  };
+  const poll = async () => {
+    let v;
+    try {
+      v = await api('GET', `/v1/requests/${encodeURIComponent(r.id)}`);
+    } catch (err) {
+      if (err.status === 401) return done();
+      setTimeout(poll, WAIT_POLL);
+      return;
+    }
+    const p = { name, by: v.deciderName || v.decidedBy || '', comment: v.comment || '' };
+    if (v.state === 'pending') {
+      setTimeout(poll, WAIT_POLL);
+      return;
+    }
+    done();
+    if (v.state === 'approved') {
+      await startSession({ ...device, needsApproval: false }, button, key, view);
+    } else if (v.state === 'denied') {
+      note(key, 'error', t(v.comment ? 'request.deniedComment' : 'request.denied', p));
+    } else {
+      note(key, 'error', t('request.expired', p));
+    }
+  };
+  setTimeout(poll, WAIT_POLL);
 }

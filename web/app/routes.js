@@ -4,11 +4,12 @@
 //   #devices               the device list (the default)
 //   #jobs                  the job list
 //   #jobs/<id>             one job, with its access log
+//   #site                  a site admin's requests, live sessions and policies
 //   #account               password, two-factor login, API tokens
 //   #admin/<section>       users, sites, agents or audit (#admin = users)
 //   #webhooks              a site's webhooks (admins and site admins)
 
-export const VIEWS = ['devices', 'jobs', 'account', 'admin', 'webhooks'];
+export const VIEWS = ['devices', 'jobs', 'site', 'account', 'admin', 'webhooks'];
 export const ADMIN_SECTIONS = ['users', 'sites', 'agents', 'audit'];
 
 /**
