@@ -233,11 +233,19 @@ type Config struct {
 	// Webhooks, if set, serves the webhooks API of sites (webhooks.go):
 	// it checks endpoints and sends test events. Nil: no webhooks API.
 	Webhooks *webhook.Dispatcher
+
+	// RequestExpiry is how long a technician's approval request waits for
+	// a site admin's answer before it expires. Zero means
+	// proto.RequestAnswerWithin (10 minutes); at most an hour.
+	RequestExpiry time.Duration
 }
 
 func (cfg *Config) check() error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if cfg.RequestExpiry < 0 || cfg.RequestExpiry > time.Hour {
+		fail("request expiry %v is not between 0 and 1h", cfg.RequestExpiry)
+	}
 
 	seenKeys := make(map[string]string, len(cfg.AgentKeys))
 	for id, key := range cfg.AgentKeys {

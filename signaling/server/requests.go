@@ -25,6 +25,14 @@ import (
 // requestHorizon is how far back request lists reach.
 const requestHorizon = 24 * time.Hour
 
+// requestExpiry is how long a request waits for an answer.
+func (s *Server) requestExpiry() time.Duration {
+	if d := s.cfg.RequestExpiry; d > 0 {
+		return d
+	}
+	return proto.RequestAnswerWithin
+}
+
 // maxPendingPerUser bounds a technician's pending requests.
 const maxPendingPerUser = 5
 
@@ -156,7 +164,7 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, p *princi
 		return
 	}
 	sr := &store.Request{ID: strings.ToLower(rand.Text()), Site: site, Agent: agent, Device: req.Device, User: p.id(),
-		Reason: req.Reason, Minutes: req.Minutes, State: proto.RequestPending, Created: now.UTC(), Expires: now.Add(proto.RequestAnswerWithin).UTC()}
+		Reason: req.Reason, Minutes: req.Minutes, State: proto.RequestPending, Created: now.UTC(), Expires: now.Add(s.requestExpiry()).UTC()}
 	if err := s.store.PutRequest(ctx, sr); err != nil {
 		s.fail(w, err)
 		return
