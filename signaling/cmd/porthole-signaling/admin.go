@@ -27,7 +27,7 @@ Commands:
                                              new password (24 h; an admin locked out, a lost password)
   create --name NAME [--password-file F]     create an admin (prints a generated password)
   user   --name NAME [--password-file F] [--role SITE=ROLE ...]
-                                             create a user; roles: configurer, user
+                                             create a user; roles: configurer, user, siteadmin
   site   --id ID --name NAME                 create a site
   agent  --id AGENT --site SITE              put an agent in a site
   enroll-token --site SITE [--id AGENT] [--name NAME]
