@@ -23,7 +23,7 @@ import (
 // view's policy editor; the technician's Request access asks for a reason
 // and waits; the site admin sees the request live and approves it with a
 // comment; the session opens and shows the device, and the site admin ends
-// it. A denied request and one nobody answers (--request-expiry 3s) never
+// it. A denied request and one nobody answers (--request-expiry 15s) never
 // reach the agent: it counts one session.open in all. A time window set in
 // the editor refuses sessions, and the device shows the next window in the
 // site's zone.
@@ -35,7 +35,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 			{Name: "tech", Password: pw, Roles: []string{"user"}},
 			{Name: "cust", Password: pw, Roles: []string{"siteadmin"}},
 		},
-		SignalingArgs: []string{"--request-expiry", "3s"},
+		SignalingArgs: []string{"--request-expiry", "15s"},
 	})
 	agent := s.Procs["porthole-agent"]
 	opens := func() int { return agent.Count("session opened") + agent.Count("session refused") }
@@ -64,6 +64,13 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 		set(ctx, "#login-username", name)
 		set(ctx, "#login-password", pw)
 		js(ctx, `document.querySelector('#login-form').requestSubmit()`)
+	}
+
+	visit := func(ctx context.Context) { // the app again, signed in
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.AppURL+"/#devices")); err != nil {
+			t.Fatal(err)
+		}
+		brWait(t, ctx, "the device list", `!document.querySelector('#devices').hidden`)
 	}
 
 	// 1. The site admin turns approval on for the site.
@@ -131,7 +138,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 	}
 
 	// 6. Denied: the technician reads the comment; nothing reaches the agent.
-	login(tech, "tech", "")
+	visit(tech)
 	brWait(t, tech, "Request access", fmt.Sprintf(`document.querySelector(%q) && !document.querySelector(%q).disabled`, open, open))
 	js(tech, `document.querySelector('#same-tab').checked = true`)
 	request("Firmware update")
@@ -143,7 +150,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 
 	// 7. Nobody answers: the request expires.
 	request("Nobody home")
-	brWaitFor(t, tech, 20*time.Second, "the expiry", fmt.Sprintf(`document.querySelector('[data-note="device:%s"]').textContent.includes('Nobody answered')`, stack.DeviceID))
+	brWaitFor(t, tech, 40*time.Second, "the expiry", fmt.Sprintf(`document.querySelector('[data-note="device:%s"]').textContent.includes('Nobody answered')`, stack.DeviceID))
 	if n := opens(); n != 1 {
 		t.Fatalf("the agent saw %d session opens after a denial and an expiry, want still 1", n)
 	}
@@ -155,12 +162,13 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 	day := proto.WeekdayName(now.Add(48 * time.Hour).Weekday())
 	sp := &proto.SitePolicy{TimeZone: "UTC", Windows: []proto.TimeWindow{{Days: []string{day}, From: "08:00", To: "09:00"}}}
 	next, _ := sp.NextWindow(now)
+	js(cust, `document.querySelector('[data-note="policy:lab"]').textContent = ''`)
 	js(cust, `document.querySelector('#sp-approval-lab').checked = false`)
 	set(cust, "#sp-zone-lab", "UTC")
 	set(cust, "#sp-windows-lab", day+" 08:00-09:00")
 	js(cust, fmt.Sprintf(`document.querySelector(%q).requestSubmit()`, sitePolicy))
 	brWait(t, cust, "the windows saved", `document.querySelector('[data-note="policy:lab"]').textContent.includes('saved')`)
-	login(tech, "tech", "")
+	visit(tech)
 	want := next.Format("Mon 2 Jan, 15:04") + " (UTC)"
 	brWait(t, tech, "the next window beside a disabled Open", fmt.Sprintf(`document.querySelector(%q) && document.querySelector(%q).disabled && document.querySelector('#sites li[data-device=%q] .window-closed').textContent.includes(%q)`, open, open, stack.DeviceID, want))
 	brShot(t, tech, art, "technician-window")

@@ -350,7 +350,7 @@ function askApproval(device, button, key, view) {
   const cancel = el('button', { type: 'button', id: 'request-cancel', className: 'secondary', textContent: t('request.cancel') });
   const form = el(
     'form',
-    { method: 'dialog' },
+    { method: 'dialog', noValidate: true },
     el('h2', { id: 'request-heading', textContent: t('request.heading', { name }) }),
     el('p', { textContent: t('request.intro') }),
     el('label', { htmlFor: 'request-reason', textContent: t('request.reason') }),
