@@ -23,6 +23,7 @@ func TestOpenAPIDocumentsEveryPath(t *testing.T) {
 		proto.PathAuthorize, proto.PathToken, proto.PathAuditVerify, proto.PathJobs, proto.PathJob, proto.PathJobLog,
 		proto.PathJobExport, proto.PathJobVerify, proto.PathJobTerminate,
 		proto.PathWebhooks, proto.PathWebhook, proto.PathWebhookTest, proto.PathWebhookDeliveries,
+		proto.PathSitePolicy, proto.PathDevicePolicy, proto.PathRequests, proto.PathRequest, proto.PathDecision,
 		proto.PathRevoke, proto.PathOAuthMetadata, proto.PathCLICode, proto.PathEnrollments, proto.PathEnroll, proto.PathAgentRevoke,
 	} {
 		if !strings.Contains(doc, "\n  "+p+":\n") {
