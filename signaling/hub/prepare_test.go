@@ -75,7 +75,7 @@ func TestPrepareFillsTheGrant(t *testing.T) {
 		if g.Approval == nil || *g.Approval != *approval || g.Scope == nil || !g.Scope.ReadOnly || !slices.Equal(g.Scope.Deny, scope.Deny) {
 			t.Fatalf("grant %+v", g)
 		}
-		if d := info.Expires.Sub(time.Now()); d != 12*time.Minute || g.Expires != info.Expires.Unix() {
+		if d := time.Until(info.Expires); d != 12*time.Minute || g.Expires != info.Expires.Unix() {
 			t.Fatalf("session lasts %v (grant until %d, session %v), want 12m", d, g.Expires, info.Expires)
 		}
 		want := []call{{"mallory", "agent-1", "site-a", "printer-1"}, {"alice", "agent-1", "site-a", "printer-1"}}
