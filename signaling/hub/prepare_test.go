@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -23,6 +24,7 @@ func TestPrepareFillsTheGrant(t *testing.T) {
 		scope := &proto.GrantScope{ReadOnly: true, Deny: []string{"/firmware"}, Ports: []int{80}}
 		refuse := proto.Errorf(proto.CodeApprovalRequired, "needs approval")
 		var h *Hub
+		var mu sync.Mutex
 		var events []Event
 		type call struct{ user, agent, site, device string }
 		var calls []call
@@ -32,7 +34,11 @@ func TestPrepareFillsTheGrant(t *testing.T) {
 				g.IssuedAt = time.Now().Unix()
 				return proto.SignGrant(g, key)
 			},
-			Events: func(e Event) { events = append(events, e) },
+			Events: func(e Event) {
+				mu.Lock()
+				events = append(events, e)
+				mu.Unlock()
+			},
 			Prepare: func(_ context.Context, user, agent, site, device string) (*Prepared, error) {
 				_ = h.LiveSessions() // deadlocks if called with the lock held
 				calls = append(calls, call{user, agent, site, device})
@@ -82,6 +88,8 @@ func TestPrepareFillsTheGrant(t *testing.T) {
 		if !slices.Equal(calls, want) {
 			t.Fatalf("Prepare calls %v, want %v", calls, want)
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if events[0].State != EventRequested || events[0].Approval == nil || events[0].Approval.By != "u-admin" {
 			t.Fatalf("requested event %+v", events[0])
 		}
