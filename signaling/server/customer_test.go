@@ -11,6 +11,7 @@ import (
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/accounts"
 	"github.com/porthole-dev/porthole/signaling/authn"
+	"github.com/porthole-dev/porthole/signaling/bus"
 )
 
 // custEnv is an authEnv with a site admin on each site, both sites'
@@ -336,5 +337,61 @@ func TestSiteAdminSeesNothingOfAnotherSite(t *testing.T) {
 	// Site b's session is untouched.
 	if !ce.srv.hub.SessionLive(infoB.Session) {
 		t.Fatal("site b's session ended")
+	}
+}
+
+// TestApprovalAcrossNodes: the technician and the site admin use node n1,
+// the device's agent is on n2. The approval given on n1 is consumed on n2
+// (its Prepare hook reads the shared store), the session lasts the
+// requested length, and n2's job records the approval.
+func TestApprovalAcrossNodes(t *testing.T) {
+	network := bus.NewNetwork()
+	join := func(node string) func(*Config) {
+		return func(c *Config) {
+			c.Node, c.Bus = node, network.Join(node)
+			t.Cleanup(func() { _ = c.Bus.Close() })
+		}
+	}
+	e := newAuthEnv(t, join("n1"))
+	n2 := newEnv(t, func(c *Config) {
+		join("n2")(c)
+		c.Store, c.Now = e.srv.store, e.clock.Now
+	})
+	agent := n2.agent(agentKey, "printer-a")
+	ctx := context.Background()
+	if _, err := e.srv.accounts.SetDeviceEnabled(ctx, "test", "agent-1", "printer-a", "", true); err != nil {
+		t.Fatal(err)
+	}
+	m := &accounts.Manager{Store: e.srv.store, Params: authn.FastParams, Now: e.clock.Now}
+	u, err := m.CreateUser(ctx, "test", accounts.NewUser{Name: "sadmin-a", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SetRoles(ctx, "test", u.ID, "site-a", []string{"siteadmin"}); err != nil {
+		t.Fatal(err)
+	}
+	tech, admin := e.login("user-a"), e.login("sadmin-a")
+	if r := e.as(admin, "PUT", reqPath(proto.PathDevicePolicy, "printer-a"), &proto.DevicePolicy{RequireApproval: true, ReadOnly: true}, nil); r.StatusCode != 200 {
+		t.Fatalf("set policy = %d", r.StatusCode)
+	}
+	var pe proto.Error
+	if r := e.as(tech, "POST", proto.PathSessions, &proto.CreateSession{Device: "printer-a"}, &pe); r.StatusCode != 403 || pe.Code != proto.CodeApprovalRequired {
+		t.Fatalf("open across nodes without approval = %d %+v", r.StatusCode, pe)
+	}
+	var rv proto.RequestView
+	if r := e.as(tech, "POST", proto.PathRequests, &proto.NewRequest{Device: "printer-a", Reason: "across", Minutes: 7}, &rv); r.StatusCode != 201 {
+		t.Fatalf("request = %d", r.StatusCode)
+	}
+	if r := e.as(admin, "POST", reqPath(proto.PathDecision, rv.ID), &proto.Decision{Approve: true}, nil); r.StatusCode != 200 {
+		t.Fatalf("approve = %d", r.StatusCode)
+	}
+	info := e.openAs(agent, tech, "printer-a")
+	if d := info.Expires.Sub(e.clock.Now()); d != 7*time.Minute {
+		t.Fatalf("the session lasts %v, want 7m", d)
+	}
+	n2.srv.recorder.Flush()
+	var job proto.JobView
+	if r := e.as(admin, "GET", reqPath(proto.PathJob, info.Session), nil, &job); r.StatusCode != 200 || job.ApprovalRequest != rv.ID || job.ApprovedBy != u.ID {
+		t.Fatalf("job across nodes = %d %+v", r.StatusCode, job)
 	}
 }
