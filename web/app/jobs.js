@@ -162,6 +162,7 @@ async function openJob(id) {
     t('jobs.detail.started', { time: when(job.start) }),
     ended,
     t('jobs.detail.entries', { count: job.logEntries, bytes: formatBytes(job.bytes) }),
+    job.approvedBy ? t('jobs.detail.approved', { by: job.approvedByName || job.approvedBy, time: when(job.approvedAt), reason: job.approvalReason || '' }) : '',
   ]
     .filter(Boolean)
     .join(' · ');
@@ -179,7 +180,8 @@ async function openJob(id) {
   }
   shown = id;
   if (log.more) note('job-detail', 'ok', t('jobs.detail.more'));
-  $('job-terminate').hidden = !(me?.admin && job.live);
+  const siteAdmin = !!job.site && (me?.roles?.[job.site] || []).includes('siteadmin');
+  $('job-terminate').hidden = !((me?.admin || siteAdmin) && job.live);
   // A web page session that is over offers a new one on the same device:
   // where the session window's end page leads.
   const again = job.type === 'Open Device Webpage' && !job.live;

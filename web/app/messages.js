@@ -95,6 +95,7 @@ export const en = {
   'request.denied': '{by} denied your session on {name}.',
   'request.deniedComment': '{by} denied your session on {name}: “{comment}”',
   'request.expired': 'Nobody answered your request for {name} in time. Ask again, or call the site.',
+  'jobs.detail.approved': 'approved by {by} at {time} (“{reason}”)',
   'site.heading': 'Your site',
   'site.intro': 'Technicians’ requests, the sessions on your sites now, and the rules they follow.',
   'site.empty': 'You administer no site.',
