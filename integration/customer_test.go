@@ -37,6 +37,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 		},
 		SignalingArgs: []string{"--request-expiry", "15s"},
 	})
+	axe := axeSource(t)
 	agent := s.Procs["porthole-agent"]
 	opens := func() int { return agent.Count("session opened") + agent.Count("session refused") }
 	conf := apiLogin(t, s, "conf", pw)
@@ -80,6 +81,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 	if brEval[bool](t, cust, `document.querySelector('#nav-site').hidden`) {
 		t.Fatal("no Site link for a site admin")
 	}
+	axeCheck(t, cust, axe, "site-view")
 	js(cust, `document.querySelector('#sp-approval-lab').checked = true`)
 	js(cust, fmt.Sprintf(`document.querySelector(%q).requestSubmit()`, sitePolicy))
 	brWait(t, cust, "the policy saved", `document.querySelector('[data-note="policy:lab"]').textContent.includes('saved')`)
@@ -104,6 +106,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 		brWait(t, tech, "the waiting state", fmt.Sprintf(`!document.querySelector('#request-dialog') && document.querySelector('[data-note="device:%s"]').textContent.includes('Waiting for a site admin')`, stack.DeviceID))
 	}
 	request("")
+	axeCheck(t, tech, axe, "request-dialog")
 	js(tech, `document.querySelector('#request-dialog form').requestSubmit()`)
 	brWait(t, tech, "the reason required", `document.querySelector('[data-note="request-dialog"]').textContent.includes('reason is required')`)
 	js(tech, `document.querySelector('#request-cancel').click()`)
@@ -114,6 +117,8 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 	pending := `#requests-pending li.request`
 	brWait(t, cust, "the request in the Requests panel", fmt.Sprintf(`document.querySelector(%q) && document.querySelector(%q).textContent.includes('Toner alarm on tray 2') && document.querySelector(%q).textContent.includes('tech')`, pending, pending, pending))
 	brShot(t, cust, art, "site-admin-request")
+	noRawErrors(t, cust, "site-admin-request")
+	axeCheck(t, cust, axe, "site-admin-request")
 	if n := opens(); n != 0 {
 		t.Fatalf("the agent saw %d session opens before the approval", n)
 	}
