@@ -395,3 +395,31 @@ func TestApprovalAcrossNodes(t *testing.T) {
 		t.Fatalf("job across nodes = %d %+v", r.StatusCode, job)
 	}
 }
+
+// TestUnreadRequestsExpireWithTheirWebhook: a request nobody reads expires
+// in the sweep, announced once however often the sweep runs.
+func TestUnreadRequestsExpireWithTheirWebhook(t *testing.T) {
+	ce := newCustEnv(t)
+	ce.call("sadmin-a", "PUT", reqPath(proto.PathSitePolicy, "site-a"), &proto.SitePolicy{RequireApproval: true}, nil, 200)
+	ce.call("user-a", "POST", proto.PathRequests, &proto.NewRequest{Device: "printer-a", Reason: "r", Minutes: 5}, nil, 201)
+	ctx := context.Background()
+	if n, err := ce.srv.ExpireRequests(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep before the expiry: %d %v", n, err)
+	}
+	ce.clock.Add(proto.RequestAnswerWithin)
+	for i, want := range []int{1, 0} {
+		n, err := ce.srv.ExpireRequests(ctx)
+		if err != nil || n != want {
+			t.Fatalf("sweep %d: %d %v, want %d", i+1, n, err, want)
+		}
+	}
+	expired := 0
+	for _, typ := range ce.eventTypes() {
+		if typ == proto.WebhookSessionExpired {
+			expired++
+		}
+	}
+	if expired != 1 {
+		t.Fatalf("%d session.expired events, want 1: %v", expired, ce.eventTypes())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -348,4 +349,47 @@ func (s *Server) decideRequest(w http.ResponseWriter, r *http.Request, p *princi
 	}
 	s.notify(ctx, ev)
 	writeJSON(w, http.StatusOK, s.requestView(p, got, s.requestNames(ctx)))
+}
+
+// ExpireRequests expires the requests whose time is up (unanswered, or
+// approved and unused) on every site, announcing each once, and reports
+// how many. Reads expire them too; this is for the webhooks of requests
+// nobody looks at. Every node of a cluster may run it: the store's atomic
+// update lets only one announce a request.
+func (s *Server) ExpireRequests(ctx context.Context) (int, error) {
+	sites, err := s.store.Sites(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("expire requests: %w", err)
+	}
+	n := 0
+	since := s.now().Add(-requestHorizon)
+	for _, site := range sites {
+		list, err := s.store.Requests(ctx, site.ID, since)
+		if err != nil {
+			return n, fmt.Errorf("expire requests of %s: %w", site.ID, err)
+		}
+		for _, r := range list {
+			before := r.State
+			if got := s.expireRequest(ctx, r); got.State == proto.RequestExpired && before != proto.RequestExpired {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// SweepRequests runs ExpireRequests every interval until ctx ends.
+func (s *Server) SweepRequests(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.ExpireRequests(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("expire approval requests", "err", err)
+			}
+		}
+	}
 }

@@ -373,6 +373,17 @@ func run(args []string, checkOnly bool) error {
 	if agents != nil {
 		agentHS = agents.serve(srv, log, errc)
 	}
+	// Approval requests nobody answers expire on time, webhook included.
+	sweepCtx, endSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		srv.SweepRequests(sweepCtx, 15*time.Second)
+	}()
+	defer func() {
+		endSweep()
+		<-swept
+	}()
 	select {
 	case err := <-errc:
 		return err
