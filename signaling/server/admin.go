@@ -213,17 +213,54 @@ func (s *Server) putAgent(w http.ResponseWriter, r *http.Request, p *principal) 
 	writeJSON(w, http.StatusOK, &proto.AgentView{ID: a.ID, Name: a.Name, Site: a.Site})
 }
 
-// listAudit answers GET /v1/audit?after=N&limit=M.
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *principal) {
+// maxAuditScan bounds how many pages of the admin log one site admin's
+// request reads to find their sites' entries.
+const maxAuditScan = 50
+
+// listAudit answers GET /v1/audit?after=N&limit=M: admins read the whole
+// admin log, site admins the entries of their sites (policy changes,
+// requests and answers, terminations, roles).
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *principal) {
 	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	entries, err := s.store.Audit(r.Context(), accounts.AuditStream, after, limit)
-	if err != nil {
-		s.fail(w, err)
-		return
+	mine := func(*store.AuditEntry) bool { return true }
+	if !p.admin() {
+		var sites []string
+		for site, roles := range p.user.Roles {
+			if slices.Contains(roles, store.RoleSiteAdmin) {
+				sites = append(sites, site)
+			}
+		}
+		if len(sites) == 0 {
+			s.refuse(r, "not an admin", "user", p.id())
+			writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "administrators only"))
+			return
+		}
+		mine = func(e *store.AuditEntry) bool { return slices.Contains(sites, e.Site) }
+	}
+	var entries []*store.AuditEntry
+	pageSize := 1000
+	if p.admin() {
+		pageSize = limit
+	}
+	for range maxAuditScan {
+		page, err := s.store.Audit(r.Context(), accounts.AuditStream, after, pageSize)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		for _, e := range page {
+			after = e.Seq
+			if mine(e) && len(entries) < limit {
+				entries = append(entries, e)
+			}
+		}
+		if len(page) < pageSize || len(entries) >= limit || p.admin() {
+			break
+		}
 	}
 	out := proto.AuditList{Entries: make([]proto.AuditEntry, 0, len(entries))}
 	for _, e := range entries {

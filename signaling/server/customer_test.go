@@ -289,7 +289,7 @@ func TestSiteAdminSeesNothingOfAnotherSite(t *testing.T) {
 		{"discovered of b", "GET", "/v1/sites/site-b/discovered", nil, 404},
 		{"open b", "POST", proto.PathSessions, &proto.CreateSession{Device: "printer-b"}, 404},
 		{"users", "GET", proto.PathUsers, nil, 403},
-		{"admin audit", "GET", proto.PathAudit, nil, 403},
+		{"admin audit (their site's part)", "GET", proto.PathAudit, nil, 200},
 		{"roles", "PUT", "/v1/users/" + ce.ids["user-b"] + "/roles/site-b", &proto.RoleUpdate{Roles: []string{"user"}}, 403},
 		// Their own site: the customer sees but does not open.
 		{"open a", "POST", proto.PathSessions, &proto.CreateSession{Device: "printer-a"}, 403},
@@ -320,6 +320,16 @@ func TestSiteAdminSeesNothingOfAnotherSite(t *testing.T) {
 	if len(jobs.Jobs) != 1 || jobs.Jobs[0].ID != infoA.Session || !jobs.Jobs[0].Live {
 		t.Fatalf("site admin's jobs: %+v", jobs)
 	}
+	// The admin log: only site a's entries, and site b's policy change is
+	// not among them.
+	var audit proto.AuditList
+	ce.call("sadmin-a", "GET", proto.PathAudit, nil, &audit, 200)
+	for _, e := range audit.Entries {
+		if e.Site != "site-a" {
+			t.Fatalf("site admin of a reads %+v", e)
+		}
+	}
+	ce.call("user-a", "GET", proto.PathAudit, nil, nil, 403)
 	var reqs proto.RequestList
 	ce.call("sadmin-a", "GET", proto.PathRequests, nil, &reqs, 200)
 	if len(reqs.Requests) != 0 {

@@ -239,7 +239,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(proto.PathSite, s.api(methods{"DELETE": s.adminOnly(proto.ScopeManage, s.deleteSite)}))
 	mux.Handle(proto.PathAgents, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.listAgents)}))
 	mux.Handle(proto.PathAgent, s.api(methods{"PUT": s.adminOnly(proto.ScopeManage, s.putAgent)}))
-	mux.Handle(proto.PathAudit, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.listAudit)}))
+	mux.Handle(proto.PathAudit, s.api(methods{"GET": get(s.listAudit)}))
 	s.jobRoutes(mux)
 	s.webhookRoutes(mux) // webhooks.go
 	mux.Handle(proto.PathSitePolicy, s.api(methods{"GET": get(s.getSitePolicy), "PUT": manage(s.putSitePolicy)}))
