@@ -136,6 +136,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 	live := `#site-sessions li.site-session`
 	brWait(t, cust, "the live session", fmt.Sprintf(`document.querySelector(%q) && document.querySelector(%q).textContent.includes('Approved by cust')`, live, live))
 	brShot(t, cust, art, "site-admin-live")
+	brWait(t, cust, "the approval and the policy change in Recent changes", `document.querySelector('#site-changes li[data-action="request.approve"]') && document.querySelector('#site-changes li[data-action="policy.site"]').textContent.includes('"requireApproval":true')`)
 	brClick(t, cust, live+" button.end-session")
 	brWait(t, cust, "no live session", `!document.querySelector('#site-sessions li.site-session') && !document.querySelector('#sessions-none').hidden`)
 	if n := opens(); n != 1 {

@@ -37,10 +37,11 @@ export function leaveSite() {
 
 async function refresh() {
   try {
-    const [reqs, jobs] = await Promise.all([api('GET', '/v1/requests'), api('GET', '/v1/jobs?limit=200')]);
+    const [reqs, jobs, audit] = await Promise.all([api('GET', '/v1/requests'), api('GET', '/v1/jobs?limit=200'), api('GET', '/v1/audit')]);
     const mine = (x) => sites.includes(x.site);
     renderRequests((reqs.requests || []).filter(mine));
     renderSessions((jobs.jobs || []).filter((j) => j.live && mine(j)));
+    renderChanges((audit.entries || []).filter(mine).slice(-30).reverse());
     note('site', '', '');
   } catch (err) {
     if (err.status !== 401) note('site', 'error', errorText('site.load', err));
@@ -133,6 +134,33 @@ function sessionItem(j) {
     el('p', { className: 'muted', textContent: approval }),
     end,
     noteSlot(`session:${j.id}`),
+  );
+}
+
+// ---- recent changes (the admin log's entries of the admin's sites) ----
+
+const CHANGE_KEYS = ['device', 'reason', 'comment', 'before', 'after'];
+
+function renderChanges(list) {
+  $('changes-none').hidden = list.length > 0;
+  reconcile($('site-changes'), list, (e) => String(e.seq), (e) => e.hash, changeItem);
+}
+
+function changeItem(e) {
+  // Only what a customer reads: the policy before and after, the device,
+  // the reason and the comment.
+  const detail = CHANGE_KEYS.filter((k) => e.detail?.[k])
+    .map((k) => t(`site.change.${k}`, { value: e.detail[k] }))
+    .join(' · ');
+  return el(
+    'li',
+    { className: 'site-change', dataset: { action: e.action } },
+    el('time', { className: 'muted', textContent: when(e.time) }),
+    ' ',
+    el('strong', { textContent: e.action }),
+    ' ',
+    el('span', { textContent: t('site.change.by', { actor: e.actor, target: e.target || '' }) }),
+    detail ? el('p', { className: 'muted change-detail', textContent: detail }) : null,
   );
 }
 
