@@ -433,3 +433,50 @@ func TestUnreadRequestsExpireWithTheirWebhook(t *testing.T) {
 		t.Fatalf("%d session.expired events, want 1: %v", expired, ce.eventTypes())
 	}
 }
+
+// TestPolicyAndRequestInputsAreChecked: what the policy and request
+// endpoints refuse, and with which status.
+func TestPolicyAndRequestInputsAreChecked(t *testing.T) {
+	ce := newCustEnv(t)
+	sitePolicy, devicePolicy := reqPath(proto.PathSitePolicy, "site-a"), reqPath(proto.PathDevicePolicy, "printer-a")
+	// printer-a2 needs no approval yet.
+	ce.call("user-a", "POST", proto.PathRequests, &proto.NewRequest{Device: "printer-a2", Reason: "r", Minutes: 5}, nil, 409)
+	ce.call("sadmin-a", "PUT", devicePolicy, &proto.DevicePolicy{RequireApproval: true}, nil, 200)
+	var mine proto.RequestView
+	ce.call("user-a", "POST", proto.PathRequests, &proto.NewRequest{Device: "printer-a", Reason: "r", Minutes: 5}, &mine, 201)
+	long := strings.Repeat("x", proto.MaxApprovalMsg+1)
+	cases := []struct {
+		name, who, method, path string
+		body                    any
+		want                    int
+	}{
+		{"unknown time zone", "sadmin-a", "PUT", sitePolicy, &proto.SitePolicy{TimeZone: "Atlantis/Capital"}, 400},
+		{"window backwards", "sadmin-a", "PUT", sitePolicy, &proto.SitePolicy{Windows: []proto.TimeWindow{{Days: []string{"mon"}, From: "18:00", To: "08:00"}}}, 400},
+		{"unknown day", "sadmin-a", "PUT", sitePolicy, &proto.SitePolicy{Windows: []proto.TimeWindow{{Days: []string{"someday"}, From: "08:00", To: "09:00"}}}, 400},
+		{"unknown field", "sadmin-a", "PUT", sitePolicy, map[string]any{"requireApproval": true, "bypass": true}, 400},
+		{"relative path rule", "sadmin-a", "PUT", devicePolicy, &proto.DevicePolicy{Deny: []string{"firmware"}}, 400},
+		{"port 0", "sadmin-a", "PUT", devicePolicy, &proto.DevicePolicy{Ports: []int{0}}, 400},
+		{"configurer sets a policy", "conf-a", "PUT", devicePolicy, &proto.DevicePolicy{}, 403},
+		{"technician sets a policy", "user-a", "PUT", sitePolicy, &proto.SitePolicy{}, 403},
+		{"admin sets a policy", "admin", "PUT", sitePolicy, &proto.SitePolicy{}, 200},
+		{"comment too long", "sadmin-a", "POST", reqPath(proto.PathDecision, mine.ID), &proto.Decision{Comment: long}, 413},
+		{"unknown request", "sadmin-a", "GET", reqPath(proto.PathRequest, "nope"), nil, 404},
+		{"withdraw another's", "sadmin-a", "DELETE", reqPath(proto.PathRequest, mine.ID), nil, 403},
+		{"withdraw one's own", "user-a", "DELETE", reqPath(proto.PathRequest, mine.ID), nil, 204},
+		{"withdraw twice", "user-a", "DELETE", reqPath(proto.PathRequest, mine.ID), nil, 409},
+		{"answer a withdrawn one", "sadmin-a", "POST", reqPath(proto.PathDecision, mine.ID), &proto.Decision{Approve: true}, 409},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var pe proto.Error
+			if r := ce.as(ce.cookie[tc.who], tc.method, tc.path, tc.body, &pe); r.StatusCode != tc.want {
+				t.Fatalf("%s %s as %s = %d (%s), want %d", tc.method, tc.path, tc.who, r.StatusCode, pe.Message, tc.want)
+			}
+		})
+	}
+	// At most five waiting requests per technician.
+	for i := range maxPendingPerUser {
+		ce.call("user-a", "POST", proto.PathRequests, &proto.NewRequest{Device: "printer-a", Reason: "again", Minutes: 5 + i}, nil, 201)
+	}
+	ce.call("user-a", "POST", proto.PathRequests, &proto.NewRequest{Device: "printer-a", Reason: "one more", Minutes: 5}, nil, 429)
+}
