@@ -123,6 +123,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 		t.Fatalf("the agent saw %d session opens before the approval", n)
 	}
 	set(cust, pending+" input.decision-comment", "Go ahead, tray 2 only")
+	approvedAt := time.Now()
 	brClick(t, cust, pending+" button.approve")
 
 	// 4. The session opens for the technician.
@@ -130,6 +131,7 @@ func TestUICustomerApprovesDeniesAndTimeWindows(t *testing.T) {
 	shellOrigin := brEval[string](t, tech, `location.origin`)
 	tab := newTab(t, tech, &proto.SessionInfo{ShellOrigin: shellOrigin, DeviceOrigin: strings.Replace(shellOrigin, "://shell-", "://", 1)})
 	tab.waitDev(t, "the device's page in the session window", `d.readyState === 'complete' && d.body.innerText.includes('Porthole LaserJet 4000')`)
+	t.Logf("approve click → the device's page in the technician's session window: %v (the technician's page polls every 2 s)", time.Since(approvedAt).Round(time.Millisecond))
 	brShot(t, tech, art, "technician-session")
 
 	// 5. The site admin sees the live session, approved, and ends it.
