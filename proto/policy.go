@@ -1,6 +1,8 @@
 package proto
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -92,4 +94,238 @@ func ValidPathRule(p string) bool {
 		return false
 	}
 	return !strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// How the agent matches a request against a scope.
+//
+// A request's path is matched in a normal form (NormalizePath), so no
+// spelling of it reaches a denied resource: percent escapes are decoded
+// (repeatedly, so %2566 counts as f; %2f is a slash), backslashes count as
+// slashes (as on IIS-style servers), ";" parameters are cut from every
+// segment (/..;/ is ..), empty and "." segments are dropped and ".."
+// removes the segment before it, and the result is lower-cased: many
+// embedded web servers ignore case, and one rule set serves every device,
+// so /FIRMWARE is /firmware everywhere. A path that still holds a control
+// character or a malformed escape is refused outright.
+//
+// A deny rule covers every path that starts with its text (/firmware
+// refuses /firmware, /firmware/, /firmware.cgi and /firmwareupdate); an
+// allow rule covers itself and what lies under it (/status allows
+// /status and /status/x, not /status-reset.cgi). Both err on the side of
+// refusing.
+
+// maxDecodeRounds bounds repeated percent-decoding.
+const maxDecodeRounds = 4
+
+// NormalizePath returns the normal form of a request path (without its
+// query) for matching, or ok false for a path no rule can judge.
+func NormalizePath(raw string) (string, bool) {
+	p, _, _ := strings.Cut(raw, "?")
+	p, _, _ = strings.Cut(p, "#")
+	for range maxDecodeRounds {
+		if !strings.Contains(p, "%") {
+			break
+		}
+		d, ok := percentDecode(p)
+		if !ok {
+			return "", false
+		}
+		if d == p {
+			break
+		}
+		p = d
+	}
+	if strings.Contains(p, "%") {
+		// Still encoded after the rounds: too deep to be honest.
+		if d, ok := percentDecode(p); !ok || d != p {
+			return "", false
+		}
+	}
+	if strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", false
+	}
+	p = strings.ReplaceAll(p, `\`, "/")
+	var out []string
+	for seg := range strings.SplitSeq(p, "/") {
+		seg, _, _ = strings.Cut(seg, ";")
+		switch seg {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, strings.ToLower(seg))
+		}
+	}
+	return "/" + strings.Join(out, "/"), true
+}
+
+// percentDecode decodes every %XX escape; ok is false for a malformed one.
+func percentDecode(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return "", false
+		}
+		b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+		i += 2
+	}
+	return b.String(), true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+// normalRule is a rule in the form NormalizePath gives paths.
+func normalRule(r string) string {
+	n, ok := NormalizePath(r)
+	if !ok {
+		return r
+	}
+	return n
+}
+
+// denies reports whether deny rule r covers normal path p.
+func denies(r, p string) bool {
+	r = normalRule(r)
+	return r == "/" || strings.HasPrefix(p, r)
+}
+
+// allows reports whether allow rule r covers normal path p.
+func allows(r, p string) bool {
+	r = normalRule(r)
+	return r == "/" || p == r || strings.HasPrefix(p, r+"/")
+}
+
+// SafeMethod reports whether a read-only session may use method: GET and
+// HEAD only. OPTIONS is not among them: a browser sends it only before a
+// request read-only refuses anyway, and a device's OPTIONS handler is not
+// known to change nothing.
+func SafeMethod(method string) bool {
+	return method == "GET" || method == "HEAD"
+}
+
+// ReadOnlyRefusal is why a read-only session's request is refused.
+const ReadOnlyRefusal = "This session is read-only: the site's policy allows viewing, not changes"
+
+// CheckRequest says why s refuses a request (method, origin-form target),
+// or "" when it allows it. A nil scope allows everything.
+func (s *GrantScope) CheckRequest(method, target string) string {
+	if s == nil {
+		return ""
+	}
+	if s.ReadOnly && !SafeMethod(method) {
+		return ReadOnlyRefusal + " (" + method + " refused)"
+	}
+	return s.CheckPath(target)
+}
+
+// CheckPath says why s refuses a request for target's path, or "".
+func (s *GrantScope) CheckPath(target string) string {
+	if s == nil || len(s.Allow) == 0 && len(s.Deny) == 0 {
+		return ""
+	}
+	p, ok := NormalizePath(target)
+	if !ok {
+		return "The site's policy cannot judge this path (a malformed escape or a control character), so it is refused"
+	}
+	for _, r := range s.Deny {
+		if denies(r, p) {
+			return "The site's policy refuses " + normalRule(r) + " in this session"
+		}
+	}
+	if len(s.Allow) == 0 {
+		return ""
+	}
+	for _, r := range s.Allow {
+		if allows(r, p) {
+			return ""
+		}
+	}
+	return "The site's policy allows only " + strings.Join(s.Allow, ", ") + " in this session"
+}
+
+// CheckPort says why s refuses a TCP service (SSH, VNC, a forwarded port)
+// on port, or "". A read-only session has none: the agent cannot tell
+// reading from changing in a byte stream.
+func (s *GrantScope) CheckPort(port int) string {
+	if s == nil {
+		return ""
+	}
+	if s.ReadOnly {
+		return "This session is read-only: the site's policy allows viewing web pages, not terminals, screens or forwarded ports"
+	}
+	if len(s.Ports) > 0 && !slices.Contains(s.Ports, port) {
+		return "The site's policy does not allow port " + strconv.Itoa(port) + " in this session"
+	}
+	return ""
+}
+
+// Within says how s is wider than floor, or "" when s is at least as
+// narrow: read-only when the floor is, every deny rule of the floor
+// covered by one of s, every allow rule of s inside one of the floor's,
+// and its ports among the floor's.
+func (s *GrantScope) Within(floor *GrantScope) string {
+	if floor == nil {
+		return ""
+	}
+	var zero GrantScope
+	if s == nil {
+		s = &zero
+	}
+	if floor.ReadOnly && !s.ReadOnly {
+		return "the site requires read-only sessions and the grant is not read-only"
+	}
+	for _, d := range floor.Deny {
+		nd := normalRule(d)
+		if !slices.ContainsFunc(s.Deny, func(g string) bool { return denies(g, nd) }) {
+			return "the site denies " + nd + " and the grant does not"
+		}
+	}
+	if len(floor.Allow) > 0 {
+		if len(s.Allow) == 0 {
+			return "the site allows only " + strings.Join(floor.Allow, ", ") + " and the grant allows every path"
+		}
+		for _, a := range s.Allow {
+			na := normalRule(a)
+			if !slices.ContainsFunc(floor.Allow, func(f string) bool { return allows(f, na) }) {
+				return "the grant allows " + na + ", outside what the site allows"
+			}
+		}
+	}
+	if len(floor.Ports) > 0 {
+		if len(s.Ports) == 0 {
+			return "the site allows only ports " + portList(floor.Ports) + " and the grant allows every port"
+		}
+		for _, p := range s.Ports {
+			if !slices.Contains(floor.Ports, p) {
+				return "the grant allows port " + strconv.Itoa(p) + ", outside the site's ports " + portList(floor.Ports)
+			}
+		}
+	}
+	return ""
+}
+
+func portList(ps []int) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = strconv.Itoa(p)
+	}
+	return strings.Join(out, ", ")
 }
