@@ -72,6 +72,88 @@ type AccessEntry struct {
 	Service ServiceKind `json:"service,omitempty"`
 	// ViewOnly marks a VNC stream the agent kept view-only.
 	ViewOnly bool `json:"viewOnly,omitempty"`
+	// Change flags a state-changing request: a method other than GET,
+	// HEAD and OPTIONS, or a GET with a query to a path the device's
+	// declaration lists among its actions.
+	Change bool `json:"change,omitempty"`
+	// Refused is why the agent's policy refused the exchange (the
+	// grant's or the site's scope); it never reached the device.
+	Refused string `json:"refused,omitempty"`
+	// Form is what a form submission sent, with secrets redacted at the
+	// agent (internal/redact) before the entry left it.
+	Form *AccessForm `json:"form,omitempty"`
+}
+
+// Encodings of a recorded form.
+const (
+	FormURLEncoded = "urlencoded" // application/x-www-form-urlencoded
+	FormMultipart  = "multipart"  // multipart/form-data
+	FormJSON       = "json"       // application/json: nested keys joined with "."
+)
+
+// Limits of a recorded form: past them the form is Truncated.
+const (
+	MaxFormFields = 64
+	MaxFieldName  = 128
+	MaxFieldValue = 256
+	MaxFormBytes  = 8 << 10 // names and values together
+)
+
+// AccessForm is the fields of a form submission.
+type AccessForm struct {
+	Encoding  string        `json:"encoding"` // one of the Form… values
+	Fields    []AccessField `json:"fields"`
+	Truncated bool          `json:"truncated,omitempty"` // more fields or bytes than recorded
+}
+
+// AccessField is one field of a form. A secret's value is never
+// recorded: Redacted says one was sent.
+type AccessField struct {
+	Name     string `json:"name"`
+	Value    string `json:"value,omitempty"`
+	Redacted bool   `json:"redacted,omitempty"`
+	File     string `json:"file,omitempty"` // a file part's file name; its content is never recorded
+	Size     int64  `json:"size,omitempty"` // a file part's bytes
+}
+
+// Validate checks a form's bounds.
+func (f *AccessForm) Validate() error {
+	switch f.Encoding {
+	case FormURLEncoded, FormMultipart, FormJSON:
+	default:
+		return Errorf(CodeBadMessage, "access form: unknown encoding %.20q", f.Encoding)
+	}
+	if len(f.Fields) > MaxFormFields {
+		return Errorf(CodeTooLarge, "access form: over %d fields", MaxFormFields)
+	}
+	n := 0
+	for _, fd := range f.Fields {
+		if len(fd.Name) > MaxFieldName || len(fd.Value) > MaxFieldValue || len(fd.File) > MaxFieldName || fd.Size < 0 {
+			return Errorf(CodeTooLarge, "access form: field over its bounds")
+		}
+		if fd.Redacted && fd.Value != "" {
+			return Errorf(CodeBadMessage, "access form: a redacted field carries a value")
+		}
+		n += len(fd.Name) + len(fd.Value) + len(fd.File)
+	}
+	if n > MaxFormBytes {
+		return Errorf(CodeTooLarge, "access form: over %d bytes", MaxFormBytes)
+	}
+	return nil
+}
+
+// MaxRefusal bounds AccessEntry.Refused.
+const MaxRefusal = 512
+
+// SizeHint is about how many bytes e takes in a batch.
+func (e *AccessEntry) SizeHint() int {
+	n := 256 + 2*len(e.URL) + len(e.Refused)
+	if e.Form != nil {
+		for _, f := range e.Form.Fields {
+			n += 48 + 2*(len(f.Name)+len(f.Value)+len(f.File))
+		}
+	}
+	return n
 }
 
 // AccessLog is the body of log.entries: consecutive entries of the
@@ -178,6 +260,13 @@ func (e *AccessEntry) Validate() error {
 		return Errorf(CodeBadMessage, "access entry %d: unknown path %.20q", e.Seq, e.Via)
 	case e.Service != "" && e.Service != ServiceWeb && e.Service != ServiceSSH && e.Service != ServiceVNC && e.Service != ServiceTCP:
 		return Errorf(CodeBadMessage, "access entry %d: unknown service %.20q", e.Seq, e.Service)
+	case len(e.Refused) > MaxRefusal:
+		return Errorf(CodeTooLarge, "access entry %d: refusal over %d bytes", e.Seq, MaxRefusal)
+	}
+	if e.Form != nil {
+		if err := e.Form.Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -324,7 +324,7 @@ func (l *Log) Due(now time.Time, resend time.Duration) []Batch {
 		b := Batch{Session: st.id}
 		size := 0
 		for ; i < len(st.entries) && len(b.Log.Entries) < proto.MaxAccessBatch; i++ {
-			n := 256 + 2*len(st.entries[i].URL)
+			n := st.entries[i].SizeHint()
 			if size+n > maxBatchBytes && len(b.Log.Entries) > 0 {
 				break
 			}
