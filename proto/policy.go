@@ -329,3 +329,22 @@ func portList(ps []int) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// CoversPath reports whether one of rules covers target's path the way a
+// deny rule does (a prefix of its normal form); a path that cannot be
+// normalised is covered by any rule.
+func CoversPath(rules []string, target string) bool {
+	if len(rules) == 0 {
+		return false
+	}
+	p, ok := NormalizePath(target)
+	if !ok {
+		return true
+	}
+	for _, r := range rules {
+		if denies(r, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
 	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -48,11 +50,27 @@ func (a *Agent) observe(s *session) func(tunnel.Exchange) (func(tunnel.ExchangeR
 			port = s.device.cfg.HTTPPort
 		}
 		return func(r tunnel.ExchangeResult) {
-			e := proto.AccessEntry{Kind: x.Kind, Time: x.Start.UTC(), Method: x.Method, URL: x.Target, Port: port,
+			// Query strings leave the agent redacted, as form fields do.
+			e := proto.AccessEntry{Kind: x.Kind, Time: x.Start.UTC(), Method: x.Method, URL: truncate(redact.Target(x.Target), proto.MaxTarget), Port: port,
 				Status: r.Status, ReqBytes: r.ReqBytes, RespBytes: r.RespBytes,
 				DurationUS: r.Duration.Microseconds(), Stream: x.Stream, Via: x.Via, Service: serviceOn(s.device.cfg.Services, port), ViewOnly: x.ViewOnly}
+			if x.Kind == proto.AccessHTTP {
+				e.Change = s.policy.change(x.Method, x.Target)
+			}
 			if r.Err != nil {
 				e.Error = proto.CodeOf(r.Err)
+				var rf *refusal
+				if errors.As(r.Err, &rf) {
+					e.Refused = truncate(rf.pe.Message, proto.MaxRefusal)
+				}
+			}
+			if n := noteOf(r.Context); n != nil {
+				n.mu.Lock()
+				if n.refused != "" {
+					e.Refused, e.Error = truncate(n.refused, proto.MaxRefusal), proto.CodeForbidden
+				}
+				e.Form = n.form
+				n.mu.Unlock()
 			}
 			slot.Commit(e)
 		}, nil

@@ -75,6 +75,9 @@ type FileConfig struct {
 	Scope *scope.Config `json:"scope,omitempty"`
 	// Discovery tunes the agent's scans of the scope (discover.go).
 	Discovery *DiscoveryConfig `json:"discovery,omitempty"`
+	// Policy is the site's own policy for every device without one of
+	// its own, adopted devices included (policy.go).
+	Policy *PolicyConfig `json:"policy,omitempty"`
 }
 
 // DiscoveryConfig is the agent's discovery entry:
@@ -198,6 +201,13 @@ type DeviceConfig struct {
 	// (with snmp or httpProbe) and tlsCertSha256, inline in the device's
 	// JSON object.
 	deviceid.Expect
+	// Policy is the device's own policy; it replaces the site's
+	// (policy.go).
+	Policy *PolicyConfig `json:"policy,omitempty"`
+	// Actions are path prefixes where a GET with a query changes the
+	// device ("/cgi-bin/reset", "/print?"): the access log flags such
+	// requests as changes.
+	Actions []string `json:"actions,omitempty"`
 
 	// scope, if set, bounds every dial to the device (an adopted device,
 	// or the file's when the site declared a scope).
@@ -298,6 +308,17 @@ func (d DeviceConfig) normalize() (DeviceConfig, error) {
 	}
 	if d.HostHeader != "" && d.HTTPPort == 0 {
 		return d, fmt.Errorf("device %s: hostHeader needs a web service", d.ID)
+	}
+	if err := d.Policy.validate("device " + d.ID); err != nil {
+		return d, err
+	}
+	if len(d.Actions) > proto.MaxPathRules {
+		return d, fmt.Errorf("device %s: over %d actions", d.ID, proto.MaxPathRules)
+	}
+	for _, p := range d.Actions {
+		if !proto.ValidPathRule(p) {
+			return d, fmt.Errorf("device %s: action %q must start with / and be at most %d bytes", d.ID, p, proto.MaxPathRule)
+		}
 	}
 	return d, nil
 }

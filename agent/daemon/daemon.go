@@ -100,6 +100,9 @@ type Config struct {
 	// what it finds to signaling (discover.go).
 	Scanner           *discovery.Scanner
 	DiscoveryInterval time.Duration
+	// Policy is the site's own policy (policy.go): the floor of every
+	// device without one of its own.
+	Policy *PolicyConfig
 }
 
 // Agent is a running on-site agent.
@@ -186,6 +189,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Enrollment != nil {
 		cfg.Enrollment.SetEgress(cfg.Egress) // renewals leave as the signaling connection does
+	}
+	if err := cfg.Policy.validate("site"); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}, sessions: map[string]*session{}, granted: map[string]time.Time{},
 		alog: cfg.AccessLog, clock: cfg.Clock}

@@ -153,33 +153,41 @@ func serverName(d DeviceConfig) string {
 // checkGrant verifies the session's grant when the agent is enrolled: the
 // signature, that it is for this session, agent, device and user, that it
 // has not expired and was not used before. It returns the expiry the grant
-// sets (zero without enrollment).
-func (a *Agent) checkGrant(session string, open *proto.SessionOpen) (time.Time, *proto.Error) {
+// sets (zero without enrollment) and the grant (nil without enrollment).
+func (a *Agent) checkGrant(session string, open *proto.SessionOpen) (time.Time, *proto.Grant, *proto.Error) {
+	exp, g, err := a.verifyGrant(session, open)
+	if err != nil {
+		a.log.Warn("session grant refused", "session", session, "device", open.Device, "code", err.Code, "reason", err.Message)
+	}
+	return exp, g, err
+}
+
+func (a *Agent) verifyGrant(session string, open *proto.SessionOpen) (time.Time, *proto.Grant, *proto.Error) {
 	e := a.cfg.Enrollment
 	if e == nil {
-		return time.Time{}, nil
+		return time.Time{}, nil, nil
 	}
 	if open.Grant == "" {
-		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "session.open without a grant")
+		return time.Time{}, nil, proto.Errorf(proto.CodeUnauthorized, "session.open without a grant")
 	}
 	g, err := proto.VerifyGrant(open.Grant, e.GrantKey())
 	if err != nil {
-		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "session grant refused: %v", err)
+		return time.Time{}, nil, proto.Errorf(proto.CodeUnauthorized, "session grant refused: %v", err)
 	}
 	switch {
 	case g.Session != session:
-		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant is for another session")
+		return time.Time{}, nil, proto.Errorf(proto.CodeUnauthorized, "the grant is for another session")
 	case g.Agent != e.Info().Agent:
-		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant is for another agent")
+		return time.Time{}, nil, proto.Errorf(proto.CodeUnauthorized, "the grant is for another agent")
 	case g.Device != open.Device:
-		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant is for another device")
+		return time.Time{}, nil, proto.Errorf(proto.CodeUnauthorized, "the grant is for another device")
 	case g.User != open.User:
-		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant is for another user")
+		return time.Time{}, nil, proto.Errorf(proto.CodeUnauthorized, "the grant is for another user")
 	}
 	now := a.clock.Now()
 	exp := g.ExpiresAt()
 	if !now.Before(exp) {
-		return time.Time{}, proto.Errorf(proto.CodeSessionEnded, "the grant expired at %s", exp.UTC().Format(time.RFC3339))
+		return time.Time{}, nil, proto.Errorf(proto.CodeSessionEnded, "the grant expired at %s", exp.UTC().Format(time.RFC3339))
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -189,13 +197,13 @@ func (a *Agent) checkGrant(session string, open *proto.SessionOpen) (time.Time, 
 		}
 	}
 	if _, seen := a.granted[g.Session]; seen {
-		return time.Time{}, proto.Errorf(proto.CodeUnauthorized, "the grant was already used (replay)")
+		return time.Time{}, nil, proto.Errorf(proto.CodeUnauthorized, "the grant was already used (replay)")
 	}
 	if len(a.granted) >= maxGranted {
-		return time.Time{}, proto.Errorf(proto.CodeRateLimited, "too many live grants")
+		return time.Time{}, nil, proto.Errorf(proto.CodeRateLimited, "too many live grants")
 	}
 	a.granted[g.Session] = exp
-	return exp, nil
+	return exp, g, nil
 }
 
 // sessionProxy builds the session's own proxy to d, pinned to addr, the

@@ -32,6 +32,8 @@ type session struct {
 	proxy *deviceproxy.SessionProxy
 	// pinned is the session's own proxy to the verified address.
 	pinned *deviceproxy.Proxy
+	// policy is what the session is held to (policy.go).
+	policy *sessionPolicy
 	stop   func() bool // stops the expiry timer
 	// fetch serves the session's requests that signaling carries
 	// (fallback.go); end cancels its context.
@@ -106,19 +108,13 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 		return a.send(typ, s.id, payload)
 	})
 	srv := &tunnel.Server{
-		HTTP:           s.proxy.Handler,
-		RequestContext: clientOrigin,
-		DialTCP:        s.proxy.DialTCP,
-		WebSocket: func(ctx context.Context, o *proto.WSOpen) (tunnel.DeviceWebSocket, *proto.WSOpened, error) {
-			c, opened, err := s.proxy.DialWebSocket(ctx, o)
-			if err != nil {
-				return nil, nil, err // not a typed nil in the interface
-			}
-			return c, opened, nil
-		},
-		SSH:     a.openTerminal(s),
-		Logger:  a.log.With("session", s.id, "device", s.device.cfg.ID),
-		Observe: a.observe(s),
+		HTTP:           a.guardHTTP(s),
+		RequestContext: requestContext,
+		DialTCP:        a.guardDialTCP(s),
+		WebSocket:      a.guardWebSocket(s),
+		SSH:            a.openTerminal(s),
+		Logger:         a.log.With("session", s.id, "device", s.device.cfg.ID),
+		Observe:        a.observe(s),
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		a.log.Debug("peer connection state", "session", s.id, "state", st)
@@ -244,7 +240,7 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 		return
 	}
 	// Nothing on the LAN is touched for a session without a valid grant.
-	grantExpires, perr := a.checkGrant(env.Session, &open)
+	grantExpires, grant, perr := a.checkGrant(env.Session, &open)
 	if perr != nil {
 		refuse(perr.Code, "%s", perr.Message)
 		return
@@ -252,6 +248,12 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 	dev, ok := a.device(open.Device)
 	if !ok {
 		refuse(proto.CodeDeviceNotFound, "this agent declares no device %q", open.Device)
+		return
+	}
+	// The site's own policy, before anything on the LAN is touched.
+	policy, perr := a.checkPolicy(env.Session, dev, grant)
+	if perr != nil {
+		refuse(perr.Code, "%s", perr.Message)
 		return
 	}
 	checked, err := a.checkDevice(ctx, dev)
@@ -297,12 +299,13 @@ func (a *Agent) openSession(ctx context.Context, env *proto.Envelope) {
 		return
 	}
 
-	s := &session{id: env.Session, device: dev, user: open.User, expires: expires, ice: open.ICEServers, proxy: pinned.Session(), pinned: pinned}
+	s := &session{id: env.Session, device: dev, user: open.User, expires: expires, ice: open.ICEServers, proxy: pinned.Session(), pinned: pinned,
+		policy: policy}
 	sctx, end := context.WithCancel(ctx)
 	s.end = end
 	s.fetch = fallback.New(sctx, fallback.Config{
-		HTTP:           s.proxy.Handler,
-		RequestContext: clientOrigin,
+		HTTP:           a.guardHTTP(s),
+		RequestContext: requestContext,
 		Observe:        a.observe(s),
 		Logger:         a.log.With("session", s.id, "device", dev.cfg.ID),
 	})

@@ -28,7 +28,7 @@ func (a *Agent) openTerminal(s *session) func(ctx context.Context, o *proto.SSHO
 		if serviceOn(s.device.cfg.Services, o.Port) != proto.ServiceSSH {
 			return nil, nil, proto.Errorf(proto.CodePortNotAllowed, "port %d of device %s is not declared as an SSH service", o.Port, s.device.cfg.ID)
 		}
-		conn, err := s.proxy.DialTCP(ctx, o.Port)
+		conn, err := a.guardDialTCP(s)(ctx, o.Port)
 		if err != nil {
 			return nil, nil, err
 		}

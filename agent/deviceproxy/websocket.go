@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/porthole-dev/porthole/agent/tlscompat"
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -92,14 +93,14 @@ func (s *SessionProxy) DialWebSocket(ctx context.Context, open *proto.WSOpen) (*
 				h.auth.observe(resp.Header, hdr.Get("Authorization"))
 			}
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-			h.log.Info("deviceproxy: device refused the WebSocket", "device", s.p.d.ID, "target", open.Target, "status", resp.StatusCode)
+			h.log.Info("deviceproxy: device refused the WebSocket", "device", s.p.d.ID, "target", redact.Target(open.Target), "status", resp.StatusCode)
 			return nil, nil, proto.Errorf(proto.CodeDeviceFailed, "the device refused the WebSocket to %s: HTTP %d", open.Target, resp.StatusCode)
 		}
 		code := proto.CodeDeviceFailed
 		if isTimeout(err) {
 			code = proto.CodeDeviceTimeout
 		}
-		h.log.Info("deviceproxy: websocket to the device failed", "device", s.p.d.ID, "target", open.Target, "err", err)
+		h.log.Info("deviceproxy: websocket to the device failed", "device", s.p.d.ID, "target", redact.Target(open.Target), "err", err)
 		return nil, nil, proto.Errorf(code, "websocket to the device: %v", err)
 	}
 	conn.SetReadLimit(proto.MaxWSMessage)
@@ -107,7 +108,7 @@ func (s *SessionProxy) DialWebSocket(ctx context.Context, open *proto.WSOpen) (*
 	if tc, ok := conn.NetConn().(*tls.Conn); ok {
 		opened.TLS = tlscompat.Describe(tc.ConnectionState())
 	}
-	h.log.Debug("deviceproxy: websocket opened", "device", s.p.d.ID, "target", open.Target, "protocol", opened.Protocol)
+	h.log.Debug("deviceproxy: websocket opened", "device", s.p.d.ID, "target", redact.Target(open.Target), "protocol", opened.Protocol)
 	return conn, opened, nil
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/internal/fetchx"
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -193,7 +194,7 @@ func (s *Server) serve(conn context.Context, x *fetchx.Exchange, head *proto.Fet
 
 	log := s.log.With("exchange", x.ID())
 	refuse := func(err error) {
-		log.Info("fallback: request refused", "method", head.Method, "target", head.Target, "code", proto.CodeOf(err), "err", err)
+		log.Info("fallback: request refused", "method", head.Method, "target", redact.Target(head.Target), "code", proto.CodeOf(err), "err", err)
 		x.Abort(err)
 	}
 	if s.cfg.HTTP == nil {
@@ -229,10 +230,10 @@ func (s *Server) serve(conn context.Context, x *fetchx.Exchange, head *proto.Fet
 			return
 		}
 	}
-	log.Debug("fallback: request", "method", head.Method, "target", head.Target, "port", head.Port)
+	log.Debug("fallback: request", "method", head.Method, "target", redact.Target(head.Target), "port", head.Port)
 	res := tunnel.ServeHTTP(h, req, &sink{ctx: ctx, x: x}, log)
 	if observed != nil {
-		res.ReqBytes, res.Duration = body.got, time.Since(start)
+		res.ReqBytes, res.Duration, res.Context = body.got, time.Since(start), req.Context()
 		observed(res)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/internal/redact"
 )
 
 // LocalOnly guards the local listener of `porthole http`, which serves the
@@ -40,7 +41,7 @@ func LocalOnly(addr net.Addr, next http.Handler, log *slog.Logger) http.Handler 
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if why := refusal(r, port); why != "" {
-			log.Warn("local listener: request refused", "why", why, "method", r.Method, "target", r.URL.RequestURI(),
+			log.Warn("local listener: request refused", "why", why, "method", r.Method, "target", redact.Target(r.URL.RequestURI()),
 				"host", r.Host, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "remote", r.RemoteAddr)
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Header().Set("X-Content-Type-Options", "nosniff")

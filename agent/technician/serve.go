@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -38,7 +39,7 @@ func (s *Session) HTTPHandler() http.Handler {
 		BufferPool:    s.bufs,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			s.log.Info("tunnelled request failed", "method", r.Method, "target", r.URL.RequestURI(), "err", err)
+			s.log.Info("tunnelled request failed", "method", r.Method, "target", redact.Target(r.URL.RequestURI()), "err", err)
 			status := http.StatusBadGateway
 			if errors.Is(err, context.DeadlineExceeded) {
 				status = http.StatusGatewayTimeout

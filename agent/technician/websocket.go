@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/porthole-dev/porthole/agent/tunnel"
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -38,7 +39,7 @@ func (s *Session) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := s.Client.DialWebSocket(r.Context(), open)
 	if err != nil {
-		s.log.Info("websocket refused", "target", open.Target, "err", err)
+		s.log.Info("websocket refused", "target", redact.Target(open.Target), "err", err)
 		status := http.StatusBadGateway
 		if proto.CodeOf(err) == proto.CodePortNotAllowed {
 			status = http.StatusForbidden

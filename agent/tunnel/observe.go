@@ -1,6 +1,9 @@
 package tunnel
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Exchange describes an exchange about to be served, for Server.Observe.
 type Exchange struct {
@@ -23,6 +26,10 @@ type ExchangeResult struct {
 	RespBytes int64 // response body, or bytes from the device
 	Duration  time.Duration
 	Err       error // non-nil when it did not complete
+	// Context is an HTTP request's context as its handler saw it (what
+	// Server.RequestContext made), so the observer can read what the
+	// handler recorded there; nil for other exchanges.
+	Context context.Context
 }
 
 // observe asks srv.Observe about x: it returns the function to call with

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -79,7 +80,7 @@ func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agen
 		start:    start,
 		observed: observed,
 	}
-	log.Debug("tunnel: request", "method", head.Method, "target", head.Target, "port", head.Port)
+	log.Debug("tunnel: request", "method", head.Method, "target", redact.Target(head.Target), "port", head.Port)
 	go x.serve(h, req)
 	return x
 }
@@ -120,7 +121,7 @@ func (x *httpExchange) serve(h http.Handler, req *http.Request) {
 		_ = x.pr.CloseWithError(errHandlerDone)
 	}
 	if x.observed != nil {
-		res.ReqBytes, res.Duration = x.gotN.Load(), time.Since(x.start)
+		res.ReqBytes, res.Duration, res.Context = x.gotN.Load(), time.Since(x.start), req.Context()
 		x.observed(res)
 	}
 }

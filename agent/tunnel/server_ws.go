@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/porthole-dev/porthole/agent/bufpool"
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -108,7 +109,7 @@ func (ss *Session) startWS(ch *Channel, log *slog.Logger, payload []byte) agentE
 		x.closeConn()
 		x.report(err)
 	}()
-	log.Debug("tunnel: websocket opened", "target", o.Target, "port", o.Port, "protocol", opened.Protocol)
+	log.Debug("tunnel: websocket opened", "target", redact.Target(o.Target), "port", o.Port, "protocol", opened.Protocol)
 	return x
 }
 

@@ -27,11 +27,11 @@ func TestNameAndKey(t *testing.T) {
 		}
 	}
 	for _, v := range []string{pem,
-		"0123456789abcdef0123456789abcdef",                      // 32 hex
+		"0123456789abcdef0123456789abcdef",                                 // 32 hex
 		"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08", // sha256 hex
-		"q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",          // base64 of 32 bytes
-		"q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA",           // unpadded
-		"ghp_R4nd0mT0k3nV4lu3Xq9Zk2Lm8Np1Qr",                    // a token of high entropy
+		"q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",                     // base64 of 32 bytes
+		"q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA",                      // unpadded
+		"ghp_R4nd0mT0k3nV4lu3Xq9Zk2Lm8Np1Qr",                               // a token of high entropy
 		"Xk9#mP2$vL8@qR5!wT3&zY7*",
 	} {
 		if !Key(v) {

@@ -170,6 +170,7 @@ func run(ctx context.Context, logOut io.Writer) error {
 		Server:            fc.Server,
 		Key:               fc.Key,
 		Devices:           fc.Devices,
+		Policy:            fc.Policy,
 		Logger:            logger,
 		LoopbackOnly:      *loopback,
 		Region:            fc.Region,
