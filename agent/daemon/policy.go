@@ -301,7 +301,7 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, why string) {
 			`h1{font-size:1.4em}p.why{border-left:4px solid #cf222e;padding:.5em 1em;background:#fff5f5}</style></head><body>`+
 			`<h1>Refused by the site's policy</h1><p class="why" id="porthole-refusal">`+html.EscapeString(why)+`</p>`+
 			`<p>Nothing was sent to the device. The site's administrators set this policy; ask them if the change is needed.</p>`+
-			`<p><a href="javascript:history.back()">Back</a></p></body></html>`)
+			`</body></html>`)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
