@@ -21,6 +21,18 @@ var goldenAccessMessages = []struct {
 		{Seq: 8, Kind: AccessTCP, Time: accessTime.Add(time.Second), Port: 22, ReqBytes: 2048, RespBytes: 4096, DurationUS: 60000000, Stream: 5},
 		{Seq: 9, Kind: AccessHTTP, Time: accessTime.Add(2 * time.Second), Method: "POST", URL: "/settings", Port: 80, ReqBytes: 300, DurationUS: 800, Stream: 3, Error: CodeCanceled},
 	}}, func() any { return &AccessLog{} }},
+	{"log-entries-change", TypeAccessLog, &AccessLog{Entries: []AccessEntry{
+		{Seq: 10, Kind: AccessHTTP, Time: accessTime, Method: "POST", URL: "/settings/network", Port: 80, Status: 302, ReqBytes: 96, DurationUS: 4100, Stream: 3,
+			Via: ViaWebRTC, Service: ServiceWeb, Change: true, Form: &AccessForm{Encoding: FormURLEncoded, Fields: []AccessField{
+				{Name: "hostname", Value: "npi4000"}, {Name: "dns1", Value: "192.168.1.1"}, {Name: "admin_password", Redacted: true}}}},
+		{Seq: 11, Kind: AccessHTTP, Time: accessTime.Add(time.Second), Method: "POST", URL: "/firmware/upload", Port: 80, Status: 403, ReqBytes: 65536, DurationUS: 900, Stream: 3,
+			Via: ViaWebRTC, Service: ServiceWeb, Error: CodeForbidden, Change: true, Refused: "The site's policy refuses /firmware in this session",
+			Form: &AccessForm{Encoding: FormMultipart, Truncated: true, Fields: []AccessField{{Name: "image", File: "npi4000-2.1.bin", Size: 65210}}}},
+		{Seq: 12, Kind: AccessHTTP, Time: accessTime.Add(2 * time.Second), Method: "GET", URL: "/cgi-bin/reset?token=%5Bredacted%5D&now=1", Port: 80, Status: 200, RespBytes: 40, DurationUS: 700, Stream: 5,
+			Via: ViaWebRTC, Service: ServiceWeb, Change: true},
+		{Seq: 13, Kind: AccessTCP, Time: accessTime.Add(3 * time.Second), Port: 22, DurationUS: 100, Stream: 7, Via: ViaWebRTC, Service: ServiceSSH,
+			Error: CodeForbidden, Refused: "This session is read-only: the site's policy allows viewing web pages, not terminals, screens or forwarded ports"},
+	}}, func() any { return &AccessLog{} }},
 	{"log-ack", TypeAccessAck, &AccessAck{Seq: 9}, func() any { return &AccessAck{} }},
 	{"session-path", TypeSessionPath, &SessionPath{Path: PathRelay, Local: "relay", Remote: "srflx"}, func() any { return &SessionPath{} }},
 	{"session-path-tls", TypeSessionPath, &SessionPath{Path: PathRelay, Local: "relay", Remote: "host", Relay: "tls", Site: SiteTLSOnly}, func() any { return &SessionPath{} }},
@@ -63,6 +75,17 @@ func TestAccessLogRefusesBadBatches(t *testing.T) {
 		{"status", func(l *AccessLog) { l.Entries[0].Status = 1000 }, CodeBadMessage},
 		{"bytes", func(l *AccessLog) { l.Entries[0].RespBytes = -1 }, CodeBadMessage},
 		{"error code", func(l *AccessLog) { l.Entries[0].Error = "boom" }, CodeBadMessage},
+		{"refusal", func(l *AccessLog) { l.Entries[0].Refused = strings.Repeat("x", MaxRefusal+1) }, CodeTooLarge},
+		{"form encoding", func(l *AccessLog) { l.Entries[0].Form = &AccessForm{Encoding: "xml"} }, CodeBadMessage},
+		{"form redacted value", func(l *AccessLog) {
+			l.Entries[0].Form = &AccessForm{Encoding: FormJSON, Fields: []AccessField{{Name: "pwd", Value: "x", Redacted: true}}}
+		}, CodeBadMessage},
+		{"form value", func(l *AccessLog) {
+			l.Entries[0].Form = &AccessForm{Encoding: FormJSON, Fields: []AccessField{{Name: "a", Value: strings.Repeat("v", MaxFieldValue+1)}}}
+		}, CodeTooLarge},
+		{"form fields", func(l *AccessLog) {
+			l.Entries[0].Form = &AccessForm{Encoding: FormJSON, Fields: make([]AccessField, MaxFormFields+1)}
+		}, CodeTooLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
