@@ -356,3 +356,21 @@ func (b *builder) multipart(r io.Reader, boundary string) {
 		b.add(name, v)
 	}
 }
+
+// Fields returns f with every field that is secret by its name or value
+// redacted (a copy; f itself is left alone), for a form recorded by an
+// agent that may not have redacted it. Nil stays nil.
+func Fields(f *proto.AccessForm) *proto.AccessForm {
+	if f == nil {
+		return nil
+	}
+	out := *f
+	out.Fields = make([]proto.AccessField, len(f.Fields))
+	for i, fd := range f.Fields {
+		if fd.Value != "" && Secret(fd.Name, fd.Value) {
+			fd.Value, fd.Redacted = "", true
+		}
+		out.Fields[i] = fd
+	}
+	return &out
+}

@@ -6,6 +6,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/auditlog"
 	"github.com/porthole-dev/porthole/signaling/hub"
@@ -352,7 +354,24 @@ func ToAudit(j *store.Job, e *proto.AccessEntry) *store.AuditEntry {
 	if e.ViewOnly {
 		d["viewOnly"] = "true"
 	}
-	target := e.URL
+	// What changed (issue 18), each absent when unset so older entries'
+	// hashes stay. The agent redacted the URL and the form; they are
+	// redacted here again, so an older agent's secrets never reach the
+	// store either.
+	if e.URL != "" {
+		d["url"] = redact.Target(e.URL)
+	}
+	if e.Change {
+		d["change"] = "true"
+	}
+	if e.Refused != "" {
+		d["refused"] = e.Refused
+	}
+	if f := redact.Fields(e.Form); f != nil {
+		b, _ := json.Marshal(f)
+		d["form"] = string(b)
+	}
+	target := d["url"]
 	if e.Kind == proto.AccessTCP {
 		target = "port " + strconv.Itoa(e.Port)
 	}
@@ -364,8 +383,21 @@ func ToAudit(j *store.Job, e *proto.AccessEntry) *store.AuditEntry {
 func FromAudit(a *store.AuditEntry) proto.AccessEntry {
 	d := a.Detail
 	i := func(k string) int64 { n, _ := strconv.ParseInt(d[k], 10, 64); return n }
-	return proto.AccessEntry{Seq: a.Seq, Kind: d["kind"], Time: a.Time, Method: d["method"], URL: d["url"],
+	return proto.AccessEntry{Seq: a.Seq, Kind: d["kind"], Time: a.Time, Method: d["method"], URL: redact.Target(d["url"]),
 		Port: int(i("port")), Status: int(i("status")), ReqBytes: i("reqBytes"), RespBytes: i("respBytes"),
 		DurationUS: i("durationUs"), Stream: int(i("stream")), Error: proto.Code(d["error"]), Via: d["via"],
-		Service: proto.ServiceKind(d["service"]), ViewOnly: d["viewOnly"] == "true"}
+		Service: proto.ServiceKind(d["service"]), ViewOnly: d["viewOnly"] == "true",
+		Change: d["change"] == "true", Refused: d["refused"], Form: formOf(d["form"])}
+}
+
+// formOf decodes a stored form ("" for none).
+func formOf(s string) *proto.AccessForm {
+	if s == "" {
+		return nil
+	}
+	var f proto.AccessForm
+	if json.Unmarshal([]byte(s), &f) != nil {
+		return nil
+	}
+	return redact.Fields(&f)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/jobs"
 	"github.com/porthole-dev/porthole/signaling/store"
@@ -43,6 +44,11 @@ type harEntry struct {
 	Via      string      `json:"_via,omitempty"` // proto.ViaWebRTC or proto.ViaSignaling
 	Error    string      `json:"_error,omitempty"`
 	Hash     string      `json:"_hash"`
+	// What changed (issue 18): a state-changing request, the policy's
+	// refusal, whether the recorded form was cut short.
+	Change        bool   `json:"_change,omitempty"`
+	Refused       string `json:"_refused,omitempty"`
+	FormTruncated bool   `json:"_formTruncated,omitempty"`
 }
 
 type harRequest struct {
@@ -54,6 +60,40 @@ type harRequest struct {
 	QueryString []harNV  `json:"queryString"`
 	HeadersSize int      `json:"headersSize"`
 	BodySize    int64    `json:"bodySize"`
+	PostData    *harPost `json:"postData,omitempty"`
+}
+
+// harPost is a recorded form: its fields, secrets as redact.Marker, file
+// parts by name and size only.
+type harPost struct {
+	MimeType string         `json:"mimeType"`
+	Params   []harPostParam `json:"params"`
+	Text     string         `json:"text"`
+}
+
+type harPostParam struct {
+	Name     string `json:"name"`
+	Value    string `json:"value,omitempty"`
+	FileName string `json:"fileName,omitempty"`
+	Size     int64  `json:"_size,omitempty"`
+}
+
+var harMime = map[string]string{proto.FormURLEncoded: "application/x-www-form-urlencoded", proto.FormMultipart: "multipart/form-data", proto.FormJSON: "application/json"}
+
+func harPostOf(f *proto.AccessForm) *harPost {
+	f = redact.Fields(f)
+	if f == nil {
+		return nil
+	}
+	p := &harPost{MimeType: harMime[f.Encoding], Params: []harPostParam{}}
+	for _, fd := range f.Fields {
+		v := fd.Value
+		if fd.Redacted {
+			v = redact.Marker
+		}
+		p.Params = append(p.Params, harPostParam{Name: fd.Name, Value: v, FileName: fd.File, Size: fd.Size})
+	}
+	return p
 }
 
 type harNV struct {
@@ -95,6 +135,7 @@ type harTCP struct {
 	Via      string  `json:"_via,omitempty"`
 	Error    string  `json:"_error,omitempty"`
 	Hash     string  `json:"_hash"`
+	Refused  string  `json:"_refused,omitempty"`
 }
 
 func harOf(job *proto.JobView, entries []*store.AuditEntry) *har {
@@ -106,9 +147,10 @@ func harOf(job *proto.JobView, entries []*store.AuditEntry) *har {
 		started := e.Time.UTC().Format(time.RFC3339Nano)
 		if e.Kind == proto.AccessTCP {
 			h.Log.TCP = append(h.Log.TCP, harTCP{Started: started, Time: ms, Port: e.Port, BytesOut: e.ReqBytes,
-				BytesIn: e.RespBytes, Seq: e.Seq, Stream: e.Stream, Via: e.Via, Error: string(e.Error), Hash: a.Hash})
+				BytesIn: e.RespBytes, Seq: e.Seq, Stream: e.Stream, Via: e.Via, Error: string(e.Error), Hash: a.Hash, Refused: e.Refused})
 			continue
 		}
+		e.URL = redact.Target(e.URL) // an older agent's entry: the export carries no secret either
 		u := "http://" + job.Device
 		if e.Port != 0 {
 			u += ":" + strconv.Itoa(e.Port)
@@ -127,12 +169,13 @@ func harOf(job *proto.JobView, entries []*store.AuditEntry) *har {
 		h.Log.Entries = append(h.Log.Entries, harEntry{
 			Started: started, Time: ms,
 			Request: harRequest{Method: e.Method, URL: u, HTTPVersion: "HTTP/1.1", Cookies: []string{}, Headers: []string{},
-				QueryString: qs, HeadersSize: -1, BodySize: e.ReqBytes},
+				QueryString: qs, HeadersSize: -1, BodySize: e.ReqBytes, PostData: harPostOf(e.Form)},
 			Response: harResponse{Status: e.Status, StatusText: http.StatusText(e.Status), HTTPVersion: "HTTP/1.1",
 				Cookies: []string{}, Headers: []string{}, Content: harContent{Size: e.RespBytes, MimeType: ""},
 				HeadersSize: -1, BodySize: e.RespBytes},
 			Timings: harTimings{Wait: ms},
 			Seq:     e.Seq, Stream: e.Stream, Via: e.Via, Error: string(e.Error), Hash: a.Hash,
+			Change: e.Change, Refused: e.Refused, FormTruncated: e.Form != nil && e.Form.Truncated,
 		})
 	}
 	return h
