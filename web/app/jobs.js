@@ -46,6 +46,53 @@ export function viaLabel(e) {
   return e.via === 'signaling' ? t('jobs.log.via.signaling') : t('jobs.log.via.webrtc');
 }
 
+/** Paths that name a firmware or software update. */
+const FIRMWARE = /firm|fwup|upgrade|flash/i;
+
+/**
+ * What an access-log entry changed: 'upload' (a file sent), 'firmware' (a
+ * file sent to an update page), 'settings' (any other state-changing
+ * request), 'request' (a refused request that changes nothing), or '' for
+ * a plain read.
+ */
+export function changeKind(e) {
+  const file = (e.form?.fields || []).some((f) => f.file);
+  if (file) return FIRMWARE.test(e.url || '') ? 'firmware' : 'upload';
+  if (e.change) return FIRMWARE.test(e.url || '') && e.method !== 'GET' ? 'firmware' : 'settings';
+  return e.refused ? 'request' : '';
+}
+
+/**
+ * changeSummary(entries) → "3 settings changes, 1 firmware upload attempt
+ * refused": what a job changed, then what the site's policy refused, ''
+ * when it changed nothing.
+ */
+export function changeSummary(entries) {
+  const counts = new Map();
+  for (const e of entries) {
+    const kind = changeKind(e);
+    if (!kind) continue;
+    const key = `${kind}.${e.refused ? 'refused' : 'done'}`;
+    counts.set(key, (counts.get(key) || 0) + 1);
+  }
+  const order = ['settings.done', 'upload.done', 'firmware.done', 'settings.refused', 'upload.refused', 'firmware.refused', 'request.refused'];
+  return order
+    .filter((k) => counts.has(k))
+    .map((k) => t(`jobs.changes.${k}`, { count: counts.get(k) }))
+    .join(', ');
+}
+
+/** fieldsText(form) → "hostname=p1, admin_password=(redacted), image=fw.bin (4.0 KiB)". */
+export function fieldsText(form) {
+  if (!form?.fields?.length) return '';
+  const parts = form.fields.map((f) => {
+    if (f.file) return `${f.name}=${t('jobs.changes.file', { file: f.file, size: formatBytes(f.size || 0) })}`;
+    return `${f.name}=${f.redacted ? t('jobs.changes.redacted') : f.value || ''}`;
+  });
+  if (form.truncated) parts.push(t('jobs.changes.truncated'));
+  return parts.join(', ');
+}
+
 /** The query string of the filter form's values. */
 export function filterQuery(f) {
   const q = new URLSearchParams();
@@ -191,18 +238,35 @@ async function openJob(id) {
   $('job-again').dataset.agent = again ? job.agent || '' : '';
   $('job-again').dataset.name = again ? w.device : '';
   const entries = Array.isArray(log.entries) ? log.entries : [];
+  // Changes first: what the session changed or tried to, then the log.
+  const changed = entries.filter((e) => changeKind(e));
+  $('job-changes').hidden = changed.length === 0;
+  $('job-changes-summary').textContent = changeSummary(entries);
+  $('job-change-rows').replaceChildren(
+    ...changed.map((e) =>
+      el(
+        'li',
+        { className: e.refused ? 'refused' : 'changed', dataset: { seq: String(e.seq), kind: changeKind(e) } },
+        el('time', { className: 'muted', textContent: clock(e.time) }),
+        ' ',
+        el('strong', { textContent: e.kind === 'tcp' ? t('jobs.log.port', { port: e.port }) : `${e.method || ''} ${e.url || ''}` }),
+        e.refused ? el('span', { className: 'change-refused', textContent: ` ${t('jobs.changes.refusedBecause', { reason: e.refused })}` }) : null,
+        fieldsText(e.form) ? el('div', { className: 'change-fields', textContent: fieldsText(e.form) }) : null,
+      ),
+    ),
+  );
   $('log-rows').replaceChildren(
     ...(entries.length
       ? entries.map((e) =>
           el(
             'tr',
-            { dataset: { seq: String(e.seq) } },
+            { dataset: { seq: String(e.seq) }, className: e.refused ? 'refused' : e.change ? 'changed' : '' },
             el('td', { className: 'num', textContent: String(e.seq) }),
             el('td', { textContent: clock(e.time) }),
             el('td', { textContent: has(`jobs.log.kind.${e.kind}`) ? t(`jobs.log.kind.${e.kind}`) : e.kind }),
             el('td', { textContent: e.method || '' }),
             el('td', { className: 'url', textContent: e.kind === 'tcp' ? t('jobs.log.port', { port: e.port }) : e.url }),
-            el('td', { textContent: e.status ? String(e.status) : e.error ? t('jobs.log.failed') : '' }),
+            el('td', { textContent: e.refused ? t('jobs.log.refused') : e.status ? String(e.status) : e.error ? t('jobs.log.failed') : '', title: e.refused || '' }),
             el('td', { className: 'num', textContent: formatBytes(e.reqBytes) }),
             el('td', { className: 'num', textContent: formatBytes(e.respBytes) }),
             el('td', { className: 'num', textContent: `${(e.durationUs / 1000).toFixed(1)} ms` }),

@@ -35,3 +35,23 @@ test('viaLabel names the path an entry took', () => {
   assert.equal(viaLabel({ via: 'webrtc' }), 'Peer to peer');
   assert.equal(viaLabel({}), 'Peer to peer'); // entries older than the fallback
 });
+
+test('changeSummary puts what changed first, then what was refused', async () => {
+  const { changeSummary, changeKind, fieldsText } = await import('../app/jobs.js');
+  const entries = [
+    { method: 'GET', url: '/status', kind: 'http' },
+    { method: 'POST', url: '/settings/network', change: true, form: { fields: [{ name: 'hostname', value: 'p1' }, { name: 'admin_password', redacted: true }] } },
+    { method: 'POST', url: '/settings/snmp', change: true },
+    { method: 'GET', url: '/cgi-bin/reset?now=1', change: true },
+    { method: 'POST', url: '/firmware/upload', change: true, refused: 'The site’s policy refuses /firmware in this session', form: { fields: [{ name: 'image', file: 'fw.bin', size: 4096 }], truncated: true } },
+  ];
+  assert.equal(changeSummary(entries), '3 settings changes, 1 firmware upload attempt refused');
+  assert.equal(changeSummary(entries.slice(0, 1)), '');
+  assert.equal(changeKind(entries[0]), '');
+  assert.equal(changeKind({ method: 'POST', url: '/upload', form: { fields: [{ name: 'f', file: 'a.txt' }] }, change: true }), 'upload');
+  assert.equal(changeKind({ method: 'POST', url: '/settings', refused: 'read-only', change: true }), 'settings');
+  assert.equal(changeKind({ kind: 'tcp', port: 22, refused: 'read-only' }), 'request');
+  assert.equal(changeSummary([{ method: 'POST', url: '/a', change: true, refused: 'x' }, { method: 'POST', url: '/b', change: true, refused: 'x' }]), '2 settings change attempts refused');
+  assert.equal(fieldsText(entries[1].form), 'hostname=p1, admin_password=(redacted)');
+  assert.equal(fieldsText(entries[4].form), 'image=fw.bin (4.0 KiB), … (more not recorded)');
+});
