@@ -100,6 +100,13 @@ type Options struct {
 	// none, and gives the enrollment token (EnrollToken) and the agent's
 	// configuration (AgentConfig) instead, e.g. for an installed package.
 	NoAgent bool
+	// DevicePolicy and DeviceActions are the demo device's "policy" and
+	// "actions" in the agent's file (agent/daemon/policy.go).
+	DevicePolicy  map[string]any
+	DeviceActions []string
+	// Redis is a redis:// URL: signaling (and its admin commands) keep
+	// their state there instead of the data directory's bbolt file.
+	Redis string
 }
 
 // User is an account a stack creates.
@@ -145,6 +152,7 @@ type Stack struct {
 	AgentConfig []byte
 
 	sigArgs   []string    // porthole-signaling's flags, for RestartSignaling
+	storeArgs []string    // the admin commands' store flags beyond --data-dir
 	agentArgs []string    // porthole-agent's flags, for StartAgent
 	out       io.Writer   // process output, nil unless Verbose
 	relay     *agentRelay // with Options.AgentRelay
@@ -238,9 +246,12 @@ func Start(t testing.TB, opts Options) *Stack {
 	s.SessionsHost = fmt.Sprintf("sessions.localhost:%d", sigPort)
 	s.AppURL = fmt.Sprintf("http://localhost:%d", sigPort)
 	s.DataDir = filepath.Join(s.Dir, "signaling-data")
+	if opts.Redis != "" {
+		s.storeArgs = []string{"--redis", opts.Redis}
+	}
 	s.admin(t, "site", "--id", SiteID, "--name", "Lab")
 	s.admin(t, "agent", "--id", AgentID, "--site", SiteID)
-	enrollToken, err := EnrollToken(s.Bin["porthole-signaling"], s.DataDir, SiteID, AgentID)
+	enrollToken, err := EnrollToken(s.Bin["porthole-signaling"], s.DataDir, SiteID, AgentID, s.storeArgs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +289,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		"--sessions-domain", s.SessionsHost,
 		"--allowed-origin", s.AppURL,
 	}
+	args = append(args, s.storeArgs...)
 	if opts.AgentRelay {
 		agentPort := testenv.FreePort(t)
 		s.relay = startAgentRelay(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
@@ -298,6 +310,12 @@ func Start(t testing.TB, opts Options) *Stack {
 		// The names the demo device writes into its pages (quirks.go).
 		"names": []string{"npi4000-demo", "npi4000-demo.local"},
 	}}
+	if opts.DevicePolicy != nil {
+		devices[0]["policy"] = opts.DevicePolicy
+	}
+	if opts.DeviceActions != nil {
+		devices[0]["actions"] = opts.DeviceActions
+	}
 	if opts.LegacyTLS {
 		devices = append(devices, map[string]any{
 			"id": LegacyTLSDeviceID, "name": "Demo printer (TLS 1.0)", "scheme": "https",
@@ -336,7 +354,7 @@ func Start(t testing.TB, opts Options) *Stack {
 // admin runs `porthole-signaling admin ARGS --data-dir DataDir`.
 func (s *Stack) admin(t testing.TB, args ...string) {
 	t.Helper()
-	cmd := exec.Command(s.Bin["porthole-signaling"], append(append([]string{"admin"}, args...), "--data-dir", s.DataDir)...)
+	cmd := exec.Command(s.Bin["porthole-signaling"], append(append(append([]string{"admin"}, args...), "--data-dir", s.DataDir), s.storeArgs...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("porthole-signaling admin %v: %v\n%s", args, err, out)
 	}

@@ -11,8 +11,11 @@ import (
 // EnrollToken makes a one-time enrollment token for agent on site with
 // `porthole-signaling admin enroll-token` (signaling must not be running
 // yet: the admin command opens its store) and returns it.
-func EnrollToken(signalingBin, dataDir, site, agent string) (string, error) {
-	out, err := exec.Command(signalingBin, "admin", "enroll-token", "--site", site, "--id", agent, "--data-dir", dataDir).CombinedOutput()
+//
+// extra are further flags of the admin command (e.g. "--redis", URL).
+func EnrollToken(signalingBin, dataDir, site, agent string, extra ...string) (string, error) {
+	args := append([]string{"admin", "enroll-token", "--site", site, "--id", agent, "--data-dir", dataDir}, extra...)
+	out, err := exec.Command(signalingBin, args...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("porthole-signaling admin enroll-token: %v\n%s", err, out)
 	}
