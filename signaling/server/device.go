@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/cluster"
 	"github.com/porthole-dev/porthole/signaling/hub"
@@ -110,7 +111,7 @@ func deviceCookieValue(r *http.Request) string {
 // serveDeviceFallback carries a request to session id's device origin that
 // is not under /__t/ to the device, or says why it does not.
 func (s *Server) serveDeviceFallback(w http.ResponseWriter, r *http.Request, id string) {
-	log := s.log.With("session", id, "method", r.Method, "target", truncate(r.RequestURI, 200), "remote", r.RemoteAddr)
+	log := s.log.With("session", id, "method", r.Method, "target", truncate(redact.Target(r.RequestURI), 200), "remote", r.RemoteAddr)
 	if workerScript(r) {
 		// A worker's script never reaches the server through a service
 		// worker, and this is the one the device's page must not get: its
