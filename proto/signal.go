@@ -89,6 +89,9 @@ type Device struct {
 	Services []Service `json:"services,omitempty"`
 	// Health is the agent's last check of the device (inventory.go).
 	Health *DeviceHealth `json:"health,omitempty"`
+	// Policy is the site's own policy for the device in the agent's
+	// file (policy.go), absent without one.
+	Policy *DevicePolicy `json:"policy,omitempty"`
 }
 
 // ServiceKind names what a device offers on a port.
@@ -385,6 +388,11 @@ func validateDevices(what string, devs []Device) error {
 func (d *Device) Validate() error {
 	if !ValidID(d.ID) {
 		return Errorf(CodeBadMessage, "device: malformed id %.40q", d.ID)
+	}
+	if d.Policy != nil {
+		if err := d.Policy.Validate(); err != nil {
+			return err
+		}
 	}
 	if len(d.Name) > MaxText {
 		return Errorf(CodeTooLarge, "device %s: name too long", d.ID)

@@ -309,7 +309,7 @@ func (d DeviceConfig) normalize() (DeviceConfig, error) {
 	if d.HostHeader != "" && d.HTTPPort == 0 {
 		return d, fmt.Errorf("device %s: hostHeader needs a web service", d.ID)
 	}
-	if err := d.Policy.validate("device " + d.ID); err != nil {
+	if err := validatePolicy(d.Policy, "device "+d.ID); err != nil {
 		return d, err
 	}
 	if len(d.Actions) > proto.MaxPathRules {

@@ -190,7 +190,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Enrollment != nil {
 		cfg.Enrollment.SetEgress(cfg.Egress) // renewals leave as the signaling connection does
 	}
-	if err := cfg.Policy.validate("site"); err != nil {
+	if err := validatePolicy(cfg.Policy, "site"); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}, sessions: map[string]*session{}, granted: map[string]time.Time{},

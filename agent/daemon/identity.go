@@ -61,6 +61,7 @@ func (a *Agent) declare(ctx context.Context, devs []*device) []proto.Device {
 	for i, d := range devs {
 		id := d.cfg.ID
 		out[i] = d.cfg.declaration()
+		out[i].Policy = a.policyOf(d) // the site's floor, for signaling to match and show
 		wg.Go(func() {
 			res, err := a.checkDevice(ctx, d)
 			h := &proto.DeviceHealth{Reachable: err == nil, Checked: time.Now().UTC().Truncate(time.Second),

@@ -41,15 +41,12 @@ import (
 // Without an enrollment there are no grants: the policy still bounds
 // every session, and a policy that requires approval refuses them all.
 
-// PolicyConfig is a site's or a device's own policy.
-type PolicyConfig struct {
-	// RequireApproval refuses a session whose grant carries no approval.
-	RequireApproval bool `json:"requireApproval,omitempty"`
-	// The scope every session is held to: readOnly, allow, deny, ports.
-	proto.GrantScope
-}
+// PolicyConfig is a site's or a device's own policy: requireApproval,
+// readOnly, allow, deny, ports. The agent declares it in hello.
+type PolicyConfig = proto.DevicePolicy
 
-func (p *PolicyConfig) validate(where string) error {
+// validatePolicy checks a policy of the file.
+func validatePolicy(p *PolicyConfig, where string) error {
 	if p == nil {
 		return nil
 	}

@@ -268,3 +268,47 @@ func TestReadOnlySession(t *testing.T) {
 		t.Fatalf("refused POST entry %+v", post)
 	}
 }
+
+// TestHelloDeclaresTheDevicePolicy: signaling learns each device's policy
+// from hello, and a malformed policy stops the agent at start.
+func TestHelloDeclaresTheDevicePolicy(t *testing.T) {
+	pol := &PolicyConfig{RequireApproval: true, GrantScope: proto.GrantScope{ReadOnly: true, Deny: []string{"/firmware"}}}
+	hello := startAgentWithHello(t, []DeviceConfig{
+		{ID: "p1", Address: "127.0.0.1", Policy: pol},
+		{ID: "p2", Address: "127.0.0.1"},
+	})
+	got := map[string]*proto.DevicePolicy{}
+	for _, d := range hello.Devices {
+		got[d.ID] = d.Policy
+	}
+	if p := got["p1"]; p == nil || !p.RequireApproval || !p.ReadOnly || len(p.Deny) != 1 || got["p2"] != nil {
+		t.Fatalf("declared policies %+v", got)
+	}
+	for _, bad := range []DeviceConfig{
+		{ID: "p1", Address: "127.0.0.1", Policy: &PolicyConfig{GrantScope: proto.GrantScope{Deny: []string{"firmware"}}}},
+		{ID: "p1", Address: "127.0.0.1", Policy: &PolicyConfig{GrantScope: proto.GrantScope{Ports: []int{70000}}}},
+		{ID: "p1", Address: "127.0.0.1", Actions: []string{"reset"}},
+	} {
+		if _, err := New(Config{Key: "k", Server: "http://x", Devices: []DeviceConfig{bad}}); err == nil || !strings.Contains(err.Error(), "device p1") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	if _, err := New(Config{Key: "k", Server: "http://x", Policy: &PolicyConfig{GrantScope: proto.GrantScope{Allow: []string{""}}}}); err == nil ||
+		!strings.Contains(err.Error(), "site policy") {
+		t.Errorf("bad site policy: %v", err)
+	}
+}
+
+// TestUnenrolledAgentRefusesWhenApprovalIsRequired: without an enrollment
+// no grant can carry an approval.
+func TestUnenrolledAgentRefusesWhenApprovalIsRequired(t *testing.T) {
+	a, err := New(Config{Key: "k", Server: "http://x", Devices: []DeviceConfig{{ID: "p1", Address: "127.0.0.1",
+		Policy: &PolicyConfig{RequireApproval: true}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := a.device("p1")
+	if _, perr := a.checkPolicy("sessunenrolled01", d, nil); perr == nil || perr.Code != proto.CodeForbidden || !strings.Contains(perr.Message, "not enrolled") {
+		t.Fatalf("refusal %v", perr)
+	}
+}
