@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -231,4 +234,51 @@ func dumpRedis(t *testing.T, rdb *redis.Client) []byte {
 		t.Fatal("the session's access log is not in Redis")
 	}
 	return out.Bytes()
+}
+
+// TestCLIForwardOnlyToThePolicysPorts: a device declares two ports and its
+// site policy allows one; a TCP forward to the other is refused by the
+// agent and logged as refused, the allowed one carries lighttpd's HTTP.
+func TestCLIForwardOnlyToThePolicysPorts(t *testing.T) {
+	l := realews.StartLighttpd(t)
+	s := stack.Start(t, stack.Options{ExtraDevices: []map[string]any{{
+		"id": "ews-ports", "name": "EWS, one port allowed", "scheme": "http", "address": "127.0.0.1", "httpPort": l.HTTPPort,
+		"ports": []int{l.HTTPPort, l.HTTPSPort}, "policy": map[string]any{"ports": []int{l.HTTPPort}},
+	}}})
+	s.WaitOnline(t, "ews-ports")
+	raw := func(port int) string {
+		t.Helper()
+		_, m := startCLI(t, s, `forwarding (\S+) to`, "forward", "ews-ports", fmt.Sprint(port), "--listen", "127.0.0.1:0")
+		conn, err := net.DialTimeout("tcp", m[1], 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		_, _ = io.WriteString(conn, "GET /index.html HTTP/1.1\r\nHost: ews\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(conn)
+		return string(b)
+	}
+	if got := raw(l.HTTPPort); !strings.HasPrefix(got, "HTTP/1.1 200") {
+		t.Fatalf("allowed port: %.300q", got)
+	}
+	if got := raw(l.HTTPSPort); got != "" {
+		t.Fatalf("refused port carried %.300q", got)
+	}
+	var jobs proto.JobList
+	testenv.Eventually(t, 30*time.Second, "the refused stream in a job's log", func() bool {
+		jobs = proto.JobList{}
+		techGet(t, s, proto.PathJobs, &jobs)
+		for _, j := range jobs.Jobs {
+			var log proto.JobLog
+			techGet(t, s, strings.Replace(proto.PathJobLog, "{id}", j.ID, 1), &log)
+			for _, e := range log.Entries {
+				if e.Kind == proto.AccessTCP && e.Port == l.HTTPSPort && strings.Contains(e.Refused, fmt.Sprintf("does not allow port %d", l.HTTPSPort)) &&
+					e.Error == proto.CodeForbidden {
+					return true
+				}
+			}
+		}
+		return false
+	})
 }
