@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
@@ -37,7 +39,8 @@ func jobLogWhere(t *testing.T, s *stack.Stack, session, what string, match func(
 // sees the POST, and the job's log has it as a refused change with the
 // form's fields.
 func TestBrowserReadOnlyRefusesASettingsPost(t *testing.T) {
-	s := stack.Start(t, stack.Options{DevicePolicy: map[string]any{"readOnly": true}})
+	const pw = "boss-password-1"
+	s := stack.Start(t, stack.Options{DevicePolicy: map[string]any{"readOnly": true}, Users: []stack.User{{Name: "boss", Password: pw, Admin: true}}})
 	ctx := brBrowser(t)
 	info := brSession(t, s)
 	b := brOpen(t, ctx, info, "/")
@@ -78,5 +81,29 @@ func TestBrowserReadOnlyRefusesASettingsPost(t *testing.T) {
 		if !found {
 			t.Errorf("form fields %+v", e.Form.Fields)
 		}
+	}
+
+	// The Jobs view puts the refused change first, with its fields.
+	js := func(expr string) { brEval[bool](t, ctx, "("+expr+", true)") }
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.AppURL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	brWait(t, ctx, "the sign-in form", `document.querySelector('#login-form') && !document.querySelector('#signin').hidden`)
+	js(`document.querySelector('#login-username').value = 'boss'`)
+	js(fmt.Sprintf(`document.querySelector('#login-password').value = %q`, pw))
+	js(`document.querySelector('#login-form').requestSubmit()`)
+	brWait(t, ctx, "signed in", `!document.querySelector('#nav').hidden`)
+	js(fmt.Sprintf(`location.hash = '#jobs/%s'`, info.Session))
+	brWait(t, ctx, "the job's changes", `!document.querySelector('#job-changes').hidden && document.querySelector('#job-change-rows li.refused')`)
+	brShot(t, ctx, testenv.ArtifactsDir(t), "job-changes")
+	if got := brEval[string](t, ctx, `document.querySelector('#job-changes-summary').textContent`); got != "1 settings change attempt refused" {
+		t.Errorf("changes summary %q", got)
+	}
+	row := brEval[string](t, ctx, `document.querySelector('#job-change-rows li.refused').textContent`)
+	if !strings.Contains(row, "POST /settings") || !strings.Contains(row, "hostname=CHANGED-BY-TECH") || !strings.Contains(row, "read-only") {
+		t.Errorf("change row %q", row)
+	}
+	if got := brEval[string](t, ctx, `document.querySelector('#log-rows tr.refused')?.children[5].textContent || ''`); got != "refused" {
+		t.Errorf("log row status %q", got)
 	}
 }

@@ -30,7 +30,7 @@ import (
 )
 
 // SecretNames are the parts of a field name that make it secret.
-var SecretNames = []string{"pass", "pwd", "secret", "token", "key", "community", "auth", "credential", "psk", "private", "sig"}
+var SecretNames = []string{"pass", "pwd", "secret", "token", "key", "community", "auth", "credential", "psk", "private"}
 
 // Marker stands for a redacted value in a query string.
 const Marker = "[redacted]"

@@ -16,12 +16,12 @@ const pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwgg
 
 func TestNameAndKey(t *testing.T) {
 	for _, n := range []string{"password", "Password", "admin_pwd", "passwd", "client_secret", "csrfToken", "api-key", "APIKEY",
-		"snmpCommunity", "auth", "OAuthCode", "credentials", "wpa_psk", "private", "sig"} {
+		"snmpCommunity", "auth", "OAuthCode", "credentials", "wpa_psk", "private_cert"} {
 		if !Name(n) {
 			t.Errorf("Name(%q) = false", n)
 		}
 	}
-	for _, n := range []string{"user", "username", "hostname", "ip", "dns1", "toner", "contact", "location"} {
+	for _, n := range []string{"user", "username", "hostname", "ip", "dns1", "toner", "contact", "location", "design", "signal"} {
 		if Name(n) {
 			t.Errorf("Name(%q) = true", n)
 		}
