@@ -240,6 +240,10 @@ func (b *builder) addField(fd proto.AccessField, secret bool) {
 	if len(fd.Value) > proto.MaxFieldValue {
 		fd.Value = clip(fd.Value, proto.MaxFieldValue)
 		b.f.Truncated = true
+		if Key(fd.Value) {
+			// What is kept looks like a key even if the whole did not.
+			fd.Value, fd.Redacted = "", true
+		}
 	}
 	if len(fd.File) > proto.MaxFieldName {
 		fd.File = clip(fd.File, proto.MaxFieldName)
