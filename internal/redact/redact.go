@@ -52,6 +52,20 @@ func Key(v string) bool {
 	if strings.Contains(v, "-----BEGIN ") || strings.Contains(v, "PRIVATE KEY") {
 		return true
 	}
+	if strings.ContainsAny(v, " \t\r\n") {
+		// "Bearer eyJ…", "key: 9f86d0…": any word that is a key.
+		for _, w := range strings.Fields(v) {
+			if keyWord(w) {
+				return true
+			}
+		}
+		return false
+	}
+	return keyWord(v)
+}
+
+// keyWord reports whether v, one word, looks like a key.
+func keyWord(v string) bool {
 	if len(v) >= 32 && strings.Trim(v, "0123456789abcdefABCDEF") == "" {
 		return true
 	}

@@ -33,6 +33,7 @@ func TestNameAndKey(t *testing.T) {
 		"q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA",                      // unpadded
 		"ghp_R4nd0mT0k3nV4lu3Xq9Zk2Lm8Np1Qr",                               // a token of high entropy
 		"Xk9#mP2$vL8@qR5!wT3&zY7*",
+		"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", // a JWT after a word
 	} {
 		if !Key(v) {
 			t.Errorf("Key(%q) = false", v)
