@@ -40,7 +40,7 @@ func jobLogWhere(t *testing.T, s *stack.Stack, session, what string, match func(
 // form's fields.
 func TestBrowserReadOnlyRefusesASettingsPost(t *testing.T) {
 	const pw = "boss-password-1"
-	s := stack.Start(t, stack.Options{DevicePolicy: map[string]any{"readOnly": true}, Users: []stack.User{{Name: "boss", Password: pw, Admin: true}}})
+	s := stack.Start(t, stack.Options{AgentPolicy: map[string]any{"readOnly": true}, Users: []stack.User{{Name: "boss", Password: pw, Admin: true}}})
 	ctx := brBrowser(t)
 	info := brSession(t, s)
 	b := brOpen(t, ctx, info, "/")

@@ -41,9 +41,9 @@ var goldenAccessMessages = []struct {
 // TestGoldenHelloPolicy freezes a device's site policy in hello.
 func TestGoldenHelloPolicy(t *testing.T) {
 	hello := &Hello{Role: RoleAgent, Software: "porthole-agent/dev", Devices: []Device{{ID: "printer-1", Scheme: "http", HTTPPort: 80,
-		Policy: &DevicePolicy{RequireApproval: true, GrantScope: GrantScope{ReadOnly: true, Deny: []string{"/firmware"}, Ports: []int{80}}}}}}
+		Policy: &AgentPolicy{RequireApproval: true, GrantScope: GrantScope{ReadOnly: true, Deny: []string{"/firmware"}, Ports: []int{80}}}}}}
 	checkGolden(t, filepath.Join("testdata", "golden", "agent", "hello-agent-policy.json"), TypeHello, "", hello, &Hello{})
-	bad := &Device{ID: "p", Policy: &DevicePolicy{GrantScope: GrantScope{Deny: []string{"firmware"}}}}
+	bad := &Device{ID: "p", Policy: &AgentPolicy{GrantScope: GrantScope{Deny: []string{"firmware"}}}}
 	if err := bad.Validate(); err == nil {
 		t.Error("a policy with a relative path rule was accepted")
 	}

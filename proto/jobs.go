@@ -29,33 +29,37 @@ type JobTransition struct {
 
 // JobView is one job.
 type JobView struct {
-	ID          string          `json:"id"`
-	Type        string          `json:"type"` // "Open Device Webpage" or "Open Device Port"
-	User        string          `json:"user"`
-	UserName    string          `json:"userName,omitempty"`
-	Agent       string          `json:"agent"`
-	Device      string          `json:"device"`
-	DeviceName  string          `json:"deviceName,omitempty"` // as its agent declared it when the job began
-	Site        string          `json:"site,omitempty"`
-	SiteName    string          `json:"siteName,omitempty"`
-	State       string          `json:"state"`
-	Live        bool            `json:"live"`
-	Path        string          `json:"path,omitempty"`
-	Start       time.Time       `json:"start"`
-	End         time.Time       `json:"end,omitzero"`
-	Expires     time.Time       `json:"expires"`
-	DurationMS  int64           `json:"durationMs"`
-	EndReason   string          `json:"endReason,omitempty"`
-	EndMessage  string          `json:"endMessage,omitempty"`
-	EndedBy     string          `json:"endedBy,omitempty"`
-	EndedByName string          `json:"endedByName,omitempty"`
-	Requests    int64           `json:"requests"`
-	TCPStreams  int64           `json:"tcpStreams"`
-	ReqBytes    int64           `json:"reqBytes"`
-	RespBytes   int64           `json:"respBytes"`
-	Bytes       int64           `json:"bytes"`
-	LogEntries  uint64          `json:"logEntries"`
-	States      []JobTransition `json:"states,omitempty"`
+	ID          string    `json:"id"`
+	Type        string    `json:"type"` // "Open Device Webpage" or "Open Device Port"
+	User        string    `json:"user"`
+	UserName    string    `json:"userName,omitempty"`
+	Agent       string    `json:"agent"`
+	Device      string    `json:"device"`
+	DeviceName  string    `json:"deviceName,omitempty"` // as its agent declared it when the job began
+	Site        string    `json:"site,omitempty"`
+	SiteName    string    `json:"siteName,omitempty"`
+	State       string    `json:"state"`
+	Live        bool      `json:"live"`
+	Path        string    `json:"path,omitempty"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end,omitzero"`
+	Expires     time.Time `json:"expires"`
+	DurationMS  int64     `json:"durationMs"`
+	EndReason   string    `json:"endReason,omitempty"`
+	EndMessage  string    `json:"endMessage,omitempty"`
+	EndedBy     string    `json:"endedBy,omitempty"`
+	EndedByName string    `json:"endedByName,omitempty"`
+	Requests    int64     `json:"requests"`
+	TCPStreams  int64     `json:"tcpStreams"`
+	ReqBytes    int64     `json:"reqBytes"`
+	RespBytes   int64     `json:"respBytes"`
+	Bytes       int64     `json:"bytes"`
+	LogEntries  uint64    `json:"logEntries"`
+	// Changes and Refused count the access log's state-changing requests
+	// and its exchanges refused by the site's policy.
+	Changes int64           `json:"changes,omitempty"`
+	Refused int64           `json:"refused,omitempty"`
+	States  []JobTransition `json:"states,omitempty"`
 	// The approval the session was opened with, when its device needed one.
 	ApprovalRequest string    `json:"approvalRequest,omitempty"`
 	ApprovedBy      string    `json:"approvedBy,omitempty"`

@@ -24,11 +24,11 @@ const (
 	MaxApprovalMsg = 500 // bytes of a reason or an approver's comment
 )
 
-// DevicePolicy is a site's own policy for a device, as the agent's file
+// AgentPolicy is a site's own policy for a device, as the agent's file
 // sets it and the agent declares it in hello (Device.Policy): signaling
 // can put a scope at least this narrow into the device's grants and show
 // it; the agent enforces it whatever signaling does.
-type DevicePolicy struct {
+type AgentPolicy struct {
 	// RequireApproval: the agent refuses a grant without an Approval.
 	RequireApproval bool `json:"requireApproval,omitempty"`
 	// The scope every session on the device is held to.

@@ -91,7 +91,7 @@ type Device struct {
 	Health *DeviceHealth `json:"health,omitempty"`
 	// Policy is the site's own policy for the device in the agent's
 	// file (policy.go), absent without one.
-	Policy *DevicePolicy `json:"policy,omitempty"`
+	Policy *AgentPolicy `json:"policy,omitempty"`
 }
 
 // ServiceKind names what a device offers on a port.

@@ -43,7 +43,7 @@ import (
 
 // PolicyConfig is a site's or a device's own policy: requireApproval,
 // readOnly, allow, deny, ports. The agent declares it in hello.
-type PolicyConfig = proto.DevicePolicy
+type PolicyConfig = proto.AgentPolicy
 
 // validatePolicy checks a policy of the file.
 func validatePolicy(p *PolicyConfig, where string) error {

@@ -277,7 +277,7 @@ func TestHelloDeclaresTheDevicePolicy(t *testing.T) {
 		{ID: "p1", Address: "127.0.0.1", Policy: pol},
 		{ID: "p2", Address: "127.0.0.1"},
 	})
-	got := map[string]*proto.DevicePolicy{}
+	got := map[string]*proto.AgentPolicy{}
 	for _, d := range hello.Devices {
 		got[d.ID] = d.Policy
 	}

@@ -100,9 +100,9 @@ type Options struct {
 	// none, and gives the enrollment token (EnrollToken) and the agent's
 	// configuration (AgentConfig) instead, e.g. for an installed package.
 	NoAgent bool
-	// DevicePolicy and DeviceActions are the demo device's "policy" and
+	// AgentPolicy and DeviceActions are the demo device's "policy" and
 	// "actions" in the agent's file (agent/daemon/policy.go).
-	DevicePolicy  map[string]any
+	AgentPolicy  map[string]any
 	DeviceActions []string
 	// Redis is a redis:// URL: signaling (and its admin commands) keep
 	// their state there instead of the data directory's bbolt file.
@@ -310,8 +310,8 @@ func Start(t testing.TB, opts Options) *Stack {
 		// The names the demo device writes into its pages (quirks.go).
 		"names": []string{"npi4000-demo", "npi4000-demo.local"},
 	}}
-	if opts.DevicePolicy != nil {
-		devices[0]["policy"] = opts.DevicePolicy
+	if opts.AgentPolicy != nil {
+		devices[0]["policy"] = opts.AgentPolicy
 	}
 	if opts.DeviceActions != nil {
 		devices[0]["actions"] = opts.DeviceActions

@@ -271,6 +271,12 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 		add.ReqBytes += e.ReqBytes
 		add.RespBytes += e.RespBytes
 		add.LogSeq = e.Seq
+		if e.Change {
+			add.Changes++
+		}
+		if e.Refused != "" {
+			add.Refused++
+		}
 	}
 	if head != nil {
 		_, err := st.UpdateJob(ctx, session, func(j *store.Job) error {
@@ -279,6 +285,8 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 			j.ReqBytes += add.ReqBytes
 			j.RespBytes += add.RespBytes
 			j.LogSeq = max(j.LogSeq, add.LogSeq)
+			j.Changes += add.Changes
+			j.Refused += add.Refused
 			switch {
 			case j.TCP > 0 && j.Requests == 0 && screen == add.TCP && (j.TCP == add.TCP || j.Type == store.JobScreen):
 				// Every stream so far went to the device's VNC service:

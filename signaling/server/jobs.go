@@ -45,7 +45,8 @@ func (s *Server) jobView(j *store.Job, names jobNames) proto.JobView {
 	v := proto.JobView{ID: j.ID, Type: j.Type, User: j.User, UserName: names.users[j.User], Agent: j.Agent, Device: j.Device,
 		DeviceName: j.DeviceName, Site: j.Site, SiteName: names.sites[j.Site], EndedByName: names.users[j.EndedBy], State: string(j.State), Path: j.Path, Start: j.Created, End: j.Ended, Expires: j.Expires,
 		EndReason: j.EndReason, EndMessage: j.EndMessage, EndedBy: j.EndedBy, Requests: j.Requests, TCPStreams: j.TCP,
-		ReqBytes: j.ReqBytes, RespBytes: j.RespBytes, Bytes: j.ReqBytes + j.RespBytes, LogEntries: j.LogSeq}
+		ReqBytes: j.ReqBytes, RespBytes: j.RespBytes, Bytes: j.ReqBytes + j.RespBytes, LogEntries: j.LogSeq,
+		Changes: j.Changes, Refused: j.Refused}
 	if a := j.Approval; a != nil {
 		v.ApprovalRequest, v.ApprovedBy, v.ApprovedByName, v.ApprovedAt = a.Request, a.By, names.users[a.By], time.Unix(a.At, 0).UTC()
 		v.ApprovalReason, v.ApprovalComment = a.Reason, a.Comment

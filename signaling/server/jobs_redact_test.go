@@ -59,6 +59,11 @@ func TestJobExportCarriesTheRedaction(t *testing.T) {
 	b, _ := json.Marshal(stored)
 	noSecret("the store", b)
 
+	var jv proto.JobView
+	e.request(http.MethodGet, jobPath(proto.PathJob, info.Session), techToken, nil, nil, &jv)
+	if jv.Changes != 2 || jv.Refused != 2 {
+		t.Errorf("job counts %d changes, %d refused", jv.Changes, jv.Refused)
+	}
 	var log proto.JobLog
 	e.request(http.MethodGet, jobPath(proto.PathJobLog, info.Session), techToken, nil, nil, &log)
 	if len(log.Entries) != 4 || !log.Entries[0].Change || log.Entries[0].Form == nil || log.Entries[1].Refused == "" ||

@@ -67,6 +67,10 @@ type Job struct {
 	LogSeq    uint64 `json:"logSeq"` // the last access-log entry stored
 	// Approval is the site admin's approval the session was opened with.
 	Approval *proto.GrantApproval `json:"approval,omitempty"`
+	// Changes counts the state-changing requests stored, Refused the
+	// exchanges the agent's policy refused (issue 18).
+	Changes int64 `json:"changes,omitempty"`
+	Refused int64 `json:"refused,omitempty"`
 }
 
 // SessionStream names the audit stream holding a session's access log.

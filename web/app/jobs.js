@@ -82,6 +82,11 @@ export function changeSummary(entries) {
     .join(', ');
 }
 
+/** jobChanges(job) → "3 changes, 1 refused", from the job's counts. */
+export function jobChanges(j) {
+  return [j.changes ? t('jobs.row.changes', { count: j.changes }) : '', j.refused ? t('jobs.row.refused', { count: j.refused }) : ''].filter(Boolean).join(', ');
+}
+
 /** fieldsText(form) → "hostname=p1, admin_password=(redacted), image=fw.bin (4.0 KiB)". */
 export function fieldsText(form) {
   if (!form?.fields?.length) return '';
@@ -174,7 +179,12 @@ async function refreshJobs() {
         el('td', { textContent: when(j.start) }),
         el('td', { textContent: formatDuration(j.durationMs) }),
         el('td', { textContent: w.path }),
-        el('td', { className: 'requests num', textContent: String(j.requests + j.tcpStreams) }),
+        el(
+          'td',
+          { className: 'requests num' },
+          String(j.requests + j.tcpStreams),
+          j.changes || j.refused ? el('span', { className: 'job-changes', textContent: ` · ${jobChanges(j)}` }) : null,
+        ),
         el('td', { className: 'num', textContent: formatBytes(j.bytes) }),
         el('td', { className: 'reason', dataset: { reason: j.live ? 'live' : j.endReason || j.state }, textContent: w.reason }),
       );

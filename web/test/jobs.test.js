@@ -55,3 +55,10 @@ test('changeSummary puts what changed first, then what was refused', async () =>
   assert.equal(fieldsText(entries[1].form), 'hostname=p1, admin_password=(redacted)');
   assert.equal(fieldsText(entries[4].form), 'image=fw.bin (4.0 KiB), … (more not recorded)');
 });
+
+test('jobChanges words the counts of a job row', async () => {
+  const { jobChanges } = await import('../app/jobs.js');
+  assert.equal(jobChanges({ changes: 3, refused: 1 }), '3 changes, 1 refused');
+  assert.equal(jobChanges({ changes: 1 }), '1 change');
+  assert.equal(jobChanges({}), '');
+});
