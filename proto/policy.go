@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Customer policy carried in a session's grant (issue 18).
@@ -117,7 +118,7 @@ func ValidPathRule(p string) bool {
 // removes the segment before it, and the result is lower-cased: many
 // embedded web servers ignore case, and one rule set serves every device,
 // so /FIRMWARE is /firmware everywhere. A path that still holds a control
-// character or a malformed escape is refused outright.
+// character, invalid UTF-8 or a malformed escape is refused outright.
 //
 // A deny rule covers every path that starts with its text (/firmware
 // refuses /firmware, /firmware/, /firmware.cgi and /firmwareupdate); an
@@ -152,7 +153,8 @@ func NormalizePath(raw string) (string, bool) {
 			return "", false
 		}
 	}
-	if strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) || !utf8.ValidString(p) {
+		// Invalid UTF-8 too: old servers read the overlong %c0%af as "/".
 		return "", false
 	}
 	p = strings.ReplaceAll(p, `\`, "/")

@@ -33,7 +33,7 @@ func TestNormalizePathAttacks(t *testing.T) {
 			t.Errorf("NormalizePath(%q) = %q, %v; want %q", tc.in, got, ok, tc.want)
 		}
 	}
-	for _, bad := range []string{"/firm%zzware", "/firmware%", "/firm%00ware", "/a%0d%0a", "/%252" + strings.Repeat("5", 1) + "%"} {
+	for _, bad := range []string{"/a%c0%af..%c0%affirmware", "/%ff", "/firm%zzware", "/%u0066irmware", "/firmware%", "/firm%00ware", "/a%0d%0a", "/%252" + strings.Repeat("5", 1) + "%"} {
 		if got, ok := NormalizePath(bad); ok {
 			t.Errorf("NormalizePath(%q) = %q, want refused", bad, got)
 		}

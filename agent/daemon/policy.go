@@ -111,6 +111,26 @@ type sessionPolicy struct {
 	actions []string // the device's action paths (DeviceConfig.Actions)
 }
 
+// methodOverrides are the request header fields some web frameworks take
+// a request's real method from.
+var methodOverrides = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+// overridden says why a read-only session refuses a request that names
+// another method in a header, or "".
+func (p *sessionPolicy) overridden(h http.Header) string {
+	for _, s := range p.scopes {
+		if !s.ReadOnly {
+			continue
+		}
+		for _, k := range methodOverrides {
+			if v := h.Get(k); v != "" && !proto.SafeMethod(strings.ToUpper(v)) {
+				return proto.ReadOnlyRefusal + " (" + k + ": " + strings.ToUpper(v) + " refused)"
+			}
+		}
+	}
+	return ""
+}
+
 // request says why an HTTP request is refused, or "".
 func (p *sessionPolicy) request(method, target string, port int) string {
 	for _, s := range p.scopes {
@@ -228,7 +248,11 @@ func (a *Agent) guardHTTP(s *session) func(port int) (http.Handler, error) {
 			}
 			note := noteOf(r.Context())
 			change := s.policy.change(r.Method, target)
-			if why := s.policy.request(r.Method, target, port); why != "" {
+			why := s.policy.request(r.Method, target, port)
+			if why == "" {
+				why = s.policy.overridden(r.Header)
+			}
+			if why != "" {
 				a.log.Info("request refused by policy", "session", s.id, "device", s.device.cfg.ID, "method", r.Method,
 					"target", redact.Target(target), "reason", why)
 				if note != nil {

@@ -251,6 +251,10 @@ func TestReadOnlySession(t *testing.T) {
 			t.Errorf("%s: %d", m, a.head.Status)
 		}
 	}
+	if a := h.fetch(sess, 5, "GET", "/settings", http.Header{"X-Http-Method-Override": {"delete"}}, ""); a.head.Status != 403 ||
+		!strings.Contains(a.body.String(), "X-HTTP-Method-Override: DELETE refused") {
+		t.Errorf("method override: %d %s", a.head.Status, a.body.String())
+	}
 	if s := d.saw(); len(s) != 2 || !strings.HasPrefix(s[0], "GET ") || !strings.HasPrefix(s[1], "HEAD ") {
 		t.Fatalf("the device saw %q", s)
 	}
@@ -262,7 +266,7 @@ func TestReadOnlySession(t *testing.T) {
 			t.Errorf("stream to %d: %v", port, err)
 		}
 	}
-	entries := h.entries(7)
+	entries := h.entries(8)
 	post := entries[2]
 	if post.Method != "POST" || !post.Change || !strings.HasPrefix(post.Refused, proto.ReadOnlyRefusal) || post.Form == nil || post.Form.Fields[0].Value != "9.9.9.9" {
 		t.Fatalf("refused POST entry %+v", post)
