@@ -276,7 +276,8 @@ func (s *GrantScope) CheckPath(target string) string {
 
 // CheckPort says why s refuses a TCP service (SSH, VNC, a forwarded port)
 // on port, or "". A read-only session has none: the agent cannot tell
-// reading from changing in a byte stream.
+// reading from changing in a byte stream (the agent lets it watch a VNC
+// screen through a view-only stream, whose input it drops itself).
 func (s *GrantScope) CheckPort(port int) string {
 	if s == nil {
 		return ""

@@ -156,8 +156,18 @@ func (p *sessionPolicy) websocket(target string, port int) string {
 }
 
 // stream says why a TCP stream (SSH, VNC, a forwarded port) is refused.
-func (p *sessionPolicy) stream(port int) string {
+// watching is a view-only stream to the device's VNC service (the tunnel
+// drops the viewer's input): a read-only session may watch the screen.
+func (p *sessionPolicy) stream(port int, watching bool) string {
 	for _, s := range p.scopes {
+		if watching && s.ReadOnly {
+			narrower := *s
+			narrower.ReadOnly = false
+			if why := narrower.CheckPort(port); why != "" {
+				return why
+			}
+			continue
+		}
 		if why := s.CheckPort(port); why != "" {
 			return why
 		}
@@ -335,7 +345,8 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, why string) {
 // held to its policy.
 func (a *Agent) guardDialTCP(s *session) func(ctx context.Context, port int) (net.Conn, error) {
 	return func(ctx context.Context, port int) (net.Conn, error) {
-		if why := s.policy.stream(port); why != "" {
+		watching := tunnel.ViewOnly(ctx) && serviceOn(s.device.cfg.Services, port) == proto.ServiceVNC
+		if why := s.policy.stream(port, watching); why != "" {
 			a.log.Info("stream refused by policy", "session", s.id, "device", s.device.cfg.ID, "port", port, "reason", why)
 			return nil, refused(why)
 		}

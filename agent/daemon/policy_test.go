@@ -259,6 +259,12 @@ func TestReadOnlySession(t *testing.T) {
 		t.Fatalf("the device saw %q", s)
 	}
 	s := h.agent.session(sess)
+	if why := s.policy.stream(5900, true); why != "" {
+		t.Errorf("watching the screen refused: %s", why)
+	}
+	if why := s.policy.stream(5900, false); !strings.Contains(why, "read-only") {
+		t.Errorf("VNC with input allowed: %q", why)
+	}
 	for _, port := range []int{22, 9100} {
 		_, err := h.agent.guardDialTCP(s)(context.Background(), port)
 		var rf *refusal

@@ -32,6 +32,16 @@ type ExchangeResult struct {
 	Context context.Context
 }
 
+type viewOnlyKey struct{}
+
+// ViewOnly reports whether the context Server.DialTCP got is a stream the
+// tunnel keeps view-only (rfbfilter drops the viewer's input), so a
+// policy may allow it where it allows only viewing.
+func ViewOnly(ctx context.Context) bool {
+	v, _ := ctx.Value(viewOnlyKey{}).(bool)
+	return v
+}
+
 // observe asks srv.Observe about x: it returns the function to call with
 // the outcome (nil without an observer) or the refusal.
 func (ss *Session) observe(x Exchange) (func(ExchangeResult), error) {

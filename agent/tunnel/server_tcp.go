@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -56,7 +57,11 @@ func (ss *Session) startTCP(ch *Channel, log *slog.Logger, payload []byte) agent
 		return ss.refuse(ch, log, "tcp stream", asRefusal(err, proto.CodeInternal))
 	}
 	out := newOutDir(ss.ctx, ch)
-	conn, err := ss.srv.DialTCP(out.ctx, o.Port)
+	dctx := out.ctx
+	if o.ViewOnly {
+		dctx = context.WithValue(dctx, viewOnlyKey{}, true)
+	}
+	conn, err := ss.srv.DialTCP(dctx, o.Port)
 	if err != nil {
 		out.stopFn()
 		err = asRefusal(err, proto.CodeDeviceFailed)
