@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/porthole-dev/porthole/agent/deviceid"
+	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -271,8 +272,23 @@ func TestReadOnlySession(t *testing.T) {
 		if !errors.As(err, &rf) || proto.CodeOf(err) != proto.CodeForbidden || !strings.Contains(rf.pe.Message, "read-only") {
 			t.Errorf("stream to %d: %v", port, err)
 		}
+		// As the tunnel reports it: the stream's entry is refused, with why.
+		done, oerr := h.agent.observe(s)(tunnel.Exchange{Kind: proto.AccessTCP, Port: port, Start: time.Now()})
+		if oerr != nil {
+			t.Fatal(oerr)
+		}
+		done(tunnel.ExchangeResult{Err: err})
 	}
-	entries := h.entries(8)
+	_, _, err := h.agent.guardWebSocket(s)(context.Background(), &proto.WSOpen{Target: "/ws/status"})
+	if !strings.Contains(fmt.Sprint(err), "live connections") {
+		t.Errorf("WebSocket in a read-only session: %v", err)
+	}
+	entries := h.entries(10)
+	for _, e := range entries[8:] {
+		if e.Kind != proto.AccessTCP || e.Error != proto.CodeForbidden || !strings.Contains(e.Refused, "read-only") {
+			t.Errorf("refused stream entry %+v", e)
+		}
+	}
 	post := entries[2]
 	if post.Method != "POST" || !post.Change || !strings.HasPrefix(post.Refused, proto.ReadOnlyRefusal) || post.Form == nil || post.Form.Fields[0].Value != "9.9.9.9" {
 		t.Fatalf("refused POST entry %+v", post)
