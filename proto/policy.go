@@ -26,7 +26,8 @@ const (
 )
 
 // AgentPolicy is a site's own policy for a device, as the agent's file
-// sets it and the agent declares it in hello (Device.Policy): signaling
+// sets it (the floor under the AgentPolicy signaling stores) and the
+// agent declares it in hello (Device.Policy): signaling
 // can put a scope at least this narrow into the device's grants and show
 // it; the agent enforces it whatever signaling does.
 type AgentPolicy struct {

@@ -102,7 +102,7 @@ type Options struct {
 	NoAgent bool
 	// AgentPolicy and DeviceActions are the demo device's "policy" and
 	// "actions" in the agent's file (agent/daemon/policy.go).
-	AgentPolicy  map[string]any
+	AgentPolicy   map[string]any
 	DeviceActions []string
 	// Redis is a redis:// URL: signaling (and its admin commands) keep
 	// their state there instead of the data directory's bbolt file.
