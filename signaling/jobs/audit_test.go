@@ -26,6 +26,12 @@ func TestAccessEntryRoundTripsThroughTheStore(t *testing.T) {
 			f.SetUint(uint64(40 + i))
 		case reflect.Bool:
 			f.SetBool(true)
+		case reflect.Pointer:
+			if f.Type() != reflect.TypeOf(&proto.AccessForm{}) {
+				t.Fatalf("field %s: teach this test its type", v.Type().Field(i).Name)
+			}
+			f.Set(reflect.ValueOf(&proto.AccessForm{Encoding: proto.FormURLEncoded, Truncated: true,
+				Fields: []proto.AccessField{{Name: "hostname", Value: "printer-3"}, {Name: "upload", File: "fw.bin", Size: 4096}}}))
 		case reflect.Struct:
 			if f.Type() != reflect.TypeOf(time.Time{}) {
 				t.Fatalf("field %s: teach this test its type", v.Type().Field(i).Name)
