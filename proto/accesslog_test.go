@@ -175,3 +175,36 @@ func FuzzDecodeAccessLog(f *testing.F) {
 		}
 	})
 }
+
+// TestGoldenRecordingMessages freezes the wire shape of the terminal
+// recording's messages.
+func TestGoldenRecordingMessages(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		typ     MsgType
+		payload any
+		fresh   any
+	}{
+		{"rec-chunk", TypeRecording, &RecordingChunk{Seq: 1, Data: `{"version":2,"width":80,"height":24,"timestamp":1795456862}` + "\n" +
+			`[0.104,"o","$ "]` + "\n" + `[1.5,"r","100x30"]` + "\n"}, &RecordingChunk{}},
+		{"rec-ack", TypeRecordingAck, &RecordingAck{Seq: 1}, &RecordingAck{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGolden(t, filepath.Join("testdata", "golden", "agent", tc.name+".json"), tc.typ, "abcdefgh12345678", tc.payload, tc.fresh)
+		})
+	}
+}
+
+func TestRecordingChunkRefusesBadChunks(t *testing.T) {
+	for name, c := range map[string]RecordingChunk{
+		"seq 0":     {Seq: 0, Data: "[0,\"o\",\"x\"]\n"},
+		"torn line": {Seq: 2, Data: "[0,\"o\",\"x\"]"},
+		"no header": {Seq: 1, Data: "[0,\"o\",\"x\"]\n"},
+		"too large": {Seq: 2, Data: strings.Repeat("x", MaxRecordingChunk) + "\n"},
+		"not utf-8": {Seq: 2, Data: "\xff\n"},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

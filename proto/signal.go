@@ -300,6 +300,7 @@ var knownTypes = map[MsgType]bool{
 	TypeHello: true, TypeWelcome: true, TypeSessionOpen: true, TypeSessionReady: true,
 	TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true, TypeError: true,
 	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true, // accesslog.go
+	TypeRecording: true, TypeRecordingAck: true, // recording.go
 	TypeRelayRTT: true, // relays.go
 	// fetch.go
 	TypeFetchRequest: true, TypeFetchResponse: true, TypeFetchData: true,
@@ -311,6 +312,7 @@ var knownTypes = map[MsgType]bool{
 var needsSession = map[MsgType]bool{
 	TypeSessionReady: true, TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true,
 	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true,
+	TypeRecording: true, TypeRecordingAck: true,
 	TypeFetchRequest: true, TypeFetchResponse: true, TypeFetchData: true,
 	TypeFetchEnd: true, TypeFetchAbort: true, TypeFetchCredit: true,
 }
