@@ -102,6 +102,33 @@ func (a *Agent) shipAccessLog(ctx context.Context) {
 	}
 }
 
+// shipRecordings sends the terminal recordings' due chunks on the
+// signaling connection whenever there are any, until ctx ends; what a
+// dropped connection did not get acknowledged is sent again on the next
+// (handle's Rewind on welcome).
+func (a *Agent) shipRecordings(ctx context.Context) {
+	t := time.NewTicker(shipEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.recs.Notify():
+		case <-t.C:
+		}
+		if !a.connected.Load() {
+			continue
+		}
+		for _, b := range a.recs.Due(time.Now(), resendAfter) {
+			if err := a.send(proto.TypeRecording, b.Session, &b.Chunk); err != nil {
+				a.log.Debug("terminal recording not sent; it is sent again after reconnecting", "session", b.Session, "err", err)
+				a.recs.Rewind()
+				break
+			}
+		}
+	}
+}
+
 // candType is the type word that starts a peerconn.Path description
 // ("relay udp 203.0.113.30:40000 …").
 func candType(desc string) string {

@@ -22,6 +22,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/enroll"
 	"github.com/porthole-dev/porthole/agent/scope"
 	"github.com/porthole-dev/porthole/agent/sigclient"
+	"github.com/porthole-dev/porthole/agent/termrec"
 	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -120,6 +121,7 @@ type Agent struct {
 	pinging   atomic.Bool  // checkSignaling running
 
 	alog  *accesslog.Log
+	recs  *termrec.Set // the browser terminals' recordings (terminal.go)
 	clock Clock
 
 	mu       sync.Mutex
@@ -194,7 +196,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}, sessions: map[string]*session{}, granted: map[string]time.Time{},
-		alog: cfg.AccessLog, clock: cfg.Clock}
+		alog: cfg.AccessLog, clock: cfg.Clock, recs: termrec.New(termrec.Config{Logger: cfg.Logger})}
 	for _, dc := range cfg.Devices {
 		d, err := dc.normalize()
 		if err != nil {
@@ -234,6 +236,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.wg.Go(func() { e.RenewLoop(ctx, a.log, 0) })
 	}
 	a.wg.Go(func() { a.shipAccessLog(ctx) })
+	a.wg.Go(func() { a.shipRecordings(ctx) })
 	if a.cfg.Scanner != nil && a.cfg.DiscoveryInterval > 0 {
 		a.wg.Go(func() { a.discoverLoop(ctx) })
 	}
@@ -334,6 +337,7 @@ func (a *Agent) handle(ctx context.Context, env *proto.Envelope) {
 			return
 		}
 		a.alog.Rewind() // a new connection: ship what the last one did not get acknowledged
+		a.recs.Rewind()
 		a.connected.Store(true)
 		a.log.Info("connected to signaling", "agent", w.ID, "node", w.Node, "devices", a.deviceCount(), "signaling", a.signalingRoute())
 		if len(w.Relays) > 0 {
@@ -366,6 +370,12 @@ func (a *Agent) handle(ctx context.Context, env *proto.Envelope) {
 			a.log.Info("session ended by signaling", "session", s.id, "reason", e.Reason)
 			s.close()
 			a.alog.End(s.id)
+			a.recs.End(s.id)
+		}
+	case proto.TypeRecordingAck:
+		var ack proto.RecordingAck
+		if err := proto.DecodeData(env, &ack); err == nil {
+			a.recs.Ack(env.Session, ack.Seq)
 		}
 	case proto.TypeAccessAck:
 		var ack proto.AccessAck
@@ -417,6 +427,7 @@ func (a *Agent) endSession(s *session, reason proto.EndReason, msg string) {
 	_ = a.send(proto.TypeSessionEnd, s.id, &proto.SessionEnd{Reason: reason, Message: msg})
 	s.close()
 	a.alog.End(s.id)
+	a.recs.End(s.id)
 }
 
 // endSessionID ends session id, if it is still open.

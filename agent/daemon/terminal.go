@@ -6,6 +6,7 @@ import (
 
 	"github.com/porthole-dev/porthole/agent/deviceid"
 	"github.com/porthole-dev/porthole/agent/sshterm"
+	"github.com/porthole-dev/porthole/agent/termrec"
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/proto"
 )
@@ -40,6 +41,32 @@ func (a *Agent) openTerminal(s *session) func(ctx context.Context, o *proto.SSHO
 		if opened.FirstUse {
 			a.log.Info("SSH host key pinned at first use", "device", s.device.cfg.ID, "port", o.Port, "host_key", opened.HostKey)
 		}
-		return t, opened, nil
+		return &recordedTerminal{Terminal: t, rec: a.recs.Begin(s.id, o.Cols, o.Rows)}, opened, nil
 	}
+}
+
+// recordedTerminal records a terminal's output and window changes in the
+// session's recording (agent/termrec); its input is never recorded.
+type recordedTerminal struct {
+	tunnel.Terminal
+	rec *termrec.Terminal
+}
+
+func (t *recordedTerminal) Read(p []byte) (int, error) {
+	n, err := t.Terminal.Read(p)
+	t.rec.Output(p[:n])
+	return n, err
+}
+
+func (t *recordedTerminal) Resize(cols, rows int) error {
+	err := t.Terminal.Resize(cols, rows)
+	if err == nil {
+		t.rec.Resize(cols, rows)
+	}
+	return err
+}
+
+func (t *recordedTerminal) Close() error {
+	t.rec.Close()
+	return t.Terminal.Close()
 }
