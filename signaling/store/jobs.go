@@ -14,6 +14,9 @@ const (
 	// JobScreen is a session that reached only the device's VNC service:
 	// its screen, in the browser (noVNC) or through porthole forward.
 	JobScreen = "Open Device Screen"
+	// JobTerminal is a session that reached only the device's SSH
+	// service: a terminal, in the browser or through porthole ssh.
+	JobTerminal = "Open Device Terminal"
 )
 
 // JobState is where a session is in its life.
@@ -123,4 +126,15 @@ type JobStore interface {
 	PutCheckpoint(ctx context.Context, c *Checkpoint) error
 	// Checkpoint returns the stream's checkpoint; ErrNotFound if none.
 	Checkpoint(ctx context.Context, stream string) (*Checkpoint, error)
+
+	// AppendRecording appends chunk seq of job's terminal recording
+	// (asciicast, proto/recording.go) only if seq is the recording's next
+	// chunk number, and returns the number of its last chunk stored: a
+	// chunk already stored is skipped (nil error), one past the next gives
+	// ErrConflict (a gap), and one that would make the recording longer
+	// than limit bytes is not stored (ErrBadRecord) though its number
+	// counts, so the recording stays bounded and the sender moves on.
+	AppendRecording(ctx context.Context, job string, seq uint64, data []byte, limit int) (uint64, error)
+	// Recording returns job's terminal recording; ErrNotFound if none.
+	Recording(ctx context.Context, job string) ([]byte, error)
 }

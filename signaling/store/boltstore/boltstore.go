@@ -43,6 +43,9 @@ var (
 	// customer.go
 	bRequests     = []byte("requests")     // id → Request
 	bSiteRequests = []byte("siterequests") // site \x00 created (8 bytes BE Unix ns) id → nothing
+	// A job's terminal recording: its head, and its chunks.
+	bRecordings    = []byte("recordings")    // job → recordingMeta
+	bRecordingData = []byte("recordingdata") // job \x00 seq (8 bytes BE) → asciicast lines
 )
 
 // Options tune Open.
@@ -73,7 +76,7 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bUsers, bUserNames, bSites, bAgents, bDevices, bDiscovery, bTokens, bUserTokens, bCodes, bAttempts, bAudit, bJobs, bJobsByTime, bCheckpoints, bWebhooks, bDeliveries, bRequests, bSiteRequests} {
+		for _, b := range [][]byte{bUsers, bUserNames, bSites, bAgents, bDevices, bDiscovery, bTokens, bUserTokens, bCodes, bAttempts, bAudit, bJobs, bJobsByTime, bCheckpoints, bWebhooks, bDeliveries, bRequests, bSiteRequests, bRecordings, bRecordingData} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -189,4 +190,68 @@ func (s *Store) PutCheckpoint(ctx context.Context, c *store.Checkpoint) error {
 // Checkpoint implements store.Store.
 func (s *Store) Checkpoint(ctx context.Context, stream string) (c *store.Checkpoint, err error) {
 	return viewGet[store.Checkpoint](ctx, s, bCheckpoints, []byte(stream), "checkpoint")
+}
+
+// recordingMeta is the head of a job's recording in bRecordings.
+type recordingMeta struct {
+	Seq  uint64 `json:"seq"`
+	Size int    `json:"size"`
+}
+
+// AppendRecording implements store.Store. A recording's chunks are kept
+// under job + 8 bytes BE seq in bRecordingData, its head under job in
+// bRecordings.
+func (s *Store) AppendRecording(ctx context.Context, job string, seq uint64, data []byte, limit int) (head uint64, err error) {
+	if job == "" || seq == 0 {
+		return 0, fmt.Errorf("append recording: %w: empty job or seq 0", store.ErrBadRecord)
+	}
+	var over bool
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bRecordings)
+		m, err := get[recordingMeta](b, []byte(job), "recording")
+		if errors.Is(err, store.ErrNotFound) {
+			m, err = &recordingMeta{}, nil
+		}
+		if err != nil {
+			return err
+		}
+		head = m.Seq
+		switch {
+		case seq <= m.Seq:
+			return nil
+		case seq > m.Seq+1:
+			return fmt.Errorf("recording of %s: chunk %d after %d: %w", job, seq, m.Seq, store.ErrConflict)
+		}
+		m.Seq, head = seq, seq
+		if m.Size+len(data) > limit {
+			over = true
+		} else {
+			m.Size += len(data)
+			if err := tx.Bucket(bRecordingData).Put(binary.BigEndian.AppendUint64([]byte(job+"\x00"), seq), data); err != nil {
+				return err
+			}
+		}
+		return put(b, []byte(job), m)
+	})
+	if err == nil && over {
+		err = fmt.Errorf("recording of %s: chunk %d over %d bytes: %w", job, seq, limit, store.ErrBadRecord)
+	}
+	return head, err
+}
+
+// Recording implements store.Store.
+func (s *Store) Recording(ctx context.Context, job string) ([]byte, error) {
+	var out []byte
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bRecordings).Get([]byte(job)) == nil {
+			return fmt.Errorf("recording of %s: %w", job, store.ErrNotFound)
+		}
+		prefix := []byte(job + "\x00")
+		c := tx.Bucket(bRecordingData).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			out = append(out, v...)
+		}
+		return nil
+	})
+	return out, err
 }

@@ -277,3 +277,82 @@ func (s *Store) Checkpoint(ctx context.Context, stream string) (*store.Checkpoin
 	}
 	return c, nil
 }
+
+// A job's terminal recording: a hash of its head (seq, size) and a string
+// of its asciicast, both under the store's prefix (one hash slot).
+func (s *Store) kRecording(job string) string     { return s.k("recording", job) }
+func (s *Store) kRecordingData(job string) string { return s.k("recordingdata", job) }
+
+// appendRecording returns {stored, head}: stored is 1 when the chunk was
+// appended, 0 when it was already stored, -1 for a gap, 2 when it counts
+// but was over the limit.
+var appendRecording = redis.NewScript(`
+local old = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local size = tonumber(redis.call('HGET', KEYS[1], 'size') or '0')
+local seq = tonumber(ARGV[1])
+if seq <= old then return {0, old} end
+if seq > old + 1 then return {-1, old} end
+if size + string.len(ARGV[2]) > tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'seq', seq, 'size', size)
+  return {2, seq}
+end
+redis.call('APPEND', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], 'seq', seq, 'size', size + string.len(ARGV[2]))
+return {1, seq}
+`)
+
+// AppendRecording implements store.Store.
+func (s *Store) AppendRecording(ctx context.Context, job string, seq uint64, data []byte, limit int) (uint64, error) {
+	if job == "" || seq == 0 {
+		return 0, fmt.Errorf("append recording: %w: empty job or seq 0", store.ErrBadRecord)
+	}
+	keys := []string{s.kRecording(job), s.kRecordingData(job)}
+	args := []any{strconv.FormatUint(seq, 10), data, strconv.Itoa(limit)}
+	var (
+		res []int64
+		err error
+	)
+	if s.waitN > 0 {
+		var cmd *redis.Cmd
+		err = s.replicated(ctx, keys[0], func(p redis.Pipeliner) { cmd = appendRecording.Eval(ctx, p, keys, args...) })
+		if cmd != nil {
+			if cerr := cmd.Err(); cerr != nil {
+				err = cerr
+			} else if err == nil {
+				res, err = cmd.Int64Slice()
+			}
+		}
+	} else {
+		res, err = appendRecording.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(res) != 2 {
+		return 0, fmt.Errorf("append recording: %w: unexpected reply", store.ErrBadRecord)
+	}
+	head := uint64(res[1])
+	switch res[0] {
+	case -1:
+		return head, fmt.Errorf("recording of %s: chunk %d after %d: %w", job, seq, head, store.ErrConflict)
+	case 2:
+		return head, fmt.Errorf("recording of %s: chunk %d over %d bytes: %w", job, seq, limit, store.ErrBadRecord)
+	}
+	return head, nil
+}
+
+// Recording implements store.Store.
+func (s *Store) Recording(ctx context.Context, job string) ([]byte, error) {
+	n, err := s.rdb.Exists(ctx, s.kRecording(job)).Result()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("recording of %s: %w", job, store.ErrNotFound)
+	}
+	b, err := s.rdb.Get(ctx, s.kRecordingData(job)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return []byte{}, nil
+	}
+	return b, err
+}

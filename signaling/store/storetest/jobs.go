@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -323,5 +324,52 @@ func testJobsRestart(t *testing.T, open Factory) {
 	}
 	if c, err := s.Checkpoint(ctx, "session/j1"); err != nil || c.Seq != 1 {
 		t.Fatalf("checkpoint after restart: %+v, %v", c, err)
+	}
+}
+
+// testRecording: a job's terminal recording takes its chunks in order
+// (a re-sent one is skipped, a gap refused), stays within its limit, is
+// one recording per job, and survives a restart.
+func testRecording(t *testing.T, open Factory) {
+	s, reopen := open(t)
+	_, err := s.Recording(ctx, "r1")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.AppendRecording(ctx, "r1", 0, []byte("x\n"), 100)
+	wantErr(t, err, store.ErrBadRecord)
+	head := `{"version":2,"width":80,"height":24}` + "\n"
+	if n, err := s.AppendRecording(ctx, "r1", 1, []byte(head), 100); err != nil || n != 1 {
+		t.Fatalf("chunk 1: %d, %v", n, err)
+	}
+	if n, err := s.AppendRecording(ctx, "r1", 1, []byte("dup\n"), 100); err != nil || n != 1 {
+		t.Fatalf("re-sent chunk 1: %d, %v", n, err)
+	}
+	n, err := s.AppendRecording(ctx, "r1", 3, []byte("gap\n"), 100)
+	wantErr(t, err, store.ErrConflict)
+	if n != 1 {
+		t.Fatalf("head after a gap = %d, want 1", n)
+	}
+	if n, err := s.AppendRecording(ctx, "r1", 2, []byte(`[0.5,"o","$ "]`+"\n"), 100); err != nil || n != 2 {
+		t.Fatalf("chunk 2: %d, %v", n, err)
+	}
+	n, err = s.AppendRecording(ctx, "r1", 3, []byte(strings.Repeat("y", 100)+"\n"), 100)
+	wantErr(t, err, store.ErrBadRecord)
+	if n != 3 {
+		t.Fatalf("an over-limit chunk does not count: head %d, want 3", n)
+	}
+	if _, err := s.AppendRecording(ctx, "r2", 1, []byte("other\n"), 100); err != nil {
+		t.Fatal(err)
+	}
+	want := head + `[0.5,"o","$ "]` + "\n"
+	if got, err := s.Recording(ctx, "r1"); err != nil || string(got) != want {
+		t.Fatalf("Recording = %q, %v; want %q", got, err, want)
+	}
+	must(t, s.Close())
+	s = reopen()
+	t.Cleanup(func() { s.Close() })
+	if got, err := s.Recording(ctx, "r1"); err != nil || string(got) != want {
+		t.Fatalf("Recording after restart = %q, %v", got, err)
+	}
+	if n, err := s.AppendRecording(ctx, "r1", 4, []byte("z\n"), 100); err != nil || n != 4 {
+		t.Fatalf("chunk 4 after restart: %d, %v", n, err)
 	}
 }

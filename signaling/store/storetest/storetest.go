@@ -52,6 +52,7 @@ func Run(t *testing.T, open Factory) {
 		// customer.go
 		{"Policies", testPolicies},
 		{"Requests", testRequests},
+		{"RecordingAppendsInOrderBounded", testRecording},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
