@@ -114,6 +114,28 @@ func (h *Hub) agentAccessLog(c *conn, env *proto.Envelope) {
 	c.sendMsg(proto.TypeAccessAck, env.Session, &proto.AccessAck{Seq: ack})
 }
 
+// agentRecording stores a chunk of a session's terminal recording and
+// acknowledges it, like agentAccessLog.
+func (h *Hub) agentRecording(c *conn, env *proto.Envelope) {
+	var rc proto.RecordingChunk
+	if err := proto.DecodeData(env, &rc); err != nil {
+		c.refuse(env.Session, err)
+		return
+	}
+	if h.opt.Recording == nil {
+		c.reply(env.Session, proto.Errorf(proto.CodeUnsupported, "this signaling node keeps no terminal recordings"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), accessLogTimeout)
+	defer cancel()
+	ack, err := h.opt.Recording(ctx, c.id, env.Session, &rc)
+	if err != nil {
+		c.reply(env.Session, err)
+		return
+	}
+	c.sendMsg(proto.TypeRecordingAck, env.Session, &proto.RecordingAck{Seq: ack})
+}
+
 // orphanEndLocked records a session.end from an agent for a session this
 // hub does not know (signaling restarted while the session went on peer to
 // peer): its job still learns how it ended.

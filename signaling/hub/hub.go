@@ -79,6 +79,10 @@ type Options struct {
 	// session (package jobs) and returns the highest sequence number
 	// stored, which the agent gets as log.ack. Nil refuses access logs.
 	AccessLog func(ctx context.Context, agent, session string, l *proto.AccessLog) (uint64, error)
+	// Recording, if set, stores a chunk of a session's terminal recording
+	// from its agent and returns the last chunk number stored, which the
+	// agent takes as acknowledged.
+	Recording func(ctx context.Context, agent, session string, c *proto.RecordingChunk) (uint64, error)
 	// Presence, if set, is told when an agent comes online on this hub
 	// (with the devices it declares) and when its connection goes, so a
 	// cluster can publish which node holds which agent (package bus). It

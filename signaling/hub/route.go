@@ -9,6 +9,10 @@ func (h *Hub) dispatch(c *conn, env *proto.Envelope) {
 		h.agentAccessLog(c, env) // store I/O: not under h.mu
 		return
 	}
+	if c.role == proto.RoleAgent && env.Type == proto.TypeRecording {
+		h.agentRecording(c, env) // store I/O: not under h.mu
+		return
+	}
 	if c.role == proto.RoleAgent && (env.Type == proto.TypeDiscoveryReport || env.Type == proto.TypeInventoryApplied) {
 		h.agentInventory(c, env) // store I/O: not under h.mu
 		return

@@ -215,6 +215,35 @@ func (r *Recorder) SweepExpired(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// Recording stores a chunk of session's terminal recording from agent
+// (hub.Options.Recording), bounded by proto.MaxRecording, and returns the
+// last chunk number stored, which the agent takes as acknowledged. A chunk
+// past the bound (only an agent that ignores it sends one) is dropped and
+// acknowledged, so the recording stays bounded.
+func (r *Recorder) Recording(ctx context.Context, agent, session string, c *proto.RecordingChunk) (uint64, error) {
+	j, err := r.Job(ctx, session)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, proto.Errorf(proto.CodeSessionNotFound, "no session %s", session)
+	}
+	if err != nil {
+		return 0, proto.Errorf(proto.CodeUnavailable, "recording: %v", err)
+	}
+	if j.Agent != agent {
+		return 0, proto.Errorf(proto.CodeSessionNotFound, "no session %s for this agent", session)
+	}
+	head, err := r.cfg.Store.AppendRecording(ctx, session, c.Seq, []byte(c.Data), proto.MaxRecording)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrConflict):
+		r.log.Warn("terminal recording gap", "session", session, "agent", agent, "chunk", c.Seq, "stored", head)
+	case errors.Is(err, store.ErrBadRecord):
+		r.log.Warn("terminal recording over its bound: chunk dropped", "session", session, "agent", agent, "chunk", c.Seq, "limit_bytes", proto.MaxRecording)
+	default:
+		return 0, proto.Errorf(proto.CodeUnavailable, "recording: %v", err)
+	}
+	return head, nil
+}
+
 // AccessLog stores a batch of agent's access log for session
 // (hub.Options.AccessLog): each entry whose sequence number is the next
 // one of the session's stream, skipping those already stored; the store
@@ -252,6 +281,7 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 	var head *store.AuditEntry
 	var add store.Job // totals of the entries stored now
 	var screen int64  // of add.TCP, the streams to the device's VNC service
+	var term int64    // of add.TCP, the streams (terminals) to its SSH service
 	k := 0
 	for i := range l.Entries {
 		e := &l.Entries[i]
@@ -262,8 +292,11 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 		k++
 		if e.Kind == proto.AccessTCP {
 			add.TCP++
-			if e.Service == proto.ServiceVNC {
+			switch e.Service {
+			case proto.ServiceVNC:
 				screen++
+			case proto.ServiceSSH:
+				term++
 			}
 		} else {
 			add.Requests++
@@ -292,6 +325,9 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 				// Every stream so far went to the device's VNC service:
 				// its screen (the type says so for the earlier batches).
 				j.Type = store.JobScreen
+			case j.TCP > 0 && j.Requests == 0 && term == add.TCP && (j.TCP == add.TCP || j.Type == store.JobTerminal):
+				// Every stream so far went to the device's SSH service.
+				j.Type = store.JobTerminal
 			case j.TCP > 0 && j.Requests == 0:
 				j.Type = store.JobPort
 			default:

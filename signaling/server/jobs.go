@@ -27,6 +27,7 @@ func (s *Server) jobRoutes(mux *http.ServeMux) {
 	mux.Handle(proto.PathJob, s.api(methods{"GET": get(s.getJob)}))
 	mux.Handle(proto.PathJobLog, s.api(methods{"GET": get(s.getJobLog)}))
 	mux.Handle(proto.PathJobExport, s.api(methods{"GET": get(s.exportJob)}))
+	mux.Handle(proto.PathJobRecording, s.api(methods{"GET": get(s.getJobRecording)}))
 	mux.Handle(proto.PathJobVerify, s.api(methods{"GET": get(s.verifyJob)}))
 	mux.Handle(proto.PathJobTerminate, s.api(methods{"POST": s.authed(proto.ScopeSessions, s.terminateJob)}))
 	mux.Handle(proto.PathAuditVerify, s.api(methods{"GET": s.adminOnly(proto.ScopeRead, s.verifyStream)}))
@@ -249,6 +250,28 @@ func (s *Server) getJobLog(w http.ResponseWriter, r *http.Request, p *principal)
 		out.Entries = append(out.Entries, proto.LoggedAccess{AccessEntry: jobs.FromAudit(e), Prev: e.Prev, Hash: e.Hash})
 	}
 	writeJSON(w, http.StatusOK, &out)
+}
+
+// getJobRecording answers GET PathJobRecording: the job's terminal
+// recording as asciicast v2, to whoever may see the job's log.
+func (s *Server) getJobRecording(w http.ResponseWriter, r *http.Request, p *principal) {
+	j, ok := s.jobFor(w, r, p)
+	if !ok {
+		return
+	}
+	b, err := s.store.Recording(r.Context(), j.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, proto.Errorf(proto.CodeNotFound, "job %s has no terminal recording", j.ID))
+		return
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", proto.ContentTypeAsciicast)
+	w.Header().Set("Content-Disposition", `inline; filename="`+j.ID+`.cast"`)
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
 }
 
 // exportJob answers GET PathJobExport: the job and its whole access log as

@@ -142,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 		AgentGrace:   max(cfg.AgentGrace, 0),
 		Events:       s.sessionEvent,
 		AccessLog:    s.storeAccessLog,
+		Recording:    s.recorder.Recording,
 		Presence:     cluster.Presence(cfg.Bus),
 		AgentSite:    s.agentSite,
 		Inventory:    inventoryHooks{s},
