@@ -5,6 +5,7 @@
 // Names, never IDs, where people read who and what (IDs stay beside device
 // names, for the CLI). Every value is set as text.
 
+import { showCast } from './castplay.js';
 import { knownDevices, openSession } from './devices.js';
 import { errorText, has, t } from './messages.js';
 import { $, anchor, api, busy, clock, el, note, when } from './ui.js';
@@ -107,6 +108,7 @@ export function filterQuery(f) {
 }
 
 const TYPES = { 'Open Device Webpage': 'jobs.type.webpage', 'Open Device Port': 'jobs.type.port', 'Open Device Screen': 'jobs.type.screen' };
+TYPES['Open Device Terminal'] = 'jobs.type.terminal';
 
 /** jobWords(job, devices) → the names and words a job row shows. */
 export function jobWords(j, devices = new Map()) {
@@ -290,8 +292,50 @@ async function openJob(id) {
         )
       : [el('tr', {}, el('td', { colSpan: 11, className: 'empty', textContent: t('jobs.detail.logEmpty') }))]),
   );
+  showRecording(id, job, path);
   detail.scrollIntoView({ block: 'start' });
   $('job-title').focus({ preventScroll: true });
+}
+
+let stopReplay = () => {};
+
+/**
+ * showRecording offers the replay of a terminal job's recording (the
+ * agent's asciicast of every browser terminal of the session).
+ */
+async function showRecording(id, job, path) {
+  stopReplay();
+  stopReplay = () => {};
+  const box = $('job-replay-box');
+  const player = $('job-replay');
+  player.replaceChildren();
+  delete player.dataset.replay;
+  box.hidden = job.type !== 'Open Device Terminal';
+  if (box.hidden) return;
+  note('job-replay', '', '');
+  let res;
+  try {
+    res = await fetch(`${path}/recording`, { credentials: 'same-origin', cache: 'no-store' });
+  } catch (err) {
+    note('job-replay', 'error', `${t('jobs.replay.load')}: ${String(err?.message || err)}`);
+    return;
+  }
+  if (selected !== id) return;
+  if (res.status === 404) {
+    note('job-replay', '', t('jobs.replay.none'));
+    return;
+  }
+  if (!res.ok) {
+    note('job-replay', 'error', `${t('jobs.replay.load')}: ${res.status}`);
+    return;
+  }
+  const text = await res.text();
+  if (selected !== id) return;
+  try {
+    stopReplay = await showCast(player, text, t);
+  } catch (err) {
+    note('job-replay', 'error', `${t('jobs.replay.load')}: ${String(err?.message || err)}`);
+  }
 }
 
 async function verify(e) {
