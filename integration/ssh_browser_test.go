@@ -8,12 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-dev/porthole/agent/sigclient"
@@ -101,6 +103,40 @@ func TestSSHBrowser(t *testing.T) {
 	}
 	t.Logf("SSH terminal: login form submitted to uname -a output in %s; host key %s", time.Since(start).Round(time.Millisecond), firstKey)
 	brShot(t, bctx, art, "ssh-terminal")
+	waitTerm := func(what, re string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !brEval[bool](t, bctx, re+`.test(`+terminalText+`)`); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never appeared in the terminal; it shows %q", what, brEval[string](t, bctx, terminalText))
+			}
+			time.Sleep(50 * time.Millisecond) // polling the page, which has no event for the test to wait on
+		}
+	}
+
+	// top, full screen: its header line on the xterm screen, then q.
+	topHeader := `/top - \d+:\d+:\d+ up /`
+	if err := chromedp.Do(bctx, insertText("top"), chromedp.KeyEvent("\r")); err != nil {
+		t.Fatalf("type top: %v", err)
+	}
+	waitTerm("top's header", topHeader)
+	brShot(t, bctx, art, "ssh-terminal-top")
+	if err := chromedp.Do(bctx, insertText("q")); err != nil {
+		t.Fatalf("quit top: %v", err)
+	}
+	waitTerm("the shell after top", `/^(?![\s\S]*top - \d+:\d+:\d+ up )/`)
+
+	// A password prompt that does not echo (read -s): what is typed there
+	// shows nowhere, so the output-only recording cannot hold it.
+	const promptPassword = "Pr0mpt-typed-secret-5519"
+	if err := chromedp.Do(bctx, insertText(`read -rs -p 'Password: ' pw; echo; echo "read $((40+2)) ${#pw}"`), chromedp.KeyEvent("\r")); err != nil {
+		t.Fatalf("type read: %v", err)
+	}
+	waitTerm("the password prompt", `/\nPassword: /`)
+	if err := chromedp.Do(bctx, insertText(promptPassword), chromedp.KeyEvent("\r")); err != nil {
+		t.Fatalf("type the prompt's password: %v", err)
+	}
+	waitTerm("the read's answer", `/\nread 42 `+strconv.Itoa(len(promptPassword))+`\b/`)
+	termSession := sessions[len(sessions)-1]
 
 	// The shell exits (sshd's session process with it, which holds the
 	// output of the sshd about to be stopped): the terminal says so.
@@ -108,6 +144,63 @@ func TestSSHBrowser(t *testing.T) {
 		t.Fatalf("type exit: %v", err)
 	}
 	brWait(t, bctx, "the terminal closed after exit", `document.body.dataset.terminal === 'closed'`)
+	if err := api.EndSession(context.Background(), termSession); err != nil {
+		t.Logf("end the terminal's session: %v", err)
+	}
+
+	// The recording: asciicast v2 from the agent, in the job.
+	var cast []byte
+	testenv.Eventually(t, 20*time.Second, "the terminal's recording in the job", func() bool {
+		cast, err = api.JobRecording(context.Background(), termSession)
+		return err == nil && strings.Contains(string(cast), "read 42")
+	})
+	output := checkAsciicast(t, cast)
+	if !regexp.MustCompile(`Linux \S+ ` + regexp.QuoteMeta(strings.TrimSpace(string(want))) + ` `).MatchString(output) {
+		t.Errorf("the recording lacks uname -a's output")
+	}
+	if !regexp.MustCompile(`top - \d+:\d+:\d+ up `).MatchString(output) {
+		t.Errorf("the recording lacks top's header")
+	}
+	for _, secret := range []string{wrongPassword, promptPassword, strings.Split(strings.TrimSpace(string(keyPEM)), "\n")[1]} {
+		if strings.Contains(string(cast), secret) {
+			t.Errorf("the recording holds a secret (%.6s…)", secret)
+		}
+	}
+	if job, err := api.Jobs(context.Background(), url.Values{"device": {"box-1"}}); err == nil {
+		for _, j := range job.Jobs {
+			if j.ID == termSession && j.Type != "Open Device Terminal" {
+				t.Errorf("the terminal's job is of type %q", j.Type)
+			}
+		}
+	}
+	t.Logf("terminal recording: %d bytes of asciicast v2", len(cast))
+
+	// The Jobs tab replays it: the replay's screen shows uname's output.
+	actx, cancelApp := chromedp.NewContext(bctx)
+	defer cancelApp()
+	// The app in a tab of its own, signed in by the technician's token
+	// (the lab's signaling takes development tokens).
+	if err := chromedp.Do(actx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(actx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(actx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": "Bearer " + l.svc.techToken}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(actx, chromedp.Navigate(l.svc.signalURL+"/#jobs/"+termSession)); err != nil {
+		t.Fatalf("open the Jobs tab: %v", err)
+	}
+	brWait(t, actx, "the replay player", `document.querySelector('#job-replay')?.dataset.replay === 'paused'`)
+	brEval[bool](t, actx, `(() => { const s = document.querySelector('#job-replay .cast-speed'); s.value = '16'; s.dispatchEvent(new Event('change'));
+		document.querySelector('#job-replay .cast-play').click(); return true; })()`)
+	brWait(t, actx, "the replay to end", `document.querySelector('#job-replay').dataset.replay === 'done'`)
+	replayed := brEval[string](t, actx, `document.querySelector('#job-replay .cast-screen').innerText`)
+	if !regexp.MustCompile(`Linux \S+ ` + regexp.QuoteMeta(strings.TrimSpace(string(want))) + ` `).MatchString(replayed) {
+		t.Errorf("the replay's screen lacks uname -a's output: %q", replayed)
+	}
+	brShot(t, actx, art, "jobs-terminal-replay")
 
 	// 3. The box's host key changes: refused with both fingerprints.
 	if err := l.sshd.Stop(5 * time.Second); err != nil {
@@ -148,6 +241,49 @@ func TestSSHBrowser(t *testing.T) {
 	if !strings.Contains(l.agentProc.Tail(1<<20), "terminal refused") {
 		t.Errorf("the agent logged no refused terminal:\n%s", l.agentProc.Tail(30))
 	}
+}
+
+// checkAsciicast checks rec is asciicast v2 (a header with width, height
+// and timestamp, then events with times that never go back, of codes
+// "o" and "r" only: no input is recorded) and returns its output.
+func checkAsciicast(t *testing.T, rec []byte) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(string(rec), "\n"), "\n")
+	var head struct {
+		Version, Width, Height int
+		Timestamp              int64
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &head); err != nil || head.Version != 2 || head.Width < 1 || head.Height < 1 || head.Timestamp < 1 {
+		t.Fatalf("recording header %q: %v", lines[0], err)
+	}
+	var out strings.Builder
+	last, resizes := -1.0, 0
+	for i, line := range lines[1:] {
+		var ev []json.RawMessage
+		var tm float64
+		var code, data string
+		if err := json.Unmarshal([]byte(line), &ev); err != nil || len(ev) != 3 ||
+			json.Unmarshal(ev[0], &tm) != nil || json.Unmarshal(ev[1], &code) != nil || json.Unmarshal(ev[2], &data) != nil {
+			t.Fatalf("recording line %d is no event: %q", i+2, line)
+		}
+		if tm < last {
+			t.Fatalf("recording line %d: time %f after %f", i+2, tm, last)
+		}
+		last = tm
+		switch code {
+		case "o":
+			out.WriteString(data)
+		case "r":
+			resizes++
+		default:
+			t.Fatalf("recording line %d: event %q (only output and resizes are recorded)", i+2, code)
+		}
+	}
+	if last <= 0 {
+		t.Fatalf("recording without timing: last event at %f", last)
+	}
+	t.Logf("recording: %d events over %.1f s, %d window changes", len(lines)-1, last, resizes)
+	return out.String()
 }
 
 // insertText types text as one input event (Input.insertText).

@@ -157,6 +157,35 @@ func (a *API) Jobs(ctx context.Context, query url.Values) (*proto.JobList, error
 	return &l, nil
 }
 
+// JobRecording fetches a job's terminal recording (asciicast v2).
+func (a *API) JobRecording(ctx context.Context, job string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.Base, "/")+strings.Replace(proto.PathJobRecording, "{id}", url.PathEscape(job), 1), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.Token)
+	c := a.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("recording of job %s: %w", job, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("recording of job %s: %w", job, responseError(resp))
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != proto.ContentTypeAsciicast {
+		return nil, fmt.Errorf("recording of job %s: served as %q", job, ct)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, proto.MaxRecording+1))
+	if err != nil {
+		return nil, fmt.Errorf("recording of job %s: %w", job, err)
+	}
+	return b, nil
+}
+
 // SocketURL turns an http(s) base URL into the ws(s) URL of path.
 func SocketURL(base, path string) string {
 	base = strings.TrimRight(base, "/")
