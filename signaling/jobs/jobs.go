@@ -321,13 +321,14 @@ func (r *Recorder) AccessLog(ctx context.Context, agent, session string, l *prot
 			j.Changes += add.Changes
 			j.Refused += add.Refused
 			switch {
+			case term > 0 || j.Type == store.JobTerminal:
+				// A terminal on the device's SSH service (the session
+				// window's own pages are requests of the session too).
+				j.Type = store.JobTerminal
 			case j.TCP > 0 && j.Requests == 0 && screen == add.TCP && (j.TCP == add.TCP || j.Type == store.JobScreen):
 				// Every stream so far went to the device's VNC service:
 				// its screen (the type says so for the earlier batches).
 				j.Type = store.JobScreen
-			case j.TCP > 0 && j.Requests == 0 && term == add.TCP && (j.TCP == add.TCP || j.Type == store.JobTerminal):
-				// Every stream so far went to the device's SSH service.
-				j.Type = store.JobTerminal
 			case j.TCP > 0 && j.Requests == 0:
 				j.Type = store.JobPort
 			default:
