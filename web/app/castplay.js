@@ -91,6 +91,7 @@ export async function showCast(box, text, words) {
   box.replaceChildren(bar, screen);
 
   const term = new Terminal({ cols: header.width || 80, rows: header.height || 24, disableStdin: true, scrollback: 5000, fontSize: 13 });
+  const unadopt = adoptXtermStyles(screen);
   term.open(screen);
   const total = events.length ? events[events.length - 1][0] : 0;
   let next = 0; // the next event to write
@@ -156,5 +157,42 @@ export async function showCast(box, text, words) {
   return () => {
     window.clearTimeout(timer);
     term.dispose();
+    unadopt();
+  };
+}
+
+/**
+ * (The same as web/session/terminal.js's: another origin, another module
+ * tree.) xterm.js styles its rows (colours, font, cell sizes) through <style>
+ * elements it adds inside the terminal, which this origin's policy
+ * (style-src 'self', no inline styles) does not apply: the rows would be
+ * black on black. adoptXtermStyles applies their text as constructed
+ * stylesheets (CSSOM, which the policy allows) and keeps them in step as
+ * xterm.js rewrites them. It returns a function that stops.
+ */
+function adoptXtermStyles(root) {
+  /** @type {Map<Element, CSSStyleSheet>} */
+  const sheets = new Map();
+  const sync = () => {
+    for (const st of root.querySelectorAll('style')) {
+      let sheet = sheets.get(st);
+      if (!sheet) {
+        sheet = new CSSStyleSheet();
+        sheets.set(st, sheet);
+        document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+      }
+      sheet.replaceSync(st.textContent || '');
+    }
+  };
+  const isStyle = (n) => n?.nodeName === 'STYLE';
+  const mo = new MutationObserver((records) => {
+    if (records.some((r) => isStyle(r.target) || isStyle(r.target.parentNode) || [...r.addedNodes].some(isStyle))) sync();
+  });
+  mo.observe(root, { subtree: true, childList: true, characterData: true });
+  sync();
+  return () => {
+    mo.disconnect();
+    const mine = new Set(sheets.values());
+    document.adoptedStyleSheets = document.adoptedStyleSheets.filter((s) => !mine.has(s));
   };
 }
