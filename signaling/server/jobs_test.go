@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -201,5 +202,44 @@ func TestAdminTerminatesLiveSession(t *testing.T) {
 	e.request(http.MethodGet, proto.PathAuditVerify+"?stream=admin", bobToken, nil, nil, &v)
 	if !v.OK || v.Entries == 0 {
 		t.Fatalf("admin log verification %+v", v)
+	}
+}
+
+// TestJobKeepsTerminalRecording: an agent's rec.chunk messages are stored
+// once per chunk number (a re-sent one is acknowledged and dropped, a gap
+// is not stored), a foreign agent cannot write into the recording, and
+// GET PathJobRecording serves it as asciicast; a job without a terminal
+// has none.
+func TestJobKeepsTerminalRecording(t *testing.T) {
+	e := newEnv(t, nil)
+	agent := e.agent(agentKey, "printer-1")
+	info := e.open(agent, techToken, "printer-1")
+	path := jobPath(proto.PathJobRecording, info.Session)
+	if resp := e.request(http.MethodGet, path, techToken, nil, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("recording of a job without a terminal: %s", resp.Status)
+	}
+	head := `{"version":2,"width":80,"height":24,"timestamp":1800000000}` + "\n"
+	chunks := []string{head + `[0.1,"o","$ "]` + "\n", `[0.5,"o","uname -a\r\n"]` + "\n", `[0.6,"r","100x30"]` + "\n"}
+	var ack proto.RecordingAck
+	for i, seq := range []uint64{1, 2, 1, 4} { // 1 re-sent, 4 a gap
+		c := chunks[min(int(seq)-1, len(chunks)-1)]
+		agent.send(proto.TypeRecording, info.Session, &proto.RecordingChunk{Seq: seq, Data: c})
+		agent.nextData(proto.TypeRecordingAck, &ack)
+		if ack.Seq != 2 && i > 0 || ack.Seq != 1 && i == 0 {
+			t.Fatalf("chunk %d acknowledged as %d", seq, ack.Seq)
+		}
+	}
+	other := e.agent(agentKey2, "printer-2")
+	other.send(proto.TypeRecording, info.Session, &proto.RecordingChunk{Seq: 3, Data: chunks[2]})
+	other.nextError(proto.CodeSessionNotFound)
+
+	resp := e.download(path, techToken)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != proto.ContentTypeAsciicast {
+		t.Fatalf("served as %q", ct)
+	}
+	if got, want := string(b), chunks[0]+chunks[1]; got != want {
+		t.Fatalf("recording %q, want %q", got, want)
 	}
 }
