@@ -52,8 +52,8 @@ type HostKeyChanged struct {
 
 func (c *HostKeyChanged) Error() string {
 	return fmt.Sprintf("the SSH host key of device %s (port %d) changed: it presented %s, pinned at first use %s"+
-		" — another machine may have this address; if the device's key was replaced, delete %s.sha256 in the agent's ssh-host-keys directory",
-		c.Device, c.Port, c.Got, c.Pinned, PinKey(c.Device, c.Port))
+		" — another machine may have this address; if the device's key was replaced, run `porthole-agent ssh-host-keys forget %s %d` on the agent",
+		c.Device, c.Port, c.Got, c.Pinned, c.Device, c.Port)
 }
 
 // Fingerprint is the OpenSSH SHA256 fingerprint of a hex SHA-256.

@@ -62,6 +62,16 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "ssh-host-keys" {
+		if err := sshKeysCmd(os.Args[2:], os.Stdout); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			fmt.Fprintln(os.Stderr, "porthole-agent ssh-host-keys:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "service" {
 		if err := serviceCmd(os.Args[2:], os.Stdout); err != nil { // service_windows.go
 			if errors.Is(err, flag.ErrHelp) {
@@ -175,7 +185,7 @@ func run(ctx context.Context, logOut io.Writer) error {
 		LoopbackOnly:      *loopback,
 		Region:            fc.Region,
 		Pins:              &deviceid.PinStore{Dir: tlsPinDir(stateDirOf(*stateDir, fc))},
-		SSHPins:           &deviceid.PinStore{Dir: filepath.Join(stateDirOf(*stateDir, fc), "ssh-host-keys")},
+		SSHPins:           &deviceid.PinStore{Dir: sshPinDir(stateDirOf(*stateDir, fc))},
 		Egress:            eg,
 		RootCAs:           roots,
 		TLS:               &tlscompat.Store{Dir: filepath.Join(stateDirOf(*stateDir, fc), "tls-compat")},
