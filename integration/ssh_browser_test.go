@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -112,6 +113,14 @@ func TestSSHBrowser(t *testing.T) {
 		}
 	}
 
+	// A bigger window: the terminal follows, and the device gets the
+	// window change (recorded as an "r" event).
+	cols := brEval[int](t, bctx, `document.querySelectorAll('#terminal-view .xterm-rows > div').length`)
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1000, 640)); err != nil {
+		t.Fatalf("resize the window: %v", err)
+	}
+	brWait(t, bctx, "the terminal to follow the window", fmt.Sprintf(`document.querySelectorAll('#terminal-view .xterm-rows > div').length > %d`, cols))
+
 	// top, full screen: its header line on the xterm screen, then q.
 	topHeader := `/top - \d+:\d+:\d+ up /`
 	if err := chromedp.Do(bctx, insertText("top"), chromedp.KeyEvent("\r")); err != nil {
@@ -162,7 +171,10 @@ func TestSSHBrowser(t *testing.T) {
 		cast, err = api.JobRecording(context.Background(), termSession)
 		return err == nil && strings.Contains(string(cast), "read 42")
 	})
-	output := checkAsciicast(t, cast)
+	output, resizes := checkAsciicast(t, cast)
+	if resizes == 0 {
+		t.Errorf("the recording has no window change")
+	}
 	if !regexp.MustCompile(`Linux \S+ ` + regexp.QuoteMeta(strings.TrimSpace(string(want))) + ` `).MatchString(output) {
 		t.Errorf("the recording lacks uname -a's output")
 	}
@@ -257,7 +269,7 @@ func TestSSHBrowser(t *testing.T) {
 // checkAsciicast checks rec is asciicast v2 (a header with width, height
 // and timestamp, then events with times that never go back, of codes
 // "o" and "r" only: no input is recorded) and returns its output.
-func checkAsciicast(t *testing.T, rec []byte) string {
+func checkAsciicast(t *testing.T, rec []byte) (output string, resizes int) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(string(rec), "\n"), "\n")
 	var head struct {
@@ -268,7 +280,7 @@ func checkAsciicast(t *testing.T, rec []byte) string {
 		t.Fatalf("recording header %q: %v", lines[0], err)
 	}
 	var out strings.Builder
-	last, resizes := -1.0, 0
+	last := -1.0
 	for i, line := range lines[1:] {
 		var ev []json.RawMessage
 		var tm float64
@@ -294,7 +306,7 @@ func checkAsciicast(t *testing.T, rec []byte) string {
 		t.Fatalf("recording without timing: last event at %f", last)
 	}
 	t.Logf("recording: %d events over %.1f s, %d window changes", len(lines)-1, last, resizes)
-	return out.String()
+	return out.String(), resizes
 }
 
 // insertText types text as one input event (Input.insertText).
