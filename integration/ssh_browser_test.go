@@ -223,6 +223,10 @@ func TestSSHBrowser(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling the page, which has no event for the test to wait on
 	}
+	if err := chromedp.Do(actx, chromedp.EmulateViewport(1000, 760)); err != nil {
+		t.Fatal(err)
+	}
+	brEval[bool](t, actx, `(document.querySelector('#job-replay-box').scrollIntoView({block: 'start'}), true)`)
 	brShot(t, actx, art, "jobs-terminal-replay")
 
 	// 3. The box's host key changes: refused with both fingerprints.
