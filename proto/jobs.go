@@ -30,7 +30,7 @@ type JobTransition struct {
 // JobView is one job.
 type JobView struct {
 	ID          string    `json:"id"`
-	Type        string    `json:"type"` // "Open Device Webpage" or "Open Device Port"
+	Type        string    `json:"type"` // "Open Device Webpage", "Open Device Port", "Open Device Screen" or "Open Device Terminal"
 	User        string    `json:"user"`
 	UserName    string    `json:"userName,omitempty"`
 	Agent       string    `json:"agent"`
