@@ -209,7 +209,7 @@ func TestAdminTerminatesLiveSession(t *testing.T) {
 // once per chunk number (a re-sent one is acknowledged and dropped, a gap
 // is not stored), a foreign agent cannot write into the recording, and
 // GET PathJobRecording serves it as asciicast; a job without a terminal
-// has none.
+// has none. A session with a terminal is an Open Device Terminal job.
 func TestJobKeepsTerminalRecording(t *testing.T) {
 	e := newEnv(t, nil)
 	agent := e.agent(agentKey, "printer-1")
@@ -232,6 +232,20 @@ func TestJobKeepsTerminalRecording(t *testing.T) {
 	other := e.agent(agentKey2, "printer-2")
 	other.send(proto.TypeRecording, info.Session, &proto.RecordingChunk{Seq: 3, Data: chunks[2]})
 	other.nextError(proto.CodeSessionNotFound)
+
+	// The session window's own page, then a terminal: an Open Device
+	// Terminal job.
+	l := accessEntries(1, 1)
+	l.Entries = append(l.Entries, proto.AccessEntry{Seq: 2, Kind: proto.AccessTCP, Time: time.Now().UTC(), Port: 22, Service: proto.ServiceSSH,
+		ReqBytes: 40, RespBytes: 900, DurationUS: 2e6, Stream: 3, Via: proto.ViaWebRTC})
+	agent.send(proto.TypeAccessLog, info.Session, l)
+	var lack proto.AccessAck
+	agent.nextData(proto.TypeAccessAck, &lack)
+	var j proto.JobView
+	e.request(http.MethodGet, jobPath(proto.PathJob, info.Session), techToken, nil, nil, &j)
+	if j.Type != "Open Device Terminal" {
+		t.Fatalf("a session with a terminal is a job of type %q", j.Type)
+	}
 
 	resp := e.download(path, techToken)
 	defer resp.Body.Close()
