@@ -26,10 +26,11 @@ const (
 )
 
 // AgentPolicy is a site's own policy for a device, as the agent's file
-// sets it (the floor under the AgentPolicy signaling stores) and the
-// agent declares it in hello (Device.Policy): signaling
-// can put a scope at least this narrow into the device's grants and show
-// it; the agent enforces it whatever signaling does.
+// sets it (the floor under the DevicePolicy signaling stores) and the
+// agent declares it in hello (Device.Policy): signaling puts a scope at
+// least this narrow into the device's grants (GrantScope.Narrow) and asks
+// for approval when it requires one; the agent enforces it whatever
+// signaling does.
 type AgentPolicy struct {
 	// RequireApproval: the agent refuses a grant without an Approval.
 	RequireApproval bool `json:"requireApproval,omitempty"`
@@ -362,4 +363,81 @@ func CoversPath(rules []string, target string) bool {
 		}
 	}
 	return false
+}
+
+// Narrow returns a scope at least as narrow as both s and floor (either
+// may be nil), so that it passes the agent's Within check against floor:
+// read-only if either is, every deny rule of both, the allow prefixes and
+// ports both allow. It is nil when neither narrows anything, and an error
+// when the two allow no path or no port in common (a session could do
+// nothing; saying so beats a grant the agent would refuse).
+func (s *GrantScope) Narrow(floor *GrantScope) (*GrantScope, error) {
+	var zero GrantScope
+	if s == nil {
+		s = &zero
+	}
+	if floor == nil {
+		floor = &zero
+	}
+	out := GrantScope{ReadOnly: s.ReadOnly || floor.ReadOnly}
+	out.Deny = slices.Clone(s.Deny)
+	for _, d := range floor.Deny {
+		if !slices.Contains(out.Deny, d) {
+			out.Deny = append(out.Deny, d)
+		}
+	}
+	switch {
+	case len(floor.Allow) == 0:
+		out.Allow = slices.Clone(s.Allow)
+	case len(s.Allow) == 0:
+		out.Allow = slices.Clone(floor.Allow)
+	default:
+		// A prefix both allow is the longer of two nested ones.
+		for _, a := range s.Allow {
+			na := normalRule(a)
+			for _, f := range floor.Allow {
+				nf := normalRule(f)
+				switch {
+				case allows(nf, na):
+					out.Allow = appendNew(out.Allow, na)
+				case allows(na, nf):
+					out.Allow = appendNew(out.Allow, nf)
+				}
+			}
+		}
+		if len(out.Allow) == 0 {
+			return nil, Errorf(CodeForbidden, "the device's policy allows %s and the agent's own allows %s: no path in common",
+				strings.Join(s.Allow, ", "), strings.Join(floor.Allow, ", "))
+		}
+	}
+	switch {
+	case len(floor.Ports) == 0:
+		out.Ports = slices.Clone(s.Ports)
+	case len(s.Ports) == 0:
+		out.Ports = slices.Clone(floor.Ports)
+	default:
+		for _, p := range s.Ports {
+			if slices.Contains(floor.Ports, p) {
+				out.Ports = append(out.Ports, p)
+			}
+		}
+		if len(out.Ports) == 0 {
+			return nil, Errorf(CodeForbidden, "the device's policy allows ports %s and the agent's own allows %s: no port in common",
+				portList(s.Ports), portList(floor.Ports))
+		}
+	}
+	if !out.ReadOnly && len(out.Allow) == 0 && len(out.Deny) == 0 && len(out.Ports) == 0 {
+		return nil, nil
+	}
+	if err := out.Validate(); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func appendNew(list []string, v string) []string {
+	if slices.Contains(list, v) {
+		return list
+	}
+	return append(list, v)
 }

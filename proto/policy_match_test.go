@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -128,5 +129,51 @@ func TestScopeWithin(t *testing.T) {
 	}
 	if (&GrantScope{}).Within(nil) != "" || (*GrantScope)(nil).Within(&GrantScope{}) != "" {
 		t.Error("an empty floor refuses")
+	}
+}
+
+// Narrow gives a scope the agent's Within check accepts against the floor,
+// and no wider than the stored scope either.
+func TestScopeNarrow(t *testing.T) {
+	cases := []struct {
+		name          string
+		stored, floor *GrantScope
+		want          *GrantScope
+		err           string
+	}{
+		{"neither narrows", nil, nil, nil, ""},
+		{"an empty floor narrows nothing", nil, &GrantScope{}, nil, ""},
+		{"the floor alone", nil, &GrantScope{ReadOnly: true, Deny: []string{"/firmware"}}, &GrantScope{ReadOnly: true, Deny: []string{"/firmware"}}, ""},
+		{"the stored alone", &GrantScope{Ports: []int{22}}, nil, &GrantScope{Ports: []int{22}}, ""},
+		{"read-only if either", &GrantScope{}, &GrantScope{ReadOnly: true}, &GrantScope{ReadOnly: true}, ""},
+		{"deny rules of both", &GrantScope{Deny: []string{"/a"}}, &GrantScope{Deny: []string{"/b", "/a"}}, &GrantScope{Deny: []string{"/a", "/b"}}, ""},
+		{"allow: the nested prefix", &GrantScope{Allow: []string{"/status/printer"}}, &GrantScope{Allow: []string{"/status"}}, &GrantScope{Allow: []string{"/status/printer"}}, ""},
+		{"allow: the floor's inside the stored", &GrantScope{Allow: []string{"/"}}, &GrantScope{Allow: []string{"/status"}}, &GrantScope{Allow: []string{"/status"}}, ""},
+		{"allow: nothing in common", &GrantScope{Allow: []string{"/a"}}, &GrantScope{Allow: []string{"/b"}}, nil, "no path in common"},
+		{"ports: the common ones", &GrantScope{Ports: []int{22, 80, 443}}, &GrantScope{Ports: []int{443, 22}}, &GrantScope{Ports: []int{22, 443}}, ""},
+		{"ports: nothing in common", &GrantScope{Ports: []int{22}}, &GrantScope{Ports: []int{80}}, nil, "no port in common"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.stored.Narrow(c.floor)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got %+v, want %+v", got, c.want)
+			}
+			if why := got.Within(c.floor); why != "" {
+				t.Fatalf("the agent would refuse it against its floor: %s", why)
+			}
+			if why := got.Within(c.stored); why != "" {
+				t.Fatalf("wider than the stored scope: %s", why)
+			}
+		})
 	}
 }

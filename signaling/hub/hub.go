@@ -104,8 +104,10 @@ type Options struct {
 	// it is created on this hub (the node that holds the device's agent):
 	// the approval and scope its grant carries and a shorter lifetime.
 	// It is called without the hub's lock and may do store I/O; an error
-	// refuses the session and is returned to the opener as is.
-	Prepare func(ctx context.Context, user, agent, site, device string) (*Prepared, error)
+	// refuses the session and is returned to the opener as is. declared
+	// is the policy the agent declared for the device in its hello (the
+	// site's own floor, which the agent enforces), nil when none.
+	Prepare func(ctx context.Context, user, agent, site, device string, declared *proto.AgentPolicy) (*Prepared, error)
 }
 
 // Prepared is what Options.Prepare decided for one session.

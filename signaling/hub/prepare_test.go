@@ -39,7 +39,7 @@ func TestPrepareFillsTheGrant(t *testing.T) {
 				events = append(events, e)
 				mu.Unlock()
 			},
-			Prepare: func(_ context.Context, user, agent, site, device string) (*Prepared, error) {
+			Prepare: func(_ context.Context, user, agent, site, device string, _ *proto.AgentPolicy) (*Prepared, error) {
 				_ = h.LiveSessions() // deadlocks if called with the lock held
 				calls = append(calls, call{user, agent, site, device})
 				if user == "mallory" {

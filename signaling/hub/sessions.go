@@ -104,7 +104,7 @@ func (h *Hub) OpenAgentSession(ctx context.Context, user, agent, device string) 
 		if err != nil {
 			return nil, err
 		}
-		if prep, err = h.opt.Prepare(ctx, user, dev.agent, dev.site, device); err != nil {
+		if prep, err = h.opt.Prepare(ctx, user, dev.agent, dev.site, device, dev.dev.Policy); err != nil {
 			return nil, err
 		}
 		agent = dev.agent

@@ -75,7 +75,8 @@ func (s *Server) agentSites(ctx context.Context) (map[string]string, error) {
 // decide works out p's access to one declared device.
 func (s *Server) decide(ctx context.Context, p *principal, d proto.DeviceStatus, site string, sp *proto.SitePolicy) (*access, error) {
 	a := &access{status: d, site: site}
-	a.needsApproval = sp != nil && sp.RequireApproval
+	// The agent's own policy for the device counts as much as the site's.
+	a.needsApproval = sp != nil && sp.RequireApproval || d.Policy != nil && d.Policy.RequireApproval
 	a.canAdminister = siteAdmin(p, site)
 	if sp != nil && len(sp.Windows) > 0 {
 		now := s.now()

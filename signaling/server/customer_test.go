@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -479,4 +480,62 @@ func TestPolicyAndRequestInputsAreChecked(t *testing.T) {
 		ce.call("user-a", "POST", proto.PathRequests, &proto.NewRequest{Device: "printer-a", Reason: "again", Minutes: 5 + i}, nil, 201)
 	}
 	ce.call("user-a", "POST", proto.PathRequests, &proto.NewRequest{Device: "printer-a", Reason: "one more", Minutes: 5}, nil, 429)
+}
+
+// TestAgentDeclaredPolicyIsTheFloor: the agent's own policy for a device
+// (its file, declared in hello) counts as much as the stored one: the
+// device needs approval in the app and at open, and the grant's scope is
+// narrowed to it, so the agent never gets a grant it would refuse.
+func TestAgentDeclaredPolicyIsTheFloor(t *testing.T) {
+	ce := newCustEnv(t)
+	ctx := context.Background()
+	declared := &proto.AgentPolicy{RequireApproval: true, GrantScope: proto.GrantScope{Deny: []string{"/firmware"}, Ports: []int{80, 443}}}
+	// Stored: read-only, and ports 443 and 8443.
+	ce.call("sadmin-a", "PUT", reqPath(proto.PathDevicePolicy, "printer-a")+"?agent=agent-1",
+		&proto.DevicePolicy{ReadOnly: true, Ports: []int{443, 8443}}, nil, 200)
+
+	_, err := ce.srv.prepareSession(ctx, ce.ids["user-a"], "agent-1", "site-a", "printer-a", declared)
+	if proto.CodeOf(err) != proto.CodeApprovalRequired {
+		t.Fatalf("open under an agent that requires approval: %v, want approval_required", err)
+	}
+	// Without the agent's approval requirement the scope is both policies'.
+	floor := &proto.AgentPolicy{GrantScope: declared.GrantScope}
+	prep, err := ce.srv.prepareSession(ctx, ce.ids["user-a"], "agent-1", "site-a", "printer-a", floor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &proto.GrantScope{ReadOnly: true, Deny: []string{"/firmware"}, Ports: []int{443}}
+	if !reflect.DeepEqual(prep.Scope, want) {
+		t.Fatalf("grant scope %+v, want %+v", prep.Scope, want)
+	}
+	if why := prep.Scope.Within(&floor.GrantScope); why != "" {
+		t.Fatalf("the agent would refuse the grant: %s", why)
+	}
+	// Ports in common with nothing: refused by policy, with why.
+	_, err = ce.srv.prepareSession(ctx, ce.ids["user-a"], "agent-1", "site-a", "printer-a", &proto.AgentPolicy{GrantScope: proto.GrantScope{Ports: []int{22}}})
+	if proto.CodeOf(err) != proto.CodeForbidden || !strings.Contains(err.Error(), "no port in common") {
+		t.Fatalf("disjoint ports: %v", err)
+	}
+	if got := ce.eventTypes(); !slices.Contains(got, proto.WebhookPolicyRefused) {
+		t.Fatalf("no policy.refused event: %v", got)
+	}
+}
+
+// The app shows the agent's approval requirement before the technician
+// tries: agent-2 reconnects declaring it for printer-b.
+func TestAgentDeclaredApprovalShowsInTheApp(t *testing.T) {
+	ce := newCustEnv(t)
+	p, resp, err := ce.dial(proto.PathAgentSocket, dialOpts{header: bearerHeader(agentKey2)})
+	if err != nil {
+		t.Fatalf("agent dial: %v (%v)", err, status(resp))
+	}
+	p.send(proto.TypeHello, "", &proto.Hello{Role: proto.RoleAgent, Software: "test-agent", Devices: []proto.Device{
+		{ID: "printer-b", Ports: []int{80}, HTTPPort: 80, Policy: &proto.AgentPolicy{RequireApproval: true}}}})
+	var w proto.Welcome
+	p.nextData(proto.TypeWelcome, &w)
+	var ov proto.Overview
+	ce.call("user-b", "GET", proto.PathOverview, nil, &ov, 200)
+	if len(ov.Sites) != 1 || len(ov.Sites[0].Devices) != 1 || !ov.Sites[0].Devices[0].NeedsApproval {
+		t.Fatalf("the technician's overview does not say printer-b needs approval: %+v", ov)
+	}
 }

@@ -81,7 +81,9 @@ func (s *Server) refusedByPolicy(ctx context.Context, site, user, agent, device 
 
 // prepareSession is the hub's Prepare hook: the time window, the approval
 // (consumed here, once) and the scope of a session about to be created.
-func (s *Server) prepareSession(ctx context.Context, user, agent, site, device string) (*hub.Prepared, error) {
+// declared is the agent's own policy for the device: the grant is held to
+// it too (the agent would refuse a wider one), and its approval counts.
+func (s *Server) prepareSession(ctx context.Context, user, agent, site, device string, declared *proto.AgentPolicy) (*hub.Prepared, error) {
 	sp, err := s.sitePolicy(ctx, site)
 	if err != nil {
 		return nil, proto.Errorf(proto.CodeInternal, "site policy: %v", err)
@@ -90,8 +92,21 @@ func (s *Server) prepareSession(ctx context.Context, user, agent, site, device s
 	if err != nil {
 		return nil, proto.Errorf(proto.CodeInternal, "device policy: %v", err)
 	}
+	var floor *proto.GrantScope
+	needApproval := sp.RequireApproval || dp.RequireApproval
+	if declared != nil {
+		floor = &declared.GrantScope
+		needApproval = needApproval || declared.RequireApproval
+	}
+	scope, err := dp.Scope().Narrow(floor)
+	var pe *proto.Error
+	if errors.As(err, &pe) {
+		return nil, s.refusedByPolicy(ctx, site, user, agent, device, pe)
+	} else if err != nil {
+		return nil, proto.Errorf(proto.CodeInternal, "device scope: %v", err)
+	}
 	now := s.now()
-	prep := &hub.Prepared{Scope: dp.Scope()}
+	prep := &hub.Prepared{Scope: scope}
 	open, until := sp.Open(now)
 	if !open {
 		return nil, s.refusedByPolicy(ctx, site, user, agent, device, sp.ClosedError(now))
@@ -101,7 +116,7 @@ func (s *Server) prepareSession(ctx context.Context, user, agent, site, device s
 		// grant's expiry, which follows).
 		prep.TTL = until.Sub(now)
 	}
-	if !sp.RequireApproval && !dp.RequireApproval {
+	if !needApproval {
 		return prep, nil
 	}
 	r, err := s.consumeApproval(ctx, user, agent, site, device)
