@@ -101,7 +101,7 @@ var contentTypes = map[string]string{
 var (
 	shellAssets = set("shell.js", "signaling.js", "tunnel.js", "frames.js", "headers.js", "toolbar.js",
 		"credentials.js", "recovery.js", "pathreason.js", "protocol.js", "strictjson.js", "tokenstore.js", "shell.css", "bar.js", "bar.css",
-		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js", "catalog.js", "terminal.js", "shellflow.js")
+		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js", "catalog.js", "terminal.js", "xtermstyles.js", "shellflow.js")
 	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "messages.js", "catalog.js", "relay.js", "notice.css")
 )
 
@@ -138,8 +138,14 @@ type AppOptions struct {
 // "Open" button that creates a session and opens its origin.
 func App() http.Handler { return AppWith(AppOptions{}) }
 
-// appCatalog is where the app origin serves session/catalog.js.
-const appCatalog = "/session/catalog.js"
+// appShared are the session window's modules the app origin serves too,
+// at the path where the app's ../session/ imports resolve in the browser
+// as in the source tree (where node --test finds them): the catalog
+// machinery and xterm.js's styles under a policy without inline styles.
+var appShared = map[string]string{
+	"/session/catalog.js":     "session/catalog.js",
+	"/session/xtermstyles.js": "session/xtermstyles.js",
+}
 
 // appCSP is the app's policy: its own origin only, no inline script or
 // style (the branding is a stylesheet of its own, /brand.css).
@@ -172,11 +178,8 @@ func AppWith(opt AppOptions) http.Handler {
 			name = "favicon.ico"
 		case strings.HasPrefix(p, UIPrefix):
 			name = uiFile(strings.TrimPrefix(p, UIPrefix))
-		case p == appCatalog:
-			// The catalog machinery app/messages.js shares with the
-			// session window, where its import resolves from the source
-			// tree (../session/catalog.js) and node --test finds it too.
-			name = "session/catalog.js"
+		case appShared[p] != "":
+			name = appShared[p]
 		default:
 			if p := strings.TrimPrefix(p, "/"); !strings.Contains(p, "/") {
 				name = "app/" + p

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/accesslog"
+	"github.com/porthole-dev/porthole/agent/termrec"
 	"github.com/porthole-dev/porthole/agent/tunnel"
 	"github.com/porthole-dev/porthole/internal/redact"
 	"github.com/porthole-dev/porthole/proto"
@@ -80,26 +82,13 @@ func (a *Agent) observe(s *session) func(tunnel.Exchange) (func(tunnel.ExchangeR
 // shipAccessLog sends the access log's due batches on the signaling
 // connection whenever there are any, until ctx ends.
 func (a *Agent) shipAccessLog(ctx context.Context) {
-	t := time.NewTicker(shipEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.alog.Notify():
-		case <-t.C:
+	ship(ctx, a, a.alog.Notify(), a.alog.Due, a.alog.Rewind, func(b accesslog.Batch) error {
+		err := a.send(proto.TypeAccessLog, b.Session, &b.Log)
+		if err != nil {
+			a.log.Debug("access log not sent; it is sent again after reconnecting", "session", b.Session, "err", err)
 		}
-		if !a.connected.Load() {
-			continue
-		}
-		for _, b := range a.alog.Due(time.Now(), resendAfter) {
-			if err := a.send(proto.TypeAccessLog, b.Session, &b.Log); err != nil {
-				a.log.Debug("access log not sent; it is sent again after reconnecting", "session", b.Session, "err", err)
-				a.alog.Rewind()
-				break
-			}
-		}
-	}
+		return err
+	})
 }
 
 // shipRecordings sends the terminal recordings' due chunks on the
@@ -107,22 +96,35 @@ func (a *Agent) shipAccessLog(ctx context.Context) {
 // dropped connection did not get acknowledged is sent again on the next
 // (handle's Rewind on welcome).
 func (a *Agent) shipRecordings(ctx context.Context) {
+	ship(ctx, a, a.recs.Notify(), a.recs.Due, a.recs.Rewind, func(b termrec.Batch) error {
+		err := a.send(proto.TypeRecording, b.Session, &b.Chunk)
+		if err != nil {
+			a.log.Debug("terminal recording not sent; it is sent again after reconnecting", "session", b.Session, "err", err)
+		}
+		return err
+	})
+}
+
+// ship is the loop of both: whenever there is news (notify) or every
+// shipEvery, while connected, it sends what due says is due (new, or
+// unacknowledged for resendAfter) and rewinds on the first failure, so
+// everything goes again on the next connection.
+func ship[B any](ctx context.Context, a *Agent, notify <-chan struct{}, due func(time.Time, time.Duration) []B, rewind func(), send func(B) error) {
 	t := time.NewTicker(shipEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-a.recs.Notify():
+		case <-notify:
 		case <-t.C:
 		}
 		if !a.connected.Load() {
 			continue
 		}
-		for _, b := range a.recs.Due(time.Now(), resendAfter) {
-			if err := a.send(proto.TypeRecording, b.Session, &b.Chunk); err != nil {
-				a.log.Debug("terminal recording not sent; it is sent again after reconnecting", "session", b.Session, "err", err)
-				a.recs.Rewind()
+		for _, b := range due(time.Now(), resendAfter) {
+			if send(b) != nil {
+				rewind()
 				break
 			}
 		}

@@ -10,6 +10,7 @@
 
 import { TunnelSocket } from './tcpsocket.js';
 import { t } from './messages.js';
+import { adoptXtermStyles } from './xtermstyles.js';
 import { FrameType, TunnelError, encodeJSONFrame, decodeAbort, parseFrame } from './frames.js';
 
 const XTERM_URL = '/__t/ui/vendor/xterm/xterm.mjs';
@@ -187,37 +188,3 @@ function askLogin(panel) {
   });
 }
 
-/**
- * xterm.js styles its rows (colours, font, cell sizes) through <style>
- * elements it adds inside the terminal, which this origin's policy
- * (style-src 'self', no inline styles) does not apply: the rows would be
- * black on black. adoptXtermStyles applies their text as constructed
- * stylesheets (CSSOM, which the policy allows) and keeps them in step as
- * xterm.js rewrites them. It returns a function that stops.
- */
-export function adoptXtermStyles(root) {
-  /** @type {Map<Element, CSSStyleSheet>} */
-  const sheets = new Map();
-  const sync = () => {
-    for (const st of root.querySelectorAll('style')) {
-      let sheet = sheets.get(st);
-      if (!sheet) {
-        sheet = new CSSStyleSheet();
-        sheets.set(st, sheet);
-        document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
-      }
-      sheet.replaceSync(st.textContent || '');
-    }
-  };
-  const isStyle = (n) => n?.nodeName === 'STYLE';
-  const mo = new MutationObserver((records) => {
-    if (records.some((r) => isStyle(r.target) || isStyle(r.target.parentNode) || [...r.addedNodes].some(isStyle))) sync();
-  });
-  mo.observe(root, { subtree: true, childList: true, characterData: true });
-  sync();
-  return () => {
-    mo.disconnect();
-    const mine = new Set(sheets.values());
-    document.adoptedStyleSheets = document.adoptedStyleSheets.filter((s) => !mine.has(s));
-  };
-}
