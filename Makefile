@@ -39,8 +39,10 @@ $(WEB_STAMP): $(WEB_MODULES)
 	@# its core/ and the vendored pako it imports, unchanged.
 	rm -rf web/ui/vendor/novnc && mkdir -p web/ui/vendor/novnc
 	cp -r web/node_modules/@novnc/novnc/core web/node_modules/@novnc/novnc/vendor web/node_modules/@novnc/novnc/LICENSE.txt web/ui/vendor/novnc/
-	@# xterm.js (the session window's terminal): its ES module build and CSS.
+	@# xterm.js (the session window's terminal): its ES module build and CSS,
+	@# and its fit addon (the terminal's size from its real cell size).
 	rm -rf web/ui/vendor/xterm && mkdir -p web/ui/vendor/xterm
+	cp web/node_modules/@xterm/addon-fit/lib/addon-fit.mjs web/ui/vendor/xterm/
 	cp web/node_modules/@xterm/xterm/lib/xterm.mjs web/node_modules/@xterm/xterm/css/xterm.css web/node_modules/@xterm/xterm/LICENSE web/ui/vendor/xterm/
 
 # Every main package in the module, wherever it lives, into bin/.

@@ -15,6 +15,7 @@ import { FrameType, TunnelError, encodeJSONFrame, decodeAbort, parseFrame } from
 
 const XTERM_URL = '/__t/ui/vendor/xterm/xterm.mjs';
 const XTERM_CSS = '/__t/ui/vendor/xterm/xterm.css';
+const FIT_URL = '/__t/ui/vendor/xterm/addon-fit.mjs';
 
 /**
  * A TunnelSocket that opens a terminal exchange instead of a TCP one.
@@ -73,7 +74,7 @@ export class SSHSocket extends TunnelSocket {
  *   notify: (text: string, level?: string) => void}} opt
  */
 export async function showTerminal({ pc, stage, port, notify }) {
-  const { Terminal } = await import(XTERM_URL);
+  const [{ Terminal }, { FitAddon }] = await Promise.all([import(XTERM_URL), import(FIT_URL)]);
   if (!document.querySelector(`link[href="${XTERM_CSS}"]`)) {
     const css = document.createElement('link');
     css.rel = 'stylesheet';
@@ -85,7 +86,6 @@ export async function showTerminal({ pc, stage, port, notify }) {
   const view = document.createElement('div');
   view.className = 'terminal-view';
   view.id = 'terminal-view';
-  view.style.height = 'calc(100vh - 6rem)';
   panel.append(view);
   stage.replaceChildren(panel);
   document.body.dataset.terminal = 'login';
@@ -93,11 +93,15 @@ export async function showTerminal({ pc, stage, port, notify }) {
   const state = { socket: null, term: null };
   const login = await askLogin(panel);
   const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000 });
+  // The fit addon sizes the terminal from xterm.js's own cell size (a
+  // probe of ours measured another font and filled about two thirds).
+  const fitter = new FitAddon();
+  term.loadAddon(fitter);
   adoptXtermStyles(view);
   term.open(view);
   state.term = term;
-  const { cols, rows } = fit(view);
-  term.resize(cols, rows);
+  fitter.fit();
+  const { cols, rows } = term;
   document.body.dataset.terminal = 'connecting';
   term.write(`${t('terminal.connecting', { port, user: login.user })}\r\n`);
   const socket = new SSHSocket(pc, { port, ...login, cols, rows });
@@ -125,28 +129,10 @@ export async function showTerminal({ pc, stage, port, notify }) {
   term.onData((d) => socket.send(new TextEncoder().encode(d)));
   term.onBinary((d) => socket.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff)));
   term.onResize(({ cols, rows }) => socket.resize(cols, rows));
-  addEventListener('resize', () => {
-    const s = fit(view);
-    if (s.cols !== term.cols || s.rows !== term.rows) term.resize(s.cols, s.rows);
-  });
+  addEventListener('resize', () => fitter.fit());
   return state;
 }
 
-/** The terminal size that fills el, from the size of a monospace cell. */
-function fit(el) {
-  const probe = document.createElement('span');
-  probe.style.cssText = 'font: 14px monospace; position: absolute; visibility: hidden; white-space: pre';
-  probe.textContent = 'W'.repeat(20);
-  document.body.append(probe);
-  const w = probe.getBoundingClientRect().width / 20 || 8.4;
-  const h = probe.getBoundingClientRect().height || 17;
-  probe.remove();
-  const r = el.getBoundingClientRect();
-  return {
-    cols: Math.max(20, Math.min(500, Math.floor((r.width || 800) / w) - 1)),
-    rows: Math.max(5, Math.min(200, Math.floor((r.height || 480) / h))),
-  };
-}
 
 /** The device's SSH login, typed here: user and a password or a private key. */
 function askLogin(panel) {
