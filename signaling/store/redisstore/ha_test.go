@@ -51,6 +51,15 @@ func startSentinelSet(t *testing.T) *sentinelSet {
 		info, _ := rc.Info(ctx, "replication").Result()
 		return strings.Contains(info, "master_link_status:up")
 	})
+	// The primary takes writes only once it counts the replica as good
+	// (min-replicas-to-write), which it updates once a second after the
+	// link is up: a first write before that is refused with NOREPLICAS.
+	pc := redis.NewClient(&redis.Options{Addr: set.primary.Addr})
+	defer pc.Close()
+	testenv.Eventually(t, 30*time.Second, "the primary counting the replica as good", func() bool {
+		info, _ := pc.Info(ctx, "replication").Result()
+		return strings.Contains(info, "min_slaves_good_slaves:1")
+	})
 	for _, s := range set.sentinels {
 		sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
 		testenv.Eventually(t, 30*time.Second, "each sentinel seeing the replica and the other sentinels", func() bool {
