@@ -3,12 +3,14 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/turn/v4"
@@ -53,6 +55,7 @@ type listenerPacketConn struct {
 	net.PacketConn
 	done    *readDone
 	answers *answers
+	reads   atomic.Uint64 // datagrams read, for tests and logs
 }
 
 func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -62,6 +65,7 @@ func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		c.done.markDone()
 		return n, addr, err
 	}
+	c.reads.Add(1)
 	c.answers.observe(p[:n])
 	return n, addr, err
 }
@@ -236,7 +240,10 @@ func (g relayGenerator) AllocatePacketConn(network string, requestedPort int) (n
 		_ = pc.Close()
 		return nil, nil, fmt.Errorf("relay socket %s: unexpected address type %T", bind, pc.LocalAddr())
 	}
-	growBuffers(pc)
+	got, berr := s.growBuffers(pc)
+	if !s.relayBufLogged.Swap(true) { // once: every relay socket asks the same
+		s.logBuffers("relay", 1, got, berr)
+	}
 	port := ua.AddrPort().Port()
 	rc := &relayConn{
 		PacketConn: pc,
@@ -324,18 +331,59 @@ func (c *relayConn) Close() error {
 	return c.closeErr
 }
 
-// SocketBuffer is the receive and send buffer size requested for the UDP
-// listener and every relay socket (the kernel caps it at rmem_max /
-// wmem_max). With the default (about 208 KiB) a burst of SCTP data from
-// one peer overflows the socket the single pion read loop drains, and each
-// loss costs the peers' congestion window.
-const SocketBuffer = 4 << 20
+// DefaultSocketBuffer is the receive and send buffer size asked for the UDP
+// listeners and every relay socket when Config.SocketBuffer is 0. With the
+// kernel's usual default (about 208 KiB) a burst from many sessions
+// overflows a listener between two reads of its pion loop, and each loss
+// costs the peers' congestion window.
+const DefaultSocketBuffer = 4 << 20
 
-// growBuffers enlarges a UDP socket's buffers; errors are ignored (the
-// kernel's limits apply).
-func growBuffers(pc net.PacketConn) {
-	if u, ok := pc.(*net.UDPConn); ok {
-		_ = u.SetReadBuffer(SocketBuffer)
-		_ = u.SetWriteBuffer(SocketBuffer)
+// bufferSizes are a socket's receive and send buffer sizes as getsockopt
+// reports them (on Linux twice the usable size asked for).
+type bufferSizes struct{ Recv, Send int }
+
+// growBuffers asks for Config.SocketBuffer bytes of buffer on pc and
+// returns what the kernel granted. A negative SocketBuffer leaves the
+// kernel's default.
+func (s *Server) growBuffers(pc net.PacketConn) (bufferSizes, error) {
+	size := s.cfg.SocketBuffer
+	if size < 0 {
+		return bufferSizes{}, nil
+	}
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return bufferSizes{}, fmt.Errorf("socket buffers: %T has no file descriptor", pc)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return bufferSizes{}, fmt.Errorf("socket buffers: %w", err)
+	}
+	got, err := setSocketBuffers(raw, size)
+	if errors.Is(err, errors.ErrUnsupported) {
+		if u, ok := pc.(*net.UDPConn); ok {
+			err = errors.Join(u.SetReadBuffer(size), u.SetWriteBuffer(size))
+		}
+	}
+	return got, err
+}
+
+// logBuffers states the buffer size the kernel granted to what, at Warn if
+// it is less than asked (the kernel's limit, net.core.rmem_max and
+// wmem_max, applies without CAP_NET_ADMIN).
+func (s *Server) logBuffers(what string, sockets int, got bufferSizes, err error) {
+	size := s.cfg.SocketBuffer
+	if size < 0 {
+		s.log.Info("socket buffers: kernel default", "sockets", what)
+		return
+	}
+	attrs := []any{"sockets", what, "count", sockets, "asked", size,
+		"recv_granted", got.Recv, "send_granted", got.Send, "kernel_reports_times", kernelBufferFactor}
+	switch {
+	case err != nil:
+		s.log.Warn("socket buffers not set", append(attrs, "err", err)...)
+	case got.Recv < kernelBufferFactor*size || got.Send < kernelBufferFactor*size:
+		s.log.Warn("socket buffers smaller than asked: raise net.core.rmem_max/wmem_max or run with CAP_NET_ADMIN", attrs...)
+	default:
+		s.log.Info("socket buffers", attrs...)
 	}
 }

@@ -70,6 +70,13 @@ type Config struct {
 	// loop cannot keep up with. 0 means GOMAXPROCS; 1 is a plain socket.
 	UDPSockets int
 
+	// SocketBuffer is the receive and send buffer size, in bytes, asked
+	// for every UDP listener and relay socket. As root (CAP_NET_ADMIN) it
+	// is granted past net.core.rmem_max/wmem_max (SO_RCVBUFFORCE); else
+	// the kernel caps it there. What the kernel granted is logged. 0 means
+	// DefaultSocketBuffer; negative keeps the kernel's default.
+	SocketBuffer int
+
 	// TLS is the server configuration for TLSListen (required with it). It is
 	// cloned and its MinVersion raised to TLS 1.2 if lower.
 	TLS *tls.Config
@@ -168,6 +175,9 @@ type Server struct {
 	ready   chan struct{}
 	addrsMu sync.Mutex
 	addrs   Addrs
+	udp     []*listenerPacketConn // set by Run before Ready, then read only
+
+	relayBufLogged atomic.Bool
 
 	// policy is set by Run before pion starts and never changed after.
 	policy *policy.Policy
@@ -284,6 +294,9 @@ func normalize(cfg *Config) error {
 	case cfg.MaxAllocationsPerCredential == 0:
 		cfg.MaxAllocationsPerCredential = DefaultMaxAllocationsPerCredential
 	}
+	if cfg.SocketBuffer == 0 {
+		cfg.SocketBuffer = DefaultSocketBuffer
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -337,6 +350,7 @@ func (s *Server) Run(ctx context.Context) error {
 		addrs   Addrs
 		closers []func() error
 		waits   []*readDone
+		udp     []*listenerPacketConn
 		sc      = turn.ServerConfig{
 			Realm:         s.cfg.Realm,
 			AuthHandler:   s.authenticate,
@@ -368,13 +382,21 @@ func (s *Server) Run(ctx context.Context) error {
 			ulc.Control = reusePort
 		}
 		addr := s.cfg.UDPListen
+		var (
+			got  bufferSizes
+			berr error
+		)
 		for i := range n {
 			pc, err := ulc.ListenPacket(ctx, "udp", addr)
 			if err != nil {
 				return fail(fmt.Errorf("listen udp %s: %w", addr, err))
 			}
-			growBuffers(pc)
+			g, err := s.growBuffers(pc)
+			if i == 0 || err != nil {
+				got, berr = g, err
+			}
 			lpc := &listenerPacketConn{PacketConn: pc, done: newReadDone(), answers: newAnswers(s)}
+			udp = append(udp, lpc)
 			closers, waits = append(closers, lpc.Close), append(waits, lpc.done)
 			if i == 0 {
 				// The others join the port the first one got (port 0).
@@ -387,6 +409,7 @@ func (s *Server) Run(ctx context.Context) error {
 				PermissionHandler:     s.permissionHandler(pc.LocalAddr()),
 			})
 		}
+		s.logBuffers("udp listener", n, got, berr)
 	}
 	for _, l := range []struct {
 		addr string
@@ -431,6 +454,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.addrsMu.Lock()
 	s.addrs = addrs
+	s.udp = udp
 	s.addrsMu.Unlock()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})

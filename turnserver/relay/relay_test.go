@@ -503,4 +503,15 @@ func TestTURNServesOnSeveralReusePortSockets(t *testing.T) {
 			t.Fatalf("client %d: datagram came from %v, want its relayed address %v", i, from, relayed)
 		}
 	}
+	// Several readers served the port: 16 clients hashed over 4 sockets
+	// all land on one with probability 4^-15.
+	serving := 0
+	for _, l := range srv.udp {
+		if l.reads.Load() > 0 {
+			serving++
+		}
+	}
+	if serving < 2 {
+		t.Errorf("%d of %d listener sockets read anything, want several", serving, len(srv.udp))
+	}
 }

@@ -44,6 +44,7 @@ func run() error {
 	var (
 		udp        = flag.String("udp", "0.0.0.0:3478", "UDP listen address (empty to disable)")
 		udpSockets = flag.Int("udp-sockets", 0, "UDP sockets sharing the UDP address with SO_REUSEPORT, each with its own read loop (0: one per CPU)")
+		sockBuf    = flag.Int("socket-buffer", relay.DefaultSocketBuffer, "receive and send buffer bytes of every UDP listener and relay socket (past net.core.rmem_max as root; -1: kernel default); the granted size is logged")
 		tcp        = flag.String("tcp", "0.0.0.0:3478", "TCP listen address (empty to disable)")
 		tlsAddr    = flag.String("tls", "", "TLS listen address, e.g. 0.0.0.0:5349 (needs --cert and --key)")
 		certFile   = flag.String("cert", "", "TLS certificate chain (PEM)")
@@ -84,6 +85,7 @@ func run() error {
 		Secret:                      secret,
 		UDPListen:                   *udp,
 		UDPSockets:                  *udpSockets,
+		SocketBuffer:                *sockBuf,
 		TCPListen:                   *tcp,
 		TLSListen:                   *tlsAddr,
 		MaxCredentialLifetime:       *maxLife,
