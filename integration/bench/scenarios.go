@@ -25,8 +25,10 @@ type Config struct {
 	HeapRequests int   // requests of the agent memory figure
 	TURNSessions []int // turnutils_uclient -m values
 	TURNPackets  int   // packets per session
-	Agents       int   // idle agents connected to signaling
-	BrowserRuns  int   // Chromium runs (a fresh profile each: cold, warm, direct)
+	// TURNSocketBuffer is porthole-turn's --socket-buffer in the turn group.
+	TURNSocketBuffer int
+	Agents           int // idle agents connected to signaling
+	BrowserRuns      int // Chromium runs (a fresh profile each: cold, warm, direct)
 	// The bulk group (issue 21): runs, and bytes downloaded and uploaded
 	// per transfer in each of Chromium through the session, the CLI and
 	// Chromium direct.
@@ -37,10 +39,10 @@ type Config struct {
 // Quick is the one-minute subset; Full is make bench.
 var (
 	Quick = Config{Name: "quick", SetupRuns: 3, Runs: 2, BulkBytes: 16 << 20, DelayBytes: 8 << 20,
-		LatencyRuns: 2, Requests: 300, HeapRequests: 2000, TURNSessions: []int{10}, TURNPackets: 500, Agents: 1000,
+		LatencyRuns: 2, Requests: 300, HeapRequests: 2000, TURNSessions: []int{10}, TURNPackets: 500, TURNSocketBuffer: 4 << 20, Agents: 1000,
 		BrowserRuns: 3, BulkBrowserRuns: 2, BulkBrowserDown: 32 << 20, BulkBrowserUp: 16 << 20}
 	Full = Config{Name: "full", SetupRuns: 11, Runs: 5, BulkBytes: 64 << 20, DelayBytes: 48 << 20,
-		LatencyRuns: 5, Requests: 2000, HeapRequests: 20000, TURNSessions: []int{10, 100}, TURNPackets: 2000, Agents: 10000,
+		LatencyRuns: 5, Requests: 2000, HeapRequests: 20000, TURNSessions: []int{10, 50, 100, 200}, TURNPackets: 2000, TURNSocketBuffer: 4 << 20, Agents: 10000,
 		BrowserRuns: 9, BulkBrowserRuns: 3, BulkBrowserDown: 256 << 20, BulkBrowserUp: 64 << 20}
 	Smoke = Config{Name: "smoke", SetupRuns: 1, Runs: 1, BulkBytes: 1 << 20, DelayBytes: 1 << 20,
 		LatencyRuns: 1, Requests: 20, HeapRequests: 100, TURNSessions: nil, Agents: 20,
