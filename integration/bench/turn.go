@@ -211,7 +211,7 @@ func TURNFigures(t testing.TB, r *Report, cfg Config) {
 					res.rcvbufErrors, res.listenerDrops, res.relayDrops, res.peerDrops)
 			}
 			if s.name == "porthole-turn" {
-				for _, l := range strings.Split(p.Tail(40), "\n") {
+				for _, l := range strings.Split(p.Tail(1<<20), "\n") {
 					if strings.Contains(l, "socket buffers") {
 						logf(t, "%s: %s", s.name, l)
 					}
