@@ -55,12 +55,22 @@ type listenerPacketConn struct {
 	net.PacketConn
 	done    *readDone
 	answers *answers
+	batch   *batchReader  // nil: read PacketConn directly
 	reads   atomic.Uint64 // datagrams read, for tests and logs
 }
 
 func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	c.done.started.Store(true)
-	n, addr, err := c.PacketConn.ReadFrom(p)
+	var (
+		n    int
+		addr net.Addr
+		err  error
+	)
+	if c.batch != nil {
+		n, addr, err = c.batch.ReadFrom(p)
+	} else {
+		n, addr, err = c.PacketConn.ReadFrom(p)
+	}
 	if err != nil {
 		c.done.markDone()
 		return n, addr, err
