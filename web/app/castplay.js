@@ -49,6 +49,16 @@ export function parseCast(text, cap = IDLE_CAP) {
   return { header, events };
 }
 
+/**
+ * fontFor(width, cols) → the font size (px) at which cols monospace columns
+ * fit width (a cell is about 0.6 em wide), between 7 and 13: a recording
+ * from a full-width terminal fits the Jobs panel instead of running off it.
+ */
+export function fontFor(width, cols) {
+  if (!(width > 0) || !(cols > 0)) return 13;
+  return Math.max(7, Math.min(13, Math.floor(width / (cols * 0.62))));
+}
+
 /** parseSize("100x30") → {cols: 100, rows: 30}, or null. */
 export function parseSize(s) {
   const m = /^(\d{1,4})x(\d{1,4})$/.exec(s);
@@ -92,7 +102,9 @@ export async function showCast(box, text, words) {
   bar.append(play, speed, time);
   box.replaceChildren(bar, screen);
 
-  const term = new Terminal({ cols: header.width || 80, rows: header.height || 24, disableStdin: true, scrollback: 5000, fontSize: 13 });
+  const cols = header.width || 80;
+  const fontSize = fontFor(screen.getBoundingClientRect().width - 8, cols);
+  const term = new Terminal({ cols, rows: header.height || 24, disableStdin: true, scrollback: 5000, fontSize });
   const unadopt = adoptXtermStyles(screen);
   term.open(screen);
   const total = events.length ? events[events.length - 1][0] : 0;
