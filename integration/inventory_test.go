@@ -191,9 +191,25 @@ func TestDiscoverAdoptOpenWithoutRestart(t *testing.T) {
 	if st := api.do("DELETE", "/v1/devices/"+view.ID+"?agent=site-agent", nil, nil); st != http.StatusNoContent {
 		t.Fatalf("remove: %d", st)
 	}
-	if _, err := agent.WaitLine(ctx, regexp.MustCompile(`msg="inventory applied" applied=0`)); err != nil {
+	// removed=1: WaitLine also matches earlier lines, and the agent's first
+	// inventory (empty, at start) was applied=0 too.
+	if _, err := agent.WaitLine(ctx, regexp.MustCompile(`msg="inventory applied" applied=0 refused=0 removed=1`)); err != nil {
 		t.Fatalf("the agent did not apply the removal: %v", err)
 	}
+	// The agent logs before signaling has its inventory.applied: wait for
+	// signaling to drop the device from its list.
+	testenv.Eventually(t, 20*time.Second, "the removed device to leave the device list", func() bool {
+		var list proto.DeviceList
+		if api.do("GET", proto.PathDevices, nil, &list) != http.StatusOK {
+			return false
+		}
+		for _, d := range list.Devices {
+			if d.ID == view.ID {
+				return false
+			}
+		}
+		return true
+	})
 	var sess proto.SessionInfo
 	if st := api.do("POST", proto.PathSessions, proto.CreateSession{Device: view.ID}, &sess); st != http.StatusNotFound {
 		t.Fatalf("a session on the removed device: %d, want 404", st)
