@@ -40,25 +40,15 @@ func TestUIWebhooksPanel(t *testing.T) {
 		}
 	}()
 	js := func(expr string) { brEval[bool](t, ctx, "("+expr+", true)") }
-	login := func(name string) {
-		if err := chromedp.Do(ctx, chromedp.Navigate(s.AppURL+"/")); err != nil {
-			t.Fatal(err)
-		}
-		brWait(t, ctx, "the sign-in form", `document.querySelector('#login-form') && !document.querySelector('#signin').hidden`)
-		js(fmt.Sprintf(`document.querySelector('#login-username').value = %q`, name))
-		js(fmt.Sprintf(`document.querySelector('#login-password').value = %q`, pw))
-		js(`document.querySelector('#login-form').requestSubmit()`)
-		brWait(t, ctx, "signed in", `!document.querySelector('#nav').hidden`)
-	}
 
-	login("tech")
+	uiLogin(t, ctx, s, "tech", pw)
 	if brEval[bool](t, ctx, `!document.querySelector('#nav-webhooks').hidden`) {
 		t.Error("a technician sees the Webhooks link")
 	}
 	js(`document.querySelector('#signout').click()`)
 	brWait(t, ctx, "signed out", `!document.querySelector('#signin').hidden`)
 
-	login("cust")
+	uiLogin(t, ctx, s, "cust", pw)
 	brWait(t, ctx, "the Webhooks link", `!document.querySelector('#nav-webhooks').hidden`)
 	js(`document.querySelector('#nav-webhooks').click()`)
 	brWait(t, ctx, "the Webhooks view", `!document.querySelector('#webhooks').hidden && document.querySelector('#webhook-site').value === 'lab'`)

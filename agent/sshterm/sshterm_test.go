@@ -60,19 +60,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 // dial returns the client end of a connection the server serves.
 func (s *fakeServer) dial(t *testing.T) net.Conn {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := tcpPair(t)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -141,6 +129,26 @@ func (s *fakeServer) dial(t *testing.T) net.Conn {
 		}
 	}()
 	return a
+}
+
+// tcpPair returns both ends of a loopback TCP connection: the client's
+// (for Open) and the server's.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, server
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
@@ -295,19 +303,7 @@ func TestTerminalFloodIsReadAtTheReadersPaceAndClosesMidFlood(t *testing.T) {
 // until the client goes (gone is closed then).
 func garbageServer(t *testing.T, send func(w io.Writer, gone <-chan struct{}) error) net.Conn {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := tcpPair(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
