@@ -3,9 +3,13 @@ package discovery
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/mdns"
 
 	"github.com/porthole-dev/porthole/agent/scope"
 	"github.com/porthole-dev/porthole/proto"
@@ -159,5 +163,41 @@ func TestReportDropsFindingsOutsideTheScope(t *testing.T) {
 	}
 	if guessType(&d) != "printer" {
 		t.Fatalf("type %q", guessType(&d))
+	}
+}
+
+// TestMDNSFloodDoesNotHideARealPrinter: a host announcing hundreds of
+// instances, in scope and out of it, before the printer answers keeps at
+// most mdnsPerHost of them, and the printer's late answer is still kept.
+func TestMDNSFloodDoesNotHideARealPrinter(t *testing.T) {
+	sc, err := scope.New(scope.Config{CIDRs: []string{"10.0.0.0/24"}}, []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Scope: sc, Stages: [][]Source{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := &Scan{s: s, devices: map[netip.Addr]*entry{}}
+	entries := make(chan *mdns.ServiceEntry)
+	done := make(chan mdnsTally)
+	m := &MDNS{}
+	go func() { done <- m.collect(scan, "_ipp._tcp", entries, 256) }()
+	for i := range 300 {
+		entries <- &mdns.ServiceEntry{Name: fmt.Sprintf("evil-%d", i), AddrV4: net.IPv4(10, 0, 0, 40), Port: 80}
+		entries <- &mdns.ServiceEntry{Name: fmt.Sprintf("lo-%d", i), AddrV4: net.IPv4(127, 0, 0, 1), Port: 80}
+	}
+	entries <- &mdns.ServiceEntry{Name: "Office 3000", AddrV4: net.IPv4(10, 0, 0, 20), Port: 631, InfoFields: []string{"ty=Office 3000"}}
+	close(entries)
+	tally := <-done
+	if tally.overHost != 2*(300-mdnsPerHost) || tally.overTotal != 0 {
+		t.Errorf("tally %+v", tally)
+	}
+	d, ok := scan.Device(netip.MustParseAddr("10.0.0.20"))
+	if !ok || d.Model != "Office 3000" {
+		t.Fatalf("the printer's answer was lost behind the flood: %+v", d)
+	}
+	if p := (&IPP{}).port(scan, netip.MustParseAddr("10.0.0.20")); p != 631 {
+		t.Errorf("IPP port hint %d", p)
 	}
 }

@@ -58,22 +58,29 @@ func (m *MDNS) Discover(ctx context.Context, sc *Scan) error {
 		if err := sc.Wait(ctx); err != nil {
 			return err
 		}
-		entries := make(chan *mdns.ServiceEntry, maxEntries)
+		// The library hands each instance over without blocking and drops
+		// it when the channel is full, so the channel is drained while the
+		// query runs: otherwise a host that floods the link with made-up
+		// instances fills it before a real printer's answer arrives
+		// (avahi waits 20–120 ms before answering a shared record).
+		entries := make(chan *mdns.ServiceEntry, 64)
 		lw := &libLog{}
 		params := &mdns.QueryParam{Service: svc, Domain: "local", Timeout: window, Entries: entries,
 			Interface: m.Interface, DisableIPv6: true, Logger: log.New(lw, "", 0)}
+		done := make(chan mdnsTally)
+		go func() { done <- m.collect(sc, svc, entries, maxEntries) }()
 		err := mdns.QueryContext(ctx, params)
 		close(entries)
-		n := 0
-		for e := range entries {
-			n++
-			m.report(sc, svc, e)
-		}
+		tally := <-done
 		if bad := lw.lines.Load(); bad > 0 {
 			sc.Logger().Info("mdns: packets refused or library complaints", "service", svc, "count", bad, "first", lw.first.Load())
 		}
-		if n == maxEntries {
-			sc.Logger().Warn("mdns: answer limit reached; the rest was dropped", "service", svc, "limit", maxEntries)
+		if tally.overHost > 0 {
+			sc.Logger().Warn("mdns: a host announced more instances than kept; the rest was dropped",
+				"service", svc, "perHost", mdnsPerHost, "dropped", tally.overHost)
+		}
+		if tally.overTotal > 0 {
+			sc.Logger().Warn("mdns: answer limit reached; the rest was dropped", "service", svc, "limit", maxEntries, "dropped", tally.overTotal)
 		}
 		if err != nil {
 			return fmt.Errorf("mdns %s: %w", svc, err)
@@ -83,6 +90,38 @@ func (m *MDNS) Discover(ctx context.Context, sc *Scan) error {
 		}
 	}
 	return nil
+}
+
+// mdnsPerHost bounds the instances kept per announced address and
+// service type: a printer announces one or two, so a host announcing
+// hundreds cannot use up the bound for everyone else.
+const mdnsPerHost = 16
+
+type mdnsTally struct{ overHost, overTotal int }
+
+// collect reports the instances as they arrive, at most maxEntries and
+// mdnsPerHost per address, and counts what it dropped.
+func (m *MDNS) collect(sc *Scan, svc string, entries <-chan *mdns.ServiceEntry, maxEntries int) mdnsTally {
+	var t mdnsTally
+	kept, perHost := 0, map[netip.Addr]int{}
+	for e := range entries {
+		ip, ok := netip.AddrFromSlice(e.AddrV4)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		switch {
+		case perHost[ip] >= mdnsPerHost:
+			t.overHost++
+		case kept >= maxEntries:
+			t.overTotal++
+		default:
+			perHost[ip]++ // at most maxEntries keys: kept bounds them
+			kept++
+			m.report(sc, svc, e)
+		}
+	}
+	return t
 }
 
 func (m *MDNS) report(sc *Scan, svc string, e *mdns.ServiceEntry) {
