@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/porthole-dev/porthole/internal/version.Version=$(VERSION) -X github.com/porthole-dev/porthole/internal/version.Commit=$(COMMIT)
 
-.PHONY: all build deps test vet bench bench-quick run lint clean web packages
+.PHONY: all build deps test vet bench bench-quick soak run lint clean web packages
 
 all: build
 
@@ -102,6 +102,15 @@ bench:
 bench-quick:
 	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 5m \
 		-args -suite=quick -only='$(BENCH_ONLY)' -out $(CURDIR)/artifacts/bench/results-quick.json
+
+# The soak (integration TestSoak): SOAK_SESSIONS sessions held open across
+# three signaling nodes for SOAK_TIME, with agents cut, a relay restart and
+# sessions expiring; prints the goroutine and memory slopes of every process.
+SOAK_TIME ?= 20m
+SOAK_SESSIONS ?= 200
+soak: deps web
+	PORTHOLE_SOAK=$(SOAK_TIME) PORTHOLE_SOAK_SESSIONS=$(SOAK_SESSIONS) \
+		$(GO) test ./integration -run '^TestSoak$$' -count=1 -v -timeout 90m
 
 run: build
 	./bin/porthole-demo

@@ -123,6 +123,7 @@ func run(args []string, checkOnly bool) error {
 		agentURL      = flag.String("agent-url", "", "wss://host:port agents are told to use (default: from --agent-listen)")
 		metricsAddr   = flag.String("metrics-listen", "", "address serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9640 (default off)")
 		redisURL      = flag.String("redis", "", "redis://host:port[/db] (or a Sentinel URL with master_name=, or a Redis Cluster URL with cluster=true; see README, Redis high availability): keep state in Redis and join the cluster of nodes sharing it (node names must differ)")
+		sessionTTL    = flag.Duration("session-ttl", 0, "how long a session lasts before it ends on its own (default and at most 30m)")
 		requestExpiry = flag.Duration("request-expiry", 0, "how long a technician's approval request waits for a site admin's answer (default 10m, at most 1h)")
 		brandFile     = flag.String("brand", "", "JSON file of the app's product name, logo and colours (see README, Branding)")
 	)
@@ -295,6 +296,7 @@ func run(args []string, checkOnly bool) error {
 		AppOrigin:           *appOrigin,
 		InsecureDevTokens:   *devTokens,
 		RequestExpiry:       *requestExpiry,
+		SessionTTL:          *sessionTTL,
 		AgentKeys:           agentKeys,
 		TechnicianTokens:    techTokens,
 		TURNSecret:          secret,
