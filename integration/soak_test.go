@@ -153,7 +153,9 @@ func TestSoak(t *testing.T) {
 	defer tick.Stop()
 	cut := time.NewTicker(max(20*time.Second, dur/10))
 	defer cut.Stop()
-	relayAt := start.Add(dur / 2)
+	// Not at a multiple of the TTL, when every session is being set up
+	// again anyway.
+	relayAt := start.Add(dur * 2 / 5)
 	relayed := false
 	cuts := 0
 	for now := time.Now(); now.Before(end); now = time.Now() {
@@ -186,6 +188,13 @@ func TestSoak(t *testing.T) {
 	}
 	if res.ok.Load() == 0 {
 		t.Fatal("no request answered")
+	}
+
+	// The relayed half really went through the relay, after its restart too.
+	if m, err := promserve.Scrape(ctx, relay.metricsURL()); err != nil || m["porthole_turn_allocations_total"] == 0 {
+		t.Errorf("the restarted relay served no allocation (%v): relayed sessions did not use it", err)
+	} else {
+		t.Logf("relay after its restart: %.0f allocations", m["porthole_turn_allocations_total"])
 	}
 
 	// Every answered request is in its session's access log.

@@ -74,6 +74,10 @@ type Config struct {
 	// signaling (accesslog.go); nil means one in memory with the default
 	// capacity. The agent stops serving while it is full.
 	AccessLog *accesslog.Log
+	// Recordings keeps the browser terminals' recordings until signaling
+	// has them (terminal.go); nil means a set in memory. porthole-agent
+	// spools it in its state directory.
+	Recordings *termrec.Set
 	// Clock times session lifetimes; nil means the real clock.
 	Clock Clock
 	// Region names where the agent is (e.g. "eu-west"), announced in
@@ -180,6 +184,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Software == "" {
 		cfg.Software = "porthole-agent/dev"
 	}
+	if cfg.Recordings == nil {
+		cfg.Recordings = termrec.New(termrec.Config{Logger: cfg.Logger})
+	}
 	if cfg.AccessLog == nil {
 		cfg.AccessLog, _ = accesslog.Open(accesslog.Config{Logger: cfg.Logger}) // in memory: cannot fail
 	}
@@ -196,7 +203,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}, sessions: map[string]*session{}, granted: map[string]time.Time{},
-		alog: cfg.AccessLog, clock: cfg.Clock, recs: termrec.New(termrec.Config{Logger: cfg.Logger})}
+		alog: cfg.AccessLog, clock: cfg.Clock, recs: cfg.Recordings}
 	for _, dc := range cfg.Devices {
 		d, err := dc.normalize()
 		if err != nil {

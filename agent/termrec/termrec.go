@@ -9,14 +9,24 @@
 // and a password prompt does not echo. A recording is bounded
 // (proto.MaxRecording by default); past the bound it ends with a visible
 // marker and a log line, and the terminal goes on unrecorded.
+//
+// With a spool directory each chunk is also written to disk as it is cut,
+// and the file goes once signaling has it all: chunks not acknowledged
+// when the agent stops are read back by Open and shipped by the next run
+// (signaling skips the ones it has), as the access log does.
 package termrec
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -45,7 +55,12 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Dir is the spool directory; empty keeps recordings in memory only.
+	Dir string
 }
+
+// spoolExt names a session's spool file in Config.Dir.
+const spoolExt = ".chunks"
 
 // Set is the recordings of the agent's sessions. It is safe for
 // concurrent use.
@@ -73,9 +88,10 @@ type rec struct {
 	sentAt    time.Time // when the oldest chunk in flight was handed out
 	live      int       // terminals not closed
 	ended     bool      // the session is over: forget it once drained
+	file      *os.File  // spool, nil without Config.Dir
 }
 
-// New returns an empty Set.
+// New returns an empty Set in memory (cfg.Dir is ignored: see Open).
 func New(cfg Config) *Set {
 	if cfg.Limit <= 0 {
 		cfg.Limit = proto.MaxRecording
@@ -86,7 +102,84 @@ func New(cfg Config) *Set {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Dir = ""
 	return &Set{cfg: cfg, log: cfg.Logger, notify: make(chan struct{}, 1), recs: map[string]*rec{}}
+}
+
+// Open returns a Set that spools to cfg.Dir (in memory when it is empty),
+// holding what an earlier run left there: those sessions are over (the
+// process that served them is gone) and their chunks are shipped again.
+func Open(cfg Config) (*Set, error) {
+	dir := cfg.Dir
+	s := New(cfg)
+	if dir == "" {
+		return s, nil
+	}
+	s.cfg.Dir = dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("recording spool: %w", err)
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*"+spoolExt))
+	if err != nil {
+		return nil, fmt.Errorf("recording spool: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		id := strings.TrimSuffix(filepath.Base(name), spoolExt)
+		if !proto.ValidSessionID(id) {
+			continue
+		}
+		chunks, err := readSpool(name, s.cfg.Limit)
+		if err != nil {
+			s.log.Warn("recording spool unreadable; shipping what it holds", "file", name, "err", err)
+		}
+		if len(chunks) == 0 {
+			_ = os.Remove(name)
+			continue
+		}
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("recording spool: %w", err)
+		}
+		first, last := chunks[0].Seq, chunks[len(chunks)-1].Seq
+		r := &rec{id: id, next: last + 1, acked: first - 1, sent: first - 1, chunks: chunks,
+			truncated: true, ended: true, file: f} // nothing more is recorded for it
+		for _, c := range chunks {
+			r.size += len(c.Data)
+		}
+		s.recs[id] = r
+		s.log.Info("terminal recording from an earlier run to ship", "session", id, "chunks", len(chunks))
+	}
+	return s, nil
+}
+
+// readSpool reads a spool file: one JSON chunk per line, in sequence, at
+// most limit bytes of recording. A torn last line (a crash mid-write) or
+// a chunk out of sequence ends it.
+func readSpool(name string, limit int) ([]proto.RecordingChunk, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []proto.RecordingChunk
+	size := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 8*proto.MaxRecordingChunk)
+	for sc.Scan() {
+		var c proto.RecordingChunk
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			return out, fmt.Errorf("line %d: %w", len(out)+1, err)
+		}
+		if c.Seq == 0 || (len(out) > 0 && c.Seq != out[len(out)-1].Seq+1) {
+			return out, fmt.Errorf("line %d: chunk %d out of sequence", len(out)+1, c.Seq)
+		}
+		if size += len(c.Data); size > limit {
+			return out, errors.New("longer than a recording may be")
+		}
+		out = append(out, c)
+	}
+	return out, sc.Err()
 }
 
 // Notify receives a value when there may be chunks to ship.
@@ -243,9 +336,30 @@ func (s *Set) cutLocked(r *rec) {
 	if len(r.pending) == 0 {
 		return
 	}
-	r.chunks = append(r.chunks, proto.RecordingChunk{Seq: r.next, Data: string(r.pending)})
+	c := proto.RecordingChunk{Seq: r.next, Data: string(r.pending)}
+	r.chunks = append(r.chunks, c)
 	r.next++
 	r.pending = r.pending[:0]
+	if s.cfg.Dir != "" {
+		s.spoolLocked(r, c)
+	}
+}
+
+// spoolLocked appends c to r's spool file. A failure is logged: the chunk
+// stays in memory and is shipped as usual.
+func (s *Set) spoolLocked(r *rec, c proto.RecordingChunk) {
+	if r.file == nil {
+		f, err := os.OpenFile(filepath.Join(s.cfg.Dir, r.id+spoolExt), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			s.log.Error("recording spool", "session", r.id, "err", err)
+			return
+		}
+		r.file = f
+	}
+	b, _ := json.Marshal(c)
+	if _, err := r.file.Write(append(b, '\n')); err != nil {
+		s.log.Error("recording spool write", "session", r.id, "err", err)
+	}
 }
 
 // Batch is one chunk of a session's recording to ship.
@@ -328,9 +442,40 @@ func (s *Set) End(session string) {
 }
 
 func (s *Set) dropIfDrainedLocked(r *rec) {
-	if r.ended && len(r.chunks) == 0 && len(r.pending) == 0 {
+	if len(r.chunks) > 0 {
+		return
+	}
+	if r.file != nil {
+		// Signaling has every chunk cut so far: empty the spool so a
+		// restart does not ship them again.
+		_ = r.file.Truncate(0)
+		if r.ended && len(r.pending) == 0 {
+			r.file.Close()
+			_ = os.Remove(filepath.Join(s.cfg.Dir, r.id+spoolExt))
+			r.file = nil
+		}
+	}
+	if r.ended && len(r.pending) == 0 {
 		delete(s.recs, r.id)
 	}
+}
+
+// Close closes the spool files; chunks not acknowledged stay in them.
+// Lines not yet cut into a chunk are cut and spooled first.
+func (s *Set) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, r := range s.recs {
+		if s.cfg.Dir != "" {
+			s.cutLocked(r)
+		}
+		if r.file != nil {
+			errs = append(errs, r.file.Close())
+			r.file = nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Stats says what is kept.

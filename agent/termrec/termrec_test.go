@@ -3,6 +3,8 @@ package termrec
 import (
 	"bufio"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +171,80 @@ func TestResendsWhatWasNotAcknowledged(t *testing.T) {
 	}
 	if st := s.Stats(); st.Sessions != 0 {
 		t.Fatalf("kept after drained: %+v", st)
+	}
+}
+
+// TestSpoolSurvivesARestart: chunks not acknowledged when the agent stops
+// are read back by the next run and shipped; once signaling has them all
+// the spool is gone; a torn last line or garbage is not shipped.
+func TestSpoolSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	s, err := Open(Config{Now: clk.now, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "sess0004abcd"
+	term := s.Begin(id, 80, 24)
+	term.Output([]byte("acknowledged\r\n"))
+	first := s.Due(clk.t, 10*time.Second)
+	if len(first) != 1 {
+		t.Fatalf("due %+v", first)
+	}
+	s.Ack(id, first[0].Chunk.Seq)
+	term.Output([]byte("sent, never acknowledged\r\n"))
+	if d := s.Due(clk.t, 10*time.Second); len(d) != 1 {
+		t.Fatalf("due %+v", d)
+	}
+	term.Output([]byte("not yet cut into a chunk\r\n"))
+	if err := s.Close(); err != nil { // the agent stops
+		t.Fatal(err)
+	}
+
+	// A second session's spool holds a torn line after one good chunk,
+	// and a file of another name is ignored.
+	torn := filepath.Join(dir, "sess0005abcd"+spoolExt)
+	if err := os.WriteFile(torn, []byte(`{"seq":1,"data":"[0.1,\"o\",\"ok\"]\n"}`+"\n"+`{"seq":2,"da`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "not a session"+spoolExt), []byte(`{"seq":1,"data":"x"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, err := Open(Config{Now: clk.now, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for range 10 {
+		due := s2.Due(clk.t, 10*time.Second)
+		if len(due) == 0 {
+			break
+		}
+		for _, d := range due {
+			got[d.Session] += d.Chunk.Data
+			s2.Ack(d.Session, d.Chunk.Seq)
+		}
+	}
+	for _, want := range []string{"sent, never acknowledged", "not yet cut into a chunk"} {
+		if !strings.Contains(got[id], want) {
+			t.Errorf("after the restart the recording lacks %q: %q", want, got[id])
+		}
+	}
+	if strings.Contains(got[id], `"o","acknowledged`) {
+		t.Errorf("the acknowledged chunk was shipped again")
+	}
+	if got["sess0005abcd"] != "[0.1,\"o\",\"ok\"]\n" {
+		t.Errorf("torn spool: shipped %q", got["sess0005abcd"])
+	}
+	if _, ok := got["not a session"]; ok {
+		t.Errorf("a file not named for a session was shipped")
+	}
+	if st := s2.Stats(); st.Sessions != 0 {
+		t.Errorf("kept after shipping: %+v", st)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "sess*"+spoolExt))
+	if len(left) != 0 {
+		t.Errorf("spool files left after everything was acknowledged: %v", left)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/porthole-dev/porthole/agent/accesslog"
 	"github.com/porthole-dev/porthole/agent/daemon"
 	"github.com/porthole-dev/porthole/agent/deviceid"
+	"github.com/porthole-dev/porthole/agent/termrec"
 	"github.com/porthole-dev/porthole/agent/tlscompat"
 	"github.com/porthole-dev/porthole/internal/version"
 )
@@ -166,6 +167,12 @@ func run(ctx context.Context, logOut io.Writer) error {
 		return err
 	}
 	defer alog.Close()
+	// So are the terminal recordings not yet acknowledged.
+	recs, err := termrec.Open(termrec.Config{Dir: filepath.Join(stateDirOf(*stateDir, fc), "recordings"), Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer recs.Close()
 	sc, scanner, interval, err := siteScope(fc, logger)
 	if err != nil {
 		return err
@@ -176,6 +183,7 @@ func run(ctx context.Context, logOut io.Writer) error {
 		Scanner:           scanner,
 		DiscoveryInterval: interval,
 		AccessLog:         alog,
+		Recordings:        recs,
 		Enrollment:        enrollment,
 		Server:            fc.Server,
 		Key:               fc.Key,
