@@ -11,7 +11,6 @@
 package accesslog
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,10 +18,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/porthole-dev/porthole/agent/spool"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -92,16 +91,12 @@ func Open(cfg Config) (*Log, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("access log spool: %w", err)
 	}
-	names, err := filepath.Glob(filepath.Join(cfg.Dir, "*.log"))
+	ids, err := spool.Sessions(cfg.Dir, ".log")
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		id := strings.TrimSuffix(filepath.Base(name), ".log")
-		if !proto.ValidSessionID(id) {
-			continue
-		}
+	for _, id := range ids {
+		name := filepath.Join(cfg.Dir, id+".log")
 		entries, err := readSpool(name)
 		if err != nil {
 			l.log.Warn("access log spool unreadable; keeping what it holds", "file", name, "err", err)
@@ -127,25 +122,8 @@ func Open(cfg Config) (*Log, error) {
 // readSpool reads a spool file: one JSON entry per line, in sequence. A
 // torn last line (a crash mid-write) ends it.
 func readSpool(name string) ([]proto.AccessEntry, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []proto.AccessEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var e proto.AccessEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Validate() != nil {
-			return out, fmt.Errorf("line %d: malformed entry", len(out)+1)
-		}
-		if len(out) > 0 && e.Seq != out[len(out)-1].Seq+1 {
-			return out, fmt.Errorf("line %d: out of sequence", len(out)+1)
-		}
-		out = append(out, e)
-	}
-	return out, sc.Err()
+	return spool.Read(name, 1<<20, func(e *proto.AccessEntry) uint64 { return e.Seq },
+		func(e *proto.AccessEntry) error { return e.Validate() })
 }
 
 // Slot is room reserved for one exchange's entry.

@@ -139,7 +139,10 @@ garbage
 	}
 }
 
-func TestReportDropsFindingsOutsideTheScope(t *testing.T) {
+// testScan is a scan of 10.0.0.0/24 with no sources, for feeding it
+// findings by hand.
+func testScan(t *testing.T) *Scan {
+	t.Helper()
 	sc, err := scope.New(scope.Config{CIDRs: []string{"10.0.0.0/24"}}, []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")})
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +152,11 @@ func TestReportDropsFindingsOutsideTheScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	scan := &Scan{s: s, devices: map[netip.Addr]*entry{}}
+	return scan
+}
+
+func TestReportDropsFindingsOutsideTheScope(t *testing.T) {
+	scan := testScan(t)
 	for _, a := range []string{"10.0.1.5", "127.0.0.1", "10.0.0.1", "::ffff:10.0.2.2", "nonsense"} {
 		scan.Report("test", proto.Discovered{Addr: a})
 	}
@@ -170,15 +178,7 @@ func TestReportDropsFindingsOutsideTheScope(t *testing.T) {
 // instances, in scope and out of it, before the printer answers keeps at
 // most mdnsPerHost of them, and the printer's late answer is still kept.
 func TestMDNSFloodDoesNotHideARealPrinter(t *testing.T) {
-	sc, err := scope.New(scope.Config{CIDRs: []string{"10.0.0.0/24"}}, []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Scope: sc, Stages: [][]Source{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scan := &Scan{s: s, devices: map[netip.Addr]*entry{}}
+	scan := testScan(t)
 	entries := make(chan *mdns.ServiceEntry)
 	done := make(chan mdnsTally)
 	m := &MDNS{}

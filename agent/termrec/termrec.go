@@ -17,7 +17,6 @@
 package termrec
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,11 +25,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/porthole-dev/porthole/agent/spool"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -119,16 +118,12 @@ func Open(cfg Config) (*Set, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("recording spool: %w", err)
 	}
-	names, err := filepath.Glob(filepath.Join(dir, "*"+spoolExt))
+	ids, err := spool.Sessions(dir, spoolExt)
 	if err != nil {
 		return nil, fmt.Errorf("recording spool: %w", err)
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		id := strings.TrimSuffix(filepath.Base(name), spoolExt)
-		if !proto.ValidSessionID(id) {
-			continue
-		}
+	for _, id := range ids {
+		name := filepath.Join(dir, id+spoolExt)
 		chunks, err := readSpool(name, s.cfg.Limit)
 		if err != nil {
 			s.log.Warn("recording spool unreadable; shipping what it holds", "file", name, "err", err)
@@ -157,29 +152,17 @@ func Open(cfg Config) (*Set, error) {
 // most limit bytes of recording. A torn last line (a crash mid-write) or
 // a chunk out of sequence ends it.
 func readSpool(name string, limit int) ([]proto.RecordingChunk, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []proto.RecordingChunk
 	size := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 8*proto.MaxRecordingChunk)
-	for sc.Scan() {
-		var c proto.RecordingChunk
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			return out, fmt.Errorf("line %d: %w", len(out)+1, err)
-		}
-		if c.Seq == 0 || (len(out) > 0 && c.Seq != out[len(out)-1].Seq+1) {
-			return out, fmt.Errorf("line %d: chunk %d out of sequence", len(out)+1, c.Seq)
-		}
-		if size += len(c.Data); size > limit {
-			return out, errors.New("longer than a recording may be")
-		}
-		out = append(out, c)
-	}
-	return out, sc.Err()
+	return spool.Read(name, 8*proto.MaxRecordingChunk, func(c *proto.RecordingChunk) uint64 { return c.Seq },
+		func(c *proto.RecordingChunk) error {
+			if c.Seq == 0 {
+				return errors.New("chunk without a sequence number")
+			}
+			if size += len(c.Data); size > limit {
+				return errors.New("longer than a recording may be")
+			}
+			return nil
+		})
 }
 
 // Notify receives a value when there may be chunks to ship.
