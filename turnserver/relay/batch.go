@@ -6,10 +6,16 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// batchSize is how many datagrams one recvmmsg may return. Under load a
-// read loop empties its socket this many at a time, one system call and
-// one poller wake-up for all of them; idle, it returns each as it comes.
+// batchSize is how many datagrams one recvmmsg may return on a listener
+// socket. Under load a read loop empties its socket this many at a time,
+// one system call and one poller wake-up for all of them; idle, it returns
+// each as it comes.
 const batchSize = 32
+
+// relayBatchSize is the same for an allocation's relay socket: one per
+// allocation, hundreds at once, each fed by one peer, so fewer buffers
+// (8 × 1600 bytes each).
+const relayBatchSize = 8
 
 // batchReader hands a socket's datagrams out one ReadFrom at a time, read
 // from the kernel in batches (recvmmsg on Linux; one at a time elsewhere,
@@ -22,14 +28,14 @@ type batchReader struct {
 	n    int // messages buffered
 }
 
-// newBatchReader returns nil if pc is not a UDP socket (then read it
-// directly).
-func newBatchReader(pc net.PacketConn) *batchReader {
+// newBatchReader reads pc size datagrams at a time; it returns nil if pc
+// is not a UDP socket (then read it directly).
+func newBatchReader(pc net.PacketConn, size int) *batchReader {
 	u, ok := pc.(*net.UDPConn)
 	if !ok {
 		return nil
 	}
-	b := &batchReader{pc: ipv4.NewPacketConn(u), msgs: make([]ipv4.Message, batchSize)}
+	b := &batchReader{pc: ipv4.NewPacketConn(u), msgs: make([]ipv4.Message, size)}
 	for i := range b.msgs {
 		b.msgs[i].Buffers = [][]byte{make([]byte, 1600)} // pion's inbound MTU and then some
 	}

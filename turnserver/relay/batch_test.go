@@ -16,7 +16,7 @@ func TestBatchReaderKeepsEachDatagramAndSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	b := newBatchReader(pc)
+	b := newBatchReader(pc, batchSize)
 	if b == nil {
 		t.Fatal("no batch reader for a UDP socket")
 	}

@@ -261,6 +261,7 @@ func (g relayGenerator) AllocatePacketConn(network string, requestedPort int) (n
 		relayAddr:  netip.AddrPortFrom(s.cfg.PublicIP, port),
 		boundAddr:  netip.AddrPortFrom(ua.AddrPort().Addr().Unmap(), port),
 		done:       newReadDone(),
+		batch:      newBatchReader(pc, relayBatchSize),
 	}
 	if !s.trackRelay(rc) {
 		_ = pc.Close()
@@ -280,6 +281,7 @@ type relayConn struct {
 	relayAddr netip.AddrPort // advertised to clients (PublicIP)
 	boundAddr netip.AddrPort // what the socket is bound to
 	done      *readDone
+	batch     *batchReader // nil: read PacketConn directly; pion's one read loop uses it
 
 	closeOnce sync.Once
 	closeErr  error
@@ -319,7 +321,16 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // if the client holds a permission for the source IP, which CheckIP granted.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	c.done.started.Store(true)
-	n, addr, err := c.PacketConn.ReadFrom(p)
+	var (
+		n    int
+		addr net.Addr
+		err  error
+	)
+	if c.batch != nil {
+		n, addr, err = c.batch.ReadFrom(p)
+	} else {
+		n, addr, err = c.PacketConn.ReadFrom(p)
+	}
 	if err != nil {
 		c.done.markDone()
 		return n, addr, err
