@@ -79,7 +79,7 @@ func sessionTemplate(catalog map[string]string, name string) *template.Template 
 			return p
 		}), nil
 	}
-	return template.Must(template.New(name).Funcs(template.FuncMap{"msg": msg}).ParseFS(files, "session/"+name))
+	return template.Must(template.New(name).Funcs(template.FuncMap{"msg": msg, "preload": modulePreloads}).ParseFS(files, "session/"+name))
 }
 
 // renderStatic renders a session page that takes no data, once.

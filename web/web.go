@@ -307,6 +307,9 @@ func Shell(opt Options) http.Handler {
 			} else {
 				connect += " ws://" + r.Host
 			}
+			// The shell redeems its relay ticket on the device origin itself
+			// (shell.js redeemTicket): that one URL, nothing else of it.
+			connect += " " + deviceOrigin + ShellPrefix + "relay.html"
 			h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; "+
 				"img-src 'self' data:; connect-src "+connect+extra+"; frame-src "+deviceOrigin+"; "+
 				"worker-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

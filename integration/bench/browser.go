@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +64,8 @@ func BrowserFigures(t testing.TB, r *Report, cfg Config) {
 		navTab.add(nav.tab)
 		navDirect.add(nav.direct)
 		pcs = max(pcs, nav.peerConnections)
+		logf(t, "browser run %d: cold timeline: %s", i, timelineNote(one(c.Timeline)))
+		logf(t, "browser run %d: warm timeline: %s", i, timelineNote(one(w.Timeline)))
 		logf(t, "browser run %d: cold %.0f ms (worker %.0f, peer %.0f), warm %.0f ms (worker %.0f, peer %.0f), direct %.0f ms; "+
 			"navigations: frame %.0f, own tab %.0f, direct %.0f ms (medians), %d peer connection(s)",
 			i, c.Paint, c.Worker, c.Connected, w.Paint, w.Worker, w.Connected, d,
@@ -96,6 +101,15 @@ func BrowserFigures(t testing.TB, r *Report, cfg Config) {
 	}
 }
 
+// one makes a single timeline a timeline of samples.
+func one(tl map[string]float64) map[string][]float64 {
+	m := make(map[string][]float64, len(tl))
+	for k, v := range tl {
+		m[k] = []float64{v}
+	}
+	return m
+}
+
 func (s *navSamples) add(o navSamples) {
 	s.load = append(s.load, o.load...)
 	s.firstByte = append(s.firstByte, o.firstByte...)
@@ -123,20 +137,113 @@ func medianOf(xs []float64) float64 {
 // connected, the device page's first contentful paint.
 type shellTime struct {
 	Worker, Connected, Paint float64
+	// Timeline is every step of the setup that the shell, the relay frame
+	// and the device frame mark (shell.js and relay.js step), in ms from
+	// the shell's navigation start.
+	Timeline map[string]float64 `json:"-"`
 }
 
-type shellTimes struct{ worker, connected, paint []float64 }
+type shellTimes struct {
+	worker, connected, paint []float64
+	timeline                 map[string][]float64
+}
 
 func (s *shellTimes) add(t shellTime) {
 	s.worker = append(s.worker, t.Worker)
 	s.connected = append(s.connected, t.Connected)
 	s.paint = append(s.paint, t.Paint)
+	for k, v := range t.Timeline {
+		if s.timeline == nil {
+			s.timeline = map[string][]float64{}
+		}
+		s.timeline[k] = append(s.timeline[k], v)
+	}
 }
 
 // annotate notes where the time went (medians of the steps).
 func (s *shellTimes) annotate(f *Figure) {
 	f.Annotate("medians from navigation start: service worker active %.0f ms, peer connection connected %.0f ms",
 		medianOf(s.worker), medianOf(s.connected))
+	if len(s.timeline) > 0 {
+		f.Annotate("timeline, ms from navigation start (p50): %s", timelineNote(s.timeline))
+	}
+}
+
+// timelineNote lists the steps of a timeline in the order of their
+// medians: "name 12; name 40; …".
+func timelineNote(tl map[string][]float64) string {
+	type st struct {
+		name string
+		ms   float64
+	}
+	var steps []st
+	for k, vs := range tl {
+		steps = append(steps, st{k, medianOf(vs)})
+	}
+	slices.SortFunc(steps, func(a, b st) int { return cmp.Compare(a.ms, b.ms) })
+	parts := make([]string, len(steps))
+	for i, x := range steps {
+		parts[i] = fmt.Sprintf("%s %.0f", x.name, x.ms)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Timeline scripts: each returns {step: ms}. The shell's marks are on its
+// own clock; the relay's and the device frame's are wall-clock times
+// (timeOrigin + …), which setupTimeline maps onto the shell's.
+const (
+	shellTimelineJS = `(() => {
+		const o = {};
+		for (const m of performance.getEntriesByType('mark')) if (m.name.startsWith('porthole.setup.')) o[m.name.slice(15)] = m.startTime;
+		const n = performance.getEntriesByType('navigation')[0];
+		if (n) o['shell-first-byte'] = n.responseStart;
+		return o;
+	})()`
+	relayTimelineJS = `(() => {
+		const o = {};
+		for (const m of performance.getEntriesByType('mark')) if (m.name.startsWith('porthole.relay.')) o['relay-' + m.name.slice(15)] = performance.timeOrigin + m.startTime;
+		return o;
+	})()`
+	frameTimelineJS = `(() => {
+		const n = performance.getEntriesByType('navigation')[0];
+		if (!n) return {};
+		const at = (v) => v > 0 ? performance.timeOrigin + v : 0;
+		return {'frame-start': performance.timeOrigin, 'frame-first-byte': at(n.responseStart), 'frame-dom': at(n.domContentLoadedEventEnd), 'frame-load': at(n.loadEventEnd)};
+	})()`
+)
+
+// setupTimeline reads the marks of the shell, its relay frame and its
+// device frame. A part it cannot read is left out (and logged): the
+// timeline explains the figure, it is not the figure.
+func setupTimeline(t testing.TB, ctx context.Context, tg *devtools.Targets, deviceOrigin string, shellOrigin float64) map[string]float64 {
+	tl := map[string]float64{}
+	own, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]float64](shellTimelineJS))
+	if err != nil {
+		logf(t, "setup timeline: the shell's marks: %v", err)
+	}
+	maps.Copy(tl, own)
+	for _, part := range []struct {
+		match func(string) bool
+		js    string
+	}{
+		{devtools.Prefix(deviceOrigin + "/__t/relay.html"), relayTimelineJS},
+		{devtools.OnOrigin(deviceOrigin), frameTimelineJS},
+	} {
+		fctx, err := tg.Find("iframe", part.match)
+		if err == nil {
+			var m map[string]float64
+			if m, err = chromedp.Run(fctx, chromedp.Evaluate[map[string]float64](part.js)); err == nil {
+				for k, v := range m {
+					if v > 0 {
+						tl[k] = v - shellOrigin
+					}
+				}
+				continue
+			}
+		}
+		logf(t, "setup timeline: a frame's marks: %v", err)
+	}
+	return tl
 }
 
 // stepSpy runs in every document before its scripts and records, in the
@@ -226,6 +333,7 @@ func openShell(t testing.TB, ctx context.Context, st *stack.Stack) shellTime {
 		t.Fatalf("read the setup steps: %v", err)
 	}
 	steps.Paint = ms
+	steps.Timeline = setupTimeline(t, ctx, tg, info.DeviceOrigin, origin)
 	// End the session as the toolbar's button does; the next navigation
 	// would end it too, a little later.
 	_, _ = chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const b = document.querySelector('.toolbar button.end'); b?.click(); return true; })()`))

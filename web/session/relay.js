@@ -42,7 +42,13 @@ function fromOurWorker(e) {
   return typeof ServiceWorker !== 'undefined' && src instanceof ServiceWorker && new URL(src.scriptURL).pathname === WORKER_URL;
 }
 
-async function main() {
+/** A step of the relay's setup, for the bench's timeline (as shell.js step). */
+function step(name) {
+  performance.mark(`porthole.relay.${name}`);
+}
+
+function main() {
+  step('script');
   // Only inside the session window: anywhere else there is nobody to relay to.
   if (window.parent === window || location.ancestorOrigins?.[0] !== SHELL) {
     document.body.textContent = t('relay.page');
@@ -59,6 +65,7 @@ async function main() {
     if (!m || typeof m !== 'object') return;
     if (m.type === MSG.relayAck && !announced) {
       announced = true;
+      step('acked');
       window.parent.postMessage({ type: MSG.relayReady }, SHELL);
     } else if (m.type === MSG.fetch && e.ports.length === 1) {
       m.relayed = performance.timeOrigin + performance.now(); // sw.js hopTiming
@@ -71,34 +78,50 @@ async function main() {
   });
   navigator.serviceWorker.startMessages();
 
-  let reg;
-  try {
-    await navigator.serviceWorker.register(WORKER_URL, { scope: '/', type: 'module', updateViaCache: 'none' });
-    reg = await navigator.serviceWorker.ready;
-  } catch (err) {
-    window.parent.postMessage({ type: MSG.relayReady, error: t('relay.workerFailed', { error: err.message }) }, SHELL);
-    return;
-  }
-  const worker = () => reg.active || navigator.serviceWorker.controller;
-  const hello = () => worker()?.postMessage({ type: MSG.relayHello });
-  hello();
-  setInterval(hello, HEARTBEAT);
+  // The worker registers at once, while the shell is still joining the
+  // session (it loads this frame first thing); the relay announces itself
+  // to the worker only with the shell's port, which the shell sends once it
+  // holds the session (shell.js joinRelay). A window that is refused never
+  // sends it, so its relay never speaks for the session.
+  step('register');
+  const active = navigator.serviceWorker.register(WORKER_URL, { scope: '/', type: 'module', updateViaCache: 'none' })
+    .then(() => {
+      step('registered');
+      return navigator.serviceWorker.ready;
+    })
+    .then((reg) => {
+      step('active');
+      return reg;
+    });
+  active.catch((err) => window.parent.postMessage({ type: MSG.relayReady, error: t('relay.workerFailed', { error: err.message }) }, SHELL));
+  const toWorker = (m, transfer = []) => active.then((reg) => (reg.active || navigator.serviceWorker.controller)?.postMessage(m, transfer), () => {});
 
+  // Installed before this module finishes evaluating, so a message the
+  // shell posts once the frame has loaded is never lost.
   let portGiven = false;
   window.addEventListener('message', (e) => {
     if (e.source !== window.parent || e.origin !== SHELL) return;
     const m = e.data;
     if (!m || typeof m !== 'object') return;
     if (m.type === MSG.port && e.ports.length === 1) {
-      // The shell's port for the worker, handed on at once and only while
-      // this relay is the session window's only frame: no device page
-      // exists yet that could script this realm and take it (protocol.js).
-      // The relay keeps no reference to it.
-      if (!portGiven && window.parent.length === 1) worker()?.postMessage({ type: MSG.port }, [e.ports[0]]);
-      else e.ports[0].close();
+      // The shell's port for the worker, taken only while this relay is
+      // the session window's only frame: no device page exists yet that
+      // could script this realm and take it (protocol.js), and none will
+      // until the shell has this relay's ready, which comes after the port
+      // is handed on. The relay keeps it only until the worker is active.
+      const port = e.ports[0];
+      if (portGiven || window.parent.length !== 1) {
+        port.close();
+        portGiven = true;
+        return;
+      }
       portGiven = true;
-    } else if (m.type === MSG.session && typeof m.expires === 'number') worker()?.postMessage({ type: MSG.session, expires: m.expires });
-    else if (m.type === MSG.ended) worker()?.postMessage({ type: MSG.ended, reason: typeof m.reason === 'string' ? m.reason : '' });
+      toWorker({ type: MSG.port }, [port]);
+      const hello = () => toWorker({ type: MSG.relayHello });
+      hello();
+      setInterval(hello, HEARTBEAT);
+    } else if (m.type === MSG.session && typeof m.expires === 'number') toWorker({ type: MSG.session, expires: m.expires });
+    else if (m.type === MSG.ended) toWorker({ type: MSG.ended, reason: typeof m.reason === 'string' ? m.reason : '' });
   });
 }
 

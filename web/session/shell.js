@@ -82,7 +82,15 @@ const state = {
   device: { id: '', name: '', site: '' }, // as session.ready names them
   terminal: null, // the SSH terminal (terminal.js) when the session shows one
   screen: null, // the VNC viewer (screen.js) when the session shows the device's screen
+  served: false, // a device request reached this window (the setup timeline's step)
+  relayLoaded: Promise.resolve(), // the relay frame has loaded (startRelay)
+  portTaken: null, // the worker has this window's port, or gave up waiting (joinRelay)
+  ticketDone: () => {},
+  ticketRedeemed: null, // the relay ticket was redeemed (or refused): the device cookie is set
 };
+state.ticketRedeemed = new Promise((resolve) => {
+  state.ticketDone = resolve;
+});
 
 /** Resolves once the peer connection first connects: the viewers wait for it. */
 /** @type {(v?: any) => void} */
@@ -207,7 +215,18 @@ function forgetToken() {
   sessionStorage.removeItem(BOUND_KEY);
 }
 
+/**
+ * Marks one step of the session's setup (performance.mark
+ * porthole.setup.<name>, on this window's clock): the bench reads the
+ * timeline (integration/bench/browser.go), and so can anyone in DevTools.
+ * Names and times only; nothing of the session.
+ */
+function step(name) {
+  performance.mark(`porthole.setup.${name}`);
+}
+
 async function main() {
+  step('script');
   state.toolbar = createToolbar(document.body, {
     onEnd: () => endSession('client', '', true),
     onExpire: () => endSession('expired', '', false),
@@ -217,25 +236,36 @@ async function main() {
     state.relayReadyResolve = { resolve, reject };
   });
   state.relayReady.catch(() => {});
+  // The relay frame and its worker's registration (the slowest part of the
+  // setup: the worker's scripts, its install) start now, alongside the
+  // token, signaling and the peer connection, not after session.ready. The
+  // relay announces itself to the worker only once this window has joined
+  // (joinRelay): until then it has registered the worker and nothing else.
+  window.addEventListener('message', onMessage);
+  startRelay();
   setStatus(t('status.connecting'));
   let token;
   try {
     token = await obtainToken();
+    step('token');
     if (token) await bindToken(token);
+    step('bound');
   } catch (err) {
     const e = joinError(err);
     forgetToken();
+    dropRelay();
     showEnded(notJoinedTitle(e.code), e.detail || e.message || t('ended.openAgain'), e.code);
     return;
   }
   if (!token) {
+    dropRelay();
     showEnded(t('ended.noSession'), t('ended.noSessionText'), 'unauthorized');
     return;
   }
-  window.addEventListener('message', onMessage);
   openBarChannel();
   connect(token).catch((err) => fail(err));
-  // The frame waits for the worker only: requests it makes before the peer
+  // The frame waits for the worker (and the device cookie, for what the
+  // worker does not carry) only: requests it makes before the peer
   // connection is up simply wait for the tunnel.
   const path = location.pathname === CALLBACK_PATH ? '/' : location.pathname + location.search;
   const view = viewOf(path, location.origin);
@@ -243,7 +273,7 @@ async function main() {
     connected.then(() => showView(view), (err) => fail(err));
     return;
   }
-  state.relayReady.then(() => showFrame(path), (err) => fail(err));
+  Promise.all([state.relayReady, state.ticketRedeemed]).then(() => showFrame(path), (err) => fail(err));
 }
 
 async function showView(view) {
@@ -285,6 +315,7 @@ async function connect(token) {
   };
   sig.onmessage = (env) => onSignal(env);
   await sig.opened;
+  step('signaling-open');
   sig.send('hello', { role: 'client', software: 'porthole-web/dev' });
 }
 
@@ -293,6 +324,7 @@ function refused(err) {
   if (state.ended) return;
   state.ended = true;
   forgetToken();
+  dropRelay();
   state.signaling?.close();
   state.toolbar.stop();
   showEnded(notJoinedTitle(err.code), err.detail || err.message, err.code);
@@ -305,7 +337,8 @@ async function onSignal(env) {
     case 'welcome':
       return;
     case 'session.ready':
-      startRelay(readyOf(d).relayTicket);
+      step('session-ready');
+      joinRelay(readyOf(d).relayTicket);
       return startPeer(d).catch((err) => fail(err));
     case 'answer':
       if (!state.pc || d.type !== 'answer' || typeof d.sdp !== 'string') return;
@@ -314,6 +347,7 @@ async function onSignal(env) {
       if (state.pc.signalingState !== 'have-local-offer') return;
       try {
         await state.pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
+        step('answer');
       } catch (err) {
         if (!state.recovery?.recovering) throw err;
         console.warn('porthole: answer refused during an ICE restart:', err.message);
@@ -378,8 +412,11 @@ async function startPeer(ready) {
   const pc = new RTCPeerConnection({ iceServers: r.iceServers });
   state.pc = pc;
   state.tunnel = new Tunnel(pc);
-  state.tunnel.prime();
+  state.tunnel.prime(() => step('channel-open'));
   wakeReadyWaiters();
+  pc.addEventListener('iceconnectionstatechange', () => {
+    if (pc.iceConnectionState === 'connected') step('ice-connected');
+  });
   pc.onicecandidate = (e) => state.signaling.send('candidate', candidateData(e.candidate));
   state.recovery = new Recovery({
     restart: () => restartIce(pc),
@@ -397,6 +434,7 @@ async function startPeer(ready) {
     state.recovery.update(st);
     switch (st) {
       case 'connected':
+        step('connected');
         clearTimeout(state.connectTimer);
         markConnected();
         setStatus('');
@@ -415,6 +453,7 @@ async function startPeer(ready) {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   state.signaling.send('offer', { type: 'offer', sdp: pc.localDescription.sdp });
+  step('offer-sent');
 }
 
 /**
@@ -460,17 +499,69 @@ function pollStats() {
   state.statsTimer = setInterval(poll, STATS_EVERY);
 }
 
-/** Hides the relay frame in this window (device origin, ?t= its ticket). */
-function startRelay(ticket) {
+/**
+ * Hides the relay frame in this window (device origin). It registers the
+ * worker at once; it relays nothing before joinRelay hands it this
+ * window's port.
+ */
+function startRelay() {
   if (state.relay || state.ended) return;
   const f = document.createElement('iframe');
   f.className = 'relay';
   f.hidden = true;
   f.title = t('title.relay');
-  f.src = `${DEVICE_ORIGIN}${RELAY_PATH}${ticket ? `?t=${encodeURIComponent(ticket)}` : ''}`;
+  // The relay listens for the port before its module finishes evaluating,
+  // so once the frame has loaded a message to it is not lost (one posted
+  // earlier would reach the frame's initial about:blank, and be dropped).
+  state.relayLoaded = new Promise((resolve) => f.addEventListener('load', () => {
+    step('relay-loaded');
+    resolve();
+  }, { once: true }));
+  f.src = DEVICE_ORIGIN + RELAY_PATH;
   document.body.append(f);
   state.relay = f;
+  step('relay-frame');
   setTimeout(() => state.relayReadyResolve?.reject(coded('unavailable', t('fail.worker'))), RELAY_TIMEOUT);
+}
+
+/**
+ * This window holds the session (session.ready): the relay gets this
+ * window's port for the worker, and only then announces itself to it; and
+ * the relay ticket buys the device cookie of the server fallback.
+ */
+function joinRelay(ticket) {
+  if (state.ended || !state.relay || state.portTaken) return;
+  state.portTaken = state.relayLoaded.then(() => offerPort());
+  redeemTicket(ticket).then(() => state.ticketDone());
+}
+
+/**
+ * Redeems the relay ticket of session.ready on the device origin, which
+ * answers with the device cookie (HttpOnly, SameSite=Strict, of the device
+ * origin; signaling/server/device.go). This window asks for it itself, as
+ * an opaque request: the ticket never enters a realm of the device origin,
+ * which the device's page could script. A refused ticket only means the
+ * server fallback refuses this browser; the tunnel does not need it.
+ */
+async function redeemTicket(ticket) {
+  if (!ticket) return;
+  try {
+    await fetch(`${DEVICE_ORIGIN}${RELAY_PATH}?t=${encodeURIComponent(ticket)}`, {
+      mode: 'no-cors',
+      credentials: 'include',
+      cache: 'no-store',
+      referrerPolicy: 'no-referrer',
+    });
+    step('ticket-redeemed');
+  } catch (err) {
+    console.warn('porthole: the relay ticket was not redeemed:', err.message);
+  }
+}
+
+/** A window that does not hold the session keeps no relay. */
+function dropRelay() {
+  state.relay?.remove();
+  state.relay = null;
 }
 
 function postRelay(m) {
@@ -494,7 +585,10 @@ function onMessage(e) {
       if (error) ready.reject(error);
       else {
         performance.mark('porthole.relay-ready');
-        offerPort().then(() => ready.resolve());
+        (state.portTaken || Promise.resolve()).then(() => {
+          step('port-taken');
+          ready.resolve();
+        });
       }
       return;
     }
@@ -605,6 +699,7 @@ function showFrame(path) {
     auth.declined = false;
   });
   frame.src = DEVICE_ORIGIN + path;
+  step('device-frame');
   state.location = path;
   state.toolbar.setLocation(path);
   document.getElementById('stage').replaceChildren(frame);
@@ -679,6 +774,10 @@ function publishBar() {
 async function serve(m) {
   const { port } = m;
   const recv = performance.timeOrigin + performance.now();
+  if (!state.served) {
+    state.served = true;
+    step('first-request');
+  }
   if (state.ended || !state.tunnel) {
     // Requests before session.ready wait for the tunnel; after the end they
     // are refused, so the device's page cannot outlive the session.

@@ -337,10 +337,14 @@ export class Tunnel {
 
   /**
    * Creates the first channel. Call it before createOffer: the offer only
-   * carries an application (SCTP) section if a channel exists.
+   * carries an application (SCTP) section if a channel exists. onOpen, if
+   * given, is called when it opens.
    */
-  prime() {
-    this.open().then((ch) => this.release(ch), () => {});
+  prime(onOpen) {
+    this.open().then((ch) => {
+      onOpen?.();
+      this.release(ch);
+    }, () => {});
   }
 
   /**
