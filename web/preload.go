@@ -21,21 +21,9 @@ var staticImport = regexp.MustCompile(`(?:\bfrom|\bimport)\s*'\./([A-Za-z0-9_-]+
 // the HTTP cache (measured: 200–370 ms between the shell's first byte and
 // its script running). With them the whole graph is asked for at once.
 func modulePreloads(root string) (template.HTML, error) {
-	seen := map[string]bool{root: true}
-	queue := []string{root}
-	for len(queue) > 0 {
-		name := queue[0]
-		queue = queue[1:]
-		src, err := files.ReadFile("session/" + name)
-		if err != nil {
-			return "", fmt.Errorf("web: preload %s: %w", name, err)
-		}
-		for _, m := range staticImport.FindAllStringSubmatch(string(src), -1) {
-			if !seen[m[1]] {
-				seen[m[1]] = true
-				queue = append(queue, m[1])
-			}
-		}
+	seen, err := moduleGraph(root)
+	if err != nil {
+		return "", err
 	}
 	delete(seen, root)
 	names := make([]string, 0, len(seen))
@@ -48,4 +36,39 @@ func modulePreloads(root string) (template.HTML, error) {
 		fmt.Fprintf(&b, "<link rel=\"modulepreload\" href=\"%s%s\">\n", ShellPrefix, n)
 	}
 	return template.HTML(b.String()), nil
+}
+
+// directImports returns the sibling modules session/<name> imports itself.
+func directImports(name string) ([]string, error) {
+	src, err := files.ReadFile("session/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("web: module %s: %w", name, err)
+	}
+	var out []string
+	for _, m := range staticImport.FindAllStringSubmatch(string(src), -1) {
+		out = append(out, m[1])
+	}
+	return out, nil
+}
+
+// moduleGraph returns session/<root> and every module it imports,
+// directly or not.
+func moduleGraph(root string) (map[string]bool, error) {
+	seen := map[string]bool{root: true}
+	queue := []string{root}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		imports, err := directImports(name)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range imports {
+			if !seen[m] {
+				seen[m] = true
+				queue = append(queue, m)
+			}
+		}
+	}
+	return seen, nil
 }

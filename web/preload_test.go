@@ -36,3 +36,29 @@ func TestSessionPagesPreloadTheirModules(t *testing.T) {
 		}
 	}
 }
+
+// The service worker names its whole import graph itself (sw.js): a
+// worker's imports cannot be preloaded, so each level deeper would cost a
+// round trip on every session's setup.
+func TestWorkerImportsItsGraphDirectly(t *testing.T) {
+	all, err := moduleGraph("sw.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := directImports("sw.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := map[string]bool{"sw.js": true}
+	for _, m := range direct {
+		has[m] = true
+	}
+	for m := range all {
+		if !has[m] {
+			t.Errorf("sw.js imports %s only through another module: import it in sw.js too", m)
+		}
+	}
+	if len(all) < 8 {
+		t.Errorf("sw.js's graph has %d modules, want its known 8 or more: %v", len(all), all)
+	}
+}

@@ -19,6 +19,15 @@ import { endedPage, errorPage, offsitePage, offsiteLinkPage } from './pages.js';
 import { injectShim, isHTML } from './inject.js';
 import { MSG, shellOriginOf } from './protocol.js';
 import { t } from './messages.js';
+// The modules the imports above import in turn, named here too so the
+// browser fetches the whole graph in one round: a worker's imports cannot
+// be preloaded, and each level costs a round trip to the server on every
+// registration, which is on the session's setup path (each session has an
+// origin, so a worker, of its own). web TestWorkerImportsItsGraphDirectly
+// keeps it flat.
+import './frames.js';
+import './strictjson.js';
+import './catalog.js';
 
 // The worker's own global scope, typed as what it is: make lint checks
 // this file with TypeScript's webworker lib (jsconfig.worker.json), whose
@@ -58,12 +67,16 @@ let portRelayId = '';
 // that the session window that gave the port still exists.
 const PORT_CHECK = 1_000;
 
-sw.addEventListener('install', (e) => {
+// Installed at once: the relay waits for an active worker
+// (navigator.serviceWorker.ready, which an activating one satisfies), so
+// the shim's download is done while activating, alongside the claim, not
+// before it (fetch events wait for both).
+sw.addEventListener('install', (e) => e.waitUntil(sw.skipWaiting()));
+sw.addEventListener('activate', (e) => {
   // The shim is served from here, so a navigation costs no round trip to
   // the server for it. A failure only means it comes from the network.
-  e.waitUntil(caches.open(SHIM_CACHE).then((c) => c.add(SHIM_PATH)).catch(() => {}).then(() => sw.skipWaiting()));
+  e.waitUntil(Promise.all([sw.clients.claim(), caches.open(SHIM_CACHE).then((c) => c.add(SHIM_PATH)).catch(() => {})]));
 });
-sw.addEventListener('activate', (e) => e.waitUntil(sw.clients.claim()));
 
 /**
  * A relay client: the relay page in a nested frame.
