@@ -248,7 +248,9 @@ func Shell(opt Options) http.Handler {
 		brand = DefaultBrand()
 	}
 	catalog := sessionCatalog()
-	shellPage, barPage := renderStatic(catalog, "shell.html"), renderStatic(catalog, "bar.html")
+	// The shell's page names its relay frame, on the request's device
+	// origin, so the frame loads alongside the shell's own script.
+	shellTmpl, barPage := sessionTemplate(catalog, "shell.html"), renderStatic(catalog, "bar.html")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		strictHeaders(h)
@@ -316,7 +318,12 @@ func Shell(opt Options) http.Handler {
 			// A window the device's page opens on this origin gets no
 			// reference to anything here, nor this page to it.
 			h.Set("Cross-Origin-Opener-Policy", "same-origin")
-			serveHTML(w, r, shellPage)
+			var page bytes.Buffer
+			if err := shellTmpl.Execute(&page, struct{ RelaySrc string }{deviceOrigin + ShellPrefix + "relay.html"}); err != nil {
+				http.Error(w, "the session window is not available", http.StatusInternalServerError)
+				return
+			}
+			serveHTML(w, r, page.Bytes())
 		}
 	})
 }

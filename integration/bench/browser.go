@@ -196,7 +196,13 @@ const (
 		const o = {};
 		for (const m of performance.getEntriesByType('mark')) if (m.name.startsWith('porthole.setup.')) o[m.name.slice(15)] = m.startTime;
 		const n = performance.getEntriesByType('navigation')[0];
-		if (n) o['shell-first-byte'] = n.responseStart;
+		if (n) {
+			o['shell-first-byte'] = n.responseStart;
+			o['shell-dom-interactive'] = n.domInteractive;
+		}
+		// The shell's own scripts, all loaded (its module graph).
+		const js = performance.getEntriesByType('resource').filter((r) => r.name.startsWith(location.origin + '/__t/') && r.name.endsWith('.js'));
+		if (js.length) o['shell-modules-loaded'] = Math.max(...js.map((r) => r.responseEnd));
 		return o;
 	})()`
 	relayTimelineJS = `(() => {

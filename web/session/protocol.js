@@ -32,6 +32,7 @@ export const MSG = Object.freeze({
   relayHello: 'porthole.relay', // relay → worker: this window is the relay
   relayAck: 'porthole.relay.ack', // worker → relay
   relayReady: 'porthole.relay.ready', // relay → shell: the worker is active and knows the relay
+  relayUp: 'porthole.relay.up', // relay ⇄ shell: the relay listens (sent when it starts, and in answer to the shell's)
   fetch: 'porthole.fetch', // worker → relay → shell: a request to carry
   ws: 'porthole.ws', // page shim → worker → relay → shell: a WebSocket to carry (its MessagePort)
   session: 'porthole.session', // shell → relay → worker: {expires}

@@ -120,9 +120,13 @@ function main() {
       const hello = () => toWorker({ type: MSG.relayHello });
       hello();
       setInterval(hello, HEARTBEAT);
-    } else if (m.type === MSG.session && typeof m.expires === 'number') toWorker({ type: MSG.session, expires: m.expires });
+    } else if (m.type === MSG.relayUp) window.parent.postMessage({ type: MSG.relayUp }, SHELL);
+    else if (m.type === MSG.session && typeof m.expires === 'number') toWorker({ type: MSG.session, expires: m.expires });
     else if (m.type === MSG.ended) toWorker({ type: MSG.ended, reason: typeof m.reason === 'string' ? m.reason : '' });
   });
+  // The shell may be listening already, or not yet (this frame is in its
+  // HTML and can start first): it asks, and is answered, if it was not.
+  window.parent.postMessage({ type: MSG.relayUp }, SHELL);
 }
 
 main();

@@ -83,7 +83,8 @@ const state = {
   terminal: null, // the SSH terminal (terminal.js) when the session shows one
   screen: null, // the VNC viewer (screen.js) when the session shows the device's screen
   served: false, // a device request reached this window (the setup timeline's step)
-  relayLoaded: Promise.resolve(), // the relay frame has loaded (startRelay)
+  relayLoaded: Promise.resolve(), // the relay frame listens (startRelay)
+  relayUp: () => {},
   portTaken: null, // the worker has this window's port, or gave up waiting (joinRelay)
   ticketDone: () => {},
   ticketRedeemed: null, // the relay ticket was redeemed (or refused): the device cookie is set
@@ -500,27 +501,39 @@ function pollStats() {
 }
 
 /**
- * Hides the relay frame in this window (device origin). It registers the
- * worker at once; it relays nothing before joinRelay hands it this
- * window's port.
+ * The relay frame in this window (device origin): the shell's HTML holds
+ * it, so it loads, and registers the worker, while this script is still
+ * on its way; it relays nothing before joinRelay hands it this window's
+ * port. A page without it gets one now.
  */
 function startRelay() {
   if (state.relay || state.ended) return;
-  const f = document.createElement('iframe');
-  f.className = 'relay';
-  f.hidden = true;
-  f.title = t('title.relay');
-  // The relay listens for the port before its module finishes evaluating,
-  // so once the frame has loaded a message to it is not lost (one posted
-  // earlier would reach the frame's initial about:blank, and be dropped).
-  state.relayLoaded = new Promise((resolve) => f.addEventListener('load', () => {
-    step('relay-loaded');
-    resolve();
-  }, { once: true }));
-  f.src = DEVICE_ORIGIN + RELAY_PATH;
-  document.body.append(f);
-  state.relay = f;
+  let f = /** @type {HTMLIFrameElement | null} */ (document.getElementById('relay'));
+  if (!f) {
+    f = document.createElement('iframe');
+    f.className = 'relay';
+    f.hidden = true;
+    f.title = t('title.relay');
+    f.src = DEVICE_ORIGIN + RELAY_PATH;
+    document.body.append(f);
+  }
+  const frame = f;
+  // A message to the relay is lost until it listens (before that it
+  // reaches the frame's initial document, or a realm with no listener
+  // yet): the relay says when it does (MSG.relayUp), and answers this
+  // window's asking, for the case it said so before this script listened.
+  // Its load event means the same.
+  state.relayLoaded = new Promise((resolve) => {
+    state.relayUp = () => {
+      step('relay-up');
+      state.relayUp = () => {};
+      resolve();
+    };
+    frame.addEventListener('load', () => state.relayUp(), { once: true });
+  });
+  state.relay = frame;
   step('relay-frame');
+  postRelay({ type: MSG.relayUp });
   setTimeout(() => state.relayReadyResolve?.reject(coded('unavailable', t('fail.worker'))), RELAY_TIMEOUT);
 }
 
@@ -594,6 +607,10 @@ function onMessage(e) {
     }
     if (m?.type === MSG.wiped) {
       state.wiped?.();
+      return;
+    }
+    if (m?.type === MSG.relayUp) {
+      state.relayUp();
       return;
     }
     onRequest(m, e.ports);
