@@ -90,7 +90,7 @@ const state = {
   ticketRedeemed: null, // the relay ticket was redeemed (or refused): the device cookie is set
 };
 state.ticketRedeemed = new Promise((resolve) => {
-  state.ticketDone = resolve;
+  state.ticketDone = () => resolve(undefined);
 });
 
 /** Resolves once the peer connection first connects: the viewers wait for it. */
