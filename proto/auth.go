@@ -56,7 +56,8 @@ const (
 	PathSessionWipe = "/__t/wipe"
 
 	// On each session's device origin: the relay frame the shell hides in
-	// itself (with ?t=<SessionReady.RelayTicket>), and the page every
+	// itself (the shell redeems its SessionReady.RelayTicket with an opaque
+	// request for ?t=<ticket>), and the page every
 	// device window is sent to when the session ends, which answers with
 	// Clear-Site-Data.
 	PathRelayFrame   = "/__t/relay.html"

@@ -86,14 +86,15 @@ const (
 // Paths on a session's device origin. Nothing under PathPrefix reaches the
 // device; everything else the server gets there is carried by the
 // fallback.
-// (PathRelayFrame?t=<SessionReady.RelayTicket> is the shell's relay
-// frame: redeeming its ticket sets DeviceCookie.)
+// (PathRelayFrame is the shell's relay frame; the shell asks for
+// PathRelayFrame?t=<SessionReady.RelayTicket> itself, an opaque request,
+// and redeeming the ticket sets DeviceCookie.)
 const PathPrefix = "/__t/"
 
 // DeviceCookie is the cookie of a session's device origin that proves a
 // request comes from the technician's browser: set HttpOnly, Secure,
-// SameSite=Strict by signaling when the shell's relay frame redeems its
-// ticket, and checked on every fallback request. Signaling never passes
+// SameSite=Strict by signaling when the shell redeems its relay ticket,
+// and checked on every fallback request. Signaling never passes
 // it, or any cookie named with DeviceCookiePrefix, to the agent.
 const (
 	DeviceCookie       = "__Host-porthole-device"

@@ -179,8 +179,9 @@ type SessionReady struct {
 	Expires    time.Time   `json:"expires,omitzero"`
 	ICEServers []ICEServer `json:"iceServers,omitempty"`
 	// RelayTicket is a single-use secret, valid for RelayTicketTTL, that
-	// the browser shell puts in the URL of its relay frame
-	// (PathRelay?t=<ticket> on the device origin). Each client hello gets
+	// the browser shell redeems on the device origin (PathRelayFrame?t=
+	// <ticket>, an opaque request of the shell's, so the ticket never
+	// enters a realm of the device origin). Each client hello gets
 	// a fresh one; clients without a relay ignore it.
 	RelayTicket string `json:"relayTicket,omitempty"`
 }

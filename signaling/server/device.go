@@ -33,8 +33,8 @@ import (
 // browser may do that:
 //
 //   - the request must carry the device cookie (proto.DeviceCookie), which
-//     this server sets, HttpOnly and SameSite=Strict, when the shell's
-//     relay frame redeems the single-use ticket of its session.ready
+//     this server sets, HttpOnly and SameSite=Strict, when the shell
+//     redeems the single-use relay ticket of its session.ready
 //     (redeemRelayTicket); its SHA-256 is kept with the session in the hub
 //     of the node that owns it;
 //   - and Sec-Fetch-Site must be same-origin or none: every session origin

@@ -160,11 +160,12 @@ func (s *Server) serveDeviceHost(w http.ResponseWriter, r *http.Request, id stri
 	s.cfg.DeviceWeb.ServeHTTP(w, r)
 }
 
-// serveRelayFrame serves the relay frame. The shell loads it with the
-// relay ticket of its session.ready (?t=…), which buys the device cookie
+// serveRelayFrame serves the relay frame. The shell's page loads it
+// without a ticket, before the session is joined; once joined, the shell
+// asks for it again with the relay ticket of its session.ready (?t=…), an
+// opaque request whose answer it never reads, which buys the device cookie
 // of the server fallback (device.go). The relay frame itself holds
-// nothing: it is served without a ticket too (a reload of the frame, whose
-// cookie the first load set).
+// nothing.
 func (s *Server) serveRelayFrame(w http.ResponseWriter, r *http.Request, id string) {
 	if r.URL.Query().Has("t") && !s.redeemRelayTicket(w, r, id) {
 		return
