@@ -33,6 +33,7 @@ var goldenAccessMessages = []struct {
 		{Seq: 13, Kind: AccessTCP, Time: accessTime.Add(3 * time.Second), Port: 22, DurationUS: 100, Stream: 7, Via: ViaWebRTC, Service: ServiceSSH,
 			Error: CodeForbidden, Refused: "This session is read-only: the site's policy allows viewing web pages, not terminals, screens or forwarded ports"},
 	}}, func() any { return &AccessLog{} }},
+	{"drain", TypeDrain, &Drain{RetryAfterMS: 250, Message: "signaling node n1 is restarting; reconnect"}, func() any { return &Drain{} }},
 	{"log-ack", TypeAccessAck, &AccessAck{Seq: 9}, func() any { return &AccessAck{} }},
 	{"session-path", TypeSessionPath, &SessionPath{Path: PathRelay, Local: "relay", Remote: "srflx"}, func() any { return &SessionPath{} }},
 	{"session-path-tls", TypeSessionPath, &SessionPath{Path: PathRelay, Local: "relay", Remote: "host", Relay: "tls", Site: SiteTLSOnly}, func() any { return &SessionPath{} }},

@@ -303,6 +303,7 @@ var knownTypes = map[MsgType]bool{
 	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true, // accesslog.go
 	TypeRecording: true, TypeRecordingAck: true, // recording.go
 	TypeRelayRTT: true, // relays.go
+	TypeDrain:    true, // drain.go
 	// fetch.go
 	TypeFetchRequest: true, TypeFetchResponse: true, TypeFetchData: true,
 	TypeFetchEnd: true, TypeFetchAbort: true, TypeFetchCredit: true,

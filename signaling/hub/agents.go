@@ -38,9 +38,17 @@ func (h *Hub) ServeAgent(ws Socket, agentID string) {
 
 // agentHello registers c as agentID's connection (the newest wins) and its
 // devices (scoped by agent and site, see deviceKey), then welcomes it.
-func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
+func (h *Hub) agentHello(c *conn, hello *proto.Hello, adopted []SessionState) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.draining {
+		// It reconnected here before the load balancer noticed: off to
+		// another node, its sessions (if Adopt took them) with it.
+		c.log.Info("agent refused: this node is draining")
+		c.sendMsg(proto.TypeDrain, "", &proto.Drain{RetryAfterMS: drainRetry.Milliseconds(), Message: ErrDraining.Message})
+		c.closeAfterFlush(websocket.CloseServiceRestart, "signaling node is shutting down; reconnect")
+		return
+	}
 	if old := h.agents[c.id]; old != nil && old != c {
 		// The agent reconnected (its network changed, say) before this
 		// node noticed the old connection die: its live sessions move to
@@ -58,6 +66,9 @@ func (h *Hub) agentHello(c *conn, hello *proto.Hello) {
 	}
 	if n := h.adoptLocked(c); n > 0 {
 		c.log.Info("agent reconnected within its grace; sessions resumed", "sessions", n)
+	}
+	if n := h.adoptStatesLocked(c, adopted); n > 0 {
+		c.log.Info("agent reconnected from a draining node; its sessions moved here", "sessions", n, "handed_over", len(adopted))
 	}
 	h.agents[c.id] = c
 	accepted, refused := h.declareLocked(c, hello.Devices)

@@ -86,6 +86,9 @@ func (h *Hub) BindToken(id string, tokenHash, bindHash [32]byte) error {
 	if s == nil || s.state != stateReady || !h.opt.Now().Before(s.expires) || h.tokens[tokenHash] != s {
 		return ErrNoSession
 	}
+	if h.draining {
+		return ErrDraining // its state is being handed over as it was
+	}
 	if _, ok := s.bound[tokenHash]; ok {
 		return ErrAlreadyBound
 	}

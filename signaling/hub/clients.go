@@ -50,6 +50,12 @@ func (h *Hub) clientHello(c *conn) {
 		c.closeAfterFlush(websocket.CloseNormalClosure, "session ended")
 		return
 	}
+	if h.draining {
+		c.log.Info("client refused: this node is draining")
+		c.sendMsg(proto.TypeDrain, c.session, &proto.Drain{RetryAfterMS: drainRetry.Milliseconds(), Message: ErrDraining.Message})
+		c.closeAfterFlush(websocket.CloseServiceRestart, "signaling node is shutting down; reconnect")
+		return
+	}
 	if err := h.admitLocked(s, c.auth); err != nil {
 		c.log.Info("client refused", "code", err.Code, "why", err.Message, "browser", c.auth.Browser)
 		c.reply(c.session, err)

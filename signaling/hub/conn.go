@@ -364,7 +364,11 @@ func (c *conn) hello(env *proto.Envelope) {
 		if (len(hello.Devices) > 0 || c.h.opt.Inventory != nil) && c.h.opt.AgentSite != nil {
 			c.site = c.h.opt.AgentSite(c.id) // before the lock: it may read the store
 		}
-		c.h.agentHello(c, &hello)
+		var adopted []SessionState
+		if c.h.opt.Adopt != nil && !c.h.Draining() {
+			adopted = c.h.opt.Adopt(c.id) // before the lock: it may read the store
+		}
+		c.h.agentHello(c, &hello, adopted)
 		c.h.agentSynced(c, &hello)
 	} else {
 		c.h.clientHello(c)

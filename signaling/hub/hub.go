@@ -108,6 +108,11 @@ type Options struct {
 	// is the policy the agent declared for the device in its hello (the
 	// site's own floor, which the agent enforces), nil when none.
 	Prepare func(ctx context.Context, user, agent, site, device string, declared *proto.AgentPolicy) (*Prepared, error)
+	// Adopt, if set, returns the sessions another node handed over for
+	// agent when it drained (drain.go), which this hub then serves. It is
+	// called from the agent's read goroutine without the hub's lock, once
+	// per agent hello, and may do store I/O.
+	Adopt func(agent string) []SessionState
 }
 
 // Prepared is what Options.Prepare decided for one session.
@@ -153,6 +158,7 @@ type Hub struct {
 
 	mu       sync.Mutex
 	closed   bool
+	draining bool // Drain was called: no new sessions, clients or agents (drain.go)
 	conns    map[*conn]struct{}        // every live connection
 	agents   map[string]*conn          // agent ID → its newest connection
 	devices  map[deviceKey]deviceEntry // (agent, device ID) → its declaration (agents.go)

@@ -153,6 +153,9 @@ func (h *Hub) findDeviceLocked(wantAgent, device string) (deviceEntry, *conn, er
 	if h.closed {
 		return deviceEntry{}, nil, ErrClosed
 	}
+	if h.draining {
+		return deviceEntry{}, nil, ErrDraining
+	}
 	var dev deviceEntry
 	found := 0
 	for _, agent := range h.byID[device] {
@@ -381,6 +384,9 @@ func (h *Hub) AddToken(id string, hash [32]byte) (expires time.Time, err error) 
 	s := h.sessions[id]
 	if s == nil || s.state != stateReady || !h.opt.Now().Before(s.expires) {
 		return time.Time{}, ErrNoSession
+	}
+	if h.draining {
+		return time.Time{}, ErrDraining
 	}
 	if _, taken := h.tokens[hash]; taken {
 		return time.Time{}, proto.Errorf(proto.CodeBadMessage, "token already in use")
