@@ -73,6 +73,13 @@ type Bus interface {
 	// TokenSession returns the session a token hash opens and its node.
 	TokenSession(ctx context.Context, hash [32]byte) (session, node string, ok bool, err error)
 
+	// PutHandoff stores, for ttl, the state of agent's sessions that a
+	// draining node hands over (package cluster), for the node the agent
+	// reaches next; it replaces an earlier one.
+	PutHandoff(ctx context.Context, agent string, state []byte, ttl time.Duration) error
+	// TakeHandoff returns and deletes agent's handed-over state, once.
+	TakeHandoff(ctx context.Context, agent string) ([]byte, bool, error)
+
 	// Close stops delivery and background work and releases this node's
 	// claims.
 	Close() error

@@ -18,6 +18,12 @@ type Network struct {
 	agents   map[string]Presence
 	sessions map[string]localSession
 	tokens   map[[32]byte]string
+	handoffs map[string]localHandoff
+}
+
+type localHandoff struct {
+	state   []byte
+	expires time.Time
 }
 
 type localSession struct {
@@ -32,6 +38,7 @@ func NewNetwork() *Network {
 		agents:   map[string]Presence{},
 		sessions: map[string]localSession{},
 		tokens:   map[[32]byte]string{},
+		handoffs: map[string]localHandoff{},
 	}
 }
 
@@ -220,4 +227,27 @@ func (l *Local) Close() error {
 	})
 	l.wg.Wait()
 	return nil
+}
+
+// PutHandoff implements Bus.
+func (l *Local) PutHandoff(_ context.Context, agent string, state []byte, ttl time.Duration) error {
+	l.net.mu.Lock()
+	defer l.net.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.net.handoffs[agent] = localHandoff{state: slices.Clone(state), expires: time.Now().Add(ttl)}
+	return nil
+}
+
+// TakeHandoff implements Bus.
+func (l *Local) TakeHandoff(_ context.Context, agent string) ([]byte, bool, error) {
+	l.net.mu.Lock()
+	defer l.net.mu.Unlock()
+	h, ok := l.net.handoffs[agent]
+	delete(l.net.handoffs, agent)
+	if !ok || !time.Now().Before(h.expires) {
+		return nil, false, nil
+	}
+	return h.state, true, nil
 }

@@ -104,6 +104,7 @@ func (r *Redis) kEpoch() string             { return r.p + "presence-epoch" }
 func (r *Redis) kDevLoc(d string) string    { return r.p + "devloc:" + d }
 func (r *Redis) kSess(id string) string     { return r.p + "sess:" + id }
 func (r *Redis) kTok(h [32]byte) string     { return r.p + "tok:" + hex.EncodeToString(h[:]) }
+func (r *Redis) kHandoff(a string) string   { return r.p + "handoff:" + a }
 
 // Node implements Bus.
 func (r *Redis) Node() string { return r.node }
@@ -505,6 +506,23 @@ func (r *Redis) TokenSession(ctx context.Context, hash [32]byte) (string, string
 	}
 	node, ok, err := r.SessionNode(ctx, id)
 	return id, node, ok, err
+}
+
+// PutHandoff implements Bus.
+func (r *Redis) PutHandoff(ctx context.Context, agent string, state []byte, ttl time.Duration) error {
+	return r.rdb.Set(ctx, r.kHandoff(agent), state, ttl).Err()
+}
+
+// TakeHandoff implements Bus: GETDEL, so that one node adopts the state.
+func (r *Redis) TakeHandoff(ctx context.Context, agent string) ([]byte, bool, error) {
+	b, err := r.rdb.GetDel(ctx, r.kHandoff(agent)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
 }
 
 // Close implements Bus: it releases this node's claims and heartbeat so

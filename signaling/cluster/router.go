@@ -226,6 +226,11 @@ func (c *Router) serve(m *msg) *msg {
 		return &msg{Info: info, Err: protoErr(err)}
 	case kindCheck:
 		id, ok := h.SessionForToken(m.Token)
+		if !ok && h.Draining() {
+			// The session may be on its way to another node: the client
+			// should retry, not give up.
+			return &msg{Err: hub.ErrDraining}
+		}
 		return &msg{Session: id, OK: ok}
 	case kindLive:
 		return &msg{OK: h.SessionLive(m.Session)}
@@ -601,6 +606,9 @@ func (c *Router) TokenSession(ctx context.Context, token string) (Ref, bool, err
 	r, err := c.call(ctx, owner, &msg{Kind: kindCheck, Token: token}, 0)
 	if err != nil {
 		return Ref{}, false, proto.Errorf(proto.CodeUnavailable, "the signaling node that owns this session went away; open a new session")
+	}
+	if r.Err != nil {
+		return Ref{}, false, r.Err
 	}
 	if !r.OK || r.Session != sid {
 		return Ref{}, false, nil

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -45,6 +46,8 @@ type Server struct {
 	// wsWritePool holds the write buffers of this server's WebSockets
 	// between writes (the upgrader's WriteBufferPool).
 	wsWritePool sync.Pool
+	// draining is set by Drain (drain.go).
+	draining atomic.Bool
 
 	store     store.Store
 	accounts  *accounts.Manager
@@ -148,6 +151,7 @@ func New(cfg Config) (*Server, error) {
 		Inventory:    inventoryHooks{s},
 		SiteName:     s.siteName,
 		Prepare:      s.prepareSession,
+		Adopt:        s.adopt,
 	})
 	s.sessions = cluster.OneNode(s.hub)
 	if cfg.Bus != nil {
@@ -205,6 +209,7 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("GET "+proto.PathReady, s.serveReady)
 	mux.HandleFunc("GET "+proto.PathAgentSocket, s.serveAgentSocket)
 	mux.HandleFunc("GET "+proto.PathSessionSocket, s.serveSessionSocket)
 	get := func(h func(http.ResponseWriter, *http.Request, *principal)) http.HandlerFunc {

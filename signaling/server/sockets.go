@@ -10,6 +10,9 @@ import (
 
 // serveAgentSocket upgrades an agent's WebSocket after checking its key.
 func (s *Server) serveAgentSocket(w http.ResponseWriter, r *http.Request) {
+	if s.refuseDraining(w) {
+		return
+	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.allowed[origin] {
 		s.refuse(r, "origin not allowed on the agent socket")
 		writeError(w, http.StatusForbidden, proto.Errorf(proto.CodeForbidden, "origin not allowed"))
@@ -39,6 +42,9 @@ func (s *Server) serveAgentSocket(w http.ResponseWriter, r *http.Request) {
 // rules (hub/binding.go) to what the request proved: the token, the bind
 // cookie, and whether it came from a web page.
 func (s *Server) serveSessionSocket(w http.ResponseWriter, r *http.Request) {
+	if s.refuseDraining(w) {
+		return
+	}
 	ref, ok, cerr := s.sessions.TokenSession(r.Context(), sessionToken(r))
 	if cerr != nil {
 		writeError(w, httpStatus(cerr), cerr)

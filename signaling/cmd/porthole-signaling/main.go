@@ -101,6 +101,7 @@ func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 func run(args []string, checkOnly bool) error {
 	var (
 		listen        = flag.String("listen", "127.0.0.1:8080", "address to listen on (port 0 picks one)")
+		drainTimeout  = flag.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long to drain (hand agents and sessions to the other nodes) before exiting; 0 exits at once")
 		dataDir       = flag.String("data-dir", "", "directory of the embedded store (required)")
 		appOrigin     = flag.String("app-origin", "", "the app's own origin, e.g. https://app.example.com (OAuth issuer)")
 		devTokens     = flag.Bool("insecure-dev-tokens", false, "development mode: accept --tech-token dev tokens and #token= session links")
@@ -391,6 +392,9 @@ func run(args []string, checkOnly bool) error {
 		return err
 	case <-ctx.Done():
 	}
+	if *drainTimeout > 0 {
+		drain(srv, log, *drainTimeout)
+	}
 	log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -443,4 +447,32 @@ func readPairs(file string, p pairs) error {
 		}
 	}
 	return sc.Err()
+}
+
+// drain hands this node's agents and sessions to the other nodes of the
+// cluster (server.Drain) and waits until none is left or timeout passed,
+// saying how many remain every second.
+func drain(srv *server.Server, log *slog.Logger, timeout time.Duration) {
+	start := time.Now()
+	agents, sessions := srv.Remaining()
+	log.Info("draining: no new work; handing agents and sessions to the other nodes", "agents", agents, "sessions", sessions, "timeout", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	handed := srv.Drain(ctx)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		agents, sessions = srv.Remaining()
+		if agents == 0 && sessions == 0 {
+			log.Info("drained", "sessions_handed_over", handed, "took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("drain timed out; what remains ends now", "agents", agents, "sessions", sessions, "sessions_handed_over", handed)
+			return
+		case <-tick.C:
+			log.Info("draining", "agents_remaining", agents, "sessions_remaining", sessions, "sessions_handed_over", handed)
+		}
+	}
 }
