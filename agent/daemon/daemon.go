@@ -264,6 +264,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		// Full jitter: spread reconnects of many agents after an outage.
 		wait := time.Duration(rand.Int64N(int64(backoff))) + a.cfg.MinBackoff/2
+		var dr *drained
+		if errors.As(err, &dr) {
+			// The node is shutting down and handed this agent's sessions
+			// over: reconnect now (to another node), not after a backoff.
+			wait, backoff = dr.retry, a.cfg.MinBackoff
+			a.log.Info("signaling node draining; reconnecting to another node", "in", wait)
+		}
 		a.log.Warn("signaling connection lost; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -310,6 +317,14 @@ func (a *Agent) runConn(ctx context.Context) error {
 			if proto.IsFetch(env.Type) {
 				a.handleFetch(connCtx, conn, env)
 				continue
+			}
+			if env.Type == proto.TypeDrain {
+				var d proto.Drain
+				if err := proto.DecodeData(env, &d); err != nil {
+					a.log.Warn("bad drain message", "err", err)
+					continue
+				}
+				return &drained{retry: d.RetryAfter(), msg: d.Message}
 			}
 			a.handle(ctx, env)
 		}
@@ -455,3 +470,12 @@ func (a *Agent) closeAllSessions(reason proto.EndReason, msg string) {
 		a.endSession(s, reason, msg)
 	}
 }
+
+// drained is runConn's error when signaling asked the agent to reconnect
+// elsewhere (proto.TypeDrain).
+type drained struct {
+	retry time.Duration
+	msg   string
+}
+
+func (d *drained) Error() string { return "signaling is draining: " + d.msg }

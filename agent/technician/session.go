@@ -57,8 +57,10 @@ type Session struct {
 	Client *tunnel.Client
 
 	api  *sigclient.API
-	bufs *bufpool.Pool // body-copy buffers for HTTPHandler
-	conn *sigclient.Conn
+	bufs *bufpool.Pool   // body-copy buffers for HTTPHandler
+	conn *sigclient.Conn // the first signaling connection; cur is the current one
+	cur  atomic.Pointer[sigclient.Conn]
+	dial func(ctx context.Context) (*sigclient.Conn, error)
 	pc   *webrtc.PeerConnection
 	log  *slog.Logger
 
@@ -71,6 +73,7 @@ type Session struct {
 	recovering  atomic.Bool
 	restored    chan struct{}
 	restarts    atomic.Int64
+	resumes     atomic.Int64
 	sitePath    atomic.Pointer[proto.SessionPath]
 
 	ended    chan struct{}
@@ -115,11 +118,15 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	progress("joining the session over signaling…")
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+info.Token)
-	s.conn, err = sigclient.Dial(ctx, sigclient.SocketURL(cfg.Server, proto.PathSessionSocket), sigclient.Options{Header: h, Logger: s.log,
-		Egress: cfg.Egress, CertHint: "give the CA that issued it in SSL_CERT_FILE (a proxy that inspects TLS: its CA)"})
+	s.dial = func(ctx context.Context) (*sigclient.Conn, error) {
+		return sigclient.Dial(ctx, sigclient.SocketURL(cfg.Server, proto.PathSessionSocket), sigclient.Options{Header: h, Logger: s.log,
+			Egress: cfg.Egress, CertHint: "give the CA that issued it in SSL_CERT_FILE (a proxy that inspects TLS: its CA)"})
+	}
+	s.conn, err = s.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.cur.Store(s.conn)
 	if err := s.conn.Send(proto.TypeHello, "", &proto.Hello{Role: proto.RoleClient, Software: "porthole/dev"}); err != nil {
 		return nil, err
 	}
@@ -169,7 +176,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	})
 	s.Client = tunnel.NewClient(s.pc, tunnel.ClientConfig{MaxChannels: cfg.MaxChannels, Logger: s.log})
 	peer := negotiate.New(s.pc, func(typ proto.MsgType, payload any) error {
-		return s.conn.Send(typ, info.Session, payload)
+		return s.cur.Load().Send(typ, info.Session, payload)
 	})
 	s.peer = peer
 	s.wg.Add(1)
@@ -229,19 +236,27 @@ func (s *Session) waitReady(ctx context.Context) (*proto.SessionReady, error) {
 func (s *Session) readLoop(peer *negotiate.Peer) {
 	defer s.wg.Done()
 	for {
+		conn := s.cur.Load()
 		select {
 		case <-s.ended:
 			return
-		case env, ok := <-s.conn.Incoming():
+		case env, ok := <-conn.Incoming():
 			if !ok {
 				// Established sessions keep working peer to peer without
 				// signaling; only the setup needs it, and fails without it
 				// (a signaling node that died, say) rather than hang.
-				s.log.Warn("signaling connection lost", "err", s.conn.Err())
+				s.log.Warn("signaling connection lost", "err", conn.Err())
 				if !s.established.Load() {
-					s.end(&proto.SessionEnd{Reason: proto.EndError, Message: fmt.Sprintf("signaling connection lost while connecting (%v); open the session again", s.conn.Err())})
+					s.end(&proto.SessionEnd{Reason: proto.EndError, Message: fmt.Sprintf("signaling connection lost while connecting (%v); open the session again", conn.Err())})
+					return
 				}
-				return
+				// A node that drains (or died) leaves the session to
+				// another: rejoin it there, for the ICE restarts the path
+				// may need later.
+				if !s.resume() {
+					return
+				}
+				continue
 			}
 			switch env.Type {
 			case proto.TypeAnswer, proto.TypeCandidate:
@@ -259,6 +274,8 @@ func (s *Session) readLoop(peer *negotiate.Peer) {
 				var e proto.Error
 				_ = proto.DecodeData(env, &e)
 				s.log.Warn("signaling reported an error", "code", e.Code, "message", e.Message)
+			case proto.TypeDrain:
+				s.log.Info("signaling node draining; the session moves to another node")
 			case proto.TypeSessionPath:
 				// The agent's account of its end: how it reached the relay
 				// and why the site needed it, which this side cannot see.
@@ -366,6 +383,107 @@ func (s *Session) recover() {
 	}
 }
 
+// ResumeTimeout bounds how long an established session tries to rejoin
+// signaling after its connection closed; the peer path does not depend on
+// it, so a session that gives up goes on without signaling.
+const ResumeTimeout = 60 * time.Second
+
+// resume reconnects the session's signaling after its connection closed:
+// the session socket again (through the load balancer, to whichever node
+// owns the session now), hello, and session.ready. It reports whether it
+// did; it gives up at ResumeTimeout, when the session ended, or when
+// signaling refuses this client for good (another window holds the
+// session, the token is bound elsewhere).
+func (s *Session) resume() bool {
+	select {
+	case <-s.ended:
+		return false
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ResumeTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.ended:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		conn, final, err := s.rejoin(ctx)
+		if err == nil {
+			old := s.cur.Swap(conn)
+			_ = old.Close()
+			s.resumes.Add(1)
+			s.log.Info("signaling connection resumed", "attempt", attempt)
+			return true
+		}
+		if final {
+			s.log.Warn("signaling refused to resume the session; it goes on peer to peer without signaling", "err", err)
+			return false
+		}
+		s.log.Debug("resuming signaling failed; retrying", "attempt", attempt, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.log.Warn("signaling could not be rejoined; the session goes on peer to peer without signaling", "err", err)
+			return false
+		case <-t.C:
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// rejoin makes one attempt of resume; final says not to try again.
+func (s *Session) rejoin(ctx context.Context) (conn *sigclient.Conn, final bool, err error) {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err = s.dial(actx)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := conn.Send(proto.TypeHello, "", &proto.Hello{Role: proto.RoleClient, Software: "porthole/dev"}); err != nil {
+		conn.Close()
+		return nil, false, err
+	}
+	for {
+		select {
+		case <-actx.Done():
+			conn.Close()
+			return nil, false, context.Cause(actx)
+		case env, ok := <-conn.Incoming():
+			if !ok {
+				return nil, false, fmt.Errorf("signaling closed the connection: %w", conn.Err())
+			}
+			switch env.Type {
+			case proto.TypeSessionReady:
+				return conn, false, nil
+			case proto.TypeSessionEnd:
+				var e proto.SessionEnd
+				_ = proto.DecodeData(env, &e)
+				conn.Close()
+				s.end(&e)
+				return nil, true, fmt.Errorf("session ended: %s", e.Reason)
+			case proto.TypeError:
+				var e proto.Error
+				_ = proto.DecodeData(env, &e)
+				conn.Close()
+				switch e.Code {
+				case proto.CodeSessionInUse, proto.CodeUnauthorized, proto.CodeForbidden:
+					return nil, true, &e
+				}
+				return nil, false, &e
+			}
+		}
+	}
+}
+
+// Resumes counts the times the session rejoined signaling after its
+// connection closed (a node drained).
+func (s *Session) Resumes() int64 { return s.resumes.Load() }
+
 // Restarts counts the ICE restarts this session has made.
 func (s *Session) Restarts() int64 { return s.restarts.Load() }
 
@@ -379,14 +497,17 @@ func (s *Session) PeerConnection() *webrtc.PeerConnection { return s.pc }
 // peer connection, and waits for its goroutines.
 func (s *Session) Close() error {
 	s.end(&proto.SessionEnd{Reason: proto.EndByClient, Message: "ended by the technician"})
-	if s.conn != nil {
-		_ = s.conn.Send(proto.TypeSessionEnd, s.Info.Session, &proto.SessionEnd{Reason: proto.EndByClient})
+	if c := s.cur.Load(); c != nil {
+		_ = c.Send(proto.TypeSessionEnd, s.Info.Session, &proto.SessionEnd{Reason: proto.EndByClient})
 	}
 	if s.Client != nil {
 		_ = s.Client.Close()
 	}
 	if s.pc != nil {
 		_ = s.pc.Close()
+	}
+	if c := s.cur.Load(); c != nil {
+		_ = c.Close()
 	}
 	if s.conn != nil {
 		_ = s.conn.Close()
