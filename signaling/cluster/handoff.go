@@ -1,10 +1,13 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/porthole-dev/porthole/proto"
@@ -70,7 +73,8 @@ func encodeHandoff(from, agent string, states []hub.SessionState) ([]byte, error
 		for _, t := range st.ExtraTokens {
 			w.Extra = append(w.Extra, t[:])
 		}
-		for t, b := range st.Bound {
+		for _, t := range slices.SortedFunc(maps.Keys(st.Bound), func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) }) {
+			b := st.Bound[t]
 			w.Bound = append(w.Bound, boundToken{Token: t[:], Bind: b[:]})
 		}
 		if st.Held {
