@@ -559,10 +559,13 @@ func waitDevices(t *testing.T, ctx context.Context, url, token string, n int) {
 type forwarder struct {
 	ln       net.Listener
 	backends []string
-	mu       sync.Mutex
-	cur      string
-	conns    map[net.Conn]struct{}
-	wg       sync.WaitGroup
+	// ready, if set, is asked before a backend is chosen: a load balancer's
+	// health check (GET /readyz), which a draining node fails.
+	ready func(backend string) bool
+	mu    sync.Mutex
+	cur   string
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
 }
 
 func startForwarder(t *testing.T, backends []string) *forwarder {
@@ -613,6 +616,9 @@ func (f *forwarder) handle(c net.Conn) {
 	defer f.track(c, false)
 	defer c.Close()
 	for _, b := range f.backends {
+		if f.ready != nil && !f.ready(b) {
+			continue
+		}
 		up, err := net.DialTimeout("tcp", b, time.Second)
 		if err != nil {
 			continue

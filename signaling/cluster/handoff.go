@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/porthole-dev/porthole/proto"
 	"github.com/porthole-dev/porthole/signaling/hub"
 )
@@ -203,7 +205,34 @@ func (c *Router) Drain(ctx context.Context) int {
 		}
 		n += c.hub.Release(agent)
 	}
+	c.drainEdges()
 	return n
+}
+
+// drainEdges tells the technicians whose sockets this node holds for
+// sessions of other nodes to reconnect (to another node: their sessions
+// stay where they are).
+func (c *Router) drainEdges() {
+	c.mu.Lock()
+	var edges []*edgeBridge
+	for _, b := range c.bridges {
+		if e, ok := b.(*edgeBridge); ok {
+			edges = append(edges, e)
+		}
+	}
+	c.mu.Unlock()
+	for _, e := range edges {
+		if data, err := proto.Encode(proto.TypeDrain, e.session, &proto.Drain{Message: "signaling node " + c.bus.Node() + " is shutting down; reconnect"}); err == nil {
+			select {
+			case e.out <- data:
+			default:
+			}
+		}
+		e.end(websocket.CloseServiceRestart, "signaling node is shutting down; reconnect", true)
+	}
+	if len(edges) > 0 {
+		c.log.Info("technicians of other nodes' sessions told to reconnect", "sockets", len(edges))
+	}
 }
 
 // Adopt is hub.Options.Adopt for a node of a cluster: the sessions a
