@@ -459,8 +459,11 @@ func drain(srv *server.Server, log *slog.Logger, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	handed := srv.Drain(ctx)
-	tick := time.NewTicker(time.Second)
+	// The agents' connections close as each reconnects elsewhere: look
+	// often, say so once a second.
+	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
+	said := start
 	for {
 		agents, sessions = srv.Remaining()
 		if agents == 0 && sessions == 0 {
@@ -471,8 +474,14 @@ func drain(srv *server.Server, log *slog.Logger, timeout time.Duration) {
 		case <-ctx.Done():
 			log.Warn("drain timed out; what remains ends now", "agents", agents, "sessions", sessions, "sessions_handed_over", handed)
 			return
-		case <-tick.C:
-			log.Info("draining", "agents_remaining", agents, "sessions_remaining", sessions, "sessions_handed_over", handed)
+		case now := <-tick.C:
+			if now.Sub(said) >= time.Second {
+				said = now
+				log.Info("draining", "agents_remaining", agents, "sessions_remaining", sessions, "sessions_handed_over", handed)
+			}
 		}
 	}
 }
+
+// drainPoll is how often drain looks at what remains.
+const drainPoll = 100 * time.Millisecond
