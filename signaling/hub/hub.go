@@ -158,7 +158,7 @@ type Hub struct {
 
 	mu       sync.Mutex
 	closed   bool
-	draining bool // Drain was called: no new sessions, clients or agents (drain.go)
+	draining bool                      // Drain was called: no new sessions, clients or agents (drain.go)
 	conns    map[*conn]struct{}        // every live connection
 	agents   map[string]*conn          // agent ID → its newest connection
 	devices  map[deviceKey]deviceEntry // (agent, device ID) → its declaration (agents.go)
