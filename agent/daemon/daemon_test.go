@@ -133,6 +133,7 @@ func startDevice(t *testing.T, addr, serial string) *testDevice {
 type harness struct {
 	t      *testing.T
 	pki    *testPKI
+	sig    *fakeSignaling
 	ws     *websocket.Conn
 	device *testDevice
 	agent  *Agent
@@ -156,7 +157,7 @@ func startAgent(t *testing.T, devices []DeviceConfig, checker *deviceid.Checker,
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, pki: p}
+	h := &harness{t: t, pki: p, sig: sig}
 	if devices == nil {
 		h.device = startDevice(t, "127.0.0.1:0", "SER-1")
 		devices = []DeviceConfig{{ID: "printer-1", Address: "127.0.0.1", HTTPPort: h.device.port,
