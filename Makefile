@@ -106,11 +106,14 @@ bench-quick:
 # The soak (integration TestSoak): SOAK_SESSIONS sessions held open across
 # three signaling nodes for SOAK_TIME, with agents cut, a relay restart and
 # sessions expiring; prints the goroutine and memory slopes of every process.
+# Then the rolling restart of the three nodes under SOAK_SESSIONS live
+# sessions (TestClusterRollingRestart, which `make test` runs with 50).
 SOAK_TIME ?= 20m
 SOAK_SESSIONS ?= 200
 soak: deps web
 	PORTHOLE_SOAK=$(SOAK_TIME) PORTHOLE_SOAK_SESSIONS=$(SOAK_SESSIONS) \
 		$(GO) test ./integration -run '^TestSoak$$' -count=1 -v -timeout 90m
+	PORTHOLE_DRAIN_SESSIONS=$(SOAK_SESSIONS) $(GO) test ./integration -run '^TestClusterRollingRestart$$' -count=1 -v -timeout 15m
 
 run: build
 	./bin/porthole-demo
