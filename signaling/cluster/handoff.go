@@ -188,9 +188,9 @@ func (w *handoffSession) state(agent string) (hub.SessionState, error) {
 // Drain stops this node taking new work and hands its sessions over: each
 // agent's sessions are stored for the node the agent reaches next, then
 // the agent and their clients are told to reconnect (hub.Drain,
-// hub.Release). An agent whose state cannot be stored is told too, and
-// its sessions end when the node closes. It returns the sessions handed
-// over.
+// hub.Release). An agent whose state cannot be stored is not told: it
+// and its sessions stay until the node closes, which ends them. It
+// returns the sessions handed over.
 func (c *Router) Drain(ctx context.Context) int {
 	n := 0
 	for agent, states := range c.hub.Drain() {
@@ -200,7 +200,10 @@ func (c *Router) Drain(ctx context.Context) int {
 				err = c.bus.PutHandoff(ctx, agent, raw, handoffTTL)
 			}
 			if err != nil {
+				// Not released: they end when the node closes, as without a
+				// drain, rather than vanish without an end in their jobs.
 				c.log.Warn("sessions could not be handed over; they end with this node", "agent", agent, "sessions", len(states), "err", err)
+				continue
 			}
 		}
 		n += c.hub.Release(agent)

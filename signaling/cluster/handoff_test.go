@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,3 +241,35 @@ func TestRouterDrainHandsSessionsOver(t *testing.T) {
 }
 
 func timeAfter() <-chan time.Time { return time.After(wait) }
+
+// noHandoffBus is a bus whose store refuses handed-over state.
+type noHandoffBus struct{ bus.Bus }
+
+func (noHandoffBus) PutHandoff(context.Context, string, []byte, time.Duration) error {
+	return errors.New("store unavailable")
+}
+
+// TestDrainKeepsSessionsItCannotHandOver: when the handed-over state
+// cannot be stored, the agent is not sent away and its session stays on
+// the draining node, which ends it (telling the agent) when it closes,
+// rather than let it vanish.
+func TestDrainKeepsSessionsItCannotHandOver(t *testing.T) {
+	network := bus.NewNetwork()
+	b := noHandoffBus{network.Join("node-a")}
+	h := hub.New(hub.Options{Node: "node-a", Presence: Presence(b)})
+	a := &node{hub: h, router: New(Config{Hub: h, Bus: b})}
+	closeA := sync.OnceFunc(func() { h.Close(); a.router.Close(); b.Close() })
+	t.Cleanup(closeA)
+	agent := a.agent(t, "agent-1", "printer-1")
+	info := open(t, a, agent, "printer-1")
+	if n := a.router.Drain(context.Background()); n != 0 {
+		t.Fatalf("Drain handed over %d sessions with no store", n)
+	}
+	if !a.hub.SessionLive(info.Session) {
+		t.Fatal("the session left the node though its state was not stored")
+	}
+	closeA()
+	if env := agent.next(proto.TypeSessionEnd); env.Session != info.Session {
+		t.Errorf("session.end for %s, want %s", env.Session, info.Session)
+	}
+}
