@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -144,7 +145,10 @@ func TestClusterRollingRestart(t *testing.T) {
 		owg.Go(func() {
 			defer func() { <-sem }()
 			ag := i % drainAgents
-			sess, err := openSession(ctx, "http://"+techLB[i%len(techLB)].addr(), techToken, deviceName(ag))
+			octx, ocancel := context.WithTimeout(ctx, 20*time.Second)
+			defer ocancel()
+			sess, err := technician.Open(octx, technician.Config{Server: "http://" + techLB[i%len(techLB)].addr(), Token: techToken,
+				Device: deviceName(ag), LoopbackOnly: true, Logger: slog.New(slog.NewTextHandler(&testLog{t: t, prefix: fmt.Sprintf("technician %d: ", i)}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			if err != nil {
 				t.Errorf("session %d: %v", i, err)
 				return
@@ -226,6 +230,18 @@ func TestClusterRollingRestart(t *testing.T) {
 	}
 	rstop()
 	rwg.Wait()
+	// The last node's technicians may still be rejoining (a lookup that
+	// reached the node that had just left waits for the call's timeout).
+	rejoinStart := time.Now()
+	testenv.Eventually(t, 30*time.Second, "every session to have rejoined signaling", func() bool {
+		for _, l := range sessions {
+			if l.sess.Rejoining() {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("all technicians rejoined signaling %s after the requests stopped", time.Since(rejoinStart).Round(time.Millisecond))
 
 	var total, resumed int64
 	for i, l := range sessions {
@@ -327,7 +343,16 @@ func startNodeAt(t *testing.T, ctx context.Context, bin stack.Binaries, dir, red
 	for id, k := range keys {
 		args = append(args, "--agent-key", id+"="+k)
 	}
-	p, err := proc.Start("porthole-signaling-"+name, bin["porthole-signaling"], args, proc.Options{})
+	var out io.Writer
+	if f := os.Getenv("PORTHOLE_DRAIN_NODE_LOG"); f != "" { // a file for every node's output, to debug
+		lf, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lf.Close() })
+		out = lf
+	}
+	p, err := proc.Start("porthole-signaling-"+name, bin["porthole-signaling"], args, proc.Options{Out: out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,4 +361,19 @@ func startNodeAt(t *testing.T, ctx context.Context, bin stack.Binaries, dir, red
 		t.Fatalf("start %s on %s: %v\n%s", name, addr, err, p.Tail(20))
 	}
 	return &clusterNode{name: name, addr: addr, url: "http://" + addr, proc: p}
+}
+
+// testLog writes log lines to the test's log.
+type testLog struct {
+	t      *testing.T
+	prefix string
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	line := string(p)
+	if strings.Contains(line, "level=DEBUG") && !strings.Contains(line, "resum") {
+		return len(p), nil // the resume attempts only
+	}
+	l.t.Log(l.prefix + strings.TrimRight(line, "\n"))
+	return len(p), nil
 }

@@ -74,6 +74,7 @@ type Session struct {
 	restored    chan struct{}
 	restarts    atomic.Int64
 	resumes     atomic.Int64
+	rejoining   atomic.Bool
 	sitePath    atomic.Pointer[proto.SessionPath]
 
 	ended    chan struct{}
@@ -400,6 +401,8 @@ func (s *Session) resume() bool {
 		return false
 	default:
 	}
+	s.rejoining.Store(true)
+	defer s.rejoining.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), ResumeTimeout)
 	defer cancel()
 	go func() {
@@ -432,7 +435,7 @@ func (s *Session) resume() bool {
 			return false
 		case <-t.C:
 		}
-		wait = min(wait*2, 2*time.Second)
+		wait = min(wait*2, time.Second)
 	}
 }
 
@@ -479,6 +482,10 @@ func (s *Session) rejoin(ctx context.Context) (conn *sigclient.Conn, final bool,
 		}
 	}
 }
+
+// Rejoining reports whether the session is trying to rejoin signaling
+// (its connection closed and resume has not succeeded or given up yet).
+func (s *Session) Rejoining() bool { return s.rejoining.Load() }
 
 // Resumes counts the times the session rejoined signaling after its
 // connection closed (a node drained).
