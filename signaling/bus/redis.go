@@ -119,6 +119,14 @@ func (r *Redis) Start(deliver func([]byte)) {
 	// The subscription reconnects and resubscribes by itself after Redis
 	// restarts; messages published meanwhile are lost.
 	r.ps = r.rdb.Subscribe(ctx, r.channel(r.node))
+	// Subscribe does not wait for Redis to confirm: wait (bounded), so a
+	// node that has just started (a rolling restart) gets the replies to
+	// its first calls instead of waiting for their timeout.
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if _, err := r.ps.Receive(sctx); err != nil {
+		r.log.Warn("bus subscription not confirmed yet; it is retried in the background", "err", err)
+	}
+	cancel()
 	ch := r.ps.Channel(redis.WithChannelSize(QueueSize))
 	r.wg.Go(func() {
 		for m := range ch {
