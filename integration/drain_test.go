@@ -302,9 +302,16 @@ func TestClusterRollingRestart(t *testing.T) {
 			if n := seen[numberedPath(k)]; n != 1 {
 				t.Errorf("session %d: request %d is in the access log %d times", i, k, n)
 			}
+			delete(seen, numberedPath(k))
 		}
-		if n := int64(countHTTP(got)); n != want {
-			t.Errorf("session %d: %d requests answered, %d access-log entries", i, want, n)
+		// The request in flight when the loop stopped may have reached the
+		// device (and the log) without its answer being read: once at most.
+		if n := seen[numberedPath(want+1)]; n > 1 {
+			t.Errorf("session %d: the request in flight at the stop is in the access log %d times", i, n)
+		}
+		delete(seen, numberedPath(want+1))
+		for url, n := range seen {
+			t.Errorf("session %d: %d access-log entries for %s, which it did not request", i, n, url)
 		}
 		if k := store.VerifyChain("", 1, got); k >= 0 {
 			t.Errorf("session %d: audit chain broken at %d", i, k)
