@@ -79,6 +79,9 @@ type Bus interface {
 	PutHandoff(ctx context.Context, agent string, state []byte, ttl time.Duration) error
 	// TakeHandoff returns and deletes agent's handed-over state, once.
 	TakeHandoff(ctx context.Context, agent string) ([]byte, bool, error)
+	// HasHandoff reports whether agent's handed-over state is still
+	// waiting to be taken.
+	HasHandoff(ctx context.Context, agent string) (bool, error)
 
 	// Close stops delivery and background work and releases this node's
 	// claims.

@@ -251,3 +251,11 @@ func (l *Local) TakeHandoff(_ context.Context, agent string) ([]byte, bool, erro
 	}
 	return h.state, true, nil
 }
+
+// HasHandoff implements Bus.
+func (l *Local) HasHandoff(_ context.Context, agent string) (bool, error) {
+	l.net.mu.Lock()
+	defer l.net.mu.Unlock()
+	h, ok := l.net.handoffs[agent]
+	return ok && time.Now().Before(h.expires), nil
+}

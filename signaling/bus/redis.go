@@ -533,6 +533,12 @@ func (r *Redis) TakeHandoff(ctx context.Context, agent string) ([]byte, bool, er
 	return b, true, nil
 }
 
+// HasHandoff implements Bus.
+func (r *Redis) HasHandoff(ctx context.Context, agent string) (bool, error) {
+	n, err := r.rdb.Exists(ctx, r.kHandoff(agent)).Result()
+	return n > 0, err
+}
+
 // Close implements Bus: it releases this node's claims and heartbeat so
 // the others see its agents offline at once.
 func (r *Redis) Close() error {

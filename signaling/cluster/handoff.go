@@ -206,10 +206,34 @@ func (c *Router) Drain(ctx context.Context) int {
 				continue
 			}
 		}
+		c.mu.Lock()
+		c.handedOver = append(c.handedOver, agent)
+		c.mu.Unlock()
 		n += c.hub.Release(agent)
 	}
 	c.drainEdges()
 	return n
+}
+
+// Unadopted counts the agents whose handed-over sessions no node has taken
+// yet (Drain). Until one does, the directory still names this node as
+// their owner, so a draining node that waits for none to be left exits
+// after the cluster knows where each session went. A store error counts
+// the agent as taken: the drain's timeout bounds the wait anyway.
+func (c *Router) Unadopted(ctx context.Context) int {
+	c.mu.Lock()
+	agents := slices.Clone(c.handedOver)
+	c.mu.Unlock()
+	left := agents[:0]
+	for _, a := range agents {
+		if ok, err := c.bus.HasHandoff(ctx, a); err == nil && ok {
+			left = append(left, a)
+		}
+	}
+	c.mu.Lock()
+	c.handedOver = left
+	c.mu.Unlock()
+	return len(left)
 }
 
 // drainEdges tells the technicians whose sockets this node holds for

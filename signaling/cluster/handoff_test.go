@@ -180,7 +180,13 @@ func TestRouterDrainHandsSessionsOver(t *testing.T) {
 		t.Errorf("a draining node opened a session: %v", err)
 	}
 
+	if n := a.router.Unadopted(ctx); n != 1 {
+		t.Errorf("before the agent reconnected: %d agents' sessions unadopted, want 1", n)
+	}
 	agent = b.agent(t, "agent-1", "printer-1")
+	if n := a.router.Unadopted(ctx); n != 0 {
+		t.Errorf("after the agent reconnected to B: %d agents' sessions unadopted, want 0", n)
+	}
 	for _, id := range []string{api.Session, web.Session} {
 		if !b.hub.SessionLive(id) || a.hub.SessionLive(id) {
 			t.Fatalf("session %s did not move to B", id)

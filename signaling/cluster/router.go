@@ -61,6 +61,9 @@ type Router struct {
 	bridges map[bridgeKey]bridgeEnd
 	closed  bool
 	fx      *fetchRelay // the fallback's exchanges across nodes (fetch.go)
+	// handedOver lists the agents whose sessions Drain stored for another
+	// node and that no node had taken when Unadopted last looked.
+	handedOver []string
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -25,8 +25,16 @@ func (s *Server) Drain(ctx context.Context) int {
 	return s.router.Drain(ctx)
 }
 
-// Remaining counts the agent connections and sessions this node still holds.
-func (s *Server) Remaining() (agents, sessions int) { return s.hub.Remaining() }
+// Remaining counts the agent connections and sessions this node still
+// holds, and (in a cluster, after Drain) the agents whose handed-over
+// sessions no other node has taken yet.
+func (s *Server) Remaining(ctx context.Context) (agents, sessions, unadopted int) {
+	agents, sessions = s.hub.Remaining()
+	if s.router != nil && s.draining.Load() {
+		unadopted = s.router.Unadopted(ctx)
+	}
+	return agents, sessions, unadopted
+}
 
 // adopt is the hub's Options.Adopt: the router's, in a cluster.
 func (s *Server) adopt(agent string) []hub.SessionState {

@@ -454,30 +454,32 @@ func readPairs(file string, p pairs) error {
 // saying how many remain every second.
 func drain(srv *server.Server, log *slog.Logger, timeout time.Duration) {
 	start := time.Now()
-	agents, sessions := srv.Remaining()
-	log.Info("draining: no new work; handing agents and sessions to the other nodes", "agents", agents, "sessions", sessions, "timeout", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	agents, sessions, _ := srv.Remaining(ctx)
+	log.Info("draining: no new work; handing agents and sessions to the other nodes", "agents", agents, "sessions", sessions, "timeout", timeout)
 	handed := srv.Drain(ctx)
-	// The agents' connections close as each reconnects elsewhere: look
-	// often, say so once a second.
+	// The agents' connections close as each reconnects elsewhere, and the
+	// node it reaches takes its sessions: look often, say so once a second.
 	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
 	said := start
 	for {
-		agents, sessions = srv.Remaining()
-		if agents == 0 && sessions == 0 {
+		agents, sessions, unadopted := srv.Remaining(ctx)
+		if agents == 0 && sessions == 0 && unadopted == 0 {
 			log.Info("drained", "sessions_handed_over", handed, "took", time.Since(start).Round(time.Millisecond))
 			return
 		}
 		select {
 		case <-ctx.Done():
-			log.Warn("drain timed out; what remains ends now", "agents", agents, "sessions", sessions, "sessions_handed_over", handed)
+			log.Warn("drain timed out; what remains ends now", "agents", agents, "sessions", sessions,
+				"agents_not_yet_adopted", unadopted, "sessions_handed_over", handed)
 			return
 		case now := <-tick.C:
 			if now.Sub(said) >= time.Second {
 				said = now
-				log.Info("draining", "agents_remaining", agents, "sessions_remaining", sessions, "sessions_handed_over", handed)
+				log.Info("draining", "agents_remaining", agents, "sessions_remaining", sessions,
+					"agents_not_yet_adopted", unadopted, "sessions_handed_over", handed)
 			}
 		}
 	}
