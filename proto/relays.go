@@ -3,6 +3,7 @@ package proto
 import (
 	"math"
 	"regexp"
+	"time"
 )
 
 // Choosing TURN relays: signaling hands each session the relays nearest to
@@ -72,4 +73,75 @@ func validateRelayURLs(urls []string) error {
 		}
 	}
 	return nil
+}
+
+// Moving a session to another relay. A peer whose relayed path broke (ICE
+// disconnected or failed on a relayed pair) asks signaling for the
+// session's relays anew with ice.refresh, naming the relay it lost; the
+// answer, ice.servers, goes to both peers of the session (the agent first,
+// so it holds the new servers before the restart offer reaches it), and
+// the asker restarts ICE with them.
+//
+//	client or agent → signaling   ice.refresh {failed: [relay URL…]}
+//	signaling → agent and client  ice.servers {iceServers, relays}
+//
+// Signaling answers only on the connection that holds the session (the
+// session's agent, or the client holding its token), so no one gets
+// credentials for a session it does not hold, and only MaxICERefreshes
+// times per session, at most one per ICERefreshInterval: a flapping path
+// cannot turn into a storm.
+const (
+	TypeICERefresh MsgType = "ice.refresh"
+	TypeICEServers MsgType = "ice.servers"
+)
+
+// Bounds of ice.refresh.
+const (
+	MaxICERefreshes = 20
+	MaxFailedRelays = 4 // relay URLs named in one ice.refresh
+)
+
+// ICERefreshInterval is the least time between two ice.refresh answers of
+// one session; a request sooner gets rate_limited (retry after it).
+const ICERefreshInterval = time.Second
+
+// ICERefresh is the body of ice.refresh: the TURN URLs of the relays the
+// asker lost (the URL its relay candidate came from), to be left out of the
+// answer when another relay is configured.
+type ICERefresh struct {
+	Failed []string `json:"failed,omitempty"`
+}
+
+// Validate checks an ice.refresh.
+func (r *ICERefresh) Validate() error {
+	if len(r.Failed) > MaxFailedRelays {
+		return Errorf(CodeTooLarge, "ice.refresh: %d failed relays, limit %d", len(r.Failed), MaxFailedRelays)
+	}
+	for _, u := range r.Failed {
+		if u == "" || len(u) > MaxText || !(hasPrefix(u, "turn:") || hasPrefix(u, "turns:")) {
+			return Errorf(CodeBadMessage, "ice.refresh: a failed relay must be a turn: or turns: URL")
+		}
+	}
+	return nil
+}
+
+// ICEServersUpdate is the body of ice.servers: the session's ICE servers
+// now (credentials minted anew), and the relay URLs among them, nearest
+// first, for logs and the user's "reconnecting through …" line.
+type ICEServersUpdate struct {
+	ICEServers []ICEServer `json:"iceServers"`
+	Relays     []string    `json:"relays,omitempty"`
+}
+
+// Validate checks an ice.servers.
+func (u *ICEServersUpdate) Validate() error {
+	if len(u.Relays) > MaxRelayURLs {
+		return Errorf(CodeTooLarge, "ice.servers: %d relays, limit %d", len(u.Relays), MaxRelayURLs)
+	}
+	for _, r := range u.Relays {
+		if r == "" || len(r) > MaxText {
+			return Errorf(CodeBadMessage, "ice.servers: bad relay URL")
+		}
+	}
+	return validateICEServers(u.ICEServers)
 }

@@ -36,6 +36,29 @@ func TestGoldenRelayMessages(t *testing.T) {
 	}
 }
 
+// goldenICERefresh freezes moving a session to another relay, which the
+// browser speaks too (so under golden/ itself).
+var goldenICERefresh = []struct {
+	name    string
+	typ     MsgType
+	payload any
+	fresh   func() any
+}{
+	{"ice-refresh", TypeICERefresh, &ICERefresh{Failed: []string{"turn:203.0.113.5:3478?transport=udp"}}, func() any { return &ICERefresh{} }},
+	{"ice-servers", TypeICEServers, &ICEServersUpdate{
+		ICEServers: []ICEServer{{URLs: []string{"turn:203.0.113.6:3478?transport=udp"}, Username: "1765130400:s_abcdefgh12345678", Credential: "c2VjcmV0"}},
+		Relays:     []string{"turn:203.0.113.6:3478?transport=udp"},
+	}, func() any { return &ICEServersUpdate{} }},
+}
+
+func TestGoldenICERefresh(t *testing.T) {
+	for _, tc := range goldenICERefresh {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGolden(t, filepath.Join("testdata", "golden", tc.name+".json"), tc.typ, "abcdefgh12345678", tc.payload, tc.fresh())
+		})
+	}
+}
+
 func TestRelayMessagesRefuseBadFields(t *testing.T) {
 	many := make([]RelayProbe, MaxRelayURLs+1)
 	for i := range many {
@@ -55,6 +78,10 @@ func TestRelayMessagesRefuseBadFields(t *testing.T) {
 		{"empty url", &RelayRTT{Relays: []RelayProbe{{RTTMS: 3}}}},
 		{"too many probes", &RelayRTT{Relays: many}},
 		{"empty welcome relay", &Welcome{ID: "a", Relays: []string{""}}},
+		{"failed relay not a TURN URL", &ICERefresh{Failed: []string{"stun:x:3478"}}},
+		{"too many failed relays", &ICERefresh{Failed: []string{"turn:a", "turn:b", "turn:c", "turn:d", "turn:e"}}},
+		{"ice.servers with a bad server", &ICEServersUpdate{ICEServers: []ICEServer{{URLs: []string{"http://x"}}}}},
+		{"ice.servers with an empty relay", &ICEServersUpdate{Relays: []string{""}}},
 	} {
 		if err := tc.v.Validate(); err == nil {
 			t.Errorf("%s: accepted", tc.name)

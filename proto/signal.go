@@ -302,8 +302,9 @@ var knownTypes = map[MsgType]bool{
 	TypeSessionEnd: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true, TypeError: true,
 	TypeAccessLog: true, TypeAccessAck: true, TypeSessionPath: true, // accesslog.go
 	TypeRecording: true, TypeRecordingAck: true, // recording.go
-	TypeRelayRTT: true, // relays.go
-	TypeDrain:    true, // drain.go
+	TypeRelayRTT:   true,                       // relays.go
+	TypeICERefresh: true, TypeICEServers: true, // relays.go
+	TypeDrain: true, // drain.go
 	// fetch.go
 	TypeFetchRequest: true, TypeFetchResponse: true, TypeFetchData: true,
 	TypeFetchEnd: true, TypeFetchAbort: true, TypeFetchCredit: true,
