@@ -184,6 +184,11 @@ type SessionPath struct {
 	// Site says why the site needs the relay, when the agent can tell
 	// from its own candidates: one of the Site… values.
 	Site string `json:"site,omitempty"`
+	// RelayServer is, when the agent's end of the pair is a relay
+	// candidate, which relay: the TURN URL it came from when the agent can
+	// tell, else the relay's address. The job lists each relay a session
+	// used (a relay lost mid-session moves it to another).
+	RelayServer string `json:"relayServer,omitempty"`
 }
 
 // Why a site needs the relay, as its agent tells from what it gathered
@@ -309,6 +314,9 @@ func (p *SessionPath) Validate() error {
 	}
 	if p.Site != "" && SiteReason(p.Site) == "" {
 		return Errorf(CodeBadMessage, "session.path: unknown site reason %.20q", p.Site)
+	}
+	if len(p.RelayServer) > 255 || strings.ContainsAny(p.RelayServer, " \r\n\t\"") {
+		return Errorf(CodeBadMessage, "session.path: malformed relay server")
 	}
 	return nil
 }

@@ -178,7 +178,7 @@ func (h *Hub) Devices() []proto.DeviceStatus {
 // agentMessage routes one message from an agent that has said hello.
 func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 	switch env.Type {
-	case proto.TypeSessionReady, proto.TypeAnswer, proto.TypeCandidate, proto.TypeSessionEnd, proto.TypeError, proto.TypeSessionPath:
+	case proto.TypeSessionReady, proto.TypeAnswer, proto.TypeCandidate, proto.TypeSessionEnd, proto.TypeError, proto.TypeSessionPath, proto.TypeICERefresh:
 	case proto.TypeRelayRTT:
 		h.agentRelayRTTLocked(c, env)
 		return
@@ -229,11 +229,13 @@ func (h *Hub) agentMessage(c *conn, env *proto.Envelope) {
 		}
 		if s.state == stateReady {
 			s.log.Info("technician connected", "path", p.Path, "local", p.Local, "remote", p.Remote, "relay", p.Relay, "proxy", p.Proxy, "site", p.Site)
-			h.emitLocked(s, Event{State: EventConnected, Path: p.Path, Local: p.Local, Remote: p.Remote, Detail: p.Describe()})
+			h.emitLocked(s, Event{State: EventConnected, Path: p.Path, Local: p.Local, Remote: p.Remote, Detail: p.Describe(), Relay: p.RelayServer})
 			// The technician's side cannot see how the agent reached the
 			// relay (a proxy, TLS only); the toolbar shows it.
 			h.toClientLocked(s, env.Type, &p)
 		}
+	case proto.TypeICERefresh:
+		h.iceRefreshLocked(s, c, env)
 	case proto.TypeAnswer:
 		var d proto.SessionDescription
 		if err := proto.DecodeData(env, &d); err != nil {

@@ -84,7 +84,7 @@ func (h *Hub) clientHello(c *conn) {
 // clientMessage routes one message from a client that has said hello.
 func (h *Hub) clientMessage(c *conn, env *proto.Envelope) {
 	switch env.Type {
-	case proto.TypeOffer, proto.TypeCandidate, proto.TypeSessionEnd, proto.TypeError:
+	case proto.TypeOffer, proto.TypeCandidate, proto.TypeSessionEnd, proto.TypeError, proto.TypeICERefresh:
 	case proto.TypeSessionOpen:
 		c.refuse(env.Session, proto.Errorf(proto.CodeUnsupported, "open sessions with POST %s", proto.PathSessions))
 		return
@@ -111,6 +111,8 @@ func (h *Hub) clientMessage(c *conn, env *proto.Envelope) {
 		}
 	}
 	switch env.Type {
+	case proto.TypeICERefresh:
+		h.iceRefreshLocked(s, c, env)
 	case proto.TypeOffer:
 		var d proto.SessionDescription
 		if err := proto.DecodeData(env, &d); err != nil {

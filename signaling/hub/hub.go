@@ -58,6 +58,10 @@ type Options struct {
 	// ICEServers returns the ICE servers (with minted TURN credentials) for
 	// a session whose agent is at agent (relays.go). Nil means none.
 	ICEServers func(session string, expires time.Time, agent AgentPlace) []proto.ICEServer
+	// RefreshICEServers is ICEServers for a session that lost a relay
+	// (ice.refresh): the relays with a URL in failed are left out when
+	// another is configured. Nil uses ICEServers.
+	RefreshICEServers func(session string, expires time.Time, agent AgentPlace, failed []string) []proto.ICEServer
 	// Relays are the relay URLs agents are asked to measure in their
 	// welcome (proto.TypeRelayRTT). Nil asks for none.
 	Relays []string
@@ -143,6 +147,10 @@ func (o *Options) setDefaults() {
 	o.Limits.setDefaults(o.MaxQueue)
 	if o.ICEServers == nil {
 		o.ICEServers = func(string, time.Time, AgentPlace) []proto.ICEServer { return nil }
+	}
+	if o.RefreshICEServers == nil {
+		servers := o.ICEServers
+		o.RefreshICEServers = func(id string, exp time.Time, p AgentPlace, _ []string) []proto.ICEServer { return servers(id, exp, p) }
 	}
 }
 

@@ -62,6 +62,9 @@ type session struct {
 
 	limiter    *rate.Limiter // its client's offers and candidates (limits.go)
 	candidates int           // candidates its client sent
+
+	refreshes   int       // ice.refresh answers given (relays.go)
+	lastRefresh time.Time // the last one
 }
 
 func (s *session) stopTimersLocked() {

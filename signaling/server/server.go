@@ -140,18 +140,21 @@ func New(cfg Config) (*Server, error) {
 		MaxQueue:     cfg.MaxQueue,
 		Limits:       cfg.Limits,
 		ICEServers:   iceServers(ice),
-		Relays:       ice.ProbeURLs(),
-		Grant:        grantSigner(cfg.Enroll),
-		AgentGrace:   max(cfg.AgentGrace, 0),
-		Events:       s.sessionEvent,
-		AccessLog:    s.storeAccessLog,
-		Recording:    s.recorder.Recording,
-		Presence:     cluster.Presence(cfg.Bus),
-		AgentSite:    s.agentSite,
-		Inventory:    inventoryHooks{s},
-		SiteName:     s.siteName,
-		Prepare:      s.prepareSession,
-		Adopt:        s.adopt,
+		RefreshICEServers: func(session string, expires time.Time, agent hub.AgentPlace, failed []string) []proto.ICEServer {
+			return ice.ForPlaceExcept(session, expires, turncred.Place{Region: agent.Region, Probes: agent.Probes}, failed)
+		},
+		Relays:     ice.ProbeURLs(),
+		Grant:      grantSigner(cfg.Enroll),
+		AgentGrace: max(cfg.AgentGrace, 0),
+		Events:     s.sessionEvent,
+		AccessLog:  s.storeAccessLog,
+		Recording:  s.recorder.Recording,
+		Presence:   cluster.Presence(cfg.Bus),
+		AgentSite:  s.agentSite,
+		Inventory:  inventoryHooks{s},
+		SiteName:   s.siteName,
+		Prepare:    s.prepareSession,
+		Adopt:      s.adopt,
 	})
 	s.sessions = cluster.OneNode(s.hub)
 	if cfg.Bus != nil {

@@ -214,3 +214,30 @@ func (s *Servers) ForPlace(session string, expires time.Time, place Place) []pro
 	}
 	return out
 }
+
+// ForPlaceExcept is ForPlace for a session that lost a relay: the relays
+// with a URL in failed are left out of the choice — unless no other relay
+// is configured, when the choice is ForPlace's (a relay that restarts in
+// place is better than none). Signaling keeps no health of its own for the
+// relays beyond the agents' probes, so the peers' word is what it goes on;
+// it affects only their own session.
+func (s *Servers) ForPlaceExcept(session string, expires time.Time, place Place, failed []string) []proto.ICEServer {
+	if s == nil || len(s.relays) == 0 || len(failed) == 0 {
+		return s.ForPlace(session, expires, place)
+	}
+	var rest []Relay
+	for _, r := range s.relays {
+		if !slices.ContainsFunc(r.URLs, func(u string) bool { return slices.Contains(failed, u) }) {
+			rest = append(rest, r)
+		}
+	}
+	if len(rest) == 0 {
+		return s.ForPlace(session, expires, place)
+	}
+	out := s.ForSession(session, expires)
+	user, pass := proto.MintTURN(s.secret, session, expires)
+	for _, r := range Select(rest, place) {
+		out = append(out, proto.ICEServer{URLs: slices.Clone(r.URLs), Username: user, Credential: pass})
+	}
+	return out
+}

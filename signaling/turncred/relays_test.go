@@ -132,3 +132,46 @@ func TestRelayConfigurationIsChecked(t *testing.T) {
 		t.Error("relays without a secret accepted")
 	}
 }
+
+// TestForPlaceExceptLeavesTheLostRelayOut: a session that lost its relay
+// gets the next nearest instead, with credentials, and the lost one again
+// only when nothing else is configured.
+func TestForPlaceExceptLeavesTheLostRelayOut(t *testing.T) {
+	base, err := NewServers(nil, []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC)
+	relayURLs := func(ss []proto.ICEServer) string {
+		var out []string
+		for _, s := range ss {
+			if s.Username == "" || s.Credential == "" {
+				t.Errorf("relay without credentials: %+v", s)
+			}
+			out = append(out, s.URLs[0])
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		name   string
+		relays []Relay
+		failed []string
+		want   string
+	}{
+		{"nothing failed: the region's relay", []Relay{eu1, us1}, nil, "turn:eu1:3478?transport=udp"},
+		{"the region's relay failed: the next one", []Relay{eu1, us1}, []string{"turn:eu1:3478?transport=udp"}, "turn:us1:3478?transport=udp"},
+		{"any URL of a relay names it", []Relay{eu1, us1}, []string{"turns:eu1:5349?transport=tcp"}, "turn:us1:3478?transport=udp"},
+		{"an unknown URL changes nothing", []Relay{eu1, us1}, []string{"turn:elsewhere:3478"}, "turn:eu1:3478?transport=udp"},
+		{"the only relay failed: it again", []Relay{eu1}, []string{"turn:eu1:3478?transport=udp"}, "turn:eu1:3478?transport=udp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := base.WithRelays(tc.relays)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := relayURLs(s.ForPlaceExcept("s1", exp, Place{Region: "eu"}, tc.failed)); got != tc.want {
+				t.Errorf("relays %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
