@@ -27,6 +27,15 @@ type JobTransition struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
+// JobRelay is one TURN relay a job's session went through, from when the
+// agent reported the path through it until it moved off it (zero while it
+// still does, or until the end).
+type JobRelay struct {
+	Relay string    `json:"relay"` // proto.SessionPath.RelayServer
+	From  time.Time `json:"from"`
+	Until time.Time `json:"until,omitzero"`
+}
+
 // JobView is one job.
 type JobView struct {
 	ID          string    `json:"id"`
@@ -60,6 +69,9 @@ type JobView struct {
 	Changes int64           `json:"changes,omitempty"`
 	Refused int64           `json:"refused,omitempty"`
 	States  []JobTransition `json:"states,omitempty"`
+	// Relays lists each relay the session used, in order (a relay lost
+	// mid-session moves it to another).
+	Relays []JobRelay `json:"relays,omitempty"`
 	// The approval the session was opened with, when its device needed one.
 	ApprovalRequest string    `json:"approvalRequest,omitempty"`
 	ApprovedBy      string    `json:"approvedBy,omitempty"`

@@ -156,9 +156,11 @@ func (r *Recorder) apply(e hub.Event) {
 				t.Detail = e.Detail
 			}
 			j.Path = e.Path
+			j.Relays = movedTo(j.Relays, e.Relay, t.Time)
 		case hub.EventEnded:
 			t.State, t.Detail = store.JobEnded, e.Reason
 			j.Ended, j.EndReason, j.EndMessage, j.EndedBy = t.Time, e.Reason, e.Message, e.By
+			j.Relays = movedTo(j.Relays, "", t.Time)
 		default:
 			return fmt.Errorf("unknown event %q", e.State)
 		}
@@ -175,8 +177,28 @@ func (r *Recorder) apply(e hub.Event) {
 	}
 }
 
-// maxTransitions bounds a job's state history (a flapping path).
-const maxTransitions = 64
+// maxTransitions bounds a job's state history (a flapping path), and
+// maxRelays its list of relays.
+const (
+	maxTransitions = 64
+	maxRelays      = 16
+)
+
+// movedTo records that at t the session went through relay ("" for no
+// relay: a direct path, or the end): the relay it used until then, if
+// another, is closed, and relay opened unless it is the current one.
+func movedTo(relays []proto.JobRelay, relay string, t time.Time) []proto.JobRelay {
+	if n := len(relays); n > 0 && relays[n-1].Until.IsZero() {
+		if relays[n-1].Relay == relay {
+			return relays
+		}
+		relays[n-1].Until = t
+	}
+	if relay == "" || len(relays) >= maxRelays {
+		return relays
+	}
+	return append(relays, proto.JobRelay{Relay: relay, From: t})
+}
 
 var (
 	errDone    = errors.New("job already ended")
@@ -204,6 +226,7 @@ func (r *Recorder) SweepExpired(ctx context.Context) (int, error) {
 			j.State, j.Ended, j.EndReason = store.JobEnded, j.Expires, string(proto.EndExpired)
 			j.EndMessage = "the session's time limit was reached (recorded after a signaling restart)"
 			j.States = append(j.States, store.JobTransition{State: store.JobEnded, Time: j.Expires, Detail: j.EndReason})
+			j.Relays = movedTo(j.Relays, "", j.Expires)
 			return nil
 		})
 		if err == nil {

@@ -61,6 +61,7 @@ func (s *Server) jobView(j *store.Job, names jobNames) proto.JobView {
 		end = now
 	}
 	v.DurationMS = end.Sub(j.Created).Milliseconds()
+	v.Relays = j.Relays
 	for _, t := range j.States {
 		v.States = append(v.States, proto.JobTransition{State: string(t.State), Time: t.Time, Detail: t.Detail})
 	}

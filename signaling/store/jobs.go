@@ -62,6 +62,9 @@ type Job struct {
 	EndMessage string          `json:"endMessage,omitempty"`
 	EndedBy    string          `json:"endedBy,omitempty"` // the admin who terminated it
 	States     []JobTransition `json:"states,omitempty"`
+	// Relays lists the relays the session went through, in order
+	// (proto.JobRelay).
+	Relays []proto.JobRelay `json:"relays,omitempty"`
 	// Totals of the access log, kept as entries are stored.
 	Requests  int64  `json:"requests"`
 	TCP       int64  `json:"tcp"`
