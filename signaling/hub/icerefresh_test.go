@@ -25,7 +25,7 @@ func TestICERefresh(t *testing.T) {
 		clock := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)
 		tick := func() { mu.Lock(); clock = clock.Add(proto.ICERefreshInterval); mu.Unlock() }
 		b := newBubble(t, Options{
-			Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+			Now:        func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
 			ICEServers: func(string, time.Time, AgentPlace) []proto.ICEServer { return []proto.ICEServer{relayA} },
 			RefreshICEServers: func(_ string, _ time.Time, _ AgentPlace, failed []string) []proto.ICEServer {
 				asked = append(asked, failed)
