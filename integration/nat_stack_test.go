@@ -30,6 +30,7 @@ import (
 const (
 	natSignalIP = "203.0.113.10" // porthole-signaling on TCP 443
 	natRelayIP  = "203.0.113.30" // porthole-turn: UDP 3478, TCP 443
+	natRelayBIP = "203.0.113.31" // the second relay, when natOptions.twoRelays
 	natDeviceID = "printer-1"
 )
 
@@ -43,6 +44,10 @@ type natServices struct {
 	techToken string
 	secret    []byte
 	relay     *netlab.Host
+	// relayProc is the relay's porthole-turn; relayB and relayBProc the
+	// second relay's, with natOptions.twoRelays.
+	relayProc, relayBProc *proc.Proc
+	relayB                *netlab.Host
 	// caFile holds the CA of the relay's TLS certificate (relayTLS), and
 	// relaySPKI the base64 SHA-256 of its public key (for Chromium's
 	// --ignore-certificate-errors-spki-list, which trusts that key only).
@@ -58,6 +63,11 @@ type natOptions struct {
 	relayTLS bool
 	// relayPorts confines relayed addresses ("MIN-MAX").
 	relayPorts string
+	// twoRelays: a second porthole-turn at natRelayBIP, and signaling
+	// chooses per session between the two by region (--turn-relay
+	// eu=the first, us=the second; an agent in "eu" gets the first),
+	// TURN over UDP only, no STUN URL.
+	twoRelays bool
 	// appOrigin is the app's origin (default http://app.test:443); a
 	// *.localhost one is a secure context, where Chromium keeps the
 	// app's __Host- login cookie.
@@ -98,7 +108,16 @@ func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin s
 	if opt.relayPorts != "" {
 		relayArgs = append(relayArgs, "--relay-ports", opt.relayPorts)
 	}
-	s.relay.StartAndWait("porthole-turn", bin["porthole-turn"], relayArgs, `porthole-turn listening`, 15*time.Second)
+	s.relayProc, _ = s.relay.StartAndWait("porthole-turn", bin["porthole-turn"], relayArgs, `porthole-turn listening`, 15*time.Second)
+	var relayFlags []string
+	if opt.twoRelays {
+		s.relayB = lab.Host("relay-b", inet, natRelayBIP)
+		s.relayBProc, _ = s.relayB.StartAndWait("porthole-turn", bin["porthole-turn"],
+			[]string{"--udp", natRelayBIP + ":3478", "--tcp", natRelayBIP + ":443", "--public-ip", natRelayBIP, "--secret-file", secretFile},
+			`porthole-turn listening`, 15*time.Second)
+		iceURLs = nil
+		relayFlags = []string{"--turn-relay", "eu=turn:" + natRelayIP + ":3478?transport=udp", "--turn-relay", "us=turn:" + natRelayBIP + ":3478?transport=udp"}
+	}
 
 	appOrigin := opt.appOrigin
 	if appOrigin == "" {
@@ -116,7 +135,7 @@ func startNATServices(t *testing.T, lab *netlab.Lab, inet *netlab.Segment, bin s
 		// Development mode: dev technician tokens and #token= session links.
 		"--app-origin", appOrigin, "--insecure-dev-tokens",
 		"--data-dir", filepath.Join(s.dir, "signaling"),
-	}, iceArgs(iceURLs)...), `listening on`, 15*time.Second)
+	}, append(iceArgs(iceURLs), relayFlags...)...), `listening on`, 15*time.Second)
 	return s
 }
 
@@ -137,6 +156,8 @@ type siteOptions struct {
 	// noWait: return at once instead of waiting for the agent to
 	// connect to signaling.
 	noWait bool
+	// region is the agent's configured region, if any.
+	region string
 }
 
 // startSite starts the demo device on deviceHost and porthole-agent on
@@ -168,6 +189,9 @@ func (s *natServices) startSite(t *testing.T, agentHost, deviceHost *netlab.Host
 	}
 	if opt.proxy != nil {
 		conf["proxy"] = opt.proxy
+	}
+	if opt.region != "" {
+		conf["region"] = opt.region
 	}
 	cfg, _ := json.Marshal(conf)
 	path := filepath.Join(s.dir, "agent-"+agentHost.Name()+".json")
@@ -363,6 +387,28 @@ func (s *natServices) checkSitePath(t *testing.T, tp natTopology, r natResult) (
 	return site
 }
 
+// apiGet GETs path of signaling's API as the technician, from host, and
+// decodes the answer into v.
+func (s *natServices) apiGet(t *testing.T, host *netlab.Host, path string, v any) {
+	t.Helper()
+	c := host.HTTPClient(10 * time.Second)
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, s.signalURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+s.techToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
 // checkJobAndHealth checks, through signaling's API as the technician
 // (from the internet: the technician's own network may allow only a
 // proxy), that the session's job records the agent's account of the path
@@ -370,25 +416,7 @@ func (s *natServices) checkSitePath(t *testing.T, tp natTopology, r natResult) (
 // the device's health says how its agent reaches signaling.
 func (s *natServices) checkJobAndHealth(t *testing.T, tp natTopology) {
 	t.Helper()
-	c := s.relay.HTTPClient(10 * time.Second)
-	defer c.CloseIdleConnections()
-	get := func(path string, v any) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, s.signalURL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+s.techToken)
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			t.Fatalf("GET %s: %s %s", path, resp.Status, b)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-	}
+	get := func(path string, v any) { t.Helper(); s.apiGet(t, s.relay, path, v) }
 	// Every rung is in the job: direct, or relay with the agent's relay
 	// transport (TURN/UDP, TCP, TLS, through the proxy) and the reason the
 	// site needs it when the agent can tell.

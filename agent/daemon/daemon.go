@@ -417,6 +417,10 @@ func (a *Agent) handle(ctx context.Context, env *proto.Envelope) {
 			a.log.Info("signaling message refused", "session", s.id, "type", env.Type, "err", err)
 			_ = a.send(proto.TypeError, env.Session, &proto.Error{Code: proto.CodeOf(err), Message: err.Error()})
 		}
+	case proto.TypeICEServers:
+		if s := a.session(env.Session); s != nil {
+			a.applyICEServers(s, env)
+		}
 	case proto.TypeError:
 		var e proto.Error
 		_ = proto.DecodeData(env, &e)

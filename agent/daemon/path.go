@@ -13,7 +13,7 @@ func (a *Agent) reportPath(s *session, r pathReport) {
 		return
 	}
 	_ = a.send(proto.TypeSessionPath, s.id, &proto.SessionPath{Path: r.path, Local: candType(r.local), Remote: candType(r.remote),
-		Relay: r.relay, Proxy: r.proxy, Site: r.site})
+		Relay: r.relay, Proxy: r.proxy, Site: r.site, RelayServer: r.relayServer})
 }
 
 // pathReport is the agent's account of a connected session's path.
@@ -23,6 +23,7 @@ type pathReport struct {
 	relay         string // the agent's relay transport (udp, tcp, tls) when its end is a relay
 	proxy         string // the site's proxy that relay connection went through
 	site          string // a proto.Site… reason, when the agent can tell
+	relayServer   string // which relay: its TURN URL, or its address
 }
 
 func newPathReport(p peerconn.Path, proxy string, localTypes, remoteTypes []string) pathReport {

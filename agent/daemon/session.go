@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -25,7 +26,6 @@ type session struct {
 	device  *device
 	user    string
 	expires time.Time
-	ice     []proto.ICEServer
 	// proxy is the session's own access to the device: its cookie jar and
 	// credentials outlive a replaced peer connection (a reloaded shell
 	// stays logged in) and end with the session.
@@ -43,11 +43,24 @@ type session struct {
 	mu     sync.Mutex
 	rtc    *rtcPeer
 	closed bool
+	// ice is the session's ICE servers: session.open's, then the latest
+	// ice.servers (a relay was lost).
+	ice []proto.ICEServer
+}
+
+// servers returns the session's ICE servers now.
+func (s *session) servers() []proto.ICEServer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ice
 }
 
 // rtcPeer is one peer connection of a session and the tunnel served on it.
 type rtcPeer struct {
-	pc     *webrtc.PeerConnection
+	pc *webrtc.PeerConnection
+	// relay is the TURN URLs of the relay the agent's end of the path
+	// went through when it was last connected (nil: not relayed).
+	relay  atomic.Pointer[[]string]
 	peer   *negotiate.Peer
 	tunnel *tunnel.Session
 	cancel context.CancelFunc
@@ -93,7 +106,7 @@ func (s *session) close() {
 func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 	dials := &peerconn.DialLog{}
 	pc, err := peerconn.NewPeerConnection(peerconn.Config{
-		ICEServers:   s.ice,
+		ICEServers:   s.servers(),
 		LoopbackOnly: a.cfg.LoopbackOnly,
 		Logger:       a.log,
 		Egress:       a.cfg.Egress,
@@ -124,6 +137,16 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 			rep := pathReport{path: "unknown"}
 			if info, err := peerconn.PathInfo(pc); err == nil {
 				rep = newPathReport(info, dials.Proxy(info), lt, rt)
+				if info.LocalType == "relay" {
+					urls := peerconn.RelayURL(s.servers(), info.RelayAddr)
+					r.relay.Store(&urls)
+					rep.relayServer = info.RelayAddr
+					if len(urls) > 0 {
+						rep.relayServer = urls[0]
+					}
+				} else {
+					r.relay.Store(nil)
+				}
 			}
 			a.reportPath(s, rep)
 			a.log.Info("technician connected", "session", s.id, "device", s.device.cfg.ID, "user", s.user, "path", rep.path,
@@ -136,6 +159,14 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 			// than when its idle timeout fires.
 			a.log.Info("connection to the technician interrupted; waiting for an ICE restart", "session", s.id)
 			go a.checkSignaling()
+			// Through a relay, the relay may be what broke: ask for the
+			// session's relays without it, so that the technician's
+			// restart finds this side ready on another (signaling answers
+			// both sides, once a second at most).
+			if urls := r.relay.Load(); urls != nil {
+				a.log.Info("asking signaling for the session's relays anew", "session", s.id, "lost", strings.Join(*urls, " "))
+				_ = a.send(proto.TypeICERefresh, s.id, &proto.ICERefresh{Failed: firstN(*urls, proto.MaxFailedRelays)})
+			}
 		case webrtc.PeerConnectionStateFailed:
 			// Only the session's current peer may end it; a replaced one
 			// failing is expected. The technician may still restart ICE.
@@ -150,6 +181,30 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 	r.cancel = cancel
 	r.tunnel = srv.Start(tctx, pc)
 	return r, nil
+}
+
+// firstN is at most the first n of s.
+func firstN(s []string, n int) []string { return s[:min(len(s), n)] }
+
+// applyICEServers takes signaling's ice.servers for s: the session's next
+// peer connections use them, and the current one at its next ICE restart.
+func (a *Agent) applyICEServers(s *session, env *proto.Envelope) {
+	var up proto.ICEServersUpdate
+	if err := proto.DecodeData(env, &up); err != nil {
+		a.log.Info("ice.servers refused", "session", s.id, "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.ice = up.ICEServers
+	r := s.rtc
+	s.mu.Unlock()
+	if r != nil {
+		if err := peerconn.SetICEServers(r.pc, up.ICEServers); err != nil {
+			a.log.Warn("the new ICE servers were refused", "session", s.id, "err", err)
+			return
+		}
+	}
+	a.log.Info("relays refreshed for the session", "session", s.id, "relays", strings.Join(up.Relays, " "))
 }
 
 // clientOrigin is the tunnel's and the fallback's RequestContext: the

@@ -233,6 +233,9 @@ type Path struct {
 	LocalType    string
 	Relay        string
 	LocalRelated string
+	// RelayAddr is, for a local relay candidate, its address: the TURN
+	// relay's own IP (RelayURL finds which configured relay that is).
+	RelayAddr string
 }
 
 // String describes the path on one line: "direct (host udp A <-> srflx
@@ -274,6 +277,7 @@ func PathInfo(pc *webrtc.PeerConnection) (Path, error) {
 	}
 	if pair.Local.Typ == webrtc.ICECandidateTypeRelay {
 		p.LocalRelated = net.JoinHostPort(pair.Local.RelatedAddress, fmt.Sprint(pair.Local.RelatedPort))
+		p.RelayAddr = pair.Local.Address
 		if ok {
 			// Remote candidates carry no relay protocol; local ones do, in
 			// the stats.

@@ -76,6 +76,14 @@ type Session struct {
 	resumes     atomic.Int64
 	rejoining   atomic.Bool
 	sitePath    atomic.Pointer[proto.SessionPath]
+	// ice is the session's ICE servers (session.ready's, then the latest
+	// ice.servers); relay the TURN URLs of the relay this side went
+	// through when last connected (nil: not relayed); refreshed is
+	// signalled on each ice.servers applied, at refreshedAt (Unix ns).
+	ice         atomic.Pointer[[]proto.ICEServer]
+	relay       atomic.Pointer[[]string]
+	refreshed   chan []string
+	refreshedAt atomic.Int64
 
 	ended    chan struct{}
 	endOnce  sync.Once
@@ -150,6 +158,8 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	connected := make(chan webrtc.PeerConnectionState, 4)
 	s.progress = progress
 	s.restored = make(chan struct{}, 1)
+	s.refreshed = make(chan []string, 1)
+	s.ice.Store(&ready.ICEServers)
 	s.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Debug("peer connection state", "state", st)
 		if s.established.Load() {
@@ -160,12 +170,16 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 				s.wg.Add(1)
 				go s.recover()
 			case webrtc.PeerConnectionStateConnected:
+				s.noteRelay()
 				select {
 				case s.restored <- struct{}{}:
 				default:
 				}
 			}
 			return
+		}
+		if st == webrtc.PeerConnectionStateConnected {
+			s.noteRelay()
 		}
 		select {
 		case connected <- st:
@@ -264,6 +278,8 @@ func (s *Session) readLoop(peer *negotiate.Peer) {
 				if err := peer.Handle(env); err != nil {
 					s.log.Warn("peering message refused", "type", env.Type, "err", err)
 				}
+			case proto.TypeICEServers:
+				s.applyICEServers(env)
 			case proto.TypeSessionEnd:
 				var e proto.SessionEnd
 				if err := proto.DecodeData(env, &e); err != nil {
@@ -350,13 +366,24 @@ func (s *Session) recover() {
 	start := time.Now()
 	deadline := time.NewTimer(RecoveryTimeout)
 	defer deadline.Stop()
+	lost := s.relay.Load()
 	for attempt := 1; ; attempt++ {
 		if st := s.pc.ConnectionState(); st == webrtc.PeerConnectionStateConnected || st == webrtc.PeerConnectionStateClosed {
 			return
 		}
 		s.restarts.Add(1)
+		if lost != nil && attempt <= maxRelayRefreshes {
+			// Through a relay, the relay may be what broke: restart with
+			// the session's relays without it.
+			if relays, ok := s.refreshRelays(*lost); ok {
+				s.progress(fmt.Sprintf("relay lost (%s), reconnecting through relay %s (attempt %d)…", hostsOf(*lost), strings.Join(relays, ", "), attempt))
+			} else {
+				s.progress(fmt.Sprintf("relay lost (%s), no new relays from signaling yet; restarting ICE (attempt %d)…", hostsOf(*lost), attempt))
+			}
+		} else {
+			s.progress(fmt.Sprintf("connection to the agent interrupted; restarting ICE (attempt %d)…", attempt))
+		}
 		s.log.Info("connection to the agent interrupted; restarting ICE", "attempt", attempt)
-		s.progress(fmt.Sprintf("connection to the agent interrupted; restarting ICE (attempt %d)…", attempt))
 		if err := s.peer.Restart(); err != nil {
 			s.log.Warn("ICE restart failed", "err", err)
 		}
@@ -490,6 +517,86 @@ func (s *Session) Rejoining() bool { return s.rejoining.Load() }
 // Resumes counts the times the session rejoined signaling after its
 // connection closed (a node drained).
 func (s *Session) Resumes() int64 { return s.resumes.Load() }
+
+// RefreshWait bounds the wait for signaling's ice.servers before an ICE
+// restart goes ahead with the servers it has; maxRelayRefreshes is how
+// many restarts of one recovery ask for relays anew (signaling bounds
+// them per session too).
+const (
+	RefreshWait       = 2 * time.Second
+	maxRelayRefreshes = 3
+)
+
+// noteRelay records which relay this side's end of the new path goes
+// through (nil when not relayed).
+func (s *Session) noteRelay() {
+	p, err := s.Path()
+	if err != nil || p.LocalType != "relay" {
+		s.relay.Store(nil)
+		return
+	}
+	urls := peerconn.RelayURL(*s.ice.Load(), p.RelayAddr)
+	if len(urls) == 0 {
+		urls = []string{"turn:" + p.RelayAddr} // unnamed: signaling matches no relay, and says so
+	}
+	s.relay.Store(&urls)
+}
+
+// refreshRelays asks signaling for the session's relays without lost and
+// waits, at most RefreshWait, for them to be applied; an ice.servers that
+// arrived moments ago (the agent asked first) is used as it is. It
+// returns the relays now configured.
+func (s *Session) refreshRelays(lost []string) ([]string, bool) {
+	if time.Since(time.Unix(0, s.refreshedAt.Load())) < 2*proto.ICERefreshInterval {
+		return peerconn.RelayHosts(*s.ice.Load()), true
+	}
+	select {
+	case <-s.refreshed: // stale
+	default:
+	}
+	s.log.Info("asking signaling for the session's relays anew", "lost", strings.Join(lost, " "))
+	if err := s.conn.Send(proto.TypeICERefresh, s.Info.Session, &proto.ICERefresh{Failed: lost[:min(len(lost), proto.MaxFailedRelays)]}); err != nil {
+		s.log.Warn("ice.refresh not sent", "err", err)
+		return nil, false
+	}
+	t := time.NewTimer(RefreshWait)
+	defer t.Stop()
+	select {
+	case relays := <-s.refreshed:
+		return relays, true
+	case <-t.C:
+		return nil, false
+	case <-s.ended:
+		return nil, false
+	}
+}
+
+// applyICEServers takes signaling's ice.servers: the next ICE restart
+// gathers with them.
+func (s *Session) applyICEServers(env *proto.Envelope) {
+	var up proto.ICEServersUpdate
+	if err := proto.DecodeData(env, &up); err != nil {
+		s.log.Warn("ice.servers refused", "err", err)
+		return
+	}
+	if err := peerconn.SetICEServers(s.pc, up.ICEServers); err != nil {
+		s.log.Warn("the new ICE servers were refused", "err", err)
+		return
+	}
+	s.ice.Store(&up.ICEServers)
+	s.refreshedAt.Store(time.Now().UnixNano())
+	relays := peerconn.RelayHosts(up.ICEServers)
+	s.log.Info("relays refreshed for the session", "relays", strings.Join(relays, " "))
+	select {
+	case s.refreshed <- relays:
+	default:
+	}
+}
+
+// hostsOf is the host:port of each TURN URL.
+func hostsOf(urls []string) string {
+	return strings.Join(peerconn.RelayHosts([]proto.ICEServer{{URLs: urls}}), ", ")
+}
 
 // Restarts counts the ICE restarts this session has made.
 func (s *Session) Restarts() int64 { return s.restarts.Load() }
