@@ -51,42 +51,11 @@ func TestNATICERestart(t *testing.T) {
 	defer dc.CloseIdleConnections()
 	before := deviceRequests(t, dc, deviceURL)
 
-	// A response streaming across the change: 40 chunks, 150 ms apart.
-	const chunks = 40
-	var wg sync.WaitGroup
-	var streamErr error
-	var streamLines int
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		resp, err := tc.Get(fmt.Sprintf("%s/slow?ms=150&chunks=%d", base, chunks))
-		if err != nil {
-			streamErr = err
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		streamErr = err
-		streamLines = strings.Count(string(b), "\n")
-	}()
-
-	// Numbered non-idempotent requests, one after another; the address
-	// changes after the fifth.
+	// A response streaming across the change, and numbered requests; the
+	// address changes after the fifth.
 	const total = 30
-	changeAt := make(chan struct{})
-	seqErrs := make([]error, total+1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 1; i <= total; i++ {
-			seqErrs[i] = postSeq(tc, base, i)
-			if i == 5 {
-				close(changeAt)
-			}
-		}
-	}()
-
-	<-changeAt
+	load := startSeqLoad(tc, base, total, 5)
+	<-load.reached
 	changed := time.Now()
 	old := agentHost.Readdress("192.168.1.11")
 	t.Logf("agent re-addressed from %s to %s", old, agentHost.Addr())
@@ -98,7 +67,7 @@ func TestNATICERestart(t *testing.T) {
 		t.Fatalf("the session did not recover: %v\nagent:\n%s", err, agent.Tail(30))
 	}
 	recovered := time.Since(changed)
-	wg.Wait()
+	load.wait()
 	t.Logf("restored %s after the change (CLI: %s after the break was noticed, %s restart(s)): %s",
 		recovered.Round(time.Millisecond), m[1], m[2], m[3])
 	if _, err := agent.WaitLine(ctx, agentRestarted); err != nil {
@@ -107,14 +76,7 @@ func TestNATICERestart(t *testing.T) {
 	if strings.Contains(m[3], " "+old.String()+":") {
 		t.Errorf("the restored path still uses the agent's old address %s: %s", old, m[3])
 	}
-	for i := 1; i <= total; i++ {
-		if seqErrs[i] != nil {
-			t.Errorf("request %d: %v", i, seqErrs[i])
-		}
-	}
-	if streamErr != nil || streamLines != chunks {
-		t.Errorf("streaming response across the change: %d of %d chunks, %v", streamLines, chunks, streamErr)
-	}
+	load.check(t)
 	// The device served each request exactly once: the numbered ones, the
 	// stream, and the second stats request itself.
 	after := deviceRequests(t, dc, deviceURL)
@@ -156,6 +118,76 @@ func newRestartLab(t *testing.T, bin stack.Binaries) *restartLab {
 
 // restartResult is TestNATICERestart's one-line summary.
 var restartResult string
+
+// seqLoad is the load of the restart tests, through a CLI's local URL:
+// one response streaming across the break (seqChunks chunks, 150 ms
+// apart) and numbered non-idempotent requests one after another.
+type seqLoad struct {
+	reached chan struct{} // closed once request `at` was answered
+	wg      sync.WaitGroup
+	errs    []error     // by request number
+	done    []time.Time // when each request was answered, by number
+
+	streamErr   error
+	streamLines int
+}
+
+const seqChunks = 40
+
+// startSeqLoad starts total numbered requests and the stream.
+func startSeqLoad(c *http.Client, base string, total, at int) *seqLoad {
+	l := &seqLoad{reached: make(chan struct{}), errs: make([]error, total+1), done: make([]time.Time, total+1)}
+	l.wg.Add(2)
+	go func() {
+		defer l.wg.Done()
+		resp, err := c.Get(fmt.Sprintf("%s/slow?ms=150&chunks=%d", base, seqChunks))
+		if err != nil {
+			l.streamErr = err
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		l.streamErr = err
+		l.streamLines = strings.Count(string(b), "\n")
+	}()
+	go func() {
+		defer l.wg.Done()
+		for i := 1; i <= total; i++ {
+			l.errs[i] = postSeq(c, base, i)
+			l.done[i] = time.Now()
+			if i == at {
+				close(l.reached)
+			}
+		}
+	}()
+	return l
+}
+
+// wait waits for every request and the stream to end.
+func (l *seqLoad) wait() { l.wg.Wait() }
+
+// check fails t for each request without its answer and a short stream.
+func (l *seqLoad) check(t *testing.T) {
+	t.Helper()
+	for i, err := range l.errs[1:] {
+		if err != nil {
+			t.Errorf("request %d: %v", i+1, err)
+		}
+	}
+	if l.streamErr != nil || l.streamLines != seqChunks {
+		t.Errorf("streaming response across the break: %d of %d chunks, %v", l.streamLines, seqChunks, l.streamErr)
+	}
+}
+
+// firstAfter is the first numbered request answered after t0, and when.
+func (l *seqLoad) firstAfter(t0 time.Time) (int, time.Time) {
+	for i, d := range l.done[1:] {
+		if d.After(t0) {
+			return i + 1, d
+		}
+	}
+	return 0, time.Time{}
+}
 
 // postSeq sends POST /echo?seq=i and checks the device echoed i.
 func postSeq(c *http.Client, base string, i int) error {

@@ -234,8 +234,10 @@ type Path struct {
 	Relay        string
 	LocalRelated string
 	// RelayAddr is, for a local relay candidate, its address: the TURN
-	// relay's own IP (RelayURL finds which configured relay that is).
-	RelayAddr string
+	// relay's own IP (RelayURL finds which configured relay that is);
+	// RemoteRelayAddr the same of a remote relay candidate (the other
+	// peer's relay, which is one of the session's too).
+	RelayAddr, RemoteRelayAddr string
 }
 
 // String describes the path on one line: "direct (host udp A <-> srflx
@@ -274,6 +276,9 @@ func PathInfo(pc *webrtc.PeerConnection) (Path, error) {
 	st, ok := it.GetSelectedCandidatePairStats()
 	if ok && st.CurrentRoundTripTime > 0 {
 		p.RTT = time.Duration(st.CurrentRoundTripTime * float64(time.Second))
+	}
+	if pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+		p.RemoteRelayAddr = pair.Remote.Address
 	}
 	if pair.Local.Typ == webrtc.ICECandidateTypeRelay {
 		p.LocalRelated = net.JoinHostPort(pair.Local.RelatedAddress, fmt.Sprint(pair.Local.RelatedPort))

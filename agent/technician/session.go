@@ -527,17 +527,22 @@ const (
 	maxRelayRefreshes = 3
 )
 
-// noteRelay records which relay this side's end of the new path goes
-// through (nil when not relayed).
+// noteRelay records which relay the new path goes through (nil when not
+// relayed): this side's, or else the agent's (a technician that reaches
+// the agent's relay directly still depends on it).
 func (s *Session) noteRelay() {
 	p, err := s.Path()
-	if err != nil || p.LocalType != "relay" {
+	addr := p.RelayAddr
+	if addr == "" {
+		addr = p.RemoteRelayAddr
+	}
+	if err != nil || addr == "" {
 		s.relay.Store(nil)
 		return
 	}
-	urls := peerconn.RelayURL(*s.ice.Load(), p.RelayAddr)
+	urls := peerconn.RelayURL(*s.ice.Load(), addr)
 	if len(urls) == 0 {
-		urls = []string{"turn:" + p.RelayAddr} // unnamed: signaling matches no relay, and says so
+		urls = []string{"turn:" + addr} // unnamed: signaling matches no relay and leaves none out
 	}
 	s.relay.Store(&urls)
 }
