@@ -134,7 +134,7 @@ func TestShellIsNeverFramedOrASubresource(t *testing.T) {
 }
 
 func TestEachOriginServesOnlyItsOwnAssets(t *testing.T) {
-	shellOnly := []string{"shell.js", "tokenstore.js", "signaling.js", "tunnel.js", "toolbar.js", "credentials.js", "recovery.js", "pathreason.js", "shell.css", "bar.js", "bar.css"}
+	shellOnly := []string{"shell.js", "tokenstore.js", "signaling.js", "tunnel.js", "toolbar.js", "credentials.js", "recovery.js", "relayswitch.js", "pathreason.js", "shell.css", "bar.js", "bar.css"}
 	deviceOnly := []string{"sw.js", "pages.js", "inject.js", "relay.js", "notice.css", "relay.html", "page.js", "ended"}
 	both := []string{"headers.js", "frames.js", "protocol.js", "strictjson.js", "messages.js"}
 	type tc struct {

@@ -116,6 +116,11 @@ export const en = {
   'recovery.giveUp.one': 'The connection to the agent broke and {count} ICE restart in {seconds} s did not restore it.',
   'recovery.giveUp.other': 'The connection to the agent broke and {count} ICE restarts in {seconds} s did not restore it.',
 
+  // moving to another relay (relayswitch.js)
+  'relay.lost': 'Relay lost ({lost}); reconnecting through relay {relay}…',
+  'relay.lostAttempt': 'Relay lost ({lost}); reconnecting through relay {relay}… (attempt {attempt})',
+  'relay.lostNoNew': 'Relay lost ({lost}); reconnecting… (attempt {attempt})',
+
   // the device's sign-in dialog (credentials.js)
   'credentials.heading': 'The device asks you to sign in',
   'credentials.text': '{device} wants a user name and password. Porthole passes them to the device for this session only.',

@@ -21,6 +21,7 @@ import { Tunnel } from './tunnel.js';
 import { createToolbar, explainPath, pathFromStats, pathLabel } from './toolbar.js';
 import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
+import { relayOf, iceServersOf, relayLostText, REFRESH_WAIT, MAX_REFRESHES, REFRESH_FRESH, MAX_FAILED_RELAYS } from './relayswitch.js';
 import { MSG, pageHint, deviceOriginOf } from './protocol.js';
 import * as tokens from './tokenstore.js';
 import { serveWebSocketPort } from './wsport.js';
@@ -74,6 +75,10 @@ const state = {
   haveAnswer: false,
   endReason: '',
   recovery: null, // ICE restarts after the first connection (recovery.js)
+  iceServers: [], // the session's ICE servers: session.ready's, then the latest ice.servers
+  pathRelay: null, // TURN URLs of the relay the path went through when last connected (relayswitch.js)
+  refreshedAt: 0, // Date.now() of the last ice.servers applied
+  refreshWaiter: null, // resolves with the relays of the next ice.servers
   sitePath: null, // the agent's own report of its end of the path (session.path)
   noticeTimer: null,
   barChannel: null,
@@ -367,6 +372,8 @@ async function onSignal(env) {
       // tell from this side (a proxy at the site, TLS only).
       state.sitePath = d;
       return;
+    case 'ice.servers':
+      return applyICEServers(d);
     case 'session.end': {
       const end = endOf(d);
       return endSession(end.reason, end.message, false);
@@ -378,6 +385,9 @@ async function onSignal(env) {
       // session, which belongs to another window.
       if (!state.joined) return refused(err);
       if (!state.pc) return fail(err);
+      // Both peers asked for new relays at once: the first answer went to
+      // both, so the refusal of the second is no news.
+      if (err.code === 'rate_limited' && state.recovery?.recovering) return;
       state.toolbar.notify(t('notice.error', { detail: err.detail || t('notice.errorFallback'), code: err.code }), 'warning');
       return;
     }
@@ -412,6 +422,7 @@ async function startPeer(ready) {
   publishBar();
   const pc = new RTCPeerConnection({ iceServers: r.iceServers });
   state.pc = pc;
+  state.iceServers = r.iceServers;
   state.tunnel = new Tunnel(pc);
   state.tunnel.prime(() => step('channel-open'));
   wakeReadyWaiters();
@@ -420,7 +431,7 @@ async function startPeer(ready) {
   });
   pc.onicecandidate = (e) => state.signaling.send('candidate', candidateData(e.candidate));
   state.recovery = new Recovery({
-    restart: () => restartIce(pc),
+    restart: (attempt) => restartIce(pc, attempt),
     notice: (text, level) => {
       clearTimeout(state.noticeTimer);
       state.toolbar.notify(text, level);
@@ -440,6 +451,7 @@ async function startPeer(ready) {
         markConnected();
         setStatus('');
         pollStats();
+        noteRelay(pc);
         break;
       case 'failed':
         // After the first connection, recovery restarts ICE instead.
@@ -464,8 +476,16 @@ async function startPeer(ready) {
  * again as it is (it may have been lost while the agent reconnected to
  * signaling); its SDP carries the candidates gathered so far.
  */
-async function restartIce(pc) {
+async function restartIce(pc, attempt = 1) {
   if (state.ended || pc !== state.pc || pc.connectionState === 'closed') return;
+  const lost = state.pathRelay;
+  if (lost && attempt <= MAX_REFRESHES && pc.signalingState !== 'have-local-offer') {
+    // Through a relay, the relay may be what broke: restart through the
+    // session's relays without it.
+    const relays = await refreshRelays(lost);
+    if (state.ended || pc !== state.pc || pc.connectionState === 'connected') return;
+    state.toolbar.notify(relayLostText(lost, relays, attempt), 'warning');
+  }
   state.haveAnswer = false;
   state.pendingCandidates.length = 0;
   if (pc.signalingState === 'have-local-offer' && pc.localDescription) {
@@ -476,6 +496,55 @@ async function restartIce(pc) {
   const offer = await pc.createOffer({ iceRestart: true });
   await pc.setLocalDescription(offer);
   state.signaling.send('offer', { type: 'offer', sdp: pc.localDescription.sdp });
+}
+
+/** Records which relay the new path goes through (null when none). */
+async function noteRelay(pc) {
+  try {
+    const report = await pc.getStats();
+    if (pc === state.pc && pc.connectionState === 'connected') state.pathRelay = relayOf(report, state.iceServers);
+  } catch {
+    // without stats, a lost relay restarts ICE with the servers it has
+  }
+}
+
+/**
+ * Asks signaling for the session's relays without lost and waits, at most
+ * REFRESH_WAIT, for them; an ice.servers that came moments ago (the agent
+ * asked first) is used as it is. Returns the relays (host:port) now set.
+ */
+function refreshRelays(lost) {
+  if (Date.now() - state.refreshedAt < REFRESH_FRESH) return Promise.resolve(iceServersOf({ iceServers: state.iceServers })?.relays || []);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      state.refreshWaiter = null;
+      resolve([]);
+    }, REFRESH_WAIT);
+    state.refreshWaiter = (relays) => {
+      clearTimeout(timer);
+      state.refreshWaiter = null;
+      resolve(relays);
+    };
+    state.signaling.send('ice.refresh', { failed: lost.filter((u) => /^turns?:/.test(u)).slice(0, MAX_FAILED_RELAYS) });
+  });
+}
+
+/** Takes signaling's ice.servers: the next ICE restart gathers with them. */
+function applyICEServers(d) {
+  const up = iceServersOf(d);
+  if (!up || !state.pc) {
+    console.warn('porthole: ice.servers refused');
+    return;
+  }
+  try {
+    state.pc.setConfiguration({ ...state.pc.getConfiguration(), iceServers: up.iceServers });
+  } catch (err) {
+    console.warn('porthole: the new ICE servers were refused:', err.message);
+    return;
+  }
+  state.iceServers = up.iceServers;
+  state.refreshedAt = Date.now();
+  state.refreshWaiter?.(up.relays);
 }
 
 function pollStats() {
