@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -126,6 +127,7 @@ type seqLoad struct {
 	reached chan struct{} // closed once request `at` was answered
 	wg      sync.WaitGroup
 	errs    []error     // by request number
+	started []time.Time // when each request was sent, by number
 	done    []time.Time // when each request was answered, by number
 
 	streamErr   error
@@ -136,7 +138,7 @@ const seqChunks = 40
 
 // startSeqLoad starts total numbered requests and the stream.
 func startSeqLoad(c *http.Client, base string, total, at int) *seqLoad {
-	l := &seqLoad{reached: make(chan struct{}), errs: make([]error, total+1), done: make([]time.Time, total+1)}
+	l := &seqLoad{reached: make(chan struct{}), errs: make([]error, total+1), started: make([]time.Time, total+1), done: make([]time.Time, total+1)}
 	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
@@ -153,6 +155,7 @@ func startSeqLoad(c *http.Client, base string, total, at int) *seqLoad {
 	go func() {
 		defer l.wg.Done()
 		for i := 1; i <= total; i++ {
+			l.started[i] = time.Now()
 			l.errs[i] = postSeq(c, base, i)
 			l.done[i] = time.Now()
 			if i == at {
@@ -179,11 +182,13 @@ func (l *seqLoad) check(t *testing.T) {
 	}
 }
 
-// firstAfter is the first numbered request answered after t0, and when.
+// firstAfter is the first numbered request sent after t0, and when it was
+// answered: sent after the break, it can only have gone the new way (one
+// in flight at t0 may have been answered the old way just before).
 func (l *seqLoad) firstAfter(t0 time.Time) (int, time.Time) {
-	for i, d := range l.done[1:] {
-		if d.After(t0) {
-			return i + 1, d
+	for i, s := range l.started[1:] {
+		if s.After(t0) {
+			return i + 1, l.done[i+1]
 		}
 	}
 	return 0, time.Time{}
@@ -237,8 +242,39 @@ func TestNATICERestartBrowser(t *testing.T) {
 	bin := stack.Build(t)
 	const name = "2-eim-both, agent re-addressed (Chromium)"
 	rl := newRestartLab(t, bin)
-	info := rl.svc.createSession(t, rl.tech)
-	ctx := rl.tech.Chromium(chromedp.Flag("host-resolver-rules", browserResolverRules))
+	var old netip.Addr
+	b := runBrowserBreak(t, rl.svc, rl.tech, rl.deviceHost, rl.deviceURL, rl.agent, func() time.Time {
+		changed := time.Now()
+		old = rl.agentHost.Readdress("192.168.1.11")
+		t.Logf("agent re-addressed from %s to %s", old, rl.agentHost.Addr())
+		return changed
+	})
+	if len(b.Notices) == 0 || !strings.Contains(b.Notices[0], "reconnecting…") {
+		t.Errorf("the toolbar did not say reconnecting…: %q", b.Notices)
+	}
+	t.Logf("%s: recovered %s after the agent's address changed; notices %q; browser's pair now %s",
+		name, b.recovered.Round(time.Millisecond), b.Notices, b.after.First)
+}
+
+// browserBreak is what runBrowserBreak saw.
+type browserBreak struct {
+	Notices   []string
+	recovered time.Duration // from the break to "restored" in the toolbar
+	firstMS   int64         // from the break to the answer of the first numbered request sent after it
+	after     pathSettle    // the browser's pair once restored
+}
+
+// runBrowserBreak opens a session in headless Chromium on tech, starts the
+// restart tests' load from the device's page in the shell's frame, breaks
+// the path with brk after the fifth request (brk returns when it broke),
+// and checks that the shell
+// restarted ICE on the same peer connection and that every request was
+// answered exactly once (the device counts what it served), the stream
+// intact.
+func runBrowserBreak(t *testing.T, svc *natServices, tech, deviceHost *netlab.Host, deviceURL string, agent *proc.Proc, brk func() time.Time) browserBreak {
+	t.Helper()
+	info := svc.createSession(t, tech)
+	ctx := tech.Chromium(chromedp.Flag("host-resolver-rules", browserResolverRules))
 	if _, err := chromedp.Run(ctx, addInitScript(pcSpy)); err != nil {
 		t.Fatal(err)
 	}
@@ -258,9 +294,9 @@ func TestNATICERestartBrowser(t *testing.T) {
 	}
 	t.Logf("connected: %s", first.First)
 
-	dc := rl.deviceHost.HTTPClient(10 * time.Second)
+	dc := deviceHost.HTTPClient(10 * time.Second)
 	defer dc.CloseIdleConnections()
-	before := deviceRequests(t, dc, rl.deviceURL)
+	before := deviceRequests(t, dc, deviceURL)
 
 	// The page's requests, from the frame, through the worker and the
 	// tunnel; the toolbar's notices, as the shell shows them.
@@ -274,11 +310,12 @@ func TestNATICERestartBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := fmt.Sprintf(`(() => {
-		const r = window.__seq = {done: 0, errs: [], stream: -1, streamErr: ''};
+		const r = window.__seq = {done: 0, errs: [], stream: -1, streamErr: '', startAt: [], doneAt: []};
 		w.fetch('/slow?ms=150&chunks=%[2]d').then((res) => res.text()).then((t) => { r.stream = t.split('\n').length - 1; },
 			(e) => { r.streamErr = String(e); r.stream = 0; });
 		(async () => {
 			for (let i = 1; i <= %[1]d; i++) {
+				r.startAt.push(Date.now());
 				try {
 					const res = await w.fetch('/echo?seq=' + i, {method: 'POST', body: 'request ' + i});
 					const j = await res.json();
@@ -287,21 +324,21 @@ func TestNATICERestartBrowser(t *testing.T) {
 				} catch (e) {
 					r.errs.push(i + ': ' + e);
 				}
+				r.doneAt.push(Date.now());
 				r.done = i;
 			}
 		})();
 		return true;
 	})()`, total, chunks)
 	brDev[bool](t, tab, start)
-	// The address changes after the fifth request.
+	// The path breaks after the fifth request.
 	tab.waitDev(t, "the first requests", `window.__seq.done >= 5`)
-	changed := time.Now()
-	old := rl.agentHost.Readdress("192.168.1.11")
-	t.Logf("agent re-addressed from %s to %s", old, rl.agentHost.Addr())
+	broke := brk()
 
 	type outcome struct {
 		Done, Stream      int
 		Errs, Notices     []string
+		StartAt, DoneAt   []int64
 		StreamErr, Ending string
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 80*time.Second)
@@ -312,9 +349,9 @@ func TestNATICERestartBrowser(t *testing.T) {
 		const n = window.__notices || [];
 		return n.some((s) => s.startsWith('Connection to the agent restored')) || document.querySelector('section.ended') ? performance.now() : null;
 	})()`, chromedp.WithPollingInterval(20*time.Millisecond)))
-	recovered := time.Since(changed)
+	out := browserBreak{recovered: time.Since(broke)}
 	if err != nil {
-		t.Fatalf("the session did not recover: %v\nagent:\n%s", err, rl.agent.Tail(30))
+		t.Fatalf("the session did not recover: %v\nagent:\n%s", err, agent.Tail(30))
 	}
 	var res outcome
 	ending, err := chromedp.Run(rctx, chromedp.Evaluate[string](`document.querySelector('section.ended')?.innerText || ''`))
@@ -323,40 +360,44 @@ func TestNATICERestartBrowser(t *testing.T) {
 	}
 	if ending == "" {
 		tab.waitDev(t, "every request answered", `window.__seq.done >= 30 && window.__seq.stream >= 0`)
-		res = brDev[outcome](t, tab, `({done: window.__seq.done, stream: window.__seq.stream, errs: window.__seq.errs, streamErr: window.__seq.streamErr})`)
+		res = brDev[outcome](t, tab, `({done: window.__seq.done, stream: window.__seq.stream, errs: window.__seq.errs, streamErr: window.__seq.streamErr, startAt: window.__seq.startAt, doneAt: window.__seq.doneAt})`)
 	}
 	res.Ending = ending
 	if res.Notices, err = chromedp.Run(rctx, chromedp.Evaluate[[]string](`window.__notices`)); err != nil {
 		t.Fatal(err)
 	}
 	if res.Ending != "" {
-		t.Fatalf("the session ended: %q (notices %q)\nagent:\n%s", res.Ending, res.Notices, rl.agent.Tail(30))
+		t.Fatalf("the session ended: %q (notices %q)\nagent:\n%s", res.Ending, res.Notices, agent.Tail(30))
 	}
+	out.Notices = res.Notices
 	t.Logf("toolbar notices: %q", res.Notices)
-	if len(res.Notices) == 0 || !strings.Contains(res.Notices[0], "reconnecting…") {
-		t.Errorf("the toolbar did not say reconnecting…: %q", res.Notices)
+	// The first request sent after the break can only have gone the new
+	// way.
+	for i, at := range res.StartAt {
+		if at > broke.UnixMilli() && i < len(res.DoneAt) {
+			out.firstMS = res.DoneAt[i] - broke.UnixMilli()
+			break
+		}
 	}
-	if _, err := rl.agent.WaitLine(rctx, agentRestarted); err != nil {
+	if _, err := agent.WaitLine(rctx, agentRestarted); err != nil {
 		t.Errorf("the agent did not see an ICE restart: %v", err)
 	}
-	if tail := rl.agent.Tail(400); strings.Contains(tail, "replacing the peer connection") {
+	if tail := agent.Tail(400); strings.Contains(tail, "replacing the peer connection") {
 		t.Errorf("the agent replaced the peer connection instead of restarting ICE on it")
 	}
 	for _, e := range res.Errs {
 		t.Errorf("request %s", e)
 	}
 	if res.Stream != chunks {
-		t.Errorf("streaming response across the change: %d of %d chunks %s", res.Stream, chunks, res.StreamErr)
+		t.Errorf("streaming response across the break: %d of %d chunks %s", res.Stream, chunks, res.StreamErr)
 	}
-	after, err := chromedp.Run(wctx, chromedp.Evaluate[pathSettle](`window.__portholeSettle(false, 0)`, chromedp.EvalAwaitPromise))
-	if err != nil {
+	if out.after, err = chromedp.Run(wctx, chromedp.Evaluate[pathSettle](`window.__portholeSettle(false, 0)`, chromedp.EvalAwaitPromise)); err != nil {
 		t.Fatal(err)
 	}
 	// The device served each request exactly once: the numbered ones, the
 	// stream, and the second stats request itself.
-	if got, want := deviceRequests(t, dc, rl.deviceURL)-before, int64(total+1+1); got != want {
+	if got, want := deviceRequests(t, dc, deviceURL)-before, int64(total+1+1); got != want {
 		t.Errorf("the device served %d requests during the test, want %d (lost or duplicated requests)", got, want)
 	}
-	t.Logf("%s: recovered %s after the agent's address changed; notices %q; browser's pair now %s",
-		name, recovered.Round(time.Millisecond), res.Notices, after.First)
+	return out
 }

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/porthole-dev/porthole/integration/netlab"
 	"github.com/porthole-dev/porthole/integration/proc"
 	"github.com/porthole-dev/porthole/integration/stack"
+	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
 )
 
@@ -158,7 +161,7 @@ func TestNATRelayLost(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no request was answered after the kill")
 	}
-	t.Logf("relay A killed: first request answered through relay B (#%d) %s after the kill; CLI restored %s after the kill; job relays %+v",
+	t.Logf("relay A killed: first request sent after the kill (#%d, through relay B: A was dead) answered %s after the kill; CLI restored %s after the kill; job relays %+v",
 		n, first.Sub(killed).Round(time.Millisecond), restored.Round(time.Millisecond), relays)
 }
 
@@ -184,4 +187,35 @@ func (rl *relayLostLab) checkJobRelaysBefore(t *testing.T) {
 	if want := "turn:" + natRelayIP + ":3478?transport=udp"; len(got) != 1 || got[0].Relay != want || !got[0].Until.IsZero() {
 		t.Errorf("the job's relays before the kill: %+v, want %s alone, open", got, want)
 	}
+}
+
+// TestNATRelayLostBrowser is TestNATRelayLost with real headless Chromium
+// as the technician: the device's page in the shell's frame sends numbered
+// requests and reads a streaming response while relay A is killed. The
+// shell asks signaling for the session's relays without A, applies them
+// with setConfiguration, restarts ICE through relay B, and says so in the
+// toolbar ("Relay lost (A); reconnecting through relay B…", then
+// "restored"); every request is answered exactly once and the job lists
+// both relays.
+func TestNATRelayLostBrowser(t *testing.T) {
+	netlab.Require(t)
+	testenv.NeedBinary(t, netlab.ChromiumPath)
+	bin := stack.Build(t)
+	rl := newRelayLostLab(t, bin)
+	b := runBrowserBreak(t, rl.svc, rl.tech, rl.deviceHost, rl.deviceURL, rl.agent, func() time.Time {
+		rl.checkJobRelaysBefore(t)
+		killed := rl.killRelayA(t)
+		t.Logf("relay A (%s) killed", natRelayIP)
+		return killed
+	})
+	want := fmt.Sprintf("Relay lost (%s:3478); reconnecting through relay %s:3478", natRelayIP, natRelayBIP)
+	if !slices.ContainsFunc(b.Notices, func(n string) bool { return strings.HasPrefix(n, want) }) {
+		t.Errorf("the toolbar did not say %q: %q", want, b.Notices)
+	}
+	if !strings.Contains(b.after.First, natRelayBIP) || strings.Contains(b.after.First, natRelayIP+":") {
+		t.Errorf("the browser's pair is not through relay B (%s): %s", natRelayBIP, b.after.First)
+	}
+	relays := rl.checkJobRelays(t)
+	t.Logf("relay A killed (Chromium): first request sent after the kill (through relay B) answered %d ms after the kill; toolbar restored %s after it; pair now %s; job relays %+v",
+		b.firstMS, b.recovered.Round(time.Millisecond), b.after.First, relays)
 }

@@ -184,9 +184,10 @@ type SessionPath struct {
 	// Site says why the site needs the relay, when the agent can tell
 	// from its own candidates: one of the Site… values.
 	Site string `json:"site,omitempty"`
-	// RelayServer is, when the agent's end of the pair is a relay
-	// candidate, which relay: the TURN URL it came from when the agent can
-	// tell, else the relay's address. The job lists each relay a session
+	// RelayServer is, when the path is relayed, which relay: the agent's
+	// own, or else the technician's (both are among the session's relays),
+	// as the TURN URL it came from when the agent can tell, else the
+	// relay's address. The job lists each relay a session
 	// used (a relay lost mid-session moves it to another).
 	RelayServer string `json:"relayServer,omitempty"`
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -137,13 +138,18 @@ func (a *Agent) newPeer(ctx context.Context, s *session) (*rtcPeer, error) {
 			rep := pathReport{path: "unknown"}
 			if info, err := peerconn.PathInfo(pc); err == nil {
 				rep = newPathReport(info, dials.Proxy(info), lt, rt)
-				if info.LocalType == "relay" {
-					urls := peerconn.RelayURL(s.servers(), info.RelayAddr)
-					r.relay.Store(&urls)
-					rep.relayServer = info.RelayAddr
+				// Which relay the path goes through: the agent's own, or
+				// else the technician's (one of the session's relays too,
+				// which the agent reaches directly).
+				if addr := cmp.Or(info.RelayAddr, info.RemoteRelayAddr); addr != "" {
+					urls := peerconn.RelayURL(s.servers(), addr)
+					rep.relayServer = addr
 					if len(urls) > 0 {
 						rep.relayServer = urls[0]
+					} else {
+						urls = []string{"turn:" + addr} // unnamed: signaling matches no relay and leaves none out
 					}
+					r.relay.Store(&urls)
 				} else {
 					r.relay.Store(nil)
 				}

@@ -40,8 +40,8 @@ type Event struct {
 	// transport, its proxy, why the site needs the relay).
 	Path, Local, Remote string
 	Detail              string
-	// Relay is, when connected through a relay, the relay the agent's end
-	// uses (proto.SessionPath.RelayServer).
+	// Relay is, when connected through a relay, which one
+	// (proto.SessionPath.RelayServer).
 	Relay string
 	// Ended: a proto.EndReason or ReasonVerificationFailed, a message, and
 	// the admin who terminated the session.
