@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -366,7 +367,13 @@ func (s *Session) recover() {
 	start := time.Now()
 	deadline := time.NewTimer(RecoveryTimeout)
 	defer deadline.Stop()
+	// The relay of the path that broke: pion keeps the last selected pair
+	// until the restart (the pair may have changed since connected).
 	lost := s.relay.Load()
+	if _, err := s.Path(); err == nil {
+		s.noteRelay()
+		lost = s.relay.Load()
+	}
 	for attempt := 1; ; attempt++ {
 		if st := s.pc.ConnectionState(); st == webrtc.PeerConnectionStateConnected || st == webrtc.PeerConnectionStateClosed {
 			return
@@ -375,10 +382,12 @@ func (s *Session) recover() {
 		if lost != nil && attempt <= maxRelayRefreshes {
 			// Through a relay, the relay may be what broke: restart with
 			// the session's relays without it.
-			if relays, ok := s.refreshRelays(*lost); ok {
+			relays, ok := s.refreshRelays(*lost)
+			relays = slices.DeleteFunc(relays, func(h string) bool { return strings.Contains(hostsOf(*lost), h) })
+			if ok && len(relays) > 0 {
 				s.progress(fmt.Sprintf("relay lost (%s), reconnecting through relay %s (attempt %d)…", hostsOf(*lost), strings.Join(relays, ", "), attempt))
 			} else {
-				s.progress(fmt.Sprintf("relay lost (%s), no new relays from signaling yet; restarting ICE (attempt %d)…", hostsOf(*lost), attempt))
+				s.progress(fmt.Sprintf("relay lost (%s), no other relay from signaling; restarting ICE (attempt %d)…", hostsOf(*lost), attempt))
 			}
 		} else {
 			s.progress(fmt.Sprintf("connection to the agent interrupted; restarting ICE (attempt %d)…", attempt))

@@ -85,7 +85,10 @@ export function iceServersOf(d) {
 
 /** The toolbar text while a restart moves to another relay. */
 export function relayLostText(lost, relays, attempt) {
-  const args = { lost: relayHosts([{ urls: lost }]).join(', ') || lost.join(', '), relay: relays.join(', '), attempt };
-  if (!relays.length) return t('relay.lostNoNew', args);
+  const lostHosts = relayHosts([{ urls: lost }]);
+  // Signaling hands out the lost relay again when no other is configured.
+  const others = relays.filter((r) => !lostHosts.includes(r));
+  const args = { lost: lostHosts.join(', ') || lost.join(', '), relay: others.join(', '), attempt };
+  if (!others.length) return t('relay.lostNoNew', args);
   return t(attempt > 1 ? 'relay.lostAttempt' : 'relay.lost', args);
 }

@@ -554,6 +554,9 @@ function pollStats() {
     try {
       const report = await state.pc.getStats();
       const p = pathFromStats(report);
+      // The selected pair may change after 'connected' (a relayed pair
+      // first, a direct one once it validates): keep the relay current.
+      if (state.pc.connectionState === 'connected') state.pathRelay = relayOf(report, state.iceServers);
       state.toolbar.setPath(p, explainPath(report, state.sitePath));
       const label = pathLabel(p);
       if (label !== state.bar.path) {

@@ -48,4 +48,6 @@ test('relayLostText says which relay was lost and which one comes', () => {
   assert.equal(relayLostText(['turn:203.0.113.30:3478?transport=udp'], ['203.0.113.31:3478'], 1), 'Relay lost (203.0.113.30:3478); reconnecting through relay 203.0.113.31:3478…');
   assert.match(relayLostText(['turn:203.0.113.30:3478?transport=udp'], ['203.0.113.31:3478'], 2), /\(attempt 2\)$/);
   assert.equal(relayLostText(['turn:203.0.113.30:3478?transport=udp'], [], 2), 'Relay lost (203.0.113.30:3478); reconnecting… (attempt 2)');
+  // No other relay configured: the same one again, not "through" it.
+  assert.equal(relayLostText(['turn:203.0.113.30:3478?transport=udp'], ['203.0.113.30:3478'], 1), 'Relay lost (203.0.113.30:3478); reconnecting… (attempt 1)');
 });
