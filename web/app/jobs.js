@@ -110,6 +110,20 @@ export function filterQuery(f) {
 const TYPES = { 'Open Device Webpage': 'jobs.type.webpage', 'Open Device Port': 'jobs.type.port', 'Open Device Screen': 'jobs.type.screen' };
 TYPES['Open Device Terminal'] = 'jobs.type.terminal';
 
+/**
+ * The relays a job's session went through (job.relays), one line each:
+ * the relay's host:port and when the session used it, with fmt for times
+ * ("until now" while it still does). A relay lost mid-session moved the
+ * session to the next.
+ */
+export function relayLines(relays, fmt) {
+  return (Array.isArray(relays) ? relays : []).map((r) => {
+    const m = /^turns?:([^?]+)/.exec(String(r.relay || ''));
+    const name = m ? m[1] : String(r.relay || '');
+    return t(r.until ? 'jobs.relay.used' : 'jobs.relay.current', { relay: name, from: fmt(r.from), until: r.until ? fmt(r.until) : '' });
+  });
+}
+
 /** jobWords(job, devices) → the names and words a job row shows. */
 export function jobWords(j, devices = new Map()) {
   const known = devices.get(j.device);
@@ -230,6 +244,9 @@ async function openJob(id) {
       el('li', {}, el('span', { textContent: has(`jobs.state.${s.state}`) ? t(`jobs.state.${s.state}`) : s.state }), ' ', el('time', { className: 'muted', textContent: clock(s.time) })),
     ),
   );
+  const relays = relayLines(job.relays, clock);
+  $('job-relays-heading').hidden = $('job-relays').hidden = relays.length === 0;
+  $('job-relays').replaceChildren(...relays.map((line) => el('li', { textContent: line })));
   anchor('job-export-json').href = `${path}/export?format=json`;
   anchor('job-export-har').href = `${path}/export?format=har`;
   if (shown !== id) {

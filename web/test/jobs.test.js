@@ -1,6 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, formatDuration, filterQuery, viaLabel } from '../app/jobs.js';
+import { formatBytes, formatDuration, filterQuery, viaLabel, relayLines } from '../app/jobs.js';
+
+test('relayLines lists each relay a session used', () => {
+  const fmt = (s) => s.slice(11, 19);
+  const relays = [
+    { relay: 'turn:203.0.113.30:3478?transport=udp', from: '2026-12-07T18:00:01Z', until: '2026-12-07T18:00:07Z' },
+    { relay: 'turn:203.0.113.31:3478?transport=udp', from: '2026-12-07T18:00:07Z' },
+  ];
+  assert.deepEqual(relayLines(relays, fmt), ['203.0.113.30:3478: 18:00:01 – 18:00:07', '203.0.113.31:3478: since 18:00:07']);
+  assert.deepEqual(relayLines(undefined, fmt), []);
+  assert.deepEqual(relayLines([{ relay: '203.0.113.9', from: '2026-12-07T18:00:01Z' }], fmt), ['203.0.113.9: since 18:00:01']);
+});
 
 test('formatBytes', () => {
   assert.equal(formatBytes(0), '0 B');
