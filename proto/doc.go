@@ -26,6 +26,8 @@
 //	agent → signaling    session.ready {}            (or error with session set)
 //	signaling → client   session.ready {session, device, expires, iceServers}
 //	client ↔ agent       offer / answer / candidate   (relayed by signaling)
+//	client or agent      ice.refresh {failed}         (a relay was lost, relays.go)
+//	signaling → both     ice.servers {iceServers, relays}
 //	any side             session.end {reason}
 //
 // A session.open from a client is refused with unsupported: only signaling
