@@ -22,7 +22,7 @@ func TestRelayURLNamesTheRelayOfACandidate(t *testing.T) {
 	}{
 		{"203.0.113.30", []string{"turn:203.0.113.30:3478?transport=udp", "turns:203.0.113.30:443?transport=tcp"}},
 		{"203.0.113.31", []string{"turn:203.0.113.31:3478?transport=udp"}},
-		{"198.51.100.9", nil}, // not one of the session's relays
+		{"198.51.100.9", nil},  // not one of the session's relays
 		{"relay.example", nil}, // candidates carry addresses, not names
 		{"", nil},
 	} {
