@@ -62,30 +62,48 @@ func (rl *relayLostLab) killRelayA(t *testing.T) time.Time {
 	return killed
 }
 
+// jobRelays polls the session's job (the only one of the lab's device)
+// until done accepts its relays or 10 s pass, and returns the last seen.
+// Jobs are recorded in the background: an entry follows the agent's path
+// report by a moment.
+func (rl *relayLostLab) jobRelays(t *testing.T, done func([]proto.JobRelay) bool) []proto.JobRelay {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []proto.JobRelay
+	for {
+		var jobs proto.JobList
+		rl.svc.apiGet(t, rl.svc.relayB, proto.PathJobs+"?device="+natDeviceID+"&limit=1", &jobs)
+		if len(jobs.Jobs) == 1 {
+			got = jobs.Jobs[0].Relays
+		}
+		if done(got) {
+			return got
+		}
+		select {
+		case <-ctx.Done():
+			return got
+		case <-time.After(100 * time.Millisecond): // polling the API: nothing to wait on
+		}
+	}
+}
+
+// checkJobRelaysBefore checks that the job lists relay A alone, open,
+// before the kill.
+func (rl *relayLostLab) checkJobRelaysBefore(t *testing.T) {
+	t.Helper()
+	got := rl.jobRelays(t, func(rs []proto.JobRelay) bool { return len(rs) > 0 })
+	if want := "turn:" + natRelayIP + ":3478?transport=udp"; len(got) != 1 || got[0].Relay != want || !got[0].Until.IsZero() {
+		t.Errorf("the job's relays before the kill: %+v, want %s alone, open", got, want)
+	}
+}
+
 // checkJobRelays checks that the session's job lists relay A, closed,
 // then relay B.
 func (rl *relayLostLab) checkJobRelays(t *testing.T) []proto.JobRelay {
 	t.Helper()
 	relayA, relayB := "turn:"+natRelayIP+":3478?transport=udp", "turn:"+natRelayBIP+":3478?transport=udp"
-	var got []proto.JobRelay
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Jobs are recorded in the background: the second relay's entry
-	// follows the agent's path report by a moment.
-	for ctx.Err() == nil {
-		var jobs proto.JobList
-		rl.svc.apiGet(t, rl.svc.relayB, proto.PathJobs+"?device="+natDeviceID+"&limit=1", &jobs)
-		if len(jobs.Jobs) == 1 {
-			got = jobs.Jobs[0].Relays
-			if len(got) >= 2 {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond): // polling the API: nothing to wait on
-		}
-	}
+	got := rl.jobRelays(t, func(rs []proto.JobRelay) bool { return len(rs) >= 2 })
 	if len(got) != 2 || got[0].Relay != relayA || got[1].Relay != relayB || got[0].Until.IsZero() || got[0].Until.After(got[1].From) {
 		t.Errorf("the job's relays: %+v, want %s until the move, then %s", got, relayA, relayB)
 	}
@@ -163,30 +181,6 @@ func TestNATRelayLost(t *testing.T) {
 	}
 	t.Logf("relay A killed: first request sent after the kill (#%d, through relay B: A was dead) answered %s after the kill; CLI restored %s after the kill; job relays %+v",
 		n, first.Sub(killed).Round(time.Millisecond), restored.Round(time.Millisecond), relays)
-}
-
-// checkJobRelaysBefore checks that the job lists relay A alone before
-// the kill.
-func (rl *relayLostLab) checkJobRelaysBefore(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var got []proto.JobRelay
-	for ctx.Err() == nil {
-		var jobs proto.JobList
-		rl.svc.apiGet(t, rl.svc.relayB, proto.PathJobs+"?device="+natDeviceID+"&limit=1", &jobs)
-		if len(jobs.Jobs) == 1 && len(jobs.Jobs[0].Relays) > 0 {
-			got = jobs.Jobs[0].Relays
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond): // polling the API: nothing to wait on
-		}
-	}
-	if want := "turn:" + natRelayIP + ":3478?transport=udp"; len(got) != 1 || got[0].Relay != want || !got[0].Until.IsZero() {
-		t.Errorf("the job's relays before the kill: %+v, want %s alone, open", got, want)
-	}
 }
 
 // TestNATRelayLostBrowser is TestNATRelayLost with real headless Chromium
