@@ -569,7 +569,7 @@ func (s *Session) refreshRelays(lost []string) ([]string, bool) {
 	default:
 	}
 	s.log.Info("asking signaling for the session's relays anew", "lost", strings.Join(lost, " "))
-	if err := s.conn.Send(proto.TypeICERefresh, s.Info.Session, &proto.ICERefresh{Failed: lost[:min(len(lost), proto.MaxFailedRelays)]}); err != nil {
+	if err := s.cur.Load().Send(proto.TypeICERefresh, s.Info.Session, &proto.ICERefresh{Failed: lost[:min(len(lost), proto.MaxFailedRelays)]}); err != nil {
 		s.log.Warn("ice.refresh not sent", "err", err)
 		return nil, false
 	}
