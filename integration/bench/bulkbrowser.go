@@ -147,8 +147,12 @@ func (b bulkProcs) measure(t testing.TB, n int64, fn func() time.Duration) trans
 	tr := transfer{mbs: float64(n) / d.Seconds() / 1e6, cpu: map[string]time.Duration{}, bytes: n,
 		drops: drops{packetio: d1.packetio - d0.packetio, kernel: d1.kernel - d0.kernel}}
 	for k, v := range c1 {
-		if strings.HasPrefix(k, chromiumPid) {
+		if pid, ok := strings.CutPrefix(k, chromiumPid); ok {
 			tr.cpu["chromium (all processes)"] += v - c0[k]
+			// And per kind of process, so the profile says where
+			// Chromium's CPU goes (renderer, network service, GPU …).
+			n, _ := strconv.Atoi(pid)
+			tr.cpu["chromium "+chromiumKind(n)] += v - c0[k]
 			continue
 		}
 		tr.cpu[k] = v - c0[k]
@@ -162,6 +166,35 @@ func (b bulkProcs) measure(t testing.TB, n int64, fn func() time.Duration) trans
 		}
 	}
 	return tr
+}
+
+// chromiumKind is the kind of a Chromium process from its command line:
+// "browser", "renderer", "network" (the network service, whose UDP
+// sockets WebRTC uses), "gpu", or another --type or utility sub-type.
+func chromiumKind(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return "gone"
+	}
+	kind, sub := "browser", ""
+	// Chromium rewrites its argv: the arguments may be NUL- or space-separated.
+	for _, a := range strings.FieldsFunc(string(b), func(r rune) bool { return r == 0 || r == ' ' }) {
+		if v, ok := strings.CutPrefix(a, "--type="); ok {
+			kind = v
+		}
+		if v, ok := strings.CutPrefix(a, "--utility-sub-type="); ok {
+			sub = v
+		}
+	}
+	switch {
+	case kind == "gpu-process":
+		return "gpu"
+	case strings.Contains(sub, "NetworkService"):
+		return "network"
+	case sub != "":
+		return strings.TrimSuffix(strings.TrimPrefix(sub, "network.mojom."), "Service")
+	}
+	return kind
 }
 
 // processTree is pid and its descendants.

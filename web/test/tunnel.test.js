@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tunnel, HIGH_WATER, PREBUFFER, LABEL } from '../session/tunnel.js';
+import { Tunnel, HIGH_WATER, PREBUFFER, LABEL, BATCH } from '../session/tunnel.js';
 import { FrameType, encodeFrame, encodeJSONFrame, encodeAbort, MAX_CHUNK } from '../session/frames.js';
 import { FakePeerConnection, tick } from './fakepc.js';
 
@@ -48,6 +48,38 @@ test('a GET becomes Request + End, and the response streams back', async () => {
   dc.deliver(encodeFrame(FrameType.Data, enc.encode('world')));
   dc.deliver(END);
   assert.equal(await readAll(body), 'hello world');
+  assert.deepEqual(t.stats(), { channels: 1, idle: 1, waiting: 0 });
+});
+
+test('frames that arrive while the reader is behind are handed over joined, at most BATCH bytes a chunk', async () => {
+  const pc = new FakePeerConnection();
+  const t = new Tunnel(pc);
+  const p = t.fetch(get('/firmware.bin'));
+  await tick();
+  const [dc] = pc.channels;
+  dc.deliver(encodeJSONFrame(FrameType.Response, { status: 200, header: {} }));
+  const { body } = await p;
+  const rd = body.getReader();
+  // The reader waits: the first frame is its chunk at once.
+  const first = rd.read();
+  dc.deliver(encodeFrame(FrameType.Data, new Uint8Array(MAX_CHUNK).fill(1)));
+  assert.equal((await first).value.byteLength, MAX_CHUNK);
+  // The reader is behind: what arrives meanwhile comes joined, in order.
+  const frames = (BATCH / MAX_CHUNK) * 2 + 3;
+  for (let i = 0; i < frames; i++) dc.deliver(encodeFrame(FrameType.Data, new Uint8Array(MAX_CHUNK).fill(i & 0xff)));
+  dc.deliver(END);
+  const sizes = [];
+  let at = 0;
+  for (;;) {
+    const r = await rd.read();
+    if (r.done) break;
+    sizes.push(r.value.byteLength);
+    for (let off = 0; off < r.value.byteLength; off += MAX_CHUNK, at++) assert.equal(r.value[off], at & 0xff, `frame ${at} in order`);
+  }
+  assert.equal(at, frames);
+  // The stream asks for one chunk ahead of the reader: the first frame
+  // fills it alone, the rest is joined.
+  assert.deepEqual(sizes, [MAX_CHUNK, BATCH, BATCH, 2 * MAX_CHUNK]);
   assert.deepEqual(t.stats(), { channels: 1, idle: 1, waiting: 0 });
 });
 
