@@ -424,6 +424,23 @@ export class Tunnel {
       onOpen?.();
       this.release(ch);
     }, () => {});
+    // Chromium reads the connection's UDP socket with a 64 KiB receive
+    // buffer (128 KiB in the kernel's accounting, about 56 datagrams)
+    // unless a video channel asks for more: the video receive channel sets
+    // the bundled transport's buffer to Chromium's video size (2 MiB in
+    // the kernel, measured in Chromium 156). With the small buffer a bulk
+    // download lost 7–16 % of its datagrams on loopback whenever the
+    // network service was descheduled, and SCTP stalled for its 1 s
+    // retransmission timeout again and again (2.7–5 MB/s for 32 MiB; with
+    // it 11–16 MB/s). The agent has no codecs and rejects the section
+    // (port 0), so no media can ever flow; the socket keeps its buffer.
+    if (typeof this.pc.addTransceiver === 'function') {
+      try {
+        this.pc.addTransceiver('video', { direction: 'recvonly' });
+      } catch {
+        // no video support: the tunnel works, with the small buffer
+      }
+    }
   }
 
   /**

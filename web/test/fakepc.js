@@ -62,8 +62,13 @@ export class FakeDataChannel extends EventTarget {
 export class FakePeerConnection {
   constructor({ autoOpen = true } = {}) {
     this.channels = [];
+    this.transceivers = [];
     this.autoOpen = autoOpen;
     this.onSend = null;
+  }
+
+  addTransceiver(kind, init) {
+    this.transceivers.push({ kind, ...init });
   }
 
   createDataChannel(label, options) {

@@ -83,6 +83,16 @@ test('frames that arrive while the reader is behind are handed over joined, at m
   assert.deepEqual(t.stats(), { channels: 1, idle: 1, waiting: 0 });
 });
 
+test('prime opens the first channel and a receive-only video section (for the socket buffer only)', async () => {
+  const pc = new FakePeerConnection();
+  const t = new Tunnel(pc);
+  t.prime();
+  await tick();
+  assert.equal(pc.channels.length, 1);
+  assert.deepEqual(pc.transceivers, [{ kind: 'video', direction: 'recvonly' }]);
+  assert.deepEqual(t.stats(), { channels: 1, idle: 1, waiting: 0 });
+});
+
 test('sequential requests reuse one channel', async () => {
   const pc = new FakePeerConnection();
   const t = new Tunnel(pc);
