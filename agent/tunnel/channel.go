@@ -20,12 +20,20 @@ import (
 // channels with any other label.
 const Label = "porthole"
 
-// Flow-control marks of a channel's SCTP send buffer: a write waits while
-// more than HighWater bytes are queued and resumes once the queue drained
-// to LowWater.
+// Flow-control marks of a channel's SCTP send buffer (pion counts the
+// bytes queued and those sent but not yet acknowledged): a write waits
+// while more than the high mark is buffered and resumes once it drained to
+// a quarter of it. The high mark is the window the path needs to carry
+// windowRate at its smoothed round-trip time, between MinHighWater and
+// HighWater. A fixed 4 MiB overflowed Chromium's UDP socket (2 MiB in the
+// kernel's accounting, see web/session/tunnel.js prime) whenever its
+// network service was descheduled: 400–3000 datagrams dropped per 64 MiB
+// download on loopback, none with 1 MiB; a 50 ms path needs about 3 MiB.
 const (
-	HighWater = 4 << 20
-	LowWater  = 1 << 20
+	HighWater    = 4 << 20 // the most, for long paths
+	LowWater     = HighWater / 4
+	MinHighWater = 1 << 20
+	windowRate   = 64 << 20 // bytes per second
 )
 
 // ErrChannelClosed is returned by operations on a closed channel.
@@ -48,6 +56,7 @@ type flowControl interface {
 // concurrent use.
 type Channel struct {
 	dc   *webrtc.DataChannel
+	sctp *webrtc.SCTPTransport // its smoothed RTT sizes the window; nil: HighWater
 	rwc  datachannel.ReadWriteCloser
 	flow flowControl
 	rbuf []byte
@@ -80,6 +89,7 @@ func Detach(dc *webrtc.DataChannel, frames *bufpool.Pool) (*Channel, error) {
 	}
 	c := &Channel{
 		dc:     dc,
+		sctp:   dc.Transport(),
 		rwc:    rwc,
 		flow:   flow,
 		rbuf:   make([]byte, proto.MaxFrame),
@@ -87,7 +97,7 @@ func Detach(dc *webrtc.DataChannel, frames *bufpool.Pool) (*Channel, error) {
 		lowGen: make(chan struct{}),
 		closed: make(chan struct{}),
 	}
-	flow.SetBufferedAmountLowThreshold(LowWater)
+	flow.SetBufferedAmountLowThreshold(MinHighWater / 4)
 	// Called on the SCTP association's goroutine: must not block.
 	flow.OnBufferedAmountLow(c.drained)
 	return c, nil
@@ -147,10 +157,17 @@ func (c *Channel) write(ctx context.Context, stop <-chan struct{}, t proto.Frame
 	if len(payload) > proto.MaxFramePayload {
 		return proto.Errorf(proto.CodeTooLarge, "frame payload of %d bytes", len(payload))
 	}
-	for wait && c.flow.BufferedAmount() > HighWater {
-		low := c.lowSignal()
-		if c.flow.BufferedAmount() <= HighWater {
+	for wait && c.flow.BufferedAmount() > MinHighWater {
+		high := c.highWater()
+		if c.flow.BufferedAmount() <= high {
 			break
+		}
+		// Resume at a quarter of the mark (the threshold is the channel's:
+		// concurrent writers set about the same value).
+		c.flow.SetBufferedAmountLowThreshold(high / 4)
+		low := c.lowSignal()
+		if c.flow.BufferedAmount() <= high/4 {
+			continue
 		}
 		select {
 		case <-low:
@@ -177,6 +194,28 @@ func (c *Channel) write(ctx context.Context, stop <-chan struct{}, t proto.Frame
 		return fmt.Errorf("tunnel: write %s frame: %w", t, err)
 	}
 	return nil
+}
+
+// highWater is the channel's high mark now: windowRate times the SCTP
+// association's smoothed RTT (zero before the first measurement), within
+// MinHighWater and HighWater.
+func (c *Channel) highWater() uint64 {
+	if c.sctp == nil {
+		return HighWater
+	}
+	return windowFor(c.sctp.Stats().SmoothedRoundTripTime)
+}
+
+// windowFor is the high mark for a smoothed RTT in seconds.
+func windowFor(srtt float64) uint64 {
+	if !(srtt > 0) { // none yet, or NaN
+		return MinHighWater
+	}
+	w := srtt * windowRate
+	if w >= HighWater {
+		return HighWater
+	}
+	return max(uint64(w), MinHighWater)
 }
 
 // setReadDeadline bounds the next reads (zero: no bound).

@@ -8,9 +8,9 @@
 // http.Handler and a TCP dialer supplied by the caller (agent/deviceproxy).
 //
 // Both sides move bytes with flow control: a write blocks while the
-// channel's SCTP send buffer holds more than HighWater bytes and resumes
-// when it drained to LowWater (pion's detached writes never block on their
-// own). Bodies are never buffered whole; frames carry at most
+// channel's SCTP send buffer holds more than its high mark (the window
+// the path's RTT needs, 1–4 MiB: channel.go) and resumes when it drained
+// to a quarter of it (pion's detached writes never block on their own). Bodies are never buffered whole; frames carry at most
 // proto.MaxChunk bytes of data.
 //
 // Channels are reused like HTTP/1.1 keep-alive connections: pion never
