@@ -256,18 +256,23 @@ func udpRcvbufErrors() int {
 }
 
 // downloadJS fetches url in the page and reads the body to its end,
-// returning the bytes and the milliseconds it took.
+// returning the bytes, the milliseconds it took and its stalls: the reads
+// that waited more than 50 ms, and the milliseconds they waited (SCTP's
+// 1 s retransmission timeout after lost datagrams shows here).
 const downloadJS = `(async () => {
 	const t0 = performance.now();
 	const res = await fetch(%q, {cache: 'no-store'});
 	const rd = res.body.getReader();
-	let n = 0;
+	let n = 0, last = performance.now(), stalls = 0, stalledMs = 0;
 	for (;;) {
 		const {done, value} = await rd.read();
+		const now = performance.now();
+		if (now - last > 50) { stalls++; stalledMs += now - last; }
+		last = now;
 		if (done) break;
 		n += value.byteLength;
 	}
-	return {bytes: n, ms: performance.now() - t0};
+	return {bytes: n, ms: performance.now() - t0, stalls, stalledMs};
 })()`
 
 // uploadJS posts n bytes to /upload as a firmware form would send its
@@ -282,8 +287,10 @@ const uploadJS = `(async () => {
 })()`
 
 type jsTransfer struct {
-	Bytes int64   `json:"bytes"`
-	Ms    float64 `json:"ms"`
+	Bytes     int64   `json:"bytes"`
+	Ms        float64 `json:"ms"`
+	Stalls    int     `json:"stalls"`
+	StalledMs float64 `json:"stalledMs"`
 }
 
 // BulkBrowserFigures measures a firmware-sized download and upload in
@@ -443,6 +450,9 @@ func inPage(t testing.TB, ctx context.Context, js string, want int64) time.Durat
 	res, err := chromedp.Run(tctx, chromedp.Evaluate[jsTransfer](js, chromedp.EvalAwaitPromise))
 	if err != nil || res.Bytes != want {
 		t.Fatalf("transfer in Chromium: %d of %d bytes: %v", res.Bytes, want, err)
+	}
+	if res.Stalls > 0 {
+		logf(t, "transfer in Chromium: %d reads waited over 50 ms, %.0f ms in all", res.Stalls, res.StalledMs)
 	}
 	return time.Duration(res.Ms * float64(time.Millisecond))
 }
