@@ -432,8 +432,9 @@ export class Tunnel {
     // download lost 7–16 % of its datagrams on loopback whenever the
     // network service was descheduled, and SCTP stalled for its 1 s
     // retransmission timeout again and again (2.7–5 MB/s for 32 MiB; with
-    // it 11–16 MB/s). The agent has no codecs and rejects the section
-    // (port 0), so no media can ever flow; the socket keeps its buffer.
+    // it 11–16 MB/s). Chromium does so only if the section is answered:
+    // the agent answers it with one codec and no track, so nothing is
+    // ever sent on it (agent/peerconn).
     if (typeof this.pc.addTransceiver === 'function') {
       try {
         this.pc.addTransceiver('video', { direction: 'recvonly' });
