@@ -70,6 +70,7 @@ func BrowserFigures(t testing.TB, r *Report, cfg Config) {
 			"navigations: frame %.0f, own tab %.0f, direct %.0f ms (medians), %d peer connection(s)",
 			i, c.Paint, c.Worker, c.Connected, w.Paint, w.Worker, w.Connected, d,
 			medianOf(nav.frame.load), medianOf(nav.tab.load), medianOf(nav.direct.load), nav.peerConnections)
+		logf(t, "browser run %d: the session window behind the page's own tab: %s", i, nav.shellVisibility)
 	}
 	r.Add(figBrowserDirect, "ms", direct)
 	f := r.Against(r.Add(figBrowserCold, "ms", cold.paint), figBrowserDirect)

@@ -35,6 +35,9 @@ const navsPerRun = 6
 type navTimes struct {
 	frame, tab, direct navSamples
 	peerConnections    int
+	// shellVisibility is the session window's visibilityState while the
+	// page was alone in its tab.
+	shellVisibility string
 }
 
 // navLoadJS is the load event of the document at path, from its own
@@ -71,6 +74,11 @@ func sessionNavigations(t testing.TB, ctx context.Context, st *stack.Stack) (nav
 	inTab := func() (context.Context, error) { return tg.Find("page", devtools.OnOrigin(info.DeviceOrigin)) }
 	pollTarget(t, tg, inTab, fmt.Sprintf(navLoadJS, navPaths[navsPerRun%2]))
 	nav.tab = navigateAll(t, tg, inTab)
+	// Whether the session window behind the tab counts as hidden (Chromium
+	// throttles hidden pages' renderers): headless Chromium may keep it visible.
+	if vis, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.visibilityState + (document.hasFocus() ? ', focused' : ', not focused')`)); err == nil {
+		nav.shellVisibility = vis
+	}
 	if tab, err := inTab(); err == nil {
 		_, _ = chromedp.Run(tab, chromedp.Evaluate[bool](`(window.close(), true)`))
 	}
@@ -163,7 +171,10 @@ const navPartsJS = `(() => {
 		const kind = e.entryType === 'navigation' ? 'doc' : 'sub';
 		add(kind + ' request→head', e.responseStart - e.startTime);
 		add(kind + ' body', e.responseEnd - e.responseStart);
-		if (e.workerStart > 0) add(kind + ' worker start→fetch event', e.fetchStart - e.workerStart);
+		if (e.workerStart > 0) {
+			add(kind + ' start→worker start', e.workerStart - e.startTime);
+			add(kind + ' worker start→fetch event', e.fetchStart - e.workerStart);
+		}
 		for (const st of e.serverTiming || []) if (st.name.startsWith('ph-')) add(kind + ' ' + st.name, st.duration);
 	}
 	if (n) add('doc responseEnd→load', n.loadEventEnd - n.responseEnd);
