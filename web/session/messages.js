@@ -97,6 +97,8 @@ export const en = {
   // notices in the toolbar
   'notice.framebust': 'This page only works in its own tab.',
   'notice.websocket': 'This page opened a WebSocket before the session\'s service worker controlled it (a hard reload?); reload the page normally for its live updates.',
+  'notice.signalingRestarting': 'Signaling node restarting — reconnecting… (the page keeps working)',
+  'notice.signalingReconnecting': 'Signaling connection interrupted — reconnecting… (the page keeps working)',
   'notice.signalingLost': 'Signaling connection lost; the page still works while the connection to the agent holds.',
   'notice.poppedOut': 'The page is open in its own tab; this window keeps the session. Closing it ends the session.',
   'notice.legacyTLS': 'This device only speaks {version}.',

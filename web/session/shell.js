@@ -22,6 +22,8 @@ import { createToolbar, explainPath, pathFromStats, pathLabel } from './toolbar.
 import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
 import { relayOf, iceServersOf, relayLostText, REFRESH_WAIT, MAX_REFRESHES, REFRESH_FRESH, MAX_FAILED_RELAYS } from './relayswitch.js';
+
+import { rejoin } from './rejoin.js';
 import { MSG, pageHint, deviceOriginOf } from './protocol.js';
 import * as tokens from './tokenstore.js';
 import { serveWebSocketPort } from './wsport.js';
@@ -93,6 +95,10 @@ const state = {
   portTaken: null, // the worker has this window's port, or gave up waiting (joinRelay)
   ticketDone: () => {},
   ticketRedeemed: null, // the relay ticket was redeemed (or refused): the device cookie is set
+  token: '', // the session token, for rejoining signaling (rejoin.js)
+  drain: null, // the drain message of the node that is leaving, until rejoined
+  rejoining: false, // signaling closed after the join; rejoin.js is at it
+  sigNotice: false, // the toolbar's notice is about rejoining signaling
 };
 state.ticketRedeemed = new Promise((resolve) => {
   state.ticketDone = () => resolve(undefined);
@@ -306,9 +312,14 @@ async function showView(view) {
   });
 }
 
-async function connect(token) {
+function openSignaling(token) {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const sig = new Signaling({ url: `${proto}//${location.host}/v1/session`, token, session: sessionFromHost(location.hostname) });
+  return new Signaling({ url: `${proto}//${location.host}/v1/session`, token, session: sessionFromHost(location.hostname) });
+}
+
+async function connect(token) {
+  state.token = token;
+  const sig = openSignaling(token);
   state.signaling = sig;
   sig.onclose = (code) => {
     if (state.ended) return;
@@ -316,13 +327,54 @@ async function connect(token) {
       showEnded(t('ended.notJoined'), t('join.signalingClosed', { code }), 'unavailable');
       return;
     }
-    // The data path does not need signaling once connected; say so.
-    state.toolbar.notify(t('notice.signalingLost'), 'warning');
+    resumeSignaling(code);
   };
   sig.onmessage = (env) => onSignal(env);
   await sig.opened;
   step('signaling-open');
   sig.send('hello', { role: 'client', software: 'porthole-web/dev' });
+}
+
+/**
+ * Signaling closed after this window joined: a node that drains (1012,
+ * after a drain message) or died. The data path goes on; the window
+ * rejoins through the same address (the load balancer sends it to a node
+ * that serves the session now), with its token and bind cookie, so the
+ * ICE restarts, the end and the toolbar work again. The device's page
+ * sees nothing of it: same peer connection, no reload.
+ */
+async function resumeSignaling(code) {
+  if (state.rejoining || state.ended) return;
+  state.rejoining = true;
+  document.body.dataset.signaling = 'rejoining';
+  const drained = !!state.drain || code === 1012;
+  state.sigNotice = true;
+  state.toolbar.notify(t(drained ? 'notice.signalingRestarting' : 'notice.signalingReconnecting'), 'info');
+  const r = await rejoin({ open: () => openSignaling(state.token), drain: state.drain, stopped: () => state.ended });
+  state.rejoining = false;
+  state.drain = null;
+  if (state.ended) return;
+  if (r.ended) return endSession(endOf(r.ended).reason, endOf(r.ended).message, false);
+  if (r.gaveUp) {
+    document.body.dataset.signaling = 'lost';
+    console.warn('porthole: signaling could not be rejoined:', r.error?.message);
+    state.toolbar.notify(t('notice.signalingLost'), 'warning');
+    return;
+  }
+  const sig = r.sig;
+  state.signaling = sig;
+  sig.onmessage = (env) => onSignal(env);
+  sig.onclose = (c) => {
+    if (!state.ended) resumeSignaling(c);
+  };
+  document.body.dataset.signaling = 'live';
+  document.body.dataset.rejoins = String(Number(document.body.dataset.rejoins || 0) + 1);
+  if (state.sigNotice) {
+    state.sigNotice = false;
+    state.toolbar.notify('');
+  }
+  // An ICE restart's offer sent while signaling was away went nowhere;
+  // recovery sends it again on its next attempt.
 }
 
 /** A refusal before this window joined: it never held the session. */
@@ -341,6 +393,11 @@ async function onSignal(env) {
   const d = env.data || {};
   switch (env.type) {
     case 'welcome':
+      return;
+    case 'drain':
+      // The node is leaving; its close (1012) follows, and resumeSignaling
+      // rejoins, after the retry hint.
+      state.drain = d;
       return;
     case 'session.ready':
       step('session-ready');
@@ -407,6 +464,7 @@ async function addCandidate(d) {
 async function startPeer(ready) {
   if (state.pc) return;
   state.joined = true;
+  document.body.dataset.signaling = 'live';
   const r = readyOf(ready);
   const expires = new Date(r.expires);
   const { id, name, site } = r.device;

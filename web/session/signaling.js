@@ -11,7 +11,7 @@ export const SOCKET_PROTOCOL = 'porthole.v1';
 export const TOKEN_PROTOCOL_PREFIX = 'porthole.token.';
 export const MAX_MESSAGE = 64 << 10; // proto.MaxSignalMessage
 
-const TYPES = new Set(['hello', 'welcome', 'session.open', 'session.ready', 'session.end', 'offer', 'answer', 'candidate', 'error', 'session.path', 'ice.refresh', 'ice.servers']);
+const TYPES = new Set(['hello', 'welcome', 'session.open', 'session.ready', 'session.end', 'offer', 'answer', 'candidate', 'error', 'session.path', 'ice.refresh', 'ice.servers', 'drain']);
 const NEEDS_SESSION = new Set(['session.ready', 'session.end', 'offer', 'answer', 'candidate', 'session.path', 'ice.refresh', 'ice.servers']);
 const SESSION_RE = /^[a-z0-9]{8,64}$/;
 
