@@ -22,7 +22,6 @@ import { createToolbar, explainPath, pathFromStats, pathLabel } from './toolbar.
 import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
 import { relayOf, iceServersOf, relayLostText, REFRESH_WAIT, MAX_REFRESHES, REFRESH_FRESH, MAX_FAILED_RELAYS } from './relayswitch.js';
-
 import { rejoin } from './rejoin.js';
 import { MSG, pageHint, deviceOriginOf } from './protocol.js';
 import * as tokens from './tokenstore.js';
