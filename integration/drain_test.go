@@ -343,13 +343,14 @@ func getNumbered(ctx context.Context, s *technician.Session, k int64) error {
 // startNodeAt starts a signaling node on addr (a restart keeps its
 // address, as behind a load balancer), draining for drainTimeout on
 // SIGTERM.
-func startNodeAt(t *testing.T, ctx context.Context, bin stack.Binaries, dir, redisURL, name, addr, techToken string, keys map[string]string) *clusterNode {
+func startNodeAt(t *testing.T, ctx context.Context, bin stack.Binaries, dir, redisURL, name, addr, techToken string, keys map[string]string, extra ...string) *clusterNode {
 	t.Helper()
 	args := []string{"--listen", addr, "--data-dir", filepath.Join(dir, name), "--redis", redisURL,
 		"--node", name, "--insecure-dev-tokens", "--tech-token", techToken + "=tech", "--drain-timeout", drainTimeout.String()}
 	for id, k := range keys {
 		args = append(args, "--agent-key", id+"="+k)
 	}
+	args = append(args, extra...)
 	var out io.Writer
 	if f := os.Getenv("PORTHOLE_DRAIN_NODE_LOG"); f != "" { // a file for every node's output, to debug
 		lf, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
