@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/porthole-dev/porthole/agent/daemon"
 	"github.com/porthole-dev/porthole/agent/sigclient"
 	"github.com/porthole-dev/porthole/integration/stack"
@@ -162,6 +164,20 @@ func TestClusterRollingRestartBrowser(t *testing.T) {
 		progress(3, fmt.Sprintf("3 more requests after %s restarted", n.name))
 		brWait(t, ctx, fmt.Sprintf("the window on signaling after %s restarted", n.name), `document.body.dataset.signaling === 'live'`)
 	}
+	// The binding rules are the same on the node that serves the session
+	// now: a second window is refused, and the first keeps the session.
+	second, cancel2 := chromedp.NewContext(ctx)
+	defer cancel2()
+	if err := chromedp.Do(second, chromedp.Navigate(info.ShellOrigin+"/#token="+info.Token)); err != nil {
+		t.Fatalf("open a second window: %v", err)
+	}
+	brWait(t, second, "the second window refused after the restarts", `!!document.querySelector('.ended') && !document.querySelector('iframe')`)
+	// Refused at the bind (the token is bound already: forbidden) or at
+	// the join (session_in_use), as before the restarts.
+	if code := brEval[string](t, second, `document.querySelector('.ended code')?.textContent || ''`); code != string(proto.CodeForbidden) && code != string(proto.CodeSessionInUse) {
+		t.Errorf("the second window was refused with %q, want %s or %s", code, proto.CodeForbidden, proto.CodeSessionInUse)
+	}
+	progress(2, "2 more requests from the first window after the second was refused")
 	brDev[bool](t, tab, `(w.__stop = true, true)`)
 	want := served()
 	if want < 0 {
