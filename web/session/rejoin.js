@@ -43,7 +43,7 @@ export function finalRefusal(code) {
  * with the session.end payload if signaling ended the session meanwhile,
  * or {gaveUp, error} (refused for good, timed out, or stopped()).
  */
-export async function rejoin({ open, drain, stopped = () => false, now = () => Date.now(), timers = globalThis, onAttempt = () => {} }) {
+export async function rejoin({ open, drain, stopped = () => false, now = () => Date.now(), timers = globalThis, onAttempt = (/** @type {number} */ _n) => {} }) {
   const deadline = now() + RESUME_TIMEOUT;
   let wait = firstWait(drain);
   let lastError = null;
