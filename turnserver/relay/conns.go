@@ -59,20 +59,29 @@ type listenerPacketConn struct {
 	reads   atomic.Uint64 // datagrams read, for tests and logs
 }
 
-func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	c.done.started.Store(true)
+// readOne reads the next datagram of pc into p, from its batch when it
+// has one, and marks the read loop done when the socket fails.
+func readOne(pc net.PacketConn, batch *batchReader, done *readDone, p []byte) (int, net.Addr, error) {
+	done.started.Store(true)
 	var (
 		n    int
 		addr net.Addr
 		err  error
 	)
-	if c.batch != nil {
-		n, addr, err = c.batch.ReadFrom(p)
+	if batch != nil {
+		n, addr, err = batch.ReadFrom(p)
 	} else {
-		n, addr, err = c.PacketConn.ReadFrom(p)
+		n, addr, err = pc.ReadFrom(p)
 	}
 	if err != nil {
-		c.done.markDone()
+		done.markDone()
+	}
+	return n, addr, err
+}
+
+func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, addr, err := readOne(c.PacketConn, c.batch, c.done, p)
+	if err != nil {
 		return n, addr, err
 	}
 	c.reads.Add(1)
@@ -320,19 +329,8 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // ReadFrom receives a peer's datagram for the client. pion relays it only
 // if the client holds a permission for the source IP, which CheckIP granted.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	c.done.started.Store(true)
-	var (
-		n    int
-		addr net.Addr
-		err  error
-	)
-	if c.batch != nil {
-		n, addr, err = c.batch.ReadFrom(p)
-	} else {
-		n, addr, err = c.PacketConn.ReadFrom(p)
-	}
+	n, addr, err := readOne(c.PacketConn, c.batch, c.done, p)
 	if err != nil {
-		c.done.markDone()
 		return n, addr, err
 	}
 	c.srv.stats.packetsFromPeers.Add(1)
