@@ -1,12 +1,9 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -33,20 +30,8 @@ func TestGoldenHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "golden", "handoff.json")
-	if *update {
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create): %v", err)
-	}
-	if !bytes.Equal(append(b, '\n'), want) {
-		t.Errorf("encoding changed (bump Version if on purpose):\n got %s\nwant %s", b, want)
-	}
-	got, bad, err := decodeHandoff(bytes.TrimSpace(want), "agent-1")
+	want := checkGolden(t, "handoff", b)
+	got, bad, err := decodeHandoff(want, "agent-1")
 	if err != nil || len(bad) > 0 || len(got) != 1 {
 		t.Fatalf("decode: %v %v %d", err, bad, len(got))
 	}

@@ -52,6 +52,27 @@ var goldenMsgs = []struct {
 	{"discover", &msg{Kind: kindDiscover, Call: 19, Agent: "agent-1", Data: "asked by alice"}},
 }
 
+// checkGolden compares an encoding with testdata/golden/name.json (run
+// with -update to rewrite it) and returns the file's content, trimmed,
+// for the decoding half of the test.
+func checkGolden(t *testing.T, name string, b []byte) []byte {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name+".json")
+	if *update {
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create): %v", err)
+	}
+	if !bytes.Equal(append(b, '\n'), want) {
+		t.Errorf("encoding changed (bump Version if on purpose):\n got %s\nwant %s", b, want)
+	}
+	return bytes.TrimSpace(want)
+}
+
 // TestGoldenMessages freezes the messages between nodes: a change to one
 // is a change of Version (run with -update to rewrite the files).
 func TestGoldenMessages(t *testing.T) {
@@ -63,20 +84,8 @@ func TestGoldenMessages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "golden", tc.name+".json")
-			if *update {
-				if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden (run with -update to create): %v", err)
-			}
-			if !bytes.Equal(append(b, '\n'), want) {
-				t.Errorf("encoding changed (bump Version if on purpose):\n got %s\nwant %s", b, want)
-			}
-			got, err := decodeMsg(bytes.TrimSpace(want))
+			want := checkGolden(t, tc.name, b)
+			got, err := decodeMsg(want)
 			if err != nil {
 				t.Fatal(err)
 			}
