@@ -68,15 +68,10 @@ func TestClusterThreeNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	devProc := startProc(t, ctx, "porthole-demo-device", bin["porthole-demo-device"], []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
-	_, devPortStr, _ := net.SplitHostPort(devProc[1])
-	devPort, _ := strconv.Atoi(devPortStr)
+	devPort := startDemoDevicePort(t, ctx, bin)
 
 	const techToken = "cluster-tech-token"
-	keys := map[string]string{}
-	for i := range clusterAgents {
-		keys[agentName(i)] = fmt.Sprintf("key-%d-%s", i, techToken)
-	}
+	keys := agentKeys(clusterAgents, techToken)
 	nodes := make([]*clusterNode, clusterNodes)
 	for i := range nodes {
 		nodes[i] = startNode(t, ctx, bin, dir, rs.url(), fmt.Sprintf("n%d", i), techToken, keys)
@@ -393,6 +388,31 @@ func waitCount(t *testing.T, n *atomic.Int64, min int64) {
 	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("a counter to reach %d (it was at %d)", min, n.Load()), func() bool {
 		return n.Load() >= min
 	})
+}
+
+// startDemoDevicePort starts porthole-demo-device on loopback and returns
+// its port.
+func startDemoDevicePort(t *testing.T, ctx context.Context, bin stack.Binaries) int {
+	t.Helper()
+	m := startProc(t, ctx, "porthole-demo-device", bin["porthole-demo-device"], []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
+	_, port, err := net.SplitHostPort(m[1])
+	if err != nil {
+		t.Fatalf("demo device address %q: %v", m[1], err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatalf("demo device port %q: %v", port, err)
+	}
+	return n
+}
+
+// agentKeys are the keys of agents 0..n-1 (agentName), for --agent-key.
+func agentKeys(n int, techToken string) map[string]string {
+	keys := make(map[string]string, n)
+	for i := range n {
+		keys[agentName(i)] = fmt.Sprintf("key-%d-%s", i, techToken)
+	}
+	return keys
 }
 
 func agentName(i int) string  { return fmt.Sprintf("agent-%d", i) }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,9 +51,7 @@ func TestClusterRollingRestartBrowser(t *testing.T) {
 	pctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	devProc := startProc(t, pctx, "porthole-demo-device", bin["porthole-demo-device"], []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
-	_, devPortStr, _ := net.SplitHostPort(devProc[1])
-	devPort, _ := strconv.Atoi(devPortStr)
+	devPort := startDemoDevicePort(t, pctx, bin)
 
 	// A relay: Chromium does not offer loopback host candidates, the agent
 	// here only those.
@@ -146,19 +143,7 @@ func TestClusterRollingRestartBrowser(t *testing.T) {
 
 	for i := range nodes {
 		n := nodes[i]
-		start := time.Now()
-		if err := syscall.Kill(n.proc.Pid(), syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-n.proc.Exited():
-		case <-time.After(drainTimeout + 15*time.Second):
-			t.Fatalf("%s did not exit within its drain timeout:\n%s", n.name, n.proc.Tail(30))
-		}
-		if n.proc.Count("drain timed out") > 0 || n.proc.Count(`msg=drained`) == 0 {
-			t.Errorf("%s did not drain completely:\n%s", n.name, n.proc.Tail(30))
-		}
-		t.Logf("%s drained and exited in %s", n.name, time.Since(start).Round(time.Millisecond))
+		drainNode(t, n)
 		nodes[i] = startNodeAt(t, pctx, bin, dir, rs.url(), n.name, n.addr, techToken, keys, extra...)
 		waitDevices(t, pctx, nodes[i].url, techToken, 1)
 		progress(3, fmt.Sprintf("3 more requests after %s restarted", n.name))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -73,15 +72,10 @@ func TestClusterRollingRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	devProc := startProc(t, ctx, "porthole-demo-device", bin["porthole-demo-device"], []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
-	_, devPortStr, _ := net.SplitHostPort(devProc[1])
-	devPort, _ := strconv.Atoi(devPortStr)
+	devPort := startDemoDevicePort(t, ctx, bin)
 
 	const techToken = "drain-tech-token"
-	keys := map[string]string{}
-	for i := range drainAgents {
-		keys[agentName(i)] = fmt.Sprintf("key-%d-%s", i, techToken)
-	}
+	keys := agentKeys(drainAgents, techToken)
 	nodes := make([]*clusterNode, clusterNodes)
 	for i := range nodes {
 		nodes[i] = startNodeAt(t, ctx, bin, dir, rs.url(), fmt.Sprintf("n%d", i), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), techToken, keys)
@@ -206,24 +200,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	var drains []time.Duration
 	for i := range nodes {
 		n := nodes[i]
-		start := time.Now()
-		if err := syscall.Kill(n.proc.Pid(), syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-n.proc.Exited():
-		case <-time.After(drainTimeout + 15*time.Second):
-			t.Fatalf("%s did not exit within its drain timeout:\n%s", n.name, n.proc.Tail(30))
-		}
-		took := time.Since(start)
-		drains = append(drains, took)
-		if err := n.proc.ExitErr(); err != nil {
-			t.Errorf("%s exited with %v:\n%s", n.name, err, n.proc.Tail(30))
-		}
-		if n.proc.Count("drain timed out") > 0 || n.proc.Count(`msg=drained`) == 0 {
-			t.Errorf("%s did not drain completely:\n%s", n.name, n.proc.Tail(30))
-		}
-		t.Logf("%s drained and exited in %s", n.name, took.Round(time.Millisecond))
+		drains = append(drains, drainNode(t, n))
 		nodes[i] = startNodeAt(t, ctx, bin, dir, rs.url(), n.name, n.addr, techToken, keys)
 		waitDevices(t, ctx, nodes[i].url, techToken, drainAgents)
 		progress(3, fmt.Sprintf("every session to answer 3 more requests after %s restarted", n.name))
@@ -384,4 +361,28 @@ func (l *testLog) Write(p []byte) (int, error) {
 	}
 	l.t.Log(l.prefix + strings.TrimRight(line, "\n"))
 	return len(p), nil
+}
+
+// drainNode sends n SIGTERM, waits (bounded) for it to exit, checks that
+// it drained completely and exited cleanly, and returns how long it took.
+func drainNode(t *testing.T, n *clusterNode) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := syscall.Kill(n.proc.Pid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-n.proc.Exited():
+	case <-time.After(drainTimeout + 15*time.Second):
+		t.Fatalf("%s did not exit within its drain timeout:\n%s", n.name, n.proc.Tail(30))
+	}
+	took := time.Since(start)
+	if err := n.proc.ExitErr(); err != nil {
+		t.Errorf("%s exited with %v:\n%s", n.name, err, n.proc.Tail(30))
+	}
+	if n.proc.Count("drain timed out") > 0 || n.proc.Count(`msg=drained`) == 0 {
+		t.Errorf("%s did not drain completely:\n%s", n.name, n.proc.Tail(30))
+	}
+	t.Logf("%s drained and exited in %s", n.name, took.Round(time.Millisecond))
+	return took
 }

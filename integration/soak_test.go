@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -76,9 +75,7 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), dur+5*time.Minute)
 	defer cancel()
 
-	devProc := startProc(t, ctx, "porthole-demo-device", bin["porthole-demo-device"], []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
-	_, devPortStr, _ := net.SplitHostPort(devProc[1])
-	devPort, _ := strconv.Atoi(devPortStr)
+	devPort := startDemoDevicePort(t, ctx, bin)
 
 	secretFile := filepath.Join(dir, "turn.secret")
 	if err := os.WriteFile(secretFile, []byte(rand.Text()), 0o600); err != nil {
@@ -89,10 +86,7 @@ func TestSoak(t *testing.T) {
 	t.Cleanup(relay.stop)
 
 	const techToken = "soak-tech-token"
-	keys := map[string]string{}
-	for i := range soakAgents {
-		keys[agentName(i)] = fmt.Sprintf("key-%d-%s", i, techToken)
-	}
+	keys := agentKeys(soakAgents, techToken)
 	nodes := make([]*clusterNode, 3)
 	metrics := map[string]string{}
 	for i := range nodes {

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -247,9 +245,7 @@ func TestWebhooksInAClusterDeliverOnce(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	devProc := startProc(t, ctx, "porthole-demo-device", bin["porthole-demo-device"], []string{"--listen", "127.0.0.1:0"}, `listening on http://(\S+)`)
-	_, devPortStr, _ := net.SplitHostPort(devProc[1])
-	devPort, _ := strconv.Atoi(devPortStr)
+	devPort := startDemoDevicePort(t, ctx, bin)
 	const techToken = "cluster-hook-token"
 	keys := map[string]string{"hook-agent": "hook-agent-key-0123456789"}
 	n0 := startNode(t, ctx, bin, dir, "redis://"+redisAddr, "n0", techToken, keys, "--webhook-allow-private")
