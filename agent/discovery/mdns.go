@@ -18,7 +18,7 @@ import (
 // DefaultMDNSServices are the DNS-SD service types MDNS asks for.
 var DefaultMDNSServices = []string{"_ipp._tcp", "_ipps._tcp", "_http._tcp", "_printer._tcp", "_pdl-datastream._tcp"}
 
-// MDNS asks the link for DNS-SD services (one PTR query per service type
+// MDNS asks the link for DNS-SD services (two PTR queries per service type
 // to 224.0.0.251:5353, with hashicorp/mdns, which decodes the answers
 // with miekg/dns) and reports each instance whose address is in scope,
 // with its host name, port and what its TXT record says (ty or product:
@@ -28,8 +28,8 @@ var DefaultMDNSServices = []string{"_ipp._tcp", "_ipps._tcp", "_http._tcp", "_pr
 // that do not decode are counted and logged once per query.
 type MDNS struct {
 	Services []string
-	// Window is how long answers are collected per service type; 0 means
-	// 1.5 seconds.
+	// Window is how long answers are collected per service type, over
+	// its two queries; 0 means 1.5 seconds.
 	Window time.Duration
 	// MaxEntries bounds the instances kept per service type; 0 means 256.
 	MaxEntries int
@@ -54,7 +54,16 @@ func (m *MDNS) Discover(ctx context.Context, sc *Scan) error {
 	if maxEntries == 0 {
 		maxEntries = 256
 	}
+	// Each service type is asked twice, half the window each: one lost
+	// datagram (the question or the answer) would otherwise hide a device
+	// for the whole scan, and RFC 6762 §5.2 has queriers repeat a question
+	// anyway. The answers of both rounds merge in the scan.
+	rounds := make([]string, 0, 2*len(services))
 	for _, svc := range services {
+		rounds = append(rounds, svc, svc)
+	}
+	window /= 2
+	for _, svc := range rounds {
 		if err := sc.Wait(ctx); err != nil {
 			return err
 		}
