@@ -133,9 +133,14 @@ func (s *SessionProxy) newPortHandler(port int) *portHandler {
 	}
 	h.up.Store(p.upstream(scheme, port))
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      &authTransport{auth: h.auth, base: p.transport},
-		FlushInterval:  -1,
+		Rewrite:   h.rewrite,
+		Transport: &authTransport{auth: h.auth, base: p.transport},
+		// 0, not -1: the tunnel's response writer sends every Write at
+		// once, and ReverseProxy flushes a stream (unknown length, event
+		// stream) after each write on its own. -1 started a timer
+		// goroutine per response to flush the head alone, ahead of its
+		// body (issue 21: a packet and a goroutine per small GET).
+		FlushInterval:  0,
 		BufferPool:     p.pool,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		ErrorHandler:   p.errorHandler,

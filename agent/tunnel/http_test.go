@@ -392,3 +392,39 @@ func TestRoundTripAgentRefusesBadHead(t *testing.T) {
 		t.Fatalf("value injection: %v", err)
 	}
 }
+
+// TestStreamingResponseReachesTheClientAtOnce: what a device flushes of a
+// response of unknown length (chunked, or an event stream) reaches the
+// client while the device handler is still running; the proxy's
+// ReverseProxy flushes streams by itself (FlushInterval 0).
+func TestStreamingResponseReachesTheClientAtOnce(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	dev := newDevice(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events" {
+			w.Header().Set("Content-Type", "text/event-stream")
+		}
+		_, _ = io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}), deviceOptions{})
+	for _, path := range []string{"/chunked", "/events"} {
+		t.Run(path, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://dev"+path, nil)
+			resp, err := dev.http.Do(req)
+			if err != nil {
+				t.Fatalf("head while the device handler runs: %v", err)
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
+				t.Fatalf("first flushed bytes %q, %v", buf, err)
+			}
+		})
+	}
+}

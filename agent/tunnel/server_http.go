@@ -35,7 +35,8 @@ type httpExchange struct {
 	gotN     atomic.Int64         // request body bytes received; read by the observer on the handler's goroutine
 }
 
-func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agentExchange {
+// startHTTP starts an HTTP exchange whose handler runs through spawn.
+func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte, spawn func(func())) agentExchange {
 	head, err := proto.DecodeRequestHead(payload)
 	if err != nil {
 		return ss.refuse(ch, log, "request", err)
@@ -81,7 +82,7 @@ func (ss *Session) startHTTP(ch *Channel, log *slog.Logger, payload []byte) agen
 		observed: observed,
 	}
 	log.Debug("tunnel: request", "method", head.Method, "target", redact.Target(head.Target), "port", head.Port)
-	go x.serve(h, req)
+	spawn(func() { x.serve(h, req) })
 	return x
 }
 
