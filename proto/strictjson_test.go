@@ -50,6 +50,11 @@ func TestDecodersRefuseInvalidUTF8AndDuplicateKeys(t *testing.T) {
 		`{"method":"GET","target":"/","target":"/admin","contentLength":0}`,
 		`{"method":"GET","target":"/","Method":"POST","contentLength":0}`,
 		`{"method":"GET","target":"/","header":{"X-A":["1"],"X-A":["2"]},"contentLength":0}`,
+		`{"method":"GET","target":"/","header":{"content-length":["1"],"Content-Length":["2"]},"contentLength":0}`,
+		`{"method":"GET","target":"/","ſtatus":"x","contentLength":0}`,
+		`{"method":"GET","target":"/x\ud800","contentLength":0}`,
+		`{"method":"GET","target":"/","contentLength":0} {"method":"POST"}`,
+		`{"method":"GET","target":"/","contentLength":0,"extra":1}`,
 	}
 	for _, h := range heads {
 		if _, err := DecodeRequestHead([]byte(h)); CodeOf(err) != CodeBadMessage {
