@@ -92,7 +92,7 @@ test: deps web lint
 
 # Benchmarks (integration/bench): every figure of PERF.md next to its
 # baseline measured in the same run; a table on stdout, JSON and markdown in
-# artifacts/bench/. BENCH_ONLY=stack,inproc,turn,signaling,path,browser,bulk,fallback limits the
+# artifacts/bench/. BENCH_ONLY=stack,inproc,turn,signaling,path,browser,pageload,bulk,fallback limits the
 # groups. Compare two runs with: go run ./integration/cmd/porthole-bench -compare old.json new.json
 BENCH_ONLY ?=
 bench:

@@ -11,7 +11,7 @@ import (
 var (
 	suiteFlag = flag.String("suite", "", "run the benchmark suite: quick or full (empty: a smoke run)")
 	outFlag   = flag.String("out", "", "write the JSON report here (and a .md table beside it)")
-	onlyFlag  = flag.String("only", "", "comma-separated groups to run: stack,inproc,turn,signaling,path,browser,bulk,fallback (empty: all)")
+	onlyFlag  = flag.String("only", "", "comma-separated groups to run: stack,inproc,turn,signaling,path,browser,pageload,bulk,fallback (empty: all)")
 )
 
 func TestMain(m *testing.M) {
@@ -81,5 +81,5 @@ type group struct {
 var extraGroups []group
 
 func init() {
-	extraGroups = append(extraGroups, group{"turn", TURNFigures}, group{"signaling", SignalingFigures}, group{"path", PathFigures}, group{"browser", BrowserFigures}, group{"bulk", BulkBrowserFigures}, group{"fallback", FallbackFigures})
+	extraGroups = append(extraGroups, group{"turn", TURNFigures}, group{"signaling", SignalingFigures}, group{"path", PathFigures}, group{"browser", BrowserFigures}, group{"pageload", PageLoadFigures}, group{"bulk", BulkBrowserFigures}, group{"fallback", FallbackFigures})
 }

@@ -37,6 +37,7 @@
 //	GET  /websocket             a page that opens a WebSocket (hostile.go)
 //	GET  /legacy                a page whose start-up uses synchronous XHR (legacy.go)
 //	GET  /favicon.ico           the device's icon, counted (legacy.go)
+//	GET  /ews, /ews/...         an EWS-like console with 40 subresources, no-store (ews.go)
 //	     /quirks/, /cgi-bin/    what real EWS do: untyped CGI, absolute URLs, frames, WebSocket,
 //	                            Digest, SSE, downloads (quirks.go)
 package demodevice
@@ -148,6 +149,7 @@ type Device struct {
 	stats   Stats
 	started time.Time
 	logo    []byte
+	ews     *ewsAssets // the EWS console (ews.go)
 	pages   map[string]*template.Template
 	handler http.Handler
 
@@ -157,7 +159,8 @@ type Device struct {
 	shaCache map[int64]string  // firmware size -> hex sha256
 }
 
-// New builds a Device. It does no I/O beyond drawing the logo in memory.
+// New builds a Device. It does no I/O beyond drawing the logo and the EWS
+// console's images in memory.
 func New(cfg Config) *Device {
 	if cfg.Model == "" {
 		cfg.Model = DefaultModel
@@ -195,6 +198,7 @@ func New(cfg Config) *Device {
 		log:     log,
 		started: time.Now(),
 		logo:    drawLogo(),
+		ews:     buildEWS(),
 		pages:   parsePages(),
 		settings: Settings{
 			Hostname:     cfg.Hostname,
@@ -298,6 +302,7 @@ func (d *Device) routes() http.Handler {
 	mux.HandleFunc("/api/legacy/blob", d.handleLegacyBlob)
 	mux.HandleFunc("GET /favicon.ico", d.handleFavicon)
 	d.quirkRoutes(mux) // quirks.go
+	d.ewsRoutes(mux)   // ews.go
 	mux.HandleFunc("GET /redirect-external", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "http://example.invalid/", http.StatusFound)
 	})

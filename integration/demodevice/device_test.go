@@ -15,6 +15,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -619,5 +620,58 @@ func TestFrameBustingPages(t *testing.T) {
 	}
 	if resp, _ := get(t, srv.Client(), srv.URL+"/bust/nope"); resp.StatusCode != 404 {
 		t.Errorf("unknown variant: %d", resp.StatusCode)
+	}
+}
+
+// TestEWSConsoleServesItsSubresources: /ews names EWSSubresources - EWSPolls
+// static subresources (the polls are the first script's), each served
+// no-store with a body.
+func TestEWSConsoleServesItsSubresources(t *testing.T) {
+	srv := httptest.NewServer(New(Config{}).Handler())
+	defer srv.Close()
+	defer srv.Client().CloseIdleConnections()
+	get := func(path string) []byte {
+		t.Helper()
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" || len(b) == 0 {
+			t.Fatalf("GET %s: %s, Cache-Control %q, %d bytes", path, resp.Status, resp.Header.Get("Cache-Control"), len(b))
+		}
+		return b
+	}
+	page := string(get("/ews"))
+	refs := regexp.MustCompile(`(?:src|href)="(/ews/[^"]+)"`).FindAllStringSubmatch(page, -1)
+	var css []string
+	for _, m := range refs {
+		body := get(m[1])
+		if strings.HasSuffix(m[1], ".css") {
+			css = append(css, string(body))
+		}
+	}
+	var fromCSS int
+	for _, c := range css {
+		for _, m := range regexp.MustCompile(`url\((/ews/img/[^)]+)\)`).FindAllStringSubmatch(c, -1) {
+			get(m[1])
+			fromCSS++
+		}
+	}
+	if got := len(refs) + fromCSS + EWSPolls; got != EWSSubresources || EWSSubresources != 40 {
+		t.Fatalf("the page names %d subresources and its stylesheets %d, with %d polls: %d, want %d (40)", len(refs), fromCSS, EWSPolls, got, EWSSubresources)
+	}
+	if js := string(get("/ews/js/0.js")); !strings.Contains(js, "/ews/api/poll") {
+		t.Fatalf("the first script does not poll: %.200s", js)
+	}
+	get("/ews/api/status")
+	resp, err := srv.Client().Get(srv.URL + "/ews/img/99.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("an image past the last: %s", resp.Status)
 	}
 }

@@ -104,6 +104,11 @@ type Options struct {
 	// "actions" in the agent's file (agent/daemon/policy.go).
 	AgentPolicy   map[string]any
 	DeviceActions []string
+	// ICEFront, if set, is given porthole-turn's address once it listens
+	// and returns the address signaling hands out instead (STUN and TURN
+	// over UDP only), e.g. a delay relay in front of it (the bench's
+	// page loads at a simulated path delay).
+	ICEFront func(turnAddr string) string
 	// Redis is a redis:// URL: signaling (and its admin commands) keep
 	// their state there instead of the data directory's bbolt file.
 	Redis string
@@ -282,12 +287,18 @@ func Start(t testing.TB, opts Options) *Stack {
 		"--agent-key", AgentID + "=" + s.AgentKey,
 		"--tech-token", s.TechToken + "=tech",
 		"--turn-secret-file", secretFile,
-		"--ice-url", "stun:" + s.TURNAddr,
-		"--ice-url", "turn:" + s.TURNAddr + "?transport=udp",
-		"--ice-url", "turn:" + s.TURNAddr + "?transport=tcp",
 		"--sessions-scheme", "http",
 		"--sessions-domain", s.SessionsHost,
 		"--allowed-origin", s.AppURL,
+	}
+	if opts.ICEFront != nil {
+		front := opts.ICEFront(s.TURNAddr)
+		args = append(args, "--ice-url", "stun:"+front, "--ice-url", "turn:"+front+"?transport=udp")
+	} else {
+		args = append(args,
+			"--ice-url", "stun:"+s.TURNAddr,
+			"--ice-url", "turn:"+s.TURNAddr+"?transport=udp",
+			"--ice-url", "turn:"+s.TURNAddr+"?transport=tcp")
 	}
 	args = append(args, s.storeArgs...)
 	if opts.AgentRelay {

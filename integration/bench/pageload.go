@@ -1,0 +1,249 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/porthole-dev/porthole/integration/demodevice"
+	"github.com/porthole-dev/porthole/integration/devtools"
+	"github.com/porthole-dev/porthole/integration/stack"
+)
+
+// The page-load group (issue 21): the demo device's EWS console (/ews, 40
+// subresources: stylesheets whose background images are found only once
+// they are parsed, deferred scripts, images, and JSON polls one after
+// the other) loaded in Chromium through the session, against the same
+// page opened directly in the same run, on loopback and at simulated path
+// delays between the technician's browser and the site.
+//
+// The delay model: the round trip rtt is added on the browser's side of
+// each path, half in each direction, by the user-space relays of
+// delay.go in their own processes:
+//   - direct: Chromium → TCP delay relay → device;
+//   - session: the browser's peer connection is held to its relay
+//     candidate (ICE transport policy "relay", set by the bench), and the
+//     TURN server signaling hands out is a UDP delay relay in front of
+//     porthole-turn, so every datagram between Chromium and the agent
+//     crosses the delay once. The agent reaches the relayed address on
+//     loopback (it is the site side).
+//
+// On loopback (rtt 0) the session takes its usual host path.
+//
+// Each figure is navigation start → the page complete: its load event and
+// its last JSON poll answered (the page's "ews-ready" mark), whichever is
+// later, on the page's own clock. The target is ≤ 1.5× direct + 1 RTT.
+
+// pageLoadRTTs are the simulated round trips of the group.
+var pageLoadRTTs = []time.Duration{0, 20 * time.Millisecond, 60 * time.Millisecond}
+
+// pageLoadsPerRun is how many loads each place gets per browser run
+// (after one that warms up the connections and the worker).
+const pageLoadsPerRun = 5
+
+// ewsPath is the console's path on the device.
+const ewsPath = "/ews"
+
+// pageLoadName names a figure of the group.
+func pageLoadName(place string, rtt time.Duration) string {
+	where := "loopback"
+	if rtt > 0 {
+		where = fmt.Sprintf("%d ms RTT", rtt.Milliseconds())
+	}
+	return fmt.Sprintf("40-resource EWS page, Chromium %s, %s, navigation→complete", place, where)
+}
+
+// pageLoadTarget is the target of the session's load against the direct
+// one: at most 1.5× it plus one round trip (the session's one extra hop
+// on the first request, at most).
+func pageLoadTarget(session, direct float64, rtt time.Duration) bool {
+	return session <= 1.5*direct+float64(rtt.Milliseconds())
+}
+
+// relaySpy runs in every document before its scripts: in the top window
+// it holds every peer connection to relayed candidates (the bench's delay
+// model: the TURN server is behind the delay relay), and keeps the peer
+// connections in window.__benchPCs so the bench can read their selected
+// pair's round trip.
+const relaySpy = `(() => {
+	if (window.__benchPCs || window.top !== window) return;
+	window.__benchPCs = [];
+	const Native = window.RTCPeerConnection;
+	if (!Native) return;
+	window.RTCPeerConnection = class extends Native {
+		constructor(cfg, ...rest) {
+			super({...(cfg || {}), iceTransportPolicy: 'relay'}, ...rest);
+			window.__benchPCs.push(this);
+		}
+	};
+})()`
+
+// pcSpy keeps the peer connections without changing them (loopback).
+const pcSpy = `(() => {
+	if (window.__benchPCs || window.top !== window) return;
+	window.__benchPCs = [];
+	const Native = window.RTCPeerConnection;
+	if (!Native) return;
+	window.RTCPeerConnection = class extends Native {
+		constructor(...args) { super(...args); window.__benchPCs.push(this); }
+	};
+})()`
+
+// selectedPairJS is the selected candidate pair of the session window's
+// peer connection: its local candidate type and its round trip in ms.
+const selectedPairJS = `(async () => {
+	const pc = (window.__benchPCs || []).find((p) => p.connectionState === 'connected');
+	if (!pc) return 'no connected peer connection';
+	const st = await pc.getStats();
+	let out = 'no selected pair';
+	st.forEach((s) => {
+		if (s.type !== 'candidate-pair' || !s.nominated || s.state !== 'succeeded') return;
+		const l = st.get(s.localCandidateId);
+		out = (l ? l.candidateType : '?') + ', ' + (s.currentRoundTripTime * 1000).toFixed(1) + ' ms RTT';
+	});
+	return out;
+})()`
+
+// ewsDoneJS is the console's load at ?i=%d: navigation start to the later
+// of its load event and its ews-ready mark (0 until both), and how many
+// subresources it fetched.
+const ewsDoneJS = `(() => {
+	if (location.pathname !== '` + ewsPath + `' || location.search !== '?i=%d' || document.readyState !== 'complete') return 0;
+	const n = performance.getEntriesByType('navigation')[0];
+	const m = performance.getEntriesByName('ews-ready')[0];
+	if (!n || !(n.loadEventEnd > 0) || !m) return 0;
+	return Math.max(n.loadEventEnd, m.startTime);
+})()`
+
+// PageLoadFigures measures the EWS console's load in Chromium, in the
+// session window's frame and directly, at each of pageLoadRTTs.
+func PageLoadFigures(t testing.TB, r *Report, cfg Config) {
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		t.Skipf("pageload group: no Chromium at %s", ChromiumPath)
+	}
+	for _, rtt := range pageLoadRTTs {
+		var session, direct navSamples
+		var pairs []string
+		for i := range max(cfg.BrowserRuns/3, 3) {
+			s, d, pair := pageLoadRun(t, rtt)
+			session.add(s)
+			direct.add(d)
+			pairs = append(pairs, pair)
+			logf(t, "pageload, %v RTT, run %d: session %.0f ms, direct %.0f ms (medians), path %s; session per request (p50): %s",
+				rtt, i, medianOf(s.load), medianOf(d.load), pair, s.hopNote())
+		}
+		base := r.Add(pageLoadName("direct", rtt), "ms", direct.load)
+		base.Annotate("%d subresources; per request, ms (p50): %s", direct.resources, direct.hopNote())
+		f := r.Against(r.Add(pageLoadName("in the session", rtt), "ms", session.load), base.Name)
+		f.Check(fmt.Sprintf("p50 ≤ 1.5× direct + 1 RTT (%.0f ms)", 1.5*base.Median+float64(rtt.Milliseconds())),
+			pageLoadTarget(f.Median, base.Median, rtt) && session.resources >= demodevice.EWSSubresources)
+		f.Annotate("%.1f ms over direct (p50), %d subresources; selected pair per run: %v; per request, ms (p50): %s",
+			f.Median-base.Median, session.resources, pairs, session.hopNote())
+	}
+}
+
+// pageLoadRun starts a stack and a browser for one round trip and returns
+// the session's and the direct loads of the console (after one warm-up
+// load each) and the session's selected pair.
+func pageLoadRun(t testing.TB, rtt time.Duration) (session, direct navSamples, pair string) {
+	var relays []*relayProcess
+	defer func() {
+		for _, rp := range relays {
+			rp.Close()
+		}
+	}()
+	opts := stack.Options{}
+	if rtt > 0 {
+		opts.ICEFront = func(turn string) string {
+			rp, err := startRelayProcess("udp", turn, rtt/2)
+			if err != nil {
+				t.Fatalf("UDP delay relay in front of porthole-turn: %v", err)
+			}
+			relays = append(relays, rp)
+			return rp.Addr
+		}
+	}
+	st := stack.Start(t, opts)
+	deviceAddr := st.DeviceAddr
+	if rtt > 0 {
+		rp, err := startRelayProcess("tcp", st.DeviceAddr, rtt/2)
+		if err != nil {
+			t.Fatalf("TCP delay relay in front of the device: %v", err)
+		}
+		relays = append(relays, rp)
+		deviceAddr = rp.Addr
+	}
+	ctx, cancel, _ := newChromium(t)
+	defer cancel()
+	spy := pcSpy
+	if rtt > 0 {
+		spy = relaySpy
+	}
+	if err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: spy})
+		return chromedp.Void{}, err
+	}); err != nil {
+		t.Fatalf("Chromium: %v", err)
+	}
+
+	// Through the session, in the session window's frame.
+	info := benchSession(t, st)
+	if err := chromedp.Do(ctx, chromedp.Navigate(info.ShellOrigin+ewsPath+"?i=0#token="+info.Token)); err != nil {
+		t.Fatalf("open the shell: %v", err)
+	}
+	tg := devtools.New(ctx)
+	defer tg.Close()
+	inFrame := func() (context.Context, error) { return tg.Find("iframe", devtools.OnOrigin(info.DeviceOrigin)) }
+	pollTarget(t, tg, inFrame, fmt.Sprintf(ewsDoneJS, 0))
+	session = ewsLoads(t, tg, inFrame)
+	pair, err := chromedp.Run(ctx, chromedp.Evaluate[string](selectedPairJS, func(p *runtime.EvaluateParams) { p.AwaitPromise = &[]bool{true}[0] }))
+	if err != nil {
+		pair = "unknown: " + err.Error()
+	}
+	_, _ = chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { document.querySelector('.toolbar button.end')?.click(); return true; })()`))
+
+	// Directly, in the tab.
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+deviceAddr+ewsPath+"?i=0")); err != nil {
+		t.Fatalf("open the device directly: %v", err)
+	}
+	here := func() (context.Context, error) { return ctx, nil }
+	pollTarget(t, tg, here, fmt.Sprintf(ewsDoneJS, 0))
+	direct = ewsLoads(t, tg, here)
+	return session, direct, pair
+}
+
+// ewsLoads loads the console pageLoadsPerRun times in the document that
+// find reaches, each from the page itself as a link would (?i=1, 2, …),
+// and returns each load, and the per-request phases (navPartsJS).
+func ewsLoads(t testing.TB, tg *devtools.Targets, find func() (context.Context, error)) (out navSamples) {
+	for i := 1; i <= pageLoadsPerRun; i++ {
+		ctx, err := find()
+		if err != nil {
+			t.Fatalf("page load: the page is gone: %v", err)
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(location.href = %q, true)`, fmt.Sprintf("%s?i=%d", ewsPath, i)))); err != nil {
+			t.Fatalf("page load %d: %v", i, err)
+		}
+		out.load = append(out.load, pollTarget(t, tg, find, fmt.Sprintf(ewsDoneJS, i)))
+		if ctx, err := find(); err == nil {
+			if p, err := chromedp.Run(ctx, chromedp.Evaluate[navParts](navPartsJS)); err == nil {
+				out.firstByte = append(out.firstByte, p.FirstByte)
+				out.resources = max(out.resources, p.Resources)
+				if out.hops == nil {
+					out.hops = map[string][]float64{}
+				}
+				for k, vs := range p.Hops {
+					out.hops[k] = append(out.hops[k], vs...)
+				}
+			}
+		}
+	}
+	return out
+}
