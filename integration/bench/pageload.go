@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,13 +124,34 @@ const ewsDoneJS = `(() => {
 	return Math.max(n.loadEventEnd, m.startTime);
 })()`
 
+// ewsDumpJS lists every request of the document (for
+// PORTHOLE_BENCH_PAGELOAD_DUMP): where its time went, one line each.
+const ewsDumpJS = `(() => {
+	const n = performance.getEntriesByType('navigation')[0];
+	const f = (v) => (v || 0).toFixed(1).padStart(7);
+	return [n, ...performance.getEntriesByType('resource')].map((e) => new URL(e.name).pathname.padEnd(22) + f(e.startTime) + f(e.workerStart) + f(e.fetchStart) + f(e.responseStart) + f(e.responseEnd) + '  ' + (e.serverTiming || []).map((s) => s.name + '=' + s.duration).join(' ')).join('\n') +
+		'\nload ' + n.loadEventEnd.toFixed(1) + ', ready ' + (performance.getEntriesByName('ews-ready')[0]?.startTime || 0).toFixed(1);
+})()`
+
 // PageLoadFigures measures the EWS console's load in Chromium, in the
 // session window's frame and directly, at each of pageLoadRTTs.
 func PageLoadFigures(t testing.TB, r *Report, cfg Config) {
 	if _, err := os.Stat(ChromiumPath); err != nil {
 		t.Skipf("pageload group: no Chromium at %s", ChromiumPath)
 	}
-	for _, rtt := range pageLoadRTTs {
+	rtts := pageLoadRTTs
+	if v := os.Getenv("PORTHOLE_BENCH_PAGELOAD_RTTS"); v != "" {
+		// For profiling one level: comma-separated round trips in ms.
+		rtts = nil
+		for _, f := range strings.Split(v, ",") {
+			ms, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || ms < 0 {
+				t.Fatalf("PORTHOLE_BENCH_PAGELOAD_RTTS: %q is not a round trip in ms", f)
+			}
+			rtts = append(rtts, time.Duration(ms)*time.Millisecond)
+		}
+	}
+	for _, rtt := range rtts {
 		var session, direct navSamples
 		var pairs []string
 		for i := range max(cfg.BrowserRuns/3, 3) {
@@ -232,6 +255,10 @@ func ewsLoads(t testing.TB, tg *devtools.Targets, find func() (context.Context, 
 			t.Fatalf("page load %d: %v", i, err)
 		}
 		out.load = append(out.load, pollTarget(t, tg, find, fmt.Sprintf(ewsDoneJS, i)))
+		if ctx, err := find(); err == nil && i == pageLoadsPerRun && os.Getenv("PORTHOLE_BENCH_PAGELOAD_DUMP") != "" {
+			dump, _ := chromedp.Run(ctx, chromedp.Evaluate[string](ewsDumpJS))
+			logf(t, "page load %d, every request (name start workerStart fetchStart responseStart responseEnd; server timing):\n%s", i, dump)
+		}
 		if ctx, err := find(); err == nil {
 			if p, err := chromedp.Run(ctx, chromedp.Evaluate[navParts](navPartsJS)); err == nil {
 				out.firstByte = append(out.firstByte, p.FirstByte)
