@@ -101,7 +101,7 @@ var contentTypes = map[string]string{
 var (
 	shellAssets = set("shell.js", "signaling.js", "tunnel.js", "frames.js", "headers.js", "toolbar.js",
 		"credentials.js", "recovery.js", "relayswitch.js", "pathreason.js", "protocol.js", "strictjson.js", "tokenstore.js", "shell.css", "bar.js", "bar.css",
-		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js", "catalog.js", "terminal.js", "xtermstyles.js", "shellflow.js", "rejoin.js")
+		"wsport.js", "wstunnel.js", "replay.js", "screen.js", "tcpsocket.js", "messages.js", "catalog.js", "terminal.js", "xtermstyles.js", "shellflow.js", "rejoin.js", "smallbody.js")
 	deviceAssets = set("headers.js", "frames.js", "pages.js", "inject.js", "protocol.js", "strictjson.js", "messages.js", "catalog.js", "relay.js", "notice.css")
 )
 

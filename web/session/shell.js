@@ -23,6 +23,7 @@ import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
 import { relayOf, iceServersOf, relayLostText, REFRESH_WAIT, MAX_REFRESHES, REFRESH_FRESH, MAX_FAILED_RELAYS } from './relayswitch.js';
 import { rejoin } from './rejoin.js';
+import { collectable, collectSmall } from './smallbody.js';
 import { MSG, pageHint, deviceOriginOf } from './protocol.js';
 import * as tokens from './tokenstore.js';
 import { serveWebSocketPort } from './wsport.js';
@@ -956,8 +957,16 @@ async function serve(m) {
     if (head.tls) noteLegacyTLS(head.tls);
     // When the request arrived and its head came back (sw.js hopTiming).
     const timing = { relayed: m.relayed, recv, head: performance.timeOrigin + performance.now() };
-    const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body: resBody, timing };
-    port.postMessage(reply, resBody ? [resBody] : []);
+    // A subresource's small body goes with its head (smallbody.js); a
+    // document's streams, so that the page renders as it arrives.
+    let body = resBody;
+    let bytes = null;
+    if (resBody && !m.navigate && m.method === 'GET' && collectable(head.header)) {
+      ({ bytes = null, stream: body = null } = await collectSmall(resBody));
+      timing.body = performance.timeOrigin + performance.now();
+    }
+    const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body, bytes, timing };
+    port.postMessage(reply, bytes ? [bytes] : body ? [body] : []);
   } catch (err) {
     port.postMessage(errorReply(err));
   }

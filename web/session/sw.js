@@ -315,13 +315,15 @@ const clock = () => performance.timeOrigin + performance.now();
  * pre: the worker, before it posts the request (finding the shell, the
  * cookies, the body); relay: worker to relay frame; shell: on to the
  * shell; tunnel: the shell's round trip
- * over the data channel to the device's head; back: the head from the
- * shell to the worker. Durations only; they tell the page nothing it could
+ * over the data channel to the device's head; body: the shell waiting for
+ * a small body's end (smallbody.js); back: the head from the shell to the
+ * worker. Durations only; they tell the page nothing it could
  * not time itself.
  */
 function hopTiming(t) {
   const d = (a, b) => (typeof a === 'number' && typeof b === 'number' && b >= a ? (b - a).toFixed(1) : null);
-  const parts = [['ph-pre', d(t.start, t.posted)], ['ph-relay', d(t.posted, t.relayed)], ['ph-shell', d(t.relayed ?? t.posted, t.recv)], ['ph-tunnel', d(t.recv, t.head)], ['ph-back', d(t.head, t.reply)]];
+  const parts = [['ph-pre', d(t.start, t.posted)], ['ph-relay', d(t.posted, t.relayed)], ['ph-shell', d(t.relayed ?? t.posted, t.recv)], ['ph-tunnel', d(t.recv, t.head)],
+    ['ph-body', d(t.head, t.body)], ['ph-back', d(t.body ?? t.head, t.reply)]];
   return parts.filter(([, v]) => v !== null).map(([k, v]) => `${k};dur=${v}`).join(', ');
 }
 
@@ -407,6 +409,7 @@ async function carry(event, req, url) {
     timing.relayed = reply.timing.relayed;
     timing.recv = reply.timing.recv;
     timing.head = reply.timing.head;
+    timing.body = reply.timing.body;
   }
   headers.append('Server-Timing', hopTiming(timing));
   const location = headers.get('Location');
@@ -423,11 +426,14 @@ async function carry(event, req, url) {
     reply.body?.cancel().catch(() => {});
     return html(502, errorPage('device_failed', t('page.deviceStatus', { status })));
   }
-  if (!reply.body || NULL_BODY_STATUS.has(status) || req.method === 'HEAD') {
+  // A small body came whole with the head (smallbody.js), else a stream.
+  const bytes = reply.bytes instanceof ArrayBuffer ? reply.bytes : null;
+  if ((!reply.body && !bytes) || NULL_BODY_STATUS.has(status) || req.method === 'HEAD') {
     reply.body?.cancel().catch(() => {});
     return new Response(null, { status, headers });
   }
-  let out = reply.body;
+  if (bytes && !doc) return new Response(bytes, { status, headers });
+  let out = reply.body || new Response(bytes).body;
   if (doc && isHTML(headers.get('Content-Type'))) {
     headers.delete('Content-Length');
     out = injectShim(out, headers.get('Porthole-Device-Origins'));
