@@ -959,14 +959,14 @@ async function serve(m) {
     const timing = { relayed: m.relayed, recv, head: performance.timeOrigin + performance.now() };
     // A subresource's small body goes with its head (smallbody.js); a
     // document's streams, so that the page renders as it arrives.
-    let body = resBody;
+    let out = resBody;
     let bytes = null;
     if (resBody && !m.navigate && m.method === 'GET' && collectable(head.header)) {
-      ({ bytes = null, stream: body = null } = await collectSmall(resBody));
+      ({ bytes = null, stream: out = null } = await collectSmall(resBody));
       timing.body = performance.timeOrigin + performance.now();
     }
-    const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body, bytes, timing };
-    port.postMessage(reply, bytes ? [bytes] : body ? [body] : []);
+    const reply = { type: 'response', status: head.status, header: head.header, cookies: head.cookies, deletedCookies: head.deletedCookies, body: out, bytes, timing };
+    port.postMessage(reply, bytes ? [bytes] : out ? [out] : []);
   } catch (err) {
     port.postMessage(errorReply(err));
   }
