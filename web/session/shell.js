@@ -17,7 +17,7 @@
 // what the toolbar shows, over a BroadcastChannel.
 
 import { Signaling, candidateData, sessionFromHost } from './signaling.js';
-import { Tunnel } from './tunnel.js';
+import { Tunnel, priorityOf } from './tunnel.js';
 import { createToolbar, explainPath, pathFromStats, pathLabel } from './toolbar.js';
 import { authChallenge, askCredentials } from './credentials.js';
 import { Recovery } from './recovery.js';
@@ -951,6 +951,7 @@ async function serve(m) {
       clientOrigin: DEVICE_ORIGIN,
       body,
       signal: ac.signal,
+      priority: priorityOf(m.dest),
     };
     const first = await state.tunnel.fetch({ ...req, credentials: takeCredentials() });
     const { head, body: resBody } = await authenticate(req, first.head, first.body, kept);

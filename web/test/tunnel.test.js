@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tunnel, HIGH_WATER, PREBUFFER, LABEL, BATCH } from '../session/tunnel.js';
+import { Tunnel, HIGH_WATER, PREBUFFER, LABEL, BATCH, priorityOf } from '../session/tunnel.js';
 import { FrameType, encodeFrame, encodeJSONFrame, encodeAbort, MAX_CHUNK } from '../session/frames.js';
 import { FakePeerConnection, tick } from './fakepc.js';
 
@@ -126,6 +126,38 @@ test('concurrency is capped and further requests queue', async () => {
   const results = await Promise.all(ps);
   assert.equal(results.length, 5);
   assert.equal(pc.channels.length, 3);
+});
+
+test('priorityOf orders documents, styles and fonts, then scripts and fetch(), then images', () => {
+  const cases = [['document', 0], ['iframe', 0], ['style', 0], ['font', 0], ['script', 1], ['', 1], ['worker', 1], [undefined, 1],
+    ['image', 2], ['video', 2], ['audio', 2], ['object', 2]];
+  for (const [dest, want] of cases) assert.equal(priorityOf(dest), want, String(dest));
+});
+
+test('a free channel goes to the most urgent waiting request, first come first served within a class', async () => {
+  const pc = new FakePeerConnection();
+  const t = new Tunnel(pc, { maxChannels: 1 });
+  const first = t.fetch(get('/busy'));
+  await tick();
+  const order = [];
+  const ps = [['/img/1', 2], ['/fetch/1', 1], ['/img/2', 2], ['/css/1', 0], ['/fetch/2', 1], ['/odd', 'x']].map(([target, priority]) => {
+    const p = t.fetch({ ...get(target), priority });
+    return p.then(async ({ body }) => {
+      order.push(target);
+      await readAll(body);
+    });
+  });
+  await tick();
+  assert.deepEqual(t.stats(), { channels: 1, idle: 0, waiting: 6 });
+  respond(pc.channels[0], 200, 'x');
+  await readAll((await first).body);
+  for (let i = 0; i < 6; i++) {
+    await tick();
+    respond(pc.channels[0], 200, 'x');
+    await ps[[3, 1, 4, 5, 0, 2][i]];
+  }
+  // An unknown priority counts as a script's.
+  assert.deepEqual(order, ['/css/1', '/fetch/1', '/fetch/2', '/odd', '/img/1', '/img/2']);
 });
 
 test('a refusal in place of the head rejects with its code, and the channel is reused', async () => {
