@@ -121,6 +121,12 @@ func (s *navSamples) add(o navSamples) {
 		}
 		s.hops[k] = append(s.hops[k], vs...)
 	}
+	for k, vs := range o.cpu {
+		if s.cpu == nil {
+			s.cpu = map[string][]float64{}
+		}
+		s.cpu[k] = append(s.cpu[k], vs...)
+	}
 }
 
 // medianOf is the median of xs (0 for none).

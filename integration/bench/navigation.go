@@ -188,6 +188,8 @@ type navSamples struct {
 	load, firstByte []float64
 	resources       int
 	hops            map[string][]float64
+	// cpu is CPU ms per load by process (the pageload group).
+	cpu map[string][]float64
 }
 
 // hopNote is the medians of the per-request phases, in a stable order.

@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,16 +161,16 @@ func PageLoadFigures(t testing.TB, r *Report, cfg Config) {
 			session.add(s)
 			direct.add(d)
 			pairs = append(pairs, pair)
-			logf(t, "pageload, %v RTT, run %d: session %.0f ms, direct %.0f ms (medians), path %s; session per request (p50): %s",
-				rtt, i, medianOf(s.load), medianOf(d.load), pair, s.hopNote())
+			logf(t, "pageload, %v RTT, run %d: session %.0f ms, direct %.0f ms (medians), path %s; CPU ms per load: session %s, direct %s; session per request (p50): %s",
+				rtt, i, medianOf(s.load), medianOf(d.load), pair, cpuNote(s.cpu), cpuNote(d.cpu), s.hopNote())
 		}
 		base := r.Add(pageLoadName("direct", rtt), "ms", direct.load)
-		base.Annotate("%d subresources; per request, ms (p50): %s", direct.resources, direct.hopNote())
+		base.Annotate("%d subresources; CPU ms per load (p50): %s; per request, ms (p50): %s", direct.resources, cpuNote(direct.cpu), direct.hopNote())
 		f := r.Against(r.Add(pageLoadName("in the session", rtt), "ms", session.load), base.Name)
 		f.Check(fmt.Sprintf("p50 ≤ 1.5× direct + 1 RTT (%.0f ms)", 1.5*base.Median+float64(rtt.Milliseconds())),
 			pageLoadTarget(f.Median, base.Median, rtt) && session.resources >= demodevice.EWSSubresources)
-		f.Annotate("%.1f ms over direct (p50), %d subresources; selected pair per run: %v; per request, ms (p50): %s",
-			f.Median-base.Median, session.resources, pairs, session.hopNote())
+		f.Annotate("%.1f ms over direct (p50), %d subresources; selected pair per run: %v; CPU ms per load (p50): %s; per request, ms (p50): %s",
+			f.Median-base.Median, session.resources, pairs, cpuNote(session.cpu), session.hopNote())
 	}
 }
 
@@ -203,7 +205,7 @@ func pageLoadRun(t testing.TB, rtt time.Duration) (session, direct navSamples, p
 		relays = append(relays, rp)
 		deviceAddr = rp.Addr
 	}
-	ctx, cancel, _ := newChromium(t)
+	ctx, cancel, browserPid := newChromium(t)
 	defer cancel()
 	spy := pcSpy
 	if rtt > 0 {
@@ -225,7 +227,10 @@ func pageLoadRun(t testing.TB, rtt time.Duration) (session, direct navSamples, p
 	defer tg.Close()
 	inFrame := func() (context.Context, error) { return tg.Find("iframe", devtools.OnOrigin(info.DeviceOrigin)) }
 	pollTarget(t, tg, inFrame, fmt.Sprintf(ewsDoneJS, 0))
+	procs := bulkProcs{st: st, browser: browserPid}
+	cpu0 := procs.cpu()
 	session = ewsLoads(t, tg, inFrame)
+	session.cpu = cpuPerLoad(cpu0, procs.cpu())
 	pair, err := chromedp.Run(ctx, chromedp.Evaluate[string](selectedPairJS, func(p *runtime.EvaluateParams) { p.AwaitPromise = &[]bool{true}[0] }))
 	if err != nil {
 		pair = "unknown: " + err.Error()
@@ -238,8 +243,41 @@ func pageLoadRun(t testing.TB, rtt time.Duration) (session, direct navSamples, p
 	}
 	here := func() (context.Context, error) { return ctx, nil }
 	pollTarget(t, tg, here, fmt.Sprintf(ewsDoneJS, 0))
+	cpu0 = procs.cpu()
 	direct = ewsLoads(t, tg, here)
+	direct.cpu = cpuPerLoad(cpu0, procs.cpu())
 	return session, direct, pair
+}
+
+// cpuPerLoad is the CPU each process (Chromium's summed) spent between two
+// samples, in ms per load of the console.
+func cpuPerLoad(before, after map[string]time.Duration) map[string][]float64 {
+	out := map[string][]float64{}
+	sum := map[string]time.Duration{}
+	for k, v := range after {
+		name := k
+		if strings.HasPrefix(k, chromiumPid) {
+			name = "chromium"
+		}
+		sum[name] += v - before[k]
+	}
+	for k, v := range sum {
+		out[k] = []float64{float64(v.Microseconds()) / 1000 / pageLoadsPerRun}
+	}
+	return out
+}
+
+// cpuNote is the medians of per-load CPU, in a stable order.
+func cpuNote(cpu map[string][]float64) string {
+	keys := slices.Sorted(maps.Keys(cpu))
+	parts := make([]string, 0, len(keys))
+	var total float64
+	for _, k := range keys {
+		m := medianOf(cpu[k])
+		total += m
+		parts = append(parts, fmt.Sprintf("%s %.0f", strings.TrimPrefix(k, "porthole-"), m))
+	}
+	return fmt.Sprintf("%.0f (%s)", total, strings.Join(parts, ", "))
 }
 
 // ewsLoads loads the console pageLoadsPerRun times in the document that
