@@ -256,8 +256,8 @@ func cpuPerLoad(before, after map[string]time.Duration) map[string][]float64 {
 	sum := map[string]time.Duration{}
 	for k, v := range after {
 		name := k
-		if strings.HasPrefix(k, chromiumPid) {
-			name = "chromium"
+		if pid, ok := strings.CutPrefix(k, chromiumPid); ok {
+			name = "chromium " + chromiumType(pid)
 		}
 		sum[name] += v - before[k]
 	}
@@ -265,6 +265,27 @@ func cpuPerLoad(before, after map[string]time.Duration) map[string][]float64 {
 		out[k] = []float64{float64(v.Microseconds()) / 1000 / pageLoadsPerRun}
 	}
 	return out
+}
+
+// chromiumType is a Chromium process's --type (renderer, gpu-process,
+// utility: the network service among them), "browser" for the browser
+// process.
+func chromiumType(pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/cmdline")
+	if err != nil {
+		return "gone"
+	}
+	// Chromium rewrites its children's command lines as one string
+	// (setproctitle): split on spaces as well as NULs.
+	for _, a := range strings.Fields(strings.ReplaceAll(string(b), "\x00", " ")) {
+		if v, ok := strings.CutPrefix(a, "--type="); ok {
+			if v == "utility" && strings.Contains(string(b), "network.mojom.NetworkService") {
+				return "network"
+			}
+			return v
+		}
+	}
+	return "browser"
 }
 
 // cpuNote is the medians of per-load CPU, in a stable order.
