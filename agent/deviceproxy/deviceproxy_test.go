@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -349,5 +351,23 @@ func TestDeviceOriginsHeader(t *testing.T) {
 	}
 	if got := serve(h, originFormRequest(ctx, "GET", "/data", nil)).Header().Values(proto.HeaderDeviceOrigins); len(got) != 0 {
 		t.Errorf("JSON carries %q", got)
+	}
+}
+
+// TestIdleConnectionsCoverTheBrowsersChannels: the connections kept idle
+// to a device are at least the browser session's requests in flight (its
+// data channel pool), so a page's burst reuses them.
+func TestIdleConnectionsCoverTheBrowsersChannels(t *testing.T) {
+	js, err := os.ReadFile("../../web/session/tunnel.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`export const MAX_CHANNELS = (\d+);`).FindSubmatch(js)
+	if m == nil {
+		t.Fatal("web/session/tunnel.js: no MAX_CHANNELS")
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	if deviceproxy.MaxIdleConnsPerHost < n {
+		t.Fatalf("MaxIdleConnsPerHost %d < the browser's MAX_CHANNELS %d", deviceproxy.MaxIdleConnsPerHost, n)
 	}
 }

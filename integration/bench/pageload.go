@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -228,9 +230,10 @@ func pageLoadRun(t testing.TB, rtt time.Duration) (session, direct navSamples, p
 	inFrame := func() (context.Context, error) { return tg.Find("iframe", devtools.OnOrigin(info.DeviceOrigin)) }
 	pollTarget(t, tg, inFrame, fmt.Sprintf(ewsDoneJS, 0))
 	procs := bulkProcs{st: st, browser: browserPid}
-	cpu0 := procs.cpu()
+	cpu0, conns0 := procs.cpu(), deviceConns(t, st)
 	session = ewsLoads(t, tg, inFrame)
 	session.cpu = cpuPerLoad(cpu0, procs.cpu())
+	session.cpu["device connections"] = []float64{float64(deviceConns(t, st)-conns0) / pageLoadsPerRun}
 	pair, err := chromedp.Run(ctx, chromedp.Evaluate[string](selectedPairJS, func(p *runtime.EvaluateParams) { p.AwaitPromise = &[]bool{true}[0] }))
 	if err != nil {
 		pair = "unknown: " + err.Error()
@@ -243,9 +246,10 @@ func pageLoadRun(t testing.TB, rtt time.Duration) (session, direct navSamples, p
 	}
 	here := func() (context.Context, error) { return ctx, nil }
 	pollTarget(t, tg, here, fmt.Sprintf(ewsDoneJS, 0))
-	cpu0 = procs.cpu()
+	cpu0, conns0 = procs.cpu(), deviceConns(t, st)
 	direct = ewsLoads(t, tg, here)
 	direct.cpu = cpuPerLoad(cpu0, procs.cpu())
+	direct.cpu["device connections"] = []float64{float64(deviceConns(t, st)-conns0) / pageLoadsPerRun}
 	return session, direct, pair
 }
 
@@ -288,17 +292,38 @@ func chromiumType(pid string) string {
 	return "browser"
 }
 
-// cpuNote is the medians of per-load CPU, in a stable order.
+// deviceConns is how many TCP connections the demo device has accepted
+// before this call (its /api/stats, on a connection of its own).
+func deviceConns(t testing.TB, st *stack.Stack) int64 {
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: browserWait}
+	resp, err := hc.Get("http://" + st.DeviceAddr + "/api/stats")
+	if err != nil {
+		t.Fatalf("device stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var s demodevice.StatsSnapshot
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatalf("device stats: %v", err)
+	}
+	return s.TotalConns - 1
+}
+
+// cpuNote is the medians of per-load CPU, in a stable order, and the
+// device's new connections per load.
 func cpuNote(cpu map[string][]float64) string {
 	keys := slices.Sorted(maps.Keys(cpu))
 	parts := make([]string, 0, len(keys))
-	var total float64
+	var total, conns float64
 	for _, k := range keys {
 		m := medianOf(cpu[k])
+		if k == "device connections" {
+			conns = m
+			continue
+		}
 		total += m
 		parts = append(parts, fmt.Sprintf("%s %.0f", strings.TrimPrefix(k, "porthole-"), m))
 	}
-	return fmt.Sprintf("%.0f (%s)", total, strings.Join(parts, ", "))
+	return fmt.Sprintf("%.0f (%s), device connections opened %.1f", total, strings.Join(parts, ", "), conns)
 }
 
 // ewsLoads loads the console pageLoadsPerRun times in the document that
