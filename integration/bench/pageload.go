@@ -159,7 +159,17 @@ func PageLoadFigures(t testing.TB, r *Report, cfg Config) {
 		var session, direct navSamples
 		var pairs []string
 		for i := range max(cfg.BrowserRuns/3, 3) {
-			s, d, pair := pageLoadRun(t, rtt)
+			var s, d navSamples
+			var pair string
+			// A subtest of its own when it can, so that each run's stack
+			// stops when the run ends instead of at the end of the group.
+			if tt, ok := t.(*testing.T); ok {
+				if !tt.Run(fmt.Sprintf("rtt=%v/run=%d", rtt, i), func(t *testing.T) { s, d, pair = pageLoadRun(t, rtt) }) {
+					t.FailNow()
+				}
+			} else {
+				s, d, pair = pageLoadRun(t, rtt)
+			}
 			session.add(s)
 			direct.add(d)
 			pairs = append(pairs, pair)
