@@ -34,7 +34,7 @@ import { showTerminal } from './terminal.js';
 import {
   againHref, appOrigin, b64url, barRequest, bindError, callbackError, coded, endedReply, endNotice, endOf, endText, errorReply,
   failAction, fragmentToken, joinError, messageSource, notJoinedTitle, readyOf, relayReadyOf, requestOf, savedAuthorization,
-  sessionIDOf, tokenAnswer, viewOf,
+  sessionIDOf, tokenAnswer, viewOf, muxPort,
 } from './shellflow.js';
 
 const BOUND_KEY = 'porthole.session-bound'; // '1': the kept token is bound to this window's cookie
@@ -67,6 +67,7 @@ const state = {
   frame: null,
   relay: null,
   workerPort: null, // the worker posts its requests here (protocol.js MSG.port)
+  muxed: new Map(), // id → reply port of each unanswered request sent on workerPort (muxPort)
   relayReady: null, // resolves when the worker is active and knows the relay
   relayReadyResolve: null,
   location: '', // the device frame's path, as its page shim says
@@ -774,6 +775,14 @@ function offerPort() {
       if (e.data?.type === MSG.portAck) {
         clearTimeout(timer);
         resolve();
+        return;
+      }
+      // The worker's requests on this port carry an id instead of a port
+      // of their own (sw.js onShellReply).
+      const id = e.data?.id;
+      if (Number.isSafeInteger(id) && id > 0 && !e.ports.length) {
+        if (e.data.type === 'abort') state.muxed.get(id)?.abort();
+        else if (e.data.type === MSG.fetch) onRequest(e.data, [muxPort(port1, id, state.muxed)]);
         return;
       }
       onRequest(e.data, e.ports);

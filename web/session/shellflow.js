@@ -204,3 +204,25 @@ export function endedReply(endReason) {
 export function errorReply(err) {
   return { type: 'error', code: err.code || 'internal', message: err.detail || err.message || '' };
 }
+
+/**
+ * The reply port of a request the worker sent by id on its port (sw.js
+ * onShellReply), kept in table until answered: serve() answers on it as
+ * on a MessagePort of the request's own (its one reply carries the id
+ * back to port), and abort() hands the worker's {type: 'abort', id} to its
+ * onmessage.
+ */
+export function muxPort(port, id, table) {
+  const p = {
+    onmessage: null,
+    postMessage(v, transfer = []) {
+      table.delete(id);
+      port.postMessage({ ...v, id }, transfer);
+    },
+    abort() {
+      p.onmessage?.({ data: { type: 'abort' } });
+    },
+  };
+  table.set(id, p);
+  return p;
+}

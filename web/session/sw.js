@@ -63,6 +63,22 @@ const relayWaiters = new Set();
 // none that is alive, so a relay the device's page forged cannot replace it.
 let shellPort = null;
 let portRelayId = '';
+// Requests on the shell's port share it, told apart by an id (MSG.fetch's
+// id, echoed in the reply; {type: 'abort', id} cancels): a MessageChannel
+// each, transferred to the session window's process and answered on,
+// cost every request a pipe of its own between the two processes.
+let muxSeq = 0;
+const muxReplies = new Map(); // id → the request's reply handler
+
+/** A reply on the shell's port goes to the request of its id. */
+function onShellReply(e) {
+  const id = e.data?.id;
+  const reply = muxReplies.get(id);
+  if (!reply) return;
+  muxReplies.delete(id);
+  reply(e.data);
+}
+
 // How long a request on the shell's port waits before the worker checks
 // that the session window that gave the port still exists.
 const PORT_CHECK = 1_000;
@@ -105,6 +121,7 @@ sw.addEventListener('message', (e) => {
     case MSG.port:
       if (!shellPort && e.ports.length === 1) {
         shellPort = e.ports[0];
+        shellPort.onmessage = onShellReply;
         portRelayId = src.id;
         shellPort.postMessage({ type: MSG.portAck });
       }
@@ -337,7 +354,9 @@ async function carry(event, req, url) {
   if (!relay) return html(503, errorPage('unavailable', t('page.windowClosed')));
 
   const [body, cookie] = await Promise.all([requestBody(req), pageCookies()]);
-  const { port1, port2 } = new MessageChannel();
+  // On the shell's port, by id; through the relay, on a channel of its own.
+  const id = via ? ++muxSeq : 0;
+  const { port1, port2 } = via ? { port1: null, port2: null } : new MessageChannel();
   const navigate = req.mode === 'navigate';
   const msg = {
     type: MSG.fetch,
@@ -351,17 +370,19 @@ async function carry(event, req, url) {
     dest: req.destination,
     navigate,
   };
+  if (via) msg.id = id;
+  const send = () => relay.postMessage(msg, [...(port2 ? [port2] : []), ...(msg.body ? [msg.body] : [])]);
   timing.posted = clock();
   try {
-    relay.postMessage(msg, body ? [port2, body] : [port2]);
+    send();
   } catch {
     // A stream this browser cannot transfer: send the bytes instead.
     const bytes = body ? new Uint8Array(await new Response(body).arrayBuffer()) : null;
     msg.body = bytes ? new ReadableStream({ start: (c) => { c.enqueue(bytes); c.close(); } }) : null;
-    relay.postMessage(msg, msg.body ? [port2, msg.body] : [port2]);
+    send();
   }
   // The page gave up (aborted fetch, navigated away) before the head came.
-  const onAbort = () => port1.postMessage({ type: 'abort' });
+  const onAbort = () => (via ? via.postMessage({ type: 'abort', id }) : port1.postMessage({ type: 'abort' }));
   req.signal?.addEventListener('abort', onAbort, { once: true });
 
   const reply = await new Promise((resolve) => {
@@ -377,13 +398,16 @@ async function carry(event, req, url) {
     // A port whose session window is gone never answers: ask again
     // through the relay (a request without a body), or fail at once.
     const check = via ? setTimeout(() => portAlive(via).then((alive) => alive || settle({ type: 'retry' })), PORT_CHECK) : 0;
-    port1.onmessage = (e) => {
+    const onReply = (data) => {
       timing.reply = clock();
-      settle(e.data);
+      settle(data);
     };
+    if (via) muxReplies.set(id, onReply);
+    else port1.onmessage = (e) => onReply(e.data);
   });
+  muxReplies.delete(id);
   if (reply?.type === 'retry') {
-    port1.close();
+    port1?.close();
     if (!body) return carry(event, req, url);
     return html(503, errorPage('unavailable', t('page.windowClosedSending')));
   }

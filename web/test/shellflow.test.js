@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import {
   againHref, appOrigin, b64url, barRequest, bindError, callbackError, coded, endedReply, endNotice, endOf, endText, errorReply,
   failAction, fragmentToken, joinError, messageSource, notJoinedTitle, readyOf, relayReadyOf, requestOf, savedAuthorization,
-  sessionIDOf, tokenAnswer, viewOf,
+  sessionIDOf, tokenAnswer, viewOf, muxPort,
 } from '../session/shellflow.js';
 import { MSG } from '../session/protocol.js';
 import { en } from '../session/messages.js';
@@ -220,4 +220,28 @@ test('shell.js leaves these decisions to shellflow.js', () => {
   }
   assert.doesNotMatch(src, /e\.origin !== DEVICE_ORIGIN/);
   assert.doesNotMatch(src, /function (coded|b64url|appOrigin|viewOf)\(/);
+});
+
+test('muxPort: the one reply carries the id back and frees the entry; an abort reaches onmessage', () => {
+  const sent = [];
+  const port = { postMessage: (v, transfer) => sent.push([v, transfer]) };
+  const table = new Map();
+  const p = muxPort(port, 7, table);
+  assert.equal(table.get(7), p);
+  // A request as the worker sends it by id passes the same checks as one with a port.
+  const r = requestOf({ type: MSG.fetch, id: 7, method: 'GET', target: '/a', headers: [] }, [p]);
+  assert.equal(r?.kind, 'fetch');
+  assert.equal(r.req.port, p);
+  let aborted = 0;
+  p.onmessage = (e) => {
+    if (e.data?.type === 'abort') aborted++;
+  };
+  table.get(7).abort();
+  assert.equal(aborted, 1);
+  const buf = new ArrayBuffer(4);
+  p.postMessage({ type: 'response', status: 200, bytes: buf }, [buf]);
+  assert.deepEqual(sent, [[{ type: 'response', status: 200, bytes: buf, id: 7 }, [buf]]]);
+  assert.equal(table.size, 0);
+  // An abort after the answer finds nothing.
+  assert.equal(table.get(7), undefined);
 });
