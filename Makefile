@@ -96,11 +96,11 @@ test: deps web lint
 # groups. Compare two runs with: go run ./integration/cmd/porthole-bench -compare old.json new.json
 BENCH_ONLY ?=
 bench:
-	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 24m \
+	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 40m \
 		-args -suite=full -only='$(BENCH_ONLY)' -out $(CURDIR)/artifacts/bench/results.json
 
 bench-quick:
-	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 5m \
+	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 10m \
 		-args -suite=quick -only='$(BENCH_ONLY)' -out $(CURDIR)/artifacts/bench/results-quick.json
 
 # The soak (integration TestSoak): SOAK_SESSIONS sessions held open across
