@@ -112,7 +112,7 @@ var (
 // The shim is one classic script, not a module, because a module runs only
 // after the document is parsed, after the page's own inline scripts: hooks
 // such as a WebSocket shim must be in place before those run.
-var pageParts = []string{"core.js", "location.js", "framebust.js", "wsclass.js", "websocket.js", "deviceurls.js", "offsite.js", "bar.js", "start.js"}
+var pageParts = []string{"core.js", "location.js", "framebust.js", "wsclass.js", "websocket.js", "deviceurls.js", "offsite.js", "unstored.js", "bar.js", "start.js"}
 
 // shimMessages are the keys of the session catalog (session/messages.js)
 // the page shim shows; the bundle carries them as its TEXT object, since a

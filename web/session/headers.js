@@ -144,8 +144,10 @@ export function targetOf(url) {
  * session's policy (sessionPolicy). A device CSP keeps its restrictions
  * except frame-ancestors, which would block the shell's frame. A document
  * (opt.document) is never stored (no HTTP cache, no back-forward cache: it
- * must not outlive the session) and is origin-keyed like every other page
- * of the origin; opt.topLevel says it is a top-level document.
+ * must not outlive the session; Chromium 156 lets a no-store page into the
+ * back-forward cache all the same, so the page shim keeps top-level windows
+ * out, page/unstored.js) and is origin-keyed like every other page of the
+ * origin; opt.topLevel says it is a top-level document.
  */
 export function responseHeaders(header, opt = {}) {
   const out = [];

@@ -39,6 +39,7 @@ const RELAY_PATH = '/__t/relay.html';
 const SHIM_PATH = '/__t/page.js';
 const ENDED_PATH = '/__t/ended';
 const OFFSITE_PATH = '/__t/offsite';
+const UNSTORED_PATH = '/__t/unstored';
 const SHIM_CACHE = 'porthole-shim';
 // How long a request may wait for the shell to answer with a head. The
 // agent has its own device timeouts; this catches a shell that went away.
@@ -209,6 +210,12 @@ sw.addEventListener('fetch', (e) => {
     // The page shim's interstitial for a link, form or window.open that
     // leaves the device (page/offsite.js): built here, nothing fetched.
     e.respondWith(html(200, offsiteLinkPage(url.searchParams.get('u') || '')));
+    return;
+  }
+  if (url.pathname === UNSTORED_PATH) {
+    // The page shim's request that keeps a top-level device page out of
+    // the back-forward cache (page/unstored.js): built here, nothing fetched.
+    e.respondWith(new Response(null, { status: 204, headers: { 'Cache-Control': 'no-store' } }));
     return;
   }
   if (url.pathname.startsWith(PREFIX) || url.pathname === '/favicon.ico') return;

@@ -28,6 +28,7 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false, worke
   const listeners = {};
   const posted = [];
   const added = [];
+  const requests = [];
   const on = (target) => (type, fn) => { (listeners[`${target}:${type}`] ||= []).push(fn); };
   const fire = (target, type, ev = {}) => { for (const fn of listeners[`${target}:${type}`] || []) fn(ev); };
   const style = { display: hidden ? 'none' : 'block', visibility: 'visible', opacity: '1' };
@@ -45,6 +46,10 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false, worke
     setTimeout: (fn) => fn(),
     getComputedStyle: () => style,
     WebSocket: function NativeWebSocket(url) { this.url = url; },
+    XMLHttpRequest: class {
+      open(method, url) { this.req = { method, url }; }
+      send() { requests.push(this.req); }
+    },
     navigator: { serviceWorker: worker ? { controller: worker } : undefined },
     MessageChannel, Blob, MessageEvent, DOMException, EventTarget, Event, TextEncoder, URL, queueMicrotask,
   };
@@ -64,7 +69,7 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false, worke
   };
   const ctx = vm.createContext(win);
   vm.runInContext(bundle, ctx);
-  return { win, posted, added, fire, style };
+  return { win, posted, added, requests, fire, style };
 }
 
 test('in the session window\'s frame: the location, and a frame-busting page', () => {
@@ -133,6 +138,18 @@ test('a popped-out tab gets the bar, a frame of the session window, and tells no
   assert.equal(host.shadow.mode, 'closed');
   assert.equal(host.shadow.children[0].tag, 'iframe');
   assert.equal(host.shadow.children[0].src, SHELL + '/__t/bar.html');
+});
+
+test('a top-level device window asks the worker for a no-store answer, once; a frame does not', () => {
+  // page/unstored.js: what keeps the tab out of the back-forward cache, so
+  // its navigations stay in its browsing context group and renderer.
+  const tab = fakeWindow({ framed: false });
+  assert.deepEqual(tab.requests, [{ method: 'GET', url: '/__t/unstored' }]);
+  tab.fire('document', 'DOMContentLoaded');
+  tab.fire('window', 'load');
+  assert.equal(tab.requests.length, 1);
+  assert.deepEqual(fakeWindow().requests, [], 'the session window\'s frame');
+  assert.deepEqual(fakeWindow({ parentOrigin: 'https://evil.example' }).requests, [], 'a frame of another page');
 });
 
 test('a frame inside another page is not the session window\'s frame', () => {
