@@ -29,6 +29,7 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false, worke
   const posted = [];
   const added = [];
   const requests = [];
+  const delays = [];
   const on = (target) => (type, fn) => { (listeners[`${target}:${type}`] ||= []).push(fn); };
   const fire = (target, type, ev = {}) => { for (const fn of listeners[`${target}:${type}`] || []) fn(ev); };
   const style = { display: hidden ? 'none' : 'block', visibility: 'visible', opacity: '1' };
@@ -43,7 +44,7 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false, worke
       ancestorOrigins: framed ? [parentOrigin] : [] },
     history: { pushState() {}, replaceState() {} },
     addEventListener: on('window'),
-    setTimeout: (fn) => fn(),
+    setTimeout: (fn, ms) => { delays.push(ms); fn(); },
     getComputedStyle: () => style,
     WebSocket: function NativeWebSocket(url) { this.url = url; },
     XMLHttpRequest: class {
@@ -69,7 +70,7 @@ function fakeWindow({ framed = true, parentOrigin = SHELL, hidden = false, worke
   };
   const ctx = vm.createContext(win);
   vm.runInContext(bundle, ctx);
-  return { win, posted, added, requests, fire, style };
+  return { win, posted, added, requests, delays, fire, style };
 }
 
 test('in the session window\'s frame: the location, and a frame-busting page', () => {
@@ -138,6 +139,15 @@ test('a popped-out tab gets the bar, a frame of the session window, and tells no
   assert.equal(host.shadow.mode, 'closed');
   assert.equal(host.shadow.children[0].tag, 'iframe');
   assert.equal(host.shadow.children[0].src, SHELL + '/__t/bar.html');
+});
+
+test('a popped-out tab gets its bar a moment after its load event, not at it', () => {
+  // The bar loads in the session window's renderer, which carries every
+  // request: a click right after the load must not wait behind it.
+  const w = fakeWindow({ framed: false });
+  w.fire('window', 'load');
+  assert.equal(w.added.length, 1);
+  assert.ok(w.delays.at(-1) >= 300, `the bar waited ${w.delays.at(-1)} ms after the load event`);
 });
 
 test('a top-level device window asks the worker for a no-store answer, once; a frame does not', () => {
