@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"testing"
 	"time"
+
+	"github.com/porthole-dev/porthole/integration/stack"
 )
 
 var (
@@ -18,7 +20,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(RelayHelperEnv); spec != "" {
 		os.Exit(RunRelayHelper(spec))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stack.RemoveBuilt()
+	os.Exit(code)
 }
 
 // TestSuite runs the benchmark suite selected by -suite, or a smoke run

@@ -32,8 +32,20 @@ type Binaries map[string]string
 var (
 	buildOnce sync.Once
 	built     Binaries
+	buildDir  string
 	buildErr  error
 )
+
+// RemoveBuilt deletes what Build compiled (about 100 MB a test process).
+// The binaries serve every test of the process, so no test's cleanup may
+// remove them: each package that calls Build calls RemoveBuilt from its
+// TestMain after m.Run. Without it every `go test` run left its directory
+// in /tmp, and a day of runs filled the disk.
+func RemoveBuilt() {
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+}
 
 // Build compiles the project's commands once per test process into a
 // temporary directory and returns their paths.
@@ -45,6 +57,7 @@ func Build(t testing.TB) Binaries {
 			buildErr = err
 			return
 		}
+		buildDir = dir
 		root := testenv.RepoRoot(t)
 		pkgs := []string{
 			"./signaling/cmd/porthole-signaling",
