@@ -94,10 +94,14 @@ test: deps web lint
 # baseline measured in the same run; a table on stdout, JSON and markdown in
 # artifacts/bench/. BENCH_ONLY=stack,inproc,turn,signaling,path,browser,pageload,bulk,fallback limits the
 # groups. Compare two runs with: go run ./integration/cmd/porthole-bench -compare old.json new.json
+# BENCH_TURN_SESSIONS=200 BENCH_TURN_RUNS=4 runs only that case of the turn group, that often.
 BENCH_ONLY ?=
+BENCH_TURN_SESSIONS ?=
+BENCH_TURN_RUNS ?= 0
 bench:
 	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 40m \
-		-args -suite=full -only='$(BENCH_ONLY)' -out $(CURDIR)/artifacts/bench/results.json
+		-args -suite=full -only='$(BENCH_ONLY)' -turn-sessions='$(BENCH_TURN_SESSIONS)' -turn-runs=$(BENCH_TURN_RUNS) \
+		-out $(CURDIR)/artifacts/bench/results.json
 
 bench-quick:
 	$(GO) test ./integration/bench -run '^TestSuite$$' -count=1 -v -timeout 10m \

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ type Config struct {
 	HeapRequests int   // requests of the agent memory figure
 	TURNSessions []int // turnutils_uclient -m values
 	TURNPackets  int   // packets per session
+	TURNRuns     int   // runs per server and session count; 0: max(1, Runs/2)
 	// TURNSocketBuffer is porthole-turn's --socket-buffer in the turn group.
 	TURNSocketBuffer int
 	Agents           int // idle agents connected to signaling
@@ -295,4 +298,36 @@ func AgentMemory(t testing.TB, r *Report, cfg Config, st *stack.Stack, hc *http.
 	f.Annotate("agent RSS %.1f MiB after %d requests, %.1f MiB after %d", float64(rss0)/(1<<20), warm, float64(rss1)/(1<<20), n)
 	f.Check("flat (≤ 32 B/request, RSS noise)", per <= 32)
 	runtime.KeepAlive(hc)
+}
+
+// overrideTURN replaces the turn group's session counts (a comma-separated
+// list; empty keeps them) and runs per case (0 keeps them).
+func (c *Config) overrideTURN(sessions string, runs int) error {
+	if sessions != "" {
+		var counts []int
+		for _, f := range strings.Split(sessions, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-turn-sessions %q: %q is not a positive session count", sessions, f)
+			}
+			counts = append(counts, n)
+		}
+		c.TURNSessions = counts
+	}
+	if runs < 0 {
+		return fmt.Errorf("-turn-runs %d: want 0 or more", runs)
+	}
+	if runs > 0 {
+		c.TURNRuns = runs
+	}
+	return nil
+}
+
+// turnRuns is how many turnutils_uclient runs each server gets per
+// session count.
+func (c Config) turnRuns() int {
+	if c.TURNRuns > 0 {
+		return c.TURNRuns
+	}
+	return max(1, c.Runs/2)
 }

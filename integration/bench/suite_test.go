@@ -14,6 +14,10 @@ var (
 	suiteFlag = flag.String("suite", "", "run the benchmark suite: quick or full (empty: a smoke run)")
 	outFlag   = flag.String("out", "", "write the JSON report here (and a .md table beside it)")
 	onlyFlag  = flag.String("only", "", "comma-separated groups to run: stack,inproc,turn,signaling,path,browser,pageload,bulk,fallback (empty: all)")
+	// For iterating on one case of the turn group (issue 22 item 4): the
+	// 200-session case alone, several times, without the other counts.
+	turnSessionsFlag = flag.String("turn-sessions", "", "comma-separated turnutils_uclient session counts of the turn group (empty: the suite's)")
+	turnRunsFlag     = flag.Int("turn-runs", 0, "turnutils_uclient runs per server and session count in the turn group (0: the suite's)")
 )
 
 func TestMain(m *testing.M) {
@@ -40,6 +44,9 @@ func TestSuite(t *testing.T) {
 		cfg = Full
 	default:
 		t.Fatalf("-suite %q: want quick or full", *suiteFlag)
+	}
+	if err := cfg.overrideTURN(*turnSessionsFlag, *turnRunsFlag); err != nil {
+		t.Fatal(err)
 	}
 	r := NewReport(cfg.Name)
 	if os.Getenv("GOGC") == "" {

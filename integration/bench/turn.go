@@ -192,7 +192,7 @@ func TURNFigures(t testing.TB, r *Report, cfg Config) {
 				t.Fatalf("%s: %v\n%s", s.name, err, p.Tail(20))
 			}
 			var pps, loss, cpu, rcvbuf, lDrops, rDrops, pDrops []float64
-			for range max(1, cfg.Runs/2) {
+			for range cfg.turnRuns() {
 				res, err := runUclient(t, port, peerPort, sessions, cfg.TURNPackets, p.Pid(), peer.Pid())
 				if err != nil {
 					p.Stop(5 * time.Second)
