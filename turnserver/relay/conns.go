@@ -56,6 +56,7 @@ type listenerPacketConn struct {
 	done    *readDone
 	answers *answers
 	batch   *batchReader  // nil: read PacketConn directly
+	writer  *batchWriter  // nil: write PacketConn directly
 	reads   atomic.Uint64 // datagrams read, for tests and logs
 }
 
@@ -90,7 +91,14 @@ func (c *listenerPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *listenerPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if _, err := c.PacketConn.WriteTo(c.answers.fix(p), addr); err != nil {
+	p2 := c.answers.fix(p)
+	var err error
+	if c.writer != nil {
+		_, err = c.writer.WriteTo(p2, addr)
+	} else {
+		_, err = c.PacketConn.WriteTo(p2, addr)
+	}
+	if err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -395,7 +395,7 @@ func (s *Server) Run(ctx context.Context) error {
 			if i == 0 || err != nil {
 				got, berr = g, err
 			}
-			lpc := &listenerPacketConn{PacketConn: pc, done: newReadDone(), answers: newAnswers(s), batch: newBatchReader(pc, batchSize)}
+			lpc := &listenerPacketConn{PacketConn: pc, done: newReadDone(), answers: newAnswers(s), batch: newBatchReader(pc, batchSize), writer: newBatchWriter(pc, s.log)}
 			udp = append(udp, lpc)
 			closers, waits = append(closers, lpc.Close), append(waits, lpc.done)
 			if i == 0 {
