@@ -218,6 +218,14 @@ func TURNFigures(t testing.TB, r *Report, cfg Config) {
 				}
 			}
 			_ = p.Stop(5 * time.Second)
+			if s.name == "porthole-turn" {
+				// Logged at shutdown: how many of its writes the batching took.
+				for _, l := range strings.Split(p.Tail(1<<20), "\n") {
+					if strings.Contains(l, "udp listener writes") {
+						logf(t, "%s: %s", s.name, l)
+					}
+				}
+			}
 			prefix := fmt.Sprintf("%s, %d uclient sessions", s.name, sessions)
 			r.Add(prefix+", relayed packets/s", "pkt/s", pps).Annotate("100-byte packets every 1 ms per session; wall time includes allocation")
 			r.Add(prefix+", loss", "%", loss)

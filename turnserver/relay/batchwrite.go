@@ -43,9 +43,10 @@ type batchWriter struct {
 	log    *slog.Logger
 	failed atomic.Uint64 // queued datagrams whose send failed
 	logged atomic.Bool   // the first such failure was logged at Warn
-	// queuedSent counts datagrams sent from the queue, batches the
-	// sendmmsg batches: for tests, and to tell whether queuing happens.
-	queuedSent, batches atomic.Uint64
+	// writes counts WriteTo calls, queuedSent the datagrams sent from
+	// the queue and batches the batches they went in: logged at shutdown,
+	// to tell how much the batching does.
+	writes, queuedSent, batches atomic.Uint64
 
 	mu    sync.Mutex
 	busy  bool           // a writer is sending; others queue
@@ -77,6 +78,7 @@ func newMessages(n int) []ipv4.Message {
 // WriteTo sends p to addr, or queues a copy of it behind the send under
 // way. It returns len(p) and no error for a queued datagram.
 func (w *batchWriter) WriteTo(p []byte, addr net.Addr) (int, error) {
+	w.writes.Add(1)
 	if len(p) > writeQueueMax {
 		return w.pc.WriteTo(p, addr)
 	}

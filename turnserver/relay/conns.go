@@ -272,8 +272,10 @@ func (g relayGenerator) AllocatePacketConn(network string, requestedPort int) (n
 		s.logBuffers("relay", 1, got, berr)
 	}
 	port := ua.AddrPort().Port()
+	udp, _ := pc.(*net.UDPConn)
 	rc := &relayConn{
 		PacketConn: pc,
+		udp:        udp,
 		srv:        s,
 		relayAddr:  netip.AddrPortFrom(s.cfg.PublicIP, port),
 		boundAddr:  netip.AddrPortFrom(ua.AddrPort().Addr().Unmap(), port),
@@ -294,6 +296,7 @@ func (relayGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
 // relayConn is one allocation's relayed socket.
 type relayConn struct {
 	net.PacketConn
+	udp       *net.UDPConn // PacketConn, if it is one (always, but for tests)
 	srv       *Server
 	relayAddr netip.AddrPort // advertised to clients (PublicIP)
 	boundAddr netip.AddrPort // what the socket is bound to
@@ -326,7 +329,15 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil
 	}
 	dst := netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
-	n, err := c.PacketConn.WriteTo(p, net.UDPAddrFromAddrPort(dst))
+	var (
+		n   int
+		err error
+	)
+	if c.udp != nil {
+		n, err = c.udp.WriteToUDPAddrPort(p, dst) // no net.Addr to allocate per datagram
+	} else {
+		n, err = c.PacketConn.WriteTo(p, net.UDPAddrFromAddrPort(dst))
+	}
 	if err == nil {
 		c.srv.stats.packetsToPeers.Add(1)
 		c.srv.stats.bytesToPeers.Add(uint64(n))

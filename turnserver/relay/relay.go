@@ -467,6 +467,12 @@ func (s *Server) Run(ctx context.Context) error {
 	stopWatch()
 	<-watchDone
 	s.shutdown(ts, waits)
+	for i, l := range udp {
+		if w := l.writer; w != nil {
+			s.log.Info("udp listener writes", "socket", i, "datagrams", w.writes.Load(),
+				"queued", w.queuedSent.Load(), "batches", w.batches.Load(), "failed", w.failed.Load())
+		}
+	}
 	s.log.Info("porthole-turn stopped")
 	return nil
 }
