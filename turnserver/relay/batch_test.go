@@ -55,3 +55,63 @@ func TestBatchReaderKeepsEachDatagramAndSender(t *testing.T) {
 		delete(want, string(buf[:n]))
 	}
 }
+
+// TestRelayConnReadsEachSender: a relay socket's reads name each
+// datagram's own sender when peers alternate, and reuse the address
+// handed out while the sender stays the same (no allocation per datagram).
+func TestRelayConnReadsEachSender(t *testing.T) {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	rc := &relayConn{PacketConn: pc, udp: pc, srv: &Server{}, done: newReadDone()}
+	var peers []net.Conn
+	for range 2 {
+		c, err := net.Dial("udp4", pc.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		peers = append(peers, c)
+	}
+	order := []int{0, 0, 1, 0, 1, 1}
+	for i, p := range order {
+		if _, err := peers[p].Write([]byte(fmt.Sprintf("datagram %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pc.SetReadDeadline(time.Now().Add(ioTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1600)
+	var prev net.Addr
+	for i, p := range order {
+		n, addr, err := rc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("ReadFrom %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("datagram %d", i); string(buf[:n]) != want {
+			t.Fatalf("got %q, want %q", buf[:n], want)
+		}
+		if addr.String() != peers[p].LocalAddr().String() {
+			t.Errorf("datagram %d from %v, want %v", i, addr, peers[p].LocalAddr())
+		}
+		if i > 0 && order[i-1] == p && addr != prev {
+			t.Errorf("datagram %d: a new address for the same sender", i)
+		}
+		prev = addr
+	}
+	if got := rc.srv.Stats().PacketsFromPeers; got != uint64(len(order)) {
+		t.Errorf("PacketsFromPeers = %d, want %d", got, len(order))
+	}
+	_ = pc.Close()
+	if _, _, err := rc.ReadFrom(buf); err == nil {
+		t.Fatal("ReadFrom on a closed socket succeeded")
+	}
+	select {
+	case <-rc.done.ch:
+	default:
+		t.Error("read loop not marked done after the socket failed")
+	}
+}
