@@ -206,9 +206,9 @@ func TURNFigures(t testing.TB, r *Report, cfg Config) {
 				lDrops = append(lDrops, float64(res.listenerDrops))
 				rDrops = append(rDrops, float64(res.relayDrops))
 				pDrops = append(pDrops, float64(res.peerDrops))
-				logf(t, "%s, %d sessions: sent %d, received %d, relay CPU %v, wall %v; kernel drops: all UDP %d, relay listener %d, relay sockets %d, turnutils_peer %d",
+				logf(t, "%s, %d sessions: sent %d, received %d, relay CPU %v, wall %v; kernel drops: all UDP %d, relay listener %d, relay sockets %d, turnutils_peer %d; load average %s",
 					s.name, sessions, res.sent, res.recv, res.cpu, res.wall.Round(time.Millisecond),
-					res.rcvbufErrors, res.listenerDrops, res.relayDrops, res.peerDrops)
+					res.rcvbufErrors, res.listenerDrops, res.relayDrops, res.peerDrops, loadAverage())
 			}
 			if s.name == "porthole-turn" {
 				for _, l := range strings.Split(p.Tail(1<<20), "\n") {
@@ -248,4 +248,17 @@ func TURNFigures(t testing.TB, r *Report, cfg Config) {
 			c.Check("CPU per packet ≤ coturn's", c.Median <= c.BaselineMedian)
 		}
 	}
+}
+
+// loadAverage is the host's 1-minute load average, for the log: the relay
+// figures mean little on a machine that other work keeps busy.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
