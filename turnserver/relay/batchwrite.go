@@ -86,7 +86,9 @@ func (w *batchWriter) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if w.busy {
 		if w.n == len(w.queue) {
 			// Full: this writer pays its own system call, concurrently
-			// with the one under way, rather than wait or drop.
+			// with the one under way, rather than wait or drop. Its
+			// datagram may overtake one of the same flow still queued, a
+			// reordering UDP allows and only a full queue causes.
 			w.mu.Unlock()
 			return w.pc.WriteTo(p, addr)
 		}
