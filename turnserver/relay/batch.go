@@ -12,6 +12,11 @@ import (
 // each as it comes.
 const batchSize = 32
 
+// relayBatchSize is the same for an allocation's relay socket: one per
+// allocation, hundreds at once, each fed by one peer, so fewer buffers
+// (8 × 1600 bytes each).
+const relayBatchSize = 8
+
 // batchReader hands a socket's datagrams out one ReadFrom at a time, read
 // from the kernel in batches (recvmmsg on Linux; one at a time elsewhere,
 // where x/net falls back). It is for exactly one reading goroutine: pion

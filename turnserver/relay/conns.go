@@ -280,6 +280,7 @@ func (g relayGenerator) AllocatePacketConn(network string, requestedPort int) (n
 		relayAddr:  netip.AddrPortFrom(s.cfg.PublicIP, port),
 		boundAddr:  netip.AddrPortFrom(ua.AddrPort().Addr().Unmap(), port),
 		done:       newReadDone(),
+		batch:      newBatchReader(pc, relayBatchSize),
 	}
 	if !s.trackRelay(rc) {
 		_ = pc.Close()
@@ -300,11 +301,7 @@ type relayConn struct {
 	relayAddr netip.AddrPort // advertised to clients (PublicIP)
 	boundAddr netip.AddrPort // what the socket is bound to
 	done      *readDone
-
-	// The last peer heard from and its address as handed to pion; only
-	// pion's one read loop touches them.
-	lastPeer netip.AddrPort
-	lastAddr *net.UDPAddr
+	batch     *batchReader // nil: read PacketConn directly; pion's one read loop uses it
 
 	closeOnce sync.Once
 	closeErr  error
@@ -351,42 +348,13 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // ReadFrom receives a peer's datagram for the client. pion relays it only
 // if the client holds a permission for the source IP, which CheckIP granted.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	var (
-		n    int
-		addr net.Addr
-		err  error
-	)
-	if c.udp != nil {
-		n, addr, err = c.readUDP(p)
-	} else {
-		n, addr, err = readOne(c.PacketConn, nil, c.done, p)
-	}
+	n, addr, err := readOne(c.PacketConn, c.batch, c.done, p)
 	if err != nil {
 		return n, addr, err
 	}
 	c.srv.stats.packetsFromPeers.Add(1)
 	c.srv.stats.bytesFromPeers.Add(uint64(n))
 	return n, addr, nil
-}
-
-// readUDP reads one datagram without allocating: a relay socket hears
-// from one peer, or a few, so the *net.UDPAddr handed to pion is the
-// previous datagram's while the sender stays the same (pion only reads it,
-// within its loop's iteration). One datagram per system call: at a
-// session's packet rate a relay socket rarely holds two, and recvmmsg
-// through x/net allocated an address per datagram and copied eight
-// message headers per call.
-func (c *relayConn) readUDP(p []byte) (int, net.Addr, error) {
-	c.done.started.Store(true)
-	n, ap, err := c.udp.ReadFromUDPAddrPort(p)
-	if err != nil {
-		c.done.markDone()
-		return n, nil, err
-	}
-	if c.lastAddr == nil || ap != c.lastPeer {
-		c.lastPeer, c.lastAddr = ap, net.UDPAddrFromAddrPort(ap)
-	}
-	return n, c.lastAddr, nil
 }
 
 // Close is idempotent: pion closes the socket when it deletes the
