@@ -11,9 +11,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/porthole-dev/porthole/agent/technician"
 	"github.com/porthole-dev/porthole/integration/stack"
 	"github.com/porthole-dev/porthole/internal/testenv"
 	"github.com/porthole-dev/porthole/proto"
@@ -158,9 +160,18 @@ func TestUIScreensResponsiveAndAccessible(t *testing.T) {
 	// (a job the admin sees live, then terminates from the Jobs screen).
 	conf := apiLogin(t, s, "conf", pw)
 	apiCall(t, s, conf, http.MethodPatch, "/v1/devices/"+stack.DeviceID, &proto.DeviceUpdate{Enabled: ptrTo(true)}, nil)
-	tech := apiLogin(t, s, "tech", pw)
-	var info proto.SessionInfo
-	apiCall(t, s, tech, http.MethodPost, proto.PathSessions, &proto.CreateSession{Device: stack.DeviceID}, &info)
+	// The technician stays connected (the CLI's peer), so the job stays
+	// live however long the screens below take: a session nobody joins
+	// ends with client_lost after 30 s, which a loaded CI machine reached
+	// before the Terminate step.
+	octx, ocancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sess, err := technician.Open(octx, technician.Config{Server: s.SignalingURL, Token: s.TechToken, Device: stack.DeviceID, LoopbackOnly: true})
+	ocancel()
+	if err != nil {
+		t.Fatalf("technician opens the session: %v", err)
+	}
+	defer sess.Close()
+	info := sess.Info
 
 	ctx := brBrowser(t)
 	art := testenv.ArtifactsDir(t)
