@@ -136,16 +136,7 @@ func navigateAll(t testing.TB, tg *devtools.Targets, find func() (context.Contex
 		}
 		out.load = append(out.load, pollTarget(t, tg, find, fmt.Sprintf(navLoadJS, next)))
 		if ctx, err := find(); err == nil {
-			if p, err := chromedp.Run(ctx, chromedp.Evaluate[navParts](navPartsJS)); err == nil {
-				out.firstByte = append(out.firstByte, p.FirstByte)
-				out.resources = max(out.resources, p.Resources)
-				if out.hops == nil {
-					out.hops = map[string][]float64{}
-				}
-				for k, vs := range p.Hops {
-					out.hops[k] = append(out.hops[k], vs...)
-				}
-			}
+			out.addParts(ctx)
 		}
 	}
 	return out
@@ -190,6 +181,23 @@ type navSamples struct {
 	hops            map[string][]float64
 	// cpu is CPU ms per load by process (the pageload group).
 	cpu map[string][]float64
+}
+
+// addParts adds where the last navigation of the page in ctx spent its
+// time; a page that cannot say (gone, or navigated on) adds nothing.
+func (s *navSamples) addParts(ctx context.Context) {
+	p, err := chromedp.Run(ctx, chromedp.Evaluate[navParts](navPartsJS))
+	if err != nil {
+		return
+	}
+	s.firstByte = append(s.firstByte, p.FirstByte)
+	s.resources = max(s.resources, p.Resources)
+	if s.hops == nil {
+		s.hops = map[string][]float64{}
+	}
+	for k, vs := range p.Hops {
+		s.hops[k] = append(s.hops[k], vs...)
+	}
 }
 
 // hopNote is the medians of the per-request phases, in a stable order.

@@ -354,16 +354,7 @@ func ewsLoads(t testing.TB, tg *devtools.Targets, find func() (context.Context, 
 			logf(t, "page load %d, every request (name start workerStart fetchStart responseStart responseEnd; server timing):\n%s", i, dump)
 		}
 		if ctx, err := find(); err == nil {
-			if p, err := chromedp.Run(ctx, chromedp.Evaluate[navParts](navPartsJS)); err == nil {
-				out.firstByte = append(out.firstByte, p.FirstByte)
-				out.resources = max(out.resources, p.Resources)
-				if out.hops == nil {
-					out.hops = map[string][]float64{}
-				}
-				for k, vs := range p.Hops {
-					out.hops[k] = append(out.hops[k], vs...)
-				}
-			}
+			out.addParts(ctx)
 		}
 	}
 	return out
