@@ -39,6 +39,16 @@ export const CANCEL_GRACE = 10_000;
 // BATCH instead of one per 16 KiB frame; a reader that keeps up gets each
 // frame at once, as before.
 export const BATCH = 1 << 20;
+// A bulk body (declared larger than BULK) is handed over in chunks of at
+// least MIN_BATCH bytes, or what arrived within BATCH_WAIT ms of the
+// stream's pull, even while the reader keeps up: each chunk costs the
+// shell, the worker and the page a message and a wake-up, and at 16 KiB
+// frames a 256 MiB download was 16,384 of them. Smaller bodies, streams
+// of unknown length and documents keep one chunk per frame, so nothing
+// that renders or polls as it arrives waits.
+export const BULK = 1 << 20;
+export const MIN_BATCH = 256 << 10;
+export const BATCH_WAIT = 4;
 
 const END = encodeFrame(FrameType.End);
 
@@ -49,12 +59,16 @@ const END = encodeFrame(FrameType.End);
  * what the reader has not taken yet, as the stream's own queue did.
  */
 export class BodySource {
-  constructor(onCancel) {
+  /** opts.minBatch: the smallest chunk handed over before opts.wait ms have passed (0: any). */
+  constructor(onCancel, { minBatch = 0, wait = BATCH_WAIT } = {}) {
     this.onCancel = onCancel;
+    this.minBatch = minBatch;
+    this.wait = wait;
     this.parts = [];
     this.size = 0;
     this.ctl = null;
-    this.wanted = false; // the stream pulled while nothing was queued
+    this.wanted = false; // the stream pulled and has not been given a chunk yet
+    this.timer = null; // ends the wait for minBatch bytes
   }
 
   start(c) {
@@ -62,11 +76,12 @@ export class BodySource {
   }
 
   pull() {
-    if (this.size) this.flush();
-    else this.wanted = true;
+    this.wanted = true;
+    this.offer();
   }
 
   cancel() {
+    this.stopTimer();
     this.parts = [];
     this.size = 0;
     this.onCancel();
@@ -77,14 +92,34 @@ export class BodySource {
     if (!bytes.byteLength) return;
     this.parts.push(bytes);
     this.size += bytes.byteLength;
-    if (this.wanted) {
+    if (this.wanted) this.offer();
+  }
+
+  /** Gives the waiting stream a chunk if enough is queued, else waits at most this.wait ms for more. */
+  offer() {
+    if (!this.size) return;
+    if (this.size >= this.minBatch) {
       this.wanted = false;
       this.flush();
+      return;
     }
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      if (this.wanted && this.size) {
+        this.wanted = false;
+        this.flush();
+      }
+    }, this.wait);
+  }
+
+  stopTimer() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   /** Enqueues what is queued, as chunks of at most BATCH bytes. */
   flush(all = false) {
+    this.stopTimer();
     do {
       let n = 0;
       let k = 0;
@@ -106,10 +141,12 @@ export class BodySource {
 
   close() {
     if (this.size) this.flush(true);
+    this.stopTimer();
     this.ctl.close();
   }
 
   error(err) {
+    this.stopTimer();
     this.parts = [];
     this.size = 0;
     this.ctl.error(err);
@@ -225,7 +262,8 @@ class Exchange {
       let body = null;
       if (!this.discardBody && !NULL_BODY_STATUS.has(this.head.status)) {
         // Its cancel: the page stopped reading (a navigation, an aborted fetch).
-        this.source = new BodySource(() => this.cancel());
+        const declared = Number(this.head.header?.['Content-Length']?.[0]);
+        this.source = new BodySource(() => this.cancel(), { minBatch: declared > BULK ? MIN_BATCH : 0 });
         body = new ReadableStream(this.source);
       }
       this.resolve({ head: this.head, body });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tunnel, HIGH_WATER, PREBUFFER, LABEL, BATCH, priorityOf } from '../session/tunnel.js';
+import { Tunnel, HIGH_WATER, PREBUFFER, LABEL, BATCH, BULK, MIN_BATCH, BATCH_WAIT, BodySource, priorityOf } from '../session/tunnel.js';
 import { FrameType, encodeFrame, encodeJSONFrame, encodeAbort, MAX_CHUNK } from '../session/frames.js';
 import { FakePeerConnection, tick } from './fakepc.js';
 
@@ -81,6 +81,71 @@ test('frames that arrive while the reader is behind are handed over joined, at m
   // fills it alone, the rest is joined.
   assert.deepEqual(sizes, [MAX_CHUNK, BATCH, BATCH, 2 * MAX_CHUNK]);
   assert.deepEqual(t.stats(), { channels: 1, idle: 1, waiting: 0 });
+});
+
+test('a bulk body (Content-Length over BULK) is handed over in chunks of at least MIN_BATCH bytes while the reader keeps up', async () => {
+  const pc = new FakePeerConnection();
+  const t = new Tunnel(pc);
+  const p = t.fetch(get('/firmware.bin'));
+  await tick();
+  const [dc] = pc.channels;
+  const frames = (MIN_BATCH / MAX_CHUNK) * 3;
+  dc.deliver(encodeJSONFrame(FrameType.Response, { status: 200, header: { 'Content-Length': [String(BULK + frames * MAX_CHUNK)] } }));
+  const { body } = await p;
+  const rd = body.getReader();
+  const sizes = [];
+  let at = 0;
+  // The reader waits before every frame (it keeps up): frames are still
+  // joined until MIN_BATCH bytes are there.
+  const k = MIN_BATCH / MAX_CHUNK;
+  for (let b = 0; b < 3; b++) {
+    const r = rd.read();
+    for (let j = 0; j < k; j++) dc.deliver(encodeFrame(FrameType.Data, new Uint8Array(MAX_CHUNK).fill((b * k + j) & 0xff)));
+    const { value } = await r;
+    sizes.push(value.byteLength);
+    for (let off = 0; off < value.byteLength; off += MAX_CHUNK, at++) assert.equal(value[off], at & 0xff, `frame ${at} in order`);
+  }
+  assert.deepEqual(sizes, [MIN_BATCH, MIN_BATCH, MIN_BATCH]);
+  dc.deliver(END);
+  assert.equal((await rd.read()).done, true);
+  assert.deepEqual(t.stats(), { channels: 1, idle: 1, waiting: 0 });
+});
+
+test('a bulk body gives what arrived once BATCH_WAIT ms have passed, and its end at once', async () => {
+  const src = new BodySource(() => {}, { minBatch: MIN_BATCH, wait: BATCH_WAIT });
+  const rd = new ReadableStream(src).getReader();
+  const r = rd.read();
+  src.push(new Uint8Array(100).fill(7));
+  const t0 = performance.now();
+  const { value } = await r;
+  const waited = performance.now() - t0;
+  assert.equal(value.byteLength, 100);
+  assert.ok(waited >= BATCH_WAIT - 1 && waited < 1000, `waited ${waited} ms`);
+  // Less than MIN_BATCH queued, then the end: handed over without the wait.
+  const r2 = rd.read();
+  src.push(new Uint8Array(10).fill(8));
+  src.close();
+  assert.equal((await r2).value.byteLength, 10);
+  assert.equal((await rd.read()).done, true);
+  assert.equal(src.timer, null);
+});
+
+test('a body without a declared size over BULK keeps one chunk per frame for a reader that keeps up', async () => {
+  const pc = new FakePeerConnection();
+  const t = new Tunnel(pc);
+  const p = t.fetch(get('/events'));
+  await tick();
+  const [dc] = pc.channels;
+  dc.deliver(encodeJSONFrame(FrameType.Response, { status: 200, header: { 'Content-Length': [String(BULK)] } }));
+  const { body } = await p;
+  const rd = body.getReader();
+  for (let i = 0; i < 3; i++) {
+    const r = rd.read();
+    dc.deliver(encodeFrame(FrameType.Data, new Uint8Array(10)));
+    assert.equal((await r).value.byteLength, 10);
+  }
+  dc.deliver(END);
+  assert.equal((await rd.read()).done, true);
 });
 
 test('prime opens the first channel and a receive-only video section (for the socket buffer only)', async () => {
