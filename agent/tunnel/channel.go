@@ -24,7 +24,7 @@ const Label = "porthole"
 // bytes queued and those sent but not yet acknowledged): a write waits
 // while more than the high mark is buffered and resumes once it drained to
 // a quarter of it. The high mark is the window the path needs to carry
-// windowRate at its smoothed round-trip time, between MinHighWater and
+// windowRate at its least recent smoothed round-trip time (rttFloor), between MinHighWater and
 // HighWater. A fixed 4 MiB overflowed Chromium's UDP socket (2 MiB in the
 // kernel's accounting, see web/session/tunnel.js prime) whenever its
 // network service was descheduled: 400–3000 datagrams dropped per 64 MiB
@@ -57,6 +57,7 @@ type flowControl interface {
 type Channel struct {
 	dc   *webrtc.DataChannel
 	sctp *webrtc.SCTPTransport // its smoothed RTT sizes the window; nil: HighWater
+	rtt  rttFloor              // the least of that RTT lately
 	rwc  datachannel.ReadWriteCloser
 	flow flowControl
 	rbuf []byte
@@ -203,7 +204,44 @@ func (c *Channel) highWater() uint64 {
 	if c.sctp == nil {
 		return HighWater
 	}
-	return windowFor(c.sctp.Stats().SmoothedRoundTripTime)
+	return windowFor(c.rtt.observe(time.Now(), c.sctp.Stats().SmoothedRoundTripTime))
+}
+
+// rttFloorPeriod is how long a least RTT is remembered: between one and
+// two periods, so a path that became longer (a switch to a relay) gets
+// its window within seconds.
+const rttFloorPeriod = 10 * time.Second
+
+// rttFloor is a windowed minimum of the smoothed RTT. The window follows
+// the path's RTT, not the queueing on it: when the receiver falls behind
+// (Chromium's network service descheduled on a loaded machine) its RTT
+// grows with the queue, and a window that grew with it put more in flight
+// than the receiver's socket holds, which then dropped datagrams.
+type rttFloor struct {
+	mu         sync.Mutex
+	cur, prev  float64 // least sample of this period and of the one before; 0: none
+	curStarted time.Time
+}
+
+// observe records a sample (seconds; ≤ 0 or NaN: none yet) and returns
+// the least of the last one to two periods, or the sample if there is none.
+func (f *rttFloor) observe(now time.Time, srtt float64) float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if now.Sub(f.curStarted) >= rttFloorPeriod {
+		f.prev, f.cur, f.curStarted = f.cur, 0, now
+	}
+	if srtt > 0 && (f.cur == 0 || srtt < f.cur) {
+		f.cur = srtt
+	}
+	least := f.cur
+	if f.prev > 0 && (least == 0 || f.prev < least) {
+		least = f.prev
+	}
+	if least == 0 {
+		return srtt
+	}
+	return least
 }
 
 // windowFor is the high mark for a smoothed RTT in seconds.
