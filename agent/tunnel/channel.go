@@ -24,8 +24,8 @@ const Label = "porthole"
 // bytes queued and those sent but not yet acknowledged): a write waits
 // while more than the high mark is buffered and resumes once it drained to
 // a quarter of it. The high mark is the window the path needs to carry
-// windowRate at its least recent smoothed round-trip time (rttFloor), between MinHighWater and
-// HighWater. A fixed 4 MiB overflowed Chromium's UDP socket (2 MiB in the
+// windowRate at the least smoothed round-trip time of the last 10–20 s
+// (rttFloor), between MinHighWater and HighWater. A fixed 4 MiB overflowed Chromium's UDP socket (2 MiB in the
 // kernel's accounting, see web/session/tunnel.js prime) whenever its
 // network service was descheduled: 400–3000 datagrams dropped per 64 MiB
 // download on loopback, none with 1 MiB; a 50 ms path needs about 3 MiB.
